@@ -1,0 +1,55 @@
+#pragma once
+// The CPU loop shared by every loss over a rows × cols layout: elements are cut into fixed
+// chunks of kChunk flat indices, chunks run in parallel, and each chunk walks its row segments.
+// Chunks, not threads, own partial sums and the partials are added in chunk order, so a
+// reduction is bitwise the same on every run and for every thread count.
+#include <ATen/Parallel.h>
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+namespace fastloss::cpu {
+
+constexpr int64_t kChunk = int64_t(1) << 14;
+
+// fn(chunk_index, begin, end) for every chunk of [0, n), in parallel.
+template <typename Fn>
+inline void parallel_chunks(int64_t n, const Fn& fn) {
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
+    for (int64_t k = first; k < last; ++k) fn(k, k * kChunk, std::min(n, (k + 1) * kChunk));
+  });
+}
+
+// seg(row, col_begin, col_end) for the row segments covering flat range [begin, end).
+template <typename Seg>
+inline void for_each_segment(int64_t begin, int64_t end, int64_t cols, const Seg& seg) {
+  int64_t r = begin / cols, c = begin - r * cols;
+  for (int64_t i = begin; i < end; ++r, c = 0) {
+    const int64_t c_end = std::min(cols, c + (end - i));
+    seg(r, c, c_end);
+    i += c_end - c;
+  }
+}
+
+// Sum (and count) of per-chunk partials, combined in chunk order.
+struct SumCount {
+  double sum = 0;
+  int64_t count = 0;
+  SumCount& operator+=(const SumCount& o) {
+    sum += o.sum;
+    count += o.count;
+    return *this;
+  }
+};
+
+template <typename ChunkSum>  // SumCount chunk_sum(begin, end)
+inline SumCount sum_chunks(int64_t n, const ChunkSum& chunk_sum) {
+  std::vector<SumCount> partial((n + kChunk - 1) / kChunk);
+  parallel_chunks(n, [&](int64_t k, int64_t begin, int64_t end) { partial[k] = chunk_sum(begin, end); });
+  SumCount total;
+  for (const SumCount& p : partial) total += p;
+  return total;
+}
+
+}  // namespace fastloss::cpu

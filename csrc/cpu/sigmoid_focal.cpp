@@ -1,0 +1,167 @@
+// CPU kernels of fastloss::sigmoid_focal_loss: SIMD loops over math/sigmoid_focal.h.
+// Forward: one pass, loss written out ("none") or summed per chunk. Backward: one pass that
+// recomputes from the logits, so nothing of the inputs' size is saved between the two.
+#include <torch/library.h>
+#include "cpu/row_loop.h"
+#include "cpu/vec_ops.h"
+#include "ops/sigmoid_focal.h"
+
+namespace fastloss::sigmoid_focal {
+namespace {
+
+
+template <typename scalar_t>
+struct Row {
+  using opmath_t = at::opmath_type<scalar_t>;
+  using Vec = at::vec::Vectorized<opmath_t>;
+  static constexpr int64_t W = Vec::size();
+  const Args<scalar_t>& a;
+
+  bool ignored(int64_t r) const { return a.labels != nullptr && a.labels[r] == a.ignore_index; }
+
+  // Loss and/or derivatives of the n ≤ W elements (r, c .. c+n).
+  template <bool kLoss, bool kGradX, bool kGradT>
+  void eval(int64_t r, int64_t c, int64_t n, Vec& loss, Vec& dx, Vec& dt) const {
+    const int64_t off = r * a.cols + c;
+    const Vec x = cpu::load_as<Vec>(a.x + off, n);
+    if (a.labels == nullptr) {
+      soft<kLoss, kGradX, kGradT>(x, cpu::load_as<Vec>(a.t + off, n), a.prm, loss, dx, dt);
+      return;
+    }
+    // Labels: every column is a negative except the label's, if it falls in this vector. The
+    // label is only ever compared, never used as an address, so any value is safe.
+    Vec sign(opmath_t(-1)), a_t(a.prm.alpha_neg);
+    const int64_t lane = a.labels[r] - c;
+    if (lane >= 0 && lane < n) {
+      const Vec positive = Vec::arange(opmath_t(0), opmath_t(1)) == Vec(opmath_t(lane));
+      sign = Vec::blendv(sign, Vec(opmath_t(1)), positive);
+      a_t = Vec::blendv(a_t, Vec(a.prm.alpha_pos), positive);
+    }
+    Vec dz;
+    binary<kLoss, kGradX>(x * sign, a_t, a.prm, loss, dz);
+    if constexpr (kGradX) dx = dz * sign;
+  }
+};
+
+// Float targets carry no per-row state: when every operand is absent or dense, view the tensor as
+// one long row so that small C (even C = 1) still fills whole vectors.
+template <typename scalar_t, typename G>
+void flatten_if_dense(Args<scalar_t>& a, RowOperand<G>& grad) {
+  auto dense = [&](const auto& op) { return !op.present() || (op.col_stride == 1 && op.row_stride == a.cols) ||
+                                             (a.cols == 1 && op.row_stride == 1); };
+  if (a.labels != nullptr || !dense(a.weight) || !dense(grad)) return;
+  if (a.weight.present()) a.weight = {a.weight.data, 0, 1};
+  if (grad.present()) grad = {grad.data, 0, 1};
+  a.cols = a.rows * a.cols;
+  a.rows = 1;
+}
+
+template <typename scalar_t>
+void forward_none(Args<scalar_t> a, scalar_t* out) {
+  using R = Row<scalar_t>;
+  using Vec = typename R::Vec;
+  RowOperand<scalar_t> no_grad;
+  flatten_if_dense(a, no_grad);
+  const R row{a};
+  cpu::parallel_chunks(a.rows * a.cols, [&](int64_t, int64_t begin, int64_t end) {
+    cpu::for_each_segment(begin, end, a.cols, [&](int64_t r, int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; c += R::W) {
+        const int64_t n = std::min(R::W, c1 - c);
+        Vec loss(0), unused;
+        if (!row.ignored(r)) {
+          row.template eval<true, false, false>(r, c, n, loss, unused, unused);
+          loss = loss * cpu::load_operand<Vec>(a.weight, r, c, n);
+        }
+        cpu::store_as(loss, out + r * a.cols + c, n);
+      }
+    });
+  });
+}
+
+template <typename scalar_t>
+cpu::SumCount forward_sum(Args<scalar_t> a) {
+  using R = Row<scalar_t>;
+  using Vec = typename R::Vec;
+  RowOperand<scalar_t> no_grad;
+  flatten_if_dense(a, no_grad);
+  const R row{a};
+  return cpu::sum_chunks(a.rows * a.cols, [&](int64_t begin, int64_t end) {
+    Vec acc(0), loss, unused;
+    int64_t count = 0;
+    cpu::for_each_segment(begin, end, a.cols, [&](int64_t r, int64_t c0, int64_t c1) {
+      if (row.ignored(r)) return;
+      count += c1 - c0;
+      for (int64_t c = c0; c < c1; c += R::W) {
+        const int64_t n = std::min(R::W, c1 - c);
+        row.template eval<true, false, false>(r, c, n, loss, unused, unused);
+        acc = acc + cpu::first_lanes(loss * cpu::load_operand<Vec>(a.weight, r, c, n), n);
+      }
+    });
+    return cpu::SumCount{cpu::sum_lanes(acc), count};
+  });
+}
+
+// grad_x (and grad_t) = d loss / d input × scale × weight × grad (grad: "none" only).
+template <typename scalar_t, bool kGradT>
+void backward_loop(Args<scalar_t> a, RowOperand<scalar_t> grad, at::opmath_type<scalar_t> scale, scalar_t* gx,
+              scalar_t* gt) {
+  using R = Row<scalar_t>;
+  using Vec = typename R::Vec;
+  flatten_if_dense(a, grad);
+  const R row{a};
+  cpu::parallel_chunks(a.rows * a.cols, [&](int64_t, int64_t begin, int64_t end) {
+    cpu::for_each_segment(begin, end, a.cols, [&](int64_t r, int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; c += R::W) {
+        const int64_t n = std::min(R::W, c1 - c), off = r * a.cols + c;
+        Vec dx(0), dt(0), unused;
+        if (!row.ignored(r)) {
+          row.template eval<false, true, kGradT>(r, c, n, unused, dx, dt);
+          const Vec f = Vec(scale) * cpu::load_operand<Vec>(a.weight, r, c, n) * cpu::load_operand<Vec>(grad, r, c, n);
+          dx = dx * f;
+          dt = dt * f;
+        }
+        cpu::store_as(dx, gx + off, n);
+        if constexpr (kGradT) cpu::store_as(dt, gt + off, n);
+      }
+    });
+  });
+}
+
+struct CpuKernels {
+  template <typename scalar_t>
+  static void forward(const Args<scalar_t>& a, int64_t reduction, at::Tensor& loss, at::Tensor& count) {
+    if (reduction == kNone) {
+      forward_none(a, loss.mutable_data_ptr<scalar_t>());
+      return;
+    }
+    const cpu::SumCount s = forward_sum(a);
+    const double total = reduction == kMean ? s.sum / static_cast<double>(std::max<int64_t>(s.count, 1)) : s.sum;
+    *loss.mutable_data_ptr<scalar_t>() = static_cast<scalar_t>(total);
+    *count.mutable_data_ptr<int64_t>() = s.count;
+  }
+
+  template <typename scalar_t, bool kGradT>
+  static void backward(const Args<scalar_t>& a, const at::Tensor& grad, const at::Tensor& count, int64_t reduction,
+                       at::Tensor& gx, at::Tensor& gt) {
+    using opmath_t = at::opmath_type<scalar_t>;
+    RowOperand<scalar_t> grad_rows;
+    opmath_t scale = 1;
+    if (reduction == kNone) {
+      grad_rows = row_operand<scalar_t>(grad);
+    } else {
+      const int64_t norm = reduction == kMean ? std::max<int64_t>(*count.const_data_ptr<int64_t>(), 1) : 1;
+      scale = *grad.const_data_ptr<opmath_t>() / static_cast<opmath_t>(norm);
+    }
+    backward_loop<scalar_t, kGradT>(a, grad_rows, scale, gx.mutable_data_ptr<scalar_t>(),
+                             kGradT ? gt.mutable_data_ptr<scalar_t>() : nullptr);
+  }
+};
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
+  m.impl("sigmoid_focal_loss", &forward<CpuKernels>);
+  m.impl("sigmoid_focal_loss_backward", &backward<CpuKernels>);
+}
+
+}  // namespace fastloss::sigmoid_focal

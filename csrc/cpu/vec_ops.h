@@ -1,0 +1,82 @@
+#pragma once
+// CPU SIMD side of math/ops.h: Ops<Vectorized<T>>, so the math headers run 8 (float, AVX2) or
+// 4 (double) lanes at a time, plus loads/stores that convert half types to float lane by lane.
+// ATen picks the vector flavour at compile time (CPU_CAPABILITY_AVX2, set by setup.py and
+// CMakeLists.txt on x86-64); exp/log1p/pow are ATen's Sleef calls.
+#include <ATen/cpu/vec/vec.h>
+#include <type_traits>
+#include "common/row_operand.h"
+#include "math/ops.h"
+
+namespace fastloss {
+
+template <typename T>
+struct Ops<at::vec::Vectorized<T>> {
+  using V = at::vec::Vectorized<T>;
+  using scalar_t = T;
+  using Mask = V;  // all-ones lanes where true
+  static V exp(const V& x) { return x.exp(); }
+  static V log1p(const V& x) { return x.log1p(); }
+  static V pow(const V& x, const V& y) { return x.pow(y); }
+  static V abs(const V& x) { return x.abs(); }
+  static V neg(const V& x) { return x.neg(); }
+  static V max(const V& a, const V& b) { return at::vec::clamp_min(a, b); }  // NaN in a propagates
+  static Mask ge(const V& a, const V& b) { return a >= b; }
+  static Mask gt(const V& a, const V& b) { return a > b; }
+  static V select(const Mask& m, const V& if_true, const V& if_false) { return V::blendv(if_false, if_true, m); }
+};
+
+namespace cpu {
+
+// Loads n ≤ Vec::size() elements (the rest zero) as the vector's type.
+template <typename Vec, typename scalar_t>
+inline Vec load_as(const scalar_t* p, int64_t n) {
+  using T = typename Vec::value_type;
+  if constexpr (std::is_same_v<scalar_t, T>) {
+    return Vec::loadu(p, n);
+  } else {
+    T buf[Vec::size()] = {};
+    for (int64_t i = 0; i < n; ++i) buf[i] = static_cast<T>(p[i]);
+    return Vec::loadu(buf);
+  }
+}
+
+template <typename Vec, typename scalar_t>
+inline void store_as(const Vec& v, scalar_t* p, int64_t n) {
+  using T = typename Vec::value_type;
+  if constexpr (std::is_same_v<scalar_t, T>) {
+    v.store(p, n);
+  } else {
+    T buf[Vec::size()];
+    v.store(buf);
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<scalar_t>(buf[i]);
+  }
+}
+
+// Lanes (r, c .. c+n) of an operand whose column stride is 0 or 1 (see ops/tensor_args.h).
+template <typename Vec, typename T>
+inline Vec load_operand(const RowOperand<T>& op, int64_t r, int64_t c, int64_t n) {
+  using V = typename Vec::value_type;
+  if (!op.present()) return Vec(V(1));
+  if (op.col_stride == 0) return Vec(static_cast<V>(*op.at(r, 0)));
+  return load_as<Vec>(op.at(r, c), n);
+}
+
+// Lanes beyond n are dropped (zeroed), for partial vectors at a row's end.
+template <typename Vec>
+inline Vec first_lanes(const Vec& v, int64_t n) {
+  return n == Vec::size() ? v : Vec::set(Vec(0), v, n);
+}
+
+// Sum of a vector's lanes in lane order, in double.
+template <typename Vec>
+inline double sum_lanes(const Vec& v) {
+  typename Vec::value_type buf[Vec::size()];
+  v.store(buf);
+  double s = 0;
+  for (int64_t i = 0; i < Vec::size(); ++i) s += static_cast<double>(buf[i]);
+  return s;
+}
+
+}  // namespace cpu
+}  // namespace fastloss

@@ -1,0 +1,109 @@
+// CUDA kernels of fastloss::sigmoid_focal_loss: grid-stride loops over math/sigmoid_focal.h
+// (the formulas the CPU tests prove), fp32 math for half inputs, 64-bit indices, reductions
+// through cuda/reduce.cuh. Labels are compared with the column index, never used as addresses.
+#include <ATen/core/Tensor.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+#include "cuda/launch.cuh"
+#include "cuda/reduce.cuh"
+#include "ops/sigmoid_focal.h"
+
+namespace fastloss::sigmoid_focal {
+namespace {
+
+// Loss and/or derivatives of element i = (r, c); false where the row's label is ignored.
+template <bool kLoss, bool kGradX, bool kGradT, typename scalar_t, typename opmath_t>
+__device__ __forceinline__ bool eval(const Args<scalar_t>& a, int64_t i, int64_t r, int64_t c, opmath_t& loss,
+                                     opmath_t& dx, opmath_t& dt) {
+  const opmath_t x = static_cast<opmath_t>(a.x[i]);
+  if (a.labels == nullptr) {
+    soft<kLoss, kGradX, kGradT>(x, static_cast<opmath_t>(a.t[i]), a.prm, loss, dx, dt);
+    return true;
+  }
+  const int64_t label = a.labels[r];
+  if (label == a.ignore_index) return false;
+  const bool positive = label == c;
+  opmath_t dz;
+  binary<kLoss, kGradX>(positive ? x : -x, positive ? a.prm.alpha_pos : a.prm.alpha_neg, a.prm, loss, dz);
+  if constexpr (kGradX) dx = positive ? dz : -dz;
+  return true;
+}
+
+template <typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
+__global__ void forward_none_kernel(Args<scalar_t> a, scalar_t* out) {
+  cuda::for_each_element(a.rows * a.cols, a.cols, [&](int64_t i, int64_t r, int64_t c) {
+    opmath_t loss = 0, unused;
+    if (eval<true, false, false>(a, i, r, c, loss, unused, unused)) loss *= a.weight.template value<opmath_t>(r, c);
+    out[i] = static_cast<scalar_t>(loss);
+  });
+}
+
+template <typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
+__global__ void forward_sum_kernel(Args<scalar_t> a, cuda::Partials<opmath_t> partials) {
+  opmath_t sum = 0;
+  int64_t count = 0;
+  cuda::for_each_element(a.rows * a.cols, a.cols, [&](int64_t i, int64_t r, int64_t c) {
+    opmath_t loss, unused;
+    if (eval<true, false, false>(a, i, r, c, loss, unused, unused)) {
+      sum += loss * a.weight.template value<opmath_t>(r, c);
+      ++count;
+    }
+  });
+  partials.store(sum, count);
+}
+
+// grad_x (and grad_t) = d loss / d input × weight × (grad of "none", or grad / count of "mean").
+template <typename scalar_t, bool kGradT, typename opmath_t = at::opmath_type<scalar_t>>
+__global__ void backward_kernel(Args<scalar_t> a, RowOperand<scalar_t> grad, const opmath_t* grad_scalar,
+                                const int64_t* count, bool mean, scalar_t* gx, scalar_t* gt) {
+  opmath_t scale = 1;
+  if (grad_scalar != nullptr) scale = *grad_scalar / static_cast<opmath_t>(mean && *count > 1 ? *count : 1);
+  cuda::for_each_element(a.rows * a.cols, a.cols, [&](int64_t i, int64_t r, int64_t c) {
+    opmath_t dx = 0, dt = 0, unused;
+    if (eval<false, true, kGradT>(a, i, r, c, unused, dx, dt)) {
+      const opmath_t f = scale * a.weight.template value<opmath_t>(r, c) * grad.template value<opmath_t>(r, c);
+      dx *= f;
+      dt *= f;
+    }
+    gx[i] = static_cast<scalar_t>(dx);
+    if constexpr (kGradT) gt[i] = static_cast<scalar_t>(dt);
+  });
+}
+
+struct CudaKernels {
+  template <typename scalar_t>
+  static void forward(const Args<scalar_t>& a, int64_t reduction, at::Tensor& loss, at::Tensor& count) {
+    const c10::cuda::CUDAGuard guard(loss.device());
+    const int64_t n = a.rows * a.cols;
+    if (reduction == kNone) {
+      if (n > 0) cuda::launch(cuda::grid_size(n), forward_none_kernel<scalar_t>, a, loss.mutable_data_ptr<scalar_t>());
+      return;
+    }
+    cuda::reduce_launch<scalar_t, at::opmath_type<scalar_t>>(cuda::grid_size(n), reduction == kMean, loss, count,
+                                                             forward_sum_kernel<scalar_t>, a);
+  }
+
+  template <typename scalar_t, bool kGradT>
+  static void backward(const Args<scalar_t>& a, const at::Tensor& grad, const at::Tensor& count, int64_t reduction,
+                       at::Tensor& gx, at::Tensor& gt) {
+    using opmath_t = at::opmath_type<scalar_t>;
+    const c10::cuda::CUDAGuard guard(gx.device());
+    const int64_t n = a.rows * a.cols;
+    if (n == 0) return;
+    const bool unreduced = reduction == kNone;
+    cuda::launch(cuda::grid_size(n), backward_kernel<scalar_t, kGradT>, a,
+                 unreduced ? row_operand<scalar_t>(grad) : RowOperand<scalar_t>{},
+                 unreduced ? nullptr : grad.const_data_ptr<opmath_t>(), count.const_data_ptr<int64_t>(),
+                 reduction == kMean, gx.mutable_data_ptr<scalar_t>(),
+                 kGradT ? gt.mutable_data_ptr<scalar_t>() : nullptr);
+  }
+};
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastloss, CUDA, m) {
+  m.impl("sigmoid_focal_loss", &forward<CudaKernels>);
+  m.impl("sigmoid_focal_loss_backward", &backward<CudaKernels>);
+}
+
+}  // namespace fastloss::sigmoid_focal

@@ -1,0 +1,45 @@
+#pragma once
+// The focal modulating factor (1 − p_t)^γ of Lin et al. 2017 (arXiv 1708.02002), shared by the
+// sigmoid and softmax focal losses. γ = 0, 1, 2 are computed without pow (γ = 2 is the default
+// everywhere); other γ use pow, which is exact at q = 0 for γ > 0.
+#include "math/ops.h"
+
+namespace fastloss {
+
+enum GammaKind : int { kGammaZero = 0, kGammaOne = 1, kGammaTwo = 2, kGammaAny = 3 };
+
+inline int classify_gamma(double gamma) {
+  if (gamma == 0.0) return kGammaZero;
+  if (gamma == 1.0) return kGammaOne;
+  if (gamma == 2.0) return kGammaTwo;
+  return kGammaAny;
+}
+
+// q^γ
+template <typename V, typename S>
+FASTLOSS_HD V pow_gamma(V q, S gamma, int kind) {
+  using O = Ops<V>;
+  switch (kind) {
+    case kGammaZero: return V(S(1));
+    case kGammaOne: return q;
+    case kGammaTwo: return q * q;
+    default: return O::pow(q, V(gamma));
+  }
+}
+
+// q^(γ−1), taken as 0 where q = 0 and γ < 1: there it multiplies a factor that vanishes at least
+// as fast as q (the loss's derivative stays finite), and pow would give inf · 0 = NaN.
+template <typename V, typename S>
+FASTLOSS_HD V pow_gamma_minus_one(V q, S gamma, int kind) {
+  using O = Ops<V>;
+  switch (kind) {
+    case kGammaZero: return V(S(0));  // only ever multiplied by γ = 0
+    case kGammaOne: return V(S(1));
+    case kGammaTwo: return q;
+    default:
+      if (gamma >= S(1)) return O::pow(q, V(gamma - S(1)));
+      return O::select(O::gt(q, V(S(0))), O::pow(q, V(gamma - S(1))), V(S(0)));
+  }
+}
+
+}  // namespace fastloss

@@ -1,0 +1,10 @@
+// Every fastloss op's schema, one line each. Kernels register per backend next to their code
+// (cpu/<loss>.cpp, cuda/<loss>.cu); fake kernels and autograd in python/fastloss/<loss>.py.
+// Schema `float` is a C++ double; `reduction` uses the codes of common/reduction.h.
+#include <torch/library.h>
+
+TORCH_LIBRARY(fastloss, m) {
+  const std::vector<at::Tag> tags{at::Tag::pt2_compliant_tag};
+  m.def("sigmoid_focal_loss(Tensor inputs, Tensor targets, Tensor? weight, float alpha, float gamma, int reduction, int ignore_index) -> (Tensor loss, Tensor count)", tags);
+  m.def("sigmoid_focal_loss_backward(Tensor grad, Tensor inputs, Tensor targets, Tensor? weight, Tensor count, float alpha, float gamma, int reduction, int ignore_index, bool targets_grad) -> (Tensor grad_inputs, Tensor grad_targets)", tags);
+}

@@ -1,0 +1,142 @@
+#pragma once
+// Host side of fastloss::sigmoid_focal_loss (math: math/sigmoid_focal.h), shared by
+// cpu/sigmoid_focal.cpp and cuda/sigmoid_focal.cu: argument checks and the kernels' arguments.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/zeros.h>
+#include <optional>
+#include "common/reduction.h"
+#include "math/sigmoid_focal.h"
+#include "ops/tensor_args.h"
+
+namespace fastloss::sigmoid_focal {
+
+constexpr const char* kOp = "fastloss::sigmoid_focal_loss";
+
+// One call's tensors, checked and laid out for the kernels.
+struct Tensors {
+  at::Tensor x;       // logits, contiguous, (..., C)
+  at::Tensor t;       // float targets (contiguous, x's shape and dtype) or int64 labels (x.shape[:-1])
+  at::Tensor weight;  // undefined, or a rows × cols view in the math type (see as_rows)
+  bool labels = false;
+  int64_t rows = 0, cols = 0;
+};
+
+inline Tensors check(const at::Tensor& inputs, const at::Tensor& targets, const std::optional<at::Tensor>& weight,
+                     double alpha, double gamma, int64_t reduction) {
+  TORCH_CHECK(at::isFloatingType(inputs.scalar_type()), kOp, ": inputs must be a floating point tensor, got ",
+              inputs.scalar_type());
+  TORCH_CHECK((alpha >= 0 && alpha <= 1) || alpha == -1, kOp, ": alpha must be in [0, 1] or -1, got ", alpha);
+  TORCH_CHECK(gamma >= 0 && std::isfinite(gamma), kOp, ": gamma must be finite and >= 0, got ", gamma);
+  TORCH_CHECK(reduction >= kNone && reduction <= kMean, kOp, ": unknown reduction code ", reduction);
+  check_same_device(kOp, inputs, targets, "targets");
+  Tensors a;
+  a.x = inputs.contiguous();
+  std::tie(a.rows, a.cols) = rows_cols(inputs);
+  if (at::isFloatingType(targets.scalar_type())) {
+    TORCH_CHECK(targets.sizes() == inputs.sizes(), kOp, ": float targets must have the inputs' shape ",
+                inputs.sizes(), ", got ", targets.sizes());
+    TORCH_CHECK(targets.scalar_type() == inputs.scalar_type(), kOp, ": float targets must have the inputs' dtype ",
+                inputs.scalar_type(), ", got ", targets.scalar_type());
+    a.t = targets.contiguous();
+  } else {
+    TORCH_CHECK(at::isIntegralType(targets.scalar_type(), /*includeBool=*/false), kOp,
+                ": targets must be floating point or integer class labels, got ", targets.scalar_type());
+    TORCH_CHECK(inputs.dim() >= 1 && targets.sizes() == inputs.sizes().slice(0, inputs.dim() - 1), kOp,
+                ": label targets must have shape inputs.shape[:-1], got ", targets.sizes(), " for inputs ",
+                inputs.sizes());
+    a.t = targets.to(at::kLong).contiguous();
+    a.labels = true;
+  }
+  if (weight.has_value() && weight->defined()) {
+    check_same_device(kOp, inputs, *weight, "weight");
+    TORCH_CHECK(at::isFloatingType(weight->scalar_type()), kOp, ": weight must be floating point, got ",
+                weight->scalar_type());
+    a.weight = as_rows(weight->to(at::toOpMathType(inputs.scalar_type())), inputs.sizes(), a.rows, a.cols);
+  }
+  return a;
+}
+
+// Everything a kernel reads, as plain pointers (passed by value to CUDA kernels).
+template <typename scalar_t>
+struct Args {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const scalar_t* x;
+  const scalar_t* t;       // float targets, or nullptr
+  const int64_t* labels;   // labels, or nullptr
+  RowOperand<opmath_t> weight;
+  int64_t rows, cols, ignore_index;
+  Params<opmath_t> prm;
+};
+
+template <typename scalar_t>
+inline Args<scalar_t> make_args(const Tensors& a, double alpha, double gamma, int64_t ignore_index) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  return Args<scalar_t>{a.x.const_data_ptr<scalar_t>(),
+                        a.labels ? nullptr : a.t.const_data_ptr<scalar_t>(),
+                        a.labels ? a.t.const_data_ptr<int64_t>() : nullptr,
+                        row_operand<opmath_t>(a.weight),
+                        a.rows,
+                        a.cols,
+                        ignore_index,
+                        make_params<opmath_t>(alpha, gamma)};
+}
+
+// The incoming gradient of the backward: a rows × cols operand for reduction "none" (any
+// broadcast of the loss's shape), else a 0-d tensor.
+inline at::Tensor check_grad(const at::Tensor& grad, const Tensors& a, int64_t reduction) {
+  check_same_device(kOp, a.x, grad, "grad");
+  if (reduction == kNone) return as_rows(grad.to(a.x.scalar_type()), a.x.sizes(), a.rows, a.cols);
+  TORCH_CHECK(grad.numel() == 1, kOp, ": the gradient of a reduced loss must have one element, got ", grad.sizes());
+  return grad.reshape({}).to(at::toOpMathType(a.x.scalar_type()));
+}
+
+// The op's entry points, registered by the CPU and the CUDA file with their own loops:
+//   struct Kernels {
+//     template <typename scalar_t> static void forward(const Args<scalar_t>&, int64_t reduction,
+//                                                      at::Tensor& loss, at::Tensor& count);
+//     template <typename scalar_t, bool kGradT> static void backward(const Args<scalar_t>&,
+//         const at::Tensor& grad, const at::Tensor& count, int64_t reduction, at::Tensor& gx, at::Tensor& gt);
+//   };
+// forward returns the loss (the input's shape for "none", else 0-d) and `count`, the number of
+// elements that were not ignored (the "mean" divisor; 0 for "none"), which backward takes back.
+template <typename Kernels>
+std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& inputs, const at::Tensor& targets,
+                                           const std::optional<at::Tensor>& weight, double alpha, double gamma,
+                                           int64_t reduction, int64_t ignore_index) {
+  const Tensors a = check(inputs, targets, weight, alpha, gamma, reduction);
+  at::Tensor loss = reduction == kNone ? at::empty_like(a.x) : at::empty({}, a.x.options());
+  at::Tensor count = at::zeros({}, a.x.options().dtype(at::kLong));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.x.scalar_type(), "sigmoid_focal_loss", [&] {
+    Kernels::template forward<scalar_t>(make_args<scalar_t>(a, alpha, gamma, ignore_index), reduction, loss, count);
+  });
+  return {loss, count};
+}
+
+template <typename Kernels>
+std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& grad, const at::Tensor& inputs,
+                                            const at::Tensor& targets, const std::optional<at::Tensor>& weight,
+                                            const at::Tensor& count, double alpha, double gamma, int64_t reduction,
+                                            int64_t ignore_index, bool targets_grad) {
+  const Tensors a = check(inputs, targets, weight, alpha, gamma, reduction);
+  TORCH_CHECK(!(targets_grad && a.labels), kOp, ": label targets have no gradient");
+  TORCH_CHECK(count.numel() == 1 && count.scalar_type() == at::kLong, kOp, ": count must be one int64");
+  check_same_device(kOp, a.x, count, "count");
+  const at::Tensor g = check_grad(grad, a, reduction);
+  at::Tensor gx = at::empty_like(a.x);
+  at::Tensor gt = targets_grad ? at::empty_like(a.x) : at::empty({0}, a.x.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.x.scalar_type(), "sigmoid_focal_loss_backward", [&] {
+    const auto args = make_args<scalar_t>(a, alpha, gamma, ignore_index);
+    if (targets_grad) {
+      Kernels::template backward<scalar_t, true>(args, g, count, reduction, gx, gt);
+    } else {
+      Kernels::template backward<scalar_t, false>(args, g, count, reduction, gx, gt);
+    }
+  });
+  return {gx, gt};
+}
+
+}  // namespace fastloss::sigmoid_focal

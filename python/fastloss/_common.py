@@ -1,0 +1,104 @@
+"""Argument checks and bookkeeping shared by every loss (the kernels never see unchecked input)."""
+import math
+import numbers
+
+import torch
+
+# Codes of csrc/common/reduction.h.
+REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
+NONE, SUM, MEAN = 0, 1, 2
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def check_tensor(name, value):
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+
+
+def check_floating(name, value):
+    check_tensor(name, value)
+    if value.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be a float16, bfloat16, float32 or float64 tensor, got {value.dtype}")
+
+
+def check_same_device(name, value, ref_name, ref):
+    if value.device != ref.device:
+        raise ValueError(f"{name} and {ref_name} must be on the same device; {name} is on {value.device}, "
+                         f"{ref_name} on {ref.device}")
+
+
+def check_number(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def check_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    return int(value)
+
+
+def check_reduction(reduction, name="reduction"):
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"{name} must be 'none', 'mean' or 'sum', got {reduction!r}")
+    return reduction
+
+
+def reduction_code(reduction, avg_factor):
+    """The kernel's reduction code. With avg_factor (mmdet's convention, "mean" only) the kernel sums
+    and apply_avg_factor divides."""
+    check_reduction(reduction)
+    if avg_factor is None:
+        return REDUCTIONS[reduction]
+    if reduction != "mean":
+        raise ValueError(f"avg_factor can only be used with reduction='mean', got reduction={reduction!r}")
+    if isinstance(avg_factor, torch.Tensor):
+        if avg_factor.numel() != 1:
+            raise ValueError(f"avg_factor must be a number or a one-element tensor, got shape {tuple(avg_factor.shape)}")
+    elif check_number("avg_factor", avg_factor) <= 0:
+        raise ValueError(f"avg_factor must be > 0, got {avg_factor}")
+    return SUM
+
+
+def apply_avg_factor(loss, avg_factor):
+    """sum / avg_factor (a tensor avg_factor is used as given: no device sync to check it)."""
+    if avg_factor is None:
+        return loss
+    if isinstance(avg_factor, torch.Tensor):
+        return loss / avg_factor.reshape(()).to(loss.dtype)
+    return loss / avg_factor
+
+
+def prepare_weight(weight, inputs, per_row=True):
+    """The weight as a tensor that broadcasts to the loss (the inputs' shape), without copying.
+
+    With per_row, a weight of shape inputs.shape[:-1] is one weight per row (per anchor: mmdet's
+    convention) and gets a trailing unit dimension; any other shape follows torch broadcasting, so
+    a per-class weight is (C,) — or (1, C) when the number of rows equals C.
+    """
+    if weight is None:
+        return None
+    check_floating("weight", weight)
+    check_same_device("weight", weight, "inputs", inputs)
+    if weight.requires_grad:
+        raise ValueError("weight requires grad, but gradients with respect to the weight are not supported; "
+                         "pass weight.detach()")
+    if per_row and inputs.dim() >= 1 and weight.shape == inputs.shape[:-1]:
+        weight = weight.unsqueeze(-1)
+    try:
+        fits = torch.broadcast_shapes(weight.shape, inputs.shape) == inputs.shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(f"weight of shape {tuple(weight.shape)} does not broadcast to the loss shape "
+                         f"{tuple(inputs.shape)}")
+    return weight
+
+
+def opmath_dtype(dtype):
+    """The dtype the math runs in: float64 for float64, float32 otherwise."""
+    return torch.float64 if dtype == torch.float64 else torch.float32

@@ -1,0 +1,190 @@
+"""Benchmark registry and runner behind `python -m fastloss bench` and `python -m fastloss check`.
+
+Each loss registers its cases in bench/<loss>.py (imported at the bottom of this file). A case
+builds its inputs and names the implementations to compare: fastloss, the reference in eager mode,
+torch.compile(reference), and peers such as torchvision. For each, the runner times
+forward + backward (median of repeats after warm-up) and measures the peak memory allocated during
+one forward + backward beyond the inputs: on CUDA from the allocator's statistics, on CPU exactly
+from the profiler's allocation events (not RSS).
+"""
+import dataclasses
+import datetime
+import json
+import platform
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+
+MiB = 1 << 20
+
+
+@dataclasses.dataclass
+class Case:
+    name: str
+    # make_inputs(device, dtype, small) -> dict of tensors; those named in `grad` require grad.
+    make_inputs: Callable[[torch.device, torch.dtype, bool], Dict[str, torch.Tensor]]
+    grad: Tuple[str, ...]
+    fastloss: Callable[..., torch.Tensor]
+    reference: Callable[..., torch.Tensor]
+    peers: Dict[str, Callable[..., torch.Tensor]] = dataclasses.field(default_factory=dict)
+    dtypes: Tuple[torch.dtype, ...] = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+CASES: List[Case] = []
+
+
+def register(case: Case) -> Case:
+    CASES.append(case)
+    return case
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _step(fn, inputs, grad_names, backward=True):
+    for name in grad_names:
+        inputs[name].grad = None
+    loss = fn(**inputs)
+    if backward:
+        (loss if loss.dim() == 0 else loss.sum()).backward()
+
+
+def time_ms(fn, inputs, grad_names, device, repeat, warmup, backward=True):
+    """Median ms of forward + backward (or of the forward alone, autograd graph recorded)."""
+    for _ in range(warmup):
+        _step(fn, inputs, grad_names, backward)
+    _sync(device)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        _step(fn, inputs, grad_names, backward)
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def peak_bytes(fn, inputs, grad_names, device):
+    """Peak bytes allocated during one forward + backward, beyond what existed before (the inputs)."""
+    for name in grad_names:
+        inputs[name].grad = None
+    if device.type == "cuda":
+        _sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        _step(fn, inputs, grad_names)
+        _sync(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        _step(fn, inputs, grad_names)
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    running = peak = 0
+    for e in sorted(events, key=lambda e: e.start_ns()):
+        running += e.nbytes()
+        peak = max(peak, running)
+    return peak
+
+
+def implementations(case: Case, compile_reference: bool):
+    impls = {"fastloss": case.fastloss, "reference": case.reference}
+    if compile_reference:
+        impls["reference+torch.compile"] = torch.compile(case.reference)
+    impls.update(case.peers)
+    return impls
+
+
+def run(cases, device, dtype, repeat=10, warmup=3, compile_reference=True, log=print):
+    rows = []
+    for case in cases:
+        inputs = case.make_inputs(device, dtype, False)
+        grad_bytes = sum(inputs[n].numel() * inputs[n].element_size() for n in case.grad)
+        base_ms = None
+        for impl, fn in implementations(case, compile_reference).items():
+            ms = time_ms(fn, inputs, case.grad, device, repeat, warmup)
+            forward_ms = time_ms(fn, inputs, case.grad, device, repeat, 1, backward=False)
+            peak = peak_bytes(fn, inputs, case.grad, device)
+            base_ms = ms if base_ms is None else base_ms
+            row = dict(case=case.name, impl=impl, ms=ms, forward_ms=forward_ms, fastloss_over_this=base_ms / ms,
+                       peak_bytes=peak, peak_over_grad=peak / grad_bytes if grad_bytes else float("nan"))
+            rows.append(row)
+            log(f"  {case.name:<34} {impl:<24} {ms:9.2f} ms (forward {forward_ms:.2f})  peak {peak / MiB:8.1f} MiB")
+        for name in case.grad:
+            inputs[name].grad = None
+    return rows
+
+
+def format_table(rows, meta):
+    lines = [f"fastloss bench: {meta['device_name']}, {meta['dtype']}, {meta['threads']} CPU threads, "
+             f"torch {meta['torch']}, {meta['date']}",
+             f"command: {meta['command']}",
+             "fwd+bwd: median time of forward + backward (fwd: the forward alone); fastloss/this: fastloss's "
+             "fwd+bwd time ÷ this row's (below 1 = fastloss faster); peak: memory allocated during forward + "
+             "backward beyond the inputs; peak/grad: that ÷ the size of the gradient (1.00 is the floor).",
+             "",
+             f"| {'case':<34} | {'implementation':<24} | {'fwd+bwd ms':>10} | {'fwd ms':>8} | {'fastloss/this':>13} | "
+             f"{'peak MiB':>9} | {'peak/grad':>9} |",
+             f"|{'-' * 36}|{'-' * 26}|{'-' * 11}:|{'-' * 9}:|{'-' * 14}:|{'-' * 10}:|{'-' * 10}:|"]
+    last = None
+    for r in rows:
+        case = r["case"] if r["case"] != last else ""
+        last = r["case"]
+        lines.append(f"| {case:<34} | {r['impl']:<24} | {r['ms']:>10.2f} | {r['forward_ms']:>8.2f} | "
+                     f"{r['fastloss_over_this']:>13.2f} | "
+                     f"{r['peak_bytes'] / MiB:>9.1f} | {r['peak_over_grad']:>9.2f} |")
+    return "\n".join(lines)
+
+
+def metadata(device, dtype):
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
+    if device.type == "cpu":
+        try:
+            with open("/proc/cpuinfo") as f:
+                name = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), name)
+        except OSError:
+            pass
+    return dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                device=str(device), device_name=name, dtype=str(dtype).replace("torch.", ""),
+                threads=torch.get_num_threads(), torch=torch.__version__,
+                command="python -m fastloss " + " ".join(sys.argv[1:]))
+
+
+def check(cases, device, log=print):
+    """Compare fastloss with the reference (forward and every gradient) on small inputs of each case
+    and dtype; returns the number of failures."""
+    from .._tolerance import tolerance
+
+    failures = 0
+    for case in cases:
+        for dtype in case.dtypes:
+            inputs = case.make_inputs(device, dtype, True)
+            results = []
+            for fn in (case.fastloss, case.reference):
+                for name in case.grad:
+                    inputs[name].grad = None
+                loss = fn(**inputs)
+                (loss if loss.dim() == 0 else loss.sum()).backward()
+                results.append([loss.detach()] + [inputs[n].grad.clone() for n in case.grad])
+            worst = 0.0
+            for got, want in zip(*results):
+                rtol, atol = tolerance(dtype)
+                err = ((got.double() - want.double()).abs() / (atol + rtol * want.double().abs())).max().item()
+                worst = max(worst, err)
+            ok = worst <= 1.0
+            failures += not ok
+            log(f"  {'ok  ' if ok else 'FAIL'} {case.name:<34} {str(dtype):<15} worst error / tolerance = {worst:.3f}")
+    return failures
+
+
+def write_json(path, rows, meta):
+    with open(path, "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=1)
+
+
+# One import per loss: each module registers its cases.
+from . import sigmoid_focal  # noqa: E402,F401

@@ -1,0 +1,71 @@
+"""Benchmark cases of sigmoid focal loss: a dense detector's classification head, 100k anchors × 80
+classes, with float one-hot targets (torchvision's interface) and with integer labels."""
+import torch
+import torch.nn.functional as F
+
+from .. import reference, sigmoid_focal_loss
+from . import Case, register
+
+ANCHORS, CLASSES = 100_000, 80
+
+
+def _logits(device, dtype, small):
+    rows, cols = (517, 13) if small else (ANCHORS, CLASSES)
+    g = torch.Generator().manual_seed(0)
+    return (torch.randn(rows, cols, generator=g) * 3).to(device=device, dtype=dtype), g
+
+
+def _labels(rows, cols, g, device):
+    # ~2% positives, the rest background (label == cols); in small runs some ignored (-100)
+    labels = torch.randint(0, cols, (rows,), generator=g)
+    labels[torch.rand(rows, generator=g) > 0.02 * cols] = cols
+    return labels.to(device)
+
+
+def float_targets(device, dtype, small):
+    x, g = _logits(device, dtype, small)
+    labels = _labels(*x.shape, g, "cpu")
+    t = F.one_hot(labels, x.shape[1] + 1)[:, :-1].to(device=device, dtype=dtype)
+    return {"inputs": x.requires_grad_(), "targets": t}
+
+
+def label_targets(device, dtype, small):
+    x, g = _logits(device, dtype, small)
+    labels = _labels(*x.shape, g, device)
+    if small:
+        labels[::7] = -100
+    return {"inputs": x.requires_grad_(), "targets": labels}
+
+
+def _torchvision():
+    try:
+        from torchvision.ops import sigmoid_focal_loss as tv
+    except ImportError:
+        return None
+    return tv
+
+
+def _with_one_hot(fn):
+    """A float-target implementation fed from labels, building the one-hot as mmdet does."""
+    def run(inputs, targets):
+        classes = inputs.shape[-1]
+        return fn(inputs, F.one_hot(targets.clamp(0, classes), classes + 1)[..., :classes].to(inputs.dtype),
+                  reduction="mean")
+    return run
+
+
+def _mean(fn):
+    return lambda inputs, targets: fn(inputs, targets, reduction="mean")
+
+
+tv = _torchvision()
+register(Case(
+    name=f"sigmoid_focal float {ANCHORS}x{CLASSES}",
+    make_inputs=float_targets, grad=("inputs",),
+    fastloss=_mean(sigmoid_focal_loss), reference=_mean(reference.sigmoid_focal_loss),
+    peers={"torchvision": _mean(tv)} if tv else {}))
+register(Case(
+    name=f"sigmoid_focal labels {ANCHORS}x{CLASSES}",
+    make_inputs=label_targets, grad=("inputs",),
+    fastloss=_mean(sigmoid_focal_loss), reference=_mean(reference.sigmoid_focal_loss),
+    peers={"torchvision (+one_hot)": _with_one_hot(tv)} if tv else {}))

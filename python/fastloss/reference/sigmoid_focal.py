@@ -1,0 +1,104 @@
+"""Sigmoid focal loss (Lin et al. 2017, arXiv 1708.02002) in plain torch, and its argument checks.
+
+    p = σ(x), ce = BCEWithLogits(x, t), p_t = p·t + (1 − p)(1 − t), α_t = α·t + (1 − α)(1 − t)
+    loss = α_t · (1 − p_t)^γ · ce        (α = −1: no α_t)
+
+The checks live here, beside the definition, and fastloss.sigmoid_focal_loss uses the same ones.
+"""
+from typing import NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+
+from .._common import (
+    MEAN,
+    NONE,
+    apply_avg_factor,
+    check_floating,
+    check_int,
+    check_number,
+    check_same_device,
+    check_tensor,
+    opmath_dtype,
+    prepare_weight,
+    reduction_code,
+)
+
+
+class FocalArgs(NamedTuple):
+    inputs: torch.Tensor
+    targets: torch.Tensor  # float targets (promoted with inputs to a common dtype) or integer labels
+    labels: bool
+    alpha: float
+    gamma: float
+    reduction: int  # kernel code; SUM when avg_factor is given
+    weight: Optional[torch.Tensor]
+    avg_factor: object
+    ignore_index: int
+
+
+def check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ignore_index) -> FocalArgs:
+    check_floating("inputs", inputs)
+    check_tensor("targets", targets)
+    check_same_device("targets", targets, "inputs", inputs)
+    alpha = check_number("alpha", alpha)
+    if not (0 <= alpha <= 1) and alpha != -1:
+        raise ValueError(f"alpha must be in [0, 1], or -1 to turn α weighting off; got {alpha}")
+    gamma = check_number("gamma", gamma)
+    if gamma < 0:
+        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    code = reduction_code(reduction, avg_factor)
+    ignore_index = check_int("ignore_index", ignore_index)
+    if targets.dtype.is_floating_point:
+        if targets.shape != inputs.shape:
+            raise ValueError(
+                f"float targets must have the inputs' shape {tuple(inputs.shape)}, got {tuple(targets.shape)} "
+                f"(integer class labels have shape inputs.shape[:-1])")
+        dtype = torch.promote_types(inputs.dtype, targets.dtype)
+        inputs, targets, labels = inputs.to(dtype), targets.to(dtype), False
+    elif targets.dtype in (torch.bool,) or targets.dtype.is_complex:
+        raise TypeError(f"targets must be a float tensor or integer class labels, got {targets.dtype}")
+    else:
+        if inputs.dim() == 0 or targets.shape != inputs.shape[:-1]:
+            raise ValueError(
+                f"integer label targets must have shape inputs.shape[:-1] = {tuple(inputs.shape[:-1])}, "
+                f"got {tuple(targets.shape)}")
+        labels = True
+    weight = prepare_weight(weight, inputs)
+    return FocalArgs(inputs, targets, labels, alpha, gamma, code, weight, avg_factor, ignore_index)
+
+
+def compute(a: FocalArgs) -> torch.Tensor:
+    x = a.inputs.to(opmath_dtype(a.inputs.dtype))
+    kept = None
+    if a.labels:
+        classes = torch.arange(x.shape[-1], device=x.device)
+        t = (a.targets.unsqueeze(-1) == classes).to(x.dtype)
+        kept = (a.targets != a.ignore_index).unsqueeze(-1).expand(x.shape)
+    else:
+        t = a.targets.to(x.dtype)
+    ce = F.binary_cross_entropy_with_logits(x, t, reduction="none")
+    loss = ce
+    if a.gamma != 0:
+        one_minus_p_t = t * torch.sigmoid(-x) + (1 - t) * torch.sigmoid(x)
+        loss = loss * one_minus_p_t.pow(a.gamma)
+    if a.alpha >= 0:
+        loss = (a.alpha * t + (1 - a.alpha) * (1 - t)) * loss
+    if a.weight is not None:
+        loss = loss * a.weight.to(x.dtype)
+    count = x.numel()
+    if kept is not None:
+        loss = torch.where(kept, loss, torch.zeros((), dtype=x.dtype, device=x.device))
+        count = kept.sum()
+    if a.reduction == NONE:
+        return loss.to(a.inputs.dtype)
+    total = loss.sum()
+    if a.reduction == MEAN:
+        total = total / (count.clamp(min=1) if isinstance(count, torch.Tensor) else max(count, 1))
+    return apply_avg_factor(total.to(a.inputs.dtype), a.avg_factor)
+
+
+def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *, weight=None, avg_factor=None,
+                       ignore_index=-100):
+    """Reference of fastloss.sigmoid_focal_loss (same signature and semantics)."""
+    return compute(check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ignore_index))

@@ -1,0 +1,82 @@
+"""fastloss.sigmoid_focal_loss: the fused sigmoid focal loss (Lin et al. 2017, arXiv 1708.02002).
+
+Kernels: csrc/math/sigmoid_focal.h (the formula), csrc/cpu/ and csrc/cuda/sigmoid_focal.*. This file
+registers the op's fake kernel and autograd formula with torch.library and exposes the function.
+"""
+import torch
+
+from . import _backend
+from ._common import apply_avg_factor
+from .reference import sigmoid_focal as _reference
+
+_OP = "fastloss::sigmoid_focal_loss"
+
+
+def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *, weight=None, avg_factor=None,
+                       ignore_index=-100):
+    """Sigmoid focal loss, a drop-in for torchvision.ops.sigmoid_focal_loss.
+
+    loss = α_t · (1 − p_t)^γ · BCEWithLogits(x, t), p = σ(x), p_t = p·t + (1 − p)(1 − t),
+    α_t = α·t + (1 − α)(1 − t).
+
+    Args:
+        inputs: logits of shape (..., C), float16/bfloat16/float32/float64. Math runs in float32
+            (float64 for float64 inputs); the loss has the inputs' dtype, as in torchvision.
+        targets: either a float tensor of the inputs' shape (one-hot or soft targets in [0, 1]; it
+            gets a gradient when it requires grad, e.g. a teacher's soft targets), or integer class
+            labels of shape inputs.shape[:-1]: label c in [0, C) makes class c positive, label ==
+            ignore_index contributes no loss and no gradient and is left out of the "mean" count,
+            any other value (C, mmdet's background, or -1) makes every class negative. Labels are
+            never used as memory addresses, whatever their values.
+        alpha: weight of positives in [0, 1]; -1 turns α weighting off.
+        gamma: focusing exponent >= 0 (0 gives plain BCE); need not be an integer.
+        reduction: "none" | "mean" | "sum". "mean" divides by the number of elements that were not
+            ignored; empty inputs give 0 with a working backward.
+        weight: optional weight multiplying the per-element loss, broadcastable to the inputs' shape
+            (per element, per class as (C,)). A weight of shape inputs.shape[:-1] is taken per
+            anchor (row), as in mmdet; for a per-class weight when the number of rows equals C,
+            pass shape (1, C). Gradients do not flow to the weight.
+        avg_factor: with reduction="mean", the loss is sum / avg_factor (mmdet's convention, e.g.
+            the number of positive anchors); a ValueError with any other reduction.
+        ignore_index: the label to ignore (label targets only).
+
+    Memory: the forward keeps nothing beyond its inputs; the backward recomputes from the logits in
+    one pass, so the only tensor of the inputs' size it allocates is the gradient itself.
+    Non-contiguous inputs are copied once to contiguous memory.
+    """
+    a = _reference.check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ignore_index)
+    if not _backend.use_kernels(a.inputs.device):
+        return _reference.compute(a)
+    loss, _ = torch.ops.fastloss.sigmoid_focal_loss(a.inputs, a.targets, a.weight, a.alpha, a.gamma, a.reduction,
+                                                    a.ignore_index)
+    return apply_avg_factor(loss, a.avg_factor)
+
+
+def _register():
+    @torch.library.register_fake(_OP)
+    def _(inputs, targets, weight, alpha, gamma, reduction, ignore_index):
+        return inputs.new_empty(inputs.shape if reduction == 0 else ()), inputs.new_empty((), dtype=torch.int64)
+
+    @torch.library.register_fake(_OP + "_backward")
+    def _(grad, inputs, targets, weight, count, alpha, gamma, reduction, ignore_index, targets_grad):
+        return inputs.new_empty(inputs.shape), inputs.new_empty(inputs.shape if targets_grad else (0,))
+
+    def setup_context(ctx, inputs, output):
+        x, targets, weight, alpha, gamma, reduction, ignore_index = inputs
+        ctx.save_for_backward(x, targets, weight, output[1])
+        ctx.params = (alpha, gamma, reduction, ignore_index)
+
+    def backward(ctx, grad_loss, _grad_count):
+        if ctx.needs_input_grad[2]:
+            raise RuntimeError("fastloss.sigmoid_focal_loss: gradients with respect to weight are not supported")
+        x, targets, weight, count = ctx.saved_tensors
+        targets_grad = ctx.needs_input_grad[1]
+        grad_x, grad_t = torch.ops.fastloss.sigmoid_focal_loss_backward(grad_loss, x, targets, weight, count,
+                                                                        *ctx.params, targets_grad)
+        return grad_x, (grad_t if targets_grad else None), None, None, None, None, None
+
+    torch.library.register_autograd(_OP, backward, setup_context=setup_context)
+
+
+if _backend._C is not None:
+    _register()

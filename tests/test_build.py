@@ -1,0 +1,97 @@
+"""The build and the package around the kernels: registration per backend, fallbacks, the CLI."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import fastloss
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def fastloss_ops():
+    return sorted({s.name for s in torch._C._jit_get_all_schemas() if s.name.startswith("fastloss::")})
+
+
+def test_kernels_are_loaded():
+    assert fastloss._backend.info()["backend"] == "kernels", fastloss._backend.unavailable_reason
+
+
+def test_every_op_has_cpu_and_a_fake_kernel():
+    assert "fastloss::sigmoid_focal_loss" in fastloss_ops()
+    for op in fastloss_ops():
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(op, "CPU"), op
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(op, "Meta"), op
+
+
+def test_every_op_has_a_cuda_kernel_when_cuda_was_built():
+    info = fastloss._backend.info()
+    if os.environ.get("FASTLOSS_CUDA") == "1":  # CI builds with FASTLOSS_CUDA=1
+        assert info["cuda_compiled"], "FASTLOSS_CUDA=1 but the extension has no CUDA kernels"
+    if not info["cuda_compiled"]:
+        pytest.skip("built without CUDA")
+    assert info["cuda_archs"]
+    missing = [op for op in fastloss_ops() if not torch._C._dispatch_has_kernel_for_dispatch_key(op, "CUDA")]
+    assert not missing
+
+
+def run_python(code, **env):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **env}, timeout=600)
+
+
+def test_reference_backend_by_environment():
+    out = run_python("import torch, fastloss; x = torch.randn(4, 3, requires_grad=True); "
+                     "loss = fastloss.sigmoid_focal_loss(x, torch.tensor([0, 1, 2, 3]), reduction='sum'); "
+                     "print(fastloss._backend.info()['backend'], type(loss.grad_fn).__name__)",
+                     FASTLOSS_BACKEND="reference")
+    assert out.returncode == 0, out.stderr
+    backend, grad_fn = out.stdout.split()
+    assert backend == "reference" and "fastloss" not in grad_fn
+
+
+def test_missing_extension_warns_once_and_falls_back():
+    code = ("import sys, warnings; sys.modules['fastloss._C'] = None\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            "    import torch, fastloss\n"
+            "    x = torch.randn(4, 3, dtype=torch.float64)\n"
+            "    a = fastloss.sigmoid_focal_loss(x, torch.tensor([0, 1, 2, 3]), reduction='sum')\n"
+            "    b = fastloss.reference.sigmoid_focal_loss(x, torch.tensor([0, 1, 2, 3]), reduction='sum')\n"
+            "msgs = [str(m.message) for m in w if 'fastloss' in str(m.message)]\n"
+            "print(len(msgs), bool(torch.equal(a, b)), msgs)")
+    out = run_python(code, FASTLOSS_BACKEND="auto")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("1 True") and "pure-torch reference" in out.stdout
+
+
+def test_unknown_backend_is_an_error():
+    out = run_python("import fastloss", FASTLOSS_BACKEND="fast")
+    assert out.returncode != 0 and "FASTLOSS_BACKEND must be one of" in out.stderr
+
+
+def test_cli_info_and_check():
+    out = subprocess.run([sys.executable, "-m", "fastloss", "info"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "kernels: kernels" in out.stdout and "CUDA kernels compiled" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "fastloss", "check", "--device", "cpu"], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "all good" in out.stdout and "FAIL" not in out.stdout
+
+
+def test_cli_bench_writes_table_and_json(tmp_path):
+    path = tmp_path / "bench.json"
+    out = subprocess.run([sys.executable, "-m", "fastloss", "bench", "--device", "cpu", "--case", "labels",
+                          "--repeat", "1", "--warmup", "1", "--no-compile", "--json", str(path)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "| sigmoid_focal labels" in out.stdout
+    rows = json.loads(path.read_text())["rows"]
+    impls = {r["impl"] for r in rows}
+    assert {"fastloss", "reference", "torchvision (+one_hot)"} <= impls
+    fast = next(r for r in rows if r["impl"] == "fastloss")
+    # fastloss's peak is its gradient (the 1.00 floor, and a little slack for the tiny outputs)
+    assert 0.99 <= fast["peak_over_grad"] <= 1.1
