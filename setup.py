@@ -117,9 +117,16 @@ if with_cuda:
 else:
     ext = CppExtension(sources=sources, extra_compile_args={"cxx": cxx_flags}, **extension_kwargs)
 
+def read_version():
+    scope = {}
+    with open(os.path.join(ROOT, "python", "fastloss", "_version.py")) as f:
+        exec(f.read(), scope)
+    return scope["__version__"]
+
+
 setup(
     name="fastloss",
-    version="0.1.0",
+    version=read_version(),
     description="Fused forward/backward kernels for detection and segmentation losses (CPU and CUDA)",
     package_dir={"": "python"},
     packages=find_packages("python"),

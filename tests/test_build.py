@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import fastloss
+from helpers import peer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -91,7 +92,9 @@ def test_cli_bench_writes_table_and_json(tmp_path):
     assert "| sigmoid_focal labels" in out.stdout
     rows = json.loads(path.read_text())["rows"]
     impls = {r["impl"] for r in rows}
-    assert {"fastloss", "reference", "torchvision (+one_hot)"} <= impls
+    assert {"fastloss", "reference"} <= impls
+    if peer("torchvision") is not None:
+        assert "torchvision (+one_hot)" in impls
     fast = next(r for r in rows if r["impl"] == "fastloss")
     # fastloss's peak is its gradient (the 1.00 floor, and a little slack for the tiny outputs)
     assert 0.99 <= fast["peak_over_grad"] <= 1.1

@@ -263,18 +263,19 @@ def test_confident_correct_logits_keep_relative_precision():
 # ------------------------------------------------------------------------ gradients, registration
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("targets", ["soft", "labels"])
 @pytest.mark.parametrize("alpha,gamma", [(0.25, 2.0), (-1, 0.0), (0.6, 1.5), (0.25, 1.0), (0.3, 0.7)])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_gradcheck(targets, alpha, gamma, reduction):
-    x = logits(17, 5, scale=2.0).requires_grad_()
+def test_gradcheck(device, targets, alpha, gamma, reduction):
+    x = logits(17, 5, scale=2.0, device=device).requires_grad_()
     if targets == "labels":
-        t = labels_for((17,), 5)
+        t = labels_for((17,), 5, device)
         t[3] = -100
         inputs = (x,)
         fn = lambda x: fastloss.sigmoid_focal_loss(x, t, alpha, gamma, reduction)  # noqa: E731
     else:
-        t = torch.rand(17, 5, dtype=torch.float64).requires_grad_()
+        t = torch.rand(17, 5, dtype=torch.float64, device=device).requires_grad_()
         inputs = (x, t)
         fn = lambda x, t: fastloss.sigmoid_focal_loss(x, t, alpha, gamma, reduction)  # noqa: E731
     assert torch.autograd.gradcheck(fn, inputs)
@@ -300,34 +301,40 @@ def test_gradcheck_unreduced_with_non_contiguous_grad():
 
 
 OPCHECK_CASES = {
-    "labels mean": lambda: (logits(9, 4).requires_grad_(), labels_for((9,), 4), None, 0.25, 2.0, 2, -100),
-    "soft none weighted": lambda: (logits(9, 4).requires_grad_(), torch.rand(9, 4, dtype=torch.float64).requires_grad_(),
-                                   torch.rand(9, 1, dtype=torch.float64), 0.25, 1.5, 0, -100),
-    "float32 sum": lambda: (logits(5, 3, 4, dtype=torch.float32).requires_grad_(), labels_for((5, 3), 4), None, -1.0,
-                            0.0, 1, 2),
-    "bfloat16 mean": lambda: (logits(9, 4, dtype=torch.bfloat16).requires_grad_(), labels_for((9,), 4), None, 0.25,
-                              2.0, 2, -100),
+    "labels mean": lambda d: (logits(9, 4, device=d).requires_grad_(), labels_for((9,), 4, d), None, 0.25, 2.0, 2,
+                              -100),
+    "soft none weighted": lambda d: (logits(9, 4, device=d).requires_grad_(),
+                                     torch.rand(9, 4, dtype=torch.float64, device=d).requires_grad_(),
+                                     torch.rand(9, 1, dtype=torch.float64, device=d), 0.25, 1.5, 0, -100),
+    "float32 sum": lambda d: (logits(5, 3, 4, dtype=torch.float32, device=d).requires_grad_(),
+                              labels_for((5, 3), 4, d), None, -1.0, 0.0, 1, 2),
+    "bfloat16 mean": lambda d: (logits(9, 4, dtype=torch.bfloat16, device=d).requires_grad_(), labels_for((9,), 4, d),
+                                None, 0.25, 2.0, 2, -100),
 }
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case", list(OPCHECK_CASES))
-def test_opcheck(case):
-    torch.library.opcheck(torch.ops.fastloss.sigmoid_focal_loss.default, OPCHECK_CASES[case]())
+def test_opcheck(device, case):
+    torch.library.opcheck(torch.ops.fastloss.sigmoid_focal_loss.default, OPCHECK_CASES[case](device))
 
 
-def test_opcheck_backward_op():
-    x, labels = logits(9, 4), labels_for((9,), 4)
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck_backward_op(device):
+    x, labels = logits(9, 4, device=device), labels_for((9,), 4, device)
     _, count = torch.ops.fastloss.sigmoid_focal_loss(x, labels, None, 0.25, 2.0, 2, -100)
+    grad = torch.ones((), dtype=torch.float64, device=device)
     torch.library.opcheck(torch.ops.fastloss.sigmoid_focal_loss_backward.default,
-                          (torch.ones((), dtype=torch.float64), x, labels, None, count, 0.25, 2.0, 2, -100, False))
+                          (grad, x, labels, None, count, 0.25, 2.0, 2, -100, False))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("targets", ["float", "labels"])
-def test_torch_compile_fullgraph_matches_eager(targets):
-    x = logits(64, 10, dtype=torch.float32).requires_grad_()
-    labels = labels_for((64,), 10)
+def test_torch_compile_fullgraph_matches_eager(device, targets):
+    x = logits(64, 10, dtype=torch.float32, device=device).requires_grad_()
+    labels = labels_for((64,), 10, device)
     t = labels if targets == "labels" else one_hot(labels, 10, torch.float32)
-    w = torch.rand(64, dtype=torch.float32)
+    w = torch.rand(64, dtype=torch.float32, device=device)
 
     def step(x, t, w):
         return fastloss.sigmoid_focal_loss(x, t, 0.25, 2.0, "mean", weight=w) * 2.0

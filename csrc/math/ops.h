@@ -24,23 +24,28 @@ struct Ops {  // V = float or double
   static FASTLOSS_HD V select(Mask m, V if_true, V if_false) { return m ? if_true : if_false; }
 };
 
-// e = exp(−|x|) ∈ (0, 1] is the shared core of σ(x), σ(−x) and softplus: σ(|x|) = 1 / (1 + e)
-// and softplus(−|x|) = log(1 + e). LogisticTail gives both from one division.
+// σ(x), σ(−x) and log(1 + exp(−|x|)) — the pieces of every sigmoid, log-sigmoid and softplus —
+// from one exp and one division, none formed by subtraction (1 − σ(x) would cancel):
+//   e = exp(−|x|) ∈ (0, 1], σ(|x|) = 1 / (1 + e), σ(−|x|) = e / (1 + e), softplus(x) = max(x, 0) + log(1 + e).
 // log(1 + e) in float: 2·atanh(s), s = e / (2 + e) ≤ 1/3, by its series up to s^13 (truncation
-// < 2e-8 relative: float-accurate, and exact-relative for tiny e). No range reduction is needed on
-// this interval, so it is one shared division and seven FMAs in Estrin's order (depth 4), several
-// times cheaper than a general SIMD log1p (Sleef's took 3× the rest of the focal kernel).
+// < 2e-8 relative: float-accurate, and exact-relative for tiny e). On this interval no range
+// reduction is needed, so it is seven FMAs in Estrin's order (depth 4) sharing the division with σ:
+// several times cheaper than a general SIMD log1p (Sleef's took 3× the rest of the focal kernel).
 // Double precision uses the library log1p.
 template <typename V>
-struct LogisticTail {
-  V r;         // 1 / (1 + e) = σ(|x|)
-  V log1p_e;   // log(1 + e)
+struct Logistic {
+  V sigmoid;      // σ(x)
+  V sigmoid_neg;  // σ(−x) = 1 − σ(x)
+  V log1p_e;      // log(1 + exp(−|x|)) = softplus(x) − max(x, 0)
 };
 
 template <typename V>
-FASTLOSS_HD LogisticTail<V> logistic_tail(V e) {
-  using S = typename Ops<V>::scalar_t;
-  const V one(S(1)), two(S(2));
+FASTLOSS_HD Logistic<V> logistic(V x) {
+  using O = Ops<V>;
+  using S = typename O::scalar_t;
+  const V zero(S(0)), one(S(1)), two(S(2));
+  const V e = O::exp(O::neg(O::abs(x)));
+  V r, log1p_e;
   if constexpr (std::is_same_v<S, float>) {
     const V one_e = one + e, two_e = two + e;
     const V inv = one / (one_e * two_e);
@@ -48,10 +53,14 @@ FASTLOSS_HD LogisticTail<V> logistic_tail(V e) {
     const V w = s * s, w2 = w * w, w4 = w2 * w2;
     const V lo = (V(1.0f) + V(1.0f / 3) * w) + w2 * (V(1.0f / 5) + V(1.0f / 7) * w);
     const V hi = (V(1.0f / 9) + V(1.0f / 11) * w) + w2 * V(1.0f / 13);
-    return {two_e * inv, two * s * (lo + w4 * hi)};
+    r = two_e * inv;
+    log1p_e = two * s * (lo + w4 * hi);
   } else {
-    return {one / (one + e), Ops<V>::log1p(e)};
+    r = one / (one + e);
+    log1p_e = O::log1p(e);
   }
+  const auto nonneg = O::ge(x, zero);
+  return {O::select(nonneg, r, e * r), O::select(nonneg, e * r, r), log1p_e};
 }
 
 }  // namespace fastloss

@@ -3,10 +3,10 @@
 // ICCV 2017, arXiv 1708.02002. Per element, with logit x and target t ∈ [0, 1]:
 //   p = σ(x),  ce = BCEWithLogits(x, t),  p_t = p·t + (1 − p)(1 − t),  α_t = α·t + (1 − α)(1 − t)
 //   loss = α_t · (1 − p_t)^γ · ce                  (α_t = 1 when α weighting is off)
-// Written once for every backend (see math/ops.h). Both forms below take one exp and one log1p per
-// element, shared by the loss and its derivatives, and never form 1 − p by subtraction:
-// σ(x) and σ(−x) both come from e = exp(−|x|), so nothing cancels for confident logits, and
-// logits of ±1e4 give finite values (no log(0), no inf · 0).
+// Written once for every backend (see math/ops.h). Both forms below take one exp per element
+// (math/ops.h: logistic), shared by the loss and its derivatives, and never form 1 − p by
+// subtraction, so nothing cancels for confident logits and logits of ±1e4 give finite values
+// (no log(0), no inf · 0).
 #include "math/modulating_factor.h"
 #include "math/ops.h"
 
@@ -34,14 +34,10 @@ inline Params<S> make_params(double alpha, double gamma) {
 template <bool kLoss, bool kGrad, typename V, typename S>
 FASTLOSS_HD void binary(V z, V a_t, const Params<S>& prm, V& loss, V& dz) {
   using O = Ops<V>;
-  const V zero(S(0)), one(S(1));
-  const V e = O::exp(O::neg(O::abs(z)));
-  const LogisticTail<V> tail = logistic_tail(e);
-  const V r = tail.r;
-  const auto z_nonneg = O::ge(z, zero);
-  const V p_t = O::select(z_nonneg, r, e * r);
-  const V q = O::select(z_nonneg, e * r, r);
-  const V ce = O::max(O::neg(z), zero) + tail.log1p_e;
+  const V zero(S(0));
+  const Logistic<V> l = logistic(z);
+  const V p_t = l.sigmoid, q = l.sigmoid_neg;
+  const V ce = O::max(O::neg(z), zero) + l.log1p_e;
   const V weighted = a_t * pow_gamma(q, prm.gamma, prm.gamma_kind);
   if constexpr (kLoss) loss = weighted * ce;
   if constexpr (kGrad) dz = O::neg(weighted) * (V(prm.gamma) * p_t * ce + q);
@@ -55,14 +51,10 @@ template <bool kLoss, bool kGradX, bool kGradT, typename V, typename S>
 FASTLOSS_HD void soft(V x, V t, const Params<S>& prm, V& loss, V& dx, V& dt) {
   using O = Ops<V>;
   const V zero(S(0)), one(S(1));
-  const V e = O::exp(O::neg(O::abs(x)));
-  const LogisticTail<V> tail = logistic_tail(e);
-  const V r = tail.r;
-  const auto x_nonneg = O::ge(x, zero);
-  const V s = O::select(x_nonneg, r, e * r);
-  const V s_bar = O::select(x_nonneg, e * r, r);
+  const Logistic<V> l = logistic(x);
+  const V s = l.sigmoid, s_bar = l.sigmoid_neg;
   // (max(x, 0) − t·x) first: exact for t ∈ {0, 1}, so a confident correct logit keeps its tiny ce.
-  const V ce = (O::max(x, zero) - t * x) + tail.log1p_e;
+  const V ce = (O::max(x, zero) - t * x) + l.log1p_e;
   const V u = one - t;
   const V q = t * s_bar + u * s;
   const V a_t = V(prm.alpha_neg) + V(prm.alpha_pos - prm.alpha_neg) * t;
