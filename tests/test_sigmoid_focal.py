@@ -419,7 +419,8 @@ BAD_INPUTS = [
     (_bad(targets=[1, 2]), TypeError, "targets must be a torch.Tensor"),
     (_bad(targets=torch.zeros(8, 4, dtype=torch.bool)), TypeError, "targets must be a float tensor or integer"),
     (_bad(targets=torch.zeros(8, 3)), ValueError, "float targets must have the inputs' shape"),
-    (_bad(targets=torch.zeros(8, 4, dtype=torch.int64)), ValueError, r"labels? targets must have shape inputs.shape\[:-1\]"),
+    (_bad(targets=torch.zeros(8, 4, dtype=torch.int64)), ValueError,
+     r"labels? targets must have shape inputs.shape\[:-1\]"),
     (_bad(targets=torch.zeros(7, dtype=torch.int64)), ValueError, r"targets must have shape inputs.shape\[:-1\]"),
     (_bad(inputs=torch.tensor(1.0), targets=torch.tensor(1)), ValueError, r"inputs.shape\[:-1\]"),
     (_bad(alpha=1.5), ValueError, "alpha must be in"),
@@ -436,8 +437,10 @@ BAD_INPUTS = [
     (_bad(weight=torch.ones(8, 4, dtype=torch.int32)), TypeError, "weight must be a float16"),
     (_bad(weight=torch.ones(8, requires_grad=True)), ValueError, "weight requires grad"),
     (_bad(ignore_index=1.5), TypeError, "ignore_index must be an int"),
-    (_bad(inputs=torch.zeros(8, 4, device="meta")), ValueError, "targets and inputs must be on the same device; targets is on cpu"),
-    (_bad(weight=torch.ones(8, device="meta")), ValueError, "weight and inputs must be on the same device; weight is on meta"),
+    (_bad(inputs=torch.zeros(8, 4, device="meta")), ValueError,
+     "targets and inputs must be on the same device; targets is on cpu"),
+    (_bad(weight=torch.ones(8, device="meta")), ValueError,
+     "weight and inputs must be on the same device; weight is on meta"),
 ]
 
 

@@ -20,9 +20,14 @@ struct Ops<at::vec::Vectorized<T>> {
   static V pow(const V& x, const V& y) { return x.pow(y); }
   static V abs(const V& x) { return x.abs(); }
   static V neg(const V& x) { return x.neg(); }
+  static V log(const V& x) { return x.log(); }
+  static V sqrt(const V& x) { return x.sqrt(); }
+  static V atan2(const V& y, const V& x) { return y.atan2(x); }
   static V max(const V& a, const V& b) { return at::vec::clamp_min(a, b); }  // NaN in a propagates
+  static V min(const V& a, const V& b) { return at::vec::clamp_max(a, b); }
   static Mask ge(const V& a, const V& b) { return a >= b; }
   static Mask gt(const V& a, const V& b) { return a > b; }
+  static Mask eq(const V& a, const V& b) { return a == b; }
   static V select(const Mask& m, const V& if_true, const V& if_false) { return V::blendv(if_false, if_true, m); }
 };
 

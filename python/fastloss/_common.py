@@ -58,7 +58,8 @@ def reduction_code(reduction, avg_factor):
         raise ValueError(f"avg_factor can only be used with reduction='mean', got reduction={reduction!r}")
     if isinstance(avg_factor, torch.Tensor):
         if avg_factor.numel() != 1:
-            raise ValueError(f"avg_factor must be a number or a one-element tensor, got shape {tuple(avg_factor.shape)}")
+            raise ValueError("avg_factor must be a number or a one-element tensor, got shape "
+                             f"{tuple(avg_factor.shape)}")
     elif check_number("avg_factor", avg_factor) <= 0:
         raise ValueError(f"avg_factor must be > 0, got {avg_factor}")
     return SUM

@@ -1,5 +1,7 @@
 """mmdet-style loss modules (reduction, loss_weight, forward(..., weight, avg_factor, reduction_override))."""
 from ._base import WeightedLoss
+from .box_iou import BoxIoULoss, CDIoULoss, CIoULoss, DIoULoss, EIoULoss, FocalEIoULoss, GIoULoss, IoULoss
 from .sigmoid_focal import SigmoidFocalLoss
 
-__all__ = ["WeightedLoss", "SigmoidFocalLoss"]
+__all__ = ["WeightedLoss", "SigmoidFocalLoss", "BoxIoULoss", "IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "EIoULoss",
+           "FocalEIoULoss", "CDIoULoss"]

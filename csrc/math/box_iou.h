@@ -1,0 +1,260 @@
+#pragma once
+// The IoU family of box regression losses on aligned pairs pred ↔ target. Boxes become corners
+// (x1, y1, x2, y2) from the caller's format; w, h and the centre come from each box; C is the
+// smallest enclosing box (width cw, height ch); IoU = inter / (union + eps).
+//   IoU   UnitBox, Yu et al., arXiv 1608.01471: 1 − IoU ("linear"), −ln(max(IoU, eps)) ("log"),
+//         1 − IoU² ("square")
+//   GIoU  Rezatofighi et al., arXiv 1902.09630: 1 − IoU + (area(C) − union) / (area(C) + eps)
+//   DIoU  Zheng et al., arXiv 1911.08287: 1 − IoU + ρ²/c², ρ the centre distance, c² = cw² + ch² + eps
+//   CIoU  same paper: DIoU + α·v, v = (4/π²)(atan(w_t/h_t) − atan(w_p/h_p))², α = v / (1 − IoU + v + eps)
+//         held constant (no gradient through α), as the authors and torchvision do
+//   EIoU  Zhang et al., arXiv 2101.08158: DIoU + (w_p − w_t)²/(cw² + eps) + (h_p − h_t)²/(ch² + eps)
+//   Focal-EIoU  same paper: IoU^γ · EIoU, IoU^γ held constant (a weight)
+//   CDIoU Dong et al., arXiv 2103.11696: 1 − IoU + λ·Σ_k ‖corner_k(p) − corner_k(t)‖ / (4·sqrt(c²))
+// Inverted boxes (x2 < x1 or y2 < y1) are zero-size boxes at the same centre. Derivatives are
+// hand-written reverse mode; min/max ties split the gradient equally (torch's rule); CIoU's angle
+// difference is one atan2, finite at h = 0. Written once against Ops<V> (math/ops.h), for CPU SIMD
+// and for CUDA.
+#include "math/modulating_factor.h"
+#include "math/ops.h"
+
+namespace fastloss::box_iou {
+
+// Codes shared with python/fastloss/box_iou.py.
+enum Kind : int { kIoU = 0, kGIoU = 1, kDIoU = 2, kCIoU = 3, kEIoU = 4, kFocalEIoU = 5, kCDIoU = 6 };
+enum IouMode : int { kLinear = 0, kLog = 1, kSquare = 2 };
+enum BoxFormat : int { kXYXY = 0, kXYWH = 1, kCXCYWH = 2 };
+
+template <typename S>
+struct Params {
+  int kind, mode, format;
+  S eps, gamma, lambd;
+  int gamma_kind;  // GammaKind of gamma (Focal-EIoU)
+};
+
+template <typename V>
+struct Box {
+  V x1, y1, x2, y2;
+};
+
+template <typename V>
+FASTLOSS_HD_ALWAYS_INLINE Box<V> to_corners(const V (&b)[4], int format) {
+  using S = typename Ops<V>::scalar_t;
+  if (format == kXYWH) return {b[0], b[1], b[0] + b[2], b[1] + b[3]};
+  if (format == kCXCYWH) {
+    const V hw = V(S(0.5)) * b[2], hh = V(S(0.5)) * b[3];
+    return {b[0] - hw, b[1] - hh, b[0] + hw, b[1] + hh};
+  }
+  return {b[0], b[1], b[2], b[3]};
+}
+
+// The adjoint of to_corners: corner gradients into the caller's format.
+template <typename V>
+FASTLOSS_HD_ALWAYS_INLINE void corners_grad_to_format(const Box<V>& g, int format, V (&out)[4]) {
+  using S = typename Ops<V>::scalar_t;
+  out[0] = g.x1;
+  out[1] = g.y1;
+  out[2] = g.x2;
+  out[3] = g.y2;
+  if (format == kXYWH || format == kCXCYWH) {
+    out[0] = g.x1 + g.x2;
+    out[1] = g.y1 + g.y2;
+    out[2] = format == kXYWH ? g.x2 : V(S(0.5)) * (g.x2 - g.x1);
+    out[3] = format == kXYWH ? g.y2 : V(S(0.5)) * (g.y2 - g.y1);
+  }
+}
+
+// An inverted interval (lo > hi) becomes the empty interval at its midpoint.
+template <typename V>
+struct Repaired {
+  typename Ops<V>::Mask inverted;
+
+  FASTLOSS_HD_ALWAYS_INLINE void apply(V& lo, V& hi) {
+    using O = Ops<V>;
+    using S = typename O::scalar_t;
+    inverted = O::gt(lo, hi);
+    const V mid = V(S(0.5)) * (lo + hi);
+    lo = O::select(inverted, mid, lo);
+    hi = O::select(inverted, mid, hi);
+  }
+  FASTLOSS_HD_ALWAYS_INLINE void adjoint(V& g_lo, V& g_hi) const {
+    using O = Ops<V>;
+    using S = typename O::scalar_t;
+    const V g_mid = V(S(0.5)) * (g_lo + g_hi);
+    g_lo = O::select(inverted, g_mid, g_lo);
+    g_hi = O::select(inverted, g_mid, g_hi);
+  }
+};
+
+// Adds the adjoint g of max(a, b) to a's and b's: to the greater, split equally on a tie.
+// (Written as "x gets the share where x > y" so that min can reuse it with x, y swapped.)
+template <typename V>
+FASTLOSS_HD_ALWAYS_INLINE void add_max_adjoint(V x, V y, V g, V& g_first, V& g_second) {
+  using O = Ops<V>;
+  using S = typename O::scalar_t;
+  const V share = O::select(O::gt(x, y), V(S(1)), O::select(O::eq(x, y), V(S(0.5)), V(S(0))));
+  g_first = g_first + g * share;
+  g_second = g_second + g * (V(S(1)) - share);
+}
+
+// The same for min(a, b): to the smaller (a gets it where b > a).
+template <typename V>
+FASTLOSS_HD_ALWAYS_INLINE void add_min_adjoint(V a, V b, V g, V& g_a, V& g_b) {
+  add_max_adjoint(b, a, g, g_a, g_b);
+}
+
+// a / b where b > 0, else 0 (b ≥ 0): guards the derivatives of atan2 at w = h = 0 and of a corner
+// distance at 0, whose limits along any path are bounded and whose loss terms are 0 there.
+template <typename V>
+FASTLOSS_HD_ALWAYS_INLINE V div_or_zero(V a, V b) {
+  using O = Ops<V>;
+  using S = typename O::scalar_t;
+  const auto positive = O::gt(b, V(S(0)));
+  return O::select(positive, a / O::select(positive, b, V(S(1))), V(S(0)));
+}
+
+// Loss of the pair (p, t), both in the caller's format; with kGrad also d loss / d p and d t.
+template <bool kGrad, typename V, typename S>
+FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], const V (&t_in)[4], V (&dp)[4],
+                                      V (&dt)[4]) {
+  using O = Ops<V>;
+  const V zero(S(0)), one(S(1)), two(S(2)), half(S(0.5)), eps(prm.eps);
+  Box<V> p = to_corners(p_in, prm.format), t = to_corners(t_in, prm.format);
+  Repaired<V> fix[4];
+  fix[0].apply(p.x1, p.x2);
+  fix[1].apply(p.y1, p.y2);
+  fix[2].apply(t.x1, t.x2);
+  fix[3].apply(t.y1, t.y2);
+
+  const V wp = p.x2 - p.x1, hp = p.y2 - p.y1, wt = t.x2 - t.x1, ht = t.y2 - t.y1;
+  const V iw_raw = O::min(p.x2, t.x2) - O::max(p.x1, t.x1), ih_raw = O::min(p.y2, t.y2) - O::max(p.y1, t.y1);
+  const V iw = O::max(iw_raw, zero), ih = O::max(ih_raw, zero);
+  const V inter = iw * ih, uni = wp * hp + wt * ht - inter, u = uni + eps, iou = inter / u;
+  const V cw = O::max(p.x2, t.x2) - O::min(p.x1, t.x1), ch = O::max(p.y2, t.y2) - O::min(p.y1, t.y1);
+
+  // The loss, and the adjoints (for a unit upstream gradient) of the quantities above.
+  V loss, g_iou = -one, g_uni = zero, g_cw = zero, g_ch = zero, g_dx = zero, g_dy = zero;
+  V g_wp = zero, g_hp = zero, g_wt = zero, g_ht = zero, scale = one;
+  Box<V> gp{zero, zero, zero, zero}, gt{zero, zero, zero, zero};  // direct corner adjoints
+
+  if (prm.kind == kIoU) {
+    if (prm.mode == kLog) {
+      const auto clamped = O::gt(eps, iou);
+      loss = O::neg(O::log(O::max(iou, eps)));
+      g_iou = O::select(clamped, zero, O::neg(one / O::select(clamped, one, iou)));
+    } else if (prm.mode == kSquare) {
+      loss = one - iou * iou;
+      g_iou = O::neg(two * iou);
+    } else {
+      loss = one - iou;
+    }
+  } else if (prm.kind == kGIoU) {
+    const V area_c = cw * ch, a = area_c + eps;
+    loss = one - iou + (area_c - uni) / a;
+    if constexpr (kGrad) {
+      const V g_area_c = (uni + eps) / (a * a);
+      g_uni = O::neg(one / a);
+      g_cw = g_area_c * ch;
+      g_ch = g_area_c * cw;
+    }
+  } else {  // the centre-distance family
+    const V c2 = cw * cw + ch * ch + eps;
+    const V dx = half * (p.x2 + p.x1) - half * (t.x1 + t.x2), dy = half * (p.y2 + p.y1) - half * (t.y1 + t.y2);
+    V g_c2 = zero;
+    if (prm.kind == kCDIoU) {
+      const V diag = O::sqrt(c2), lambd(prm.lambd);
+      const V ex1 = p.x1 - t.x1, ex2 = p.x2 - t.x2, ey1 = p.y1 - t.y1, ey2 = p.y2 - t.y2;
+      const V d1 = O::sqrt(ex1 * ex1 + ey1 * ey1), d2 = O::sqrt(ex2 * ex2 + ey1 * ey1);
+      const V d3 = O::sqrt(ex2 * ex2 + ey2 * ey2), d4 = O::sqrt(ex1 * ex1 + ey2 * ey2);
+      const V sum = d1 + d2 + d3 + d4, quarter_per_diag = V(S(0.25)) / diag;
+      loss = one - iou + lambd * sum * quarter_per_diag;
+      if constexpr (kGrad) {
+        const V g_sum = lambd * quarter_per_diag;
+        g_c2 = O::neg(g_sum * sum) * half / c2;  // d(1/diag)/d c2 = −1 / (2 diag c2)
+        const V g_ex1 = g_sum * (div_or_zero(ex1, d1) + div_or_zero(ex1, d4));
+        const V g_ex2 = g_sum * (div_or_zero(ex2, d2) + div_or_zero(ex2, d3));
+        const V g_ey1 = g_sum * (div_or_zero(ey1, d1) + div_or_zero(ey1, d2));
+        const V g_ey2 = g_sum * (div_or_zero(ey2, d3) + div_or_zero(ey2, d4));
+        gp = {g_ex1, g_ey1, g_ex2, g_ey2};
+        gt = {O::neg(g_ex1), O::neg(g_ey1), O::neg(g_ex2), O::neg(g_ey2)};
+      }
+    } else {
+      const V rho2 = dx * dx + dy * dy;
+      loss = one - iou + rho2 / c2;
+      if constexpr (kGrad) {
+        g_dx = two * dx / c2;
+        g_dy = two * dy / c2;
+        g_c2 = O::neg(rho2 / (c2 * c2));
+      }
+      if (prm.kind == kCIoU) {
+        const V k(S(0.405284734569351085775517852838911));  // 4 / π²
+        // atan(w_t/h_t) − atan(w_p/h_p) as one atan2 (w, h ≥ 0): exactly 0 for equal aspect ratios
+        const V d = atan2_right_half(wt * hp - wp * ht, ht * hp + wt * wp), v = k * d * d;
+        const V alpha = v / (one - iou + v + eps);
+        loss = loss + alpha * v;
+        if constexpr (kGrad) {
+          const V g_theta_t = two * k * d * alpha;  // d(α·v)/dθ_t, α constant; θ_p gets the opposite
+          const V rp = wp * wp + hp * hp, rt = wt * wt + ht * ht;
+          g_wp = O::neg(div_or_zero(g_theta_t * hp, rp));
+          g_hp = div_or_zero(g_theta_t * wp, rp);
+          g_wt = div_or_zero(g_theta_t * ht, rt);
+          g_ht = O::neg(div_or_zero(g_theta_t * wt, rt));
+        }
+      } else if (prm.kind == kEIoU || prm.kind == kFocalEIoU) {
+        const V cw2 = cw * cw + eps, ch2 = ch * ch + eps, dw = wp - wt, dh = hp - ht;
+        loss = loss + dw * dw / cw2 + dh * dh / ch2;
+        if constexpr (kGrad) {
+          g_wp = two * dw / cw2;
+          g_wt = O::neg(g_wp);
+          g_hp = two * dh / ch2;
+          g_ht = O::neg(g_hp);
+          g_cw = O::neg(two * cw * dw * dw / (cw2 * cw2));
+          g_ch = O::neg(two * ch * dh * dh / (ch2 * ch2));
+        }
+        if (prm.kind == kFocalEIoU) {
+          scale = pow_gamma(iou, prm.gamma, prm.gamma_kind);
+          loss = scale * loss;
+        }
+      }
+    }
+    g_cw = g_cw + two * cw * g_c2;
+    g_ch = g_ch + two * ch * g_c2;
+  }
+  if constexpr (kGrad) {
+
+    // Back through IoU = inter / (union + eps), union = area_p + area_t − inter.
+    g_uni = g_uni - g_iou * iou / u;
+    const V g_inter = g_iou / u - g_uni;
+    g_wp = g_wp + g_uni * hp;
+    g_hp = g_hp + g_uni * wp;
+    g_wt = g_wt + g_uni * ht;
+    g_ht = g_ht + g_uni * wt;
+    // The intersection: iw = max(min(x2) − max(x1), 0), and the enclosing box: cw = max(x2) − min(x1).
+    const V g_iw = O::select(O::gt(iw_raw, zero), g_inter * ih, zero);
+    const V g_ih = O::select(O::gt(ih_raw, zero), g_inter * iw, zero);
+    add_min_adjoint(p.x2, t.x2, g_iw, gp.x2, gt.x2);
+    add_max_adjoint(p.x1, t.x1, O::neg(g_iw), gp.x1, gt.x1);
+    add_min_adjoint(p.y2, t.y2, g_ih, gp.y2, gt.y2);
+    add_max_adjoint(p.y1, t.y1, O::neg(g_ih), gp.y1, gt.y1);
+    add_max_adjoint(p.x2, t.x2, g_cw, gp.x2, gt.x2);
+    add_min_adjoint(p.x1, t.x1, O::neg(g_cw), gp.x1, gt.x1);
+    add_max_adjoint(p.y2, t.y2, g_ch, gp.y2, gt.y2);
+    add_min_adjoint(p.y1, t.y1, O::neg(g_ch), gp.y1, gt.y1);
+    // Centres and sizes.
+    const V hdx = half * g_dx, hdy = half * g_dy;
+    gp = {gp.x1 + hdx - g_wp, gp.y1 + hdy - g_hp, gp.x2 + hdx + g_wp, gp.y2 + hdy + g_hp};
+    gt = {gt.x1 - hdx - g_wt, gt.y1 - hdy - g_ht, gt.x2 - hdx + g_wt, gt.y2 - hdy + g_ht};
+    // Focal-EIoU's constant weight, the repair of inverted boxes, the caller's format.
+    gp = {scale * gp.x1, scale * gp.y1, scale * gp.x2, scale * gp.y2};
+    gt = {scale * gt.x1, scale * gt.y1, scale * gt.x2, scale * gt.y2};
+    fix[0].adjoint(gp.x1, gp.x2);
+    fix[1].adjoint(gp.y1, gp.y2);
+    fix[2].adjoint(gt.x1, gt.x2);
+    fix[3].adjoint(gt.y1, gt.y2);
+    corners_grad_to_format(gp, prm.format, dp);
+    corners_grad_to_format(gt, prm.format, dt);
+  }
+  return loss;
+}
+
+}  // namespace fastloss::box_iou

@@ -1,0 +1,232 @@
+"""The IoU family of box losses in plain torch (formulas: csrc/math/box_iou.h), its argument
+checks, and its public signatures, defined once here for both fastloss and fastloss.reference."""
+from typing import NamedTuple, Optional
+
+import torch
+
+from .._common import (
+    MEAN,
+    NONE,
+    apply_avg_factor,
+    check_number,
+    check_same_device,
+    check_tensor,
+    opmath_dtype,
+    prepare_weight,
+    reduction_code,
+)
+
+# Codes of csrc/math/box_iou.h.
+KINDS = {"iou": 0, "giou": 1, "diou": 2, "ciou": 3, "eiou": 4, "focal_eiou": 5, "cdiou": 6}
+MODES = {"linear": 0, "log": 1, "square": 2}
+FORMATS = {"xyxy": 0, "xywh": 1, "cxcywh": 2}
+FOUR_OVER_PI_SQUARED = 0.405284734569351085775517852838911
+
+
+class BoxArgs(NamedTuple):
+    pred: torch.Tensor
+    target: torch.Tensor
+    kind: int
+    mode: int
+    box_format: int
+    eps: float
+    gamma: float
+    lambd: float
+    reduction: int  # kernel code; SUM when avg_factor is given
+    weight: Optional[torch.Tensor]
+    avg_factor: object
+
+
+def _check_boxes(name, boxes):
+    check_tensor(name, boxes)
+    if boxes.dtype == torch.bool or boxes.dtype.is_complex:
+        raise TypeError(f"{name} must be a floating point (or integer) tensor of boxes, got {boxes.dtype}")
+    if boxes.dim() == 0 or boxes.shape[-1] != 4:
+        raise ValueError(f"{name} must have shape (..., 4), got {tuple(boxes.shape)}")
+    return boxes if boxes.dtype.is_floating_point else boxes.float()  # integer boxes: as torchvision
+
+
+def _choice(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return choices[value]
+
+
+def check_args(kind, pred, target, reduction, eps, weight, avg_factor, box_format, mode="linear", gamma=0.5,
+               lambd=1.0, promote=False) -> BoxArgs:
+    """promote: cast pred and target to a common dtype (torchvision's functions do) instead of
+    requiring one."""
+    pred, target = _check_boxes("pred", pred), _check_boxes("target", target)
+    check_same_device("target", target, "pred", pred)
+    if target.shape != pred.shape:
+        raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    if target.dtype != pred.dtype:
+        if not promote:
+            raise TypeError(f"pred and target must have the same dtype, got {pred.dtype} and {target.dtype}")
+        dtype = torch.promote_types(pred.dtype, target.dtype)
+        pred, target = pred.to(dtype), target.to(dtype)
+    eps = check_number("eps", eps)
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    gamma = check_number("gamma", gamma)
+    if gamma < 0:
+        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    lambd = check_number("lambd", lambd)
+    if lambd < 0:
+        raise ValueError(f"lambd must be >= 0, got {lambd}")
+    code = reduction_code(reduction, avg_factor)
+    if weight is not None:
+        check_tensor("weight", weight)
+        if weight.shape == pred.shape:  # one weight per coordinate, as mmdet passes: their mean
+            weight = weight.mean(-1)
+        weight = prepare_weight(weight, pred[..., 0], per_row=False)
+    return BoxArgs(pred, target, KINDS[kind], _choice("mode", mode, MODES), _choice("box_format", box_format, FORMATS),
+                   eps, gamma, lambd, code, weight, avg_factor)
+
+
+def _corners(boxes, box_format):
+    a, b, c, d = boxes.unbind(-1)
+    if box_format == FORMATS["xywh"]:
+        return a, b, a + c, b + d
+    if box_format == FORMATS["cxcywh"]:
+        return a - 0.5 * c, b - 0.5 * d, a + 0.5 * c, b + 0.5 * d
+    return a, b, c, d
+
+
+def _repair(lo, hi):
+    """An inverted interval becomes the empty interval at its midpoint."""
+    inverted, mid = lo > hi, 0.5 * (lo + hi)
+    return torch.where(inverted, mid, lo), torch.where(inverted, mid, hi)
+
+
+def _distance(dx, dy):
+    """sqrt(dx² + dy²), with a zero gradient where it is 0 (sqrt's would be 0/0), as the kernel."""
+    squared = dx * dx + dy * dy
+    positive = squared > 0
+    return torch.where(positive, torch.where(positive, squared, 1).sqrt(), 0)
+
+
+def compute(a: BoxArgs) -> torch.Tensor:
+    dtype = opmath_dtype(a.pred.dtype)
+    x1, y1, x2, y2 = _corners(a.pred.to(dtype), a.box_format)
+    x1g, y1g, x2g, y2g = _corners(a.target.to(dtype), a.box_format)
+    (x1, x2), (y1, y2), (x1g, x2g), (y1g, y2g) = _repair(x1, x2), _repair(y1, y2), _repair(x1g, x2g), _repair(y1g, y2g)
+    wp, hp, wt, ht = x2 - x1, y2 - y1, x2g - x1g, y2g - y1g
+    inter = torch.relu(torch.minimum(x2, x2g) - torch.maximum(x1, x1g)) * \
+        torch.relu(torch.minimum(y2, y2g) - torch.maximum(y1, y1g))
+    union = wp * hp + wt * ht - inter
+    iou = inter / (union + a.eps)
+    cw = torch.maximum(x2, x2g) - torch.minimum(x1, x1g)
+    ch = torch.maximum(y2, y2g) - torch.minimum(y1, y1g)
+    kind = a.kind
+    if kind == KINDS["iou"]:
+        loss = {MODES["linear"]: lambda: 1 - iou, MODES["log"]: lambda: -iou.clamp(min=a.eps).log(),
+                MODES["square"]: lambda: 1 - iou * iou}[a.mode]()
+    elif kind == KINDS["giou"]:
+        area_c = cw * ch
+        loss = 1 - iou + (area_c - union) / (area_c + a.eps)
+    else:
+        c2 = cw ** 2 + ch ** 2 + a.eps
+        if kind == KINDS["cdiou"]:
+            corner_distances = (_distance(x1 - x1g, y1 - y1g) + _distance(x2 - x2g, y1 - y1g) +
+                                _distance(x2 - x2g, y2 - y2g) + _distance(x1 - x1g, y2 - y2g))
+            loss = 1 - iou + a.lambd * corner_distances / (4 * c2.sqrt())
+        else:
+            rho2 = ((x2 + x1) / 2 - (x1g + x2g) / 2) ** 2 + ((y2 + y1) / 2 - (y1g + y2g) / 2) ** 2
+            loss = 1 - iou + rho2 / c2
+        if kind == KINDS["ciou"]:
+            v = FOUR_OVER_PI_SQUARED * (torch.atan2(wt, ht) - torch.atan2(wp, hp)) ** 2
+            alpha = (v / (1 - iou + v + a.eps)).detach()
+            loss = loss + alpha * v
+        elif kind in (KINDS["eiou"], KINDS["focal_eiou"]):
+            loss = loss + (wp - wt) ** 2 / (cw ** 2 + a.eps) + (hp - ht) ** 2 / (ch ** 2 + a.eps)
+            if kind == KINDS["focal_eiou"]:
+                loss = iou.detach().pow(a.gamma) * loss
+    if a.weight is not None:
+        loss = loss * a.weight.to(dtype)
+    if a.reduction == NONE:
+        return loss
+    total = loss.sum()
+    if a.reduction == MEAN:
+        total = total / max(loss.numel(), 1)
+    return apply_avg_factor(total, a.avg_factor)
+
+
+COMMON_DOC = """
+    pred, target: boxes of shape (..., 4), the same shape and dtype (integer boxes are taken as
+        float32); box_format "xyxy", "xywh" or "cxcywh", converted inside the kernel, with gradients
+        in the caller's format. Inverted boxes (x2 < x1 or y2 < y1) are zero-size boxes at the same
+        centre. Gradients flow to pred, and to target when it requires grad.
+    reduction: "none" (shape pred.shape[:-1]) | "mean" | "sum"; empty inputs give 0.
+    eps: keeps denominators positive (IoU = inter / (union + eps)).
+    weight: per pair, broadcastable to pred.shape[:-1]; a weight of pred's shape (one per
+        coordinate, as mmdet passes) is averaged over the last dimension.
+    avg_factor: with reduction="mean", the loss is sum / avg_factor (mmdet's convention).
+    The loss is float32 for half inputs (as torchvision), else the inputs' dtype.
+"""
+
+
+def define(implementation):
+    """The family's public functions over implementation(kind, pred, target, reduction, eps, weight,
+    avg_factor, box_format, **params) — pure torch (`compute`) or the kernels (fastloss.box_iou)."""
+
+    def iou_loss(pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy",
+                 mode="linear"):
+        """IoU loss (UnitBox, arXiv 1608.01471): mode "linear" 1 − IoU, "log" −ln(max(IoU, eps)),
+        "square" 1 − IoU²."""
+        return implementation("iou", pred, target, reduction, eps, weight, avg_factor, box_format, mode=mode)
+
+    def giou_loss(pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy"):
+        """GIoU loss (arXiv 1902.09630): 1 − IoU + (area(C) − union) / (area(C) + eps), C the enclosing box."""
+        return implementation("giou", pred, target, reduction, eps, weight, avg_factor, box_format)
+
+    def diou_loss(pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy"):
+        """DIoU loss (arXiv 1911.08287): 1 − IoU + ρ² / (cw² + ch² + eps), ρ the distance of the centres."""
+        return implementation("diou", pred, target, reduction, eps, weight, avg_factor, box_format)
+
+    def ciou_loss(pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy"):
+        """CIoU loss (arXiv 1911.08287): DIoU + α·v, v = (4/π²)(atan(w_t/h_t) − atan(w_p/h_p))²,
+        α = v / (1 − IoU + v + eps) held constant (no gradient through α), as torchvision."""
+        return implementation("ciou", pred, target, reduction, eps, weight, avg_factor, box_format)
+
+    def eiou_loss(pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy"):
+        """EIoU loss (arXiv 2101.08158): DIoU + (w_p − w_t)²/(cw² + eps) + (h_p − h_t)²/(ch² + eps)."""
+        return implementation("eiou", pred, target, reduction, eps, weight, avg_factor, box_format)
+
+    def focal_eiou_loss(pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy",
+                        gamma=0.5):
+        """Focal-EIoU loss (arXiv 2101.08158): IoU^γ · EIoU, with IoU^γ a weight (no gradient through it),
+        as the widely used implementations do."""
+        return implementation("focal_eiou", pred, target, reduction, eps, weight, avg_factor, box_format, gamma=gamma)
+
+    def cdiou_loss(pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy",
+                   lambd=1.0):
+        """CDIoU loss (arXiv 2103.11696): 1 − IoU + λ·(sum of the distances between the four corresponding
+        corners) / (4 · diagonal of the enclosing box)."""
+        return implementation("cdiou", pred, target, reduction, eps, weight, avg_factor, box_format, lambd=lambd)
+
+    def generalized_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7):
+        """torchvision.ops.generalized_box_iou_loss's signature and numbers."""
+        return implementation("giou", boxes1, boxes2, reduction, eps, None, None, "xyxy", promote=True)
+
+    def distance_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7):
+        """torchvision.ops.distance_box_iou_loss's signature and numbers."""
+        return implementation("diou", boxes1, boxes2, reduction, eps, None, None, "xyxy", promote=True)
+
+    def complete_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7):
+        """torchvision.ops.complete_box_iou_loss's signature and numbers (torchvision applies eps only to
+        α and uses 1e-7 in its DIoU part; here eps is used throughout — equal at the default)."""
+        return implementation("ciou", boxes1, boxes2, reduction, eps, None, None, "xyxy", promote=True)
+
+    functions = (iou_loss, giou_loss, diou_loss, ciou_loss, eiou_loss, focal_eiou_loss, cdiou_loss)
+    for f in functions:
+        f.__doc__ += "\n" + COMMON_DOC
+    drop_ins = (generalized_box_iou_loss, distance_box_iou_loss, complete_box_iou_loss)
+    return {f.__name__: f for f in functions + drop_ins}
+
+
+# iou_loss, giou_loss, diou_loss, ciou_loss, eiou_loss, focal_eiou_loss, cdiou_loss and torchvision's
+# generalized_box_iou_loss, distance_box_iou_loss, complete_box_iou_loss, in plain torch.
+FUNCTIONS = define(lambda kind, *args, **kwargs: compute(check_args(kind, *args, **kwargs)))
+globals().update(FUNCTIONS)
+__all__ = list(FUNCTIONS)
