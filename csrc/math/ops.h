@@ -68,6 +68,15 @@ FASTLOSS_HD Logistic<V> logistic(V x) {
   return {O::select(nonneg, r, e * r), O::select(nonneg, e * r, r), log1p_e};
 }
 
+// σ(x) = 1 / (1 + exp(−x)): no cancellation anywhere (for x ≪ 0 it is exp(x) to full relative
+// precision, for x ≫ 0 it rounds to 1), and exp(−x) overflowing to inf gives exactly 0.
+template <typename V>
+FASTLOSS_HD V sigmoid(V x) {
+  using O = Ops<V>;
+  using S = typename O::scalar_t;
+  return V(S(1)) / (V(S(1)) + O::exp(O::neg(x)));
+}
+
 // atan2(y, x) for x ≥ 0 (so in [−π/2, π/2], and 0 at the origin). In float: atan(r) on
 // r = min(|y|, x) / max(|y|, x) ∈ [0, 1] as r·P(r²), P a degree-8 least-squares minimax fit (≤ 2 ulp
 // evaluated in float), then π/2 − atan(r) where |y| > x, and y's sign: one division and nine FMAs

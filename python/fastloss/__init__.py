@@ -6,6 +6,7 @@ fastloss.nn. See README.md for the catalogue.
 from . import _backend
 from ._version import __version__
 from .sigmoid_focal import sigmoid_focal_loss
+from .overlap import dice_loss, tversky_loss
 from .box_iou import (cdiou_loss, ciou_loss, complete_box_iou_loss, diou_loss, distance_box_iou_loss, eiou_loss,
                       focal_eiou_loss, generalized_box_iou_loss, giou_loss, iou_loss)
 
@@ -13,4 +14,4 @@ from . import nn, reference  # noqa: E402  (after the ops, which they wrap)
 
 __all__ = ["__version__", "nn", "reference", "sigmoid_focal_loss", "iou_loss", "giou_loss", "diou_loss", "ciou_loss",
            "eiou_loss", "focal_eiou_loss", "cdiou_loss", "generalized_box_iou_loss", "distance_box_iou_loss",
-           "complete_box_iou_loss"]
+           "complete_box_iou_loss", "dice_loss", "tversky_loss"]

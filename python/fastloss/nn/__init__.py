@@ -1,7 +1,8 @@
 """mmdet-style loss modules (reduction, loss_weight, forward(..., weight, avg_factor, reduction_override))."""
 from ._base import WeightedLoss
 from .box_iou import BoxIoULoss, CDIoULoss, CIoULoss, DIoULoss, EIoULoss, FocalEIoULoss, GIoULoss, IoULoss
+from .overlap import DiceLoss, TverskyLoss
 from .sigmoid_focal import SigmoidFocalLoss
 
 __all__ = ["WeightedLoss", "SigmoidFocalLoss", "BoxIoULoss", "IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "EIoULoss",
-           "FocalEIoULoss", "CDIoULoss"]
+           "FocalEIoULoss", "CDIoULoss", "DiceLoss", "TverskyLoss"]

@@ -1,0 +1,155 @@
+// CUDA kernels of fastloss::overlap_sums over math/overlap.h (the formulas the CPU tests prove).
+// Forward: a block per (sample, chunk of positions); each thread keeps the softmax statistics of
+// its positions, and for every class the block reduces its three sums (cuda/reduce.cuh) into one
+// partial per chunk; a second kernel adds the chunks in order (deterministic). Backward: a thread
+// per position. Labels are only compared with class indices: a label outside [0, C) that is not
+// ignore_index makes that position negative for every class (the CPU raises instead); nothing
+// outside the tensors is ever read or written.
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+#include "cuda/launch.cuh"
+#include "cuda/reduce.cuh"
+#include "ops/overlap.h"
+
+namespace fastloss::overlap {
+namespace {
+
+constexpr int kPositionsPerThread = 4;
+constexpr int64_t kChunkPositions = int64_t(cuda::kThreads) * kPositionsPerThread;
+
+template <typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
+struct Position {
+  const Args<scalar_t>& a;
+  int64_t n, i, label = 0;
+  bool valid = false;
+
+  __device__ Position(const Args<scalar_t>& args, int64_t sample, int64_t pos) : a(args), n(sample), i(pos) {
+    valid = i < a.hw;
+    if (valid && a.labels != nullptr) {
+      label = a.labels[n * a.hw + i];
+      valid = !(a.has_ignore && label == a.ignore_index);
+    }
+  }
+  __device__ opmath_t x(int64_t c) const { return static_cast<opmath_t>(a.x[(n * a.classes + c) * a.hw + i]); }
+  __device__ opmath_t t(int64_t c) const {
+    if (a.labels != nullptr) return label == c + a.label_offset ? opmath_t(1) : opmath_t(0);
+    return static_cast<opmath_t>(a.t[(n * a.classes + c) * a.hw + i]);
+  }
+  __device__ SoftmaxStats<opmath_t> stats() const {
+    return softmax_stats<opmath_t>(a.classes, [&](int64_t c) { return x(c); });
+  }
+  __device__ opmath_t prob(int64_t c, const SoftmaxStats<opmath_t>& s) const {
+    return a.activation == kSoftmax ? s.prob(x(c)) : activate_elementwise(a.activation, x(c));
+  }
+};
+
+template <typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
+__global__ void partial_sums_kernel(Args<scalar_t> a, int64_t chunks, opmath_t* partial) {
+  for (int64_t item = blockIdx.x; item < a.n * chunks; item += gridDim.x) {  // the same for the whole block
+    const int64_t n = item / chunks, base = (item % chunks) * kChunkPositions;
+    SoftmaxStats<opmath_t> stats[kPositionsPerThread];
+    bool valid[kPositionsPerThread];
+    for (int j = 0; j < kPositionsPerThread; ++j) {
+      const Position<scalar_t> pos(a, n, base + threadIdx.x + j * cuda::kThreads);
+      valid[j] = pos.valid;
+      if (pos.valid && a.activation == kSoftmax) stats[j] = pos.stats();
+    }
+    for (int64_t c = 0; c < a.classes; ++c) {
+      opmath_t s_pt = 0, s_p = 0, s_t = 0;
+      for (int j = 0; j < kPositionsPerThread; ++j) {
+        if (!valid[j]) continue;
+        const Position<scalar_t> pos(a, n, base + threadIdx.x + j * cuda::kThreads);
+        const opmath_t p = pos.prob(c, stats[j]), t = pos.t(c);
+        s_pt += p * t;
+        s_p += a.squared ? p * p : p;
+        s_t += a.squared ? t * t : t;
+      }
+      s_pt = cuda::block_sum(s_pt);
+      s_p = cuda::block_sum(s_p);
+      s_t = cuda::block_sum(s_t);
+      if (threadIdx.x == 0) {
+        opmath_t* out = partial + (item * a.classes + c) * 3;
+        out[0] = s_pt;
+        out[1] = s_p;
+        out[2] = s_t;
+      }
+    }
+  }
+}
+
+template <typename opmath_t>
+__global__ void combine_chunks_kernel(const opmath_t* partial, int64_t samples, int64_t chunks, int64_t per_sample,
+                                      opmath_t* sums) {
+  cuda::for_each_element(samples * per_sample, per_sample, [&](int64_t j, int64_t n, int64_t k) {
+    opmath_t total = 0;
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) total += partial[(n * chunks + chunk) * per_sample + k];
+    sums[j] = total;
+  });
+}
+
+template <typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
+__global__ void backward_kernel(Args<scalar_t> a, const opmath_t* coef, scalar_t* gx) {
+  cuda::for_each_element(a.n * a.hw, a.hw, [&](int64_t, int64_t n, int64_t i) {
+    const Position<scalar_t> pos(a, n, i);
+    scalar_t* out = gx + n * a.classes * a.hw + i;
+    if (!pos.valid) {
+      for (int64_t c = 0; c < a.classes; ++c) out[c * a.hw] = scalar_t(0);
+      return;
+    }
+    const SoftmaxStats<opmath_t> stats = a.activation == kSoftmax ? pos.stats() : SoftmaxStats<opmath_t>{};
+    auto grad_p = [&](int64_t c, opmath_t p) {
+      const opmath_t* abc = coef + (n * a.classes + c) * 3;
+      return grad_prob(abc[0], abc[1], pos.t(c), p, a.squared);
+    };
+    opmath_t dot = 0;
+    if (a.activation == kSoftmax) {
+      for (int64_t c = 0; c < a.classes; ++c) {
+        const opmath_t p = pos.prob(c, stats);
+        dot += p * grad_p(c, p);
+      }
+    }
+    for (int64_t c = 0; c < a.classes; ++c) {
+      const opmath_t p = pos.prob(c, stats), g = grad_p(c, p);
+      out[c * a.hw] = static_cast<scalar_t>(a.activation == kSoftmax ? p * (g - dot) : elementwise_vjp(a.activation, g, p));
+    }
+  });
+}
+
+struct CudaKernels {
+  template <typename scalar_t>
+  static void forward(const Args<scalar_t>& a, at::Tensor& sums) {
+    using opmath_t = at::opmath_type<scalar_t>;
+    const c10::cuda::CUDAGuard guard(sums.device());
+    const int64_t chunks = (a.hw + kChunkPositions - 1) / kChunkPositions, per_sample = a.classes * 3;
+    if (a.n * per_sample == 0) return;
+    if (chunks == 0) {  // no positions: every sum is 0
+      sums.zero_();
+      return;
+    }
+    const at::Tensor partial = at::empty({a.n * chunks * per_sample}, sums.options());
+    const int blocks = static_cast<int>(std::min<int64_t>(a.n * chunks, int64_t(1) << 20));
+    cuda::launch(blocks, partial_sums_kernel<scalar_t>, a, chunks, partial.mutable_data_ptr<opmath_t>());
+    cuda::launch(cuda::grid_size(a.n * per_sample), combine_chunks_kernel<opmath_t>, partial.const_data_ptr<opmath_t>(),
+                 a.n, chunks, per_sample, sums.mutable_data_ptr<opmath_t>());
+  }
+
+  template <typename scalar_t>
+  static void backward(const Args<scalar_t>& a, const at::Tensor& grad_sums, at::Tensor& grad_input) {
+    using opmath_t = at::opmath_type<scalar_t>;
+    const c10::cuda::CUDAGuard guard(grad_input.device());
+    if (a.n * a.hw * a.classes == 0) return;
+    cuda::launch(cuda::grid_size(a.n * a.hw), backward_kernel<scalar_t>, a, grad_sums.const_data_ptr<opmath_t>(),
+                 grad_input.mutable_data_ptr<scalar_t>());
+  }
+};
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastloss, CUDA, m) {
+  m.impl("overlap_sums", &forward<CudaKernels>);
+  m.impl("overlap_sums_backward", &backward<CudaKernels>);
+}
+
+}  // namespace fastloss::overlap

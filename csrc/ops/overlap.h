@@ -1,0 +1,112 @@
+#pragma once
+// Host side of fastloss::overlap_sums (math: math/overlap.h), shared by cpu/overlap.cpp and
+// cuda/overlap.cu: argument checks, the kernels' arguments and the op's entry points.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <optional>
+#include "math/overlap.h"
+#include "ops/tensor_args.h"
+
+namespace fastloss::overlap {
+
+constexpr const char* kOp = "fastloss::overlap_sums";
+
+struct Tensors {
+  at::Tensor x;  // (N, C, HW) logits, contiguous
+  at::Tensor t;  // (N, C, HW) float targets in x's dtype, or (N, HW) int64 labels
+  bool labels = false;
+};
+
+inline Tensors check(const at::Tensor& input, const at::Tensor& target, int64_t activation) {
+  TORCH_CHECK(at::isFloatingType(input.scalar_type()), kOp, ": input must be floating point, got ",
+              input.scalar_type());
+  TORCH_CHECK(input.dim() == 3, kOp, ": input must be (N, C, HW), got ", input.sizes());
+  TORCH_CHECK(activation >= kSoftmax && activation <= kNone, kOp, ": unknown activation ", activation);
+  check_same_device(kOp, input, target, "target");
+  Tensors a;
+  a.x = input.contiguous();
+  if (at::isFloatingType(target.scalar_type())) {
+    TORCH_CHECK(target.sizes() == input.sizes() && target.scalar_type() == input.scalar_type(), kOp,
+                ": float target must have the input's shape and dtype");
+    a.t = target.contiguous();
+  } else {
+    TORCH_CHECK(at::isIntegralType(target.scalar_type(), false), kOp, ": target must be float or integer labels");
+    TORCH_CHECK(target.dim() == 2 && target.size(0) == input.size(0) && target.size(1) == input.size(2), kOp,
+                ": label target must be (N, HW) for input (N, C, HW), got ", target.sizes());
+    a.t = target.to(at::kLong).contiguous();
+    a.labels = true;
+  }
+  return a;
+}
+
+template <typename scalar_t>
+struct Args {
+  const scalar_t* x;
+  const scalar_t* t;      // float targets, or nullptr
+  const int64_t* labels;  // labels, or nullptr
+  int64_t n, classes, hw;
+  int activation;
+  bool squared;
+  bool has_ignore;
+  int64_t ignore_index;
+  // Class c is positive where label == c + label_offset: 0, except for one class, where the labels
+  // are the binary target itself (1 = foreground), as MONAI takes them.
+  int64_t label_offset;
+
+  FASTLOSS_HD int64_t label_count() const { return classes + label_offset; }  // valid labels: [0, this)
+};
+
+template <typename scalar_t>
+inline Args<scalar_t> make_args(const Tensors& a, int64_t activation, bool squared,
+                                std::optional<int64_t> ignore_index) {
+  const int64_t classes = a.x.size(1);
+  return Args<scalar_t>{a.x.const_data_ptr<scalar_t>(),
+                        a.labels ? nullptr : a.t.const_data_ptr<scalar_t>(),
+                        a.labels ? a.t.const_data_ptr<int64_t>() : nullptr,
+                        a.x.size(0),
+                        classes,
+                        a.x.size(2),
+                        static_cast<int>(activation),
+                        squared,
+                        ignore_index.has_value(),
+                        ignore_index.value_or(0),
+                        classes == 1 ? 1 : 0};
+}
+
+// Entry points, registered by the CPU and CUDA files with their loops:
+//   struct Kernels {
+//     template <typename scalar_t> static void forward(const Args<scalar_t>&, at::Tensor& sums);
+//     template <typename scalar_t> static void backward(const Args<scalar_t>&, const at::Tensor& grad_sums,
+//                                                       at::Tensor& grad_input);
+//   };
+// sums: (N, C, 3) in the math type — Σ p·t, Σ p (or p²), Σ t (or t²) per (sample, class).
+template <typename Kernels>
+at::Tensor forward(const at::Tensor& input, const at::Tensor& target, int64_t activation, bool squared,
+                   std::optional<int64_t> ignore_index) {
+  const Tensors a = check(input, target, activation);
+  TORCH_CHECK(a.labels || !ignore_index.has_value(), kOp, ": ignore_index needs integer label targets");
+  at::Tensor sums = at::empty({a.x.size(0), a.x.size(1), 3}, a.x.options().dtype(at::toOpMathType(a.x.scalar_type())));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.x.scalar_type(), "overlap_sums", [&] {
+    Kernels::template forward<scalar_t>(make_args<scalar_t>(a, activation, squared, ignore_index), sums);
+  });
+  return sums;
+}
+
+template <typename Kernels>
+at::Tensor backward(const at::Tensor& grad_sums, const at::Tensor& input, const at::Tensor& target,
+                    int64_t activation, bool squared, std::optional<int64_t> ignore_index) {
+  const Tensors a = check(input, target, activation);
+  check_same_device(kOp, a.x, grad_sums, "grad");
+  TORCH_CHECK(grad_sums.sizes() == at::IntArrayRef({a.x.size(0), a.x.size(1), 3}), kOp,
+              ": grad must be (N, C, 3), got ", grad_sums.sizes());
+  const at::Tensor g = grad_sums.to(at::toOpMathType(a.x.scalar_type())).contiguous();
+  at::Tensor grad_input = at::empty(a.x.sizes(), a.x.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.x.scalar_type(), "overlap_sums_backward", [&] {
+    Kernels::template backward<scalar_t>(make_args<scalar_t>(a, activation, squared, ignore_index), g, grad_input);
+  });
+  return grad_input;
+}
+
+}  // namespace fastloss::overlap

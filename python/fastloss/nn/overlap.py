@@ -1,0 +1,43 @@
+import torch
+
+from .. import overlap as _functional
+
+
+class _OverlapLoss(torch.nn.Module):
+    name = None
+
+    def __init__(self, **options):
+        super().__init__()
+        self.options = options
+        self._loss = _functional.FUNCTIONS[self.name]
+
+    def forward(self, input, target):
+        return self._loss(input, target, **self.options)
+
+    def extra_repr(self):
+        return ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+
+
+class DiceLoss(_OverlapLoss):
+    """fastloss.dice_loss as a module; the options as MONAI's DiceLoss names them (softmax=True with
+    to_onehot_y=True is activation="softmax" with label targets)."""
+    name = "dice_loss"
+
+    def __init__(self, *, activation="softmax", include_background=True, squared_pred=False, jaccard=False,
+                 smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None,
+                 reduction="mean"):
+        super().__init__(activation=activation, include_background=include_background, squared_pred=squared_pred,
+                         jaccard=jaccard, smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch,
+                         class_weight=class_weight, ignore_index=ignore_index, reduction=reduction)
+
+
+class TverskyLoss(_OverlapLoss):
+    """fastloss.tversky_loss as a module (gamma != 1: focal Tversky)."""
+    name = "tversky_loss"
+
+    def __init__(self, *, alpha=0.5, beta=0.5, gamma=1.0, activation="softmax", include_background=True,
+                 smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None,
+                 reduction="mean"):
+        super().__init__(alpha=alpha, beta=beta, gamma=gamma, activation=activation,
+                         include_background=include_background, smooth_nr=smooth_nr, smooth_dr=smooth_dr,
+                         batch=batch, class_weight=class_weight, ignore_index=ignore_index, reduction=reduction)

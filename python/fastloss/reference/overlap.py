@@ -1,0 +1,234 @@
+"""Dice, Jaccard, Tversky and focal Tversky losses (formulas: csrc/math/overlap.h) in plain torch,
+their argument checks, the loss-from-sums step shared with the kernels, and the public signatures,
+defined once here for both fastloss and fastloss.reference.
+
+Both implementations reduce the activated input p and the target t to per-(sample, class) sums
+S_pt = Σ p·t, S_p = Σ p (Σ p² with squared_pred), S_t = Σ t (Σ t²) — the kernels in one pass, this
+module with torch ops — and then compute the loss from those (N, C, 3) sums with `loss_from_sums`,
+MONAI's formulas, whose gradient torch's autograd gives on the small matrix.
+"""
+import numbers
+from typing import NamedTuple, Optional
+
+import torch
+
+from .._common import (
+    check_floating,
+    check_int,
+    check_number,
+    check_reduction,
+    check_same_device,
+    check_tensor,
+    opmath_dtype,
+)
+
+ACTIVATIONS = {"softmax": 0, "sigmoid": 1, "none": 2}  # codes of csrc/math/overlap.h
+
+
+class OverlapArgs(NamedTuple):
+    input: torch.Tensor  # (N, C, HW)
+    target: torch.Tensor  # (N, C, HW) float in input's dtype, or (N, HW) integer labels
+    labels: bool
+    activation: int
+    squared: bool
+    ignore_index: Optional[int]
+    loss: str  # "dice" | "tversky"
+    include_background: bool
+    jaccard: bool
+    smooth_nr: float
+    smooth_dr: float
+    batch: bool
+    class_weight: Optional[torch.Tensor]
+    reduction: str
+    alpha: float
+    beta: float
+    gamma: float
+
+
+def _check_bool(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _check_nonnegative(name, value):
+    value = check_number(name, value)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def _class_weight(class_weight, classes, input):
+    if class_weight is None:
+        return None
+    if isinstance(class_weight, numbers.Real) and not isinstance(class_weight, bool):
+        class_weight = [float(class_weight)] * classes
+    weight = torch.as_tensor(class_weight, dtype=opmath_dtype(input.dtype), device=input.device)
+    if weight.dim() != 1 or weight.numel() != classes:
+        raise ValueError(f"class_weight must have one weight per class scored ({classes}; without the background "
+                         f"when include_background=False), got shape {tuple(weight.shape)}")
+    if not torch.compiler.is_compiling() and bool((weight < 0).any()):
+        raise ValueError("class_weight must be >= 0")
+    return weight
+
+
+def check_args(loss, input, target, activation="softmax", include_background=True, squared_pred=False, jaccard=False,
+               smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None, reduction="mean",
+               alpha=0.5, beta=0.5, gamma=1.0) -> OverlapArgs:
+    check_floating("input", input)
+    if input.dim() < 2:
+        raise ValueError(f"input must have shape (N, C, *spatial), got {tuple(input.shape)}")
+    n, classes = input.shape[:2]
+    check_tensor("target", target)
+    check_same_device("target", target, "input", input)
+    act = ACTIVATIONS.get(activation) if isinstance(activation, str) else None
+    if act is None:
+        raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}; got {activation!r}")
+    if activation == "softmax" and classes == 1:
+        raise ValueError("activation='softmax' needs more than one class (a softmax over one class is always 1); "
+                         "use activation='sigmoid' for a binary task")
+    for name, flag in (("include_background", include_background), ("squared_pred", squared_pred),
+                       ("jaccard", jaccard), ("batch", batch)):
+        _check_bool(name, flag)
+    if not include_background and classes == 1:
+        raise ValueError("include_background=False needs more than one class")
+    if target.requires_grad:
+        raise ValueError("target requires grad, but gradients with respect to the target are not supported")
+    if ignore_index is not None:
+        ignore_index = check_int("ignore_index", ignore_index)
+    if target.dtype.is_floating_point:
+        if target.shape != input.shape:
+            raise ValueError(f"a float target must have the input's shape {tuple(input.shape)}, got "
+                             f"{tuple(target.shape)} (integer labels are (N, *spatial) or (N, 1, *spatial))")
+        if ignore_index is not None:
+            raise ValueError("ignore_index needs integer label targets, got a float target")
+        target, labels = target.to(input.dtype).reshape(n, classes, -1), False
+    elif target.dtype == torch.bool or target.dtype.is_complex:
+        raise TypeError(f"target must be a float tensor or integer labels, got {target.dtype}")
+    else:
+        if target.dim() == input.dim() and target.shape[1] == 1:
+            target = target.squeeze(1)  # MONAI's (N, 1, *spatial) labels
+        if target.shape != (n,) + input.shape[2:]:
+            raise ValueError(f"integer label target must have shape (N, *spatial) = {(n,) + tuple(input.shape[2:])} "
+                             f"or (N, 1, *spatial), got {tuple(target.shape)}")
+        target, labels = target.reshape(n, -1), True
+    scored = classes if include_background else classes - 1
+    if loss == "tversky":
+        alpha, beta = _check_nonnegative("alpha", alpha), _check_nonnegative("beta", beta)
+        gamma = check_number("gamma", gamma)
+        if gamma <= 0:
+            raise ValueError(f"gamma must be > 0, got {gamma}")
+    return OverlapArgs(input.reshape(n, classes, -1), target, labels, act, squared_pred, ignore_index, loss,
+                       include_background, jaccard, _check_nonnegative("smooth_nr", smooth_nr),
+                       _check_nonnegative("smooth_dr", smooth_dr), batch, _class_weight(class_weight, scored, input),
+                       check_reduction(reduction), alpha, beta, gamma)
+
+
+def sums(a: OverlapArgs) -> torch.Tensor:
+    """The (N, C, 3) sums Σ p·t, Σ p (or p²), Σ t (or t²) over the positions, in plain torch."""
+    x = a.input.to(opmath_dtype(a.input.dtype))
+    p = {0: lambda: torch.softmax(x, 1), 1: lambda: torch.sigmoid(x), 2: lambda: x}[a.activation]()
+    if a.labels:
+        classes = x.shape[1]
+        offset = 1 if classes == 1 else 0  # one class: the labels are the binary target (1 = foreground)
+        valid = torch.ones_like(a.target, dtype=torch.bool) if a.ignore_index is None else a.target != a.ignore_index
+        outside = valid & ((a.target < 0) | (a.target >= classes + offset))
+        if not torch.compiler.is_compiling() and bool(outside.any()):
+            raise ValueError(f"target has label {a.target[outside][0].item()} outside [0, {classes + offset}) "
+                             "that is not ignore_index")
+        class_ids = torch.arange(offset, classes + offset, device=x.device).view(1, -1, 1)
+        t = (a.target.unsqueeze(1) == class_ids).to(x.dtype) * valid.unsqueeze(1)
+        p = p * valid.unsqueeze(1)
+    else:
+        t = a.target.to(x.dtype)
+    power = 2 if a.squared else 1
+    return torch.stack([(p * t).sum(-1), (p ** power).sum(-1), (t ** power).sum(-1)], -1)
+
+
+def loss_from_sums(s: torch.Tensor, a: OverlapArgs) -> torch.Tensor:
+    """MONAI's Dice / Jaccard / Tversky on the (N, C, 3) sums, then focal power, class weights and the
+    reduction over the (sample, class) matrix ((C,) with batch=True)."""
+    if not a.include_background:
+        s = s[:, 1:]
+    if a.batch:
+        s = s.sum(0)
+    tp, sp, st = s.unbind(-1)
+    if a.loss == "dice":
+        denominator = 2 * (sp + st - tp) + a.smooth_dr if a.jaccard else sp + st + a.smooth_dr
+        f = 1 - (2 * tp + a.smooth_nr) / denominator
+    else:
+        index = (tp + a.smooth_nr) / (tp + a.alpha * (sp - tp) + a.beta * (st - tp) + a.smooth_dr)
+        f = 1 - index
+        if a.gamma != 1:  # rounding can leave 1 − TI a hair below 0, where a fractional power is NaN
+            f = f.clamp(min=0).pow(a.gamma)
+    if a.class_weight is not None:
+        f = f * a.class_weight
+    if a.reduction == "none":
+        return f
+    return f.sum() if a.reduction == "sum" else f.sum() / max(f.numel(), 1)
+
+
+def define(implementation):
+    """dice_loss and tversky_loss over implementation(loss, input, target, **options)."""
+
+    def dice_loss(input, target, *, activation="softmax", include_background=True, squared_pred=False, jaccard=False,
+                  smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None,
+                  reduction="mean"):
+        """Dice loss with the activation fused in (MONAI's DiceLoss formulas).
+
+        Per (sample, class), with tp = Σ p·t over the spatial positions:
+            1 − (2·tp + smooth_nr) / (Σp + Σt + smooth_dr)          (Σp², Σt² with squared_pred)
+            1 − (2·tp + smooth_nr) / (2·(Σp + Σt − tp) + smooth_dr)  with jaccard=True
+        """
+        return implementation("dice", input, target, activation=activation, include_background=include_background,
+                              squared_pred=squared_pred, jaccard=jaccard, smooth_nr=smooth_nr, smooth_dr=smooth_dr,
+                              batch=batch, class_weight=class_weight, ignore_index=ignore_index, reduction=reduction)
+
+    def tversky_loss(input, target, *, alpha=0.5, beta=0.5, gamma=1.0, activation="softmax", include_background=True,
+                     smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None,
+                     reduction="mean"):
+        """Tversky loss (Salehi et al., arXiv 1706.05721; MONAI's TverskyLoss) and focal Tversky.
+
+        Per (sample, class), with tp = Σ p·t, fp = Σ p·(1 − t), fn = Σ (1 − p)·t:
+            TI = (tp + smooth_nr) / (tp + α·fp + β·fn + smooth_dr),  loss = (1 − TI)^γ
+        γ = 1 is Tversky; α = β = ½ equals Dice. γ is the exponent itself: Abraham & Khan's focal
+        Tversky (arXiv 1810.07842) writes (1 − TI)^(1/γ'), so their γ' = 4/3 is gamma = 0.75 here.
+        """
+        return implementation("tversky", input, target, alpha=alpha, beta=beta, gamma=gamma, activation=activation,
+                              include_background=include_background, smooth_nr=smooth_nr, smooth_dr=smooth_dr,
+                              batch=batch, class_weight=class_weight, ignore_index=ignore_index, reduction=reduction)
+
+    for f in (dice_loss, tversky_loss):
+        f.__doc__ += COMMON_DOC
+    return {"dice_loss": dice_loss, "tversky_loss": tversky_loss}
+
+
+COMMON_DOC = """
+        input: (N, C, *spatial) logits (or probabilities with activation="none"), any number of
+            spatial dimensions, including none; float16/bfloat16/float32/float64. Non-contiguous
+            (e.g. channels-last) inputs are copied once.
+        target: integer labels (N, *spatial) — or MONAI's (N, 1, *spatial) — made one-hot inside the
+            kernel (no one-hot tensor), or a float target of the input's shape (one-hot, multi-label
+            or soft). With C = 1 the labels are the binary target itself (1 = foreground), as MONAI.
+            Labels outside [0, C) that are not ignore_index raise on CPU; on CUDA such a position
+            counts as negative for every class. The target gets no gradient.
+        activation: "softmax" over C, "sigmoid" (multi-label) or "none" (already probabilities).
+        include_background: False leaves class 0 out of the loss (it still shapes the softmax).
+        batch: sum over the batch too (one score per class).
+        class_weight: a number or one weight per scored class (>= 0), multiplying the class scores.
+        ignore_index: (labels only) positions with this label are left out of every sum.
+        reduction: "mean" | "sum" over the (sample, class) scores, or "none": the (N, C) matrix, (C,)
+            with batch=True (C − 1 columns without the background).
+        The sums accumulate in float32 (float64 for float64) and are bitwise reproducible; the loss
+        is float32 for half inputs. The forward keeps nothing but its inputs and an (N, C, 3) matrix;
+        the backward recomputes the activation in one pass.
+"""
+
+def _reference(loss, input, target, **options):
+    a = check_args(loss, input, target, **options)
+    return loss_from_sums(sums(a), a)
+
+
+FUNCTIONS = define(_reference)
+globals().update(FUNCTIONS)
+__all__ = list(FUNCTIONS)
