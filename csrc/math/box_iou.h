@@ -221,7 +221,6 @@ FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], 
     g_ch = g_ch + two * ch * g_c2;
   }
   if constexpr (kGrad) {
-
     // Back through IoU = inter / (union + eps), union = area_p + area_t − inter.
     g_uni = g_uni - g_iou * iou / u;
     const V g_inter = g_iou / u - g_uni;

@@ -40,11 +40,7 @@ inline Tensors check(const at::Tensor& pred, const at::Tensor& target, const std
   a.t = target.contiguous();
   a.loss_shape = pred.sizes().slice(0, pred.dim() - 1).vec();
   a.pairs = pred.numel() / 4;
-  if (weight.has_value() && weight->defined()) {
-    check_same_device(kOp, pred, *weight, "weight");
-    TORCH_CHECK(at::isFloatingType(weight->scalar_type()), kOp, ": weight must be floating point");
-    a.weight = as_rows(weight->to(at::toOpMathType(pred.scalar_type())), a.loss_shape, a.pairs, 1);
-  }
+  a.weight = weight_rows(kOp, pred, weight, a.loss_shape, a.pairs, 1);
   return a;
 }
 

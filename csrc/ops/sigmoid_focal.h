@@ -51,12 +51,7 @@ inline Tensors check(const at::Tensor& inputs, const at::Tensor& targets, const 
     a.t = targets.to(at::kLong).contiguous();
     a.labels = true;
   }
-  if (weight.has_value() && weight->defined()) {
-    check_same_device(kOp, inputs, *weight, "weight");
-    TORCH_CHECK(at::isFloatingType(weight->scalar_type()), kOp, ": weight must be floating point, got ",
-                weight->scalar_type());
-    a.weight = as_rows(weight->to(at::toOpMathType(inputs.scalar_type())), inputs.sizes(), a.rows, a.cols);
-  }
+  a.weight = weight_rows(kOp, inputs, weight, inputs.sizes(), a.rows, a.cols);
   return a;
 }
 

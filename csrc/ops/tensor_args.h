@@ -2,8 +2,10 @@
 // Host-side helpers shared by every op's CPU and CUDA entry points: the rows × cols view of a
 // loss, broadcast operands without copies, and argument checks for direct torch.ops calls (the
 // Python layer validates first and gives the friendlier messages).
+#include <ATen/OpMathType.h>
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
+#include <optional>
 #include <utility>
 #include "common/row_operand.h"
 
@@ -32,6 +34,17 @@ inline RowOperand<T> row_operand(const at::Tensor& rows_view) {
 inline void check_same_device(const char* op, const at::Tensor& ref, const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.device() == ref.device(), op, ": ", name, " is on ", t.device(), " but inputs are on ",
               ref.device());
+}
+
+// An optional weight, checked and laid out as a rows × cols operand (see as_rows) in the math type
+// of `ref`'s dtype; undefined when absent.
+inline at::Tensor weight_rows(const char* op, const at::Tensor& ref, const std::optional<at::Tensor>& weight,
+                              at::IntArrayRef shape, int64_t rows, int64_t cols) {
+  if (!weight.has_value() || !weight->defined()) return {};
+  check_same_device(op, ref, *weight, "weight");
+  TORCH_CHECK(at::isFloatingType(weight->scalar_type()), op, ": weight must be floating point, got ",
+              weight->scalar_type());
+  return as_rows(weight->to(at::toOpMathType(ref.scalar_type())), shape, rows, cols);
 }
 
 }  // namespace fastloss

@@ -40,16 +40,16 @@ def _monai():
 monai = _monai()
 
 
-def _labels_ignoring(fn):
+def _monai_labels(fn):
     """MONAI's label convention: (N, 1, *spatial) labels, one-hot inside the loss."""
     return lambda input, target: fn(input, target.unsqueeze(1))
 
 
 SPECS = [  # (name, inputs, fastloss options, MONAI loss)
     ("dice_loss softmax 8x21x128x128", voc, dict(activation="softmax", ignore_index=255),
-     lambda: _labels_ignoring(monai.DiceLoss(softmax=True, to_onehot_y=True, ignore_index=255))),
+     lambda: _monai_labels(monai.DiceLoss(softmax=True, to_onehot_y=True, ignore_index=255))),
     ("tversky_loss softmax 8x21x128x128", voc, dict(activation="softmax", alpha=0.3, beta=0.7, ignore_index=255),
-     lambda: _labels_ignoring(monai.TverskyLoss(softmax=True, to_onehot_y=True, alpha=0.3, beta=0.7,
+     lambda: _monai_labels(monai.TverskyLoss(softmax=True, to_onehot_y=True, alpha=0.3, beta=0.7,
                                                 ignore_index=255))),
     ("dice_loss sigmoid 2x4x64x64x64", medical, dict(activation="sigmoid"), lambda: monai.DiceLoss(sigmoid=True)),
     ("tversky_loss sigmoid 2x4x64x64x64", medical, dict(activation="sigmoid", alpha=0.3, beta=0.7),

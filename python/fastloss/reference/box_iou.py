@@ -8,7 +8,8 @@ from .._common import (
     MEAN,
     NONE,
     apply_avg_factor,
-    check_number,
+    check_choice,
+    check_nonnegative,
     check_same_device,
     check_tensor,
     opmath_dtype,
@@ -46,12 +47,6 @@ def _check_boxes(name, boxes):
     return boxes if boxes.dtype.is_floating_point else boxes.float()  # integer boxes: as torchvision
 
 
-def _choice(name, value, choices):
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
-    return choices[value]
-
-
 def check_args(kind, pred, target, reduction, eps, weight, avg_factor, box_format, mode="linear", gamma=0.5,
                lambd=1.0, promote=False) -> BoxArgs:
     """promote: cast pred and target to a common dtype (torchvision's functions do) instead of
@@ -65,22 +60,16 @@ def check_args(kind, pred, target, reduction, eps, weight, avg_factor, box_forma
             raise TypeError(f"pred and target must have the same dtype, got {pred.dtype} and {target.dtype}")
         dtype = torch.promote_types(pred.dtype, target.dtype)
         pred, target = pred.to(dtype), target.to(dtype)
-    eps = check_number("eps", eps)
-    if eps < 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
-    gamma = check_number("gamma", gamma)
-    if gamma < 0:
-        raise ValueError(f"gamma must be >= 0, got {gamma}")
-    lambd = check_number("lambd", lambd)
-    if lambd < 0:
-        raise ValueError(f"lambd must be >= 0, got {lambd}")
+    eps, gamma = check_nonnegative("eps", eps), check_nonnegative("gamma", gamma)
+    lambd = check_nonnegative("lambd", lambd)
     code = reduction_code(reduction, avg_factor)
     if weight is not None:
         check_tensor("weight", weight)
         if weight.shape == pred.shape:  # one weight per coordinate, as mmdet passes: their mean
             weight = weight.mean(-1)
         weight = prepare_weight(weight, pred[..., 0], per_row=False)
-    return BoxArgs(pred, target, KINDS[kind], _choice("mode", mode, MODES), _choice("box_format", box_format, FORMATS),
+    return BoxArgs(pred, target, KINDS[kind], check_choice("mode", mode, MODES),
+                   check_choice("box_format", box_format, FORMATS),
                    eps, gamma, lambd, code, weight, avg_factor)
 
 

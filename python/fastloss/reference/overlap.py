@@ -13,8 +13,11 @@ from typing import NamedTuple, Optional
 import torch
 
 from .._common import (
+    check_bool,
+    check_choice,
     check_floating,
     check_int,
+    check_nonnegative,
     check_number,
     check_reduction,
     check_same_device,
@@ -45,19 +48,6 @@ class OverlapArgs(NamedTuple):
     gamma: float
 
 
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
-def _check_nonnegative(name, value):
-    value = check_number(name, value)
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
-
-
 def _class_weight(class_weight, classes, input):
     if class_weight is None:
         return None
@@ -81,15 +71,13 @@ def check_args(loss, input, target, activation="softmax", include_background=Tru
     n, classes = input.shape[:2]
     check_tensor("target", target)
     check_same_device("target", target, "input", input)
-    act = ACTIVATIONS.get(activation) if isinstance(activation, str) else None
-    if act is None:
-        raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}; got {activation!r}")
+    act = check_choice("activation", activation, ACTIVATIONS)
     if activation == "softmax" and classes == 1:
         raise ValueError("activation='softmax' needs more than one class (a softmax over one class is always 1); "
                          "use activation='sigmoid' for a binary task")
     for name, flag in (("include_background", include_background), ("squared_pred", squared_pred),
                        ("jaccard", jaccard), ("batch", batch)):
-        _check_bool(name, flag)
+        check_bool(name, flag)
     if not include_background and classes == 1:
         raise ValueError("include_background=False needs more than one class")
     if target.requires_grad:
@@ -114,13 +102,13 @@ def check_args(loss, input, target, activation="softmax", include_background=Tru
         target, labels = target.reshape(n, -1), True
     scored = classes if include_background else classes - 1
     if loss == "tversky":
-        alpha, beta = _check_nonnegative("alpha", alpha), _check_nonnegative("beta", beta)
+        alpha, beta = check_nonnegative("alpha", alpha), check_nonnegative("beta", beta)
         gamma = check_number("gamma", gamma)
         if gamma <= 0:
             raise ValueError(f"gamma must be > 0, got {gamma}")
     return OverlapArgs(input.reshape(n, classes, -1), target, labels, act, squared_pred, ignore_index, loss,
-                       include_background, jaccard, _check_nonnegative("smooth_nr", smooth_nr),
-                       _check_nonnegative("smooth_dr", smooth_dr), batch, _class_weight(class_weight, scored, input),
+                       include_background, jaccard, check_nonnegative("smooth_nr", smooth_nr),
+                       check_nonnegative("smooth_dr", smooth_dr), batch, _class_weight(class_weight, scored, input),
                        check_reduction(reduction), alpha, beta, gamma)
 
 

@@ -16,6 +16,7 @@ from .._common import (
     apply_avg_factor,
     check_floating,
     check_int,
+    check_nonnegative,
     check_number,
     check_same_device,
     check_tensor,
@@ -44,9 +45,7 @@ def check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ign
     alpha = check_number("alpha", alpha)
     if not (0 <= alpha <= 1) and alpha != -1:
         raise ValueError(f"alpha must be in [0, 1], or -1 to turn α weighting off; got {alpha}")
-    gamma = check_number("gamma", gamma)
-    if gamma < 0:
-        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    gamma = check_nonnegative("gamma", gamma)
     code = reduction_code(reduction, avg_factor)
     ignore_index = check_int("ignore_index", ignore_index)
     if targets.dtype.is_floating_point:
