@@ -21,27 +21,28 @@ constexpr int64_t kChunkPositions = int64_t(cuda::kThreads) * kPositionsPerThrea
 
 template <typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
 struct Position {
-  const Args<scalar_t>& a;
-  int64_t n, i, label = 0;
+  const Args<scalar_t>* a = nullptr;
+  int64_t n = 0, i = 0, label = 0;
   bool valid = false;
 
-  __device__ Position(const Args<scalar_t>& args, int64_t sample, int64_t pos) : a(args), n(sample), i(pos) {
-    valid = i < a.hw;
-    if (valid && a.labels != nullptr) {
-      label = a.labels[n * a.hw + i];
-      valid = !(a.has_ignore && label == a.ignore_index);
+  Position() = default;
+  __device__ Position(const Args<scalar_t>& args, int64_t sample, int64_t pos) : a(&args), n(sample), i(pos) {
+    valid = i < a->hw;
+    if (valid && a->labels != nullptr) {
+      label = a->labels[n * a->hw + i];
+      valid = !(a->has_ignore && label == a->ignore_index);
     }
   }
-  __device__ opmath_t x(int64_t c) const { return static_cast<opmath_t>(a.x[(n * a.classes + c) * a.hw + i]); }
+  __device__ opmath_t x(int64_t c) const { return static_cast<opmath_t>(a->x[(n * a->classes + c) * a->hw + i]); }
   __device__ opmath_t t(int64_t c) const {
-    if (a.labels != nullptr) return label == c + a.label_offset ? opmath_t(1) : opmath_t(0);
-    return static_cast<opmath_t>(a.t[(n * a.classes + c) * a.hw + i]);
+    if (a->labels != nullptr) return label == c + a->label_offset ? opmath_t(1) : opmath_t(0);
+    return static_cast<opmath_t>(a->t[(n * a->classes + c) * a->hw + i]);
   }
   __device__ SoftmaxStats<opmath_t> stats() const {
-    return softmax_stats<opmath_t>(a.classes, [&](int64_t c) { return x(c); });
+    return softmax_stats<opmath_t>(a->classes, [&](int64_t c) { return x(c); });
   }
   __device__ opmath_t prob(int64_t c, const SoftmaxStats<opmath_t>& s) const {
-    return a.activation == kSoftmax ? s.prob(x(c)) : activate_elementwise(a.activation, x(c));
+    return a->activation == kSoftmax ? s.prob(x(c)) : activate_elementwise(a->activation, x(c));
   }
 };
 
@@ -49,19 +50,18 @@ template <typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
 __global__ void partial_sums_kernel(Args<scalar_t> a, int64_t chunks, opmath_t* partial) {
   for (int64_t item = blockIdx.x; item < a.n * chunks; item += gridDim.x) {  // the same for the whole block
     const int64_t n = item / chunks, base = (item % chunks) * kChunkPositions;
+    // This thread's positions (label read once) and their softmax statistics, kept for every class.
+    Position<scalar_t> pos[kPositionsPerThread];
     SoftmaxStats<opmath_t> stats[kPositionsPerThread];
-    bool valid[kPositionsPerThread];
     for (int j = 0; j < kPositionsPerThread; ++j) {
-      const Position<scalar_t> pos(a, n, base + threadIdx.x + j * cuda::kThreads);
-      valid[j] = pos.valid;
-      if (pos.valid && a.activation == kSoftmax) stats[j] = pos.stats();
+      pos[j] = Position<scalar_t>(a, n, base + threadIdx.x + j * cuda::kThreads);
+      if (pos[j].valid && a.activation == kSoftmax) stats[j] = pos[j].stats();
     }
     for (int64_t c = 0; c < a.classes; ++c) {
       opmath_t s_pt = 0, s_p = 0, s_t = 0;
       for (int j = 0; j < kPositionsPerThread; ++j) {
-        if (!valid[j]) continue;
-        const Position<scalar_t> pos(a, n, base + threadIdx.x + j * cuda::kThreads);
-        const opmath_t p = pos.prob(c, stats[j]), t = pos.t(c);
+        if (!pos[j].valid) continue;
+        const opmath_t p = pos[j].prob(c, stats[j]), t = pos[j].t(c);
         s_pt += p * t;
         s_p += a.squared ? p * p : p;
         s_t += a.squared ? t * t : t;
