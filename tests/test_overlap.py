@@ -274,25 +274,56 @@ def test_gradcheck(device, loss, activation, targets, options):
 
 OPCHECK_ARGS = {
     "softmax labels ignore": lambda d: (logits(2, 4, (15,), device=d).requires_grad_(), labels(2, 4, (15,), device=d),
-                                        0, False, 3),
+                                        0, False, 3, True),
     "sigmoid float squared": lambda d: (logits(2, 4, (15,), device=d).requires_grad_(),
-                                        multilabel(logits(2, 4, (15,), device=d)), 1, True, None),
-    "none bfloat16": lambda d: (logits(2, 4, (15,), device=d, dtype=torch.bfloat16).requires_grad_(),
-                                labels(2, 4, (15,), device=d), 2, False, None),
+                                        multilabel(logits(2, 4, (15,), device=d)), 1, True, None, True),
+    "none bfloat16 no probs": lambda d: (logits(2, 4, (15,), device=d, dtype=torch.bfloat16),
+                                         labels(2, 4, (15,), device=d), 2, False, None, False),
 }
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case", list(OPCHECK_ARGS))
 def test_opcheck(device, case):
-    torch.library.opcheck(torch.ops.fastloss.overlap_sums.default, OPCHECK_ARGS[case](device))
+    args = OPCHECK_ARGS[case](device)
+    # With keep_probs the probs output is the buffer its backward consumes (turns into the gradient),
+    # so it must not be a graph output, and AOT's check returns it as one. The compiled loss, which
+    # keeps it internal, is checked under AOTAutograd by test_torch_compile_fullgraph_matches_eager.
+    utils = ["test_schema", "test_autograd_registration", "test_faketensor"]
+    if not args[-1]:
+        utils.append("test_aot_dispatch_dynamic")
+    torch.library.opcheck(torch.ops.fastloss.overlap_sums.default, args, test_utils=utils)
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_opcheck_backward_op(device):
     x, y = logits(2, 4, (15,), device=device), labels(2, 4, (15,), device=device)
     grad = torch.randn(2, 4, 3, dtype=torch.float64, device=device)
-    torch.library.opcheck(torch.ops.fastloss.overlap_sums_backward.default, (grad, x, y, 0, True, 1))
+    torch.library.opcheck(torch.ops.fastloss.overlap_sums_backward_.default, (grad, x.softmax(1), y, 0, True, 1))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("activation", ["softmax", "sigmoid"])
+def test_second_backward_with_retain_graph(device, activation):
+    """The first backward turns the kept probabilities into the gradient; a second one through
+    the same graph computes them again and gives the same gradient."""
+    x = logits(2, 3, (4, 5), device=device, dtype=torch.float32).requires_grad_()
+    loss = fastloss.dice_loss(x, labels(2, 3, (4, 5), device=device), activation=activation)
+    first, = torch.autograd.grad(loss, x, retain_graph=True)
+    second, = torch.autograd.grad(loss, x)
+    assert torch.equal(first, second)
+    expected, = torch.autograd.grad(fastloss.reference.dice_loss(x, labels(2, 3, (4, 5), device=device),
+                                                                 activation=activation), x)
+    assert_close(first, expected)
+
+
+def test_no_probabilities_kept_without_grad():
+    """Inference (no grad) writes no buffer of the input's size."""
+    x, y = logits(2, 3, (4, 5), dtype=torch.float32), labels(2, 3, (4, 5))
+    _, probs = torch.ops.fastloss.overlap_sums(x.view(2, 3, -1), y.view(2, -1), 0, False, None, False)
+    assert probs.numel() == 0
+    with torch.no_grad():
+        assert_close(fastloss.dice_loss(x.requires_grad_(), y), fastloss.reference.dice_loss(x, y))
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -4,8 +4,8 @@
 //   softmax   a block of Vec::size() positions at a time with all its classes in L1, so softmax
 //             takes one exp per logit;
 //   sigmoid / none   one class row at a time, streaming, its three sums in registers.
-// Forward: per item partial sums of every class, added in item order (deterministic). Backward:
-// one pass recomputing the activation.
+// Forward: per item partial sums of every class, added in item order (deterministic), and p into
+// the buffer that becomes the gradient. Backward: one pass over that buffer, in place, no exp.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 #include <atomic>
@@ -49,27 +49,43 @@ struct Chunk {
     n = item / chunks;
     begin = (item % chunks) * kChunkPositions;
     size = std::min(a.hw - begin, kChunkPositions);
-    std::fill(valid.begin(), valid.end(), opmath_t(0));
+    std::fill(valid.begin() + size, valid.end(), opmath_t(0));
+    if (a.labels == nullptr) {
+      std::fill(valid.begin(), valid.begin() + size, opmath_t(1));
+      return;
+    }
+    // Branch-free, so the compiler vectorises it; a bad label is looked for again only if there is one.
+    // (An int reduction: GCC does not vectorise a bool one.)
+    const int64_t* __restrict labels = a.labels + n * a.hw + begin;
+    opmath_t* __restrict valid_lanes = valid.data();
+    opmath_t* __restrict label_lanes = label.data();
+    const uint64_t count = static_cast<uint64_t>(a.label_count());
+    const int has_ignore = a.has_ignore;
+    const int64_t ignore_index = a.ignore_index;
+    int any_bad = 0;
     for (int64_t j = 0; j < size; ++j) {
-      if (a.labels == nullptr) {
-        valid[j] = 1;
-        continue;
+      const int64_t lab = labels[j];
+      const int ignored = has_ignore & (lab == ignore_index);
+      any_bad |= (ignored ^ 1) & (static_cast<uint64_t>(lab) >= count);
+      valid_lanes[j] = ignored ? opmath_t(0) : opmath_t(1);
+      label_lanes[j] = static_cast<opmath_t>(static_cast<int32_t>(lab));  // exact for every valid label
+    }
+    if (any_bad) {
+      for (int64_t j = 0; j < size; ++j) {
+        const bool ignored = a.has_ignore && labels[j] == a.ignore_index;
+        if (!ignored && (labels[j] < 0 || labels[j] >= a.label_count())) bad.record(labels[j]);
       }
-      const int64_t lab = a.labels[n * a.hw + begin + j];
-      if (a.has_ignore && lab == a.ignore_index) continue;
-      if (lab < 0 || lab >= a.label_count()) bad.record(lab);
-      valid[j] = 1;
-      label[j] = static_cast<opmath_t>(lab);
     }
   }
 
   // Lanes of positions [j, j + k) of the chunk (k ≤ W; the padding lanes are invalid).
-  const scalar_t* x(int64_t c, int64_t j) const { return a.x + (n * a.classes + c) * a.hw + begin + j; }
+  int64_t offset(int64_t c, int64_t j) const { return (n * a.classes + c) * a.hw + begin + j; }
+  const scalar_t* x(int64_t c, int64_t j) const { return a.x + offset(c, j); }
   Vec p_elementwise(int64_t c, int64_t j, int64_t k) const {
     return activate_elementwise(a.activation, cpu::load_as<Vec>(x(c, j), k));
   }
   Vec target(int64_t c, int64_t j, int64_t k, const Vec& v) const {
-    if (a.labels == nullptr) return cpu::load_as<Vec>(a.t + (n * a.classes + c) * a.hw + begin + j, k) * v;
+    if (a.labels == nullptr) return cpu::load_as<Vec>(a.t + offset(c, j), k) * v;
     return Vec::blendv(Vec(0), v, Vec::loadu(&label[j]) == Vec(static_cast<opmath_t>(c + a.label_offset)));
   }
   // The softmax probabilities of every class at positions [j, j + k), into p[0..C).
@@ -81,7 +97,7 @@ struct Chunk {
 
 struct CpuKernels {
   template <typename scalar_t>
-  static void forward(const Args<scalar_t>& a, at::Tensor& sums) {
+  static void forward(const Args<scalar_t>& a, at::Tensor& sums, scalar_t* probs) {
     using K = Chunk<scalar_t>;
     using Vec = typename K::Vec;
     using opmath_t = typename K::opmath_t;
@@ -94,10 +110,11 @@ struct CpuKernels {
       for (int64_t item = first; item < last; ++item) {
         chunk.load(item, chunks, bad);
         double* out = &partial[item * 3 * classes];
-        auto add = [&](Vec& pt, Vec& pp, Vec& tt, const Vec& pc, const Vec& tc) {
+        const bool squared = a.squared;  // a local, so the compiler can take the branch out of the loops
+        auto add = [squared](Vec& pt, Vec& pp, Vec& tt, const Vec& pc, const Vec& tc) {
           pt = pt + pc * tc;
-          pp = pp + (a.squared ? pc * pc : pc);
-          tt = tt + (a.squared ? tc * tc : tc);
+          pp = pp + (squared ? pc * pc : pc);
+          tt = tt + (squared ? tc * tc : tc);
         };
         if (a.activation == kSoftmax) {
           std::fill(acc.begin(), acc.end(), Vec(0));
@@ -105,8 +122,10 @@ struct CpuKernels {
             const int64_t k = std::min(K::W, chunk.size - j);
             const Vec v = Vec::loadu(&chunk.valid[j]);
             chunk.softmax(j, k, p.data());
-            for (int64_t c = 0; c < classes; ++c)
+            for (int64_t c = 0; c < classes; ++c) {
+              if (probs != nullptr) cpu::store_as(p[c], probs + chunk.offset(c, j), k);
               add(acc[3 * c], acc[3 * c + 1], acc[3 * c + 2], p[c] * v, chunk.target(c, j, k, v));
+            }
           }
           for (int64_t i = 0; i < 3 * classes; ++i) out[i] = cpu::sum_lanes(acc[i]);
           continue;
@@ -115,8 +134,9 @@ struct CpuKernels {
           Vec pt(0), pp(0), tt(0);
           for (int64_t j = 0; j < chunk.size; j += K::W) {
             const int64_t k = std::min(K::W, chunk.size - j);
-            const Vec v = Vec::loadu(&chunk.valid[j]);
-            add(pt, pp, tt, chunk.p_elementwise(c, j, k) * v, chunk.target(c, j, k, v));
+            const Vec v = Vec::loadu(&chunk.valid[j]), pc = chunk.p_elementwise(c, j, k);
+            if (probs != nullptr) cpu::store_as(pc, probs + chunk.offset(c, j), k);
+            add(pt, pp, tt, pc * v, chunk.target(c, j, k, v));
           }
           out[3 * c] = cpu::sum_lanes(pt);
           out[3 * c + 1] = cpu::sum_lanes(pp);
@@ -136,13 +156,13 @@ struct CpuKernels {
   }
 
   template <typename scalar_t>
-  static void backward(const Args<scalar_t>& a, const at::Tensor& grad_sums, at::Tensor& grad_input) {
+  static void backward(const Args<scalar_t>& a, const at::Tensor& grad_sums, scalar_t* probs) {
     using K = Chunk<scalar_t>;
     using Vec = typename K::Vec;
     using opmath_t = typename K::opmath_t;
     const opmath_t* coef = grad_sums.const_data_ptr<opmath_t>();  // (N, C, 3): dL/dS_pt, dL/dS_p, dL/dS_t
-    scalar_t* gx = grad_input.mutable_data_ptr<scalar_t>();
     const int64_t chunks = (a.hw + kChunkPositions - 1) / kChunkPositions, classes = a.classes;
+    const bool squared = a.squared;
     BadLabel bad;
     at::parallel_for(0, a.n * chunks, 1, [&](int64_t first, int64_t last) {
       K chunk(a);
@@ -151,28 +171,28 @@ struct CpuKernels {
         chunk.load(item, chunks, bad);
         auto dl_dp = [&](int64_t c, int64_t j, int64_t k, const Vec& v, const Vec& pc) {
           const opmath_t* abc = coef + (chunk.n * classes + c) * 3;
-          return grad_prob(Vec(abc[0]), Vec(abc[1]), chunk.target(c, j, k, v), pc, a.squared) * v;
+          return grad_prob(Vec(abc[0]), Vec(abc[1]), chunk.target(c, j, k, v), pc, squared) * v;
         };
-        auto out = [&](int64_t c, int64_t j) { return gx + (chunk.n * classes + c) * a.hw + chunk.begin + j; };
         if (a.activation == kSoftmax) {
           for (int64_t j = 0; j < chunk.size; j += K::W) {
             const int64_t k = std::min(K::W, chunk.size - j);
             const Vec v = Vec::loadu(&chunk.valid[j]);
-            chunk.softmax(j, k, p.data());
             Vec dot(0);
             for (int64_t c = 0; c < classes; ++c) {
+              p[c] = cpu::load_as<Vec>(probs + chunk.offset(c, j), k);
               g[c] = dl_dp(c, j, k, v, p[c]);
               dot = dot + p[c] * g[c];
             }
-            for (int64_t c = 0; c < classes; ++c) cpu::store_as(p[c] * (g[c] - dot), out(c, j), k);
+            for (int64_t c = 0; c < classes; ++c) cpu::store_as(p[c] * (g[c] - dot), probs + chunk.offset(c, j), k);
           }
           continue;
         }
         for (int64_t c = 0; c < classes; ++c) {
           for (int64_t j = 0; j < chunk.size; j += K::W) {
             const int64_t k = std::min(K::W, chunk.size - j);
-            const Vec v = Vec::loadu(&chunk.valid[j]), pc = chunk.p_elementwise(c, j, k);
-            cpu::store_as(elementwise_vjp(a.activation, dl_dp(c, j, k, v, pc), pc), out(c, j), k);
+            scalar_t* out = probs + chunk.offset(c, j);
+            const Vec v = Vec::loadu(&chunk.valid[j]), pc = cpu::load_as<Vec>(out, k);
+            cpu::store_as(elementwise_vjp(a.activation, dl_dp(c, j, k, v, pc), pc), out, k);
           }
         }
       }
@@ -185,7 +205,7 @@ struct CpuKernels {
 
 TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
   m.impl("overlap_sums", &forward<CpuKernels>);
-  m.impl("overlap_sums_backward", &backward<CpuKernels>);
+  m.impl("overlap_sums_backward_", &backward<CpuKernels>);
 }
 
 }  // namespace fastloss::overlap

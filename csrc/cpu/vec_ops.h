@@ -2,7 +2,7 @@
 // CPU SIMD side of math/ops.h: Ops<Vectorized<T>>, so the math headers run 8 (float, AVX2) or
 // 4 (double) lanes at a time, plus loads/stores that convert half types to float lane by lane.
 // ATen picks the vector flavour at compile time (CPU_CAPABILITY_AVX2, set by setup.py and
-// CMakeLists.txt on x86-64); exp is inline (exp_avx2 below), log1p/pow/atan2 ATen's Sleef calls.
+// CMakeLists.txt on x86-64); exp is inline (exp_float below), log1p/pow/atan2 ATen's Sleef calls.
 #include <ATen/cpu/vec/vec.h>
 #include <cmath>
 #include <type_traits>
@@ -13,38 +13,35 @@ namespace fastloss {
 
 namespace cpu {
 
-#if defined(CPU_CAPABILITY_AVX2)
-// exp on 8 floats, inline: Cephes' expf scheme (Cody–Waite reduction by ln 2 in two parts, a
-// degree-5 polynomial; ≤ 2 ulp). Sleef's exp is a call, and every call spills the loop's live
-// vectors: inline, the focal and Dice kernels ran faster. Inputs below ln(FLT_MIN) give exactly 0
-// (as exp must: exp(−1e4) is 0, not FLT_MIN), above ln(FLT_MAX) +inf; NaN stays NaN (max/min
-// return their second operand when one is NaN, so x goes second).
-inline __m256 exp_avx2(__m256 x) {
-  const __m256 lo = _mm256_set1_ps(-87.3365447505531f), hi = _mm256_set1_ps(88.7228391116729f);
-  const __m256 underflow = _mm256_cmp_ps(x, lo, _CMP_LT_OQ), overflow = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
-  __m256 v = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
-  const __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(v, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
-  v = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), v);
-  v = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), v);
-  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-  y = _mm256_fmadd_ps(y, v, _mm256_set1_ps(1.3981999507e-3f));
-  y = _mm256_fmadd_ps(y, v, _mm256_set1_ps(8.3334519073e-3f));
-  y = _mm256_fmadd_ps(y, v, _mm256_set1_ps(4.1665795894e-2f));
-  y = _mm256_fmadd_ps(y, v, _mm256_set1_ps(1.6666665459e-1f));
-  y = _mm256_fmadd_ps(y, v, _mm256_set1_ps(5.0000001201e-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(v, v), _mm256_add_ps(v, _mm256_set1_ps(1.0f)));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  y = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-  y = _mm256_blendv_ps(y, _mm256_setzero_ps(), underflow);
-  return _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), overflow);
+// exp of float lanes, inline, written in Vectorized ops so AVX2 and AVX-512 share it: Cephes'
+// expf scheme (Cody–Waite reduction by ln 2 in two parts, a degree-5 polynomial; ≤ 2 ulp). Sleef's
+// exp is a call, and every call spills the loop's live vectors: inline, the focal and Dice kernels
+// ran faster. Inputs below ln(FLT_MIN) give exactly 0 (as exp must: exp(−1e4) is 0, not FLT_MIN),
+// above ln(FLT_MAX) +inf; NaN stays NaN (clamp_min/clamp_max propagate a NaN first operand).
+inline at::vec::Vectorized<float> exp_float(const at::vec::Vectorized<float>& x) {
+  using V = at::vec::Vectorized<float>;
+  using I = at::vec::Vectorized<int32_t>;
+  const V lo(-87.3365447505531f), hi(88.7228391116729f);
+  V v = at::vec::clamp_max(at::vec::clamp_min(x, lo), hi);
+  const V n = at::vec::fmadd(v, V(1.44269504088896341f), V(0.5f)).floor();
+  v = at::vec::fmadd(n, V(-0.693359375f), v);
+  v = at::vec::fmadd(n, V(2.12194440e-4f), v);
+  V y(1.9875691500e-4f);
+  y = at::vec::fmadd(y, v, V(1.3981999507e-3f));
+  y = at::vec::fmadd(y, v, V(8.3334519073e-3f));
+  y = at::vec::fmadd(y, v, V(4.1665795894e-2f));
+  y = at::vec::fmadd(y, v, V(1.6666665459e-1f));
+  y = at::vec::fmadd(y, v, V(5.0000001201e-1f));
+  y = at::vec::fmadd(y, v * v, v + V(1.0f));
+  const I two_n = (at::vec::convert_to_int_of_same_size(n) + I(127)) << I(23);  // 2^n's bits
+  y = y * at::vec::cast<float>(two_n);
+  y = V::blendv(y, V(0.0f), x < lo);
+  return V::blendv(y, V(INFINITY), x > hi);
 }
-#endif
 
 template <typename V>
 inline V exp(const V& x) {
-#if defined(CPU_CAPABILITY_AVX2)
-  if constexpr (std::is_same_v<V, at::vec::Vectorized<float>>) return V(exp_avx2(x));
-#endif
+  if constexpr (std::is_same_v<V, at::vec::Vectorized<float>> && V::size() > 1) return exp_float(x);
   return x.exp();
 }
 

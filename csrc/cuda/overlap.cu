@@ -1,8 +1,8 @@
 // CUDA kernels of fastloss::overlap_sums over math/overlap.h (the formulas the CPU tests prove).
 // Forward: a block per (sample, chunk of positions); each thread keeps the softmax statistics of
 // its positions, and for every class the block reduces its three sums (cuda/reduce.cuh) into one
-// partial per chunk; a second kernel adds the chunks in order (deterministic). Backward: a thread
-// per position. Labels are only compared with class indices: a label outside [0, C) that is not
+// partial per chunk; a second kernel adds the chunks in order (deterministic); p goes into the
+// buffer that becomes the gradient. Backward: a thread per position, in place over that buffer. Labels are only compared with class indices: a label outside [0, C) that is not
 // ignore_index makes that position negative for every class (the CPU raises instead); nothing
 // outside the tensors is ever read or written.
 #include <ATen/core/Tensor.h>
@@ -33,10 +33,11 @@ struct Position {
       valid = !(a->has_ignore && label == a->ignore_index);
     }
   }
-  __device__ opmath_t x(int64_t c) const { return static_cast<opmath_t>(a->x[(n * a->classes + c) * a->hw + i]); }
+  __device__ int64_t offset(int64_t c) const { return (n * a->classes + c) * a->hw + i; }
+  __device__ opmath_t x(int64_t c) const { return static_cast<opmath_t>(a->x[offset(c)]); }
   __device__ opmath_t t(int64_t c) const {
     if (a->labels != nullptr) return label == c + a->label_offset ? opmath_t(1) : opmath_t(0);
-    return static_cast<opmath_t>(a->t[(n * a->classes + c) * a->hw + i]);
+    return static_cast<opmath_t>(a->t[offset(c)]);
   }
   __device__ SoftmaxStats<opmath_t> stats() const {
     return softmax_stats<opmath_t>(a->classes, [&](int64_t c) { return x(c); });
@@ -47,7 +48,7 @@ struct Position {
 };
 
 template <typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
-__global__ void partial_sums_kernel(Args<scalar_t> a, int64_t chunks, opmath_t* partial) {
+__global__ void partial_sums_kernel(Args<scalar_t> a, int64_t chunks, opmath_t* partial, scalar_t* probs) {
   for (int64_t item = blockIdx.x; item < a.n * chunks; item += gridDim.x) {  // the same for the whole block
     const int64_t n = item / chunks, base = (item % chunks) * kChunkPositions;
     // This thread's positions (label read once) and their softmax statistics, kept for every class.
@@ -55,13 +56,16 @@ __global__ void partial_sums_kernel(Args<scalar_t> a, int64_t chunks, opmath_t* 
     SoftmaxStats<opmath_t> stats[kPositionsPerThread];
     for (int j = 0; j < kPositionsPerThread; ++j) {
       pos[j] = Position<scalar_t>(a, n, base + threadIdx.x + j * cuda::kThreads);
-      if (pos[j].valid && a.activation == kSoftmax) stats[j] = pos[j].stats();
+      if (pos[j].i < a.hw && a.activation == kSoftmax) stats[j] = pos[j].stats();
     }
     for (int64_t c = 0; c < a.classes; ++c) {
       opmath_t s_pt = 0, s_p = 0, s_t = 0;
       for (int j = 0; j < kPositionsPerThread; ++j) {
+        if (pos[j].i >= a.hw) continue;
+        const opmath_t p = pos[j].prob(c, stats[j]);
+        if (probs != nullptr) probs[pos[j].offset(c)] = static_cast<scalar_t>(p);
         if (!pos[j].valid) continue;
-        const opmath_t p = pos[j].prob(c, stats[j]), t = pos[j].t(c);
+        const opmath_t t = pos[j].t(c);
         s_pt += p * t;
         s_p += a.squared ? p * p : p;
         s_t += a.squared ? t * t : t;
@@ -90,36 +94,33 @@ __global__ void combine_chunks_kernel(const opmath_t* partial, int64_t samples, 
 }
 
 template <typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
-__global__ void backward_kernel(Args<scalar_t> a, const opmath_t* coef, scalar_t* gx) {
+__global__ void backward_kernel(Args<scalar_t> a, const opmath_t* coef, scalar_t* probs) {
   cuda::for_each_element(a.n * a.hw, a.hw, [&](int64_t, int64_t n, int64_t i) {
     const Position<scalar_t> pos(a, n, i);
-    scalar_t* out = gx + n * a.classes * a.hw + i;
+    scalar_t* out = probs + n * a.classes * a.hw + i;  // p on entry, dL/dinput on exit
     if (!pos.valid) {
       for (int64_t c = 0; c < a.classes; ++c) out[c * a.hw] = scalar_t(0);
       return;
     }
-    const SoftmaxStats<opmath_t> stats = a.activation == kSoftmax ? pos.stats() : SoftmaxStats<opmath_t>{};
     auto grad_p = [&](int64_t c, opmath_t p) {
       const opmath_t* abc = coef + (n * a.classes + c) * 3;
       return grad_prob(abc[0], abc[1], pos.t(c), p, a.squared);
     };
+    auto p = [&](int64_t c) { return static_cast<opmath_t>(out[c * a.hw]); };
     opmath_t dot = 0;
     if (a.activation == kSoftmax) {
-      for (int64_t c = 0; c < a.classes; ++c) {
-        const opmath_t p = pos.prob(c, stats);
-        dot += p * grad_p(c, p);
-      }
+      for (int64_t c = 0; c < a.classes; ++c) dot += p(c) * grad_p(c, p(c));
     }
     for (int64_t c = 0; c < a.classes; ++c) {
-      const opmath_t p = pos.prob(c, stats), g = grad_p(c, p);
-      out[c * a.hw] = static_cast<scalar_t>(a.activation == kSoftmax ? p * (g - dot) : elementwise_vjp(a.activation, g, p));
+      const opmath_t pc = p(c), g = grad_p(c, pc);
+      out[c * a.hw] = static_cast<scalar_t>(a.activation == kSoftmax ? pc * (g - dot) : elementwise_vjp(a.activation, g, pc));
     }
   });
 }
 
 struct CudaKernels {
   template <typename scalar_t>
-  static void forward(const Args<scalar_t>& a, at::Tensor& sums) {
+  static void forward(const Args<scalar_t>& a, at::Tensor& sums, scalar_t* probs) {
     using opmath_t = at::opmath_type<scalar_t>;
     const c10::cuda::CUDAGuard guard(sums.device());
     const int64_t chunks = (a.hw + kChunkPositions - 1) / kChunkPositions, per_sample = a.classes * 3;
@@ -130,18 +131,17 @@ struct CudaKernels {
     }
     const at::Tensor partial = at::empty({a.n * chunks * per_sample}, sums.options());
     const int blocks = static_cast<int>(std::min<int64_t>(a.n * chunks, int64_t(1) << 20));
-    cuda::launch(blocks, partial_sums_kernel<scalar_t>, a, chunks, partial.mutable_data_ptr<opmath_t>());
+    cuda::launch(blocks, partial_sums_kernel<scalar_t>, a, chunks, partial.mutable_data_ptr<opmath_t>(), probs);
     cuda::launch(cuda::grid_size(a.n * per_sample), combine_chunks_kernel<opmath_t>, partial.const_data_ptr<opmath_t>(),
                  a.n, chunks, per_sample, sums.mutable_data_ptr<opmath_t>());
   }
 
   template <typename scalar_t>
-  static void backward(const Args<scalar_t>& a, const at::Tensor& grad_sums, at::Tensor& grad_input) {
+  static void backward(const Args<scalar_t>& a, const at::Tensor& grad_sums, scalar_t* probs) {
     using opmath_t = at::opmath_type<scalar_t>;
-    const c10::cuda::CUDAGuard guard(grad_input.device());
+    const c10::cuda::CUDAGuard guard(grad_sums.device());
     if (a.n * a.hw * a.classes == 0) return;
-    cuda::launch(cuda::grid_size(a.n * a.hw), backward_kernel<scalar_t>, a, grad_sums.const_data_ptr<opmath_t>(),
-                 grad_input.mutable_data_ptr<scalar_t>());
+    cuda::launch(cuda::grid_size(a.n * a.hw), backward_kernel<scalar_t>, a, grad_sums.const_data_ptr<opmath_t>(), probs);
   }
 };
 
@@ -149,7 +149,7 @@ struct CudaKernels {
 
 TORCH_LIBRARY_IMPL(fastloss, CUDA, m) {
   m.impl("overlap_sums", &forward<CudaKernels>);
-  m.impl("overlap_sums_backward", &backward<CudaKernels>);
+  m.impl("overlap_sums_backward_", &backward<CudaKernels>);
 }
 
 }  // namespace fastloss::overlap

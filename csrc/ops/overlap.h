@@ -6,6 +6,7 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <optional>
+#include <tuple>
 #include "math/overlap.h"
 #include "ops/tensor_args.h"
 
@@ -77,36 +78,41 @@ inline Args<scalar_t> make_args(const Tensors& a, int64_t activation, bool squar
 
 // Entry points, registered by the CPU and CUDA files with their loops:
 //   struct Kernels {
-//     template <typename scalar_t> static void forward(const Args<scalar_t>&, at::Tensor& sums);
+//     template <typename scalar_t> static void forward(const Args<scalar_t>&, at::Tensor& sums, scalar_t* probs);
 //     template <typename scalar_t> static void backward(const Args<scalar_t>&, const at::Tensor& grad_sums,
-//                                                       at::Tensor& grad_input);
+//                                                       scalar_t* probs);
 //   };
 // sums: (N, C, 3) in the math type — Σ p·t, Σ p (or p²), Σ t (or t²) per (sample, class).
+// probs: the activated input p, (N, C, HW) in the input's dtype, written by the forward when
+// keep_probs (else nullptr, and an empty tensor is returned). The backward turns it, in place, into
+// dL/dinput: the gradient needs a buffer of that size anyway, and the backward then takes no exp.
 template <typename Kernels>
-at::Tensor forward(const at::Tensor& input, const at::Tensor& target, int64_t activation, bool squared,
-                   std::optional<int64_t> ignore_index) {
+std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& input, const at::Tensor& target, int64_t activation,
+                                           bool squared, std::optional<int64_t> ignore_index, bool keep_probs) {
   const Tensors a = check(input, target, activation);
   TORCH_CHECK(a.labels || !ignore_index.has_value(), kOp, ": ignore_index needs integer label targets");
   at::Tensor sums = at::empty({a.x.size(0), a.x.size(1), 3}, a.x.options().dtype(at::toOpMathType(a.x.scalar_type())));
+  at::Tensor probs = at::empty(keep_probs ? a.x.sizes() : at::IntArrayRef({0}), a.x.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.x.scalar_type(), "overlap_sums", [&] {
-    Kernels::template forward<scalar_t>(make_args<scalar_t>(a, activation, squared, ignore_index), sums);
+    Kernels::template forward<scalar_t>(make_args<scalar_t>(a, activation, squared, ignore_index), sums,
+                                        keep_probs ? probs.mutable_data_ptr<scalar_t>() : nullptr);
   });
-  return sums;
+  return {sums, probs};
 }
 
 template <typename Kernels>
-at::Tensor backward(const at::Tensor& grad_sums, const at::Tensor& input, const at::Tensor& target,
-                    int64_t activation, bool squared, std::optional<int64_t> ignore_index) {
-  const Tensors a = check(input, target, activation);
+void backward(const at::Tensor& grad_sums, at::Tensor& probs, const at::Tensor& target, int64_t activation,
+              bool squared, std::optional<int64_t> ignore_index) {
+  const Tensors a = check(probs, target, activation);
+  TORCH_CHECK(probs.is_contiguous(), kOp, "_backward_: probs must be the contiguous buffer the forward wrote");
   check_same_device(kOp, a.x, grad_sums, "grad");
   TORCH_CHECK(grad_sums.sizes() == at::IntArrayRef({a.x.size(0), a.x.size(1), 3}), kOp,
               ": grad must be (N, C, 3), got ", grad_sums.sizes());
   const at::Tensor g = grad_sums.to(at::toOpMathType(a.x.scalar_type())).contiguous();
-  at::Tensor grad_input = at::empty(a.x.sizes(), a.x.options());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.x.scalar_type(), "overlap_sums_backward", [&] {
-    Kernels::template backward<scalar_t>(make_args<scalar_t>(a, activation, squared, ignore_index), g, grad_input);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.x.scalar_type(), "overlap_sums_backward_", [&] {
+    Kernels::template backward<scalar_t>(make_args<scalar_t>(a, activation, squared, ignore_index), g,
+                                         probs.mutable_data_ptr<scalar_t>());
   });
-  return grad_input;
 }
 
 }  // namespace fastloss::overlap

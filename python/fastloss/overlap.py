@@ -1,10 +1,12 @@
 """Dice, Jaccard, Tversky and focal Tversky losses with the activation fused in.
 
 One op, fastloss::overlap_sums, computes the activation, the implicit one-hot and the
-per-(sample, class) sums in one pass over the logits (csrc/math/overlap.h); its backward is one
-more pass that recomputes the activation. The loss from the (N, C, 3) sums, its class weights and
-reduction are plain torch on that small matrix (fastloss.reference.overlap.loss_from_sums, shared
-with the reference). Signatures and docs: fastloss.reference.overlap.define.
+per-(sample, class) sums in one pass over the logits (csrc/math/overlap.h), and, when a gradient
+will be needed, writes the activation p into a buffer of the input's size. That buffer becomes the
+gradient: the backward (fastloss::overlap_sums_backward_) turns it into dL/dinput in place, in one
+pass without an exp. The loss from the (N, C, 3) sums, its class weights and reduction are plain
+torch on that small matrix (fastloss.reference.overlap.loss_from_sums, shared with the reference).
+Signatures and docs: fastloss.reference.overlap.define.
 """
 import torch
 
@@ -17,7 +19,9 @@ _OP = "fastloss::overlap_sums"
 def _fused(loss, input, target, **options):
     a = _reference.check_args(loss, input, target, **options)
     if _backend.use_kernels(a.input.device):
-        sums = torch.ops.fastloss.overlap_sums(a.input, a.target, a.activation, a.squared, a.ignore_index)
+        keep_probs = a.input.requires_grad and torch.is_grad_enabled()
+        sums, _ = torch.ops.fastloss.overlap_sums(a.input, a.target, a.activation, a.squared, a.ignore_index,
+                                                  keep_probs)
     else:
         sums = _reference.sums(a)
     return _reference.loss_from_sums(sums, a)
@@ -30,22 +34,36 @@ __all__ = list(FUNCTIONS)
 
 def _register():
     @torch.library.register_fake(_OP)
-    def _(input, target, activation, squared, ignore_index):
+    def _(input, target, activation, squared, ignore_index, keep_probs):
         dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
-        return input.new_empty((input.shape[0], input.shape[1], 3), dtype=dtype)
+        probs = input.new_empty(input.shape if keep_probs else (0,))
+        return input.new_empty((input.shape[0], input.shape[1], 3), dtype=dtype), probs
 
-    @torch.library.register_fake(_OP + "_backward")
-    def _(grad, input, target, activation, squared, ignore_index):
-        return input.new_empty(input.shape)
+    @torch.library.register_fake(_OP + "_backward_")
+    def _(grad, probs, target, activation, squared, ignore_index):
+        return None
 
     def setup_context(ctx, inputs, output):
-        input, target, *params = inputs
+        input, target, activation, squared, ignore_index, keep_probs = inputs
+        probs = output[1]
+        ctx.mark_non_differentiable(probs)
+        ctx.set_materialize_grads(False)  # else autograd makes a zero "gradient" of probs' size
         ctx.save_for_backward(input, target)
-        ctx.params = params
+        # Not a saved tensor: the first backward takes it over and turns it into the gradient, so
+        # nothing of the input's size is kept twice. (probs has no grad_fn: no reference cycle.)
+        ctx.probs = [probs] if keep_probs else []
+        ctx.params = (activation, squared, ignore_index)
 
-    def backward(ctx, grad):
+    def backward(ctx, grad, _):
         input, target = ctx.saved_tensors
-        return torch.ops.fastloss.overlap_sums_backward(grad, input, target, *ctx.params), None, None, None, None
+        if grad is None:
+            return None, None, None, None, None, None
+        if ctx.probs:
+            probs = ctx.probs.pop()
+        else:  # a second backward through the same graph (retain_graph=True): compute p again
+            _, probs = torch.ops.fastloss.overlap_sums(input, target, *ctx.params, True)
+        torch.ops.fastloss.overlap_sums_backward_(grad, probs, target, *ctx.params)
+        return probs, None, None, None, None, None
 
     torch.library.register_autograd(_OP, backward, setup_context=setup_context)
 

@@ -208,8 +208,9 @@ COMMON_DOC = """
         reduction: "mean" | "sum" over the (sample, class) scores, or "none": the (N, C) matrix, (C,)
             with batch=True (C − 1 columns without the background).
         The sums accumulate in float32 (float64 for float64) and are bitwise reproducible; the loss
-        is float32 for half inputs. The forward keeps nothing but its inputs and an (N, C, 3) matrix;
-        the backward recomputes the activation in one pass.
+        is float32 for half inputs. Beyond its inputs and an (N, C, 3) matrix, the forward keeps one
+        buffer of the input's size holding the activation (only when a gradient is needed), which the
+        backward turns into the gradient in place.
 """
 
 def _reference(loss, input, target, **options):
