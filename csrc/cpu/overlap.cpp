@@ -8,8 +8,8 @@
 // the buffer that becomes the gradient. Backward: one pass over that buffer, in place, no exp.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
-#include <atomic>
 #include <vector>
+#include "cpu/row_loop.h"
 #include "cpu/vec_ops.h"
 #include "ops/overlap.h"
 
@@ -17,21 +17,6 @@ namespace fastloss::overlap {
 namespace {
 
 constexpr int64_t kChunkPositions = 2048;  // per (sample, chunk) partial sums: independent of threads
-
-// A label outside [0, C) that is not ignore_index, seen by any thread: an error after the loop.
-struct BadLabel {
-  std::atomic<bool> seen{false};
-  std::atomic<int64_t> value{0};
-
-  void record(int64_t label) {
-    value.store(label, std::memory_order_relaxed);
-    seen.store(true, std::memory_order_relaxed);
-  }
-  void check(int64_t label_count) const {
-    TORCH_CHECK_VALUE(!seen.load(), kOp, ": target has label ", value.load(), " outside [0, ", label_count,
-                ") that is not ignore_index");
-  }
-};
 
 template <typename scalar_t>
 struct Chunk {
@@ -45,7 +30,7 @@ struct Chunk {
 
   Chunk(const Args<scalar_t>& args) : a(args), valid(kChunkPositions + W), label(kChunkPositions + W) {}
 
-  void load(int64_t item, int64_t chunks, BadLabel& bad) {
+  void load(int64_t item, int64_t chunks, cpu::BadLabel& bad) {
     n = item / chunks;
     begin = (item % chunks) * kChunkPositions;
     size = std::min(a.hw - begin, kChunkPositions);
@@ -103,7 +88,7 @@ struct CpuKernels {
     using opmath_t = typename K::opmath_t;
     const int64_t chunks = (a.hw + kChunkPositions - 1) / kChunkPositions, classes = a.classes;
     std::vector<double> partial(a.n * chunks * classes * 3);
-    BadLabel bad;
+    cpu::BadLabel bad;
     at::parallel_for(0, a.n * chunks, 1, [&](int64_t first, int64_t last) {
       K chunk(a);
       std::vector<Vec> p(classes), acc(3 * classes);
@@ -144,7 +129,7 @@ struct CpuKernels {
         }
       }
     });
-    bad.check(a.label_count());
+    bad.check(kOp, a.label_count());
     opmath_t* result = sums.mutable_data_ptr<opmath_t>();
     for (int64_t n = 0; n < a.n; ++n) {
       for (int64_t i = 0; i < 3 * classes; ++i) {
@@ -163,7 +148,7 @@ struct CpuKernels {
     const opmath_t* coef = grad_sums.const_data_ptr<opmath_t>();  // (N, C, 3): dL/dS_pt, dL/dS_p, dL/dS_t
     const int64_t chunks = (a.hw + kChunkPositions - 1) / kChunkPositions, classes = a.classes;
     const bool squared = a.squared;
-    BadLabel bad;
+    cpu::BadLabel bad;
     at::parallel_for(0, a.n * chunks, 1, [&](int64_t first, int64_t last) {
       K chunk(a);
       std::vector<Vec> p(classes), g(classes);
@@ -197,7 +182,7 @@ struct CpuKernels {
         }
       }
     });
-    bad.check(a.label_count());
+    bad.check(kOp, a.label_count());
   }
 };
 

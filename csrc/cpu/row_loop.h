@@ -5,6 +5,8 @@
 // reduction is bitwise the same on every run and for every thread count.
 #include <ATen/Parallel.h>
 #include <algorithm>
+#include <atomic>
+#include <c10/util/Exception.h>
 #include <cstdint>
 #include <vector>
 
@@ -51,5 +53,21 @@ inline SumCount sum_chunks(int64_t n, const ChunkSum& chunk_sum) {
   for (const SumCount& p : partial) total += p;
   return total;
 }
+
+// A label outside [0, count) that is not ignore_index, seen by any thread: an error after the loop
+// (a kernel never uses such a label as an address).
+struct BadLabel {
+  std::atomic<bool> seen{false};
+  std::atomic<int64_t> value{0};
+
+  void record(int64_t label) {
+    value.store(label, std::memory_order_relaxed);
+    seen.store(true, std::memory_order_relaxed);
+  }
+  void check(const char* op, int64_t count) const {
+    TORCH_CHECK_VALUE(!seen.load(), op, ": target has label ", value.load(), " outside [0, ", count,
+                      ") that is not ignore_index");
+  }
+};
 
 }  // namespace fastloss::cpu

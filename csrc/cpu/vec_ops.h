@@ -54,6 +54,7 @@ struct Ops<at::vec::Vectorized<T>> {
   using Mask = V;  // all-ones lanes where true
   static V exp(const V& x) { return cpu::exp(x); }
   static V log1p(const V& x) { return x.log1p(); }
+  static V expm1(const V& x) { return x.expm1(); }
   static V pow(const V& x, const V& y) { return x.pow(y); }
   static V abs(const V& x) { return x.abs(); }
   static V neg(const V& x) { return x.neg(); }

@@ -15,6 +15,7 @@ struct Ops {  // V = float or double
   using Mask = bool;
   static FASTLOSS_HD V exp(V x) { return std::exp(x); }
   static FASTLOSS_HD V log1p(V x) { return std::log1p(x); }
+  static FASTLOSS_HD V expm1(V x) { return std::expm1(x); }
   static FASTLOSS_HD V pow(V x, V y) { return std::pow(x, y); }
   static FASTLOSS_HD V abs(V x) { return std::abs(x); }
   static FASTLOSS_HD V neg(V x) { return -x; }

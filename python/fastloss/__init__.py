@@ -7,6 +7,8 @@ from . import _backend
 from ._version import __version__
 from .sigmoid_focal import sigmoid_focal_loss
 from .overlap import dice_loss, tversky_loss
+from .softmax_focal import softmax_focal_loss
+from .classic import l1_loss, mse_loss, smooth_l1_loss
 from .box_iou import (cdiou_loss, ciou_loss, complete_box_iou_loss, diou_loss, distance_box_iou_loss, eiou_loss,
                       focal_eiou_loss, generalized_box_iou_loss, giou_loss, iou_loss)
 
@@ -14,4 +16,5 @@ from . import nn, reference  # noqa: E402  (after the ops, which they wrap)
 
 __all__ = ["__version__", "nn", "reference", "sigmoid_focal_loss", "iou_loss", "giou_loss", "diou_loss", "ciou_loss",
            "eiou_loss", "focal_eiou_loss", "cdiou_loss", "generalized_box_iou_loss", "distance_box_iou_loss",
-           "complete_box_iou_loss", "dice_loss", "tversky_loss"]
+           "complete_box_iou_loss", "dice_loss", "tversky_loss", "softmax_focal_loss", "l1_loss", "mse_loss",
+           "smooth_l1_loss"]

@@ -187,4 +187,4 @@ def write_json(path, rows, meta):
 
 
 # One import per loss: each module registers its cases.
-from . import box_iou, overlap, sigmoid_focal  # noqa: E402,F401
+from . import box_iou, overlap, sigmoid_focal, softmax_focal  # noqa: E402,F401

@@ -8,7 +8,8 @@ from .box_iou import (cdiou_loss, ciou_loss, complete_box_iou_loss, diou_loss, d
                       focal_eiou_loss, generalized_box_iou_loss, giou_loss, iou_loss)
 from .overlap import dice_loss, tversky_loss
 from .sigmoid_focal import sigmoid_focal_loss
+from .softmax_focal import softmax_focal_loss
 
 __all__ = ["sigmoid_focal_loss", "iou_loss", "giou_loss", "diou_loss", "ciou_loss", "eiou_loss", "focal_eiou_loss",
            "cdiou_loss", "generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss", "dice_loss",
-           "tversky_loss"]
+           "tversky_loss", "softmax_focal_loss"]

@@ -1,0 +1,262 @@
+// CPU kernels of fastloss::softmax_focal_loss over math/softmax_focal.h. Positions are cut into
+// fixed chunks (independent of the thread count; partial sums added in chunk order). Two layouts:
+//   rows      (N, C) logits: one position's classes are contiguous, SIMD runs along the classes;
+//   channels  (N, C, *spatial): SIMD runs along W neighbouring positions, classes `inner` apart.
+// Forward: per position a max pass and one exp per logit (log-sum-exp, x_y, and Σ α_c·x_c with
+// label smoothing); lse is saved. Backward: one exp per logit, p_c = exp(x_c − lse).
+#include <torch/library.h>
+#include <limits>
+#include "cpu/row_loop.h"
+#include "cpu/vec_ops.h"
+#include "ops/softmax_focal.h"
+
+namespace fastloss::softmax_focal {
+namespace {
+
+template <typename scalar_t>
+struct Kernel {
+  using opmath_t = at::opmath_type<scalar_t>;
+  using Vec = at::vec::Vectorized<opmath_t>;
+  static constexpr int64_t W = Vec::size();
+  static constexpr opmath_t kInf = std::numeric_limits<opmath_t>::infinity();
+
+  const Args<scalar_t>& a;
+  cpu::BadLabel& bad;
+
+  // Positions per chunk: ~16k logits; whole vectors of positions in the channels layout.
+  int64_t span() const {
+    const int64_t positions = std::max<int64_t>(1, cpu::kChunk / std::max<int64_t>(1, a.classes));
+    return a.inner == 1 ? positions : (positions + W - 1) / W * W;
+  }
+
+  // The label of a position, or -1 when it is ignored (or, after recording it, out of range).
+  int64_t label(int64_t position) const {
+    const int64_t y = a.labels[position];
+    if (y == a.ignore_index) return -1;
+    if (y < 0 || y >= a.classes) {
+      bad.record(y);
+      return -1;
+    }
+    return y;
+  }
+
+  // ---- rows layout: one position at a time, SIMD over its classes --------------------------
+  // The position's terms from log p_c = (x_c − shift) − log_s: shift = max and log_s = log Σ exp(x − max)
+  // in the forward (as torch's log_softmax, which keeps log p_y exact for the top class), shift = lse
+  // and log_s = 0 in the backward. Label smoothing adds a pass for Σ α_c·(x_c − shift) and Σ α_c.
+  Position<opmath_t> row_position(const scalar_t* x, int64_t y, opmath_t shift, opmath_t log_s) const {
+    Position<opmath_t> p{(static_cast<opmath_t>(x[y]) - shift) - log_s, 0, a.alpha_of(y), 0};
+    if (a.prm.smoothing) {
+      Vec vx(0), vs(0);
+      for (int64_t c = 0; c < a.classes; c += W) {
+        const int64_t k = std::min(W, a.classes - c);
+        const Vec alpha = a.alpha == nullptr ? cpu::first_lanes(Vec(1), k) : cpu::load_as<Vec>(a.alpha + c, k);
+        vx = at::vec::fmadd(alpha, cpu::load_as<Vec>(x + c, k) - Vec(shift), vx);
+        vs = vs + alpha;
+      }
+      p.alpha_sum = static_cast<opmath_t>(cpu::sum_lanes(vs));
+      p.smooth = static_cast<opmath_t>(cpu::sum_lanes(vx)) - log_s * p.alpha_sum;
+    }
+    return p;
+  }
+
+  // max and log Σ exp(x − max) of a row.
+  std::pair<opmath_t, opmath_t> row_stats(const scalar_t* x) const {
+    Vec m(-kInf);
+    for (int64_t c = 0; c < a.classes; c += W) {
+      const int64_t k = std::min(W, a.classes - c);
+      const Vec v = cpu::load_as<Vec>(x + c, k);
+      m = at::vec::maximum(m, k == W ? v : Vec::set(Vec(-kInf), v, k));
+    }
+    opmath_t mx = -kInf;
+    opmath_t lanes[W];
+    m.store(lanes);
+    for (int64_t i = 0; i < W; ++i) mx = std::max(mx, lanes[i]);
+    Vec sum(0);
+    for (int64_t c = 0; c < a.classes; c += W) {
+      const int64_t k = std::min(W, a.classes - c);
+      sum = sum + cpu::first_lanes(Ops<Vec>::exp(cpu::load_as<Vec>(x + c, k) - Vec(mx)), k);
+    }
+    return {mx, std::log(static_cast<opmath_t>(cpu::sum_lanes(sum)))};
+  }
+
+  // ---- forward ---------------------------------------------------------------------------
+  // Loss of positions [begin, end) (written for "none"), their lse, and their sum and count.
+  cpu::SumCount forward_chunk(int64_t begin, int64_t end, scalar_t* loss_out, opmath_t* lse_out) const {
+    cpu::SumCount total;
+    auto finish = [&](int64_t position, int64_t y, opmath_t l) {
+      l = y < 0 ? opmath_t(0) : l * a.weight_of(position);
+      if (loss_out != nullptr) loss_out[position] = static_cast<scalar_t>(l);
+      total.sum += l;
+      total.count += y >= 0;
+    };
+    if (a.inner == 1) {
+      for (int64_t r = begin; r < end; ++r) {
+        const scalar_t* x = a.x + r * a.classes;
+        const auto [m, log_s] = row_stats(x);
+        lse_out[r] = m + log_s;
+        const int64_t y = label(r);
+        finish(r, y, y < 0 ? opmath_t(0) : loss(row_position(x, y, m, log_s), a.prm));
+      }
+      return total;
+    }
+    cpu::for_each_segment(begin, end, a.inner, [&](int64_t n, int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; i += W) {
+        const int64_t k = std::min(W, i1 - i), first = n * a.inner + i;
+        const Lanes lanes = channel_lanes(n, i, k, first);
+        cpu::store_as(lanes.lse, lse_out + first, k);
+        opmath_t l[W];
+        loss(lanes.position, a.prm).store(l);
+        for (int64_t j = 0; j < k; ++j) finish(first + j, lanes.y[j], l[j]);
+      }
+    });
+    return total;
+  }
+
+  // ---- channels layout: W positions at a time, SIMD over positions --------------------------
+  struct Lanes {
+    int64_t y[W];  // label per lane, -1 if ignored
+    Vec lse;
+    Position<Vec> position;
+  };
+
+  const scalar_t* channel(int64_t n, int64_t c, int64_t i) const { return a.x + (n * a.classes + c) * a.inner + i; }
+
+  // Labels, x_y and α_y of lanes (n, i .. i+k), their lse (given, or computed), and their terms
+  // from log p_c = (x_c − shift) − log_s as in row_position.
+  Lanes channel_lanes(int64_t n, int64_t i, int64_t k, int64_t first, const opmath_t* lse_in = nullptr) const {
+    Lanes out;
+    opmath_t xy[W] = {}, ay[W] = {};
+    for (int64_t j = 0; j < W; ++j) {
+      out.y[j] = j < k ? label(first + j) : -1;
+      if (out.y[j] >= 0) {
+        xy[j] = static_cast<opmath_t>(*channel(n, out.y[j], i + j));
+        ay[j] = a.alpha_of(out.y[j]);
+      }
+    }
+    Vec shift, log_s(0);
+    if (lse_in != nullptr) {
+      shift = cpu::load_as<Vec>(lse_in + first, k);
+      out.lse = shift;
+    } else {
+      Vec sum(0);
+      shift = Vec(-kInf);
+      for (int64_t c = 0; c < a.classes; ++c) shift = at::vec::maximum(shift, cpu::load_as<Vec>(channel(n, c, i), k));
+      for (int64_t c = 0; c < a.classes; ++c) sum = sum + Ops<Vec>::exp(cpu::load_as<Vec>(channel(n, c, i), k) - shift);
+      log_s = sum.log();
+      out.lse = shift + log_s;
+    }
+    Vec ax(0), as(0);
+    if (a.prm.smoothing) {
+      for (int64_t c = 0; c < a.classes; ++c)
+        ax = at::vec::fmadd(Vec(a.alpha_of(c)), cpu::load_as<Vec>(channel(n, c, i), k) - shift, ax);
+      as = Vec(a.alpha == nullptr ? opmath_t(a.classes) : alpha_total());
+    }
+    out.position = {(Vec::loadu(xy) - shift) - log_s, ax - log_s * as, Vec::loadu(ay), as};
+    return out;
+  }
+
+  opmath_t alpha_total() const {
+    opmath_t s = 0;
+    for (int64_t c = 0; c < a.classes; ++c) s += a.alpha[c];
+    return s;
+  }
+
+  // ---- backward --------------------------------------------------------------------------
+  // grad_input of positions [begin, end): scale(position) · dloss/dx.
+  template <typename Scale>
+  void backward_chunk(int64_t begin, int64_t end, const opmath_t* lse, const Scale& scale, scalar_t* gx) const {
+    if (a.inner == 1) {
+      for (int64_t r = begin; r < end; ++r) {
+        const scalar_t* x = a.x + r * a.classes;
+        scalar_t* out = gx + r * a.classes;
+        const int64_t y = label(r);
+        if (y < 0) {
+          std::fill(out, out + a.classes, scalar_t(0));
+          continue;
+        }
+        const Coefficients<opmath_t> k = coefficients(row_position(x, y, lse[r], 0), a.prm);
+        const opmath_t g = scale(r);
+        const Vec gk(g * k.k), ge(g * k.e), l(lse[r]);
+        for (int64_t c = 0; c < a.classes; c += W) {
+          const int64_t n = std::min(W, a.classes - c);
+          const Vec p = Ops<Vec>::exp(cpu::load_as<Vec>(x + c, n) - l);
+          const Vec alpha = a.alpha == nullptr ? Vec(1) : cpu::load_as<Vec>(a.alpha + c, n);
+          cpu::store_as(gk * p - ge * alpha, out + c, n);
+        }
+        const opmath_t py = std::exp(static_cast<opmath_t>(x[y]) - lse[r]);
+        out[y] = static_cast<scalar_t>(g * (k.k * py + k.d - k.e * a.alpha_of(y)));
+      }
+      return;
+    }
+    cpu::for_each_segment(begin, end, a.inner, [&](int64_t n, int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; i += W) {
+        const int64_t k = std::min(W, i1 - i), first = n * a.inner + i;
+        const Lanes lanes = channel_lanes(n, i, k, first, lse);
+        const Coefficients<Vec> coef = coefficients(lanes.position, a.prm);
+        opmath_t g[W] = {};
+        opmath_t label_lane[W];
+        for (int64_t j = 0; j < W; ++j) {
+          if (j < k && lanes.y[j] >= 0) g[j] = scale(first + j);
+          label_lane[j] = static_cast<opmath_t>(lanes.y[j]);
+        }
+        const Vec gv = Vec::loadu(g), gk = gv * coef.k, gd = gv * coef.d, ge = gv * coef.e, y = Vec::loadu(label_lane);
+        for (int64_t c = 0; c < a.classes; ++c) {
+          const Vec p = Ops<Vec>::exp(cpu::load_as<Vec>(channel(n, c, i), k) - lanes.lse);
+          const Vec d = Vec::blendv(Vec(0), gd, y == Vec(static_cast<opmath_t>(c)));
+          cpu::store_as(gk * p + d - ge * Vec(a.alpha_of(c)), gx + (n * a.classes + c) * a.inner + i, k);
+        }
+      }
+    });
+  }
+};
+
+struct CpuKernels {
+  template <typename scalar_t>
+  static void forward(const Args<scalar_t>& a, int64_t reduction, at::Tensor& loss, at::Tensor& lse,
+                      at::Tensor& count) {
+    using opmath_t = at::opmath_type<scalar_t>;
+    cpu::BadLabel bad;
+    const Kernel<scalar_t> k{a, bad};
+    const int64_t positions = a.n * a.inner, span = k.span();
+    scalar_t* loss_out = reduction == kNone ? loss.mutable_data_ptr<scalar_t>() : nullptr;
+    opmath_t* lse_out = lse.mutable_data_ptr<opmath_t>();
+    std::vector<cpu::SumCount> partial((positions + span - 1) / span);
+    at::parallel_for(0, static_cast<int64_t>(partial.size()), 1, [&](int64_t first, int64_t last) {
+      for (int64_t c = first; c < last; ++c)
+        partial[c] = k.forward_chunk(c * span, std::min(positions, (c + 1) * span), loss_out, lse_out);
+    });
+    bad.check(kOp, a.classes);
+    cpu::SumCount total;
+    for (const cpu::SumCount& p : partial) total += p;
+    count.fill_(total.count);
+    if (reduction != kNone) loss.fill_(total.sum);
+  }
+
+  template <typename scalar_t>
+  static void backward(const Args<scalar_t>& a, const at::Tensor& grad, const at::Tensor& lse,
+                       at::Tensor& grad_input) {
+    using opmath_t = at::opmath_type<scalar_t>;
+    cpu::BadLabel bad;
+    const Kernel<scalar_t> k{a, bad};
+    const int64_t positions = a.n * a.inner, span = k.span();
+    const opmath_t* g = grad.const_data_ptr<opmath_t>();
+    const bool per_position = grad.dim() > 0;
+    auto scale = [&](int64_t position) { return (per_position ? g[position] : g[0]) * a.weight_of(position); };
+    scalar_t* gx = grad_input.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, (positions + span - 1) / span, 1, [&](int64_t first, int64_t last) {
+      for (int64_t c = first; c < last; ++c)
+        k.backward_chunk(c * span, std::min(positions, (c + 1) * span), lse.const_data_ptr<opmath_t>(), scale, gx);
+    });
+    bad.check(kOp, a.classes);
+  }
+};
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
+  m.impl("softmax_focal_loss", &forward<CpuKernels>);
+  m.impl("softmax_focal_loss_backward", &backward<CpuKernels>);
+}
+
+}  // namespace fastloss::softmax_focal

@@ -1,0 +1,183 @@
+"""Softmax focal loss (Lin et al. 2017, arXiv 1708.02002; formulas: csrc/math/softmax_focal.h) in
+plain torch, its argument checks, and the normaliser of its "mean", shared with the kernels.
+
+    p = softmax(x) over C, A = (1 − ε)·α_y·(−log p_y) + (ε/C)·Σ_c α_c·(−log p_c)
+    loss = (1 − p_y)^γ · A · weight
+
+With γ = 0 this is F.cross_entropy(x, y, weight=α, label_smoothing=ε) term by term, and "mean"
+divides by the same Σ α_y over the positions that are not ignored (the count without α).
+"""
+import numbers
+from math import prod as math_prod
+from typing import NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+
+from .._common import (
+    MEAN,
+    NONE,
+    apply_avg_factor,
+    check_floating,
+    check_int,
+    check_nonnegative,
+    check_number,
+    check_same_device,
+    check_tensor,
+    opmath_dtype,
+    reduction_code,
+)
+
+
+class SoftmaxFocalArgs(NamedTuple):
+    input: torch.Tensor  # (N, C, inner) logits
+    target: torch.Tensor  # (N, inner) integer labels
+    shape: tuple  # the loss's shape for "none": (N, *spatial)
+    alpha: Optional[torch.Tensor]  # (C,) in the math type
+    weight: Optional[torch.Tensor]  # (N, inner) in the math type
+    gamma: float
+    label_smoothing: float
+    reduction: int  # kernel code; SUM when avg_factor is given
+    mean: bool  # "mean" without avg_factor: sum / normaliser
+    avg_factor: object
+    ignore_index: int
+
+
+def check_args(input, target, alpha, gamma, ignore_index, reduction, weight, avg_factor,
+               label_smoothing) -> SoftmaxFocalArgs:
+    check_floating("input", input)
+    if input.dim() < 2:
+        raise ValueError(f"input must have shape (N, C) or (N, C, *spatial), got {tuple(input.shape)}")
+    n, classes = input.shape[:2]
+    check_tensor("target", target)
+    check_same_device("target", target, "input", input)
+    if target.dtype.is_floating_point or target.dtype == torch.bool or target.dtype.is_complex:
+        raise TypeError(f"target must be integer class labels, got {target.dtype} (for probability targets use "
+                        "torch.nn.functional.cross_entropy)")
+    shape = (n,) + tuple(input.shape[2:])
+    if tuple(target.shape) != shape:
+        raise ValueError(f"target must have shape (N, *spatial) = {shape} for input {tuple(input.shape)}, "
+                         f"got {tuple(target.shape)}")
+    gamma = check_nonnegative("gamma", gamma)
+    label_smoothing = check_number("label_smoothing", label_smoothing)
+    if not 0 <= label_smoothing <= 1:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    ignore_index = check_int("ignore_index", ignore_index)
+    code = reduction_code(reduction, avg_factor)
+    math = opmath_dtype(input.dtype)
+    if alpha is not None:
+        if isinstance(alpha, numbers.Real) and not isinstance(alpha, bool):
+            alpha = torch.full((classes,), check_number("alpha", alpha), dtype=math, device=input.device)
+        check_tensor("alpha", alpha)
+        check_same_device("alpha", alpha, "input", input)
+        if alpha.shape != (classes,) or not alpha.dtype.is_floating_point:
+            raise ValueError(f"alpha must be None, a number or a float tensor of shape (C,) = ({classes},), got "
+                             f"{alpha.dtype} of shape {tuple(alpha.shape)}")
+        if alpha.requires_grad:
+            raise ValueError("alpha requires grad, but gradients with respect to alpha are not supported")
+        alpha = alpha.to(math)
+    if weight is not None:
+        check_floating("weight", weight)
+        check_same_device("weight", weight, "input", input)
+        if tuple(weight.shape) != shape:
+            raise ValueError(f"weight must have one value per position, shape (N, *spatial) = {shape}, got "
+                             f"{tuple(weight.shape)}")
+        if weight.requires_grad:
+            raise ValueError("weight requires grad, but gradients with respect to the weight are not supported; "
+                             "pass weight.detach()")
+        weight = weight.to(math).reshape(n, math_prod(input.shape[2:]))
+    inner = math_prod(input.shape[2:])
+    return SoftmaxFocalArgs(input.reshape(n, classes, inner), target.reshape(n, inner), shape, alpha, weight, gamma,
+                            label_smoothing, NONE if code == NONE else 1, code == MEAN, avg_factor, ignore_index)
+
+
+def normaliser(a: SoftmaxFocalArgs, count):
+    """The divisor of "mean": Σ α_y over the positions not ignored (their count without α)."""
+    if a.alpha is None:
+        return count
+    kept = a.target != a.ignore_index
+    alpha_y = a.alpha[a.target.clamp(0, a.alpha.shape[0] - 1)]  # clamped: no gather outside α
+    return torch.where(kept, alpha_y, torch.zeros((), dtype=alpha_y.dtype, device=alpha_y.device)).sum()
+
+
+def finish(loss, count, a: SoftmaxFocalArgs):
+    """The kernels' "none" (N, inner) or "sum" result → the requested reduction."""
+    if a.reduction == NONE:
+        return loss.reshape(a.shape)
+    if a.mean:
+        return (loss / normaliser(a, count).to(loss.dtype)).to(a.input.dtype)
+    return apply_avg_factor(loss, a.avg_factor)
+
+
+def compute(a: SoftmaxFocalArgs) -> torch.Tensor:
+    x = a.input.to(opmath_dtype(a.input.dtype))
+    classes = x.shape[1]
+    kept = a.target != a.ignore_index
+    outside = kept & ((a.target < 0) | (a.target >= classes))
+    if not torch.compiler.is_compiling() and bool(outside.any()):
+        raise ValueError(f"target has label {a.target[outside][0].item()} outside [0, {classes}) that is not "
+                         "ignore_index")
+    y = torch.where(kept, a.target, torch.zeros_like(a.target)).unsqueeze(1)
+    log_p = F.log_softmax(x, 1)
+    log_py = log_p.gather(1, y).squeeze(1)
+    alpha = torch.ones(classes, dtype=x.dtype, device=x.device) if a.alpha is None else a.alpha
+    ce = (1 - a.label_smoothing) * alpha[y.squeeze(1)] * -log_py
+    if a.label_smoothing > 0:
+        ce = ce + a.label_smoothing / classes * -(log_p * alpha.view(1, -1, 1)).sum(1)
+    loss = ce if a.gamma == 0 else (-torch.expm1(log_py)).clamp(min=0).pow(a.gamma) * ce
+    if a.weight is not None:
+        loss = loss * a.weight
+    loss = torch.where(kept, loss, torch.zeros((), dtype=x.dtype, device=x.device))
+    if a.reduction != NONE:
+        loss = loss.sum()
+    return finish(loss.to(a.input.dtype) if not a.mean else loss, kept.sum(), a)
+
+
+def define(implementation):
+    """softmax_focal_loss over implementation(input, target, **options)."""
+
+    def softmax_focal_loss(input, target, *, alpha=None, gamma=2.0, ignore_index=-100, reduction="mean", weight=None,
+                           avg_factor=None, label_smoothing=0.0):
+        """Softmax (multi-class) focal loss with PyTorch's cross-entropy conventions.
+
+        Per position with label y, p = softmax(input) over C, ε = label_smoothing:
+            A = (1 − ε)·α_y·(−log p_y) + (ε/C)·Σ_c α_c·(−log p_c)   (F.cross_entropy's term)
+            loss = (1 − p_y)^γ · A · weight
+        (Lin et al. 2017, arXiv 1708.02002, in the multi-class form of mmcv's softmax_focal_loss.)
+        With gamma=0 it is F.cross_entropy(input, target, weight=alpha, ignore_index=ignore_index,
+        reduction=reduction, label_smoothing=ε), gradients included. With smoothing, the focal factor
+        of the labelled class scales the whole smoothed term.
+
+        input: (N, C) or (N, C, *spatial) logits, float16/bfloat16/float32/float64 (math in float32,
+            float64 for float64); non-contiguous inputs are copied once.
+        target: integer labels (N,) or (N, *spatial). Labels equal to ignore_index add no loss, no
+            gradient and nothing to the "mean" divisor; other labels outside [0, C) raise a
+            ValueError on CPU, and on CUDA trigger a device-side assert (as F.cross_entropy does) —
+            they are never used as addresses.
+        alpha: None, a number (every class), or a (C,) tensor of class weights — F.cross_entropy's
+            `weight`. "mean" divides by Σ α_y over the kept positions (torch's weighted mean), so a
+            single number cancels out of "mean"; it scales "sum" and "none".
+        gamma: focusing exponent >= 0 (0: cross entropy).
+        reduction: "mean" | "sum" | "none" ((N, *spatial) losses). All positions ignored: "sum"
+            gives 0 and "mean" NaN, as F.cross_entropy.
+        weight: optional per-position weight of shape (N, *spatial) (mmdet's), multiplying the loss;
+            it does not enter the "mean" divisor. Gets no gradient.
+        avg_factor: with reduction="mean", the loss is sum / avg_factor (mmdet's convention).
+        The forward keeps the logits, the labels and one float per position (the log-sum-exp);
+        the backward is one pass.
+        """
+        return implementation(input, target, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
+                              reduction=reduction, weight=weight, avg_factor=avg_factor,
+                              label_smoothing=label_smoothing)
+
+    return {"softmax_focal_loss": softmax_focal_loss}
+
+
+def _reference(input, target, alpha, gamma, ignore_index, reduction, weight, avg_factor, label_smoothing):
+    a = check_args(input, target, alpha, gamma, ignore_index, reduction, weight, avg_factor, label_smoothing)
+    return compute(a)
+
+
+FUNCTIONS = define(_reference)
+globals().update(FUNCTIONS)
+__all__ = list(FUNCTIONS)
