@@ -1,6 +1,8 @@
-"""Build fastloss and its one extension, fastloss._C.
+"""Build fastloss and its extensions: fastloss._C (every op's schema, and the CUDA kernels) and the
+CPU kernels once per SIMD flavour, as ATen does — fastloss._cpu_avx512 and fastloss._cpu_avx2 on
+x86-64 (fastloss/_backend.py loads the best one the CPU runs), fastloss._cpu_default elsewhere.
 
-C++ (CPU) sources are always built; CUDA sources when torch has CUDA and nvcc is found.
+CPU sources are always built; CUDA sources when torch has CUDA and nvcc is found.
 FASTLOSS_CUDA=1 forces the CUDA build (and fails loudly if it cannot), FASTLOSS_CUDA=0 skips it.
 The CUDA toolkit is found from CUDA_HOME / CUDA_PATH, else /usr/local/cuda, else nvcc on PATH;
 the CUDA headers that pip's nvidia packages ship beside torch (cusparse.h, cuBLAS) are added to
@@ -87,35 +89,61 @@ if CUDA_REQUEST == "1" and not with_cuda:
 if not with_cuda:
     print(f"fastloss: building CPU kernels only ({why_not})")
 
-sources = [os.path.join("csrc", "ops.cpp"), os.path.join("csrc", "module.cpp")]
-sources += sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
+core_sources = [os.path.join("csrc", "ops.cpp"), os.path.join("csrc", "module.cpp")]
+cpu_sources = [os.path.join("csrc", "module.cpp")] + sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
 
 # -fopenmp: at::parallel_for is inline in ATen's headers; without it our loops run serially.
 cxx_flags = ["-O3", "-fopenmp", "-Wno-unknown-pragmas"]
-define_macros = []
-# The CPU kernels use ATen's AVX2 vector flavour on x86-64 (fastloss refuses to load, with a
-# clear message, on an x86-64 CPU without AVX2/FMA; see fastloss/_backend.py).
-if platform.machine().lower() in ("x86_64", "amd64"):
-    cxx_flags += ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"]
-    define_macros.append(("FASTLOSS_CPU_CAPABILITY", '"AVX2"'))
+common = dict(extra_link_args=["-fopenmp"], include_dirs=[os.path.join(ROOT, "csrc")])
 
-extension_kwargs = dict(
-    name="fastloss._C",
-    extra_link_args=["-fopenmp"],
-    include_dirs=[os.path.join(ROOT, "csrc")],
-    define_macros=define_macros,
-)
+# The CPU kernels per vector flavour: ATen picks Vectorized<T>'s width from CPU_CAPABILITY_* at
+# compile time (csrc/cpu/vec_ops.h), so each flavour is its own library with its own flags.
+if platform.machine().lower() in ("x86_64", "amd64"):
+    avx2 = ["-mavx2", "-mfma", "-mf16c"]
+    CPU_FLAVOURS = {
+        # (GCC 12 warns about _mm512_undefined_* inside its own AVX-512 headers: silenced.)
+        "avx512": avx2 + ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-Wno-uninitialized",
+                          "-Wno-maybe-uninitialized", "-DCPU_CAPABILITY_AVX512",
+                          "-DCPU_CAPABILITY=AVX512"],
+        "avx2": avx2 + ["-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"],
+    }
+else:
+    CPU_FLAVOURS = {"default": []}
+extensions = [
+    CppExtension(name=f"fastloss._cpu_{flavour}", sources=cpu_sources,
+                 extra_compile_args={"cxx": cxx_flags + flags},
+                 define_macros=[("FASTLOSS_CPU_CAPABILITY", f'"{flavour}"')], **common)
+    for flavour, flags in CPU_FLAVOURS.items()
+]
+
+core_macros = []
 if with_cuda:
     archs = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCHS)
     # After the toolkit's own headers, like CPATH: pip's copies only fill what the toolkit lacks.
     extra = os.pathsep.join(nvidia_include_dirs())
     if extra:
         os.environ["CPATH"] = os.pathsep.join(p for p in (os.environ.get("CPATH"), extra) if p)
-    sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
-    define_macros += [("FASTLOSS_WITH_CUDA", None), ("FASTLOSS_CUDA_ARCHS", f'"{archs}"')]
-    ext = CUDAExtension(sources=sources, extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3"]}, **extension_kwargs)
+    core_macros += [("FASTLOSS_WITH_CUDA", None), ("FASTLOSS_CUDA_ARCHS", f'"{archs}"')]
+    extensions.insert(0, CUDAExtension(name="fastloss._C", sources=core_sources + sorted(glob.glob(os.path.join(
+        "csrc", "cuda", "*.cu"))), extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3"]}, define_macros=core_macros,
+        **common))
 else:
-    ext = CppExtension(sources=sources, extra_compile_args={"cxx": cxx_flags}, **extension_kwargs)
+    extensions.insert(0, CppExtension(name="fastloss._C", sources=core_sources, extra_compile_args={"cxx": cxx_flags},
+                                      define_macros=core_macros, **common))
+
+
+class BuildPerExtension(BuildExtension):
+    """One object folder per extension: the same source compiled with each flavour's flags keeps its
+    own object file, so incremental builds stay incremental."""
+
+    def build_extension(self, ext):
+        build_temp = self.build_temp
+        self.build_temp = os.path.join(build_temp, ext.name)
+        try:
+            super().build_extension(ext)
+        finally:
+            self.build_temp = build_temp
+
 
 def read_version():
     scope = {}
@@ -130,8 +158,8 @@ setup(
     description="Fused forward/backward kernels for detection and segmentation losses (CPU and CUDA)",
     package_dir={"": "python"},
     packages=find_packages("python"),
-    ext_modules=[ext],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    ext_modules=extensions,
+    cmdclass={"build_ext": BuildPerExtension.with_options(use_ninja=True)},
     python_requires=">=3.9",
     install_requires=["torch>=" + MIN_TORCH],
 )

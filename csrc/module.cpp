@@ -1,17 +1,23 @@
-// The Python extension module fastloss._C. Importing it loads this library, whose static
-// initialisers register the ops with the dispatcher; it only carries build facts as attributes.
+// The Python module of each fastloss extension: fastloss._C (schemas, CUDA kernels) and
+// fastloss._cpu_<flavour> (the CPU kernels of one SIMD flavour). Importing one loads its library,
+// whose static initialisers register with the dispatcher; the module only carries build facts.
+// TORCH_EXTENSION_NAME (set by torch's build) names it.
 #include <Python.h>
 
 #ifndef FASTLOSS_CUDA_ARCHS
 #define FASTLOSS_CUDA_ARCHS ""
 #endif
 #ifndef FASTLOSS_CPU_CAPABILITY
-#define FASTLOSS_CPU_CAPABILITY "DEFAULT"
+#define FASTLOSS_CPU_CAPABILITY ""
 #endif
+#define FASTLOSS_STR(x) FASTLOSS_STR2(x)
+#define FASTLOSS_STR2(x) #x
+#define FASTLOSS_CONCAT(a, b) FASTLOSS_CONCAT2(a, b)
+#define FASTLOSS_CONCAT2(a, b) a##b
 
-extern "C" PyMODINIT_FUNC PyInit__C(void) {
-  static PyModuleDef def = {PyModuleDef_HEAD_INIT, "_C", "fastloss kernels (registered as torch.ops.fastloss.*)", -1,
-                            nullptr};
+extern "C" PyMODINIT_FUNC FASTLOSS_CONCAT(PyInit_, TORCH_EXTENSION_NAME)(void) {
+  static PyModuleDef def = {PyModuleDef_HEAD_INIT, FASTLOSS_STR(TORCH_EXTENSION_NAME),
+                            "fastloss kernels (registered as torch.ops.fastloss.*)", -1, nullptr};
   PyObject* m = PyModule_Create(&def);
   if (m == nullptr) return nullptr;
 #ifdef FASTLOSS_WITH_CUDA

@@ -44,6 +44,45 @@ def run_python(code, **env):
                           env={**os.environ, **env}, timeout=600)
 
 
+def test_best_cpu_flavour_is_loaded():
+    """On x86-64 the CPU kernels come in AVX-512 and AVX2 builds; the best one this CPU runs loads."""
+    info = fastloss._backend.info()
+    usable, _ = fastloss._backend._cpu_flavours()
+    expected = fastloss._backend.CPU_CAPABILITY_REQUEST or usable[0]
+    assert info["cpu_capability"] == expected
+
+
+@pytest.mark.parametrize("flavour", ["avx2", "avx512"])
+def test_every_cpu_flavour_gives_the_same_losses(flavour):
+    """Each flavour in its own process (two CPU kernel libraries cannot both register)."""
+    if flavour not in fastloss._backend._cpu_flavours()[0]:
+        pytest.skip(f"this CPU does not run {flavour}")
+    code = ("import torch, fastloss\n"
+            "g = torch.Generator().manual_seed(0)\n"
+            "x, b = torch.randn(300, 21, generator=g), torch.rand(300, 4, generator=g)\n"
+            "y = torch.randint(0, 21, (300,), generator=g)\n"
+            "m = torch.randn(2, 5, 40, generator=g); t = torch.randint(0, 5, (2, 40), generator=g)\n"
+            "print('flavour:' + fastloss._backend.info()['cpu_capability'])\n"
+            "print(fastloss.sigmoid_focal_loss(x, y, reduction='sum').item(),"
+            " fastloss.softmax_focal_loss(x, y).item(), fastloss.giou_loss(torch.cat([b[:, :2], b[:, :2] + b[:, 2:]], 1),"
+            " torch.cat([b[:, 2:], b[:, 2:] + 1], 1), reduction='sum').item(), fastloss.dice_loss(m, t).item())")
+    out = run_python(code, FASTLOSS_CPU_CAPABILITY=flavour)
+    assert out.returncode == 0, out.stderr
+    got = out.stdout.split()
+    assert got[0] == "flavour:" + flavour
+    expected = run_python(code, FASTLOSS_BACKEND="reference")
+    assert expected.returncode == 0, expected.stderr
+    for a, b in zip(map(float, got[1:]), map(float, expected.stdout.split()[1:])):
+        assert abs(a - b) <= 1e-5 * abs(b) + 1e-6
+
+
+def test_unusable_cpu_flavour_falls_back_to_the_reference():
+    out = run_python("import warnings; warnings.simplefilter('always')\n"
+                     "import fastloss; print(fastloss._backend.info()['backend'])", FASTLOSS_CPU_CAPABILITY="sse9")
+    assert out.returncode == 0 and out.stdout.split() == ["reference"]
+    assert "FASTLOSS_CPU_CAPABILITY=sse9 is not one this CPU runs" in out.stderr
+
+
 def test_reference_backend_by_environment():
     out = run_python("import torch, fastloss; x = torch.randn(4, 3, requires_grad=True); "
                      "loss = fastloss.sigmoid_focal_loss(x, torch.tensor([0, 1, 2, 3]), reduction='sum'); "

@@ -38,8 +38,11 @@ def test_gamma_zero_is_cross_entropy(device, shape, reduction, alpha, smoothing,
     got, (g1,) = loss_and_grads(fastloss.softmax_focal_loss, (x, y), gamma=0, alpha=w, reduction=reduction,
                                 label_smoothing=smoothing)
     want, (g2,) = loss_and_grads(F.cross_entropy, (x, y), weight=w, reduction=reduction, label_smoothing=smoothing)
-    rtol = 1e-6 if dtype == torch.float32 else 1e-12  # the loss: the fp32 rel. 1e-6
-    torch.testing.assert_close(got, want, rtol=rtol, atol=rtol * 1e-1)
+    # The fp32 rel. 1e-6. Per position ("none") a loss is a difference of logs, exact to the
+    # rounding of log Σ exp (about 1e-7 absolute in both torch and fastloss, whose sums add in
+    # different orders), so tiny per-position losses get that absolute tolerance.
+    rtol = 1e-6 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(got, want, rtol=rtol, atol=rtol * (0.25 if reduction == "none" else 0.1))
     assert_close(g1, g2)  # p_y − 1 rounds to float's ulp of 1 in both
 
 

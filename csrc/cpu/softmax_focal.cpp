@@ -7,6 +7,7 @@
 #include <torch/library.h>
 #include <limits>
 #include "cpu/row_loop.h"
+#include <ATen/cpu/vec/functional.h>
 #include "cpu/vec_ops.h"
 #include "ops/softmax_focal.h"
 
@@ -40,44 +41,69 @@ struct Kernel {
     return y;
   }
 
-  // ---- rows layout: one position at a time, SIMD over its classes --------------------------
-  // The position's terms from log p_c = (x_c − shift) − log_s: shift = max and log_s = log Σ exp(x − max)
-  // in the forward (as torch's log_softmax, which keeps log p_y exact for the top class), shift = lse
-  // and log_s = 0 in the backward. Label smoothing adds a pass for Σ α_c·(x_c − shift) and Σ α_c.
-  Position<opmath_t> row_position(const scalar_t* x, int64_t y, opmath_t shift, opmath_t log_s) const {
-    Position<opmath_t> p{(static_cast<opmath_t>(x[y]) - shift) - log_s, 0, a.alpha_of(y), 0};
-    if (a.prm.smoothing) {
-      Vec vx(0), vs(0);
-      for (int64_t c = 0; c < a.classes; c += W) {
-        const int64_t k = std::min(W, a.classes - c);
-        const Vec alpha = a.alpha == nullptr ? cpu::first_lanes(Vec(1), k) : cpu::load_as<Vec>(a.alpha + c, k);
-        vx = at::vec::fmadd(alpha, cpu::load_as<Vec>(x + c, k) - Vec(shift), vx);
-        vs = vs + alpha;
-      }
-      p.alpha_sum = static_cast<opmath_t>(cpu::sum_lanes(vs));
-      p.smooth = static_cast<opmath_t>(cpu::sum_lanes(vx)) - log_s * p.alpha_sum;
-    }
-    return p;
+  // ---- rows layout: SIMD along a row's classes for its sums, then along W rows for the math ----
+  // log p_c = (x_c − shift) − log_s: shift = max and log_s = log Σ exp(x − max) in the forward (as
+  // torch's log_softmax, which keeps log p_y exact for the top class); shift = lse, log_s = 0 in the
+  // backward. Per row this needs its max, Σ exp(x − max), x_y and, with label smoothing,
+  // Σ α_c·(x_c − shift); the per-position math then runs on W rows at once (one vector log/expm1
+  // instead of W scalar calls).
+  struct RowBlock {
+    int64_t y[W];
+    opmath_t shift[W], sum[W], xy[W], ay[W], ax[W];
+  };
+
+  static opmath_t hmax(const Vec& v) {
+    return at::vec::vec_reduce_all<opmath_t>([](const Vec& p, const Vec& q) { return at::vec::maximum(p, q); }, v);
+  }
+  static opmath_t hsum(const Vec& v) {
+    return at::vec::vec_reduce_all<opmath_t>([](const Vec& p, const Vec& q) { return p + q; }, v);
   }
 
-  // max and log Σ exp(x − max) of a row.
-  std::pair<opmath_t, opmath_t> row_stats(const scalar_t* x) const {
-    Vec m(-kInf);
-    for (int64_t c = 0; c < a.classes; c += W) {
-      const int64_t k = std::min(W, a.classes - c);
-      const Vec v = cpu::load_as<Vec>(x + c, k);
-      m = at::vec::maximum(m, k == W ? v : Vec::set(Vec(-kInf), v, k));
+  // Rows [r, r + k) of the block; with lse given it is the shift, else max and Σ exp are computed.
+  void load_rows(int64_t r, int64_t k, const opmath_t* lse, RowBlock& b) const {
+    for (int64_t j = 0; j < W; ++j) {
+      b.y[j] = -1;
+      b.shift[j] = b.xy[j] = b.ay[j] = b.ax[j] = 0;
+      b.sum[j] = 1;
+      if (j >= k) continue;
+      const scalar_t* x = a.x + (r + j) * a.classes;
+      if (lse != nullptr) {
+        b.shift[j] = lse[r + j];
+      } else {
+        Vec m(-kInf), sum(0);
+        for (int64_t c = 0; c < a.classes; c += W) {
+          const int64_t n = std::min(W, a.classes - c);
+          const Vec v = cpu::load_as<Vec>(x + c, n);
+          m = at::vec::maximum(m, n == W ? v : Vec::set(Vec(-kInf), v, n));
+        }
+        b.shift[j] = hmax(m);
+        for (int64_t c = 0; c < a.classes; c += W) {
+          const int64_t n = std::min(W, a.classes - c);
+          sum = sum + cpu::first_lanes(Ops<Vec>::exp(cpu::load_as<Vec>(x + c, n) - Vec(b.shift[j])), n);
+        }
+        b.sum[j] = hsum(sum);
+      }
+      if (a.prm.smoothing) {
+        Vec ax(0);
+        for (int64_t c = 0; c < a.classes; c += W) {
+          const int64_t n = std::min(W, a.classes - c);
+          const Vec alpha = a.alpha == nullptr ? cpu::first_lanes(Vec(1), n) : cpu::load_as<Vec>(a.alpha + c, n);
+          ax = at::vec::fmadd(alpha, cpu::load_as<Vec>(x + c, n) - Vec(b.shift[j]), ax);
+        }
+        b.ax[j] = hsum(ax);
+      }
+      b.y[j] = label(r + j);
+      if (b.y[j] >= 0) {
+        b.xy[j] = static_cast<opmath_t>(x[b.y[j]]);
+        b.ay[j] = a.alpha_of(b.y[j]);
+      }
     }
-    opmath_t mx = -kInf;
-    opmath_t lanes[W];
-    m.store(lanes);
-    for (int64_t i = 0; i < W; ++i) mx = std::max(mx, lanes[i]);
-    Vec sum(0);
-    for (int64_t c = 0; c < a.classes; c += W) {
-      const int64_t k = std::min(W, a.classes - c);
-      sum = sum + cpu::first_lanes(Ops<Vec>::exp(cpu::load_as<Vec>(x + c, k) - Vec(mx)), k);
-    }
-    return {mx, std::log(static_cast<opmath_t>(cpu::sum_lanes(sum)))};
+  }
+
+  // The block's positions (log_s = log Σ exp, 0 when the shift is lse).
+  Position<Vec> row_positions(const RowBlock& b, const Vec& log_s) const {
+    const Vec as(alpha_total());
+    return {(Vec::loadu(b.xy) - Vec::loadu(b.shift)) - log_s, Vec::loadu(b.ax) - log_s * as, Vec::loadu(b.ay), as};
   }
 
   // ---- forward ---------------------------------------------------------------------------
@@ -91,12 +117,15 @@ struct Kernel {
       total.count += y >= 0;
     };
     if (a.inner == 1) {
-      for (int64_t r = begin; r < end; ++r) {
-        const scalar_t* x = a.x + r * a.classes;
-        const auto [m, log_s] = row_stats(x);
-        lse_out[r] = m + log_s;
-        const int64_t y = label(r);
-        finish(r, y, y < 0 ? opmath_t(0) : loss(row_position(x, y, m, log_s), a.prm));
+      RowBlock b;
+      for (int64_t r = begin; r < end; r += W) {
+        const int64_t k = std::min(W, end - r);
+        load_rows(r, k, nullptr, b);
+        const Vec log_s = Vec::loadu(b.sum).log();
+        cpu::store_as(Vec::loadu(b.shift) + log_s, lse_out + r, k);
+        opmath_t l[W];
+        loss(row_positions(b, log_s), a.prm).store(l);
+        for (int64_t j = 0; j < k; ++j) finish(r + j, b.y[j], l[j]);
       }
       return total;
     }
@@ -123,7 +152,7 @@ struct Kernel {
   const scalar_t* channel(int64_t n, int64_t c, int64_t i) const { return a.x + (n * a.classes + c) * a.inner + i; }
 
   // Labels, x_y and α_y of lanes (n, i .. i+k), their lse (given, or computed), and their terms
-  // from log p_c = (x_c − shift) − log_s as in row_position.
+  // from log p_c = (x_c − shift) − log_s as in load_rows.
   Lanes channel_lanes(int64_t n, int64_t i, int64_t k, int64_t first, const opmath_t* lse_in = nullptr) const {
     Lanes out;
     opmath_t xy[W] = {}, ay[W] = {};
@@ -150,13 +179,15 @@ struct Kernel {
     if (a.prm.smoothing) {
       for (int64_t c = 0; c < a.classes; ++c)
         ax = at::vec::fmadd(Vec(a.alpha_of(c)), cpu::load_as<Vec>(channel(n, c, i), k) - shift, ax);
-      as = Vec(a.alpha == nullptr ? opmath_t(a.classes) : alpha_total());
+      as = Vec(alpha_total());
     }
     out.position = {(Vec::loadu(xy) - shift) - log_s, ax - log_s * as, Vec::loadu(ay), as};
     return out;
   }
 
-  opmath_t alpha_total() const {
+  opmath_t alpha_total() const {  // Σ_c α_c (only used with label smoothing)
+    if (!a.prm.smoothing) return 0;
+    if (a.alpha == nullptr) return static_cast<opmath_t>(a.classes);
     opmath_t s = 0;
     for (int64_t c = 0; c < a.classes; ++c) s += a.alpha[c];
     return s;
@@ -167,25 +198,34 @@ struct Kernel {
   template <typename Scale>
   void backward_chunk(int64_t begin, int64_t end, const opmath_t* lse, const Scale& scale, scalar_t* gx) const {
     if (a.inner == 1) {
-      for (int64_t r = begin; r < end; ++r) {
-        const scalar_t* x = a.x + r * a.classes;
-        scalar_t* out = gx + r * a.classes;
-        const int64_t y = label(r);
-        if (y < 0) {
-          std::fill(out, out + a.classes, scalar_t(0));
-          continue;
+      RowBlock b;
+      for (int64_t r = begin; r < end; r += W) {
+        const int64_t k = std::min(W, end - r);
+        load_rows(r, k, lse, b);
+        const Coefficients<Vec> coef = coefficients(row_positions(b, Vec(0)), a.prm);
+        opmath_t ck[W], cd[W], ce[W];
+        coef.k.store(ck);
+        coef.d.store(cd);
+        coef.e.store(ce);
+        for (int64_t j = 0; j < k; ++j) {
+          const scalar_t* x = a.x + (r + j) * a.classes;
+          scalar_t* out = gx + (r + j) * a.classes;
+          const int64_t y = b.y[j];
+          if (y < 0) {
+            std::fill(out, out + a.classes, scalar_t(0));
+            continue;
+          }
+          const opmath_t g = scale(r + j);
+          const Vec gk(g * ck[j]), ge(g * ce[j]), shift(b.shift[j]);
+          for (int64_t c = 0; c < a.classes; c += W) {
+            const int64_t n = std::min(W, a.classes - c);
+            const Vec p = Ops<Vec>::exp(cpu::load_as<Vec>(x + c, n) - shift);
+            const Vec alpha = a.alpha == nullptr ? Vec(1) : cpu::load_as<Vec>(a.alpha + c, n);
+            cpu::store_as(gk * p - ge * alpha, out + c, n);
+          }
+          const opmath_t py = std::exp(b.xy[j] - b.shift[j]);
+          out[y] = static_cast<scalar_t>(g * (ck[j] * py + cd[j] - ce[j] * b.ay[j]));
         }
-        const Coefficients<opmath_t> k = coefficients(row_position(x, y, lse[r], 0), a.prm);
-        const opmath_t g = scale(r);
-        const Vec gk(g * k.k), ge(g * k.e), l(lse[r]);
-        for (int64_t c = 0; c < a.classes; c += W) {
-          const int64_t n = std::min(W, a.classes - c);
-          const Vec p = Ops<Vec>::exp(cpu::load_as<Vec>(x + c, n) - l);
-          const Vec alpha = a.alpha == nullptr ? Vec(1) : cpu::load_as<Vec>(a.alpha + c, n);
-          cpu::store_as(gk * p - ge * alpha, out + c, n);
-        }
-        const opmath_t py = std::exp(static_cast<opmath_t>(x[y]) - lse[r]);
-        out[y] = static_cast<scalar_t>(g * (k.k * py + k.d - k.e * a.alpha_of(y)));
       }
       return;
     }

@@ -1,9 +1,11 @@
-"""Which implementation serves a call: the compiled kernels (fastloss._C) or the pure-torch reference.
+"""Which implementation serves a call: the compiled kernels (fastloss._C and one fastloss._cpu_<flavour>)
+or the pure-torch reference.
 
 FASTLOSS_BACKEND=auto (default) uses the kernels when they load and falls back to the reference with
 one warning otherwise; =extension makes a missing extension an ImportError; =reference always uses
 the reference.
 """
+import importlib
 import os
 import platform
 import warnings
@@ -15,42 +17,67 @@ BACKEND = os.environ.get("FASTLOSS_BACKEND", "auto").strip().lower() or "auto"
 if BACKEND not in _CHOICES:
     raise ValueError(f"FASTLOSS_BACKEND must be one of {', '.join(_CHOICES)}; got {BACKEND!r}")
 
-# The CPU kernels are compiled for AVX2 + FMA + F16C on x86-64 (setup.py); loading them on a CPU
-# without those would die of an illegal instruction, so check first.
-_X86_FEATURES = ("avx2", "fma", "f16c")
+# The CPU kernels are compiled once per SIMD flavour (setup.py); the best one this CPU runs is loaded
+# (FASTLOSS_CPU_CAPABILITY=avx2 picks a lower one). Loading a flavour the CPU lacks would die of an
+# illegal instruction, so the CPU's flags are checked first.
+_X86_FLAVOURS = {  # best first
+    "avx512": ("avx512f", "avx512bw", "avx512vl", "avx512dq", "avx2", "fma", "f16c"),
+    "avx2": ("avx2", "fma", "f16c"),
+}
+CPU_CAPABILITY_REQUEST = os.environ.get("FASTLOSS_CPU_CAPABILITY", "").strip().lower()
 
 
-def _missing_cpu_features():
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return []
+def _cpu_flags():
     try:
         with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
+            return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), None)
     except OSError:
-        return []
-    return [] if flags is None else [feat for feat in _X86_FEATURES if feat not in flags]
+        return None
+
+
+def _cpu_flavours():
+    """The CPU kernel flavours this CPU can run, best first, and why the others are out."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return ["default"], ""
+    flags = _cpu_flags()
+    if flags is None:  # no /proc/cpuinfo: trust the compiler's baseline
+        return ["avx2"], ""
+    usable = [name for name, needed in _X86_FLAVOURS.items() if all(f in flags for f in needed)]
+    return usable, "" if usable else "this CPU lacks avx2, fma or f16c, which the CPU kernels need"
+
+
+def _load_cpu():
+    usable, why = _cpu_flavours()
+    if CPU_CAPABILITY_REQUEST:
+        if CPU_CAPABILITY_REQUEST not in usable:
+            return None, f"FASTLOSS_CPU_CAPABILITY={CPU_CAPABILITY_REQUEST} is not one this CPU runs ({usable})"
+        usable = [CPU_CAPABILITY_REQUEST]
+    for flavour in usable:
+        try:
+            return importlib.import_module(f"{__package__}._cpu_{flavour}"), None
+        except ImportError as e:
+            why = f"fastloss._cpu_{flavour} could not be imported ({e})"
+    return None, why
 
 
 def _load():
     if BACKEND == "reference":
-        return None, "FASTLOSS_BACKEND=reference"
-    missing = _missing_cpu_features()
-    if missing:
-        return None, f"this CPU lacks {', '.join(missing)}, which the kernels are compiled for"
+        return None, None, "FASTLOSS_BACKEND=reference"
     try:
         from . import _C
     except ImportError as e:
-        return None, f"fastloss._C could not be imported ({e})"
-    return _C, None
+        return None, None, f"fastloss._C could not be imported ({e})"
+    cpu, why = _load_cpu()
+    return _C, cpu, why
 
 
-_C, unavailable_reason = _load()
-if _C is None and BACKEND == "extension":
+_C, _CPU, unavailable_reason = _load()
+if (_C is None or _CPU is None) and BACKEND == "extension":
     raise ImportError(f"FASTLOSS_BACKEND=extension, but {unavailable_reason}")
-if _C is None and BACKEND == "auto":
+if (_C is None or _CPU is None) and BACKEND == "auto":
     warnings.warn(
-        f"fastloss: compiled kernels unavailable: {unavailable_reason}; using the pure-torch reference "
-        "implementation (slower, more memory). Build with `pip install --no-build-isolation .`.",
+        f"fastloss: compiled {'CPU ' if _C is not None else ''}kernels unavailable: {unavailable_reason}; using the "
+        "pure-torch reference implementation (slower, more memory). Build with `pip install --no-build-isolation .`.",
         RuntimeWarning,
         stacklevel=2,
     )
@@ -63,6 +90,8 @@ def use_kernels(device: torch.device) -> bool:
     global _warned_no_cuda
     if _C is None:
         return False
+    if device.type == "cpu":
+        return _CPU is not None
     if device.type == "cuda" and not _C.cuda_compiled:
         if not _warned_no_cuda:
             warnings.warn(
@@ -79,9 +108,9 @@ def use_kernels(device: torch.device) -> bool:
 def info() -> dict:
     """Build facts, for `python -m fastloss info` and the tests."""
     return {
-        "backend": "kernels" if _C is not None else "reference",
+        "backend": "kernels" if _C is not None and _CPU is not None else "reference",
         "unavailable_reason": unavailable_reason,
         "cuda_compiled": bool(_C is not None and _C.cuda_compiled),
         "cuda_archs": _C.cuda_archs if _C is not None else "",
-        "cpu_capability": _C.cpu_capability if _C is not None else "",
+        "cpu_capability": _CPU.cpu_capability if _CPU is not None else "",
     }
