@@ -494,3 +494,23 @@ def test_cuda_more_than_two_to_the_31_elements():
     x.requires_grad_()
     fastloss.sigmoid_focal_loss(x, labels, reduction="sum").backward()
     assert x.grad[-2, -1].item() == pytest.approx(0.75, rel=1e-2)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 2.0])
+def test_float32_across_the_whole_logit_range(gamma):
+    """The CPU kernels' own exp, reciprocal and log1p (csrc/cpu/vec_ops.h, math/ops.h) over every
+    regime — exp's overflow/underflow edges (±87–89), tiny and saturated values (±120) — against
+    the loss written with float64 softplus/sigmoid, which stay relatively exact where torch's
+    BCE-with-logits kernel cancels (its value at x = −33 is off by percents)."""
+    x = torch.linspace(-120, 120, 48_001, dtype=torch.float64).view(-1, 1).repeat(1, 2)
+    t = torch.tensor([[0.0, 1.0]], dtype=torch.float64).expand_as(x)
+
+    def exact(x, t):  # α_t (1 − p_t)^γ ce, α = 0.25, with t ∈ {0, 1}
+        sign = 2 * t - 1  # +1 for positives
+        return (0.25 * t + 0.75 * (1 - t)) * torch.sigmoid(-sign * x) ** gamma * F.softplus(-sign * x)
+
+    want, (g_want,) = loss_and_grads(exact, (x.requires_grad_(), t))
+    got, (g_got,) = loss_and_grads(fastloss.sigmoid_focal_loss, (x.float().requires_grad_(), t.float()), gamma=gamma)
+    # float32 keeps 1e-5 relative down to ~1e-37 (below, denormals round in absolute terms)
+    assert_close(got, want, dtype=torch.float32, atol=1e-37)
+    assert_close(g_got, g_want, dtype=torch.float32, atol=1e-37)

@@ -16,6 +16,7 @@ struct Ops {  // V = float or double
   static FASTLOSS_HD V exp(V x) { return std::exp(x); }
   static FASTLOSS_HD V log1p(V x) { return std::log1p(x); }
   static FASTLOSS_HD V expm1(V x) { return std::expm1(x); }
+  static FASTLOSS_HD V reciprocal(V x) { return V(1) / x; }
   static FASTLOSS_HD V pow(V x, V y) { return std::pow(x, y); }
   static FASTLOSS_HD V abs(V x) { return std::abs(x); }
   static FASTLOSS_HD V neg(V x) { return -x; }
@@ -54,7 +55,7 @@ FASTLOSS_HD Logistic<V> logistic(V x) {
   V r, log1p_e;
   if constexpr (std::is_same_v<S, float>) {
     const V one_e = one + e, two_e = two + e;
-    const V inv = one / (one_e * two_e);
+    const V inv = O::reciprocal(one_e * two_e);
     const V s = e * one_e * inv;
     const V w = s * s, w2 = w * w, w4 = w2 * w2;
     const V lo = (V(1.0f) + V(1.0f / 3) * w) + w2 * (V(1.0f / 5) + V(1.0f / 7) * w);
@@ -75,7 +76,7 @@ template <typename V>
 FASTLOSS_HD V sigmoid(V x) {
   using O = Ops<V>;
   using S = typename O::scalar_t;
-  return V(S(1)) / (V(S(1)) + O::exp(O::neg(x)));
+  return O::reciprocal(V(S(1)) + O::exp(O::neg(x)));
 }
 
 // atan2(y, x) for x ≥ 0 (so in [−π/2, π/2], and 0 at the origin). In float: atan(r) on
