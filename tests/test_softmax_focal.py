@@ -144,11 +144,13 @@ def test_empty(device, shape):
 def test_extreme_logits_are_finite(device, dtype, gamma):
     x = torch.tensor([[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0], [30.0, -30.0, 0.0]], device=device).to(dtype)
     y = torch.tensor([0, 0, 0], device=device)
-    x.requires_grad_()
-    loss = fastloss.softmax_focal_loss(x, y, gamma=gamma, reduction="none")
-    grad, = torch.autograd.grad(loss.sum(), x)
-    assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
-    assert loss[0].item() == 0 and loss[1].item() > 1e3
+    for layout in ("rows", "spatial"):  # spatial: the same three positions as (1, C, 3)
+        xl = (x if layout == "rows" else x.t().unsqueeze(0).contiguous()).requires_grad_()
+        yl = y if layout == "rows" else y.unsqueeze(0)
+        loss = fastloss.softmax_focal_loss(xl, yl, gamma=gamma, reduction="none").view(-1)
+        grad, = torch.autograd.grad(loss.sum(), xl)
+        assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
+        assert loss[0].item() == 0 and loss[1].item() > 1e3
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -285,3 +287,17 @@ def test_modules():
     ce = fastloss.nn.CrossEntropyLoss(class_weight=w, label_smoothing=0.05)
     assert_close(ce(x, y), F.cross_entropy(x, y, weight=w, label_smoothing=0.05))
     assert "gamma=1.5" in repr(focal)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_32k_classes(device):
+    x = logits(3, 32768, device=device, dtype=torch.float32).requires_grad_()
+    y = torch.tensor([0, 32767, 12345], device=device)
+    got, (g1,) = loss_and_grads(fastloss.softmax_focal_loss, (x, y), gamma=0, label_smoothing=0.1)
+    want, (g2,) = loss_and_grads(F.cross_entropy, (x, y), label_smoothing=0.1)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+    assert_close(g1, g2)
+    got, (g1,) = loss_and_grads(fastloss.softmax_focal_loss, (x, y), gamma=2.0)
+    want, (g2,) = loss_and_grads(reference.softmax_focal_loss, (x, y), gamma=2.0)
+    assert_close(got, want)
+    assert_close(g1, g2)

@@ -59,7 +59,30 @@ struct Kernel {
     return at::vec::vec_reduce_all<opmath_t>([](const Vec& p, const Vec& q) { return p + q; }, v);
   }
 
-  // Rows [r, r + k) of the block; with lse given it is the shift, else max and Σ exp are computed.
+  // Σ exp(x − shift) over a row.
+  opmath_t row_sum_exp(const scalar_t* x, opmath_t shift) const {
+    Vec sum(0);
+    for (int64_t c = 0; c < a.classes; c += W) {
+      const int64_t n = std::min(W, a.classes - c);
+      sum = sum + cpu::first_lanes(Ops<Vec>::exp(cpu::load_as<Vec>(x + c, n) - Vec(shift)), n);
+    }
+    return hsum(sum);
+  }
+
+  opmath_t row_max(const scalar_t* x) const {
+    Vec m(-kInf);
+    for (int64_t c = 0; c < a.classes; c += W) {
+      const int64_t n = std::min(W, a.classes - c);
+      const Vec v = cpu::load_as<Vec>(x + c, n);
+      m = at::vec::maximum(m, n == W ? v : Vec::set(Vec(-kInf), v, n));
+    }
+    return hmax(m);
+  }
+
+  // Rows [r, r + k) of the block. With lse given it is the shift. Else the shift is the label's
+  // logit x_y, which needs no max pass (log p_y = −log Σ exp(x − x_y), exact for the top class
+  // like torch's max-shifted log_softmax), and the row's max where that sum overflows (a logit
+  // ~88 above x_y) or the row has no label.
   void load_rows(int64_t r, int64_t k, const opmath_t* lse, RowBlock& b) const {
     for (int64_t j = 0; j < W; ++j) {
       b.y[j] = -1;
@@ -67,21 +90,24 @@ struct Kernel {
       b.sum[j] = 1;
       if (j >= k) continue;
       const scalar_t* x = a.x + (r + j) * a.classes;
+      b.y[j] = label(r + j);
+      if (b.y[j] >= 0) {
+        b.xy[j] = static_cast<opmath_t>(x[b.y[j]]);
+        b.ay[j] = a.alpha_of(b.y[j]);
+      }
       if (lse != nullptr) {
         b.shift[j] = lse[r + j];
       } else {
-        Vec m(-kInf), sum(0);
-        for (int64_t c = 0; c < a.classes; c += W) {
-          const int64_t n = std::min(W, a.classes - c);
-          const Vec v = cpu::load_as<Vec>(x + c, n);
-          m = at::vec::maximum(m, n == W ? v : Vec::set(Vec(-kInf), v, n));
+        bool done = false;
+        if (b.y[j] >= 0) {
+          b.shift[j] = b.xy[j];
+          b.sum[j] = row_sum_exp(x, b.shift[j]);
+          done = b.sum[j] < kInf;
         }
-        b.shift[j] = hmax(m);
-        for (int64_t c = 0; c < a.classes; c += W) {
-          const int64_t n = std::min(W, a.classes - c);
-          sum = sum + cpu::first_lanes(Ops<Vec>::exp(cpu::load_as<Vec>(x + c, n) - Vec(b.shift[j])), n);
+        if (!done) {
+          b.shift[j] = row_max(x);
+          b.sum[j] = row_sum_exp(x, b.shift[j]);
         }
-        b.sum[j] = hsum(sum);
       }
       if (a.prm.smoothing) {
         Vec ax(0);
@@ -91,11 +117,6 @@ struct Kernel {
           ax = at::vec::fmadd(alpha, cpu::load_as<Vec>(x + c, n) - Vec(b.shift[j]), ax);
         }
         b.ax[j] = hsum(ax);
-      }
-      b.y[j] = label(r + j);
-      if (b.y[j] >= 0) {
-        b.xy[j] = static_cast<opmath_t>(x[b.y[j]]);
-        b.ay[j] = a.alpha_of(b.y[j]);
       }
     }
   }
@@ -168,10 +189,24 @@ struct Kernel {
       shift = cpu::load_as<Vec>(lse_in + first, k);
       out.lse = shift;
     } else {
-      Vec sum(0);
-      shift = Vec(-kInf);
-      for (int64_t c = 0; c < a.classes; ++c) shift = at::vec::maximum(shift, cpu::load_as<Vec>(channel(n, c, i), k));
-      for (int64_t c = 0; c < a.classes; ++c) sum = sum + Ops<Vec>::exp(cpu::load_as<Vec>(channel(n, c, i), k) - shift);
+      // As load_rows: shift by x_y when every lane has a label and no sum overflows, else by the max.
+      auto sum_exp = [&](const Vec& m) {
+        Vec sum(0);
+        for (int64_t c = 0; c < a.classes; ++c) sum = sum + Ops<Vec>::exp(cpu::load_as<Vec>(channel(n, c, i), k) - m);
+        return sum;
+      };
+      bool labelled = true;
+      for (int64_t j = 0; j < k; ++j) labelled &= out.y[j] >= 0;
+      Vec sum;
+      if (labelled) {
+        shift = Vec::loadu(xy);
+        sum = sum_exp(shift);
+      }
+      if (!labelled || (sum == Vec(kInf)).zero_mask() != (1 << W) - 1) {
+        shift = Vec(-kInf);
+        for (int64_t c = 0; c < a.classes; ++c) shift = at::vec::maximum(shift, cpu::load_as<Vec>(channel(n, c, i), k));
+        sum = sum_exp(shift);
+      }
       log_s = sum.log();
       out.lse = shift + log_s;
     }
