@@ -85,6 +85,24 @@ inline V reciprocal(const V& x) {
   return x.reciprocal();
 }
 
+// expm1 of float lanes, inline: Taylor to x⁹ where |x| < ½ (truncation < 1e-9 relative: float-
+// accurate, and exact-relative near 0, where exp(x) − 1 would cancel), exp(x) − 1 elsewhere (no
+// cancellation: |exp(x) − 1| > 0.39 there). Sleef's expm1 is a call that was 6% of the softmax
+// focal kernels.
+inline at::vec::Vectorized<float> expm1_float(const at::vec::Vectorized<float>& x) {
+  using V = at::vec::Vectorized<float>;
+  V p(1.0f / 362880);
+  for (const float c : {1.0f / 40320, 1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f})
+    p = at::vec::fmadd(p, x, V(c));
+  return V::blendv(exp_float(x) - V(1.0f), x * p, x.abs() < V(0.5f));
+}
+
+template <typename V>
+inline V expm1(const V& x) {
+  if constexpr (std::is_same_v<V, at::vec::Vectorized<float>> && V::size() > 1) return expm1_float(x);
+  return x.expm1();
+}
+
 template <typename V>
 inline V exp(const V& x) {
   if constexpr (std::is_same_v<V, at::vec::Vectorized<float>> && V::size() > 1) return exp_float(x);
@@ -100,7 +118,7 @@ struct Ops<at::vec::Vectorized<T>> {
   using Mask = V;  // all-ones lanes where true
   static V exp(const V& x) { return cpu::exp(x); }
   static V log1p(const V& x) { return x.log1p(); }
-  static V expm1(const V& x) { return x.expm1(); }
+  static V expm1(const V& x) { return cpu::expm1(x); }
   static V reciprocal(const V& x) { return cpu::reciprocal(x); }
   static V pow(const V& x, const V& y) { return x.pow(y); }
   static V abs(const V& x) { return x.abs(); }
