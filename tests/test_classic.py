@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 import fastloss
-from helpers import DEVICES, assert_close, logits
+from fastloss import reference
+from helpers import DEVICES, assert_close, logits, loss_and_grads
 
 # The formulas written out, the definition the torch kernels must match.
 FORMULAS = {
@@ -74,3 +75,31 @@ def test_bad_input(loss, call, error, message):
     args.update(call)
     with pytest.raises(error, match=message):
         getattr(fastloss, loss)(**args)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("loss", list(FORMULAS))
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_matches_reference_with_weight(device, loss, reduction):
+    x, y = logits(40, 4, device=device).requires_grad_(), logits(40, 4, device=device, scale=1.0)
+    weight = torch.rand(40, 1, dtype=torch.float64, device=device)
+    got, (g1,) = loss_and_grads(getattr(fastloss, loss), (x, y), reduction=reduction, weight=weight)
+    want, (g2,) = loss_and_grads(getattr(reference, loss), (x, y), reduction=reduction, weight=weight)
+    assert_close(got, want)
+    assert_close(g1, g2)
+
+
+@pytest.mark.parametrize("loss", list(FORMULAS))
+def test_gradcheck_and_compile(loss):
+    x, y = logits(12, 4, scale=1.0).requires_grad_(), logits(12, 4, scale=1.0)
+    weight = torch.rand(12, 1, dtype=torch.float64)
+    fn = getattr(fastloss, loss)
+    assert torch.autograd.gradcheck(lambda x: fn(x, y, weight=weight, avg_factor=5.0), (x,))
+
+    def step(x, y):
+        return fn(x, y, weight=weight) * 2.0
+
+    got, (g1,) = loss_and_grads(torch.compile(step, fullgraph=True), (x.float(), y.float()))
+    want, (g2,) = loss_and_grads(step, (x.float(), y.float()))
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(g1, g2)
