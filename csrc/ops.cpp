@@ -12,5 +12,7 @@ TORCH_LIBRARY(fastloss, m) {
   m.def("softmax_focal_loss(Tensor input, Tensor target, Tensor? alpha, Tensor? weight, float gamma, float label_smoothing, int reduction, int ignore_index) -> (Tensor loss, Tensor lse, Tensor count)", tags);
   m.def("softmax_focal_loss_backward(Tensor grad, Tensor input, Tensor target, Tensor? alpha, Tensor? weight, Tensor lse, float gamma, float label_smoothing, int reduction, int ignore_index) -> Tensor", tags);
   m.def("overlap_sums(Tensor input, Tensor target, int activation, bool squared, int? ignore_index, bool keep_probs) -> (Tensor sums, Tensor probs)", tags);
+  m.def("overlap_score(Tensor sums, Tensor? class_weight, int loss, bool jaccard, float smooth_nr, float smooth_dr, float alpha, float beta, float gamma, bool include_background, bool batch, int reduction) -> Tensor", tags);
+  m.def("overlap_score_backward(Tensor grad, Tensor sums, Tensor? class_weight, int loss, bool jaccard, float smooth_nr, float smooth_dr, float alpha, float beta, float gamma, bool include_background, bool batch, int reduction) -> Tensor", tags);
   m.def("overlap_sums_backward_(Tensor grad, Tensor(a!) probs, Tensor target, int activation, bool squared, int? ignore_index) -> ()", tags);
 }

@@ -302,6 +302,27 @@ def test_opcheck_backward_op(device):
     torch.library.opcheck(torch.ops.fastloss.overlap_sums_backward_.default, (grad, x.softmax(1), y, 0, True, 1))
 
 
+SCORE_ARGS = {  # sums, class_weight, loss, jaccard, smooth_nr, smooth_dr, alpha, beta, gamma, background, batch, red.
+    "dice mean": lambda s, d: (s, None, 0, False, 1e-5, 1e-5, 0.5, 0.5, 1.0, True, False, 2),
+    "jaccard none weights": lambda s, d: (s, torch.tensor([1.0, 2.0, 0.5], dtype=s.dtype, device=d), 0, True, 0.0,
+                                          1e-5, 0.5, 0.5, 1.0, False, False, 0),
+    "focal tversky batch sum": lambda s, d: (s, None, 1, False, 1.0, 1.0, 0.3, 0.7, 0.75, True, True, 1),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", list(SCORE_ARGS))
+def test_opcheck_score_op(device, case):
+    """fastloss::overlap_score, the loss from the sums (math/overlap_score.h), and its backward."""
+    sums = (torch.rand(2, 4, 3, dtype=torch.float64, device=device) * 5 + 0.5).requires_grad_()
+    args = SCORE_ARGS[case](sums, device)
+    torch.library.opcheck(torch.ops.fastloss.overlap_score.default, args)
+    assert torch.autograd.gradcheck(lambda s: torch.ops.fastloss.overlap_score(s, *args[1:]), (sums,))
+    out = torch.ops.fastloss.overlap_score(*args)
+    grad = torch.rand_like(out)
+    torch.library.opcheck(torch.ops.fastloss.overlap_score_backward.default, (grad, sums.detach()) + args[1:])
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("activation", ["softmax", "sigmoid"])
 def test_second_backward_with_retain_graph(device, activation):

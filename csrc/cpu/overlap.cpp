@@ -188,7 +188,20 @@ struct CpuKernels {
 
 }  // namespace
 
+// The loss from the sums: a walk over the tiny (N, C) matrix.
+struct CpuScores {
+  template <typename S>
+  static void scores(const at::Tensor& sums, const at::Tensor& class_weight, const ScoreParams<S>& p, at::Tensor* loss,
+                     const at::Tensor* grad, at::Tensor* grad_sums) {
+    overlap::scores<S>(sums.const_data_ptr<S>(), class_weight.defined() ? class_weight.const_data_ptr<S>() : nullptr,
+                       sums.size(0), sums.size(1), p, loss ? loss->mutable_data_ptr<S>() : nullptr,
+                       grad ? grad->const_data_ptr<S>() : nullptr, grad_sums ? grad_sums->mutable_data_ptr<S>() : nullptr);
+  }
+};
+
 TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
+  m.impl("overlap_score", &score_forward<CpuScores>);
+  m.impl("overlap_score_backward", &score_backward<CpuScores>);
   m.impl("overlap_sums", &forward<CpuKernels>);
   m.impl("overlap_sums_backward_", &backward<CpuKernels>);
 }

@@ -145,9 +145,31 @@ struct CudaKernels {
   }
 };
 
+// The loss from the sums: one thread walks the tiny (N, C) matrix (math/overlap_score.h), in the
+// same order as the CPU.
+template <typename S>
+__global__ void scores_kernel(const S* sums, const S* class_weight, int64_t n, int64_t classes, ScoreParams<S> p,
+                              S* loss, const S* grad, S* grad_sums) {
+  if (threadIdx.x == 0) scores<S>(sums, class_weight, n, classes, p, loss, grad, grad_sums);
+}
+
+struct CudaScores {
+  template <typename S>
+  static void scores(const at::Tensor& sums, const at::Tensor& class_weight, const ScoreParams<S>& p, at::Tensor* loss,
+                     const at::Tensor* grad, at::Tensor* grad_sums) {
+    const c10::cuda::CUDAGuard guard(sums.device());
+    cuda::launch(1, scores_kernel<S>, sums.const_data_ptr<S>(),
+                 class_weight.defined() ? class_weight.const_data_ptr<S>() : nullptr, sums.size(0), sums.size(1), p,
+                 loss ? loss->mutable_data_ptr<S>() : nullptr, grad ? grad->const_data_ptr<S>() : nullptr,
+                 grad_sums ? grad_sums->mutable_data_ptr<S>() : nullptr);
+  }
+};
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(fastloss, CUDA, m) {
+  m.impl("overlap_score", &score_forward<CudaScores>);
+  m.impl("overlap_score_backward", &score_backward<CudaScores>);
   m.impl("overlap_sums", &forward<CudaKernels>);
   m.impl("overlap_sums_backward_", &backward<CudaKernels>);
 }

@@ -5,7 +5,7 @@
 //   S_pt = Σ p·t,  S_p = Σ p (Σ p² with squared_pred),  S_t = Σ t (Σ t²),
 // with p the activated input (softmax over the classes, sigmoid, or none) and t the target, both 0
 // at ignored positions. Every loss is then a function of these sums on the (N, C) matrix
-// (python/fastloss/reference/overlap.py), and its backward reaches the inputs through
+// (math/overlap_score.h), and its backward reaches the inputs through
 //   dL/dp = a·t + b·(2p | 1),  a = dL/dS_pt,  b = dL/dS_p,
 // then the activation's vector-Jacobian product. Written once against Ops<V> (math/ops.h).
 #include "math/ops.h"

@@ -7,7 +7,9 @@
 #include <ATen/ops/empty.h>
 #include <optional>
 #include <tuple>
+#include <vector>
 #include "math/overlap.h"
+#include "math/overlap_score.h"
 #include "ops/tensor_args.h"
 
 namespace fastloss::overlap {
@@ -113,6 +115,72 @@ void backward(const at::Tensor& grad_sums, at::Tensor& probs, const at::Tensor& 
     Kernels::template backward<scalar_t>(make_args<scalar_t>(a, activation, squared, ignore_index), g,
                                          probs.mutable_data_ptr<scalar_t>());
   });
+}
+
+// ---- fastloss::overlap_score: the loss from the sums (math/overlap_score.h) -------------------
+//   struct Kernels { template <typename S> static void scores(const at::Tensor& sums,
+//       const at::Tensor& class_weight, const ScoreParams<S>&, at::Tensor* loss, const at::Tensor* grad,
+//       at::Tensor* grad_sums); };   // one of loss / (grad, grad_sums), on the sums' device
+
+template <typename S>
+ScoreParams<S> make_score_params(int64_t loss, bool jaccard, double smooth_nr, double smooth_dr, double alpha,
+                                 double beta, double gamma, bool include_background, bool batch, int64_t reduction) {
+  return {static_cast<int>(loss), jaccard, S(smooth_nr), S(smooth_dr), S(alpha), S(beta), S(gamma),
+          classify_gamma(gamma), include_background, batch, reduction};
+}
+
+inline at::Tensor check_scores(const at::Tensor& sums, const std::optional<at::Tensor>& class_weight, int64_t loss,
+                               bool include_background, int64_t reduction) {
+  constexpr const char* op = "fastloss::overlap_score";
+  TORCH_CHECK(sums.dim() == 3 && sums.size(2) == 3 && (sums.scalar_type() == at::kFloat || sums.scalar_type() == at::kDouble),
+              op, ": sums must be a float32/float64 (N, C, 3) tensor, got ", sums.scalar_type(), " ", sums.sizes());
+  TORCH_CHECK(loss == kDice || loss == kTversky, op, ": unknown loss code ", loss);
+  TORCH_CHECK(reduction >= Reduction::kNone && reduction <= Reduction::kMean, op, ": unknown reduction code ", reduction);
+  TORCH_CHECK(include_background || sums.size(1) > 1, op, ": include_background=False needs more than one class");
+  if (!class_weight.has_value() || !class_weight->defined()) return {};
+  check_same_device(op, sums, *class_weight, "class_weight");
+  const int64_t scored = sums.size(1) - (include_background ? 0 : 1);
+  TORCH_CHECK(class_weight->dim() == 1 && class_weight->size(0) == scored, op,
+              ": class_weight must have one weight per scored class (", scored, "), got ", class_weight->sizes());
+  return class_weight->to(sums.scalar_type()).contiguous();
+}
+
+inline std::vector<int64_t> score_shape(const at::Tensor& sums, bool include_background, bool batch, int64_t reduction) {
+  if (reduction != Reduction::kNone) return {};
+  const int64_t scored = sums.size(1) - (include_background ? 0 : 1);
+  return batch ? std::vector<int64_t>{scored} : std::vector<int64_t>{sums.size(0), scored};
+}
+
+template <typename Kernels>
+at::Tensor score_forward(const at::Tensor& sums, const std::optional<at::Tensor>& class_weight, int64_t loss,
+                         bool jaccard, double smooth_nr, double smooth_dr, double alpha, double beta, double gamma,
+                         bool include_background, bool batch, int64_t reduction) {
+  const at::Tensor w = check_scores(sums, class_weight, loss, include_background, reduction);
+  const at::Tensor s = sums.contiguous();
+  at::Tensor out = at::empty(score_shape(s, include_background, batch, reduction), s.options());
+  AT_DISPATCH_FLOATING_TYPES(s.scalar_type(), "overlap_score", [&] {
+    Kernels::template scores<scalar_t>(s, w, make_score_params<scalar_t>(loss, jaccard, smooth_nr, smooth_dr, alpha,
+        beta, gamma, include_background, batch, reduction), &out, nullptr, nullptr);
+  });
+  return out;
+}
+
+template <typename Kernels>
+at::Tensor score_backward(const at::Tensor& grad, const at::Tensor& sums, const std::optional<at::Tensor>& class_weight,
+                          int64_t loss, bool jaccard, double smooth_nr, double smooth_dr, double alpha, double beta,
+                          double gamma, bool include_background, bool batch, int64_t reduction) {
+  const at::Tensor w = check_scores(sums, class_weight, loss, include_background, reduction);
+  const at::Tensor s = sums.contiguous();
+  check_same_device("fastloss::overlap_score_backward", s, grad, "grad");
+  TORCH_CHECK(grad.sizes() == at::IntArrayRef(score_shape(s, include_background, batch, reduction)),
+              "fastloss::overlap_score_backward: grad must have the loss's shape, got ", grad.sizes());
+  const at::Tensor g = grad.to(s.scalar_type()).contiguous();
+  at::Tensor grad_sums = at::empty(s.sizes(), s.options());
+  AT_DISPATCH_FLOATING_TYPES(s.scalar_type(), "overlap_score_backward", [&] {
+    Kernels::template scores<scalar_t>(s, w, make_score_params<scalar_t>(loss, jaccard, smooth_nr, smooth_dr, alpha,
+        beta, gamma, include_background, batch, reduction), nullptr, &g, &grad_sums);
+  });
+  return grad_sums;
 }
 
 }  // namespace fastloss::overlap
