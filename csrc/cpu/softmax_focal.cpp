@@ -2,12 +2,13 @@
 // fixed chunks (independent of the thread count; partial sums added in chunk order). Two layouts:
 //   rows      (N, C) logits: one position's classes are contiguous, SIMD runs along the classes;
 //   channels  (N, C, *spatial): SIMD runs along W neighbouring positions, classes `inner` apart.
-// Forward: per position a max pass and one exp per logit (log-sum-exp, x_y, and Σ α_c·x_c with
-// label smoothing); lse is saved. Backward: one exp per logit, p_c = exp(x_c − lse).
+// Forward: one exp per logit for the log-sum-exp, shifted by the label's logit (no max pass; see
+// load_rows), plus Σ α_c·x_c with label smoothing; lse is saved. Backward: one exp per logit,
+// p_c = exp(x_c − lse).
+#include <ATen/cpu/vec/functional.h>
 #include <torch/library.h>
 #include <limits>
 #include "cpu/row_loop.h"
-#include <ATen/cpu/vec/functional.h>
 #include "cpu/vec_ops.h"
 #include "ops/softmax_focal.h"
 
@@ -42,11 +43,10 @@ struct Kernel {
   }
 
   // ---- rows layout: SIMD along a row's classes for its sums, then along W rows for the math ----
-  // log p_c = (x_c − shift) − log_s: shift = max and log_s = log Σ exp(x − max) in the forward (as
-  // torch's log_softmax, which keeps log p_y exact for the top class); shift = lse, log_s = 0 in the
-  // backward. Per row this needs its max, Σ exp(x − max), x_y and, with label smoothing,
-  // Σ α_c·(x_c − shift); the per-position math then runs on W rows at once (one vector log/expm1
-  // instead of W scalar calls).
+  // log p_c = (x_c − shift) − log_s, log_s = log Σ exp(x − shift): shift = x_y (or the max) in the
+  // forward, shift = lse and log_s = 0 in the backward. Per row this needs Σ exp(x − shift), x_y
+  // and, with label smoothing, Σ α_c·(x_c − shift); the per-position math then runs on W rows at
+  // once (one vector log/expm1 instead of W scalar calls).
   struct RowBlock {
     int64_t y[W];
     opmath_t shift[W], sum[W], xy[W], ay[W], ax[W];
