@@ -301,3 +301,17 @@ def test_32k_classes(device):
     want, (g2,) = loss_and_grads(reference.softmax_focal_loss, (x, y), gamma=2.0)
     assert_close(got, want)
     assert_close(g1, g2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("avg_factor", [None, 20_000.0])
+def test_half_mean_of_a_sum_beyond_float16_range(dtype, avg_factor):
+    """The sum (~1e5 here) exceeds float16's range; "mean" must divide before casting, as torch does."""
+    x, y = logits(20_000, 10, dtype=dtype, scale=4.0), labels((20_000, 10))
+    want = F.cross_entropy(x.float(), y)
+    got = fastloss.softmax_focal_loss(x, y, gamma=0, avg_factor=avg_factor)
+    assert got.dtype == dtype and torch.isfinite(got)
+    if avg_factor is None:
+        assert_close(got, want)
+    else:
+        assert_close(got, F.cross_entropy(x.float(), y, reduction="sum") / avg_factor)

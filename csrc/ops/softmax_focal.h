@@ -101,7 +101,7 @@ inline Args<scalar_t> make_args(const Tensors& a, double gamma, double label_smo
 //     template <typename scalar_t> static void backward(const Args<scalar_t>&, const at::Tensor& grad,
 //         const at::Tensor& lse, at::Tensor& grad_input);   // grad: (N, inner) for "none", else 0-d
 //   };
-// loss: (N, inner) for "none", else 0-d (the input's dtype); lse: (N, inner) log-sum-exp per position
+// loss: (N, inner) in the input's dtype for "none", else 0-d in the math type; lse: (N, inner) log-sum-exp per position
 // in the math type, the one float per position the backward needs; count: positions not ignored.
 template <typename Kernels>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const at::Tensor& input, const at::Tensor& target,
@@ -110,8 +110,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const at::Tensor& input, 
                                                        double label_smoothing, int64_t reduction,
                                                        int64_t ignore_index) {
   const Tensors a = check(input, target, alpha, weight, gamma, label_smoothing, reduction);
-  at::Tensor loss = at::empty(reduction == kNone ? a.labels.sizes() : at::IntArrayRef{}, a.x.options());
-  at::Tensor lse = at::empty(a.labels.sizes(), a.x.options().dtype(at::toOpMathType(a.x.scalar_type())));
+  // A reduced loss stays in the math type: half's range could not hold a large sum before "mean"
+  // divides it (the Python layer casts the result to the input's dtype).
+  const auto opmath = a.x.options().dtype(at::toOpMathType(a.x.scalar_type()));
+  at::Tensor loss = reduction == kNone ? at::empty(a.labels.sizes(), a.x.options()) : at::empty({}, opmath);
+  at::Tensor lse = at::empty(a.labels.sizes(), opmath);
   at::Tensor count = at::zeros({}, a.x.options().dtype(at::kLong));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.x.scalar_type(), "softmax_focal_loss", [&] {
     Kernels::template forward<scalar_t>(make_args<scalar_t>(a, gamma, label_smoothing, ignore_index), reduction, loss,

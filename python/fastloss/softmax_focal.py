@@ -32,7 +32,7 @@ def _register():
     @torch.library.register_fake(_OP)
     def _(input, target, alpha, weight, gamma, label_smoothing, reduction, ignore_index):
         math = torch.float64 if input.dtype == torch.float64 else torch.float32
-        loss = input.new_empty(target.shape if reduction == 0 else ())
+        loss = input.new_empty(target.shape) if reduction == 0 else input.new_empty((), dtype=math)
         return loss, input.new_empty(target.shape, dtype=math), input.new_empty((), dtype=torch.int64)
 
     @torch.library.register_fake(_OP + "_backward")

@@ -101,12 +101,13 @@ def normaliser(a: SoftmaxFocalArgs, count):
 
 
 def finish(loss, count, a: SoftmaxFocalArgs):
-    """The kernels' "none" (N, inner) or "sum" result → the requested reduction."""
+    """The kernels' "none" (N, inner) or "sum" result → the requested reduction, in the input's dtype
+    (a sum arrives in the math type: float16 could not hold it before "mean" divides it)."""
     if a.reduction == NONE:
-        return loss.reshape(a.shape)
+        return loss.reshape(a.shape).to(a.input.dtype)
     if a.mean:
         return (loss / normaliser(a, count).to(loss.dtype)).to(a.input.dtype)
-    return apply_avg_factor(loss, a.avg_factor)
+    return apply_avg_factor(loss, a.avg_factor).to(a.input.dtype)
 
 
 def compute(a: SoftmaxFocalArgs) -> torch.Tensor:
@@ -130,7 +131,7 @@ def compute(a: SoftmaxFocalArgs) -> torch.Tensor:
     loss = torch.where(kept, loss, torch.zeros((), dtype=x.dtype, device=x.device))
     if a.reduction != NONE:
         loss = loss.sum()
-    return finish(loss.to(a.input.dtype) if not a.mean else loss, kept.sum(), a)
+    return finish(loss, kept.sum(), a)
 
 
 def define(implementation):
