@@ -514,3 +514,15 @@ def test_float32_across_the_whole_logit_range(gamma):
     # float32 keeps 1e-5 relative down to ~1e-37 (below, denormals round in absolute terms)
     assert_close(got, want, dtype=torch.float32, atol=1e-37)
     assert_close(g_got, g_want, dtype=torch.float32, atol=1e-37)
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_half_avg_factor_of_a_sum_beyond_float16_range(dtype):
+    """mmdet's "sum / avg_factor" of ~1e5 summed losses: the division happens before the cast to
+    float16, so the result is finite where a float16 sum would overflow."""
+    x = logits(100_000, 8, dtype=dtype, scale=4.0)
+    t = (torch.rand(100_000, 8) < 0.1).to(dtype)
+    got = fastloss.sigmoid_focal_loss(x, t, reduction="mean", avg_factor=1000.0)
+    want = reference.sigmoid_focal_loss(x.float(), t.float(), reduction="sum") / 1000.0
+    assert got.dtype == dtype and torch.isfinite(got)
+    assert_close(got, want)

@@ -136,7 +136,7 @@ struct CpuKernels {
     }
     const cpu::SumCount s = forward_sum(a);
     const double total = reduction == kMean ? s.sum / static_cast<double>(std::max<int64_t>(s.count, 1)) : s.sum;
-    *loss.mutable_data_ptr<scalar_t>() = static_cast<scalar_t>(total);
+    *loss.mutable_data_ptr<at::opmath_type<scalar_t>>() = static_cast<at::opmath_type<scalar_t>>(total);
     *count.mutable_data_ptr<int64_t>() = s.count;
   }
 

@@ -79,8 +79,9 @@ struct CudaKernels {
       if (n > 0) cuda::launch(cuda::grid_size(n), forward_none_kernel<scalar_t>, a, loss.mutable_data_ptr<scalar_t>());
       return;
     }
-    cuda::reduce_launch<scalar_t, at::opmath_type<scalar_t>>(cuda::grid_size(n), reduction == kMean, loss, count,
-                                                             forward_sum_kernel<scalar_t>, a);
+    using opmath_t = at::opmath_type<scalar_t>;
+    cuda::reduce_launch<opmath_t, opmath_t>(cuda::grid_size(n), reduction == kMean, loss, count,
+                                            forward_sum_kernel<scalar_t>, a);
   }
 
   template <typename scalar_t, bool kGradT>

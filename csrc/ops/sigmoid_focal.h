@@ -103,7 +103,10 @@ std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& inputs, const at::T
                                            const std::optional<at::Tensor>& weight, double alpha, double gamma,
                                            int64_t reduction, int64_t ignore_index) {
   const Tensors a = check(inputs, targets, weight, alpha, gamma, reduction);
-  at::Tensor loss = reduction == kNone ? at::empty_like(a.x) : at::empty({}, a.x.options());
+  // A reduced loss stays in the math type (the Python layer casts it after avg_factor divides: a
+  // float16 sum can exceed float16's range before the division).
+  at::Tensor loss = reduction == kNone ? at::empty_like(a.x)
+                                       : at::empty({}, a.x.options().dtype(at::toOpMathType(a.x.scalar_type())));
   at::Tensor count = at::zeros({}, a.x.options().dtype(at::kLong));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.x.scalar_type(), "sigmoid_focal_loss", [&] {
     Kernels::template forward<scalar_t>(make_args<scalar_t>(a, alpha, gamma, ignore_index), reduction, loss, count);

@@ -49,13 +49,15 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none",
         return _reference.compute(a)
     loss, _ = torch.ops.fastloss.sigmoid_focal_loss(a.inputs, a.targets, a.weight, a.alpha, a.gamma, a.reduction,
                                                     a.ignore_index)
-    return apply_avg_factor(loss, a.avg_factor)
+    return apply_avg_factor(loss, a.avg_factor).to(a.inputs.dtype)
 
 
 def _register():
     @torch.library.register_fake(_OP)
     def _(inputs, targets, weight, alpha, gamma, reduction, ignore_index):
-        return inputs.new_empty(inputs.shape if reduction == 0 else ()), inputs.new_empty((), dtype=torch.int64)
+        math = torch.float64 if inputs.dtype == torch.float64 else torch.float32
+        loss = inputs.new_empty(inputs.shape) if reduction == 0 else inputs.new_empty((), dtype=math)
+        return loss, inputs.new_empty((), dtype=torch.int64)
 
     @torch.library.register_fake(_OP + "_backward")
     def _(grad, inputs, targets, weight, count, alpha, gamma, reduction, ignore_index, targets_grad):

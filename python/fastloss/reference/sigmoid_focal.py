@@ -94,7 +94,7 @@ def compute(a: FocalArgs) -> torch.Tensor:
     total = loss.sum()
     if a.reduction == MEAN:
         total = total / (count.clamp(min=1) if isinstance(count, torch.Tensor) else max(count, 1))
-    return apply_avg_factor(total.to(a.inputs.dtype), a.avg_factor)
+    return apply_avg_factor(total, a.avg_factor).to(a.inputs.dtype)
 
 
 def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *, weight=None, avg_factor=None,
