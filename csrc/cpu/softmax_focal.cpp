@@ -24,6 +24,15 @@ struct Kernel {
 
   const Args<scalar_t>& a;
   cpu::BadLabel& bad;
+  const opmath_t alpha_sum = alpha_total(a);  // Σ_c α_c, only used with label smoothing
+
+  static opmath_t alpha_total(const Args<scalar_t>& a) {
+    if (!a.prm.smoothing) return 0;
+    if (a.alpha == nullptr) return static_cast<opmath_t>(a.classes);
+    opmath_t s = 0;
+    for (int64_t c = 0; c < a.classes; ++c) s += a.alpha[c];
+    return s;
+  }
 
   // Positions per chunk: ~16k logits; whole vectors of positions in the channels layout.
   int64_t span() const {
@@ -123,7 +132,7 @@ struct Kernel {
 
   // The block's positions (log_s = log Σ exp, 0 when the shift is lse).
   Position<Vec> row_positions(const RowBlock& b, const Vec& log_s) const {
-    const Vec as(alpha_total());
+    const Vec as(alpha_sum);
     return {(Vec::loadu(b.xy) - Vec::loadu(b.shift)) - log_s, Vec::loadu(b.ax) - log_s * as, Vec::loadu(b.ay), as};
   }
 
@@ -214,18 +223,10 @@ struct Kernel {
     if (a.prm.smoothing) {
       for (int64_t c = 0; c < a.classes; ++c)
         ax = at::vec::fmadd(Vec(a.alpha_of(c)), cpu::load_as<Vec>(channel(n, c, i), k) - shift, ax);
-      as = Vec(alpha_total());
+      as = Vec(alpha_sum);
     }
     out.position = {(Vec::loadu(xy) - shift) - log_s, ax - log_s * as, Vec::loadu(ay), as};
     return out;
-  }
-
-  opmath_t alpha_total() const {  // Σ_c α_c (only used with label smoothing)
-    if (!a.prm.smoothing) return 0;
-    if (a.alpha == nullptr) return static_cast<opmath_t>(a.classes);
-    opmath_t s = 0;
-    for (int64_t c = 0; c < a.classes; ++c) s += a.alpha[c];
-    return s;
   }
 
   // ---- backward --------------------------------------------------------------------------

@@ -137,12 +137,12 @@ inline at::Tensor check_scores(const at::Tensor& sums, const std::optional<at::T
   TORCH_CHECK(loss == kDice || loss == kTversky, op, ": unknown loss code ", loss);
   TORCH_CHECK(reduction >= Reduction::kNone && reduction <= Reduction::kMean, op, ": unknown reduction code ", reduction);
   TORCH_CHECK(include_background || sums.size(1) > 1, op, ": include_background=False needs more than one class");
-  if (!class_weight.has_value() || !class_weight->defined()) return {};
-  check_same_device(op, sums, *class_weight, "class_weight");
+  const at::Tensor w = math_operand(op, sums, class_weight, "class_weight");
+  if (!w.defined()) return w;
   const int64_t scored = sums.size(1) - (include_background ? 0 : 1);
-  TORCH_CHECK(class_weight->dim() == 1 && class_weight->size(0) == scored, op,
-              ": class_weight must have one weight per scored class (", scored, "), got ", class_weight->sizes());
-  return class_weight->to(sums.scalar_type()).contiguous();
+  TORCH_CHECK(w.dim() == 1 && w.size(0) == scored, op, ": class_weight must have one weight per scored class (",
+              scored, "), got ", w.sizes());
+  return w.contiguous();
 }
 
 inline std::vector<int64_t> score_shape(const at::Tensor& sums, bool include_background, bool batch, int64_t reduction) {

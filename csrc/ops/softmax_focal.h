@@ -26,13 +26,13 @@ struct Tensors {
   at::Tensor weight;  // (N, inner) in the math type, or undefined
 };
 
+// An optional float operand of exactly `shape`, contiguous in the math type (see math_operand).
 inline at::Tensor optional_operand(const std::optional<at::Tensor>& t, const at::Tensor& x, at::IntArrayRef shape,
                                    const char* name) {
-  if (!t.has_value() || !t->defined()) return {};
-  check_same_device(kOp, x, *t, name);
-  TORCH_CHECK(at::isFloatingType(t->scalar_type()), kOp, ": ", name, " must be floating point");
-  TORCH_CHECK(t->sizes() == shape, kOp, ": ", name, " must have shape ", shape, ", got ", t->sizes());
-  return t->to(at::toOpMathType(x.scalar_type())).contiguous();
+  const at::Tensor m = math_operand(kOp, x, t, name);
+  if (!m.defined()) return m;
+  TORCH_CHECK(m.sizes() == shape, kOp, ": ", name, " must have shape ", shape, ", got ", m.sizes());
+  return m.contiguous();
 }
 
 inline Tensors check(const at::Tensor& input, const at::Tensor& target, const std::optional<at::Tensor>& alpha,

@@ -36,15 +36,21 @@ inline void check_same_device(const char* op, const at::Tensor& ref, const at::T
               ref.device());
 }
 
-// An optional weight, checked and laid out as a rows × cols operand (see as_rows) in the math type
-// of `ref`'s dtype; undefined when absent.
+// An optional float operand (weights, class weights), checked against `ref` (device, floating
+// point) and converted to the math type of `ref`'s dtype; undefined when absent.
+inline at::Tensor math_operand(const char* op, const at::Tensor& ref, const std::optional<at::Tensor>& t,
+                               const char* name) {
+  if (!t.has_value() || !t->defined()) return {};
+  check_same_device(op, ref, *t, name);
+  TORCH_CHECK(at::isFloatingType(t->scalar_type()), op, ": ", name, " must be floating point, got ", t->scalar_type());
+  return t->to(at::toOpMathType(ref.scalar_type()));
+}
+
+// An optional weight as a rows × cols operand (see as_rows) in the math type; undefined when absent.
 inline at::Tensor weight_rows(const char* op, const at::Tensor& ref, const std::optional<at::Tensor>& weight,
                               at::IntArrayRef shape, int64_t rows, int64_t cols) {
-  if (!weight.has_value() || !weight->defined()) return {};
-  check_same_device(op, ref, *weight, "weight");
-  TORCH_CHECK(at::isFloatingType(weight->scalar_type()), op, ": weight must be floating point, got ",
-              weight->scalar_type());
-  return as_rows(weight->to(at::toOpMathType(ref.scalar_type())), shape, rows, cols);
+  const at::Tensor w = math_operand(op, ref, weight, "weight");
+  return w.defined() ? as_rows(w, shape, rows, cols) : w;
 }
 
 }  // namespace fastloss

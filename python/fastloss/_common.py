@@ -110,14 +110,29 @@ def prepare_weight(weight, inputs, per_row=True):
                          "pass weight.detach()")
     if per_row and inputs.dim() >= 1 and weight.shape == inputs.shape[:-1]:
         weight = weight.unsqueeze(-1)
+    check_broadcasts_to_loss(weight, inputs.shape)
+    return weight
+
+
+def check_broadcasts_to_loss(weight, shape):
+    """A ValueError unless `weight` broadcasts to the loss's `shape` without growing it."""
     try:
-        fits = torch.broadcast_shapes(weight.shape, inputs.shape) == inputs.shape
+        fits = torch.broadcast_shapes(weight.shape, shape) == shape
     except RuntimeError:
         fits = False
     if not fits:
-        raise ValueError(f"weight of shape {tuple(weight.shape)} does not broadcast to the loss shape "
-                         f"{tuple(inputs.shape)}")
-    return weight
+        raise ValueError(f"weight of shape {tuple(weight.shape)} does not broadcast to the loss shape {tuple(shape)}")
+
+
+def check_logits(input, target, layout):
+    """input: float logits with a class dimension 1 (`layout` names the accepted shapes); target: a
+    tensor on input's device. Returns (N, C)."""
+    check_floating("input", input)
+    if input.dim() < 2:
+        raise ValueError(f"input must have shape {layout}, got {tuple(input.shape)}")
+    check_tensor("target", target)
+    check_same_device("target", target, "input", input)
+    return input.shape[:2]
 
 
 def opmath_dtype(dtype):

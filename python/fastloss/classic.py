@@ -10,10 +10,10 @@ without weight or avg_factor they are exactly F.l1_loss / F.mse_loss / F.smooth_
 weight (broadcast to the loss's shape, no gradient) multiplies the element losses; "mean" is then
 the mean over all elements (mmdet's), or sum / avg_factor when avg_factor is given.
 """
-import torch
 import torch.nn.functional as F
 
-from ._common import apply_avg_factor, check_floating, check_nonnegative, check_same_device, reduction_code
+from ._common import (NONE, SUM, apply_avg_factor, check_broadcasts_to_loss, check_floating, check_nonnegative,
+                      check_same_device, reduction_code)
 
 
 def _weighted(name, elementwise, pred, target, reduction, weight, avg_factor):
@@ -30,17 +30,11 @@ def _weighted(name, elementwise, pred, target, reduction, weight, avg_factor):
     if weight is not None:
         check_floating("weight", weight)
         check_same_device("weight", weight, "pred", pred)
-        try:
-            fits = torch.broadcast_shapes(weight.shape, loss.shape) == loss.shape
-        except RuntimeError:
-            fits = False
-        if not fits:
-            raise ValueError(f"weight of shape {tuple(weight.shape)} does not broadcast to the loss shape "
-                             f"{tuple(loss.shape)}")
+        check_broadcasts_to_loss(weight, loss.shape)
         loss = loss * weight.detach()
-    if code == 0:
+    if code == NONE:
         return loss
-    return apply_avg_factor(loss.sum(), avg_factor) if avg_factor is not None or code == 1 else loss.mean()
+    return apply_avg_factor(loss.sum(), avg_factor) if avg_factor is not None or code == SUM else loss.mean()
 
 
 def l1_loss(pred, target, reduction="mean", *, weight=None, avg_factor=None):

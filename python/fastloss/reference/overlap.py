@@ -1,11 +1,12 @@
-"""Dice, Jaccard, Tversky and focal Tversky losses (formulas: csrc/math/overlap.h) in plain torch,
-their argument checks, the loss-from-sums step shared with the kernels, and the public signatures,
-defined once here for both fastloss and fastloss.reference.
+"""Dice, Jaccard, Tversky and focal Tversky losses (formulas: csrc/math/overlap.h and
+overlap_score.h) in plain torch, their argument checks, and the public signatures, defined once here
+for both fastloss and fastloss.reference.
 
 Both implementations reduce the activated input p and the target t to per-(sample, class) sums
 S_pt = Σ p·t, S_p = Σ p (Σ p² with squared_pred), S_t = Σ t (Σ t²) — the kernels in one pass, this
-module with torch ops — and then compute the loss from those (N, C, 3) sums with `loss_from_sums`,
-MONAI's formulas, whose gradient torch's autograd gives on the small matrix.
+module with torch ops — and then compute the loss from those (N, C, 3) sums with MONAI's formulas:
+the kernels with fastloss::overlap_score and its hand-written derivatives, this module with
+`loss_from_sums` and torch's autograd (the oracle the tests hold the op to).
 """
 import numbers
 from typing import NamedTuple, Optional
@@ -15,13 +16,11 @@ import torch
 from .._common import (
     check_bool,
     check_choice,
-    check_floating,
     check_int,
+    check_logits,
     check_nonnegative,
     check_number,
     check_reduction,
-    check_same_device,
-    check_tensor,
     opmath_dtype,
 )
 
@@ -65,12 +64,7 @@ def _class_weight(class_weight, classes, input):
 def check_args(loss, input, target, activation="softmax", include_background=True, squared_pred=False, jaccard=False,
                smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None, reduction="mean",
                alpha=0.5, beta=0.5, gamma=1.0) -> OverlapArgs:
-    check_floating("input", input)
-    if input.dim() < 2:
-        raise ValueError(f"input must have shape (N, C, *spatial), got {tuple(input.shape)}")
-    n, classes = input.shape[:2]
-    check_tensor("target", target)
-    check_same_device("target", target, "input", input)
+    n, classes = check_logits(input, target, "(N, C, *spatial)")
     act = check_choice("activation", activation, ACTIVATIONS)
     if activation == "softmax" and classes == 1:
         raise ValueError("activation='softmax' needs more than one class (a softmax over one class is always 1); "

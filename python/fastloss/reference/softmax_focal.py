@@ -20,6 +20,7 @@ from .._common import (
     apply_avg_factor,
     check_floating,
     check_int,
+    check_logits,
     check_nonnegative,
     check_number,
     check_same_device,
@@ -45,12 +46,7 @@ class SoftmaxFocalArgs(NamedTuple):
 
 def check_args(input, target, alpha, gamma, ignore_index, reduction, weight, avg_factor,
                label_smoothing) -> SoftmaxFocalArgs:
-    check_floating("input", input)
-    if input.dim() < 2:
-        raise ValueError(f"input must have shape (N, C) or (N, C, *spatial), got {tuple(input.shape)}")
-    n, classes = input.shape[:2]
-    check_tensor("target", target)
-    check_same_device("target", target, "input", input)
+    n, classes = check_logits(input, target, "(N, C) or (N, C, *spatial)")
     if target.dtype.is_floating_point or target.dtype == torch.bool or target.dtype.is_complex:
         raise TypeError(f"target must be integer class labels, got {target.dtype} (for probability targets use "
                         "torch.nn.functional.cross_entropy)")
