@@ -47,7 +47,7 @@ def run_python(code, **env):
 def test_best_cpu_flavour_is_loaded():
     """On x86-64 the CPU kernels come in AVX-512 and AVX2 builds; the best one this CPU runs loads."""
     info = fastloss._backend.info()
-    usable, _ = fastloss._backend._cpu_flavours()
+    usable, _ = fastloss._backend._cpu_flavours(fastloss._backend._C)
     expected = fastloss._backend.CPU_CAPABILITY_REQUEST or usable[0]
     assert info["cpu_capability"] == expected
 
@@ -55,7 +55,7 @@ def test_best_cpu_flavour_is_loaded():
 @pytest.mark.parametrize("flavour", ["avx2", "avx512"])
 def test_every_cpu_flavour_gives_the_same_losses(flavour):
     """Each flavour in its own process (two CPU kernel libraries cannot both register)."""
-    if flavour not in fastloss._backend._cpu_flavours()[0]:
+    if flavour not in fastloss._backend._cpu_flavours(fastloss._backend._C)[0]:
         pytest.skip(f"this CPU does not run {flavour}")
     code = ("import torch, fastloss\n"
             "g = torch.Generator().manual_seed(0)\n"
@@ -113,13 +113,46 @@ def test_unknown_backend_is_an_error():
     assert out.returncode != 0 and "FASTLOSS_BACKEND must be one of" in out.stderr
 
 
-def test_cli_info_and_check():
-    out = subprocess.run([sys.executable, "-m", "fastloss", "info"], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0 and "kernels: kernels" in out.stdout and "CUDA kernels compiled" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "fastloss", "check", "--device", "cpu"], capture_output=True,
-                         text=True, timeout=600)
+def run_cli(*args, **env):
+    return subprocess.run([sys.executable, "-m", "fastloss", *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **env})
+
+
+def test_cli_info_lines_are_name_value():
+    out = run_cli("info")
+    assert out.returncode == 0, out.stderr
+    fields = dict(line.split(": ", 1) for line in out.stdout.strip().splitlines())
+    assert fields["backend"] == "kernels"
+    assert fields["fastloss"] == fastloss.__version__ and fields["torch"] == torch.__version__
+    assert fields["CPU kernels"] == fastloss._backend.info()["cpu_capability"]
+    assert "CUDA kernels" in fields and "CUDA device" in fields
+
+
+def test_cli_check_passes_and_names_what_it_tested():
+    out = run_cli("check", "--device", "cpu", "--case", "giou")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "all good" in out.stdout and "FAIL" not in out.stdout
+    assert "checking CPU kernels" in out.stdout and "all good" in out.stdout and "FAIL" not in out.stdout
+
+
+def test_cli_check_fails_when_the_kernels_did_not_load():
+    """`check` of the reference against itself proves nothing: it must fail, and say so."""
+    out = run_cli("check", "--case", "giou", FASTLOSS_BACKEND="reference")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "reference vs reference" in out.stdout and "did not load" in out.stdout and "all good" not in out.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (("bench", "--repeat", "0"), "--repeat must be >= 1"),
+    (("bench", "--warmup", "-1"), "--warmup must be >= 0"),
+    (("bench", "--device", "tpu"), "--device tpu"),
+    (("bench", "--device", "cuda:7"), "--device cuda:7"),
+    (("bench", "--case", "no such case"), "no benchmark case matches"),
+])
+def test_cli_bad_arguments_give_one_line_errors(args, message):
+    out = run_cli(*args)
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
 
 
 def test_cli_bench_writes_table_and_json(tmp_path):

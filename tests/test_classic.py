@@ -54,12 +54,14 @@ def test_smooth_l1_beta():
     assert "beta=0.5" in repr(fastloss.nn.SmoothL1Loss(beta=0.5))
 
 
-def test_gradients_reach_pred_not_weight():
+def test_gradients_reach_pred_and_a_weight_that_requires_grad_is_refused():
+    """As every other fastloss loss: a weight that requires grad is an error, not silently detached."""
     x, y = logits(10, 4).requires_grad_(), logits(10, 4)
-    w = torch.rand(10, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.rand(10, 4, dtype=torch.float64)
     fastloss.l1_loss(x, y, weight=w).backward()
-    assert_close(x.grad, torch.sign(x - y).detach() * w.detach() / 40)
-    assert w.grad is None
+    assert_close(x.grad, torch.sign(x - y).detach() * w / 40)
+    with pytest.raises(ValueError, match="weight requires grad"):
+        fastloss.l1_loss(x, y, weight=w.requires_grad_())
 
 
 @pytest.mark.parametrize("loss", list(FORMULAS))

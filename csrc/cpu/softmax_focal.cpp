@@ -211,7 +211,8 @@ struct Kernel {
         shift = Vec::loadu(xy);
         sum = sum_exp(shift);
       }
-      if (!labelled || (sum == Vec(kInf)).zero_mask() != (1 << W) - 1) {
+      // (a lane's sum is inf when a logit is ~88 above x_y, NaN when x_y = −inf: both need the max)
+      if (!labelled || (sum < Vec(kInf)).zero_mask() != 0) {
         shift = Vec(-kInf);
         for (int64_t c = 0; c < a.classes; ++c) shift = at::vec::maximum(shift, cpu::load_as<Vec>(channel(n, c, i), k));
         sum = sum_exp(shift);

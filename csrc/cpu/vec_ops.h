@@ -132,6 +132,8 @@ struct Ops<at::vec::Vectorized<T>> {
   static Mask gt(const V& a, const V& b) { return a > b; }
   static Mask eq(const V& a, const V& b) { return a == b; }
   static V select(const Mask& m, const V& if_true, const V& if_false) { return V::blendv(if_false, if_true, m); }
+  // true lanes are all ones (never 0.0): some lane is true unless every lane compares equal to 0
+  static bool any(const Mask& m) { return m.zero_mask() != (1 << V::size()) - 1; }
 };
 
 namespace cpu {

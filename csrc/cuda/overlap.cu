@@ -2,12 +2,13 @@
 // Forward: a block per (sample, chunk of positions); each thread keeps the softmax statistics of
 // its positions, and for every class the block reduces its three sums (cuda/reduce.cuh) into one
 // partial per chunk; a second kernel adds the chunks in order (deterministic); p goes into the
-// buffer that becomes the gradient. Backward: a thread per position, in place over that buffer. Labels are only compared with class indices: a label outside [0, C) that is not
-// ignore_index makes that position negative for every class (the CPU raises instead); nothing
-// outside the tensors is ever read or written.
+// buffer that becomes the gradient. Backward: a thread per position, in place over that buffer.
+// Labels are only compared with class indices, never used as addresses; a label outside [0, C) that
+// is not ignore_index is a device-side assert (the CPU raises a ValueError), as in torch's losses.
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/macros/Macros.h>
 #include <torch/library.h>
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
@@ -31,6 +32,8 @@ struct Position {
     if (valid && a->labels != nullptr) {
       label = a->labels[n * a->hw + i];
       valid = !(a->has_ignore && label == a->ignore_index);
+      CUDA_KERNEL_ASSERT((!valid || (label >= 0 && label < a->label_count())) &&
+                         "dice_loss/tversky_loss: target has a label outside [0, C) that is not ignore_index");
     }
   }
   __device__ int64_t offset(int64_t c) const { return (n * a->classes + c) * a->hw + i; }

@@ -29,7 +29,25 @@ struct Ops {  // V = float or double
   static FASTLOSS_HD Mask gt(V a, V b) { return a > b; }
   static FASTLOSS_HD Mask eq(V a, V b) { return a == b; }
   static FASTLOSS_HD V select(Mask m, V if_true, V if_false) { return m ? if_true : if_false; }
+  static FASTLOSS_HD bool any(Mask m) { return m; }
 };
+
+// Lanes where x is ±inf.
+template <typename V>
+FASTLOSS_HD auto is_infinite(V x) {
+  using O = Ops<V>;
+  using S = typename O::scalar_t;
+  return O::eq(O::abs(x), V(S(INFINITY)));
+}
+
+// a·b, but exactly 0 where a is 0: a zero coefficient of an infinite term contributes nothing
+// (IEEE would give 0·inf = NaN). Used on the rare paths where an input is infinite.
+template <typename V>
+FASTLOSS_HD V times_unless_zero(V a, V b) {
+  using O = Ops<V>;
+  using S = typename O::scalar_t;
+  return O::select(O::eq(a, V(S(0))), V(S(0)), a * b);
+}
 
 // σ(x), σ(−x) and log(1 + exp(−|x|)) — the pieces of every sigmoid, log-sigmoid and softplus —
 // from one exp and one division, none formed by subtraction (1 − σ(x) would cancel):

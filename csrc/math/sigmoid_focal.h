@@ -31,6 +31,8 @@ inline Params<S> make_params(double alpha, double gamma) {
 // p_t = σ(z), 1 − p_t = σ(−z) and ce = softplus(−z). a_t is that element's α_t.
 //   dloss/dz = −α_t · q^γ · (γ · p_t · ce + q),  q = 1 − p_t
 // (no q^(γ−1) appears, so γ < 1 needs no guard). dloss/dx = ±dloss/dz.
+// Infinite logits take their limits: z = +inf gives loss 0 and gradient 0, z = −inf loss inf and the
+// finite slope −α_t (p_t·ce → 0 as z → −inf; IEEE would give 0·inf = NaN).
 template <bool kLoss, bool kGrad, typename V, typename S>
 FASTLOSS_HD void binary(V z, V a_t, const Params<S>& prm, V& loss, V& dz) {
   using O = Ops<V>;
@@ -40,13 +42,21 @@ FASTLOSS_HD void binary(V z, V a_t, const Params<S>& prm, V& loss, V& dz) {
   const V ce = O::max(O::neg(z), zero) + l.log1p_e;
   const V weighted = a_t * pow_gamma(q, prm.gamma, prm.gamma_kind);
   if constexpr (kLoss) loss = weighted * ce;
-  if constexpr (kGrad) dz = O::neg(weighted) * (V(prm.gamma) * p_t * ce + q);
+  if constexpr (kGrad) {
+    V p_ce = p_t * ce;
+    const auto infinite = is_infinite(z);
+    if (O::any(infinite)) p_ce = O::select(infinite, zero, p_ce);
+    dz = O::neg(weighted) * (V(prm.gamma) * p_ce + q);
+  }
 }
 
 // Soft (or one-hot) float target t, the torchvision.ops.sigmoid_focal_loss definition.
 //   s = σ(x), s̄ = σ(−x), q = 1 − p_t = t·s̄ + (1 − t)·s, α_t = α_neg + (α_pos − α_neg)·t
 //   dloss/dx = α_t·(γ q^(γ−1) ce · (1 − 2t) s s̄ + q^γ · ((1 − t)s − t s̄))
 //   dloss/dt = α_t·(γ q^(γ−1) ce · (s̄ − s) − q^γ · x) + (α_pos − α_neg) · q^γ · ce
+// Infinite logits take their limits: ce = (1 − t)·max(x, 0) + t·max(−x, 0) + log(1 + e^−|x|), where a
+// zero coefficient contributes 0 (x = +inf, t = 1: loss 0; t < 1: inf), and ce·s·s̄ → 0, q^γ·x → 0
+// where q^γ = 0, so gradients stay finite where the limit is (IEEE would give 0·inf = NaN).
 template <bool kLoss, bool kGradX, bool kGradT, typename V, typename S>
 FASTLOSS_HD void soft(V x, V t, const Params<S>& prm, V& loss, V& dx, V& dt) {
   using O = Ops<V>;
@@ -54,16 +64,27 @@ FASTLOSS_HD void soft(V x, V t, const Params<S>& prm, V& loss, V& dx, V& dt) {
   const Logistic<V> l = logistic(x);
   const V s = l.sigmoid, s_bar = l.sigmoid_neg;
   // (max(x, 0) − t·x) first: exact for t ∈ {0, 1}, so a confident correct logit keeps its tiny ce.
-  const V ce = (O::max(x, zero) - t * x) + l.log1p_e;
+  V ce = (O::max(x, zero) - t * x) + l.log1p_e;
   const V u = one - t;
+  const auto infinite = is_infinite(x);
+  const bool any_infinite = O::any(infinite);
+  if (any_infinite) ce = O::select(infinite, times_unless_zero(O::select(O::gt(x, zero), u, t), O::abs(x)), ce);
   const V q = t * s_bar + u * s;
   const V a_t = V(prm.alpha_neg) + V(prm.alpha_pos - prm.alpha_neg) * t;
   const V qg = pow_gamma(q, prm.gamma, prm.gamma_kind);
   if constexpr (kLoss) loss = a_t * qg * ce;
   if constexpr (kGradX || kGradT) {
-    const V g_ce = V(prm.gamma) * pow_gamma_minus_one(q, prm.gamma, prm.gamma_kind) * ce;
-    if constexpr (kGradX) dx = a_t * (g_ce * (u - t) * (s * s_bar) + qg * (u * s - t * s_bar));
-    if constexpr (kGradT) dt = a_t * (g_ce * (s_bar - s) - qg * x) + V(prm.alpha_pos - prm.alpha_neg) * qg * ce;
+    const V g = V(prm.gamma) * pow_gamma_minus_one(q, prm.gamma, prm.gamma_kind);
+    if constexpr (kGradX) {
+      V ce_ss = ce * (s * s_bar);
+      if (any_infinite) ce_ss = O::select(infinite, zero, ce_ss);
+      dx = a_t * (g * (u - t) * ce_ss + qg * (u * s - t * s_bar));
+    }
+    if constexpr (kGradT) {
+      V qg_x = qg * x;
+      if (any_infinite) qg_x = O::select(infinite, times_unless_zero(qg, x), qg_x);
+      dt = a_t * (times_unless_zero(g, ce) * (s_bar - s) - qg_x) + V(prm.alpha_pos - prm.alpha_neg) * qg * ce;
+    }
   }
 }
 

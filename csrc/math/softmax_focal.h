@@ -61,8 +61,10 @@ template <typename V, typename S>
 FASTLOSS_HD Coefficients<V> coefficients(const Position<V>& x, const Params<S>& p) {
   using O = Ops<V>;
   const V q = one_minus_py(x), f = pow_gamma(q, p.gamma, p.gamma_kind);
-  // γ·q^(γ−1)·p_y·A: the focal factor's own derivative (0 for γ = 0)
-  const V focal = V(p.gamma) * pow_gamma_minus_one(q, p.gamma, p.gamma_kind) * O::exp(x.log_py) * cross_entropy(x, p);
+  // γ·q^(γ−1)·p_y·A: the focal factor's own derivative (0 for γ = 0). p_y·A → 0 as x_y → −inf
+  // (A grows like −log p_y): a −inf labelled logit keeps the finite gradient F.cross_entropy gives.
+  const V focal = times_unless_zero(V(p.gamma) * pow_gamma_minus_one(q, p.gamma, p.gamma_kind),
+                                    times_unless_zero(O::exp(x.log_py), cross_entropy(x, p)));
   const V hard = f * V(p.keep) * x.alpha_y;
   return {focal + hard + f * V(p.spread) * x.alpha_sum, O::neg(focal) - hard, f * V(p.spread)};
 }

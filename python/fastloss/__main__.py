@@ -7,12 +7,26 @@ import torch
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
+def _fail(message):
+    """A one-line error on stderr and exit status 2 (no traceback)."""
+    print(f"python -m fastloss: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _device(name):
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is available")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        _fail(f"--device {name}: not a device name torch knows (use cpu, cuda or cuda:N)")
+    if device.type not in ("cpu", "cuda"):
+        _fail(f"--device {name}: fastloss has kernels for cpu and cuda only")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            _fail(f"--device {name}: no CUDA device is available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            _fail(f"--device {name}: there are {torch.cuda.device_count()} CUDA device(s)")
     return device
 
 
@@ -21,13 +35,17 @@ def _cases(pattern):
 
     cases = [c for c in CASES if pattern is None or pattern in c.name]
     if not cases:
-        raise SystemExit(f"no benchmark case matches {pattern!r}; cases: {', '.join(c.name for c in CASES)}")
+        _fail(f"no benchmark case matches {pattern!r}; cases: {', '.join(c.name for c in CASES)}")
     return cases
 
 
 def cmd_bench(args):
     from . import bench
 
+    if args.repeat < 1:
+        _fail(f"--repeat must be >= 1, got {args.repeat}")
+    if args.warmup < 0:
+        _fail(f"--warmup must be >= 0, got {args.warmup}")
     device, dtype = _device(args.device), DTYPES[args.dtype]
     meta = bench.metadata(device, dtype)
     print(f"running {len(_cases(args.case))} case(s) on {meta['device_name']} ({device}), {args.dtype}; "
@@ -42,25 +60,51 @@ def cmd_bench(args):
 
 
 def cmd_check(args):
-    from . import bench
+    """Compare the kernels with the reference. Exit status 0 only when the compiled kernels served
+    every device checked: the CPU, and CUDA too when a GPU is visible (or --device names one)."""
+    from . import _backend, bench
 
-    device = _device(args.device)
-    print(f"checking fastloss against fastloss.reference on {device}")
-    failures = bench.check(_cases(args.case), device)
-    print("all good" if not failures else f"{failures} failure(s)")
-    return 1 if failures else 0
+    info = _backend.info()
+    devices = [_device(args.device)] if args.device else \
+        [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    problems = []
+    if info["backend"] != "kernels":
+        problems.append(f"the compiled kernels did not load ({info['unavailable_reason']})")
+    if any(d.type == "cuda" for d in devices) and not info["cuda_compiled"]:
+        problems.append("a GPU is present but this build has no CUDA kernels")
+    failures = 0
+    for device in devices:
+        tested = "reference vs reference" if info["backend"] != "kernels" else (
+            f"CUDA kernels (archs {info['cuda_archs']})" if device.type == "cuda" else
+            f"CPU kernels ({info['cpu_capability']})")
+        print(f"checking {tested} against fastloss.reference on {device}")
+        failures += bench.check(_cases(args.case), device)
+    if failures:
+        problems.append(f"{failures} failure(s)")
+    if problems:
+        print("FAILED: " + "; ".join(problems))
+        return 1
+    print(f"all good: the compiled kernels agree with the reference on {', '.join(map(str, devices))}")
+    return 0
 
 
 def cmd_info(_args):
     from . import __version__, _backend
 
     info = _backend.info()
-    print(f"fastloss {__version__}")
-    print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), python {sys.version.split()[0]}")
-    print(f"kernels: {info['backend']}" + (f" ({info['unavailable_reason']})" if info["unavailable_reason"] else ""))
-    print(f"CPU kernels: {info['cpu_capability'] or '-'}; threads {torch.get_num_threads()}")
-    print(f"CUDA kernels compiled: {'yes, archs ' + info['cuda_archs'] if info['cuda_compiled'] else 'no'}; "
-          f"CUDA device available: {torch.cuda.is_available()}")
+    lines = {
+        "fastloss": __version__,
+        "torch": torch.__version__,
+        "torch CUDA": torch.version.cuda or "none (CPU-only torch)",
+        "python": sys.version.split()[0],
+        "backend": info["backend"] + (f" ({info['unavailable_reason']})" if info["unavailable_reason"] else ""),
+        "CPU kernels": info["cpu_capability"] or "not loaded",
+        "CPU threads": torch.get_num_threads(),
+        "CUDA kernels": f"compiled for archs {info['cuda_archs']}" if info["cuda_compiled"] else "not compiled",
+        "CUDA device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none available",
+    }
+    for name, value in lines.items():
+        print(f"{name}: {value}")
 
 
 def main(argv=None):
@@ -71,8 +115,8 @@ def main(argv=None):
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--case", help="only cases whose name contains this")
-    p.add_argument("--repeat", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=10, help="timed steps per implementation (>= 1)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (>= 0)")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile(reference)")
     p.set_defaults(fn=cmd_bench)
     p = sub.add_parser("check", help="quick self-test of the built kernels against the reference")

@@ -19,7 +19,7 @@ if BACKEND not in _CHOICES:
 
 # The CPU kernels are compiled once per SIMD flavour (setup.py); the best one this CPU runs is loaded
 # (FASTLOSS_CPU_CAPABILITY=avx2 picks a lower one). Loading a flavour the CPU lacks would die of an
-# illegal instruction, so the CPU's flags are checked first.
+# illegal instruction, so the CPU's features are checked first.
 _X86_FLAVOURS = {  # best first
     "avx512": ("avx512f", "avx512bw", "avx512vl", "avx512dq", "avx2", "fma", "f16c"),
     "avx2": ("avx2", "fma", "f16c"),
@@ -27,27 +27,18 @@ _X86_FLAVOURS = {  # best first
 CPU_CAPABILITY_REQUEST = os.environ.get("FASTLOSS_CPU_CAPABILITY", "").strip().lower()
 
 
-def _cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), None)
-    except OSError:
-        return None
-
-
-def _cpu_flavours():
-    """The CPU kernel flavours this CPU can run, best first, and why the others are out."""
+def _cpu_flavours(core):
+    """The CPU kernel flavours this CPU can run, best first, and why the others are out. The CPU's
+    features come from the CPU itself (cpuid, in fastloss._C), never guessed."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return ["default"], ""
-    flags = _cpu_flags()
-    if flags is None:  # no /proc/cpuinfo: trust the compiler's baseline
-        return ["avx2"], ""
+    flags = set(core.cpu_features.split())
     usable = [name for name, needed in _X86_FLAVOURS.items() if all(f in flags for f in needed)]
     return usable, "" if usable else "this CPU lacks avx2, fma or f16c, which the CPU kernels need"
 
 
-def _load_cpu():
-    usable, why = _cpu_flavours()
+def _load_cpu(core):
+    usable, why = _cpu_flavours(core)
     if CPU_CAPABILITY_REQUEST:
         if CPU_CAPABILITY_REQUEST not in usable:
             return None, f"FASTLOSS_CPU_CAPABILITY={CPU_CAPABILITY_REQUEST} is not one this CPU runs ({usable})"
@@ -67,7 +58,7 @@ def _load():
         from . import _C
     except ImportError as e:
         return None, None, f"fastloss._C could not be imported ({e})"
-    cpu, why = _load_cpu()
+    cpu, why = _load_cpu(_C)
     return _C, cpu, why
 
 

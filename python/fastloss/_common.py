@@ -1,5 +1,4 @@
 """Argument checks and bookkeeping shared by every loss (the kernels never see unchecked input)."""
-import math
 import numbers
 
 import torch
@@ -28,10 +27,14 @@ def check_same_device(name, value, ref_name, ref):
 
 
 def check_number(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    """A finite real number. Under torch.compile(dynamic=True) a float argument is symbolic: no
+    math.isfinite (Dynamo cannot trace it) — x − x == 0 holds exactly for finite x (NaN for ±inf
+    and NaN) and is traceable; the kernels check their numbers again at run time."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, torch.SymFloat, torch.SymInt)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
+    if not isinstance(value, (torch.SymFloat, torch.SymInt)):
+        value = float(value)
+    if not value - value == 0:
         raise ValueError(f"{name} must be finite, got {value}")
     return value
 
@@ -56,10 +59,19 @@ def check_choice(name, value, choices):
     return choices[value]
 
 
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
 def check_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    """An int that fits the kernels' int64."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, torch.SymInt)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    return int(value)
+    if isinstance(value, torch.SymInt):
+        return value
+    value = int(value)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"{name} must fit in int64 ([-2**63, 2**63 - 1]), got {value}")
+    return value
 
 
 def check_reduction(reduction, name="reduction"):
@@ -103,15 +115,21 @@ def prepare_weight(weight, inputs, per_row=True):
     """
     if weight is None:
         return None
-    check_floating("weight", weight)
-    check_same_device("weight", weight, "inputs", inputs)
-    if weight.requires_grad:
-        raise ValueError("weight requires grad, but gradients with respect to the weight are not supported; "
-                         "pass weight.detach()")
+    check_weight(weight, inputs, "inputs")
     if per_row and inputs.dim() >= 1 and weight.shape == inputs.shape[:-1]:
         weight = weight.unsqueeze(-1)
     check_broadcasts_to_loss(weight, inputs.shape)
     return weight
+
+
+def check_weight(weight, ref, ref_name):
+    """A float weight tensor on ref's device that does not require grad (no op gives gradients with
+    respect to a weight: the same error everywhere, instead of a silently detached weight)."""
+    check_floating("weight", weight)
+    check_same_device("weight", weight, ref_name, ref)
+    if weight.requires_grad:
+        raise ValueError("weight requires grad, but gradients with respect to the weight are not supported; "
+                         "pass weight.detach()")
 
 
 def check_broadcasts_to_loss(weight, shape):
@@ -130,9 +148,36 @@ def check_logits(input, target, layout):
     check_floating("input", input)
     if input.dim() < 2:
         raise ValueError(f"input must have shape {layout}, got {tuple(input.shape)}")
+    if input.shape[1] == 0:
+        raise ValueError(f"input must have at least one class (dimension 1), got shape {tuple(input.shape)}")
     check_tensor("target", target)
     check_same_device("target", target, "input", input)
     return input.shape[:2]
+
+
+def check_values(bad, describe):
+    """The rule for checks of tensor values (labels, scores, class weights): where `bad` (a bool
+    tensor) has a True element, a ValueError(describe(True)) on CPU (describe may read the values to
+    name the bad one) and a device-side assert with describe(False) on other devices, which never reads the values on the host (no sync: CUDA graphs keep working). Nothing
+    happens while tracing (torch.compile) or on functorch's wrapped tensors, whose values cannot
+    be read."""
+    if torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(bad):
+        return
+    if bad.device.type == "cpu":
+        if bool(bad.any()):
+            raise ValueError(describe(True))
+    elif bad.numel() > 0:
+        torch._assert_async(torch.logical_not(bad.any()), "fastloss: " + describe(False))
+
+
+def check_labels(target, outside, classes):
+    """check_values for integer labels: `outside` marks labels outside [0, classes) that are not
+    ignored."""
+    def describe(read):
+        label = f"label {target[outside][0].item()}" if read else "a label"
+        return f"target has {label} outside [0, {classes}) that is not ignore_index"
+
+    check_values(outside, describe)
 
 
 def opmath_dtype(dtype):

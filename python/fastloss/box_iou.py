@@ -6,8 +6,9 @@ signatures and docs are defined once, in fastloss.reference.box_iou, for both im
 """
 import torch
 
-from . import _backend
-from ._common import apply_avg_factor
+from . import _autograd, _backend, _vmap
+from ._autograd import refuse_grad
+from ._common import NONE, apply_avg_factor
 from .reference import box_iou as _reference
 
 _OP = "fastloss::box_iou_loss"
@@ -27,6 +28,22 @@ globals().update(FUNCTIONS)
 __all__ = list(FUNCTIONS)
 
 
+def _backward(ctx, args, saved, grads, needs):
+    pred, target, weight, *params = args
+    refuse_grad(needs, [("weight", 2)], "box losses")
+    grad_pred, grad_target = torch.ops.fastloss.box_iou_loss_backward(grads[0], pred, target, weight, *params,
+                                                                      needs[0], needs[1])
+    return (grad_pred if needs[0] else None, grad_target if needs[1] else None) + (None,) * 8
+
+
+def _vmap_rule(info, in_dims, pred, target, weight, kind, mode, box_format, eps, gamma, lambd, reduction):
+    batch = info.batch_size
+    p, t = _vmap.front(pred, in_dims[0], batch), _vmap.front(target, in_dims[1], batch)
+    w = _vmap.aligned(weight, in_dims[2], batch, p.dim() - 2)
+    loss = torch.ops.fastloss.box_iou_loss(p, t, w, kind, mode, box_format, eps, gamma, lambd, NONE)
+    return (loss if reduction == NONE else _vmap.reduce_per_sample(loss, reduction)), 0
+
+
 def _register():
     def loss_dtype(pred):
         return torch.float64 if pred.dtype == torch.float64 else torch.float32
@@ -40,21 +57,8 @@ def _register():
         return (pred.new_empty(pred.shape if pred_grad else (0,)),
                 pred.new_empty(pred.shape if target_grad else (0,)))
 
-    def setup_context(ctx, inputs, output):
-        pred, target, weight, *params = inputs
-        ctx.save_for_backward(pred, target, weight)
-        ctx.params = params
-
-    def backward(ctx, grad):
-        if ctx.needs_input_grad[2]:
-            raise RuntimeError("fastloss box losses: gradients with respect to weight are not supported")
-        pred, target, weight = ctx.saved_tensors
-        pred_grad, target_grad = ctx.needs_input_grad[:2]
-        grad_pred, grad_target = torch.ops.fastloss.box_iou_loss_backward(grad, pred, target, weight, *ctx.params,
-                                                                          pred_grad, target_grad)
-        return (grad_pred if pred_grad else None, grad_target if target_grad else None) + (None,) * 8
-
-    torch.library.register_autograd(_OP, backward, setup_context=setup_context)
+    _autograd.register(_autograd.Spec("box_iou_loss", _backward, _reference.op))
+    _vmap.register("box_iou_loss", _vmap_rule)
 
 
 if _backend._C is not None:

@@ -13,7 +13,7 @@ the mean over all elements (mmdet's), or sum / avg_factor when avg_factor is giv
 import torch.nn.functional as F
 
 from ._common import (NONE, SUM, apply_avg_factor, check_broadcasts_to_loss, check_floating, check_nonnegative,
-                      check_same_device, reduction_code)
+                      check_same_device, check_weight, reduction_code)
 
 
 def _weighted(name, elementwise, pred, target, reduction, weight, avg_factor):
@@ -28,10 +28,9 @@ def _weighted(name, elementwise, pred, target, reduction, weight, avg_factor):
         return elementwise(pred, target, reduction)
     loss = elementwise(pred, target, "none")
     if weight is not None:
-        check_floating("weight", weight)
-        check_same_device("weight", weight, "pred", pred)
+        check_weight(weight, pred, "pred")
         check_broadcasts_to_loss(weight, loss.shape)
-        loss = loss * weight.detach()
+        loss = loss * weight
     if code == NONE:
         return loss
     return apply_avg_factor(loss.sum(), avg_factor) if avg_factor is not None or code == SUM else loss.mean()

@@ -11,15 +11,13 @@ Signatures and docs: fastloss.reference.overlap.define.
 """
 import torch
 
-from . import _backend
-from ._common import REDUCTIONS
+from . import _autograd, _backend, _vmap
+from ._autograd import refuse_grad
+from ._common import NONE, REDUCTIONS
 from .reference import overlap as _reference
 
 _OP = "fastloss::overlap_sums"
 _SCORE = "fastloss::overlap_score"
-
-
-_LOSSES = {"dice": 0, "tversky": 1}  # codes of csrc/math/overlap_score.h
 
 
 def _fused(loss, input, target, **options):
@@ -28,14 +26,65 @@ def _fused(loss, input, target, **options):
         return _reference.loss_from_sums(_reference.sums(a), a)
     keep_probs = a.input.requires_grad and torch.is_grad_enabled()
     sums, _ = torch.ops.fastloss.overlap_sums(a.input, a.target, a.activation, a.squared, a.ignore_index, keep_probs)
-    return torch.ops.fastloss.overlap_score(sums, a.class_weight, _LOSSES[a.loss], a.jaccard, a.smooth_nr, a.smooth_dr,
-                                            a.alpha, a.beta, a.gamma, a.include_background, a.batch,
-                                            REDUCTIONS[a.reduction])
+    return torch.ops.fastloss.overlap_score(sums, a.class_weight, _reference.LOSS_CODES[a.loss], a.jaccard,
+                                            a.smooth_nr, a.smooth_dr, a.alpha, a.beta, a.gamma, a.include_background,
+                                            a.batch, REDUCTIONS[a.reduction])
 
 
 FUNCTIONS = _reference.define(_fused)
 globals().update(FUNCTIONS)
 __all__ = list(FUNCTIONS)
+
+
+def _setup_sums(ctx, args, outputs):
+    # The activation buffer is not a saved tensor: the first backward takes it over and turns it into
+    # the gradient, so nothing of the input's size is kept twice. (It has no grad_fn: no cycle.)
+    keep_probs = args[5]
+    ctx.probs = [outputs[1]] if keep_probs else []
+
+
+def _sums_backward(ctx, args, saved, grads, needs):
+    input, target, activation, squared, ignore_index, _ = args
+    refuse_grad(needs, [("target", 1)], "dice_loss/tversky_loss")
+    if ctx.probs:
+        probs = ctx.probs.pop()
+    else:  # a second backward through the same graph (retain_graph=True): compute p again
+        _, probs = torch.ops.fastloss.overlap_sums(input, target, activation, squared, ignore_index, True)
+    torch.ops.fastloss.overlap_sums_backward_(grads[0], probs, target, activation, squared, ignore_index)
+    return probs, None, None, None, None, None
+
+
+def _score_backward(ctx, args, saved, grads, needs):
+    refuse_grad(needs, [("class_weight", 1)], "dice_loss/tversky_loss")
+    grad_sums = torch.ops.fastloss.overlap_score_backward(grads[0], *args)
+    return (grad_sums,) + (None,) * 11
+
+
+def _sums_vmap_rule(info, in_dims, input, target, activation, squared, ignore_index, keep_probs):
+    batch = info.batch_size
+    x, t = _vmap.front(input, in_dims[0], batch), _vmap.front(target, in_dims[1], batch)
+    sums, probs = torch.ops.fastloss.overlap_sums(x.flatten(0, 1), t.flatten(0, 1), activation, squared, ignore_index,
+                                                  keep_probs)
+    sums = sums.reshape(batch, -1, *sums.shape[1:])
+    if not keep_probs:
+        return (sums, probs), (0, None)
+    return (sums, probs.reshape(x.shape)), (0, 0)
+
+
+def _score_vmap_rule(info, in_dims, sums, class_weight, loss, jaccard, smooth_nr, smooth_dr, alpha, beta, gamma,
+                     include_background, batch, reduction):
+    size = info.batch_size
+    if in_dims[1] is not None:  # class weights that differ per sample
+        return _vmap.per_sample(torch.ops.fastloss.overlap_score, size, in_dims,
+                                (sums, class_weight, loss, jaccard, smooth_nr, smooth_dr, alpha, beta, gamma,
+                                 include_background, batch, reduction))
+    s = _vmap.front(sums, in_dims[0], size)
+    # batch=True sums each sample's rows first: the samples then are the rows of one matrix
+    s = s.sum(1) if batch else s.flatten(0, 1)
+    f = torch.ops.fastloss.overlap_score(s, class_weight, loss, jaccard, smooth_nr, smooth_dr, alpha, beta, gamma,
+                                         include_background, False, NONE)
+    f = f.reshape(size, *(() if batch else (-1,)), f.shape[-1])
+    return (f if reduction == NONE else _vmap.reduce_per_sample(f, reduction)), 0
 
 
 def _register():
@@ -49,29 +98,9 @@ def _register():
     def _(grad, probs, target, activation, squared, ignore_index):
         return None
 
-    def setup_context(ctx, inputs, output):
-        input, target, activation, squared, ignore_index, keep_probs = inputs
-        probs = output[1]
-        ctx.mark_non_differentiable(probs)
-        ctx.set_materialize_grads(False)  # else autograd makes a zero "gradient" of probs' size
-        ctx.save_for_backward(input, target)
-        # Not a saved tensor: the first backward takes it over and turns it into the gradient, so
-        # nothing of the input's size is kept twice. (probs has no grad_fn: no reference cycle.)
-        ctx.probs = [probs] if keep_probs else []
-        ctx.params = (activation, squared, ignore_index)
-
-    def backward(ctx, grad, _):
-        input, target = ctx.saved_tensors
-        if grad is None:
-            return None, None, None, None, None, None
-        if ctx.probs:
-            probs = ctx.probs.pop()
-        else:  # a second backward through the same graph (retain_graph=True): compute p again
-            _, probs = torch.ops.fastloss.overlap_sums(input, target, *ctx.params, True)
-        torch.ops.fastloss.overlap_sums_backward_(grad, probs, target, *ctx.params)
-        return probs, None, None, None, None, None
-
-    torch.library.register_autograd(_OP, backward, setup_context=setup_context)
+    _autograd.register(_autograd.Spec("overlap_sums", _sums_backward, _reference.sums_op, non_differentiable=(1,),
+                                      setup=_setup_sums))
+    _vmap.register("overlap_sums", _sums_vmap_rule)
 
     def score_shape(sums, include_background, batch, reduction):
         if reduction != 0:
@@ -88,18 +117,8 @@ def _register():
     def _(grad, sums, *params):
         return sums.new_empty(sums.shape)
 
-    def score_setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0], inputs[1])
-        ctx.params = inputs[2:]
-
-    def score_backward(ctx, grad):
-        if ctx.needs_input_grad[1]:
-            raise RuntimeError("fastloss: gradients with respect to class_weight are not supported")
-        sums, class_weight = ctx.saved_tensors
-        grad_sums = torch.ops.fastloss.overlap_score_backward(grad, sums, class_weight, *ctx.params)
-        return (grad_sums,) + (None,) * 11
-
-    torch.library.register_autograd(_SCORE, score_backward, setup_context=score_setup_context)
+    _autograd.register(_autograd.Spec("overlap_score", _score_backward, _reference.score_op))
+    _vmap.register("overlap_score", _score_vmap_rule)
 
 
 if _backend._C is not None:

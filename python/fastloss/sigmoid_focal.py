@@ -5,8 +5,9 @@ registers the op's fake kernel and autograd formula with torch.library and expos
 """
 import torch
 
-from . import _backend
-from ._common import apply_avg_factor
+from . import _autograd, _backend, _vmap
+from ._autograd import refuse_grad
+from ._common import NONE, apply_avg_factor
 from .reference import sigmoid_focal as _reference
 
 _OP = "fastloss::sigmoid_focal_loss"
@@ -52,6 +53,29 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none",
     return apply_avg_factor(loss, a.avg_factor).to(a.inputs.dtype)
 
 
+def _backward(ctx, args, saved, grads, needs):
+    x, targets, weight, alpha, gamma, reduction, ignore_index = args
+    refuse_grad(needs, [("weight", 2)], "sigmoid_focal_loss")
+    grad_loss = grads[0]
+    grad_x, grad_t = torch.ops.fastloss.sigmoid_focal_loss_backward(grad_loss, x, targets, weight, saved[0], alpha,
+                                                                    gamma, reduction, ignore_index, needs[1])
+    return grad_x if needs[0] else None, grad_t if needs[1] else None, None, None, None, None, None
+
+
+def _vmap_rule(info, in_dims, inputs, targets, weight, alpha, gamma, reduction, ignore_index):
+    batch = info.batch_size
+    x, t = _vmap.front(inputs, in_dims[0], batch), _vmap.front(targets, in_dims[1], batch)
+    w = _vmap.aligned(weight, in_dims[2], batch, x.dim() - 1)
+    loss, count = torch.ops.fastloss.sigmoid_focal_loss(x, t, w, alpha, gamma, NONE, ignore_index)
+    if reduction == NONE:
+        return (loss, count), (0, None)
+    if t.dtype.is_floating_point:
+        count = torch.full((batch,), x[0].numel(), dtype=torch.int64, device=x.device)
+    else:
+        count = (t != ignore_index).reshape(batch, -1).sum(1) * x.shape[-1]
+    return (_vmap.reduce_per_sample(loss, reduction, count), count), (0, 0)
+
+
 def _register():
     @torch.library.register_fake(_OP)
     def _(inputs, targets, weight, alpha, gamma, reduction, ignore_index):
@@ -63,21 +87,9 @@ def _register():
     def _(grad, inputs, targets, weight, count, alpha, gamma, reduction, ignore_index, targets_grad):
         return inputs.new_empty(inputs.shape), inputs.new_empty(inputs.shape if targets_grad else (0,))
 
-    def setup_context(ctx, inputs, output):
-        x, targets, weight, alpha, gamma, reduction, ignore_index = inputs
-        ctx.save_for_backward(x, targets, weight, output[1])
-        ctx.params = (alpha, gamma, reduction, ignore_index)
-
-    def backward(ctx, grad_loss, _grad_count):
-        if ctx.needs_input_grad[2]:
-            raise RuntimeError("fastloss.sigmoid_focal_loss: gradients with respect to weight are not supported")
-        x, targets, weight, count = ctx.saved_tensors
-        targets_grad = ctx.needs_input_grad[1]
-        grad_x, grad_t = torch.ops.fastloss.sigmoid_focal_loss_backward(grad_loss, x, targets, weight, count,
-                                                                        *ctx.params, targets_grad)
-        return grad_x, (grad_t if targets_grad else None), None, None, None, None, None
-
-    torch.library.register_autograd(_OP, backward, setup_context=setup_context)
+    _autograd.register(_autograd.Spec("sigmoid_focal_loss", _backward, _reference.op, save_outputs=(1,),
+                                      non_differentiable=(1,)))
+    _vmap.register("sigmoid_focal_loss", _vmap_rule)
 
 
 if _backend._C is not None:

@@ -8,7 +8,9 @@ fastloss.reference.softmax_focal.define.
 """
 import torch
 
-from . import _backend
+from . import _autograd, _backend, _vmap
+from ._autograd import refuse_grad
+from ._common import NONE
 from .reference import softmax_focal as _reference
 
 _OP = "fastloss::softmax_focal_loss"
@@ -28,6 +30,34 @@ globals().update(FUNCTIONS)
 __all__ = list(FUNCTIONS)
 
 
+def _backward(ctx, args, saved, grads, needs):
+    input, target, alpha, weight, *params = args
+    refuse_grad(needs, [("alpha", 2), ("weight", 3)], "softmax_focal_loss")
+    if grads[0] is None:
+        return (None,) * 8
+    grad_input = torch.ops.fastloss.softmax_focal_loss_backward(grads[0], input, target, alpha, weight, saved[0],
+                                                                *params)
+    return (grad_input,) + (None,) * 7
+
+
+def _vmap_rule(info, in_dims, input, target, alpha, weight, gamma, label_smoothing, reduction, ignore_index):
+    batch = info.batch_size
+    if in_dims[2] is not None:  # class weights that differ per sample
+        return _vmap.per_sample(torch.ops.fastloss.softmax_focal_loss, batch, in_dims,
+                                (input, target, alpha, weight, gamma, label_smoothing, reduction, ignore_index))
+    x, y = _vmap.front(input, in_dims[0], batch), _vmap.front(target, in_dims[1], batch)
+    w = _vmap.front(weight, in_dims[3], batch)
+    n, classes, inner = x.shape[1:]
+    loss, lse, _ = torch.ops.fastloss.softmax_focal_loss(
+        x.reshape(batch * n, classes, inner), y.reshape(batch * n, inner), alpha,
+        None if w is None else w.reshape(batch * n, inner), gamma, label_smoothing, NONE, ignore_index)
+    loss, lse = loss.reshape(batch, n, inner), lse.reshape(batch, n, inner)
+    count = (y != ignore_index).reshape(batch, -1).sum(1)
+    if reduction != NONE:
+        loss = _vmap.reduce_per_sample(loss, reduction, count)
+    return (loss, lse, count), (0, 0, 0)
+
+
 def _register():
     @torch.library.register_fake(_OP)
     def _(input, target, alpha, weight, gamma, label_smoothing, reduction, ignore_index):
@@ -39,25 +69,9 @@ def _register():
     def _(grad, input, target, alpha, weight, lse, gamma, label_smoothing, reduction, ignore_index):
         return input.new_empty(input.shape)
 
-    def setup_context(ctx, inputs, output):
-        input, target, alpha, weight, *params = inputs
-        ctx.mark_non_differentiable(output[1], output[2])
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(input, target, alpha, weight, output[1])
-        ctx.params = params
-
-    def backward(ctx, grad, _lse, _count):
-        if grad is None:
-            return (None,) * 8
-        if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:
-            raise RuntimeError("fastloss.softmax_focal_loss: gradients with respect to alpha or weight are not "
-                               "supported")
-        input, target, alpha, weight, lse = ctx.saved_tensors
-        grad_input = torch.ops.fastloss.softmax_focal_loss_backward(grad, input, target, alpha, weight, lse,
-                                                                    *ctx.params)
-        return (grad_input,) + (None,) * 7
-
-    torch.library.register_autograd(_OP, backward, setup_context=setup_context)
+    _autograd.register(_autograd.Spec("softmax_focal_loss", _backward, _reference.op, save_outputs=(1,),
+                                      non_differentiable=(1, 2)))
+    _vmap.register("softmax_focal_loss", _vmap_rule)
 
 
 if _backend._C is not None:

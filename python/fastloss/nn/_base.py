@@ -1,7 +1,19 @@
 """The mmdet-style loss module that every fastloss module follows."""
+import numbers
+
 import torch
 
 from .._common import check_number, check_reduction
+
+
+def set_tensor_option(module, name, value):
+    """A per-class option (class weights) given as a tensor, list or tuple becomes a buffer —
+    moved by .to()/.cuda(), kept in state_dict; None or a number stays a plain attribute."""
+    if value is None or isinstance(value, numbers.Real):
+        setattr(module, name, value)
+    else:
+        value = value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(value, dtype=torch.float32)
+        module.register_buffer(name, value)
 
 
 class WeightedLoss(torch.nn.Module):

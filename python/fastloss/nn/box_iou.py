@@ -11,11 +11,10 @@ class BoxIoULoss(WeightedLoss):
     def __init__(self, eps=1e-6, reduction="mean", loss_weight=1.0, box_format="xyxy", **params):
         super().__init__(reduction, loss_weight)
         self.eps, self.box_format, self.params = eps, box_format, params
-        self._loss = _functional.FUNCTIONS[self.kind + "_loss"]
 
     def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None):
         """pred, target: (..., 4); weight per box (pred.shape[:-1]) or per coordinate (pred's shape)."""
-        loss = self._loss(pred, target, self.resolve_reduction(reduction_override), self.eps, weight=weight,
+        loss = _functional.FUNCTIONS[self.kind + "_loss"](pred, target, self.resolve_reduction(reduction_override), self.eps, weight=weight,
                           avg_factor=avg_factor, box_format=self.box_format, **self.params)
         return loss * self.loss_weight if self.loss_weight != 1.0 else loss
 

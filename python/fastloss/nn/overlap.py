@@ -1,21 +1,24 @@
 import torch
 
 from .. import overlap as _functional
+from ._base import set_tensor_option
 
 
 class _OverlapLoss(torch.nn.Module):
+    """class_weight is a buffer (moved by .to()/.cuda(), kept in state_dict); the other options are
+    plain attributes."""
     name = None
 
-    def __init__(self, **options):
+    def __init__(self, class_weight=None, **options):
         super().__init__()
         self.options = options
-        self._loss = _functional.FUNCTIONS[self.name]
+        set_tensor_option(self, "class_weight", class_weight)
 
     def forward(self, input, target):
-        return self._loss(input, target, **self.options)
+        return _functional.FUNCTIONS[self.name](input, target, class_weight=self.class_weight, **self.options)
 
     def extra_repr(self):
-        return ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return ", ".join(f"{k}={v!r}" for k, v in {**self.options, "class_weight": self.class_weight}.items())
 
 
 class DiceLoss(_OverlapLoss):

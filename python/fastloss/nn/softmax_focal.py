@@ -1,5 +1,5 @@
 from .. import softmax_focal as _functional
-from ._base import WeightedLoss
+from ._base import WeightedLoss, set_tensor_option
 
 
 class SoftmaxFocalLoss(WeightedLoss):
@@ -13,7 +13,8 @@ class SoftmaxFocalLoss(WeightedLoss):
     def __init__(self, alpha=None, gamma=2.0, ignore_index=-100, label_smoothing=0.0, reduction="mean",
                  loss_weight=1.0):
         super().__init__(reduction, loss_weight)
-        self.alpha, self.gamma, self.ignore_index, self.label_smoothing = alpha, gamma, ignore_index, label_smoothing
+        set_tensor_option(self, "alpha", alpha)
+        self.gamma, self.ignore_index, self.label_smoothing = gamma, ignore_index, label_smoothing
 
     def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None):
         loss = _functional.softmax_focal_loss(pred, target, alpha=self.alpha, gamma=self.gamma,

@@ -12,6 +12,7 @@ from .._common import (
     check_nonnegative,
     check_same_device,
     check_tensor,
+    check_weight,
     opmath_dtype,
     prepare_weight,
     reduction_code,
@@ -64,7 +65,7 @@ def check_args(kind, pred, target, reduction, eps, weight, avg_factor, box_forma
     lambd = check_nonnegative("lambd", lambd)
     code = reduction_code(reduction, avg_factor)
     if weight is not None:
-        check_tensor("weight", weight)
+        check_weight(weight, pred, "pred")
         if weight.shape == pred.shape:  # one weight per coordinate, as mmdet passes: their mean
             weight = weight.mean(-1)
         weight = prepare_weight(weight, pred[..., 0], per_row=False)
@@ -139,6 +140,11 @@ def compute(a: BoxArgs) -> torch.Tensor:
     if a.reduction == MEAN:
         total = total / max(loss.numel(), 1)
     return apply_avg_factor(total, a.avg_factor)
+
+
+def op(pred, target, weight, kind, mode, box_format, eps, gamma, lambd, reduction):
+    """fastloss::box_iou_loss in torch ops."""
+    return compute(BoxArgs(pred, target, kind, mode, box_format, eps, gamma, lambd, reduction, weight, None))
 
 
 COMMON_DOC = """

@@ -9,17 +9,21 @@ the kernels with fastloss::overlap_score and its hand-written derivatives, this 
 `loss_from_sums` and torch's autograd (the oracle the tests hold the op to).
 """
 import numbers
+from math import prod as math_prod
 from typing import NamedTuple, Optional
 
 import torch
 
 from .._common import (
     check_bool,
+    check_labels,
+    check_values,
     check_choice,
     check_int,
     check_logits,
     check_nonnegative,
     check_number,
+    REDUCTIONS,
     check_reduction,
     opmath_dtype,
 )
@@ -52,12 +56,14 @@ def _class_weight(class_weight, classes, input):
         return None
     if isinstance(class_weight, numbers.Real) and not isinstance(class_weight, bool):
         class_weight = [float(class_weight)] * classes
+    if isinstance(class_weight, torch.Tensor) and class_weight.requires_grad:
+        raise ValueError("class_weight requires grad, but gradients with respect to class_weight are not supported; "
+                         "pass class_weight.detach()")
     weight = torch.as_tensor(class_weight, dtype=opmath_dtype(input.dtype), device=input.device)
     if weight.dim() != 1 or weight.numel() != classes:
         raise ValueError(f"class_weight must have one weight per class scored ({classes}; without the background "
                          f"when include_background=False), got shape {tuple(weight.shape)}")
-    if not torch.compiler.is_compiling() and bool((weight < 0).any()):
-        raise ValueError("class_weight must be >= 0")
+    check_values(~(weight >= 0) | torch.isinf(weight), lambda read: "class_weight must be finite and >= 0")
     return weight
 
 
@@ -65,6 +71,7 @@ def check_args(loss, input, target, activation="softmax", include_background=Tru
                smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None, reduction="mean",
                alpha=0.5, beta=0.5, gamma=1.0) -> OverlapArgs:
     n, classes = check_logits(input, target, "(N, C, *spatial)")
+    positions = math_prod(input.shape[2:])
     act = check_choice("activation", activation, ACTIVATIONS)
     if activation == "softmax" and classes == 1:
         raise ValueError("activation='softmax' needs more than one class (a softmax over one class is always 1); "
@@ -84,7 +91,7 @@ def check_args(loss, input, target, activation="softmax", include_background=Tru
                              f"{tuple(target.shape)} (integer labels are (N, *spatial) or (N, 1, *spatial))")
         if ignore_index is not None:
             raise ValueError("ignore_index needs integer label targets, got a float target")
-        target, labels = target.to(input.dtype).reshape(n, classes, -1), False
+        target, labels = target.to(input.dtype).reshape(n, classes, positions), False
     elif target.dtype == torch.bool or target.dtype.is_complex:
         raise TypeError(f"target must be a float tensor or integer labels, got {target.dtype}")
     else:
@@ -93,14 +100,14 @@ def check_args(loss, input, target, activation="softmax", include_background=Tru
         if target.shape != (n,) + input.shape[2:]:
             raise ValueError(f"integer label target must have shape (N, *spatial) = {(n,) + tuple(input.shape[2:])} "
                              f"or (N, 1, *spatial), got {tuple(target.shape)}")
-        target, labels = target.reshape(n, -1), True
+        target, labels = target.reshape(n, positions), True
     scored = classes if include_background else classes - 1
     if loss == "tversky":
         alpha, beta = check_nonnegative("alpha", alpha), check_nonnegative("beta", beta)
         gamma = check_number("gamma", gamma)
         if gamma <= 0:
             raise ValueError(f"gamma must be > 0, got {gamma}")
-    return OverlapArgs(input.reshape(n, classes, -1), target, labels, act, squared_pred, ignore_index, loss,
+    return OverlapArgs(input.reshape(n, classes, positions), target, labels, act, squared_pred, ignore_index, loss,
                        include_background, jaccard, check_nonnegative("smooth_nr", smooth_nr),
                        check_nonnegative("smooth_dr", smooth_dr), batch, _class_weight(class_weight, scored, input),
                        check_reduction(reduction), alpha, beta, gamma)
@@ -115,9 +122,7 @@ def sums(a: OverlapArgs) -> torch.Tensor:
         offset = 1 if classes == 1 else 0  # one class: the labels are the binary target (1 = foreground)
         valid = torch.ones_like(a.target, dtype=torch.bool) if a.ignore_index is None else a.target != a.ignore_index
         outside = valid & ((a.target < 0) | (a.target >= classes + offset))
-        if not torch.compiler.is_compiling() and bool(outside.any()):
-            raise ValueError(f"target has label {a.target[outside][0].item()} outside [0, {classes + offset}) "
-                             "that is not ignore_index")
+        check_labels(a.target, outside, classes + offset)
         class_ids = torch.arange(offset, classes + offset, device=x.device).view(1, -1, 1)
         t = (a.target.unsqueeze(1) == class_ids).to(x.dtype) * valid.unsqueeze(1)
         p = p * valid.unsqueeze(1)
@@ -148,6 +153,31 @@ def loss_from_sums(s: torch.Tensor, a: OverlapArgs) -> torch.Tensor:
     if a.reduction == "none":
         return f
     return f.sum() if a.reduction == "sum" else f.sum() / max(f.numel(), 1)
+
+
+LOSS_CODES = {"dice": 0, "tversky": 1}  # codes of csrc/math/overlap_score.h
+
+
+def sums_op(input, target, activation, squared, ignore_index, keep_probs):
+    """fastloss::overlap_sums in torch ops: (sums, probs), probs the activation (keep_probs) or empty."""
+    labels = not target.dtype.is_floating_point
+    a = OverlapArgs(input, target, labels, activation, squared, ignore_index, "dice", True, False, 0.0, 0.0, False,
+                    None, "none", 0.5, 0.5, 1.0)
+    s = sums(a)
+    if not keep_probs:
+        return s, input.new_empty((0,))
+    x = input.to(opmath_dtype(input.dtype)).detach()
+    p = {0: lambda: torch.softmax(x, 1), 1: lambda: torch.sigmoid(x), 2: lambda: x}[activation]()
+    return s, p.to(input.dtype)
+
+
+def score_op(sums, class_weight, loss, jaccard, smooth_nr, smooth_dr, alpha, beta, gamma, include_background, batch,
+             reduction):
+    """fastloss::overlap_score in torch ops."""
+    name = next(k for k, v in LOSS_CODES.items() if v == loss)
+    a = OverlapArgs(None, None, False, 0, False, None, name, include_background, jaccard, smooth_nr, smooth_dr, batch,
+                    class_weight, next(k for k, v in REDUCTIONS.items() if v == reduction), alpha, beta, gamma)
+    return loss_from_sums(sums, a)
 
 
 def define(implementation):
@@ -192,8 +222,8 @@ COMMON_DOC = """
         target: integer labels (N, *spatial) — or MONAI's (N, 1, *spatial) — made one-hot inside the
             kernel (no one-hot tensor), or a float target of the input's shape (one-hot, multi-label
             or soft). With C = 1 the labels are the binary target itself (1 = foreground), as MONAI.
-            Labels outside [0, C) that are not ignore_index raise on CPU; on CUDA such a position
-            counts as negative for every class. The target gets no gradient.
+            Labels outside [0, C) that are not ignore_index raise a ValueError on CPU and trigger a
+            device-side assert on CUDA (as torch's losses). The target gets no gradient.
         activation: "softmax" over C, "sigmoid" (multi-label) or "none" (already probabilities).
         include_background: False leaves class 0 out of the loss (it still shapes the softmax).
         batch: sum over the batch too (one score per class).

@@ -67,7 +67,17 @@ def check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ign
     return FocalArgs(inputs, targets, labels, alpha, gamma, code, weight, avg_factor, ignore_index)
 
 
-def compute(a: FocalArgs) -> torch.Tensor:
+def _infinite_logit_limit(x, t, ce):
+    """ce at x = ±inf by its limit: (1 − t)·inf at +inf, t·inf at −inf, 0 where that coefficient is 0
+    (torch's formula gives NaN there: 0·inf). Where x is finite, ce is unchanged."""
+    coefficient = torch.where(x > 0, 1 - t, t).detach()  # detached: inf·0 must not reach t's gradient
+    limit = torch.where(coefficient == 0, torch.zeros_like(ce), coefficient * float("inf"))
+    return torch.where(torch.isinf(x), limit, ce)
+
+
+def compute(a: FocalArgs, dtype=None) -> torch.Tensor:
+    """The loss, in `dtype` (default: the inputs')."""
+    dtype = a.inputs.dtype if dtype is None else dtype
     x = a.inputs.to(opmath_dtype(a.inputs.dtype))
     kept = None
     if a.labels:
@@ -77,6 +87,7 @@ def compute(a: FocalArgs) -> torch.Tensor:
     else:
         t = a.targets.to(x.dtype)
     ce = F.binary_cross_entropy_with_logits(x, t, reduction="none")
+    ce = _infinite_logit_limit(x, t, ce)
     loss = ce
     if a.gamma != 0:
         one_minus_p_t = t * torch.sigmoid(-x) + (1 - t) * torch.sigmoid(x)
@@ -90,11 +101,27 @@ def compute(a: FocalArgs) -> torch.Tensor:
         loss = torch.where(kept, loss, torch.zeros((), dtype=x.dtype, device=x.device))
         count = kept.sum()
     if a.reduction == NONE:
-        return loss.to(a.inputs.dtype)
+        return loss.to(dtype)
     total = loss.sum()
     if a.reduction == MEAN:
         total = total / (count.clamp(min=1) if isinstance(count, torch.Tensor) else max(count, 1))
-    return apply_avg_factor(total, a.avg_factor).to(a.inputs.dtype)
+    return apply_avg_factor(total, a.avg_factor).to(dtype)
+
+
+def op(inputs, targets, weight, alpha, gamma, reduction, ignore_index):
+    """fastloss::sigmoid_focal_loss in torch ops: (loss, count) as the kernels return them — the
+    loss in the inputs' dtype ("none") or the math type (reduced), count = the elements not ignored
+    (0 for "none")."""
+    labels = not targets.dtype.is_floating_point
+    a = FocalArgs(inputs, targets, labels, alpha, gamma, reduction, weight, None, ignore_index)
+    loss = compute(a, inputs.dtype if reduction == NONE else opmath_dtype(inputs.dtype))
+    if reduction == NONE:
+        count = torch.zeros((), dtype=torch.int64, device=inputs.device)
+    elif labels:
+        count = (targets != ignore_index).sum() * inputs.shape[-1]
+    else:
+        count = torch.full((), inputs.numel(), dtype=torch.int64, device=inputs.device)
+    return loss, count
 
 
 def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *, weight=None, avg_factor=None,

@@ -12,19 +12,19 @@ from math import prod as math_prod
 from typing import NamedTuple, Optional
 
 import torch
-import torch.nn.functional as F
 
 from .._common import (
     MEAN,
     NONE,
     apply_avg_factor,
-    check_floating,
     check_int,
     check_logits,
     check_nonnegative,
     check_number,
     check_same_device,
     check_tensor,
+    check_labels,
+    check_weight,
     opmath_dtype,
     reduction_code,
 )
@@ -73,14 +73,10 @@ def check_args(input, target, alpha, gamma, ignore_index, reduction, weight, avg
             raise ValueError("alpha requires grad, but gradients with respect to alpha are not supported")
         alpha = alpha.to(math)
     if weight is not None:
-        check_floating("weight", weight)
-        check_same_device("weight", weight, "input", input)
+        check_weight(weight, input, "input")
         if tuple(weight.shape) != shape:
             raise ValueError(f"weight must have one value per position, shape (N, *spatial) = {shape}, got "
                              f"{tuple(weight.shape)}")
-        if weight.requires_grad:
-            raise ValueError("weight requires grad, but gradients with respect to the weight are not supported; "
-                             "pass weight.detach()")
         weight = weight.to(math).reshape(n, math_prod(input.shape[2:]))
     inner = math_prod(input.shape[2:])
     return SoftmaxFocalArgs(input.reshape(n, classes, inner), target.reshape(n, inner), shape, alpha, weight, gamma,
@@ -106,16 +102,16 @@ def finish(loss, count, a: SoftmaxFocalArgs):
     return apply_avg_factor(loss, a.avg_factor).to(a.input.dtype)
 
 
-def compute(a: SoftmaxFocalArgs) -> torch.Tensor:
+def _losses(a: SoftmaxFocalArgs):
+    """Per-position losses (N, inner) in the math type (0 where ignored), the kept mask and lse."""
     x = a.input.to(opmath_dtype(a.input.dtype))
     classes = x.shape[1]
     kept = a.target != a.ignore_index
     outside = kept & ((a.target < 0) | (a.target >= classes))
-    if not torch.compiler.is_compiling() and bool(outside.any()):
-        raise ValueError(f"target has label {a.target[outside][0].item()} outside [0, {classes}) that is not "
-                         "ignore_index")
+    check_labels(a.target, outside, classes)
     y = torch.where(kept, a.target, torch.zeros_like(a.target)).unsqueeze(1)
-    log_p = F.log_softmax(x, 1)
+    lse = torch.logsumexp(x, 1)
+    log_p = x - lse.unsqueeze(1)
     log_py = log_p.gather(1, y).squeeze(1)
     alpha = torch.ones(classes, dtype=x.dtype, device=x.device) if a.alpha is None else a.alpha
     ce = (1 - a.label_smoothing) * alpha[y.squeeze(1)] * -log_py
@@ -124,10 +120,23 @@ def compute(a: SoftmaxFocalArgs) -> torch.Tensor:
     loss = ce if a.gamma == 0 else (-torch.expm1(log_py)).clamp(min=0).pow(a.gamma) * ce
     if a.weight is not None:
         loss = loss * a.weight
-    loss = torch.where(kept, loss, torch.zeros((), dtype=x.dtype, device=x.device))
+    return torch.where(kept, loss, torch.zeros((), dtype=x.dtype, device=x.device)), kept, lse
+
+
+def compute(a: SoftmaxFocalArgs) -> torch.Tensor:
+    loss, kept, _ = _losses(a)
     if a.reduction != NONE:
         loss = loss.sum()
     return finish(loss, kept.sum(), a)
+
+
+def op(input, target, alpha, weight, gamma, label_smoothing, reduction, ignore_index):
+    """fastloss::softmax_focal_loss in torch ops: (loss, lse, count) as the kernels return them."""
+    a = SoftmaxFocalArgs(input, target, tuple(target.shape), alpha, weight, gamma, label_smoothing, reduction, False,
+                         None, ignore_index)
+    loss, kept, lse = _losses(a)
+    loss = loss.to(input.dtype) if reduction == NONE else loss.sum()
+    return loss, lse.detach(), kept.sum()
 
 
 def define(implementation):
