@@ -10,13 +10,13 @@
 namespace fastloss::box_iou {
 namespace {
 
-template <typename scalar_t>
+template <typename opmath_t>
 struct Lanes {
-  using opmath_t = at::opmath_type<scalar_t>;
   using Vec = at::vec::Vectorized<opmath_t>;
   static constexpr int64_t W = Vec::size();
 
   // Coordinates of pairs [i, i + n) as four vectors (x1s, y1s, ...); lanes past n hold zero boxes.
+  template <typename scalar_t>
   static void gather(const scalar_t* boxes, int64_t i, int64_t n, Vec (&out)[4]) {
     opmath_t buf[4][W] = {};
     for (int64_t k = 0; k < n; ++k)
@@ -24,6 +24,7 @@ struct Lanes {
     for (int c = 0; c < 4; ++c) out[c] = Vec::loadu(buf[c]);
   }
 
+  template <typename scalar_t>
   static void scatter(const Vec (&in)[4], const Vec& factor, scalar_t* boxes, int64_t i, int64_t n) {
     opmath_t buf[4][W];
     for (int c = 0; c < 4; ++c) (in[c] * factor).store(buf[c]);
@@ -41,20 +42,21 @@ struct Lanes {
   }
 };
 
-template <bool kGrad, typename scalar_t, typename Vec = typename Lanes<scalar_t>::Vec>
-Vec eval(const Args<scalar_t>& a, int64_t i, int64_t n, Vec (&dp)[4], Vec (&dt)[4]) {
+template <bool kGrad, typename scalar_t, typename target_t, typename opmath_t = pair_math_t<scalar_t, target_t>,
+          typename Vec = typename Lanes<opmath_t>::Vec>
+Vec eval(const Args<scalar_t, target_t>& a, int64_t i, int64_t n, Vec (&dp)[4], Vec (&dt)[4]) {
   Vec p[4], t[4];
-  Lanes<scalar_t>::gather(a.p, i, n, p);
-  Lanes<scalar_t>::gather(a.t, i, n, t);
+  Lanes<opmath_t>::gather(a.p, i, n, p);
+  Lanes<opmath_t>::gather(a.t, i, n, t);
   return pair_loss<kGrad>(a.prm, p, t, dp, dt);
 }
 
 struct CpuKernels {
-  template <typename scalar_t>
-  static void forward(const Args<scalar_t>& a, int64_t reduction, at::Tensor& loss) {
-    using L = Lanes<scalar_t>;
+  template <typename scalar_t, typename target_t>
+  static void forward(const Args<scalar_t, target_t>& a, int64_t reduction, at::Tensor& loss) {
+    using opmath_t = pair_math_t<scalar_t, target_t>;
+    using L = Lanes<opmath_t>;
     using Vec = typename L::Vec;
-    using opmath_t = typename L::opmath_t;
     if (reduction == kNone) {
       opmath_t* out = loss.mutable_data_ptr<opmath_t>();
       cpu::parallel_chunks(a.pairs, [&](int64_t, int64_t begin, int64_t end) {
@@ -78,12 +80,12 @@ struct CpuKernels {
     *loss.mutable_data_ptr<opmath_t>() = static_cast<opmath_t>(total);
   }
 
-  template <typename scalar_t>
-  static void backward(const Args<scalar_t>& a, const at::Tensor& grad, int64_t reduction, at::Tensor& gp,
-                       at::Tensor& gt) {
-    using L = Lanes<scalar_t>;
+  template <typename scalar_t, typename target_t>
+  static void backward(const Args<scalar_t, target_t>& a, const at::Tensor& grad, int64_t reduction,
+                       at::Tensor& gp, at::Tensor& gt) {
+    using opmath_t = pair_math_t<scalar_t, target_t>;
+    using L = Lanes<opmath_t>;
     using Vec = typename L::Vec;
-    using opmath_t = typename L::opmath_t;
     RowOperand<opmath_t> grad_pairs;
     opmath_t scale = 1;
     if (reduction == kNone) {
@@ -93,7 +95,7 @@ struct CpuKernels {
               static_cast<opmath_t>(reduction == kMean ? std::max<int64_t>(a.pairs, 1) : 1);
     }
     scalar_t* out_p = gp.numel() > 0 ? gp.mutable_data_ptr<scalar_t>() : nullptr;
-    scalar_t* out_t = gt.numel() > 0 ? gt.mutable_data_ptr<scalar_t>() : nullptr;
+    target_t* out_t = gt.numel() > 0 ? gt.mutable_data_ptr<target_t>() : nullptr;
     cpu::parallel_chunks(a.pairs, [&](int64_t, int64_t begin, int64_t end) {
       Vec dp[4], dt[4];
       for (int64_t i = begin; i < end; i += L::W) {

@@ -18,17 +18,17 @@ namespace {
 
 constexpr int64_t kChunkPositions = 2048;  // per (sample, chunk) partial sums: independent of threads
 
-template <typename scalar_t>
+template <typename scalar_t, typename target_t>
 struct Chunk {
-  using opmath_t = at::opmath_type<scalar_t>;
+  using opmath_t = pair_math_t<scalar_t, target_t>;
   using Vec = at::vec::Vectorized<opmath_t>;
   static constexpr int64_t W = Vec::size();
 
-  const Args<scalar_t>& a;
+  const Args<scalar_t, target_t>& a;
   int64_t n = 0, begin = 0, size = 0;
   std::vector<opmath_t> valid, label;  // per position of the chunk, zero-padded to whole vectors
 
-  Chunk(const Args<scalar_t>& args) : a(args), valid(kChunkPositions + W), label(kChunkPositions + W) {}
+  Chunk(const Args<scalar_t, target_t>& args) : a(args), valid(kChunkPositions + W), label(kChunkPositions + W) {}
 
   void load(int64_t item, int64_t chunks, cpu::BadLabel& bad) {
     n = item / chunks;
@@ -81,9 +81,9 @@ struct Chunk {
 };
 
 struct CpuKernels {
-  template <typename scalar_t>
-  static void forward(const Args<scalar_t>& a, at::Tensor& sums, scalar_t* probs) {
-    using K = Chunk<scalar_t>;
+  template <typename scalar_t, typename target_t>
+  static void forward(const Args<scalar_t, target_t>& a, at::Tensor& sums, scalar_t* probs) {
+    using K = Chunk<scalar_t, target_t>;
     using Vec = typename K::Vec;
     using opmath_t = typename K::opmath_t;
     const int64_t chunks = (a.hw + kChunkPositions - 1) / kChunkPositions, classes = a.classes;
@@ -140,9 +140,9 @@ struct CpuKernels {
     }
   }
 
-  template <typename scalar_t>
-  static void backward(const Args<scalar_t>& a, const at::Tensor& grad_sums, scalar_t* probs) {
-    using K = Chunk<scalar_t>;
+  template <typename scalar_t, typename target_t>
+  static void backward(const Args<scalar_t, target_t>& a, const at::Tensor& grad_sums, scalar_t* probs) {
+    using K = Chunk<scalar_t, target_t>;
     using Vec = typename K::Vec;
     using opmath_t = typename K::opmath_t;
     const opmath_t* coef = grad_sums.const_data_ptr<opmath_t>();  // (N, C, 3): dL/dS_pt, dL/dS_p, dL/dS_t

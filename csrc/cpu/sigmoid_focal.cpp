@@ -10,12 +10,12 @@ namespace fastloss::sigmoid_focal {
 namespace {
 
 
-template <typename scalar_t>
+template <typename scalar_t, typename target_t>
 struct Row {
-  using opmath_t = at::opmath_type<scalar_t>;
+  using opmath_t = typename Args<scalar_t, target_t>::opmath_t;
   using Vec = at::vec::Vectorized<opmath_t>;
   static constexpr int64_t W = Vec::size();
-  const Args<scalar_t>& a;
+  const Args<scalar_t, target_t>& a;
 
   bool ignored(int64_t r) const { return a.labels != nullptr && a.labels[r] == a.ignore_index; }
 
@@ -45,8 +45,8 @@ struct Row {
 
 // Float targets carry no per-row state: when every operand is absent or dense, view the tensor as
 // one long row so that small C (even C = 1) still fills whole vectors.
-template <typename scalar_t, typename G>
-void flatten_if_dense(Args<scalar_t>& a, RowOperand<G>& grad) {
+template <typename scalar_t, typename target_t, typename G>
+void flatten_if_dense(Args<scalar_t, target_t>& a, RowOperand<G>& grad) {
   auto dense = [&](const auto& op) { return !op.present() || (op.col_stride == 1 && op.row_stride == a.cols) ||
                                              (a.cols == 1 && op.row_stride == 1); };
   if (a.labels != nullptr || !dense(a.weight) || !dense(grad)) return;
@@ -56,9 +56,10 @@ void flatten_if_dense(Args<scalar_t>& a, RowOperand<G>& grad) {
   a.rows = 1;
 }
 
-template <typename scalar_t>
-void forward_none(Args<scalar_t> a, scalar_t* out) {
-  using R = Row<scalar_t>;
+// out: the loss in the inputs' dtype or the math type (ops/sigmoid_focal.h: loss_dtype)
+template <typename scalar_t, typename target_t, typename out_t>
+void forward_none(Args<scalar_t, target_t> a, out_t* out) {
+  using R = Row<scalar_t, target_t>;
   using Vec = typename R::Vec;
   RowOperand<scalar_t> no_grad;
   flatten_if_dense(a, no_grad);
@@ -78,9 +79,9 @@ void forward_none(Args<scalar_t> a, scalar_t* out) {
   });
 }
 
-template <typename scalar_t>
-cpu::SumCount forward_sum(Args<scalar_t> a) {
-  using R = Row<scalar_t>;
+template <typename scalar_t, typename target_t>
+cpu::SumCount forward_sum(Args<scalar_t, target_t> a) {
+  using R = Row<scalar_t, target_t>;
   using Vec = typename R::Vec;
   RowOperand<scalar_t> no_grad;
   flatten_if_dense(a, no_grad);
@@ -101,11 +102,11 @@ cpu::SumCount forward_sum(Args<scalar_t> a) {
   });
 }
 
-// grad_x (and grad_t) = d loss / d input × scale × weight × grad (grad: "none" only).
-template <typename scalar_t, bool kGradT>
-void backward_loop(Args<scalar_t> a, RowOperand<scalar_t> grad, at::opmath_type<scalar_t> scale, scalar_t* gx,
-              scalar_t* gt) {
-  using R = Row<scalar_t>;
+// grad_x (and grad_t) = d loss / d input × scale × weight × grad (grad: "none" only, in G).
+template <typename scalar_t, typename target_t, bool kGradT, typename G>
+void backward_loop(Args<scalar_t, target_t> a, RowOperand<G> grad, typename Args<scalar_t, target_t>::opmath_t scale,
+                   scalar_t* gx, target_t* gt) {
+  using R = Row<scalar_t, target_t>;
   using Vec = typename R::Vec;
   flatten_if_dense(a, grad);
   const R row{a};
@@ -128,32 +129,38 @@ void backward_loop(Args<scalar_t> a, RowOperand<scalar_t> grad, at::opmath_type<
 }
 
 struct CpuKernels {
-  template <typename scalar_t>
-  static void forward(const Args<scalar_t>& a, int64_t reduction, at::Tensor& loss, at::Tensor& count) {
+  template <typename scalar_t, typename target_t>
+  static void forward(const Args<scalar_t, target_t>& a, int64_t reduction, at::Tensor& loss, at::Tensor& count) {
+    using opmath_t = typename Args<scalar_t, target_t>::opmath_t;
     if (reduction == kNone) {
-      forward_none(a, loss.mutable_data_ptr<scalar_t>());
+      if (loss.scalar_type() == c10::CppTypeToScalarType<scalar_t>::value) {
+        forward_none(a, loss.mutable_data_ptr<scalar_t>());
+      } else {
+        forward_none(a, loss.mutable_data_ptr<opmath_t>());
+      }
       return;
     }
     const cpu::SumCount s = forward_sum(a);
     const double total = reduction == kMean ? s.sum / static_cast<double>(std::max<int64_t>(s.count, 1)) : s.sum;
-    *loss.mutable_data_ptr<at::opmath_type<scalar_t>>() = static_cast<at::opmath_type<scalar_t>>(total);
+    *loss.mutable_data_ptr<opmath_t>() = static_cast<opmath_t>(total);
     *count.mutable_data_ptr<int64_t>() = s.count;
   }
 
-  template <typename scalar_t, bool kGradT>
-  static void backward(const Args<scalar_t>& a, const at::Tensor& grad, const at::Tensor& count, int64_t reduction,
-                       at::Tensor& gx, at::Tensor& gt) {
-    using opmath_t = at::opmath_type<scalar_t>;
-    RowOperand<scalar_t> grad_rows;
-    opmath_t scale = 1;
-    if (reduction == kNone) {
-      grad_rows = row_operand<scalar_t>(grad);
-    } else {
+  template <typename scalar_t, typename target_t, bool kGradT>
+  static void backward(const Args<scalar_t, target_t>& a, const at::Tensor& grad, const at::Tensor& count,
+                       int64_t reduction, at::Tensor& gx, at::Tensor& gt) {
+    using opmath_t = typename Args<scalar_t, target_t>::opmath_t;
+    scalar_t* out_x = gx.mutable_data_ptr<scalar_t>();
+    target_t* out_t = kGradT ? gt.mutable_data_ptr<target_t>() : nullptr;
+    if (reduction != kNone) {
       const int64_t norm = reduction == kMean ? std::max<int64_t>(*count.const_data_ptr<int64_t>(), 1) : 1;
-      scale = *grad.const_data_ptr<opmath_t>() / static_cast<opmath_t>(norm);
+      const opmath_t scale = *grad.const_data_ptr<opmath_t>() / static_cast<opmath_t>(norm);
+      backward_loop<scalar_t, target_t, kGradT>(a, RowOperand<opmath_t>{}, scale, out_x, out_t);
+    } else if (grad.scalar_type() == c10::CppTypeToScalarType<scalar_t>::value) {
+      backward_loop<scalar_t, target_t, kGradT>(a, row_operand<scalar_t>(grad), opmath_t(1), out_x, out_t);
+    } else {
+      backward_loop<scalar_t, target_t, kGradT>(a, row_operand<opmath_t>(grad), opmath_t(1), out_x, out_t);
     }
-    backward_loop<scalar_t, kGradT>(a, grad_rows, scale, gx.mutable_data_ptr<scalar_t>(),
-                             kGradT ? gt.mutable_data_ptr<scalar_t>() : nullptr);
   }
 };
 

@@ -138,11 +138,12 @@ struct Kernel {
 
   // ---- forward ---------------------------------------------------------------------------
   // Loss of positions [begin, end) (written for "none"), their lse, and their sum and count.
-  cpu::SumCount forward_chunk(int64_t begin, int64_t end, scalar_t* loss_out, opmath_t* lse_out) const {
+  cpu::SumCount forward_chunk(int64_t begin, int64_t end, const LossOut<scalar_t, opmath_t>& loss_out,
+                              opmath_t* lse_out) const {
     cpu::SumCount total;
     auto finish = [&](int64_t position, int64_t y, opmath_t l) {
       l = y < 0 ? opmath_t(0) : l * a.weight_of(position);
-      if (loss_out != nullptr) loss_out[position] = static_cast<scalar_t>(l);
+      loss_out.store(position, l);
       total.sum += l;
       total.count += y >= 0;
     };
@@ -296,7 +297,7 @@ struct CpuKernels {
     cpu::BadLabel bad;
     const Kernel<scalar_t> k{a, bad};
     const int64_t positions = a.n * a.inner, span = k.span();
-    scalar_t* loss_out = reduction == kNone ? loss.mutable_data_ptr<scalar_t>() : nullptr;
+    const auto loss_out = fastloss::loss_out<scalar_t, opmath_t>(loss, reduction == kNone);
     opmath_t* lse_out = lse.mutable_data_ptr<opmath_t>();
     std::vector<cpu::SumCount> partial((positions + span - 1) / span);
     at::parallel_for(0, static_cast<int64_t>(partial.size()), 1, [&](int64_t first, int64_t last) {

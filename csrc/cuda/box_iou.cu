@@ -11,8 +11,8 @@
 namespace fastloss::box_iou {
 namespace {
 
-template <bool kGrad, typename scalar_t, typename opmath_t>
-__device__ __forceinline__ opmath_t eval(const Args<scalar_t>& a, int64_t i, opmath_t (&dp)[4], opmath_t (&dt)[4]) {
+template <bool kGrad, typename scalar_t, typename target_t, typename opmath_t>
+__device__ __forceinline__ opmath_t eval(const Args<scalar_t, target_t>& a, int64_t i, opmath_t (&dp)[4], opmath_t (&dt)[4]) {
   opmath_t p[4], t[4];
   for (int c = 0; c < 4; ++c) {
     p[c] = static_cast<opmath_t>(a.p[i * 4 + c]);
@@ -21,16 +21,16 @@ __device__ __forceinline__ opmath_t eval(const Args<scalar_t>& a, int64_t i, opm
   return pair_loss<kGrad>(a.prm, p, t, dp, dt);
 }
 
-template <typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
-__global__ void forward_none_kernel(Args<scalar_t> a, opmath_t* out) {
+template <typename scalar_t, typename target_t, typename opmath_t = pair_math_t<scalar_t, target_t>>
+__global__ void forward_none_kernel(Args<scalar_t, target_t> a, opmath_t* out) {
   cuda::for_each_element(a.pairs, 1, [&](int64_t i, int64_t, int64_t) {
     opmath_t unused[4];
     out[i] = eval<false>(a, i, unused, unused) * a.weight.template value<opmath_t>(i, 0);
   });
 }
 
-template <typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
-__global__ void forward_sum_kernel(Args<scalar_t> a, cuda::Partials<opmath_t> partials) {
+template <typename scalar_t, typename target_t, typename opmath_t = pair_math_t<scalar_t, target_t>>
+__global__ void forward_sum_kernel(Args<scalar_t, target_t> a, cuda::Partials<opmath_t> partials) {
   opmath_t sum = 0;
   int64_t count = 0;
   cuda::for_each_element(a.pairs, 1, [&](int64_t i, int64_t, int64_t) {
@@ -42,9 +42,9 @@ __global__ void forward_sum_kernel(Args<scalar_t> a, cuda::Partials<opmath_t> pa
 }
 
 // d loss / d pred and / d target × weight × (grad of "none", or grad / pairs of "mean")
-template <typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
-__global__ void backward_kernel(Args<scalar_t> a, RowOperand<opmath_t> grad, const opmath_t* grad_scalar, bool mean,
-                                scalar_t* gp, scalar_t* gt) {
+template <typename scalar_t, typename target_t, typename opmath_t = pair_math_t<scalar_t, target_t>>
+__global__ void backward_kernel(Args<scalar_t, target_t> a, RowOperand<opmath_t> grad, const opmath_t* grad_scalar,
+                                bool mean, scalar_t* gp, target_t* gt) {
   opmath_t scale = 1;
   if (grad_scalar != nullptr) scale = *grad_scalar / static_cast<opmath_t>(mean && a.pairs > 1 ? a.pairs : 1);
   cuda::for_each_element(a.pairs, 1, [&](int64_t i, int64_t, int64_t) {
@@ -53,38 +53,38 @@ __global__ void backward_kernel(Args<scalar_t> a, RowOperand<opmath_t> grad, con
     const opmath_t f = scale * a.weight.template value<opmath_t>(i, 0) * grad.template value<opmath_t>(i, 0);
     for (int c = 0; c < 4; ++c) {
       if (gp != nullptr) gp[i * 4 + c] = static_cast<scalar_t>(dp[c] * f);
-      if (gt != nullptr) gt[i * 4 + c] = static_cast<scalar_t>(dt[c] * f);
+      if (gt != nullptr) gt[i * 4 + c] = static_cast<target_t>(dt[c] * f);
     }
   });
 }
 
 struct CudaKernels {
-  template <typename scalar_t>
-  static void forward(const Args<scalar_t>& a, int64_t reduction, at::Tensor& loss) {
-    using opmath_t = at::opmath_type<scalar_t>;
+  template <typename scalar_t, typename target_t>
+  static void forward(const Args<scalar_t, target_t>& a, int64_t reduction, at::Tensor& loss) {
+    using opmath_t = pair_math_t<scalar_t, target_t>;
     const c10::cuda::CUDAGuard guard(loss.device());
     if (reduction == kNone) {
       if (a.pairs > 0)
-        cuda::launch(cuda::grid_size(a.pairs), forward_none_kernel<scalar_t>, a, loss.mutable_data_ptr<opmath_t>());
+        cuda::launch(cuda::grid_size(a.pairs), forward_none_kernel<scalar_t, target_t>, a, loss.mutable_data_ptr<opmath_t>());
       return;
     }
     at::Tensor count = at::empty({}, loss.options().dtype(at::kLong));
     cuda::reduce_launch<opmath_t, opmath_t>(cuda::grid_size(a.pairs), reduction == kMean, loss, count,
-                                            forward_sum_kernel<scalar_t>, a);
+                                            forward_sum_kernel<scalar_t, target_t>, a);
   }
 
-  template <typename scalar_t>
-  static void backward(const Args<scalar_t>& a, const at::Tensor& grad, int64_t reduction, at::Tensor& gp,
-                       at::Tensor& gt) {
-    using opmath_t = at::opmath_type<scalar_t>;
+  template <typename scalar_t, typename target_t>
+  static void backward(const Args<scalar_t, target_t>& a, const at::Tensor& grad, int64_t reduction,
+                       at::Tensor& gp, at::Tensor& gt) {
+    using opmath_t = pair_math_t<scalar_t, target_t>;
     const c10::cuda::CUDAGuard guard(grad.device());
     if (a.pairs == 0) return;
     const bool unreduced = reduction == kNone;
-    cuda::launch(cuda::grid_size(a.pairs), backward_kernel<scalar_t>, a,
+    cuda::launch(cuda::grid_size(a.pairs), backward_kernel<scalar_t, target_t>, a,
                  unreduced ? row_operand<opmath_t>(grad) : RowOperand<opmath_t>{},
                  unreduced ? nullptr : grad.const_data_ptr<opmath_t>(), reduction == kMean,
                  gp.numel() > 0 ? gp.mutable_data_ptr<scalar_t>() : nullptr,
-                 gt.numel() > 0 ? gt.mutable_data_ptr<scalar_t>() : nullptr);
+                 gt.numel() > 0 ? gt.mutable_data_ptr<target_t>() : nullptr);
   }
 };
 

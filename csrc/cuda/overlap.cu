@@ -20,14 +20,14 @@ namespace {
 constexpr int kPositionsPerThread = 4;
 constexpr int64_t kChunkPositions = int64_t(cuda::kThreads) * kPositionsPerThread;
 
-template <typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
+template <typename scalar_t, typename target_t, typename opmath_t = pair_math_t<scalar_t, target_t>>
 struct Position {
-  const Args<scalar_t>* a = nullptr;
+  const Args<scalar_t, target_t>* a = nullptr;
   int64_t n = 0, i = 0, label = 0;
   bool valid = false;
 
   Position() = default;
-  __device__ Position(const Args<scalar_t>& args, int64_t sample, int64_t pos) : a(&args), n(sample), i(pos) {
+  __device__ Position(const Args<scalar_t, target_t>& args, int64_t sample, int64_t pos) : a(&args), n(sample), i(pos) {
     valid = i < a->hw;
     if (valid && a->labels != nullptr) {
       label = a->labels[n * a->hw + i];
@@ -50,15 +50,15 @@ struct Position {
   }
 };
 
-template <typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
-__global__ void partial_sums_kernel(Args<scalar_t> a, int64_t chunks, opmath_t* partial, scalar_t* probs) {
+template <typename scalar_t, typename target_t, typename opmath_t = pair_math_t<scalar_t, target_t>>
+__global__ void partial_sums_kernel(Args<scalar_t, target_t> a, int64_t chunks, opmath_t* partial, scalar_t* probs) {
   for (int64_t item = blockIdx.x; item < a.n * chunks; item += gridDim.x) {  // the same for the whole block
     const int64_t n = item / chunks, base = (item % chunks) * kChunkPositions;
     // This thread's positions (label read once) and their softmax statistics, kept for every class.
-    Position<scalar_t> pos[kPositionsPerThread];
+    Position<scalar_t, target_t> pos[kPositionsPerThread];
     SoftmaxStats<opmath_t> stats[kPositionsPerThread];
     for (int j = 0; j < kPositionsPerThread; ++j) {
-      pos[j] = Position<scalar_t>(a, n, base + threadIdx.x + j * cuda::kThreads);
+      pos[j] = Position<scalar_t, target_t>(a, n, base + threadIdx.x + j * cuda::kThreads);
       if (pos[j].i < a.hw && a.activation == kSoftmax) stats[j] = pos[j].stats();
     }
     for (int64_t c = 0; c < a.classes; ++c) {
@@ -96,10 +96,10 @@ __global__ void combine_chunks_kernel(const opmath_t* partial, int64_t samples, 
   });
 }
 
-template <typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
-__global__ void backward_kernel(Args<scalar_t> a, const opmath_t* coef, scalar_t* probs) {
+template <typename scalar_t, typename target_t, typename opmath_t = pair_math_t<scalar_t, target_t>>
+__global__ void backward_kernel(Args<scalar_t, target_t> a, const opmath_t* coef, scalar_t* probs) {
   cuda::for_each_element(a.n * a.hw, a.hw, [&](int64_t, int64_t n, int64_t i) {
-    const Position<scalar_t> pos(a, n, i);
+    const Position<scalar_t, target_t> pos(a, n, i);
     scalar_t* out = probs + n * a.classes * a.hw + i;  // p on entry, dL/dinput on exit
     if (!pos.valid) {
       for (int64_t c = 0; c < a.classes; ++c) out[c * a.hw] = scalar_t(0);
@@ -122,9 +122,9 @@ __global__ void backward_kernel(Args<scalar_t> a, const opmath_t* coef, scalar_t
 }
 
 struct CudaKernels {
-  template <typename scalar_t>
-  static void forward(const Args<scalar_t>& a, at::Tensor& sums, scalar_t* probs) {
-    using opmath_t = at::opmath_type<scalar_t>;
+  template <typename scalar_t, typename target_t>
+  static void forward(const Args<scalar_t, target_t>& a, at::Tensor& sums, scalar_t* probs) {
+    using opmath_t = pair_math_t<scalar_t, target_t>;
     const c10::cuda::CUDAGuard guard(sums.device());
     const int64_t chunks = (a.hw + kChunkPositions - 1) / kChunkPositions, per_sample = a.classes * 3;
     if (a.n * per_sample == 0) return;
@@ -134,17 +134,17 @@ struct CudaKernels {
     }
     const at::Tensor partial = at::empty({a.n * chunks * per_sample}, sums.options());
     const int blocks = static_cast<int>(std::min<int64_t>(a.n * chunks, int64_t(1) << 20));
-    cuda::launch(blocks, partial_sums_kernel<scalar_t>, a, chunks, partial.mutable_data_ptr<opmath_t>(), probs);
+    cuda::launch(blocks, partial_sums_kernel<scalar_t, target_t>, a, chunks, partial.mutable_data_ptr<opmath_t>(), probs);
     cuda::launch(cuda::grid_size(a.n * per_sample), combine_chunks_kernel<opmath_t>, partial.const_data_ptr<opmath_t>(),
                  a.n, chunks, per_sample, sums.mutable_data_ptr<opmath_t>());
   }
 
-  template <typename scalar_t>
-  static void backward(const Args<scalar_t>& a, const at::Tensor& grad_sums, scalar_t* probs) {
-    using opmath_t = at::opmath_type<scalar_t>;
+  template <typename scalar_t, typename target_t>
+  static void backward(const Args<scalar_t, target_t>& a, const at::Tensor& grad_sums, scalar_t* probs) {
+    using opmath_t = pair_math_t<scalar_t, target_t>;
     const c10::cuda::CUDAGuard guard(grad_sums.device());
     if (a.n * a.hw * a.classes == 0) return;
-    cuda::launch(cuda::grid_size(a.n * a.hw), backward_kernel<scalar_t>, a, grad_sums.const_data_ptr<opmath_t>(), probs);
+    cuda::launch(cuda::grid_size(a.n * a.hw), backward_kernel<scalar_t, target_t>, a, grad_sums.const_data_ptr<opmath_t>(), probs);
   }
 };
 

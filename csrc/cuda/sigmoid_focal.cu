@@ -12,8 +12,8 @@ namespace fastloss::sigmoid_focal {
 namespace {
 
 // Loss and/or derivatives of element i = (r, c); false where the row's label is ignored.
-template <bool kLoss, bool kGradX, bool kGradT, typename scalar_t, typename opmath_t>
-__device__ __forceinline__ bool eval(const Args<scalar_t>& a, int64_t i, int64_t r, int64_t c, opmath_t& loss,
+template <bool kLoss, bool kGradX, bool kGradT, typename scalar_t, typename target_t, typename opmath_t>
+__device__ __forceinline__ bool eval(const Args<scalar_t, target_t>& a, int64_t i, int64_t r, int64_t c, opmath_t& loss,
                                      opmath_t& dx, opmath_t& dt) {
   const opmath_t x = static_cast<opmath_t>(a.x[i]);
   if (a.labels == nullptr) {
@@ -29,17 +29,19 @@ __device__ __forceinline__ bool eval(const Args<scalar_t>& a, int64_t i, int64_t
   return true;
 }
 
-template <typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
-__global__ void forward_none_kernel(Args<scalar_t> a, scalar_t* out) {
+// out: the loss in the inputs' dtype or the math type (ops/sigmoid_focal.h: loss_dtype)
+template <typename scalar_t, typename target_t, typename out_t,
+          typename opmath_t = typename Args<scalar_t, target_t>::opmath_t>
+__global__ void forward_none_kernel(Args<scalar_t, target_t> a, out_t* out) {
   cuda::for_each_element(a.rows * a.cols, a.cols, [&](int64_t i, int64_t r, int64_t c) {
     opmath_t loss = 0, unused;
     if (eval<true, false, false>(a, i, r, c, loss, unused, unused)) loss *= a.weight.template value<opmath_t>(r, c);
-    out[i] = static_cast<scalar_t>(loss);
+    out[i] = static_cast<out_t>(loss);
   });
 }
 
-template <typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
-__global__ void forward_sum_kernel(Args<scalar_t> a, cuda::Partials<opmath_t> partials) {
+template <typename scalar_t, typename target_t, typename opmath_t = typename Args<scalar_t, target_t>::opmath_t>
+__global__ void forward_sum_kernel(Args<scalar_t, target_t> a, cuda::Partials<opmath_t> partials) {
   opmath_t sum = 0;
   int64_t count = 0;
   cuda::for_each_element(a.rows * a.cols, a.cols, [&](int64_t i, int64_t r, int64_t c) {
@@ -52,10 +54,11 @@ __global__ void forward_sum_kernel(Args<scalar_t> a, cuda::Partials<opmath_t> pa
   partials.store(sum, count);
 }
 
-// grad_x (and grad_t) = d loss / d input × weight × (grad of "none", or grad / count of "mean").
-template <typename scalar_t, bool kGradT, typename opmath_t = at::opmath_type<scalar_t>>
-__global__ void backward_kernel(Args<scalar_t> a, RowOperand<scalar_t> grad, const opmath_t* grad_scalar,
-                                const int64_t* count, bool mean, scalar_t* gx, scalar_t* gt) {
+// grad_x (and grad_t) = d loss / d input × weight × (grad of "none" in G, or grad / count of "mean").
+template <typename scalar_t, typename target_t, bool kGradT, typename G,
+          typename opmath_t = typename Args<scalar_t, target_t>::opmath_t>
+__global__ void backward_kernel(Args<scalar_t, target_t> a, RowOperand<G> grad, const opmath_t* grad_scalar,
+                                const int64_t* count, bool mean, scalar_t* gx, target_t* gt) {
   opmath_t scale = 1;
   if (grad_scalar != nullptr) scale = *grad_scalar / static_cast<opmath_t>(mean && *count > 1 ? *count : 1);
   cuda::for_each_element(a.rows * a.cols, a.cols, [&](int64_t i, int64_t r, int64_t c) {
@@ -66,37 +69,51 @@ __global__ void backward_kernel(Args<scalar_t> a, RowOperand<scalar_t> grad, con
       dt *= f;
     }
     gx[i] = static_cast<scalar_t>(dx);
-    if constexpr (kGradT) gt[i] = static_cast<scalar_t>(dt);
+    if constexpr (kGradT) gt[i] = static_cast<target_t>(dt);
   });
 }
 
 struct CudaKernels {
-  template <typename scalar_t>
-  static void forward(const Args<scalar_t>& a, int64_t reduction, at::Tensor& loss, at::Tensor& count) {
+  template <typename scalar_t, typename target_t>
+  static void forward(const Args<scalar_t, target_t>& a, int64_t reduction, at::Tensor& loss, at::Tensor& count) {
+    using opmath_t = typename Args<scalar_t, target_t>::opmath_t;
     const c10::cuda::CUDAGuard guard(loss.device());
     const int64_t n = a.rows * a.cols;
     if (reduction == kNone) {
-      if (n > 0) cuda::launch(cuda::grid_size(n), forward_none_kernel<scalar_t>, a, loss.mutable_data_ptr<scalar_t>());
+      if (n == 0) return;
+      if (loss.scalar_type() == c10::CppTypeToScalarType<scalar_t>::value) {
+        cuda::launch(cuda::grid_size(n), forward_none_kernel<scalar_t, target_t, scalar_t>, a,
+                     loss.mutable_data_ptr<scalar_t>());
+      } else {
+        cuda::launch(cuda::grid_size(n), forward_none_kernel<scalar_t, target_t, opmath_t>, a,
+                     loss.mutable_data_ptr<opmath_t>());
+      }
       return;
     }
-    using opmath_t = at::opmath_type<scalar_t>;
     cuda::reduce_launch<opmath_t, opmath_t>(cuda::grid_size(n), reduction == kMean, loss, count,
-                                            forward_sum_kernel<scalar_t>, a);
+                                            forward_sum_kernel<scalar_t, target_t>, a);
   }
 
-  template <typename scalar_t, bool kGradT>
-  static void backward(const Args<scalar_t>& a, const at::Tensor& grad, const at::Tensor& count, int64_t reduction,
-                       at::Tensor& gx, at::Tensor& gt) {
-    using opmath_t = at::opmath_type<scalar_t>;
+  template <typename scalar_t, typename target_t, bool kGradT>
+  static void backward(const Args<scalar_t, target_t>& a, const at::Tensor& grad, const at::Tensor& count,
+                       int64_t reduction, at::Tensor& gx, at::Tensor& gt) {
+    using opmath_t = typename Args<scalar_t, target_t>::opmath_t;
     const c10::cuda::CUDAGuard guard(gx.device());
     const int64_t n = a.rows * a.cols;
     if (n == 0) return;
-    const bool unreduced = reduction == kNone;
-    cuda::launch(cuda::grid_size(n), backward_kernel<scalar_t, kGradT>, a,
-                 unreduced ? row_operand<scalar_t>(grad) : RowOperand<scalar_t>{},
-                 unreduced ? nullptr : grad.const_data_ptr<opmath_t>(), count.const_data_ptr<int64_t>(),
-                 reduction == kMean, gx.mutable_data_ptr<scalar_t>(),
-                 kGradT ? gt.mutable_data_ptr<scalar_t>() : nullptr);
+    scalar_t* out_x = gx.mutable_data_ptr<scalar_t>();
+    target_t* out_t = kGradT ? gt.mutable_data_ptr<target_t>() : nullptr;
+    const int64_t* counted = count.const_data_ptr<int64_t>();
+    if (reduction != kNone) {
+      cuda::launch(cuda::grid_size(n), backward_kernel<scalar_t, target_t, kGradT, opmath_t>, a,
+                   RowOperand<opmath_t>{}, grad.const_data_ptr<opmath_t>(), counted, reduction == kMean, out_x, out_t);
+    } else if (grad.scalar_type() == c10::CppTypeToScalarType<scalar_t>::value) {
+      cuda::launch(cuda::grid_size(n), backward_kernel<scalar_t, target_t, kGradT, scalar_t>, a,
+                   row_operand<scalar_t>(grad), static_cast<const opmath_t*>(nullptr), counted, false, out_x, out_t);
+    } else {
+      cuda::launch(cuda::grid_size(n), backward_kernel<scalar_t, target_t, kGradT, opmath_t>, a,
+                   row_operand<opmath_t>(grad), static_cast<const opmath_t*>(nullptr), counted, false, out_x, out_t);
+    }
   }
 };
 

@@ -80,7 +80,7 @@ __device__ __forceinline__ int64_t label_of(const Args<scalar_t>& a, int64_t pos
 }
 
 template <int G, typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
-__global__ void forward_kernel(Args<scalar_t> a, scalar_t* loss_out, opmath_t* lse_out,
+__global__ void forward_kernel(Args<scalar_t> a, LossOut<scalar_t, opmath_t> loss_out, opmath_t* lse_out,
                                cuda::Partials<opmath_t> partials) {
   opmath_t sum = 0;
   int64_t count = 0;
@@ -92,7 +92,7 @@ __global__ void forward_kernel(Args<scalar_t> a, scalar_t* loss_out, opmath_t* l
     const opmath_t l = y < 0 ? opmath_t(0) : loss(g.position(y, m, log_s), a.prm) * a.weight_of(q);
     if (lane == 0) {
       lse_out[q] = m + log_s;
-      if (loss_out != nullptr) loss_out[q] = static_cast<scalar_t>(l);
+      loss_out.store(q, l);
       sum += l;
       count += y >= 0;
     }
@@ -139,7 +139,7 @@ struct CudaKernels {
       // also writes each position's loss.
       at::Tensor total = at::empty({}, lse.options());
       cuda::reduce_launch<opmath_t, opmath_t>(blocks_for(positions, group), false, total, count, kernel, a,
-                                              reduction == kNone ? loss.mutable_data_ptr<scalar_t>() : nullptr,
+                                              fastloss::loss_out<scalar_t, opmath_t>(loss, reduction == kNone),
                                               lse.mutable_data_ptr<opmath_t>());
       if (reduction != kNone) loss.copy_(total);
     };

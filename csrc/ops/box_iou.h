@@ -14,12 +14,14 @@ namespace fastloss::box_iou {
 
 constexpr const char* kOp = "fastloss::box_iou_loss";
 
-// One call's tensors, checked and laid out for the kernels: pred and target contiguous (..., 4) of
-// one floating dtype, the weight as a per-pair operand (pairs × 1) in the math type.
+// One call's tensors, checked and laid out for the kernels: pred and target contiguous (..., 4),
+// each in its own floating dtype, the weight as a per-pair operand (pairs × 1) in the math type (of
+// their promoted dtype).
 struct Tensors {
   at::Tensor p, t, weight;
   std::vector<int64_t> loss_shape;  // pred.shape[:-1]
   int64_t pairs = 0;
+  at::ScalarType math = at::kFloat;
 };
 
 inline Tensors check(const at::Tensor& pred, const at::Tensor& target, const std::optional<at::Tensor>& weight,
@@ -28,7 +30,8 @@ inline Tensors check(const at::Tensor& pred, const at::Tensor& target, const std
   TORCH_CHECK(pred.dim() >= 1 && pred.size(-1) == 4, kOp, ": pred must have shape (..., 4), got ", pred.sizes());
   TORCH_CHECK(target.sizes() == pred.sizes(), kOp, ": target must have pred's shape ", pred.sizes(), ", got ",
               target.sizes());
-  TORCH_CHECK(target.scalar_type() == pred.scalar_type(), kOp, ": target must have pred's dtype");
+  TORCH_CHECK(at::isFloatingType(target.scalar_type()), kOp, ": target must be floating point, got ",
+              target.scalar_type());
   check_same_device(kOp, pred, target, "target");
   TORCH_CHECK(kind >= kIoU && kind <= kCDIoU, kOp, ": unknown kind ", kind);
   TORCH_CHECK(mode >= kLinear && mode <= kSquare, kOp, ": unknown mode ", mode);
@@ -40,48 +43,55 @@ inline Tensors check(const at::Tensor& pred, const at::Tensor& target, const std
   a.t = target.contiguous();
   a.loss_shape = pred.sizes().slice(0, pred.dim() - 1).vec();
   a.pairs = pred.numel() / 4;
-  a.weight = weight_rows(kOp, pred, weight, a.loss_shape, a.pairs, 1);
+  a.math = pair_math_type(pred.scalar_type(), target.scalar_type());
+  a.weight = weight_rows(kOp, pred, weight, a.loss_shape, a.pairs, 1, a.math);
   return a;
 }
 
-template <typename scalar_t>
+// pred of scalar_t, target of target_t, math in opmath_t (ops/tensor_args.h: pair_math_t).
+template <typename scalar_t, typename target_t = scalar_t>
 struct Args {
-  using opmath_t = at::opmath_type<scalar_t>;
+  using opmath_t = pair_math_t<scalar_t, target_t>;
   const scalar_t* p;
-  const scalar_t* t;
+  const target_t* t;
   RowOperand<opmath_t> weight;  // per pair: element (i, 0)
   int64_t pairs;
   Params<opmath_t> prm;
 };
 
-template <typename scalar_t>
-inline Args<scalar_t> make_args(const Tensors& a, int64_t kind, int64_t mode, int64_t format, double eps,
-                                double gamma, double lambd) {
-  using opmath_t = at::opmath_type<scalar_t>;
-  return Args<scalar_t>{a.p.const_data_ptr<scalar_t>(), a.t.const_data_ptr<scalar_t>(),
-                        row_operand<opmath_t>(a.weight), a.pairs,
-                        Params<opmath_t>{static_cast<int>(kind), static_cast<int>(mode), static_cast<int>(format),
-                                         static_cast<opmath_t>(eps), static_cast<opmath_t>(gamma),
-                                         static_cast<opmath_t>(lambd), classify_gamma(gamma)}};
+template <typename scalar_t, typename target_t>
+inline Args<scalar_t, target_t> make_args(const Tensors& a, int64_t kind, int64_t mode, int64_t format, double eps,
+                                          double gamma, double lambd) {
+  using opmath_t = pair_math_t<scalar_t, target_t>;
+  return Args<scalar_t, target_t>{a.p.const_data_ptr<scalar_t>(), a.t.const_data_ptr<target_t>(),
+                                  row_operand<opmath_t>(a.weight), a.pairs,
+                                  Params<opmath_t>{static_cast<int>(kind), static_cast<int>(mode),
+                                                   static_cast<int>(format), static_cast<opmath_t>(eps),
+                                                   static_cast<opmath_t>(gamma), static_cast<opmath_t>(lambd),
+                                                   classify_gamma(gamma)}};
 }
 
 // Entry points, registered by the CPU and CUDA files with their loops:
 //   struct Kernels {
-//     template <typename scalar_t> static void forward(const Args<scalar_t>&, int64_t reduction, at::Tensor& loss);
-//     template <typename scalar_t> static void backward(const Args<scalar_t>&, const at::Tensor& grad,
-//         int64_t reduction, at::Tensor& grad_pred, at::Tensor& grad_target);  // either may be empty: not wanted
-//   };
+//     template <typename scalar_t, typename target_t> static void forward(const Args<scalar_t, target_t>&,
+//         int64_t reduction, at::Tensor& loss);
+//     template <typename scalar_t, typename target_t> static void backward(const Args<scalar_t, target_t>&,
+//         const at::Tensor& grad, int64_t reduction, at::Tensor& grad_pred, at::Tensor& grad_target);
+//   };                                                           // (either gradient may be empty: not wanted)
 // The loss is in the math type (float32 for half inputs, as torchvision): pred.shape[:-1] for "none".
+// grad_pred has pred's dtype, grad_target target's.
 template <typename Kernels>
 at::Tensor forward(const at::Tensor& pred, const at::Tensor& target, const std::optional<at::Tensor>& weight,
                    int64_t kind, int64_t mode, int64_t format, double eps, double gamma, double lambd,
                    int64_t reduction) {
   const Tensors a = check(pred, target, weight, kind, mode, format, eps, reduction);
-  const auto options = a.p.options().dtype(at::toOpMathType(a.p.scalar_type()));
+  const auto options = a.p.options().dtype(a.math);
   at::Tensor loss = reduction == kNone ? at::empty(a.loss_shape, options) : at::empty({}, options);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.p.scalar_type(), "box_iou_loss", [&] {
-    Kernels::template forward<scalar_t>(make_args<scalar_t>(a, kind, mode, format, eps, gamma, lambd), reduction,
-                                        loss);
+  dispatch_pair(a.p.scalar_type(), a.t.scalar_type(), [&](auto p_type, auto t_type) {
+    using scalar_t = typename decltype(p_type)::type;
+    using target_t = typename decltype(t_type)::type;
+    Kernels::template forward<scalar_t, target_t>(
+        make_args<scalar_t, target_t>(a, kind, mode, format, eps, gamma, lambd), reduction, loss);
   });
   return loss;
 }
@@ -93,7 +103,7 @@ std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& grad, const at::Te
                                             bool pred_grad, bool target_grad) {
   const Tensors a = check(pred, target, weight, kind, mode, format, eps, reduction);
   check_same_device(kOp, a.p, grad, "grad");
-  const auto math_type = at::toOpMathType(a.p.scalar_type());
+  const auto math_type = a.math;
   at::Tensor g;
   if (reduction == kNone) {
     g = as_rows(grad.to(math_type), a.loss_shape, a.pairs, 1);
@@ -102,10 +112,12 @@ std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& grad, const at::Te
     g = grad.reshape({}).to(math_type);
   }
   at::Tensor gp = at::empty(pred_grad ? a.p.sizes() : at::IntArrayRef{0}, a.p.options());
-  at::Tensor gt = at::empty(target_grad ? a.p.sizes() : at::IntArrayRef{0}, a.p.options());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.p.scalar_type(), "box_iou_loss_backward", [&] {
-    Kernels::template backward<scalar_t>(make_args<scalar_t>(a, kind, mode, format, eps, gamma, lambd), g,
-                                         reduction, gp, gt);
+  at::Tensor gt = at::empty(target_grad ? a.t.sizes() : at::IntArrayRef{0}, a.t.options());
+  dispatch_pair(a.p.scalar_type(), a.t.scalar_type(), [&](auto p_type, auto t_type) {
+    using scalar_t = typename decltype(p_type)::type;
+    using target_t = typename decltype(t_type)::type;
+    Kernels::template backward<scalar_t, target_t>(
+        make_args<scalar_t, target_t>(a, kind, mode, format, eps, gamma, lambd), g, reduction, gp, gt);
   });
   return {gp, gt};
 }

@@ -18,8 +18,9 @@ constexpr const char* kOp = "fastloss::overlap_sums";
 
 struct Tensors {
   at::Tensor x;  // (N, C, HW) logits, contiguous
-  at::Tensor t;  // (N, C, HW) float targets in x's dtype, or (N, HW) int64 labels
+  at::Tensor t;  // (N, C, HW) float targets in their own dtype, or (N, HW) int64 labels
   bool labels = false;
+  at::ScalarType math = at::kFloat;  // the math type (of x's and float t's dtypes)
 };
 
 inline Tensors check(const at::Tensor& input, const at::Tensor& target, int64_t activation) {
@@ -30,10 +31,11 @@ inline Tensors check(const at::Tensor& input, const at::Tensor& target, int64_t 
   check_same_device(kOp, input, target, "target");
   Tensors a;
   a.x = input.contiguous();
+  a.math = at::toOpMathType(input.scalar_type());
   if (at::isFloatingType(target.scalar_type())) {
-    TORCH_CHECK(target.sizes() == input.sizes() && target.scalar_type() == input.scalar_type(), kOp,
-                ": float target must have the input's shape and dtype");
+    TORCH_CHECK(target.sizes() == input.sizes(), kOp, ": float target must have the input's shape");
     a.t = target.contiguous();
+    a.math = pair_math_type(input.scalar_type(), target.scalar_type());
   } else {
     TORCH_CHECK(at::isIntegralType(target.scalar_type(), false), kOp, ": target must be float or integer labels");
     TORCH_CHECK(target.dim() == 2 && target.size(0) == input.size(0) && target.size(1) == input.size(2), kOp,
@@ -44,10 +46,12 @@ inline Tensors check(const at::Tensor& input, const at::Tensor& target, int64_t 
   return a;
 }
 
-template <typename scalar_t>
+// Logits of scalar_t, float targets of target_t (= scalar_t with labels), math in opmath_t.
+template <typename scalar_t, typename target_t = scalar_t>
 struct Args {
+  using opmath_t = pair_math_t<scalar_t, target_t>;
   const scalar_t* x;
-  const scalar_t* t;      // float targets, or nullptr
+  const target_t* t;      // float targets, or nullptr
   const int64_t* labels;  // labels, or nullptr
   int64_t n, classes, hw;
   int activation;
@@ -61,12 +65,12 @@ struct Args {
   FASTLOSS_HD int64_t label_count() const { return classes + label_offset; }  // valid labels: [0, this)
 };
 
-template <typename scalar_t>
-inline Args<scalar_t> make_args(const Tensors& a, int64_t activation, bool squared,
-                                std::optional<int64_t> ignore_index) {
+template <typename scalar_t, typename target_t>
+inline Args<scalar_t, target_t> make_args(const Tensors& a, int64_t activation, bool squared,
+                                          std::optional<int64_t> ignore_index) {
   const int64_t classes = a.x.size(1);
-  return Args<scalar_t>{a.x.const_data_ptr<scalar_t>(),
-                        a.labels ? nullptr : a.t.const_data_ptr<scalar_t>(),
+  return Args<scalar_t, target_t>{a.x.const_data_ptr<scalar_t>(),
+                        a.labels ? nullptr : a.t.const_data_ptr<target_t>(),
                         a.labels ? a.t.const_data_ptr<int64_t>() : nullptr,
                         a.x.size(0),
                         classes,
@@ -78,11 +82,24 @@ inline Args<scalar_t> make_args(const Tensors& a, int64_t activation, bool squar
                         classes == 1 ? 1 : 0};
 }
 
+// fn(TypeTag<scalar_t>{}, TypeTag<target_t>{}): labels need one instantiation per logit dtype, float
+// targets one per pair of dtypes.
+template <typename Fn>
+void dispatch(const Tensors& a, const Fn& fn) {
+  if (a.labels) {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.x.scalar_type(), "overlap_sums",
+                                    [&] { fn(TypeTag<scalar_t>{}, TypeTag<scalar_t>{}); });
+  } else {
+    dispatch_pair(a.x.scalar_type(), a.t.scalar_type(), fn);
+  }
+}
+
 // Entry points, registered by the CPU and CUDA files with their loops:
 //   struct Kernels {
-//     template <typename scalar_t> static void forward(const Args<scalar_t>&, at::Tensor& sums, scalar_t* probs);
-//     template <typename scalar_t> static void backward(const Args<scalar_t>&, const at::Tensor& grad_sums,
-//                                                       scalar_t* probs);
+//     template <typename scalar_t, typename target_t> static void forward(const Args<scalar_t, target_t>&,
+//         at::Tensor& sums, scalar_t* probs);
+//     template <typename scalar_t, typename target_t> static void backward(const Args<scalar_t, target_t>&,
+//         const at::Tensor& grad_sums, scalar_t* probs);
 //   };
 // sums: (N, C, 3) in the math type — Σ p·t, Σ p (or p²), Σ t (or t²) per (sample, class).
 // probs: the activated input p, (N, C, HW) in the input's dtype, written by the forward when
@@ -93,11 +110,13 @@ std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& input, const at::Te
                                            bool squared, std::optional<int64_t> ignore_index, bool keep_probs) {
   const Tensors a = check(input, target, activation);
   TORCH_CHECK(a.labels || !ignore_index.has_value(), kOp, ": ignore_index needs integer label targets");
-  at::Tensor sums = at::empty({a.x.size(0), a.x.size(1), 3}, a.x.options().dtype(at::toOpMathType(a.x.scalar_type())));
+  at::Tensor sums = at::empty({a.x.size(0), a.x.size(1), 3}, a.x.options().dtype(a.math));
   at::Tensor probs = at::empty(keep_probs ? a.x.sizes() : at::IntArrayRef({0}), a.x.options());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.x.scalar_type(), "overlap_sums", [&] {
-    Kernels::template forward<scalar_t>(make_args<scalar_t>(a, activation, squared, ignore_index), sums,
-                                        keep_probs ? probs.mutable_data_ptr<scalar_t>() : nullptr);
+  dispatch(a, [&](auto x_type, auto t_type) {
+    using scalar_t = typename decltype(x_type)::type;
+    using target_t = typename decltype(t_type)::type;
+    Kernels::template forward<scalar_t, target_t>(make_args<scalar_t, target_t>(a, activation, squared, ignore_index),
+                                                  sums, keep_probs ? probs.mutable_data_ptr<scalar_t>() : nullptr);
   });
   return {sums, probs};
 }
@@ -110,10 +129,12 @@ void backward(const at::Tensor& grad_sums, at::Tensor& probs, const at::Tensor& 
   check_same_device(kOp, a.x, grad_sums, "grad");
   TORCH_CHECK(grad_sums.sizes() == at::IntArrayRef({a.x.size(0), a.x.size(1), 3}), kOp,
               ": grad must be (N, C, 3), got ", grad_sums.sizes());
-  const at::Tensor g = grad_sums.to(at::toOpMathType(a.x.scalar_type())).contiguous();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.x.scalar_type(), "overlap_sums_backward_", [&] {
-    Kernels::template backward<scalar_t>(make_args<scalar_t>(a, activation, squared, ignore_index), g,
-                                         probs.mutable_data_ptr<scalar_t>());
+  const at::Tensor g = grad_sums.to(a.math).contiguous();
+  dispatch(a, [&](auto x_type, auto t_type) {
+    using scalar_t = typename decltype(x_type)::type;
+    using target_t = typename decltype(t_type)::type;
+    Kernels::template backward<scalar_t, target_t>(make_args<scalar_t, target_t>(a, activation, squared, ignore_index),
+                                                   g, probs.mutable_data_ptr<scalar_t>());
   });
 }
 

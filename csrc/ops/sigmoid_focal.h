@@ -16,12 +16,13 @@ namespace fastloss::sigmoid_focal {
 
 constexpr const char* kOp = "fastloss::sigmoid_focal_loss";
 
-// One call's tensors, checked and laid out for the kernels.
+// One call's tensors, checked and laid out for the kernels. Float targets keep their own dtype.
 struct Tensors {
   at::Tensor x;       // logits, contiguous, (..., C)
-  at::Tensor t;       // float targets (contiguous, x's shape and dtype) or int64 labels (x.shape[:-1])
+  at::Tensor t;       // float targets (contiguous, x's shape, any float dtype) or int64 labels (x.shape[:-1])
   at::Tensor weight;  // undefined, or a rows × cols view in the math type (see as_rows)
   bool labels = false;
+  at::ScalarType math = at::kFloat;  // the math type of x's and t's dtypes
   int64_t rows = 0, cols = 0;
 };
 
@@ -36,12 +37,12 @@ inline Tensors check(const at::Tensor& inputs, const at::Tensor& targets, const 
   Tensors a;
   a.x = inputs.contiguous();
   std::tie(a.rows, a.cols) = rows_cols(inputs);
+  a.math = at::toOpMathType(inputs.scalar_type());
   if (at::isFloatingType(targets.scalar_type())) {
     TORCH_CHECK(targets.sizes() == inputs.sizes(), kOp, ": float targets must have the inputs' shape ",
                 inputs.sizes(), ", got ", targets.sizes());
-    TORCH_CHECK(targets.scalar_type() == inputs.scalar_type(), kOp, ": float targets must have the inputs' dtype ",
-                inputs.scalar_type(), ", got ", targets.scalar_type());
     a.t = targets.contiguous();
+    a.math = pair_math_type(inputs.scalar_type(), targets.scalar_type());
   } else {
     TORCH_CHECK(at::isIntegralType(targets.scalar_type(), /*includeBool=*/false), kOp,
                 ": targets must be floating point or integer class labels, got ", targets.scalar_type());
@@ -51,65 +52,95 @@ inline Tensors check(const at::Tensor& inputs, const at::Tensor& targets, const 
     a.t = targets.to(at::kLong).contiguous();
     a.labels = true;
   }
-  a.weight = weight_rows(kOp, inputs, weight, inputs.sizes(), a.rows, a.cols);
+  a.weight = weight_rows(kOp, inputs, weight, inputs.sizes(), a.rows, a.cols, a.math);
   return a;
 }
 
-// Everything a kernel reads, as plain pointers (passed by value to CUDA kernels).
-template <typename scalar_t>
+// The dtype of an unreduced loss: the promoted dtype of the inputs and float targets — or, with
+// math_type_loss (autocast), the math type. Either is the inputs' dtype or the math type.
+inline at::ScalarType loss_dtype(const Tensors& a, bool math_type_loss) {
+  if (math_type_loss) return a.math;
+  return a.labels ? a.x.scalar_type() : at::promoteTypes(a.x.scalar_type(), a.t.scalar_type());
+}
+
+// Everything a kernel reads, as plain pointers (passed by value to CUDA kernels): logits of
+// scalar_t, float targets of target_t (target_t = scalar_t with labels), math in opmath_t.
+template <typename scalar_t, typename target_t = scalar_t>
 struct Args {
-  using opmath_t = at::opmath_type<scalar_t>;
+  using opmath_t = pair_math_t<scalar_t, target_t>;
   const scalar_t* x;
-  const scalar_t* t;       // float targets, or nullptr
+  const target_t* t;       // float targets, or nullptr
   const int64_t* labels;   // labels, or nullptr
   RowOperand<opmath_t> weight;
   int64_t rows, cols, ignore_index;
   Params<opmath_t> prm;
 };
 
-template <typename scalar_t>
-inline Args<scalar_t> make_args(const Tensors& a, double alpha, double gamma, int64_t ignore_index) {
-  using opmath_t = at::opmath_type<scalar_t>;
-  return Args<scalar_t>{a.x.const_data_ptr<scalar_t>(),
-                        a.labels ? nullptr : a.t.const_data_ptr<scalar_t>(),
-                        a.labels ? a.t.const_data_ptr<int64_t>() : nullptr,
-                        row_operand<opmath_t>(a.weight),
-                        a.rows,
-                        a.cols,
-                        ignore_index,
-                        make_params<opmath_t>(alpha, gamma)};
+template <typename scalar_t, typename target_t>
+inline Args<scalar_t, target_t> make_args(const Tensors& a, double alpha, double gamma, int64_t ignore_index) {
+  using opmath_t = pair_math_t<scalar_t, target_t>;
+  return Args<scalar_t, target_t>{a.x.const_data_ptr<scalar_t>(),
+                                  a.labels ? nullptr : a.t.const_data_ptr<target_t>(),
+                                  a.labels ? a.t.const_data_ptr<int64_t>() : nullptr,
+                                  row_operand<opmath_t>(a.weight),
+                                  a.rows,
+                                  a.cols,
+                                  ignore_index,
+                                  make_params<opmath_t>(alpha, gamma)};
 }
 
-// The incoming gradient of the backward: a rows × cols operand for reduction "none" (any
-// broadcast of the loss's shape), else a 0-d tensor.
+// fn(TypeTag<scalar_t>{}, TypeTag<target_t>{}): labels need one instantiation per logit dtype, float
+// targets one per pair of dtypes.
+template <typename Fn>
+void dispatch(const Tensors& a, const Fn& fn) {
+  if (a.labels) {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.x.scalar_type(), "sigmoid_focal_loss",
+                                    [&] { fn(TypeTag<scalar_t>{}, TypeTag<scalar_t>{}); });
+  } else {
+    dispatch_pair(a.x.scalar_type(), a.t.scalar_type(), fn);
+  }
+}
+
+// The incoming gradient of the backward: for reduction "none" a rows × cols operand (any broadcast
+// of the loss's shape) in the inputs' dtype or the math type — whichever it has (the loss's dtype),
+// else converted to the math type; for a reduced loss a 0-d tensor in the math type.
 inline at::Tensor check_grad(const at::Tensor& grad, const Tensors& a, int64_t reduction) {
   check_same_device(kOp, a.x, grad, "grad");
-  if (reduction == kNone) return as_rows(grad.to(a.x.scalar_type()), a.x.sizes(), a.rows, a.cols);
+  if (reduction == kNone) {
+    const auto type = grad.scalar_type() == a.x.scalar_type() ? a.x.scalar_type() : a.math;
+    return as_rows(grad.to(type), a.x.sizes(), a.rows, a.cols);
+  }
   TORCH_CHECK(grad.numel() == 1, kOp, ": the gradient of a reduced loss must have one element, got ", grad.sizes());
-  return grad.reshape({}).to(at::toOpMathType(a.x.scalar_type()));
+  return grad.reshape({}).to(a.math);
 }
 
 // The op's entry points, registered by the CPU and the CUDA file with their own loops:
 //   struct Kernels {
-//     template <typename scalar_t> static void forward(const Args<scalar_t>&, int64_t reduction,
-//                                                      at::Tensor& loss, at::Tensor& count);
-//     template <typename scalar_t, bool kGradT> static void backward(const Args<scalar_t>&,
-//         const at::Tensor& grad, const at::Tensor& count, int64_t reduction, at::Tensor& gx, at::Tensor& gt);
+//     template <typename scalar_t, typename target_t> static void forward(const Args<scalar_t, target_t>&,
+//         int64_t reduction, at::Tensor& loss, at::Tensor& count);
+//     template <typename scalar_t, typename target_t, bool kGradT> static void backward(
+//         const Args<scalar_t, target_t>&, const at::Tensor& grad, const at::Tensor& count, int64_t reduction,
+//         at::Tensor& gx, at::Tensor& gt);
 //   };
-// forward returns the loss (the input's shape for "none", else 0-d) and `count`, the number of
-// elements that were not ignored (the "mean" divisor; 0 for "none"), which backward takes back.
+// forward returns the loss (the input's shape for "none", in scalar_t or the math type — see
+// loss_dtype —, else 0-d in the math type) and `count`, the number of elements that were not
+// ignored (the "mean" divisor; 0 for "none"), which backward takes back. backward's grad of "none"
+// is in scalar_t or the math type (check_grad); gx has the inputs' dtype, gt the targets'.
 template <typename Kernels>
 std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& inputs, const at::Tensor& targets,
                                            const std::optional<at::Tensor>& weight, double alpha, double gamma,
-                                           int64_t reduction, int64_t ignore_index) {
+                                           int64_t reduction, int64_t ignore_index, bool math_type_loss) {
   const Tensors a = check(inputs, targets, weight, alpha, gamma, reduction);
   // A reduced loss stays in the math type (the Python layer casts it after avg_factor divides: a
   // float16 sum can exceed float16's range before the division).
-  at::Tensor loss = reduction == kNone ? at::empty_like(a.x)
-                                       : at::empty({}, a.x.options().dtype(at::toOpMathType(a.x.scalar_type())));
+  at::Tensor loss = reduction == kNone ? at::empty(a.x.sizes(), a.x.options().dtype(loss_dtype(a, math_type_loss)))
+                                       : at::empty({}, a.x.options().dtype(a.math));
   at::Tensor count = at::zeros({}, a.x.options().dtype(at::kLong));
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.x.scalar_type(), "sigmoid_focal_loss", [&] {
-    Kernels::template forward<scalar_t>(make_args<scalar_t>(a, alpha, gamma, ignore_index), reduction, loss, count);
+  dispatch(a, [&](auto x_type, auto t_type) {
+    using scalar_t = typename decltype(x_type)::type;
+    using target_t = typename decltype(t_type)::type;
+    Kernels::template forward<scalar_t, target_t>(make_args<scalar_t, target_t>(a, alpha, gamma, ignore_index),
+                                                  reduction, loss, count);
   });
   return {loss, count};
 }
@@ -125,13 +156,15 @@ std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& grad, const at::Te
   check_same_device(kOp, a.x, count, "count");
   const at::Tensor g = check_grad(grad, a, reduction);
   at::Tensor gx = at::empty_like(a.x);
-  at::Tensor gt = targets_grad ? at::empty_like(a.x) : at::empty({0}, a.x.options());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.x.scalar_type(), "sigmoid_focal_loss_backward", [&] {
-    const auto args = make_args<scalar_t>(a, alpha, gamma, ignore_index);
+  at::Tensor gt = targets_grad ? at::empty_like(a.t) : at::empty({0}, a.x.options());
+  dispatch(a, [&](auto x_type, auto t_type) {
+    using scalar_t = typename decltype(x_type)::type;
+    using target_t = typename decltype(t_type)::type;
+    const auto args = make_args<scalar_t, target_t>(a, alpha, gamma, ignore_index);
     if (targets_grad) {
-      Kernels::template backward<scalar_t, true>(args, g, count, reduction, gx, gt);
+      Kernels::template backward<scalar_t, target_t, true>(args, g, count, reduction, gx, gt);
     } else {
-      Kernels::template backward<scalar_t, false>(args, g, count, reduction, gx, gt);
+      Kernels::template backward<scalar_t, target_t, false>(args, g, count, reduction, gx, gt);
     }
   });
   return {gx, gt};

@@ -101,19 +101,22 @@ inline Args<scalar_t> make_args(const Tensors& a, double gamma, double label_smo
 //     template <typename scalar_t> static void backward(const Args<scalar_t>&, const at::Tensor& grad,
 //         const at::Tensor& lse, at::Tensor& grad_input);   // grad: (N, inner) for "none", else 0-d
 //   };
-// loss: (N, inner) in the input's dtype for "none", else 0-d in the math type; lse: (N, inner) log-sum-exp per position
-// in the math type, the one float per position the backward needs; count: positions not ignored.
+// loss: (N, inner) in the input's dtype (the math type with math_type_loss) for "none", else 0-d in
+// the math type; lse: (N, inner) log-sum-exp per position in the math type, the one float per
+// position the backward needs; count: positions not ignored.
 template <typename Kernels>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const at::Tensor& input, const at::Tensor& target,
                                                        const std::optional<at::Tensor>& alpha,
                                                        const std::optional<at::Tensor>& weight, double gamma,
                                                        double label_smoothing, int64_t reduction,
-                                                       int64_t ignore_index) {
+                                                       int64_t ignore_index, bool math_type_loss) {
   const Tensors a = check(input, target, alpha, weight, gamma, label_smoothing, reduction);
   // A reduced loss stays in the math type: half's range could not hold a large sum before "mean"
-  // divides it (the Python layer casts the result to the input's dtype).
+  // divides it (the Python layer casts the result to the input's dtype). An unreduced one is in the
+  // input's dtype, or in the math type with math_type_loss (autocast).
   const auto opmath = a.x.options().dtype(at::toOpMathType(a.x.scalar_type()));
-  at::Tensor loss = reduction == kNone ? at::empty(a.labels.sizes(), a.x.options()) : at::empty({}, opmath);
+  at::Tensor loss = reduction == kNone ? at::empty(a.labels.sizes(), math_type_loss ? opmath : a.x.options())
+                                       : at::empty({}, opmath);
   at::Tensor lse = at::empty(a.labels.sizes(), opmath);
   at::Tensor count = at::zeros({}, a.x.options().dtype(at::kLong));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.x.scalar_type(), "softmax_focal_loss", [&] {

@@ -112,7 +112,11 @@ def register(spec: Spec):
                 return (None,) + differentiable_vjp(spec.reference, args, needs, grads)
             return (None,) + tuple(spec.backward(ctx, args, saved_outputs, grads, needs))
 
+    defaults = [a.default_value if a.has_default_value() else None for a in op._schema.arguments]
+
     def autograd_kernel(keyset, *args):
+        # the dispatcher drops trailing arguments equal to their defaults: put them back
+        args = args + tuple(defaults[len(args):])
         if differentiates_under_functorch(args):
             return spec.reference(*args)
         if torch.is_grad_enabled() and _requires_grad(args):

@@ -158,9 +158,9 @@ def check_logits(input, target, layout):
 def check_values(bad, describe):
     """The rule for checks of tensor values (labels, scores, class weights): where `bad` (a bool
     tensor) has a True element, a ValueError(describe(True)) on CPU (describe may read the values to
-    name the bad one) and a device-side assert with describe(False) on other devices, which never reads the values on the host (no sync: CUDA graphs keep working). Nothing
-    happens while tracing (torch.compile) or on functorch's wrapped tensors, whose values cannot
-    be read."""
+    name the bad one) and a device-side assert with describe(False) on other devices, which never
+    reads the values on the host (no sync: CUDA graphs keep working). Nothing happens while tracing
+    (torch.compile) or on functorch's wrapped tensors, whose values cannot be read."""
     if torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(bad):
         return
     if bad.device.type == "cpu":
@@ -178,6 +178,18 @@ def check_labels(target, outside, classes):
         return f"target has {label} outside [0, {classes}) that is not ignore_index"
 
     check_values(outside, describe)
+
+
+def result_dtype(*tensors):
+    """The dtype of a loss over these float tensors: their promoted dtype — float32 for half types
+    under autocast, where torch runs its losses in float32 (binary_cross_entropy_with_logits and
+    cross_entropy are on autocast's float32 list)."""
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    if dtype in (torch.float16, torch.bfloat16) and torch.is_autocast_enabled(tensors[0].device.type):
+        return torch.float32
+    return dtype
 
 
 def opmath_dtype(dtype):

@@ -6,9 +6,9 @@ signatures and docs are defined once, in fastloss.reference.box_iou, for both im
 """
 import torch
 
-from . import _autograd, _backend, _vmap
+from . import _autocast, _autograd, _backend, _vmap
 from ._autograd import refuse_grad
-from ._common import NONE, apply_avg_factor
+from ._common import NONE, apply_avg_factor, opmath_dtype
 from .reference import box_iou as _reference
 
 _OP = "fastloss::box_iou_loss"
@@ -45,20 +45,19 @@ def _vmap_rule(info, in_dims, pred, target, weight, kind, mode, box_format, eps,
 
 
 def _register():
-    def loss_dtype(pred):
-        return torch.float64 if pred.dtype == torch.float64 else torch.float32
-
     @torch.library.register_fake(_OP)
     def _(pred, target, weight, kind, mode, box_format, eps, gamma, lambd, reduction):
-        return pred.new_empty(pred.shape[:-1] if reduction == 0 else (), dtype=loss_dtype(pred))
+        return pred.new_empty(pred.shape[:-1] if reduction == 0 else (),
+                              dtype=opmath_dtype(torch.promote_types(pred.dtype, target.dtype)))
 
     @torch.library.register_fake(_OP + "_backward")
     def _(grad, pred, target, weight, kind, mode, box_format, eps, gamma, lambd, reduction, pred_grad, target_grad):
         return (pred.new_empty(pred.shape if pred_grad else (0,)),
-                pred.new_empty(pred.shape if target_grad else (0,)))
+                target.new_empty(target.shape if target_grad else (0,)))
 
     _autograd.register(_autograd.Spec("box_iou_loss", _backward, _reference.op))
     _vmap.register("box_iou_loss", _vmap_rule)
+    _autocast.register("box_iou_loss")
 
 
 if _backend._C is not None:

@@ -11,7 +11,7 @@ Signatures and docs: fastloss.reference.overlap.define.
 """
 import torch
 
-from . import _autograd, _backend, _vmap
+from . import _autocast, _autograd, _backend, _vmap
 from ._autograd import refuse_grad
 from ._common import NONE, REDUCTIONS
 from .reference import overlap as _reference
@@ -90,9 +90,8 @@ def _score_vmap_rule(info, in_dims, sums, class_weight, loss, jaccard, smooth_nr
 def _register():
     @torch.library.register_fake(_OP)
     def _(input, target, activation, squared, ignore_index, keep_probs):
-        dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
         probs = input.new_empty(input.shape if keep_probs else (0,))
-        return input.new_empty((input.shape[0], input.shape[1], 3), dtype=dtype), probs
+        return input.new_empty((input.shape[0], input.shape[1], 3), dtype=_reference.math_dtype(input, target)), probs
 
     @torch.library.register_fake(_OP + "_backward_")
     def _(grad, probs, target, activation, squared, ignore_index):
@@ -119,6 +118,8 @@ def _register():
 
     _autograd.register(_autograd.Spec("overlap_score", _score_backward, _reference.score_op))
     _vmap.register("overlap_score", _score_vmap_rule)
+    _autocast.register("overlap_sums")
+    _autocast.register("overlap_score")
 
 
 if _backend._C is not None:

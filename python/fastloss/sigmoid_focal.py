@@ -5,9 +5,9 @@ registers the op's fake kernel and autograd formula with torch.library and expos
 """
 import torch
 
-from . import _autograd, _backend, _vmap
+from . import _autocast, _autograd, _backend, _vmap
 from ._autograd import refuse_grad
-from ._common import NONE, apply_avg_factor
+from ._common import NONE, apply_avg_factor, opmath_dtype
 from .reference import sigmoid_focal as _reference
 
 _OP = "fastloss::sigmoid_focal_loss"
@@ -48,25 +48,31 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none",
     a = _reference.check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ignore_index)
     if not _backend.use_kernels(a.inputs.device):
         return _reference.compute(a)
+    dtype = _reference.loss_dtype(a)
     loss, _ = torch.ops.fastloss.sigmoid_focal_loss(a.inputs, a.targets, a.weight, a.alpha, a.gamma, a.reduction,
-                                                    a.ignore_index)
-    return apply_avg_factor(loss, a.avg_factor).to(a.inputs.dtype)
+                                                    a.ignore_index, dtype != _unreduced_dtype(a))
+    return apply_avg_factor(loss, a.avg_factor).to(dtype)
+
+
+def _unreduced_dtype(a):
+    """The kernel's "none" dtype without math_type_loss: the promoted dtype of inputs and targets."""
+    return a.inputs.dtype if a.labels else torch.promote_types(a.inputs.dtype, a.targets.dtype)
 
 
 def _backward(ctx, args, saved, grads, needs):
-    x, targets, weight, alpha, gamma, reduction, ignore_index = args
+    x, targets, weight, alpha, gamma, reduction, ignore_index, _ = args
     refuse_grad(needs, [("weight", 2)], "sigmoid_focal_loss")
     grad_loss = grads[0]
     grad_x, grad_t = torch.ops.fastloss.sigmoid_focal_loss_backward(grad_loss, x, targets, weight, saved[0], alpha,
                                                                     gamma, reduction, ignore_index, needs[1])
-    return grad_x if needs[0] else None, grad_t if needs[1] else None, None, None, None, None, None
+    return grad_x if needs[0] else None, grad_t if needs[1] else None, None, None, None, None, None, None
 
 
-def _vmap_rule(info, in_dims, inputs, targets, weight, alpha, gamma, reduction, ignore_index):
+def _vmap_rule(info, in_dims, inputs, targets, weight, alpha, gamma, reduction, ignore_index, math_type_loss=False):
     batch = info.batch_size
     x, t = _vmap.front(inputs, in_dims[0], batch), _vmap.front(targets, in_dims[1], batch)
     w = _vmap.aligned(weight, in_dims[2], batch, x.dim() - 1)
-    loss, count = torch.ops.fastloss.sigmoid_focal_loss(x, t, w, alpha, gamma, NONE, ignore_index)
+    loss, count = torch.ops.fastloss.sigmoid_focal_loss(x, t, w, alpha, gamma, NONE, ignore_index, math_type_loss)
     if reduction == NONE:
         return (loss, count), (0, None)
     if t.dtype.is_floating_point:
@@ -78,18 +84,23 @@ def _vmap_rule(info, in_dims, inputs, targets, weight, alpha, gamma, reduction, 
 
 def _register():
     @torch.library.register_fake(_OP)
-    def _(inputs, targets, weight, alpha, gamma, reduction, ignore_index):
-        math = torch.float64 if inputs.dtype == torch.float64 else torch.float32
-        loss = inputs.new_empty(inputs.shape) if reduction == 0 else inputs.new_empty((), dtype=math)
+    def _(inputs, targets, weight, alpha, gamma, reduction, ignore_index, math_type_loss=False):
+        labels = not targets.dtype.is_floating_point
+        math = opmath_dtype(inputs.dtype if labels else torch.promote_types(inputs.dtype, targets.dtype))
+        unreduced = math if math_type_loss else (inputs.dtype if labels else
+                                                 torch.promote_types(inputs.dtype, targets.dtype))
+        loss = inputs.new_empty(inputs.shape, dtype=unreduced) if reduction == 0 else inputs.new_empty((), dtype=math)
         return loss, inputs.new_empty((), dtype=torch.int64)
 
     @torch.library.register_fake(_OP + "_backward")
     def _(grad, inputs, targets, weight, count, alpha, gamma, reduction, ignore_index, targets_grad):
-        return inputs.new_empty(inputs.shape), inputs.new_empty(inputs.shape if targets_grad else (0,))
+        return inputs.new_empty(inputs.shape), (targets.new_empty(targets.shape) if targets_grad else
+                                                inputs.new_empty((0,)))
 
     _autograd.register(_autograd.Spec("sigmoid_focal_loss", _backward, _reference.op, save_outputs=(1,),
                                       non_differentiable=(1,)))
     _vmap.register("sigmoid_focal_loss", _vmap_rule)
+    _autocast.register("sigmoid_focal_loss", math_type_loss=True)
 
 
 if _backend._C is not None:

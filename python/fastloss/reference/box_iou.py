@@ -49,18 +49,13 @@ def _check_boxes(name, boxes):
 
 
 def check_args(kind, pred, target, reduction, eps, weight, avg_factor, box_format, mode="linear", gamma=0.5,
-               lambd=1.0, promote=False) -> BoxArgs:
-    """promote: cast pred and target to a common dtype (torchvision's functions do) instead of
-    requiring one."""
+               lambd=1.0) -> BoxArgs:
+    """pred and target may differ in dtype (float16 pred, float32 target under AMP): the math runs
+    in their promoted math type, each read in its own dtype, as torchvision promotes."""
     pred, target = _check_boxes("pred", pred), _check_boxes("target", target)
     check_same_device("target", target, "pred", pred)
     if target.shape != pred.shape:
         raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
-    if target.dtype != pred.dtype:
-        if not promote:
-            raise TypeError(f"pred and target must have the same dtype, got {pred.dtype} and {target.dtype}")
-        dtype = torch.promote_types(pred.dtype, target.dtype)
-        pred, target = pred.to(dtype), target.to(dtype)
     eps, gamma = check_nonnegative("eps", eps), check_nonnegative("gamma", gamma)
     lambd = check_nonnegative("lambd", lambd)
     code = reduction_code(reduction, avg_factor)
@@ -97,7 +92,7 @@ def _distance(dx, dy):
 
 
 def compute(a: BoxArgs) -> torch.Tensor:
-    dtype = opmath_dtype(a.pred.dtype)
+    dtype = opmath_dtype(torch.promote_types(a.pred.dtype, a.target.dtype))
     x1, y1, x2, y2 = _corners(a.pred.to(dtype), a.box_format)
     x1g, y1g, x2g, y2g = _corners(a.target.to(dtype), a.box_format)
     (x1, x2), (y1, y2), (x1g, x2g), (y1g, y2g) = _repair(x1, x2), _repair(y1, y2), _repair(x1g, x2g), _repair(y1g, y2g)
@@ -148,16 +143,17 @@ def op(pred, target, weight, kind, mode, box_format, eps, gamma, lambd, reductio
 
 
 COMMON_DOC = """
-    pred, target: boxes of shape (..., 4), the same shape and dtype (integer boxes are taken as
-        float32); box_format "xyxy", "xywh" or "cxcywh", converted inside the kernel, with gradients
-        in the caller's format. Inverted boxes (x2 < x1 or y2 < y1) are zero-size boxes at the same
-        centre. Gradients flow to pred, and to target when it requires grad.
+    pred, target: boxes of shape (..., 4), the same shape, floating dtypes that may differ (the
+        math runs in their promoted type; integer boxes are taken as float32); box_format "xyxy",
+        "xywh" or "cxcywh", converted inside the kernel, with gradients in the caller's format.
+        Inverted boxes (x2 < x1 or y2 < y1) are zero-size boxes at the same centre. Gradients flow
+        to pred, and to target when it requires grad.
     reduction: "none" (shape pred.shape[:-1]) | "mean" | "sum"; empty inputs give 0.
     eps: keeps denominators positive (IoU = inter / (union + eps)).
     weight: per pair, broadcastable to pred.shape[:-1]; a weight of pred's shape (one per
         coordinate, as mmdet passes) is averaged over the last dimension.
     avg_factor: with reduction="mean", the loss is sum / avg_factor (mmdet's convention).
-    The loss is float32 for half inputs (as torchvision), else the inputs' dtype.
+    The loss is float32 for half inputs (as torchvision), else the promoted dtype of pred and target.
 """
 
 
@@ -202,16 +198,16 @@ def define(implementation):
 
     def generalized_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7):
         """torchvision.ops.generalized_box_iou_loss's signature and numbers."""
-        return implementation("giou", boxes1, boxes2, reduction, eps, None, None, "xyxy", promote=True)
+        return implementation("giou", boxes1, boxes2, reduction, eps, None, None, "xyxy")
 
     def distance_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7):
         """torchvision.ops.distance_box_iou_loss's signature and numbers."""
-        return implementation("diou", boxes1, boxes2, reduction, eps, None, None, "xyxy", promote=True)
+        return implementation("diou", boxes1, boxes2, reduction, eps, None, None, "xyxy")
 
     def complete_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7):
         """torchvision.ops.complete_box_iou_loss's signature and numbers (torchvision applies eps only to
         α and uses 1e-7 in its DIoU part; here eps is used throughout — equal at the default)."""
-        return implementation("ciou", boxes1, boxes2, reduction, eps, None, None, "xyxy", promote=True)
+        return implementation("ciou", boxes1, boxes2, reduction, eps, None, None, "xyxy")
 
     functions = (iou_loss, giou_loss, diou_loss, ciou_loss, eiou_loss, focal_eiou_loss, cdiou_loss)
     for f in functions:

@@ -51,7 +51,7 @@ class OverlapArgs(NamedTuple):
     gamma: float
 
 
-def _class_weight(class_weight, classes, input):
+def _class_weight(class_weight, classes, input, target):
     if class_weight is None:
         return None
     if isinstance(class_weight, numbers.Real) and not isinstance(class_weight, bool):
@@ -59,7 +59,7 @@ def _class_weight(class_weight, classes, input):
     if isinstance(class_weight, torch.Tensor) and class_weight.requires_grad:
         raise ValueError("class_weight requires grad, but gradients with respect to class_weight are not supported; "
                          "pass class_weight.detach()")
-    weight = torch.as_tensor(class_weight, dtype=opmath_dtype(input.dtype), device=input.device)
+    weight = torch.as_tensor(class_weight, dtype=math_dtype(input, target), device=input.device)
     if weight.dim() != 1 or weight.numel() != classes:
         raise ValueError(f"class_weight must have one weight per class scored ({classes}; without the background "
                          f"when include_background=False), got shape {tuple(weight.shape)}")
@@ -91,7 +91,7 @@ def check_args(loss, input, target, activation="softmax", include_background=Tru
                              f"{tuple(target.shape)} (integer labels are (N, *spatial) or (N, 1, *spatial))")
         if ignore_index is not None:
             raise ValueError("ignore_index needs integer label targets, got a float target")
-        target, labels = target.to(input.dtype).reshape(n, classes, positions), False
+        target, labels = target.reshape(n, classes, positions), False  # in its own dtype
     elif target.dtype == torch.bool or target.dtype.is_complex:
         raise TypeError(f"target must be a float tensor or integer labels, got {target.dtype}")
     else:
@@ -109,13 +109,14 @@ def check_args(loss, input, target, activation="softmax", include_background=Tru
             raise ValueError(f"gamma must be > 0, got {gamma}")
     return OverlapArgs(input.reshape(n, classes, positions), target, labels, act, squared_pred, ignore_index, loss,
                        include_background, jaccard, check_nonnegative("smooth_nr", smooth_nr),
-                       check_nonnegative("smooth_dr", smooth_dr), batch, _class_weight(class_weight, scored, input),
+                       check_nonnegative("smooth_dr", smooth_dr), batch,
+                       _class_weight(class_weight, scored, input, target),
                        check_reduction(reduction), alpha, beta, gamma)
 
 
 def sums(a: OverlapArgs) -> torch.Tensor:
     """The (N, C, 3) sums Σ p·t, Σ p (or p²), Σ t (or t²) over the positions, in plain torch."""
-    x = a.input.to(opmath_dtype(a.input.dtype))
+    x = a.input.to(math_dtype(a.input, a.target))
     p = {0: lambda: torch.softmax(x, 1), 1: lambda: torch.sigmoid(x), 2: lambda: x}[a.activation]()
     if a.labels:
         classes = x.shape[1]
@@ -153,6 +154,13 @@ def loss_from_sums(s: torch.Tensor, a: OverlapArgs) -> torch.Tensor:
     if a.reduction == "none":
         return f
     return f.sum() if a.reduction == "sum" else f.sum() / max(f.numel(), 1)
+
+
+def math_dtype(input, target):
+    """The math type: of the input's dtype, promoted with a float target's."""
+    if target.dtype.is_floating_point:
+        return opmath_dtype(torch.promote_types(input.dtype, target.dtype))
+    return opmath_dtype(input.dtype)
 
 
 LOSS_CODES = {"dice": 0, "tversky": 1}  # codes of csrc/math/overlap_score.h

@@ -23,6 +23,7 @@ from .._common import (
     opmath_dtype,
     prepare_weight,
     reduction_code,
+    result_dtype,
 )
 
 
@@ -53,8 +54,7 @@ def check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ign
             raise ValueError(
                 f"float targets must have the inputs' shape {tuple(inputs.shape)}, got {tuple(targets.shape)} "
                 f"(integer class labels have shape inputs.shape[:-1])")
-        dtype = torch.promote_types(inputs.dtype, targets.dtype)
-        inputs, targets, labels = inputs.to(dtype), targets.to(dtype), False
+        labels = False  # each keeps its dtype: the math runs in their promoted math type
     elif targets.dtype in (torch.bool,) or targets.dtype.is_complex:
         raise TypeError(f"targets must be a float tensor or integer class labels, got {targets.dtype}")
     else:
@@ -76,9 +76,9 @@ def _infinite_logit_limit(x, t, ce):
 
 
 def compute(a: FocalArgs, dtype=None) -> torch.Tensor:
-    """The loss, in `dtype` (default: the inputs')."""
-    dtype = a.inputs.dtype if dtype is None else dtype
-    x = a.inputs.to(opmath_dtype(a.inputs.dtype))
+    """The loss, in `dtype` (default: result_dtype of the inputs and float targets)."""
+    dtype = loss_dtype(a) if dtype is None else dtype
+    x = a.inputs.to(math_dtype(a))
     kept = None
     if a.labels:
         classes = torch.arange(x.shape[-1], device=x.device)
@@ -108,13 +108,25 @@ def compute(a: FocalArgs, dtype=None) -> torch.Tensor:
     return apply_avg_factor(total, a.avg_factor).to(dtype)
 
 
-def op(inputs, targets, weight, alpha, gamma, reduction, ignore_index):
+def loss_dtype(a: FocalArgs):
+    """The dtype of the loss: the promoted dtype of inputs and float targets (float32 for half types
+    under autocast, as torch's losses)."""
+    return result_dtype(a.inputs) if a.labels else result_dtype(a.inputs, a.targets)
+
+
+def math_dtype(a: FocalArgs):
+    return opmath_dtype(a.inputs.dtype if a.labels else torch.promote_types(a.inputs.dtype, a.targets.dtype))
+
+
+def op(inputs, targets, weight, alpha, gamma, reduction, ignore_index, math_type_loss=False):
     """fastloss::sigmoid_focal_loss in torch ops: (loss, count) as the kernels return them — the
     loss in the inputs' dtype ("none") or the math type (reduced), count = the elements not ignored
     (0 for "none")."""
     labels = not targets.dtype.is_floating_point
     a = FocalArgs(inputs, targets, labels, alpha, gamma, reduction, weight, None, ignore_index)
-    loss = compute(a, inputs.dtype if reduction == NONE else opmath_dtype(inputs.dtype))
+    unreduced = math_dtype(a) if math_type_loss else (inputs.dtype if labels else
+                                                      torch.promote_types(inputs.dtype, targets.dtype))
+    loss = compute(a, unreduced if reduction == NONE else math_dtype(a))
     if reduction == NONE:
         count = torch.zeros((), dtype=torch.int64, device=inputs.device)
     elif labels:

@@ -27,6 +27,7 @@ from .._common import (
     check_weight,
     opmath_dtype,
     reduction_code,
+    result_dtype,
 )
 
 
@@ -94,12 +95,14 @@ def normaliser(a: SoftmaxFocalArgs, count):
 
 def finish(loss, count, a: SoftmaxFocalArgs):
     """The kernels' "none" (N, inner) or "sum" result → the requested reduction, in the input's dtype
-    (a sum arrives in the math type: float16 could not hold it before "mean" divides it)."""
+    (float32 for half inputs under autocast; a sum arrives in the math type: float16 could not hold it
+    before "mean" divides it)."""
+    dtype = result_dtype(a.input)
     if a.reduction == NONE:
-        return loss.reshape(a.shape).to(a.input.dtype)
+        return loss.reshape(a.shape).to(dtype)
     if a.mean:
-        return (loss / normaliser(a, count).to(loss.dtype)).to(a.input.dtype)
-    return apply_avg_factor(loss, a.avg_factor).to(a.input.dtype)
+        return (loss / normaliser(a, count).to(loss.dtype)).to(dtype)
+    return apply_avg_factor(loss, a.avg_factor).to(dtype)
 
 
 def _losses(a: SoftmaxFocalArgs):
@@ -130,12 +133,15 @@ def compute(a: SoftmaxFocalArgs) -> torch.Tensor:
     return finish(loss, kept.sum(), a)
 
 
-def op(input, target, alpha, weight, gamma, label_smoothing, reduction, ignore_index):
+def op(input, target, alpha, weight, gamma, label_smoothing, reduction, ignore_index, math_type_loss=False):
     """fastloss::softmax_focal_loss in torch ops: (loss, lse, count) as the kernels return them."""
     a = SoftmaxFocalArgs(input, target, tuple(target.shape), alpha, weight, gamma, label_smoothing, reduction, False,
                          None, ignore_index)
     loss, kept, lse = _losses(a)
-    loss = loss.to(input.dtype) if reduction == NONE else loss.sum()
+    if reduction != NONE:
+        loss = loss.sum()
+    elif not math_type_loss:
+        loss = loss.to(input.dtype)
     return loss, lse.detach(), kept.sum()
 
 
