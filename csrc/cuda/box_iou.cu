@@ -12,7 +12,8 @@ namespace fastloss::box_iou {
 namespace {
 
 template <bool kGrad, typename scalar_t, typename target_t, typename opmath_t>
-__device__ __forceinline__ opmath_t eval(const Args<scalar_t, target_t>& a, int64_t i, opmath_t (&dp)[4], opmath_t (&dt)[4]) {
+__device__ __forceinline__ opmath_t eval(const Args<scalar_t, target_t>& a, int64_t i, opmath_t (&dp)[4],
+                                         opmath_t (&dt)[4]) {
   opmath_t p[4], t[4];
   for (int c = 0; c < 4; ++c) {
     p[c] = static_cast<opmath_t>(a.p[i * 4 + c]);
@@ -65,7 +66,8 @@ struct CudaKernels {
     const c10::cuda::CUDAGuard guard(loss.device());
     if (reduction == kNone) {
       if (a.pairs > 0)
-        cuda::launch(cuda::grid_size(a.pairs), forward_none_kernel<scalar_t, target_t>, a, loss.mutable_data_ptr<opmath_t>());
+        cuda::launch(cuda::grid_size(a.pairs), forward_none_kernel<scalar_t, target_t>, a,
+                     loss.mutable_data_ptr<opmath_t>());
       return;
     }
     at::Tensor count = at::empty({}, loss.options().dtype(at::kLong));

@@ -48,7 +48,7 @@ FASTLOSS_HD S score(S tp, S sp, S st, const ScoreParams<S>& p, S& d_tp, S& d_sp,
   d_st = q * p.beta;
   S f = S(1) - num / den;
   if (p.gamma != S(1)) {
-    f = f > S(0) ? f : S(0);
+    f = f < S(0) ? S(0) : f;  // (NaN stays NaN, as torch's clamp)
     const S chain = p.gamma * pow_gamma_minus_one(f, p.gamma, p.gamma_kind);
     d_tp *= chain;
     d_sp *= chain;

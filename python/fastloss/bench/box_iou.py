@@ -36,3 +36,14 @@ for kind in reference.KINDS:
     peers = {"torchvision": _mean(TORCHVISION[kind])} if kind in TORCHVISION else {}
     register(Case(name=f"{name} {PAIRS // 1000}k pairs", make_inputs=box_pairs, grad=("pred",),
                   fastloss=_mean(fused.FUNCTIONS[name]), reference=_mean(reference.FUNCTIONS[name]), peers=peers))
+
+
+def mixed_pairs(device, dtype, small):
+    """float16 predictions against float32 targets (AMP); the bench's --dtype does not apply."""
+    pairs = box_pairs(device, torch.float32, small)
+    return {"pred": pairs["pred"].detach().half().requires_grad_(), "target": pairs["target"]}
+
+
+register(Case(name=f"giou_loss fp16+fp32 {PAIRS // 1000}k pairs", make_inputs=mixed_pairs, grad=("pred",),
+              fastloss=_mean(fused.FUNCTIONS["giou_loss"]), reference=_mean(reference.FUNCTIONS["giou_loss"]),
+              peers={"torchvision": _mean(TORCHVISION["giou"])} if TORCHVISION else {}, dtypes=(torch.float16,)))

@@ -58,6 +58,16 @@ def _mean(fn):
     return lambda inputs, targets: fn(inputs, targets, reduction="mean")
 
 
+def mixed(logits_dtype, targets_dtype):
+    """Float targets in a wider dtype than the logits (AMP: float16 logits, float32 targets): the
+    bench's --dtype does not apply."""
+    def make(device, dtype, small):
+        inputs = float_targets(device, torch.float64, small)
+        return {"inputs": inputs["inputs"].detach().to(logits_dtype).requires_grad_(),
+                "targets": inputs["targets"].to(targets_dtype)}
+    return make
+
+
 tv = _torchvision()
 register(Case(
     name=f"sigmoid_focal float {ANCHORS}x{CLASSES}",
@@ -69,3 +79,10 @@ register(Case(
     make_inputs=label_targets, grad=("inputs",),
     fastloss=_mean(sigmoid_focal_loss), reference=_mean(reference.sigmoid_focal_loss),
     peers={"torchvision (+one_hot)": _with_one_hot(tv)} if tv else {}))
+for logits_dtype, targets_dtype, short in ((torch.float16, torch.float32, "fp16+fp32"),
+                                           (torch.float32, torch.float64, "fp32+fp64")):
+    register(Case(
+        name=f"sigmoid_focal {short} {ANCHORS}x{CLASSES}",
+        make_inputs=mixed(logits_dtype, targets_dtype), grad=("inputs",),
+        fastloss=_mean(sigmoid_focal_loss), reference=_mean(reference.sigmoid_focal_loss),
+        peers={"torchvision": _mean(tv)} if tv else {}, dtypes=(logits_dtype,)))

@@ -113,8 +113,8 @@ def _losses(a: SoftmaxFocalArgs):
     outside = kept & ((a.target < 0) | (a.target >= classes))
     check_labels(a.target, outside, classes)
     y = torch.where(kept, a.target, torch.zeros_like(a.target)).unsqueeze(1)
-    lse = torch.logsumexp(x, 1)
-    log_p = x - lse.unsqueeze(1)
+    log_p = torch.log_softmax(x, 1)  # F.cross_entropy's, special values included
+    lse = torch.logsumexp(x.detach(), 1)
     log_py = log_p.gather(1, y).squeeze(1)
     alpha = torch.ones(classes, dtype=x.dtype, device=x.device) if a.alpha is None else a.alpha
     ce = (1 - a.label_smoothing) * alpha[y.squeeze(1)] * -log_py

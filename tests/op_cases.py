@@ -1,0 +1,108 @@
+"""One small call of every kernel-backed public loss, for the tests that hold every op to the same
+guarantees (tests/test_guarantees.py). A new loss adds one line to CASES.
+
+A case makes (tensors, kwargs) for fn(*tensors, **kwargs): tensors[0] is the differentiable input
+(logits, predicted boxes); `n` scales the leading size so tests can change shapes.
+"""
+import dataclasses
+from typing import Callable
+
+import torch
+
+import fastloss
+from fastloss import reference
+from helpers import random_boxes
+
+
+@dataclasses.dataclass(frozen=True)
+class OpCase:
+    name: str
+    fn: Callable
+    ref: Callable
+    make: Callable  # make(n, dtype, device, generator) -> (tensors, kwargs)
+    # the derivative of the loss is the kernel's only with a factor held constant (CIoU's α,
+    # Focal-EIoU's IoU^γ): gradgradcheck against finite differences does not apply
+    frozen_factor: bool = False
+
+    def __repr__(self):
+        return self.name
+
+
+def _logits(n, classes, dtype, device, g):
+    return (torch.randn(n, classes, generator=g, dtype=torch.float64) * 3).to(device=device, dtype=dtype)
+
+
+def sigmoid_labels(n, dtype, device, g):
+    labels = torch.randint(-1, 6, (n,), generator=g)
+    labels[::4] = -100
+    return (_logits(n, 5, dtype, device, g), labels.to(device)), dict(reduction="mean", gamma=1.5)
+
+
+def sigmoid_soft(n, dtype, device, g):
+    t = torch.rand(n, 5, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+    return (_logits(n, 5, dtype, device, g), t), dict(reduction="sum", alpha=0.3)
+
+
+def softmax_rows(n, dtype, device, g):
+    labels = torch.randint(0, 5, (n,), generator=g)
+    labels[::5] = -100
+    return (_logits(n, 5, dtype, device, g), labels.to(device)), dict(gamma=2.0, label_smoothing=0.1)
+
+
+def softmax_spatial(n, dtype, device, g):
+    x = (torch.randn(2, 4, n, generator=g, dtype=torch.float64) * 2).to(device=device, dtype=dtype)
+    return (x, torch.randint(0, 4, (2, n), generator=g).to(device)), dict(gamma=0.0, reduction="sum")
+
+
+def boxes(n, dtype, device, g):
+    target = random_boxes(n, generator=g)
+    pred = random_boxes(n, generator=g, near=target)
+    return (pred.to(device=device, dtype=dtype), target.to(device=device, dtype=dtype)), dict(reduction="mean")
+
+
+def overlap_labels(n, dtype, device, g):
+    x = (torch.randn(2, 3, n, generator=g, dtype=torch.float64) * 2).to(device=device, dtype=dtype)
+    return (x, torch.randint(0, 3, (2, n), generator=g).to(device)), dict(activation="softmax")
+
+
+def overlap_soft(n, dtype, device, g):
+    x = (torch.randn(2, 3, n, generator=g, dtype=torch.float64) * 2).to(device=device, dtype=dtype)
+    t = torch.rand(2, 3, n, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+    return (x, t), dict(activation="sigmoid", reduction="sum")
+
+
+def _with(make, **extra):
+    def made(n, dtype, device, g):
+        tensors, kwargs = make(n, dtype, device, g)
+        return tensors, {**kwargs, **extra}
+    return made
+
+
+CASES = [
+    OpCase("sigmoid_focal labels", fastloss.sigmoid_focal_loss, reference.sigmoid_focal_loss, sigmoid_labels),
+    OpCase("sigmoid_focal soft", fastloss.sigmoid_focal_loss, reference.sigmoid_focal_loss, sigmoid_soft),
+    OpCase("softmax_focal rows", fastloss.softmax_focal_loss, reference.softmax_focal_loss, softmax_rows),
+    OpCase("softmax_focal spatial", fastloss.softmax_focal_loss, reference.softmax_focal_loss, softmax_spatial),
+    OpCase("iou", fastloss.iou_loss, reference.iou_loss, _with(boxes, mode="log")),
+    OpCase("giou", fastloss.giou_loss, reference.giou_loss, boxes),
+    OpCase("diou", fastloss.diou_loss, reference.diou_loss, boxes),
+    OpCase("ciou", fastloss.ciou_loss, reference.ciou_loss, boxes, frozen_factor=True),
+    OpCase("eiou", fastloss.eiou_loss, reference.eiou_loss, boxes),
+    OpCase("focal_eiou", fastloss.focal_eiou_loss, reference.focal_eiou_loss, boxes, frozen_factor=True),
+    OpCase("cdiou", fastloss.cdiou_loss, reference.cdiou_loss, boxes),
+    OpCase("dice labels", fastloss.dice_loss, reference.dice_loss, _with(overlap_labels, squared_pred=True)),
+    OpCase("dice soft", fastloss.dice_loss, reference.dice_loss, _with(overlap_soft, batch=True)),
+    OpCase("tversky labels", fastloss.tversky_loss, reference.tversky_loss,
+           _with(overlap_labels, alpha=0.3, beta=0.7, gamma=1.5, class_weight=[1.0, 2.0, 0.5])),
+    OpCase("l1", fastloss.l1_loss, reference.l1_loss, _with(boxes, reduction="sum")),
+    OpCase("smooth_l1", fastloss.smooth_l1_loss, reference.smooth_l1_loss, _with(boxes, beta=0.5)),
+]
+
+
+def make(case, n=7, dtype=torch.float64, device="cpu", seed=0, grad=True):
+    """The case's tensors (the first requiring grad) and kwargs."""
+    g = torch.Generator().manual_seed(seed)
+    tensors, kwargs = case.make(n, dtype, device, g)
+    if grad:
+        tensors = (tensors[0].requires_grad_(),) + tuple(tensors[1:])
+    return tensors, kwargs
