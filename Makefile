@@ -41,4 +41,4 @@ cmake-test: $(VENV)/.deps
 	cd build-cmake && ctest --output-on-failure
 
 clean:
-	rm -rf build build-cmake python/fastloss/_C*.so
+	rm -rf build build-cmake dist python/fastloss/*.so python/fastloss/_build_info.py

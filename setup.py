@@ -2,6 +2,15 @@
 CPU kernels once per SIMD flavour, as ATen does — fastloss._cpu_avx512 and fastloss._cpu_avx2 on
 x86-64 (fastloss/_backend.py loads the best one the CPU runs), fastloss._cpu_default elsewhere.
 
+fastloss compiles against the torch installed in the environment: build with
+`pip install --no-build-isolation .` or `pip wheel --no-build-isolation .` (pyproject.toml says why).
+The wheel records that torch: `Requires-Dist: torch==X.Y.*`, a local version `+cu130.torch2.14` or
+`+cpu.torch2.14`, and python/fastloss/_build_info.py (written here) with the exact versions and CUDA
+architectures, which the import-time check reads. The extensions use only the limited Python API
+(one abi3 wheel for every CPython >= 3.10), are built without debug information and with
+-ffile-prefix-map (no build path inside), and need glibc 2.28 at most, as torch's own wheels
+(csrc/compat; tagged manylinux_2_28 on x86-64).
+
 CPU sources are always built; CUDA sources when torch has CUDA and nvcc is found.
 FASTLOSS_CUDA=1 forces the CUDA build (and fails loudly if it cannot), FASTLOSS_CUDA=0 skips it.
 The CUDA toolkit is found from CUDA_HOME / CUDA_PATH, else /usr/local/cuda, else nvcc on PATH;
@@ -14,12 +23,20 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 
 from setuptools import find_packages, setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-MIN_TORCH = "2.4"  # torch.library.register_fake / register_autograd
 DEFAULT_ARCHS = "8.0;9.0+PTX"
+NO_TORCH = ("fastloss compiles against the torch installed in your environment, and this build "
+            "environment has none: install torch, then build with `pip install --no-build-isolation .` "
+            "(pip's default isolated build cannot see your torch).")
+
+try:
+    import torch  # noqa: F401  (only the version; cpp_extension is imported once CUDA_HOME is set)
+except ImportError:
+    sys.exit(NO_TORCH)
 
 
 def find_cuda_home():
@@ -63,16 +80,7 @@ cuda_home = find_cuda_home() if CUDA_REQUEST != "0" else None
 if cuda_home:
     os.environ["CUDA_HOME"] = cuda_home  # cpp_extension reads it when first imported
 
-import torch  # noqa: E402
-
-try:
-    from packaging.version import Version
-except ImportError:  # a bare GPU box may lack packaging; torch vendors it
-    from torch._vendor.packaging.version import Version
 from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension  # noqa: E402
-
-if Version(torch.__version__.split("+")[0]) < Version(MIN_TORCH):
-    raise SystemExit(f"fastloss needs torch >= {MIN_TORCH}, found {torch.__version__}")
 
 
 def cuda_build_possible():
@@ -89,12 +97,41 @@ if CUDA_REQUEST == "1" and not with_cuda:
 if not with_cuda:
     print(f"fastloss: building CPU kernels only ({why_not})")
 
+
+def read_version():
+    scope = {}
+    with open(os.path.join(ROOT, "python", "fastloss", "_version.py")) as f:
+        exec(f.read(), scope)
+    return scope["__version__"]
+
+
+TORCH_VERSION = torch.__version__.split("+")[0]
+TORCH_MINOR = ".".join(TORCH_VERSION.split(".")[:2])
+ARCHS = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCHS) if with_cuda else ""
+CUDA_TAG = "cu" + torch.version.cuda.replace(".", "") if with_cuda else "cpu"
+VERSION = f"{read_version()}+{CUDA_TAG}.torch{TORCH_MINOR}"
+X86_64_LINUX = sys.platform.startswith("linux") and platform.machine().lower() in ("x86_64", "amd64")
+# What the extensions need of the system: glibc 2.28 at most (csrc/compat), as torch's wheels.
+PLAT_NAME = "manylinux_2_28_x86_64" if X86_64_LINUX else None
+
+# The build facts, for the import-time check (fastloss/_backend.py) — also compiled into the modules.
+with open(os.path.join(ROOT, "python", "fastloss", "_build_info.py"), "w") as f:
+    f.write('"""Written by setup.py: what these binaries were built for (fastloss/_backend.py checks it)."""\n'
+            f"VERSION = {VERSION!r}\nTORCH = {torch.__version__!r}\n"
+            f"CUDA = {torch.version.cuda if with_cuda else None!r}\nCUDA_ARCHS = {ARCHS!r}\n")
+
 core_sources = [os.path.join("csrc", "ops.cpp"), os.path.join("csrc", "module.cpp")]
 cpu_sources = [os.path.join("csrc", "module.cpp")] + sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
 
+COMPAT = os.path.join(ROOT, "csrc", "compat")
+# Release builds: no debug information, no build path in the binaries, and the compat header that
+# keeps glibc 2.28 enough (forced into every translation unit).
+release = ["-g0", f"-ffile-prefix-map={ROOT}=."] + (["-include", os.path.join(COMPAT, "glibc_2_28.h")]
+                                                   if X86_64_LINUX else [])
 # -fopenmp: at::parallel_for is inline in ATen's headers; without it our loops run serially.
-cxx_flags = ["-O3", "-fopenmp", "-Wno-unknown-pragmas"]
-common = dict(extra_link_args=["-fopenmp"], include_dirs=[os.path.join(ROOT, "csrc")])
+cxx_flags = ["-O3", "-fopenmp", "-Wno-unknown-pragmas"] + release
+build_macros = [("FASTLOSS_BUILT_TORCH", f'"{torch.__version__}"')]
+common = dict(extra_link_args=["-fopenmp"], include_dirs=[COMPAT, os.path.join(ROOT, "csrc")], py_limited_api=True)
 
 # The CPU kernels per vector flavour: ATen picks Vectorized<T>'s width from CPU_CAPABILITY_* at
 # compile time (csrc/cpu/vec_ops.h), so each flavour is its own library with its own flags.
@@ -112,21 +149,22 @@ else:
 extensions = [
     CppExtension(name=f"fastloss._cpu_{flavour}", sources=cpu_sources,
                  extra_compile_args={"cxx": cxx_flags + flags},
-                 define_macros=[("FASTLOSS_CPU_CAPABILITY", f'"{flavour}"')], **common)
+                 define_macros=build_macros + [("FASTLOSS_CPU_CAPABILITY", f'"{flavour}"')], **common)
     for flavour, flags in CPU_FLAVOURS.items()
 ]
 
-core_macros = []
+core_macros = list(build_macros)
 if with_cuda:
-    archs = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCHS)
     # After the toolkit's own headers, like CPATH: pip's copies only fill what the toolkit lacks.
     extra = os.pathsep.join(nvidia_include_dirs())
     if extra:
         os.environ["CPATH"] = os.pathsep.join(p for p in (os.environ.get("CPATH"), extra) if p)
-    core_macros += [("FASTLOSS_WITH_CUDA", None), ("FASTLOSS_CUDA_ARCHS", f'"{archs}"')]
+    core_macros += [("FASTLOSS_WITH_CUDA", None), ("FASTLOSS_CUDA_ARCHS", f'"{ARCHS}"'),
+                    ("FASTLOSS_BUILT_CUDA", f'"{torch.version.cuda}"')]
+    nvcc_flags = ["-O3"] + [flag for f in release for flag in ("-Xcompiler", f)]
     extensions.insert(0, CUDAExtension(name="fastloss._C", sources=core_sources + sorted(glob.glob(os.path.join(
-        "csrc", "cuda", "*.cu"))), extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3"]}, define_macros=core_macros,
-        **common))
+        "csrc", "cuda", "*.cu"))), extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
+        define_macros=core_macros, **common))
 else:
     extensions.insert(0, CppExtension(name="fastloss._C", sources=core_sources, extra_compile_args={"cxx": cxx_flags},
                                       define_macros=core_macros, **common))
@@ -145,21 +183,23 @@ class BuildPerExtension(BuildExtension):
             self.build_temp = build_temp
 
 
-def read_version():
-    scope = {}
-    with open(os.path.join(ROOT, "python", "fastloss", "_version.py")) as f:
-        exec(f.read(), scope)
-    return scope["__version__"]
-
+bdist_wheel = {"py_limited_api": "cp310"}
+if PLAT_NAME:
+    bdist_wheel["plat_name"] = PLAT_NAME
 
 setup(
     name="fastloss",
-    version=read_version(),
+    version=VERSION,
     description="Fused forward/backward kernels for detection and segmentation losses (CPU and CUDA)",
+    long_description=open(os.path.join(ROOT, "README.md"), encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    license_files=["LICENSE"],
     package_dir={"": "python"},
     packages=find_packages("python"),
     ext_modules=extensions,
     cmdclass={"build_ext": BuildPerExtension.with_options(use_ninja=True)},
-    python_requires=">=3.9",
-    install_requires=["torch>=" + MIN_TORCH],
+    options={"bdist_wheel": bdist_wheel},
+    python_requires=">=3.10",
+    install_requires=[f"torch=={TORCH_MINOR}.*"],
 )

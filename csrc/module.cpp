@@ -11,6 +11,12 @@
 #ifndef FASTLOSS_CPU_CAPABILITY
 #define FASTLOSS_CPU_CAPABILITY ""
 #endif
+#ifndef FASTLOSS_BUILT_TORCH  // the torch the build compiled against (setup.py)
+#define FASTLOSS_BUILT_TORCH ""
+#endif
+#ifndef FASTLOSS_BUILT_CUDA
+#define FASTLOSS_BUILT_CUDA ""
+#endif
 #define FASTLOSS_STR(x) FASTLOSS_STR2(x)
 #define FASTLOSS_STR2(x) #x
 #define FASTLOSS_CONCAT(a, b) FASTLOSS_CONCAT2(a, b)
@@ -55,7 +61,9 @@ extern "C" PyMODINIT_FUNC FASTLOSS_CONCAT(PyInit_, TORCH_EXTENSION_NAME)(void) {
   if (PyModule_AddIntConstant(m, "cuda_compiled", with_cuda) < 0 ||
       PyModule_AddStringConstant(m, "cuda_archs", FASTLOSS_CUDA_ARCHS) < 0 ||
       PyModule_AddStringConstant(m, "cpu_capability", FASTLOSS_CPU_CAPABILITY) < 0 ||
-      PyModule_AddStringConstant(m, "cpu_features", cpu_features()) < 0) {
+      PyModule_AddStringConstant(m, "cpu_features", cpu_features()) < 0 ||
+      PyModule_AddStringConstant(m, "built_torch", FASTLOSS_BUILT_TORCH) < 0 ||
+      PyModule_AddStringConstant(m, "built_cuda", FASTLOSS_BUILT_CUDA) < 0) {
     Py_DECREF(m);
     return nullptr;
   }

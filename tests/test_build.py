@@ -1,6 +1,7 @@
 """The build and the package around the kernels: registration per backend, fallbacks, the CLI."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -76,11 +77,10 @@ def test_every_cpu_flavour_gives_the_same_losses(flavour):
         assert abs(a - b) <= 1e-5 * abs(b) + 1e-6
 
 
-def test_unusable_cpu_flavour_falls_back_to_the_reference():
-    out = run_python("import warnings; warnings.simplefilter('always')\n"
-                     "import fastloss; print(fastloss._backend.info()['backend'])", FASTLOSS_CPU_CAPABILITY="sse9")
-    assert out.returncode == 0 and out.stdout.split() == ["reference"]
-    assert "FASTLOSS_CPU_CAPABILITY=sse9 is not one this CPU runs" in out.stderr
+def test_unusable_cpu_flavour_is_an_import_error():
+    out = run_python("import fastloss", FASTLOSS_CPU_CAPABILITY="sse9")
+    assert out.returncode != 0
+    assert "ImportError: FASTLOSS_CPU_CAPABILITY=sse9 is not a CPU kernel flavour this CPU runs" in out.stderr
 
 
 def test_reference_backend_by_environment():
@@ -93,8 +93,18 @@ def test_reference_backend_by_environment():
     assert backend == "reference" and "fastloss" not in grad_fn
 
 
-def test_missing_extension_warns_once_and_falls_back():
-    code = ("import sys, warnings; sys.modules['fastloss._C'] = None\n"
+def package_copy(tmp_path, keep_libraries):
+    """A copy of the fastloss package (with or without its compiled libraries), importable alone."""
+    source = os.path.dirname(fastloss.__file__)
+    target = tmp_path / "fastloss"
+    skipped = ("__pycache__",) + (() if keep_libraries else ("*.so", "_build_info.py"))
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(*skipped))
+    return target
+
+
+def test_unbuilt_checkout_warns_once_and_uses_the_reference(tmp_path):
+    package_copy(tmp_path, keep_libraries=False)
+    code = ("import warnings\n"
             "with warnings.catch_warnings(record=True) as w:\n"
             "    warnings.simplefilter('always')\n"
             "    import torch, fastloss\n"
@@ -102,10 +112,52 @@ def test_missing_extension_warns_once_and_falls_back():
             "    a = fastloss.sigmoid_focal_loss(x, torch.tensor([0, 1, 2, 3]), reduction='sum')\n"
             "    b = fastloss.reference.sigmoid_focal_loss(x, torch.tensor([0, 1, 2, 3]), reduction='sum')\n"
             "msgs = [str(m.message) for m in w if 'fastloss' in str(m.message)]\n"
-            "print(len(msgs), bool(torch.equal(a, b)), msgs)")
-    out = run_python(code, FASTLOSS_BACKEND="auto")
+            "print(fastloss.__file__.startswith(%r), len(msgs), bool(torch.equal(a, b)), msgs)" % str(tmp_path))
+    out = run_python(code, PYTHONPATH=str(tmp_path))
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("1 True") and "pure-torch reference" in out.stdout
+    assert out.stdout.startswith("True 1 True") and "never built" in out.stdout
+
+
+def test_unbuilt_checkout_with_backend_extension_is_an_error(tmp_path):
+    package_copy(tmp_path, keep_libraries=False)
+    out = run_python("import fastloss", PYTHONPATH=str(tmp_path), FASTLOSS_BACKEND="extension")
+    assert out.returncode != 0 and "FASTLOSS_BACKEND=extension, but fastloss._C is not built" in out.stderr
+
+
+def test_a_library_that_cannot_load_is_a_plain_import_error(tmp_path):
+    """No silent fallback when the compiled library is there but broken (or built for another torch)."""
+    target = package_copy(tmp_path, keep_libraries=True)
+    for library in target.glob("_C.*so"):
+        library.write_bytes(b"not a shared library")
+    out = run_python("import fastloss", PYTHONPATH=str(tmp_path))
+    assert out.returncode != 0
+    assert "ImportError: fastloss 0.2.0" in out.stderr and "cannot be loaded" in out.stderr
+    assert f"built for torch {torch.__version__}" in out.stderr and "pip install --no-build-isolation" in out.stderr
+
+
+def test_a_build_for_another_torch_names_both_torches(tmp_path):
+    """What a wheel built for torch 2.13 says under this torch (CI runs the real case)."""
+    target = package_copy(tmp_path, keep_libraries=True)
+    (target / "_build_info.py").write_text("VERSION = '0.2.0+cpu.torch2.13'\nTORCH = '2.13.0+cpu'\nCUDA = None\n"
+                                          "CUDA_ARCHS = ''\n")
+    for library in target.glob("_C.*so"):
+        library.write_bytes(b"undefined symbol: _ZN3c10")
+    out = run_python("import fastloss", PYTHONPATH=str(tmp_path))
+    assert out.returncode != 0
+    assert (f"ImportError: fastloss 0.2.0+cpu.torch2.13 was built for torch 2.13.0+cpu; this is torch "
+            f"{torch.__version__}.") in out.stderr
+    with pytest.raises(ImportError, match="was built for torch 2.13.0; this is torch 2.14.1"):
+        fastloss._backend.check_torch("2.13.0", "2.14.1")
+    fastloss._backend.check_torch("2.14.0", "2.14.1+cu130")  # same minor: the same ABI
+
+
+@pytest.mark.parametrize("archs,capability,runs", [
+    ("8.0;9.0+PTX", (8, 0), True), ("8.0;9.0+PTX", (8, 6), True), ("8.0;9.0+PTX", (9, 0), True),
+    ("8.0;9.0+PTX", (10, 0), True), ("8.0;9.0+PTX", (7, 5), False), ("8.0;9.0", (10, 0), False),
+    ("9.0", (8, 9), False), ("7.5 8.6", (8, 9), True),
+])
+def test_cuda_architecture_check(archs, capability, runs):
+    assert fastloss._backend._arch_runs(archs, capability) == runs
 
 
 def test_unknown_backend_is_an_error():
@@ -170,3 +222,29 @@ def test_cli_bench_writes_table_and_json(tmp_path):
     fast = next(r for r in rows if r["impl"] == "fastloss")
     # fastloss's peak is its gradient (the 1.00 floor, and a little slack for the tiny outputs)
     assert 0.99 <= fast["peak_over_grad"] <= 1.1
+
+
+def test_cuda_tensors_without_cuda_kernels_raise(monkeypatch):
+    """A build without CUDA kernels never runs the reference on CUDA tensors quietly."""
+    class CpuOnlyBuild:
+        cuda_compiled = False
+        cuda_archs = ""
+
+    monkeypatch.setattr(fastloss._backend, "_C", CpuOnlyBuild)
+    monkeypatch.setattr(fastloss._backend, "_checked_cuda_devices", set())
+    with pytest.raises(RuntimeError, match="built without CUDA kernels, and this tensor is on cuda:0"):
+        fastloss._backend.use_kernels(torch.device("cuda", 0))
+
+
+def test_a_gpu_outside_the_built_architectures_raises(monkeypatch):
+    class SomeBuild:
+        cuda_compiled = True
+        cuda_archs = "8.0;9.0"
+
+    monkeypatch.setattr(fastloss._backend, "_C", SomeBuild)
+    monkeypatch.setattr(fastloss._backend, "_checked_cuda_devices", set())
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: (7, 5))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: "Tesla T4")
+    with pytest.raises(RuntimeError, match=r"built for the architectures 8.0;9.0, none of which runs on this GPU "
+                                           r"\(Tesla T4, compute capability 7.5\)"):
+        fastloss._backend.use_kernels(torch.device("cuda", 0))

@@ -4,7 +4,8 @@ Every loss has the same signature in fastloss.reference (pure torch) and an mmde
 fastloss.nn. See README.md for the catalogue.
 """
 from . import _backend
-from ._version import __version__
+
+__version__ = _backend._version()  # with the build's local part, e.g. 0.2.0+cu130.torch2.14
 from .sigmoid_focal import sigmoid_focal_loss
 from .overlap import dice_loss, tversky_loss
 from .softmax_focal import softmax_focal_loss

@@ -94,6 +94,8 @@ def cmd_info(_args):
     info = _backend.info()
     lines = {
         "fastloss": __version__,
+        "built for torch": info["built_torch"] or "-",
+        "built for CUDA": info["built_cuda"] or "- (CPU kernels only)",
         "torch": torch.__version__,
         "torch CUDA": torch.version.cuda or "none (CPU-only torch)",
         "python": sys.version.split()[0],

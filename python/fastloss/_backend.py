@@ -1,10 +1,14 @@
 """Which implementation serves a call: the compiled kernels (fastloss._C and one fastloss._cpu_<flavour>)
-or the pure-torch reference.
+or the pure-torch reference — and loud, plain errors whenever the kernels cannot serve.
 
-FASTLOSS_BACKEND=auto (default) uses the kernels when they load and falls back to the reference with
-one warning otherwise; =extension makes a missing extension an ImportError; =reference always uses
-the reference.
+The reference serves only when asked (FASTLOSS_BACKEND=reference) or in a source checkout that was
+never built (no compiled library at all: one warning). Otherwise a library that is present but
+cannot load, or was built for another torch, is an ImportError that says which torch it was built
+for and how to get a matching one (FASTLOSS_BACKEND=extension makes even the unbuilt checkout an
+error). At the first call on a CUDA device, a build without CUDA kernels, or without code for that
+GPU's architecture, is a RuntimeError saying so — never a quiet fallback or a raw CUDA error.
 """
+import glob
 import importlib
 import os
 import platform
@@ -25,6 +29,54 @@ _X86_FLAVOURS = {  # best first
     "avx2": ("avx2", "fma", "f16c"),
 }
 CPU_CAPABILITY_REQUEST = os.environ.get("FASTLOSS_CPU_CAPABILITY", "").strip().lower()
+_HERE = os.path.dirname(os.path.abspath(__file__))
+REBUILD = "pip install --no-build-isolation --force-reinstall --no-deps <fastloss source or sdist>"
+
+
+def _build_info():
+    try:
+        from . import _build_info as info
+    except ImportError:
+        return None
+    return info
+
+
+def _version():
+    info = _build_info()
+    from ._version import __version__
+    return info.VERSION if info is not None else __version__
+
+
+def _compiled(name):
+    return glob.glob(os.path.join(_HERE, f"{name}.*so")) + glob.glob(os.path.join(_HERE, f"{name}.*pyd"))
+
+
+def _minor(version):
+    return tuple(version.split("+")[0].split(".")[:2])
+
+
+def mismatch_message(built_torch, running_torch, detail=""):
+    """The sentence for binaries built against another torch than the one running."""
+    return (f"fastloss {_version()} was built for torch {built_torch}; this is torch {running_torch}. "
+            f"Install the fastloss wheel built for your torch (its local version names it, e.g. "
+            f"+cu130.torch2.14) or rebuild against this torch: {REBUILD}" + (f" ({detail})" if detail else ""))
+
+
+def check_torch(built_torch, running_torch=torch.__version__):
+    """An ImportError unless the binaries' torch and the running one share major.minor (torch's C++
+    ABI changes between minor versions)."""
+    if built_torch and _minor(built_torch) != _minor(running_torch):
+        raise ImportError(mismatch_message(built_torch, running_torch))
+
+
+def _cannot_load(name, error):
+    info = _build_info()
+    built = info.TORCH if info is not None else "an unknown torch"
+    if info is not None and _minor(info.TORCH) != _minor(torch.__version__):
+        return ImportError(mismatch_message(built, torch.__version__, f"fastloss.{name}: {error}"))
+    return ImportError(f"fastloss {_version()}: the compiled library fastloss.{name} is present but cannot be "
+                       f"loaded ({error}). It was built for torch {built}; this is torch {torch.__version__}. "
+                       f"Reinstall it or rebuild: {REBUILD}")
 
 
 def _cpu_flavours(core):
@@ -41,14 +93,18 @@ def _load_cpu(core):
     usable, why = _cpu_flavours(core)
     if CPU_CAPABILITY_REQUEST:
         if CPU_CAPABILITY_REQUEST not in usable:
-            return None, f"FASTLOSS_CPU_CAPABILITY={CPU_CAPABILITY_REQUEST} is not one this CPU runs ({usable})"
+            raise ImportError(f"FASTLOSS_CPU_CAPABILITY={CPU_CAPABILITY_REQUEST} is not a CPU kernel flavour this CPU "
+                              f"runs (it runs: {', '.join(usable) or 'none'})")
         usable = [CPU_CAPABILITY_REQUEST]
-    for flavour in usable:
-        try:
-            return importlib.import_module(f"{__package__}._cpu_{flavour}"), None
-        except ImportError as e:
-            why = f"fastloss._cpu_{flavour} could not be imported ({e})"
-    return None, why
+    if not usable:
+        raise ImportError(f"fastloss: {why}; set FASTLOSS_BACKEND=reference to use the pure-torch implementation")
+    name = f"_cpu_{usable[0]}"
+    try:
+        module = importlib.import_module(f"{__package__}.{name}")
+    except ImportError as e:
+        raise _cannot_load(name, e) from e
+    check_torch(module.built_torch)
+    return module
 
 
 def _load():
@@ -57,50 +113,79 @@ def _load():
     try:
         from . import _C
     except ImportError as e:
-        return None, None, f"fastloss._C could not be imported ({e})"
-    cpu, why = _load_cpu(_C)
-    return _C, cpu, why
+        if _compiled("_C") or BACKEND == "extension":
+            raise (_cannot_load("_C", e) if _compiled("_C") else
+                   ImportError(f"FASTLOSS_BACKEND=extension, but fastloss._C is not built ({e})")) from e
+        return None, None, f"fastloss._C is not built ({e})"
+    check_torch(_C.built_torch)
+    return _C, _load_cpu(_C), None
 
 
 _C, _CPU, unavailable_reason = _load()
-if (_C is None or _CPU is None) and BACKEND == "extension":
-    raise ImportError(f"FASTLOSS_BACKEND=extension, but {unavailable_reason}")
-if (_C is None or _CPU is None) and BACKEND == "auto":
+if _C is None and BACKEND == "auto":
     warnings.warn(
-        f"fastloss: compiled {'CPU ' if _C is not None else ''}kernels unavailable: {unavailable_reason}; using the "
-        "pure-torch reference implementation (slower, more memory). Build with `pip install --no-build-isolation .`.",
+        f"fastloss: {unavailable_reason}: this source checkout was never built, so the pure-torch reference "
+        "implementation serves (slower, more memory). Build with `pip install --no-build-isolation .`.",
         RuntimeWarning,
         stacklevel=2,
     )
 
-_warned_no_cuda = False
+_checked_cuda_devices = set()
+
+
+def _arch_runs(archs, capability):
+    """True when code built for `archs` (TORCH_CUDA_ARCH_LIST: "8.0;9.0+PTX") runs on a GPU of
+    `capability` (major, minor): machine code for the same major and a minor not above it, or PTX
+    for a capability not above it (the driver compiles it)."""
+    for arch in archs.replace(",", ";").replace(" ", ";").split(";"):
+        if not arch:
+            continue
+        ptx = arch.endswith("+PTX")
+        major, minor = (int(p) for p in arch.replace("+PTX", "").split("."))
+        if (major == capability[0] and minor <= capability[1]) or (ptx and (major, minor) <= tuple(capability)):
+            return True
+    return False
+
+
+def check_cuda_device(device: torch.device):
+    """At the first call on each CUDA device: a plain RuntimeError when this build has no CUDA kernels
+    or none that run on this GPU."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index in _checked_cuda_devices:
+        return
+    if not _C.cuda_compiled:
+        raise RuntimeError(f"fastloss {_version()} was built without CUDA kernels, and this tensor is on {device}. "
+                           "Install a CUDA wheel of fastloss (local version +cuXYZ) or rebuild with FASTLOSS_CUDA=1: "
+                           f"{REBUILD}; FASTLOSS_BACKEND=reference runs the pure-torch implementation instead.")
+    capability = torch.cuda.get_device_capability(index)
+    if not _arch_runs(_C.cuda_archs, capability):
+        name = torch.cuda.get_device_name(index)
+        raise RuntimeError(f"fastloss {_version()}'s CUDA kernels were built for the architectures {_C.cuda_archs}, "
+                           f"none of which runs on this GPU ({name}, compute capability "
+                           f"{capability[0]}.{capability[1]}). Rebuild for it: TORCH_CUDA_ARCH_LIST="
+                           f"\"{capability[0]}.{capability[1]}\" FASTLOSS_CUDA=1 {REBUILD}")
+    _checked_cuda_devices.add(index)
 
 
 def use_kernels(device: torch.device) -> bool:
-    """True when the compiled kernels serve tensors on `device`; False means use the reference."""
-    global _warned_no_cuda
+    """True when the compiled kernels serve tensors on `device`; False means the reference (only with
+    FASTLOSS_BACKEND=reference or an unbuilt checkout). A CUDA device the build cannot serve raises."""
     if _C is None:
         return False
-    if device.type == "cpu":
-        return _CPU is not None
-    if device.type == "cuda" and not _C.cuda_compiled:
-        if not _warned_no_cuda:
-            warnings.warn(
-                "fastloss was built without CUDA kernels (rebuild with FASTLOSS_CUDA=1); CUDA tensors use "
-                "the pure-torch reference implementation",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            _warned_no_cuda = True
-        return False
+    if device.type == "cuda":
+        check_cuda_device(device)
     return device.type in ("cpu", "cuda", "meta")
 
 
 def info() -> dict:
     """Build facts, for `python -m fastloss info` and the tests."""
+    build = _build_info()
     return {
         "backend": "kernels" if _C is not None and _CPU is not None else "reference",
         "unavailable_reason": unavailable_reason,
+        "version": _version(),
+        "built_torch": _C.built_torch if _C is not None else (build.TORCH if build else ""),
+        "built_cuda": _C.built_cuda if _C is not None else (build.CUDA or "" if build else ""),
         "cuda_compiled": bool(_C is not None and _C.cuda_compiled),
         "cuda_archs": _C.cuda_archs if _C is not None else "",
         "cpu_capability": _CPU.cpu_capability if _CPU is not None else "",
