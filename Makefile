@@ -1,16 +1,21 @@
 # The README's two commands, from a fresh clone:
 #   make bench   the main job: virtualenv + pinned dev requirements, build the extension, benchmark
 #   make test    the same environment and build, then the test suite
+# Release (README "Installing"): make wheel, make wheel-test, make sdist-test, make second-torch-test.
 # FASTLOSS_CUDA=1 forces the CUDA kernels to compile (CI does), =0 skips them; default: when possible.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
+# The second torch CI tests against (CPU-only; lies on this machine's disk), in its own virtualenv.
+SECOND_TORCH ?= 2.13.0+cpu
+VENV2 ?= .venv-torch$(basename $(SECOND_TORCH))
+PY2 := $(VENV2)/bin/python
 export MAX_JOBS ?= 2
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: bench test build check info cmake-test clean
+.PHONY: bench test build check info cmake-test wheel wheel-test sdist sdist-test second-torch-test clean
 
 $(VENV)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +38,47 @@ check: build
 
 info: build
 	$(PY) -m fastloss info
+
+# The release wheel into dist/, from the objects `build` compiled (no second compile), then checked:
+# abi3 + manylinux_2_28 tags, torch pin, local version, symbols, size (scripts/check_wheel.py).
+wheel: build
+	rm -rf build/lib.* build/bdist.* dist/*.whl
+	$(PY) -m pip wheel -q --no-build-isolation --no-deps -w dist .
+	$(PY) scripts/check_wheel.py dist/fastloss-*.whl
+
+# That wheel installed into a clean virtualenv (no source tree on its path): check + the test suite.
+wheel-test: wheel
+	bash scripts/test_installed.sh dist/fastloss-*.whl
+
+# The sdist: complete (against git ls-files), and it builds (CPU kernels) and passes the tests.
+sdist: $(VENV)/.deps
+	rm -rf dist/sdist
+	$(PY) -m build -q --sdist --no-isolation -o dist/sdist .
+	$(PY) scripts/check_sdist.py dist/sdist/fastloss-*.tar.gz
+
+sdist-test: sdist
+	rm -rf build/from-sdist && mkdir -p build/from-sdist
+	tar -xzf dist/sdist/fastloss-*.tar.gz -C build/from-sdist --strip-components=1
+	cd build/from-sdist && FASTLOSS_CUDA=0 $(CURDIR)/$(PY) -m pip wheel -q --no-build-isolation --no-deps -w dist .
+	$(PY) scripts/check_wheel.py build/from-sdist/dist/fastloss-*.whl
+	bash scripts/test_installed.sh build/from-sdist/dist/fastloss-*.whl
+
+# The supported-torch claim, tested: the sdist built (CPU kernels) and tested under SECOND_TORCH, and
+# the wheel built for this torch refusing to import there with the plain error.
+$(VENV2)/.deps: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV2)
+	$(PY2) -m pip install -q "torch==$(SECOND_TORCH)"
+	grep -v -E '^(torch|torchvision)==' requirements-dev.txt > $(VENV2)/requirements.txt
+	$(PY2) -m pip install -q -r $(VENV2)/requirements.txt
+	touch $@
+
+second-torch-test: sdist wheel $(VENV2)/.deps
+	rm -rf build/second-torch && mkdir -p build/second-torch
+	tar -xzf dist/sdist/fastloss-*.tar.gz -C build/second-torch --strip-components=1
+	cd build/second-torch && FASTLOSS_CUDA=0 $(CURDIR)/$(PY2) -m pip wheel -q --no-build-isolation --no-deps -w dist .
+	$(PY2) scripts/check_wheel.py build/second-torch/dist/fastloss-*.whl
+	FASTLOSS_TESTS_MISSING_PEERS=torchvision bash scripts/test_installed.sh build/second-torch/dist/fastloss-*.whl $(PY2)
+	bash scripts/check_wrong_torch.sh dist/fastloss-*.whl $(PY2)
 
 # The LibTorch build of the same sources (CPU; -DFASTLOSS_CUDA=ON for CUDA) and its C++ test.
 cmake-test: $(VENV)/.deps

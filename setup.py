@@ -109,16 +109,17 @@ TORCH_VERSION = torch.__version__.split("+")[0]
 TORCH_MINOR = ".".join(TORCH_VERSION.split(".")[:2])
 ARCHS = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCHS) if with_cuda else ""
 CUDA_TAG = "cu" + torch.version.cuda.replace(".", "") if with_cuda else "cpu"
-VERSION = f"{read_version()}+{CUDA_TAG}.torch{TORCH_MINOR}"
+# A wheel names what it was built for; an sdist builds for whatever torch it meets.
+SDIST = "sdist" in sys.argv
+VERSION = read_version() if SDIST else f"{read_version()}+{CUDA_TAG}.torch{TORCH_MINOR}"
 X86_64_LINUX = sys.platform.startswith("linux") and platform.machine().lower() in ("x86_64", "amd64")
 # What the extensions need of the system: glibc 2.28 at most (csrc/compat), as torch's wheels.
 PLAT_NAME = "manylinux_2_28_x86_64" if X86_64_LINUX else None
 
 # The build facts, for the import-time check (fastloss/_backend.py) — also compiled into the modules.
-with open(os.path.join(ROOT, "python", "fastloss", "_build_info.py"), "w") as f:
-    f.write('"""Written by setup.py: what these binaries were built for (fastloss/_backend.py checks it)."""\n'
-            f"VERSION = {VERSION!r}\nTORCH = {torch.__version__!r}\n"
-            f"CUDA = {torch.version.cuda if with_cuda else None!r}\nCUDA_ARCHS = {ARCHS!r}\n")
+BUILD_INFO = ('"""Written by setup.py: what these binaries were built for (fastloss/_backend.py checks it)."""\n'
+              f"VERSION = {VERSION!r}\nTORCH = {torch.__version__!r}\n"
+              f"CUDA = {torch.version.cuda if with_cuda else None!r}\nCUDA_ARCHS = {ARCHS!r}\n")
 
 core_sources = [os.path.join("csrc", "ops.cpp"), os.path.join("csrc", "module.cpp")]
 cpu_sources = [os.path.join("csrc", "module.cpp")] + sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
@@ -126,8 +127,10 @@ cpu_sources = [os.path.join("csrc", "module.cpp")] + sorted(glob.glob(os.path.jo
 COMPAT = os.path.join(ROOT, "csrc", "compat")
 # Release builds: no debug information, no build path in the binaries, and the compat header that
 # keeps glibc 2.28 enough (forced into every translation unit).
-release = ["-g0", f"-ffile-prefix-map={ROOT}=."] + (["-include", os.path.join(COMPAT, "glibc_2_28.h")]
-                                                   if X86_64_LINUX else [])
+# (torch's headers are mapped too: their __FILE__ in inlined checks would name the build's environment.)
+TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
+release = ["-g0", f"-ffile-prefix-map={ROOT}=.", f"-ffile-prefix-map={TORCH_DIR}=torch"] + (
+    ["-include", os.path.join(COMPAT, "glibc_2_28.h")] if X86_64_LINUX else [])
 # -fopenmp: at::parallel_for is inline in ATen's headers; without it our loops run serially.
 cxx_flags = ["-O3", "-fopenmp", "-Wno-unknown-pragmas"] + release
 build_macros = [("FASTLOSS_BUILT_TORCH", f'"{torch.__version__}"')]
@@ -172,7 +175,18 @@ else:
 
 class BuildPerExtension(BuildExtension):
     """One object folder per extension: the same source compiled with each flavour's flags keeps its
-    own object file, so incremental builds stay incremental."""
+    own object file, so incremental builds stay incremental. Writes fastloss/_build_info.py beside
+    the binaries it builds (in place, and in the wheel's tree)."""
+
+    def run(self):
+        targets = [os.path.join(ROOT, "python", "fastloss")]
+        if not self.inplace:
+            targets.append(os.path.join(self.build_lib, "fastloss"))
+        for folder in targets:
+            os.makedirs(folder, exist_ok=True)
+            with open(os.path.join(folder, "_build_info.py"), "w") as f:
+                f.write(BUILD_INFO)
+        super().run()
 
     def build_extension(self, ext):
         build_temp = self.build_temp

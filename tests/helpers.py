@@ -44,24 +44,32 @@ def loss_and_grads(fn, tensors, **kwargs):
     return loss.detach(), grads
 
 
-# Peers (torchvision, hypothesis) are required: a missing one is an import error, so CI can never
-# skip their tests silently. scripts/gpu_check.sh runs on a machine that may lack them and sets
-# FASTLOSS_TESTS_OPTIONAL_PEERS=1, which turns those tests into skips instead.
+# Peers (torchvision, MONAI, hypothesis) are required: a missing one is an import error, so CI can
+# never skip their tests silently. Two environments name the exceptions:
+#   FASTLOSS_TESTS_OPTIONAL_PEERS=1 — scripts/gpu_check.sh's bare GPU machine: any peer may be missing;
+#   FASTLOSS_TESTS_MISSING_PEERS=torchvision — CI's second-torch job: PyPI's torchvision is built for
+#     its own torch and cannot be imported next to another one.
+# A peer that is installed but fails to import (RuntimeError: built for another torch) counts as missing.
 OPTIONAL_PEERS = os.environ.get("FASTLOSS_TESTS_OPTIONAL_PEERS") == "1"
+MISSING_PEERS = {m for m in os.environ.get("FASTLOSS_TESTS_MISSING_PEERS", "").split(",") if m}
+_WHY_MISSING = {}
 
 
 def peer(module):
-    """The imported module, or None where peers are optional and it is missing."""
+    """The imported module, or None where that peer may be missing and is."""
     try:
         return importlib.import_module(module)
-    except ImportError:
-        if not OPTIONAL_PEERS:
+    except (ImportError, RuntimeError) as e:
+        if not (OPTIONAL_PEERS or module.split(".")[0] in MISSING_PEERS):
             raise
+        _WHY_MISSING[module] = f"{type(e).__name__}: {e}".splitlines()[0]
         return None
 
 
 def needs(module):
-    return pytest.mark.skipif(peer(module) is None, reason=f"{module} is not installed")
+    present = peer(module) is not None
+    return pytest.mark.skipif(not present, reason=f"{module} cannot be imported next to torch {torch.__version__} "
+                                                  f"({_WHY_MISSING.get(module, '')})")
 
 
 def random_boxes(n, *, device="cpu", dtype=torch.float64, generator=None, near=None, scale=10.0):

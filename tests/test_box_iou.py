@@ -494,3 +494,16 @@ def test_cuda_matches_cpu_and_is_deterministic(kind):
     runs = [fused(kind)(pred.cuda(), target.cuda(), "sum") for _ in range(3)]
     assert all(torch.equal(r, runs[0]) for r in runs)
     torch.testing.assert_close(runs[0].cpu(), cpu, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_ciou_of_a_point_box_uses_its_angle_zero(dtype):
+    """A point box (w = h = 0, e.g. inverted in both axes) has the angle atan2(0, 0) = 0, as in the
+    reference: the kernel's one-atan2 form of the angle difference once made it 0 against any box."""
+    pred = torch.tensor([[-0.5, 2.7, 7.9, 0.4], [0.0, 0.0, 2.0, 1.0], [1.0, 1.0, 1.0, 1.0]], dtype=dtype)
+    target = torch.tensor([[5.8, 2.9, 4.5, 1.8], [3.0, 3.0, 3.0, 3.0], [0.0, 0.0, 1.0, 3.0]], dtype=dtype)
+    got, got_grads = loss_and_grads(fastloss.ciou_loss, (pred.requires_grad_(), target.requires_grad_()))
+    want, want_grads = loss_and_grads(reference.ciou_loss, (pred, target))
+    assert_close(got, want)
+    for g, w in zip(got_grads, want_grads):
+        assert torch.isfinite(g).all()

@@ -22,6 +22,14 @@ def test_kernels_are_loaded():
     assert fastloss._backend.info()["backend"] == "kernels", fastloss._backend.unavailable_reason
 
 
+@pytest.mark.skipif("FASTLOSS_EXPECT_INSTALLED" not in os.environ, reason="only when testing an installed wheel "
+                    "(scripts/test_installed.sh)")
+def test_the_installed_package_is_tested():
+    """scripts/test_installed.sh: the tests run against the wheel installed in a clean virtualenv."""
+    assert fastloss.__file__.startswith(os.environ["FASTLOSS_EXPECT_INSTALLED"])
+    assert not fastloss.__file__.startswith(ROOT)
+
+
 def test_every_op_has_cpu_and_a_fake_kernel():
     assert "fastloss::sigmoid_focal_loss" in fastloss_ops()
     for op in fastloss_ops():
@@ -136,15 +144,15 @@ def test_a_library_that_cannot_load_is_a_plain_import_error(tmp_path):
 
 
 def test_a_build_for_another_torch_names_both_torches(tmp_path):
-    """What a wheel built for torch 2.13 says under this torch (CI runs the real case)."""
+    """What a wheel built for another torch says under this one (CI runs the real case with 2.13)."""
     target = package_copy(tmp_path, keep_libraries=True)
-    (target / "_build_info.py").write_text("VERSION = '0.2.0+cpu.torch2.13'\nTORCH = '2.13.0+cpu'\nCUDA = None\n"
+    (target / "_build_info.py").write_text("VERSION = '0.2.0+cpu.torch2.9'\nTORCH = '2.9.1+cpu'\nCUDA = None\n"
                                           "CUDA_ARCHS = ''\n")
     for library in target.glob("_C.*so"):
         library.write_bytes(b"undefined symbol: _ZN3c10")
     out = run_python("import fastloss", PYTHONPATH=str(tmp_path))
     assert out.returncode != 0
-    assert (f"ImportError: fastloss 0.2.0+cpu.torch2.13 was built for torch 2.13.0+cpu; this is torch "
+    assert (f"ImportError: fastloss 0.2.0+cpu.torch2.9 was built for torch 2.9.1+cpu; this is torch "
             f"{torch.__version__}.") in out.stderr
     with pytest.raises(ImportError, match="was built for torch 2.13.0; this is torch 2.14.1"):
         fastloss._backend.check_torch("2.13.0", "2.14.1")

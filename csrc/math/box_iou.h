@@ -188,8 +188,12 @@ FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], 
       }
       if (prm.kind == kCIoU) {
         const V k(S(0.405284734569351085775517852838911));  // 4 / π²
-        // atan(w_t/h_t) − atan(w_p/h_p) as one atan2 (w, h ≥ 0): exactly 0 for equal aspect ratios
-        const V d = atan2_right_half(wt * hp - wp * ht, ht * hp + wt * wp), v = k * d * d;
+        // atan(w_t/h_t) − atan(w_p/h_p) as one atan2 (w, h ≥ 0): exactly 0 for equal aspect ratios.
+        // A point box (w = h = 0) has the angle atan2(0, 0) = 0, as (0, 1) has: without that the
+        // product form would make its difference with any box 0.
+        const auto point_t = O::eq(wt + ht, zero), point_p = O::eq(wp + hp, zero);
+        const V ht_a = O::select(point_t, one, ht), hp_a = O::select(point_p, one, hp);
+        const V d = atan2_right_half(wt * hp_a - wp * ht_a, ht_a * hp_a + wt * wp), v = k * d * d;
         const V alpha = v / (one - iou + v + eps);
         loss = loss + alpha * v;
         if constexpr (kGrad) {

@@ -28,7 +28,7 @@ try:
     from torchvision import ops as tv_ops
     TORCHVISION = {"giou": tv_ops.generalized_box_iou_loss, "diou": tv_ops.distance_box_iou_loss,
                    "ciou": tv_ops.complete_box_iou_loss}
-except ImportError:
+except (ImportError, RuntimeError):  # absent, or built for another torch
     TORCHVISION = {}
 
 for kind in reference.KINDS:

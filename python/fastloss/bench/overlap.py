@@ -32,7 +32,7 @@ def medical(device, dtype, small):
 def _monai():
     try:
         from monai import losses
-    except ImportError:
+    except (ImportError, RuntimeError):  # absent, or built for another torch
         return None
     return losses
 

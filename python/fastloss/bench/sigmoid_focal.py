@@ -40,7 +40,7 @@ def label_targets(device, dtype, small):
 def _torchvision():
     try:
         from torchvision.ops import sigmoid_focal_loss as tv
-    except ImportError:
+    except (ImportError, RuntimeError):  # absent, or built for another torch
         return None
     return tv
 

@@ -105,6 +105,14 @@ def finish(loss, count, a: SoftmaxFocalArgs):
     return apply_avg_factor(loss, a.avg_factor).to(dtype)
 
 
+def _power(q, gamma):
+    """q^γ for q ≥ 0 (clamped: rounding can leave it a hair below), with the derivative 0 where q = 0:
+    there it multiplies a term that vanishes as fast (as the kernels take it; pow's own derivative
+    would be inf · 0 = NaN for γ < 1 — torch 2.13 gives that, 2.14 masks it)."""
+    positive = q > 0
+    return torch.where(positive, torch.where(positive, q, 1).pow(gamma), 0)
+
+
 def _losses(a: SoftmaxFocalArgs):
     """Per-position losses (N, inner) in the math type (0 where ignored), the kept mask and lse."""
     x = a.input.to(opmath_dtype(a.input.dtype))
@@ -120,7 +128,7 @@ def _losses(a: SoftmaxFocalArgs):
     ce = (1 - a.label_smoothing) * alpha[y.squeeze(1)] * -log_py
     if a.label_smoothing > 0:
         ce = ce + a.label_smoothing / classes * -(log_p * alpha.view(1, -1, 1)).sum(1)
-    loss = ce if a.gamma == 0 else (-torch.expm1(log_py)).clamp(min=0).pow(a.gamma) * ce
+    loss = ce if a.gamma == 0 else _power(-torch.expm1(log_py), a.gamma) * ce
     if a.weight is not None:
         loss = loss * a.weight
     return torch.where(kept, loss, torch.zeros((), dtype=x.dtype, device=x.device)), kept, lse

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install a fastloss wheel into a clean virtualenv and test it there, away from the source tree:
+#   bash scripts/test_installed.sh WHEEL [BASE_PYTHON]
+# The virtualenv gets torch and the test peers from BASE_PYTHON's site-packages (default: .venv's,
+# or the second-torch environment's) through one .pth line — never the package in python/ — and
+# the wheel with --no-deps; `pip check` then proves its torch pin is satisfied. Runs `python -m
+# fastloss info`, `check`, and the test suite against the installed package (test_build.py asserts
+# where fastloss was imported from). Extra pytest arguments: PYTEST_ARGS.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+wheel="$(realpath "$1")"
+base="${2:-$root/.venv/bin/python}"
+work="$(mktemp -d)"
+python3 -m venv "$work/venv"
+py="$work/venv/bin/python"
+"$base" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > \
+  "$("$py" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/base-packages.pth"
+"$py" -m pip install -q --no-deps --no-index "$wheel" 2>&1 | grep -v "WARNING: Location" || true
+"$py" -m pip show -q fastloss >/dev/null
+cd "$work"
+"$py" -m pip check 2>&1 | grep -i "fastloss" && { echo "fastloss's requirements are not met"; exit 1; } || true
+"$py" -m fastloss info
+"$py" -m fastloss check
+# the registration test asks for CUDA kernels exactly when the wheel says it has them (+cuXYZ)
+case "$(basename "$wheel")" in *+cu*) cuda=1 ;; *) cuda=0 ;; esac
+FASTLOSS_CUDA=$cuda FASTLOSS_EXPECT_INSTALLED="$work/venv" "$py" -m pytest "$root/tests" -q -p no:cacheprovider \
+  ${PYTEST_ARGS:-}
