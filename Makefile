@@ -15,7 +15,8 @@ PY2 := $(VENV2)/bin/python
 export MAX_JOBS ?= 2
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: bench test build check info cmake-test wheel wheel-test sdist sdist-test second-torch-test clean
+.PHONY: bench test build check info cmake-test wheel wheel-test sdist sdist-test second-torch-test \
+	gpu-wheelhouse gpu-check-dry clean
 
 $(VENV)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +80,21 @@ second-torch-test: sdist wheel $(VENV2)/.deps
 	$(PY2) scripts/check_wheel.py build/second-torch/dist/fastloss-*.whl
 	FASTLOSS_TESTS_MISSING_PEERS=torchvision bash scripts/test_installed.sh build/second-torch/dist/fastloss-*.whl $(PY2)
 	bash scripts/check_wrong_torch.sh dist/fastloss-*.whl $(PY2)
+
+# What scripts/gpu_check.sh installs offline on the GPU machine (Python 3.12 there): ninja, without
+# which the build is serial, setuptools (a 3.12 venv has none), hypothesis with its dependencies.
+# Git-ignored; a few MiB.
+gpu-wheelhouse:
+	rm -rf wheelhouse
+	$(PYTHON) -m pip download -q --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
+	  --platform manylinux_2_17_x86_64 --no-deps -d wheelhouse ninja==1.13.2 hypothesis==6.170.17 \
+	  sortedcontainers==2.4.0 attrs==26.1.0 setuptools==84.2.1
+	du -sh wheelhouse
+
+# The GPU check's dry run on this machine: the same steps on the built tree, CUDA parts skipped.
+gpu-check-dry: build
+	rm -rf build/gpu-dry
+	PYTHON=$(CURDIR)/$(PY) OUT=$(CURDIR)/build/gpu-dry bash scripts/gpu_check.sh --dry-run
 
 # The LibTorch build of the same sources (CPU; -DFASTLOSS_CUDA=ON for CUDA) and its C++ test.
 cmake-test: $(VENV)/.deps

@@ -149,6 +149,14 @@ if platform.machine().lower() in ("x86_64", "amd64"):
     }
 else:
     CPU_FLAVOURS = {"default": []}
+# FASTLOSS_CPU_FLAVOURS=avx2 builds only those (scripts/gpu_check.sh: minutes matter there); the
+# import loads the best flavour that is both built and run by the CPU.
+ONLY = [f for f in os.environ.get("FASTLOSS_CPU_FLAVOURS", "").replace(",", " ").split() if f]
+if ONLY:
+    unknown = sorted(set(ONLY) - set(CPU_FLAVOURS))
+    if unknown:
+        raise SystemExit(f"FASTLOSS_CPU_FLAVOURS: {unknown} are not among this platform's {sorted(CPU_FLAVOURS)}")
+    CPU_FLAVOURS = {f: flags for f, flags in CPU_FLAVOURS.items() if f in ONLY}
 extensions = [
     CppExtension(name=f"fastloss._cpu_{flavour}", sources=cpu_sources,
                  extra_compile_args={"cxx": cxx_flags + flags},

@@ -1,45 +1,108 @@
 #!/usr/bin/env bash
-# One command for a machine with a GPU and no network, whose torch may differ from ours (e.g. torch
-# 2.11 + CUDA 13, Python 3.12): builds fastloss in place against the installed torch (for the GPU
-# present), runs the whole suite with CUDA available, `check` and `bench` on CUDA, and writes every
-# log to $OUT (default ./gpu-results). Exit status: the test suite's.
-#   bash scripts/gpu_check.sh            PYTHON=python3.12 OUT=/tmp/r bash scripts/gpu_check.sh
+# The one command for a lent GPU machine: a fresh box with one GPU, torch, pytest and nvcc, no
+# network, ≤ 10 minutes per command. Preflight, a build for that GPU only (one CPU flavour, all
+# cores), `check`, the CUDA tests and the CUDA-vs-CPU parity suite — one pytest process per op
+# family, so a device-side assert cannot hide the rest —, then the CUDA benchmark (torch.compile
+# rows only where Triton exists and time is left). Every step has a time limit; everything lands in
+# $OUT (summary.json, preflight.json, bench JSON, junit XML, one log per step). Target: ≤ 7 minutes.
+#   bash scripts/gpu_check.sh              OUT=/tmp/r PYTHON=python3.12 bash scripts/gpu_check.sh
+#   bash scripts/gpu_check.sh --dry-run    the same steps on this CPU machine and its built tree: no
+#                                          build, CUDA parts reported as skipped (CI runs this).
+# Its ninja, setuptools and hypothesis come from wheelhouse/ (`make gpu-wheelhouse`, cp312 wheels, git-ignored;
+# pass it with the device tool's `carry`), installed offline when missing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+DRY=0
+[ "${1:-}" = "--dry-run" ] && DRY=1
 OUT="${OUT:-$PWD/gpu-results}"
 PY="${PYTHON:-python3}"
 mkdir -p "$OUT"
-export FASTLOSS_CUDA=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" FASTLOSS_TESTS_OPTIONAL_PEERS=1
-export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
-step() { echo "== $* ($(date -u +%H:%M:%S))" | tee -a "$OUT/summary.txt"; }
+: >"$OUT/steps.tsv"
+START=$(date +%s)
+export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}" FASTLOSS_TESTS_OPTIONAL_PEERS=1
+FAILED=0
 
-step environment
-{ date -u; nvidia-smi; "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0))"; } >"$OUT/env.txt" 2>&1
-tail -n 1 "$OUT/env.txt" | tee -a "$OUT/summary.txt"
-# Compile only for the GPU present (minutes matter here), unless the caller chose.
-export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-$("$PY" -c "import torch; print('%d.%d' % torch.cuda.get_device_capability(0))")}"
+# step NAME LIMIT_SECONDS COMMAND...: runs it with a time limit, its output to $OUT/NAME.log
+step() {
+  local name="$1" limit="$2" t0 rc status
+  shift 2
+  t0=$(date +%s)
+  timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+  rc=$?
+  status=$([ $rc -eq 0 ] && echo ok || ([ $rc -eq 124 ] && echo timeout || echo "failed ($rc)"))
+  [ $rc -eq 0 ] || FAILED=1
+  printf '%s\t%s\t%s\n' "$name" "$status" "$(($(date +%s) - t0))" >>"$OUT/steps.tsv"
+  echo "== $name: $status in $(($(date +%s) - t0)) s (total $(($(date +%s) - START)) s)"
+  [ $rc -eq 0 ] || tail -n 5 "$OUT/$name.log"
+  return $rc
+}
+skip() {
+  printf '%s\tskipped: %s\t0\n' "$1" "$2" >>"$OUT/steps.tsv"
+  echo "== $1: skipped ($2)"
+}
 
-step "build (TORCH_CUDA_ARCH_LIST=$TORCH_CUDA_ARCH_LIST)"
-if ! "$PY" setup.py build_ext --inplace >"$OUT/build.log" 2>&1; then
-  tail -n 40 "$OUT/build.log" | tee -a "$OUT/summary.txt"
-  exit 1
+step preflight 60 "$PY" scripts/gpu_preflight.py "$OUT/preflight.json" || { [ $DRY -eq 1 ] || exit 1; }
+HAS_GPU=$("$PY" -c "import json; print(int(bool(json.load(open('$OUT/preflight.json'))['gpu'])))")
+HAS_TRITON=$("$PY" -c "import json; print(int(json.load(open('$OUT/preflight.json'))['triton']))")
+
+if [ -d wheelhouse ] && ! "$PY" -c "import ninja, hypothesis, setuptools" 2>/dev/null; then
+  step wheelhouse 120 "$PY" -m pip install --no-index --find-links wheelhouse ninja hypothesis setuptools
 fi
-"$PY" -m fastloss info 2>&1 | tee "$OUT/info.txt" >>"$OUT/summary.txt"
 
-step "check --device cuda"
-"$PY" -m fastloss check --device cuda >"$OUT/check.txt" 2>&1
-tail -n 1 "$OUT/check.txt" | tee -a "$OUT/summary.txt"
+if [ $DRY -eq 1 ]; then
+  skip build "dry run: the tree is already built"
+  DEVICE=cpu
+else
+  CAP=$("$PY" -c "import json; print(json.load(open('$OUT/preflight.json'))['capability'])")
+  flavour=avx2
+  [ "$(uname -m)" = x86_64 ] || flavour=default
+  step build 360 env FASTLOSS_CUDA=1 TORCH_CUDA_ARCH_LIST="$CAP" FASTLOSS_CPU_FLAVOURS=$flavour MAX_JOBS="$(nproc)" \
+    "$PY" setup.py build_ext --inplace || exit 1
+  DEVICE=cuda
+fi
+step info 60 "$PY" -m fastloss info
+step check 180 "$PY" -m fastloss check --device $DEVICE
 
-step "pytest (CPU and CUDA)"
-"$PY" -m pytest tests -q -rs -p no:cacheprovider >"$OUT/pytest.log" 2>&1
-test_status=$?
-tail -n 3 "$OUT/pytest.log" | tee -a "$OUT/summary.txt"
-
-for dtype in float32 bfloat16; do
-  step "bench --device cuda --dtype $dtype"
-  "$PY" -m fastloss bench --device cuda --dtype "$dtype" --json "$OUT/bench_cuda_$dtype.json" \
-    >"$OUT/bench_cuda_$dtype.txt" 2>&1
-  grep '^|' "$OUT/bench_cuda_$dtype.txt" | tee -a "$OUT/summary.txt"
+# The CUDA tests (their CUDA variants; on a dry run they skip) and the parity suite, per op family.
+# (-k: the family's CUDA variants, and its parity cases — whose module name holds "cuda" too)
+for family in sigmoid_focal softmax_focal box_iou overlap; do
+  step "pytest_$family" 240 "$PY" -m pytest -q -p no:cacheprovider -rs --junitxml="$OUT/pytest_$family.xml" \
+    tests/test_cuda_parity.py "tests/test_${family}.py" \
+    -k "(cuda and not test_cuda_parity) or (test_cuda_parity and $family)"
 done
-step done
-exit $test_status
+step pytest_guarantees 180 "$PY" -m pytest -q -p no:cacheprovider --junitxml="$OUT/pytest_guarantees.xml" \
+  tests/test_guarantees.py tests/test_build.py -k "cuda"
+
+if [ $HAS_GPU -eq 1 ]; then
+  step bench_cuda 180 "$PY" -m fastloss bench --device cuda --no-compile --json "$OUT/bench_cuda.json"
+  left=$((420 - ($(date +%s) - START)))
+  if [ $HAS_TRITON -eq 1 ] && [ $left -gt 60 ]; then
+    step bench_cuda_compile "$left" "$PY" -m fastloss bench --device cuda --json "$OUT/bench_cuda_compile.json"
+  else
+    skip bench_cuda_compile "no Triton, or less than a minute left of the 7"
+  fi
+  step bench_cuda_bf16 90 "$PY" -m fastloss bench --device cuda --dtype bfloat16 --no-compile \
+    --json "$OUT/bench_cuda_bf16.json"
+else
+  # A dry run proves the benchmark step on one small case.
+  step bench_dry 120 "$PY" -m fastloss bench --device cpu --case "giou_loss 1000k" --repeat 2 --warmup 1 --no-compile \
+    --json "$OUT/bench_cpu.json"
+fi
+
+"$PY" - "$OUT" "$START" "$DRY" <<'PYEOF'
+import json, os, sys, time, glob
+import xml.etree.ElementTree as ET
+out, start, dry = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+steps = [dict(zip(("name", "status", "seconds"), line.rstrip("\n").split("\t"))) for line in open(f"{out}/steps.tsv")]
+tests = {}
+for path in glob.glob(f"{out}/pytest_*.xml"):
+    suite = ET.parse(path).getroot()
+    suite = suite.find("testsuite") if suite.tag == "testsuites" else suite
+    tests[os.path.basename(path)[7:-4]] = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
+summary = {"dry_run": dry, "seconds": int(time.time()) - start, "steps": steps, "tests": tests,
+           "preflight": json.load(open(f"{out}/preflight.json"))}
+json.dump(summary, open(f"{out}/summary.json", "w"), indent=1)
+print(json.dumps({k: summary[k] for k in ("dry_run", "seconds", "tests")}, indent=1))
+PYEOF
+echo "== done in $(($(date +%s) - START)) s; results in $OUT"
+exit $FAILED

@@ -230,6 +230,21 @@ def test_cli_bench_writes_table_and_json(tmp_path):
     fast = next(r for r in rows if r["impl"] == "fastloss")
     # fastloss's peak is its gradient (the 1.00 floor, and a little slack for the tiny outputs)
     assert 0.99 <= fast["peak_over_grad"] <= 1.1
+    # the roofline: the bytes that must move, the rate achieved, and that as a share of copy's rate
+    assert fast["moved_bytes"] == 100_000 * 80 * 4 * 2 + 100_000 * 8  # logits read, gradient written, labels read
+    assert fast["gb_per_s"] > 0 and fast["copy_gb_per_s"] > 0
+    assert abs(fast["of_copy"] - fast["gb_per_s"] / fast["copy_gb_per_s"]) < 1e-9
+    assert "| GB/s |" in out.stdout.replace("   ", " ").replace("  ", " ") or "GB/s" in out.stdout
+    assert "[1/1] sigmoid_focal labels" in out.stderr  # progress, on stderr
+
+
+def test_cli_bench_plot(tmp_path):
+    path = tmp_path / "bench.png"
+    out = subprocess.run([sys.executable, "-m", "fastloss", "bench", "--device", "cpu", "--case", "cdiou",
+                          "--repeat", "1", "--warmup", "0", "--no-compile", "--plot", str(path)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cuda_tensors_without_cuda_kernels_raise(monkeypatch):

@@ -66,12 +66,13 @@ struct CudaKernels {
     const c10::cuda::CUDAGuard guard(loss.device());
     if (reduction == kNone) {
       if (a.pairs > 0)
-        cuda::launch(cuda::grid_size(a.pairs), forward_none_kernel<scalar_t, target_t>, a,
-                     loss.mutable_data_ptr<opmath_t>());
+        cuda::launch_over(a.pairs, forward_none_kernel<scalar_t, target_t>, a,
+                          loss.mutable_data_ptr<opmath_t>());
       return;
     }
     at::Tensor count = at::empty({}, loss.options().dtype(at::kLong));
-    cuda::reduce_launch<opmath_t, opmath_t>(cuda::grid_size(a.pairs), reduction == kMean, loss, count,
+    cuda::reduce_launch<opmath_t, opmath_t>(cuda::grid_size(forward_sum_kernel<scalar_t, target_t>, a.pairs),
+                                            reduction == kMean, loss, count,
                                             forward_sum_kernel<scalar_t, target_t>, a);
   }
 
@@ -82,7 +83,7 @@ struct CudaKernels {
     const c10::cuda::CUDAGuard guard(grad.device());
     if (a.pairs == 0) return;
     const bool unreduced = reduction == kNone;
-    cuda::launch(cuda::grid_size(a.pairs), backward_kernel<scalar_t, target_t>, a,
+    cuda::launch_over(a.pairs, backward_kernel<scalar_t, target_t>, a,
                  unreduced ? row_operand<opmath_t>(grad) : RowOperand<opmath_t>{},
                  unreduced ? nullptr : grad.const_data_ptr<opmath_t>(), reduction == kMean,
                  gp.numel() > 0 ? gp.mutable_data_ptr<scalar_t>() : nullptr,

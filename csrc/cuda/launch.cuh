@@ -4,17 +4,49 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 namespace fastloss::cuda {
 
 constexpr int kThreads = 256;
 
-// Blocks for a grid-stride loop over n elements: enough to fill the device, and a number that
-// depends only on n and the device, so per-block partial sums (hence reductions) are reproducible.
-inline int grid_size(int64_t n) {
+// FASTLOSS_CUDA_LAUNCH=legacy selects the launch design every kernel had before the occupancy-based
+// one below (8 blocks per SM, a warp per softmax row, 4 positions per overlap thread, chunk sums
+// added serially): kept until a GPU run has compared the two side by side.
+inline bool legacy_launch() {
+  static const bool legacy = [] {
+    const char* v = std::getenv("FASTLOSS_CUDA_LAUNCH");
+    return v != nullptr && std::strcmp(v, "legacy") == 0;
+  }();
+  return legacy;
+}
+
+// Resident blocks of `kernel` per SM at kThreads threads, from its registers and shared memory
+// (cudaOccupancyMaxActiveBlocksPerMultiprocessor), cached per device; 8 in the legacy design.
+template <typename Kernel>
+inline int blocks_per_sm(Kernel kernel) {
+  if (legacy_launch()) return 8;
+  static std::array<int, 64> cached{};  // per kernel (this template's instance) and device
+  const int device = at::cuda::current_device();
+  int& per_sm = cached[device % 64];
+  if (per_sm == 0) {
+    int n = 0;
+    C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, 0));
+    per_sm = std::max(n, 1);
+  }
+  return per_sm;
+}
+
+// Blocks for a grid-stride loop of `kernel` over n elements: one full wave of resident blocks at
+// most. The number depends only on n, the kernel and the device, so per-block partial sums (hence
+// reductions) are reproducible.
+template <typename Kernel>
+inline int grid_size(Kernel kernel, int64_t n) {
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  return static_cast<int>(std::clamp<int64_t>((n + kThreads - 1) / kThreads, 1, sms * 8));
+  return static_cast<int>(std::clamp<int64_t>((n + kThreads - 1) / kThreads, 1, sms * blocks_per_sm(kernel)));
 }
 
 // fn(i, row, col) for each flat element i of a rows × cols layout owned by this thread. Indices
@@ -41,6 +73,12 @@ template <typename Kernel, typename... Args>
 inline void launch(int blocks, Kernel kernel, Args... args) {
   kernel<<<blocks, kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(args...);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+// A grid-stride kernel over n elements, on grid_size(kernel, n) blocks.
+template <typename Kernel, typename... Args>
+inline void launch_over(int64_t n, Kernel kernel, Args... args) {
+  launch(grid_size(kernel, n), kernel, args...);
 }
 
 }  // namespace fastloss::cuda

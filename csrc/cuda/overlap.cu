@@ -17,8 +17,12 @@
 namespace fastloss::overlap {
 namespace {
 
-constexpr int kPositionsPerThread = 4;
-constexpr int64_t kChunkPositions = int64_t(cuda::kThreads) * kPositionsPerThread;
+// A block sums a chunk of kThreads·P positions of one sample: P = 4, or P = 1 where 4 would leave
+// the GPU without enough blocks (8 × 128² positions made 128 blocks for 132 SMs).
+template <int P>
+constexpr int64_t chunk_positions() {
+  return int64_t(cuda::kThreads) * P;
+}
 
 template <typename scalar_t, typename target_t, typename opmath_t = pair_math_t<scalar_t, target_t>>
 struct Position {
@@ -32,8 +36,11 @@ struct Position {
     if (valid && a->labels != nullptr) {
       label = a->labels[n * a->hw + i];
       valid = !(a->has_ignore && label == a->ignore_index);
-      CUDA_KERNEL_ASSERT((!valid || (label >= 0 && label < a->label_count())) &&
-                         "dice_loss/tversky_loss: target has a label outside [0, C) that is not ignore_index");
+      const bool in_range = !valid || (label >= 0 && label < a->label_count());
+      if (!in_range)  // name it: the assert's own message cannot
+        printf("fastloss.dice_loss/tversky_loss: target has label %lld outside [0, %lld) that is not "
+               "ignore_index\n", static_cast<long long>(label), static_cast<long long>(a->label_count()));
+      CUDA_KERNEL_ASSERT(in_range && "dice_loss/tversky_loss: target has a label outside [0, C) that is not ignore_index");
     }
   }
   __device__ int64_t offset(int64_t c) const { return (n * a->classes + c) * a->hw + i; }
@@ -50,20 +57,20 @@ struct Position {
   }
 };
 
-template <typename scalar_t, typename target_t, typename opmath_t = pair_math_t<scalar_t, target_t>>
+template <int P, typename scalar_t, typename target_t, typename opmath_t = pair_math_t<scalar_t, target_t>>
 __global__ void partial_sums_kernel(Args<scalar_t, target_t> a, int64_t chunks, opmath_t* partial, scalar_t* probs) {
   for (int64_t item = blockIdx.x; item < a.n * chunks; item += gridDim.x) {  // the same for the whole block
-    const int64_t n = item / chunks, base = (item % chunks) * kChunkPositions;
+    const int64_t n = item / chunks, base = (item % chunks) * chunk_positions<P>();
     // This thread's positions (label read once) and their softmax statistics, kept for every class.
-    Position<scalar_t, target_t> pos[kPositionsPerThread];
-    SoftmaxStats<opmath_t> stats[kPositionsPerThread];
-    for (int j = 0; j < kPositionsPerThread; ++j) {
+    Position<scalar_t, target_t> pos[P];
+    SoftmaxStats<opmath_t> stats[P];
+    for (int j = 0; j < P; ++j) {
       pos[j] = Position<scalar_t, target_t>(a, n, base + threadIdx.x + j * cuda::kThreads);
       if (pos[j].i < a.hw && a.activation == kSoftmax) stats[j] = pos[j].stats();
     }
     for (int64_t c = 0; c < a.classes; ++c) {
       opmath_t s_pt = 0, s_p = 0, s_t = 0;
-      for (int j = 0; j < kPositionsPerThread; ++j) {
+      for (int j = 0; j < P; ++j) {
         if (pos[j].i >= a.hw) continue;
         const opmath_t p = pos[j].prob(c, stats[j]);
         if (probs != nullptr) probs[pos[j].offset(c)] = static_cast<scalar_t>(p);
@@ -87,13 +94,29 @@ __global__ void partial_sums_kernel(Args<scalar_t, target_t> a, int64_t chunks, 
 }
 
 template <typename opmath_t>
-__global__ void combine_chunks_kernel(const opmath_t* partial, int64_t samples, int64_t chunks, int64_t per_sample,
+__global__ void combine_chunks_serial_kernel(const opmath_t* partial, int64_t samples, int64_t chunks, int64_t per_sample,
                                       opmath_t* sums) {
   cuda::for_each_element(samples * per_sample, per_sample, [&](int64_t j, int64_t n, int64_t k) {
     opmath_t total = 0;
     for (int64_t chunk = 0; chunk < chunks; ++chunk) total += partial[(n * chunks + chunk) * per_sample + k];
     sums[j] = total;
   });
+}
+
+// The chunks' partials of each (sample, class, k) added by one block in a fixed tree, in double: a
+// 512³ volume has 131072 chunks per sample, too many for one thread adding in float (the legacy
+// combine_chunks_serial_kernel).
+template <typename opmath_t>
+__global__ void combine_chunks_kernel(const opmath_t* partial, int64_t samples, int64_t chunks, int64_t per_sample,
+                                      opmath_t* sums) {
+  for (int64_t j = blockIdx.x; j < samples * per_sample; j += gridDim.x) {  // the same for the whole block
+    const int64_t n = j / per_sample, k = j - n * per_sample;
+    double total = 0;
+    for (int64_t chunk = threadIdx.x; chunk < chunks; chunk += cuda::kThreads)
+      total += static_cast<double>(partial[(n * chunks + chunk) * per_sample + k]);
+    total = cuda::block_sum(total);
+    if (threadIdx.x == 0) sums[j] = static_cast<opmath_t>(total);
+  }
 }
 
 template <typename scalar_t, typename target_t, typename opmath_t = pair_math_t<scalar_t, target_t>>
@@ -124,19 +147,36 @@ __global__ void backward_kernel(Args<scalar_t, target_t> a, const opmath_t* coef
 struct CudaKernels {
   template <typename scalar_t, typename target_t>
   static void forward(const Args<scalar_t, target_t>& a, at::Tensor& sums, scalar_t* probs) {
-    using opmath_t = pair_math_t<scalar_t, target_t>;
     const c10::cuda::CUDAGuard guard(sums.device());
-    const int64_t chunks = (a.hw + kChunkPositions - 1) / kChunkPositions, per_sample = a.classes * 3;
-    if (a.n * per_sample == 0) return;
-    if (chunks == 0) {  // no positions: every sum is 0
+    if (a.n * a.classes == 0) return;
+    if (a.hw == 0) {  // no positions: every sum is 0
       sums.zero_();
       return;
     }
+    const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+    const bool few_blocks = a.n * ((a.hw + chunk_positions<4>() - 1) / chunk_positions<4>()) < 2 * sms;
+    if (!cuda::legacy_launch() && few_blocks) {
+      sums_with<1>(a, sums, probs);
+    } else {
+      sums_with<4>(a, sums, probs);
+    }
+  }
+
+  template <int P, typename scalar_t, typename target_t>
+  static void sums_with(const Args<scalar_t, target_t>& a, at::Tensor& sums, scalar_t* probs) {
+    using opmath_t = pair_math_t<scalar_t, target_t>;
+    const int64_t chunks = (a.hw + chunk_positions<P>() - 1) / chunk_positions<P>(), per_sample = a.classes * 3;
     const at::Tensor partial = at::empty({a.n * chunks * per_sample}, sums.options());
     const int blocks = static_cast<int>(std::min<int64_t>(a.n * chunks, int64_t(1) << 20));
-    cuda::launch(blocks, partial_sums_kernel<scalar_t, target_t>, a, chunks, partial.mutable_data_ptr<opmath_t>(), probs);
-    cuda::launch(cuda::grid_size(a.n * per_sample), combine_chunks_kernel<opmath_t>, partial.const_data_ptr<opmath_t>(),
-                 a.n, chunks, per_sample, sums.mutable_data_ptr<opmath_t>());
+    cuda::launch(blocks, partial_sums_kernel<P, scalar_t, target_t>, a, chunks, partial.mutable_data_ptr<opmath_t>(),
+                 probs);
+    if (cuda::legacy_launch()) {
+      cuda::launch_over(a.n * per_sample, combine_chunks_serial_kernel<opmath_t>, partial.const_data_ptr<opmath_t>(),
+                        a.n, chunks, per_sample, sums.mutable_data_ptr<opmath_t>());
+    } else {
+      cuda::launch(static_cast<int>(std::min<int64_t>(a.n * per_sample, 65535)), combine_chunks_kernel<opmath_t>,
+                   partial.const_data_ptr<opmath_t>(), a.n, chunks, per_sample, sums.mutable_data_ptr<opmath_t>());
+    }
   }
 
   template <typename scalar_t, typename target_t>
@@ -144,16 +184,41 @@ struct CudaKernels {
     using opmath_t = pair_math_t<scalar_t, target_t>;
     const c10::cuda::CUDAGuard guard(grad_sums.device());
     if (a.n * a.hw * a.classes == 0) return;
-    cuda::launch(cuda::grid_size(a.n * a.hw), backward_kernel<scalar_t, target_t>, a, grad_sums.const_data_ptr<opmath_t>(), probs);
+    cuda::launch_over(a.n * a.hw, backward_kernel<scalar_t, target_t>, a, grad_sums.const_data_ptr<opmath_t>(), probs);
   }
 };
 
-// The loss from the sums: one thread walks the tiny (N, C) matrix (math/overlap_score.h), in the
-// same order as the CPU.
+// The loss from the sums (math/overlap_score.h): a thread per (row, class) cell computes its score,
+// or writes its gradient; a "mean"/"sum" is then one block adding the cells in a fixed tree. (The
+// legacy design: one thread walks the whole matrix, in the CPU's order.)
 template <typename S>
-__global__ void scores_kernel(const S* sums, const S* class_weight, int64_t n, int64_t classes, ScoreParams<S> p,
-                              S* loss, const S* grad, S* grad_sums) {
-  if (threadIdx.x == 0) scores<S>(sums, class_weight, n, classes, p, loss, grad, grad_sums);
+__global__ void scores_serial_kernel(const S* sums, const S* class_weight, int64_t n, int64_t classes,
+                                     ScoreParams<S> p, S* loss, const S* grad, S* grad_sums) {
+  if (threadIdx.x == 0 && blockIdx.x == 0) scores<S>(sums, class_weight, n, classes, p, loss, grad, grad_sums);
+}
+
+template <typename S>
+__global__ void cells_kernel(const S* sums, const S* class_weight, int64_t n, int64_t classes, ScoreParams<S> p,
+                             S* cell_scores, const S* grad, S* grad_sums) {
+  const Cells<S> cells(n, classes, p);
+  cuda::for_each_element(cells.count, cells.scored, [&](int64_t, int64_t r, int64_t j) {
+    S d[3];
+    const int64_t c = cells.first + j;
+    const S f = cell(sums, class_weight, n, classes, p, r, c, d);
+    if (grad == nullptr) {
+      cell_scores[r * cells.scored + j] = f;
+    } else {
+      cell_grad(d, n, classes, p, cells, r, c, grad, grad_sums);
+    }
+  });
+}
+
+template <typename S>
+__global__ void total_kernel(const S* cell_scores, int64_t count, bool mean, S* loss) {
+  S total = 0;
+  for (int64_t i = threadIdx.x; i < count; i += cuda::kThreads) total += cell_scores[i];
+  total = cuda::block_sum(total);
+  if (threadIdx.x == 0) *loss = mean ? total / S(count > 0 ? count : 1) : total;
 }
 
 struct CudaScores {
@@ -161,10 +226,30 @@ struct CudaScores {
   static void scores(const at::Tensor& sums, const at::Tensor& class_weight, const ScoreParams<S>& p, at::Tensor* loss,
                      const at::Tensor* grad, at::Tensor* grad_sums) {
     const c10::cuda::CUDAGuard guard(sums.device());
-    cuda::launch(1, scores_kernel<S>, sums.const_data_ptr<S>(),
-                 class_weight.defined() ? class_weight.const_data_ptr<S>() : nullptr, sums.size(0), sums.size(1), p,
-                 loss ? loss->mutable_data_ptr<S>() : nullptr, grad ? grad->const_data_ptr<S>() : nullptr,
-                 grad_sums ? grad_sums->mutable_data_ptr<S>() : nullptr);
+    const S* w = class_weight.defined() ? class_weight.const_data_ptr<S>() : nullptr;
+    const int64_t n = sums.size(0), classes = sums.size(1);
+    if (cuda::legacy_launch()) {
+      cuda::launch(1, scores_serial_kernel<S>, sums.const_data_ptr<S>(), w, n, classes, p,
+                   loss ? loss->mutable_data_ptr<S>() : nullptr, grad ? grad->const_data_ptr<S>() : nullptr,
+                   grad_sums ? grad_sums->mutable_data_ptr<S>() : nullptr);
+      return;
+    }
+    const Cells<S> cells(n, classes, p);
+    if (grad != nullptr) {
+      grad_sums->zero_();  // the background's, when it is not scored
+      if (cells.count > 0)
+        cuda::launch_over(cells.count, cells_kernel<S>, sums.const_data_ptr<S>(), w, n, classes, p, nullptr,
+                          grad->const_data_ptr<S>(), grad_sums->mutable_data_ptr<S>());
+      return;
+    }
+    const bool unreduced = p.reduction == Reduction::kNone;
+    at::Tensor cell_scores = unreduced ? *loss : at::empty({cells.count}, sums.options());
+    if (cells.count > 0)
+      cuda::launch_over(cells.count, cells_kernel<S>, sums.const_data_ptr<S>(), w, n, classes, p,
+                        cell_scores.mutable_data_ptr<S>(), nullptr, nullptr);
+    if (!unreduced)
+      cuda::launch(1, total_kernel<S>, cell_scores.const_data_ptr<S>(), cells.count, p.reduction == Reduction::kMean,
+                   loss->mutable_data_ptr<S>());
   }
 };
 

@@ -82,15 +82,16 @@ struct CudaKernels {
     if (reduction == kNone) {
       if (n == 0) return;
       if (loss.scalar_type() == c10::CppTypeToScalarType<scalar_t>::value) {
-        cuda::launch(cuda::grid_size(n), forward_none_kernel<scalar_t, target_t, scalar_t>, a,
-                     loss.mutable_data_ptr<scalar_t>());
+        cuda::launch_over(n, forward_none_kernel<scalar_t, target_t, scalar_t>, a,
+                          loss.mutable_data_ptr<scalar_t>());
       } else {
-        cuda::launch(cuda::grid_size(n), forward_none_kernel<scalar_t, target_t, opmath_t>, a,
-                     loss.mutable_data_ptr<opmath_t>());
+        cuda::launch_over(n, forward_none_kernel<scalar_t, target_t, opmath_t>, a,
+                          loss.mutable_data_ptr<opmath_t>());
       }
       return;
     }
-    cuda::reduce_launch<opmath_t, opmath_t>(cuda::grid_size(n), reduction == kMean, loss, count,
+    cuda::reduce_launch<opmath_t, opmath_t>(cuda::grid_size(forward_sum_kernel<scalar_t, target_t>, n),
+                                            reduction == kMean, loss, count,
                                             forward_sum_kernel<scalar_t, target_t>, a);
   }
 
@@ -105,13 +106,13 @@ struct CudaKernels {
     target_t* out_t = kGradT ? gt.mutable_data_ptr<target_t>() : nullptr;
     const int64_t* counted = count.const_data_ptr<int64_t>();
     if (reduction != kNone) {
-      cuda::launch(cuda::grid_size(n), backward_kernel<scalar_t, target_t, kGradT, opmath_t>, a,
+      cuda::launch_over(n, backward_kernel<scalar_t, target_t, kGradT, opmath_t>, a,
                    RowOperand<opmath_t>{}, grad.const_data_ptr<opmath_t>(), counted, reduction == kMean, out_x, out_t);
     } else if (grad.scalar_type() == c10::CppTypeToScalarType<scalar_t>::value) {
-      cuda::launch(cuda::grid_size(n), backward_kernel<scalar_t, target_t, kGradT, scalar_t>, a,
+      cuda::launch_over(n, backward_kernel<scalar_t, target_t, kGradT, scalar_t>, a,
                    row_operand<scalar_t>(grad), static_cast<const opmath_t*>(nullptr), counted, false, out_x, out_t);
     } else {
-      cuda::launch(cuda::grid_size(n), backward_kernel<scalar_t, target_t, kGradT, opmath_t>, a,
+      cuda::launch_over(n, backward_kernel<scalar_t, target_t, kGradT, opmath_t>, a,
                    row_operand<opmath_t>(grad), static_cast<const opmath_t*>(nullptr), counted, false, out_x, out_t);
     }
   }

@@ -1,13 +1,18 @@
 // CUDA kernels of fastloss::softmax_focal_loss over math/softmax_focal.h (the formulas the CPU tests
-// prove). A group of G threads owns one position: G = 32 (a warp) for (N, C) logits, whose classes
-// are contiguous, so a row is read coalesced and reduced by shuffles; G = 1 for (N, C, *spatial),
-// where neighbouring threads own neighbouring positions and every class read is coalesced already.
+// prove). A group of G threads owns one position. (N, C) logits, whose classes are contiguous: G =
+// min(32, the power of two ≥ C) lanes, so a row is read coalesced and reduced by shuffles without
+// idle lanes (a whole warp for C = 4 left 28 of 32 idle). (N, C, *spatial): G = 1, neighbouring
+// threads own neighbouring positions, every class read is coalesced already, and the log-sum-exp
+// is one online pass over the classes (a running max rescales the sum), so a position's C logits,
+// `inner` apart and out of cache for large C, are read once in the forward instead of twice.
+// FASTLOSS_CUDA_LAUNCH=legacy restores a warp per row and the two-pass statistics.
 // Loss sums go through cuda/reduce.cuh (deterministic). A label outside [0, C) that is not
 // ignore_index fails a device-side assert (as F.cross_entropy's) and is never used as an address.
 #include <ATen/core/Tensor.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/macros/Macros.h>
 #include <torch/library.h>
+#include <type_traits>
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
 #include "ops/softmax_focal.h"
@@ -15,15 +20,24 @@
 namespace fastloss::softmax_focal {
 namespace {
 
-// Sum / max over the G lanes of a group (G divides 32; the whole warp is in the loop together).
+// The lanes of this thread's group within its warp (G divides 32): the shuffles' mask. Groups of
+// one warp may leave the grid-stride loop at different iterations; each group only ever waits for
+// its own lanes.
+template <int G>
+__device__ __forceinline__ unsigned group_mask() {
+  if constexpr (G == 32) return 0xffffffffu;
+  return ((1u << G) - 1u) << ((threadIdx.x % 32) / G * G);
+}
+
+// Sum / max over the G lanes of a group.
 template <int G, typename T>
 __device__ __forceinline__ T group_sum(T v) {
-  for (int o = G / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o, G);
+  for (int o = G / 2; o > 0; o >>= 1) v += __shfl_xor_sync(group_mask<G>(), v, o, G);
   return v;
 }
 template <int G, typename T>
 __device__ __forceinline__ T group_max(T v) {
-  for (int o = G / 2; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o, G));
+  for (int o = G / 2; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(group_mask<G>(), v, o, G));
   return v;
 }
 
@@ -44,10 +58,25 @@ struct Group {
 
   __device__ opmath_t logit(int64_t c) const { return static_cast<opmath_t>(x[c * a.inner]); }
 
-  // max and log Σ exp(x − max) of the position.
-  __device__ void stats(opmath_t& m, opmath_t& log_s) const {
+  // max and log Σ exp(x − max) of the position: two passes, or (one lane per position) one pass
+  // with a running max m that rescales the sum when a larger logit comes, one exp per logit.
+  // −inf logits add nothing; NaN propagates; a second +inf makes the sum NaN, as torch's.
+  __device__ void stats(opmath_t& m, opmath_t& log_s, bool online) const {
     opmath_t s = 0;
     m = -INFINITY;
+    if (G == 1 && online) {
+      for (int64_t c = 0; c < a.classes; ++c) {
+        const opmath_t x = logit(c);
+        if (x > m) {
+          s = s * Ops<opmath_t>::exp(m - x) + opmath_t(1);
+          m = x;
+        } else if (x != -INFINITY) {
+          s += Ops<opmath_t>::exp(x - m);
+        }
+      }
+      log_s = Ops<opmath_t>::log(s);
+      return;
+    }
     for (int64_t c = lane; c < a.classes; c += G) m = max(m, logit(c));
     m = group_max<G>(m);
     for (int64_t c = lane; c < a.classes; c += G) s += Ops<opmath_t>::exp(logit(c) - m);
@@ -75,19 +104,22 @@ template <typename scalar_t>
 __device__ __forceinline__ int64_t label_of(const Args<scalar_t>& a, int64_t position) {
   const int64_t y = a.labels[position];
   if (y == a.ignore_index) return -1;
+  if (y < 0 || y >= a.classes)  // name it: the assert's own message cannot
+    printf("fastloss.softmax_focal_loss: target has label %lld outside [0, %lld) that is not ignore_index\n",
+           static_cast<long long>(y), static_cast<long long>(a.classes));
   CUDA_KERNEL_ASSERT(y >= 0 && y < a.classes && "softmax_focal_loss: label outside [0, C) that is not ignore_index");
   return y >= 0 && y < a.classes ? y : -1;
 }
 
 template <int G, typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
-__global__ void forward_kernel(Args<scalar_t> a, LossOut<scalar_t, opmath_t> loss_out, opmath_t* lse_out,
-                               cuda::Partials<opmath_t> partials) {
+__global__ void forward_kernel(Args<scalar_t> a, bool online, LossOut<scalar_t, opmath_t> loss_out,
+                               opmath_t* lse_out, cuda::Partials<opmath_t> partials) {
   opmath_t sum = 0;
   int64_t count = 0;
   for_each_position<G>(a.n * a.inner, [&](int64_t q, int lane) {
     const Group<G, scalar_t> g{a, a.logits(q), lane};
     opmath_t m, log_s;
-    g.stats(m, log_s);
+    g.stats(m, log_s, online);
     const int64_t y = label_of(a, q);
     const opmath_t l = y < 0 ? opmath_t(0) : loss(g.position(y, m, log_s), a.prm) * a.weight_of(q);
     if (lane == 0) {
@@ -120,8 +152,32 @@ __global__ void backward_kernel(Args<scalar_t> a, const opmath_t* grad, bool per
   });
 }
 
-// Blocks for `positions` groups of G threads.
-inline int blocks_for(int64_t positions, int group) { return cuda::grid_size(positions * group); }
+// Blocks for `positions` groups of G threads of `kernel`.
+template <typename Kernel>
+inline int blocks_for(Kernel kernel, int64_t positions, int group) {
+  return cuda::grid_size(kernel, positions * group);
+}
+
+// The lanes per (N, C) row: min(32, the power of two ≥ C) — a warp in the legacy design.
+inline int row_group(int64_t classes) {
+  if (cuda::legacy_launch()) return 32;
+  int g = 1;
+  while (g < 32 && g < classes) g *= 2;
+  return g;
+}
+
+// fn(std::integral_constant<int, G>) for the group size of this layout.
+template <typename Fn>
+void with_group(int64_t inner, int64_t classes, const Fn& fn) {
+  switch (inner == 1 ? row_group(classes) : 1) {
+    case 1: return fn(std::integral_constant<int, 1>{});
+    case 2: return fn(std::integral_constant<int, 2>{});
+    case 4: return fn(std::integral_constant<int, 4>{});
+    case 8: return fn(std::integral_constant<int, 8>{});
+    case 16: return fn(std::integral_constant<int, 16>{});
+    default: return fn(std::integral_constant<int, 32>{});
+  }
+}
 
 struct CudaKernels {
   template <typename scalar_t>
@@ -134,20 +190,18 @@ struct CudaKernels {
       loss.zero_();
       return;
     }
-    auto run = [&](auto kernel, int group) {
+    with_group(a.inner, a.classes, [&](auto group) {
+      constexpr int G = decltype(group)::value;
       // Every reduction sums (the count is the "mean" divisor the Python layer applies); "none"
       // also writes each position's loss.
       at::Tensor total = at::empty({}, lse.options());
-      cuda::reduce_launch<opmath_t, opmath_t>(blocks_for(positions, group), false, total, count, kernel, a,
+      const auto kernel = forward_kernel<G, scalar_t>;
+      cuda::reduce_launch<opmath_t, opmath_t>(blocks_for(kernel, positions, G), false, total, count, kernel, a,
+                                              !cuda::legacy_launch(),
                                               fastloss::loss_out<scalar_t, opmath_t>(loss, reduction == kNone),
                                               lse.mutable_data_ptr<opmath_t>());
       if (reduction != kNone) loss.copy_(total);
-    };
-    if (a.inner == 1) {
-      run(forward_kernel<32, scalar_t>, 32);
-    } else {
-      run(forward_kernel<1, scalar_t>, 1);
-    }
+    });
   }
 
   template <typename scalar_t>
@@ -160,13 +214,11 @@ struct CudaKernels {
     const opmath_t* g = grad.const_data_ptr<opmath_t>();
     const bool per_position = grad.dim() > 0;
     scalar_t* gx = grad_input.mutable_data_ptr<scalar_t>();
-    if (a.inner == 1) {
-      cuda::launch(blocks_for(positions, 32), backward_kernel<32, scalar_t>, a, g, per_position,
-                   lse.const_data_ptr<opmath_t>(), gx);
-    } else {
-      cuda::launch(blocks_for(positions, 1), backward_kernel<1, scalar_t>, a, g, per_position,
-                   lse.const_data_ptr<opmath_t>(), gx);
-    }
+    with_group(a.inner, a.classes, [&](auto group) {
+      constexpr int G = decltype(group)::value;
+      const auto kernel = backward_kernel<G, scalar_t>;
+      cuda::launch(blocks_for(kernel, positions, G), kernel, a, g, per_position, lse.const_data_ptr<opmath_t>(), gx);
+    });
   }
 };
 

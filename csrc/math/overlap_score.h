@@ -58,39 +58,65 @@ FASTLOSS_HD S score(S tp, S sp, S st, const ScoreParams<S>& p, S& d_tp, S& d_sp,
   return f;
 }
 
+// The scores form a rows × scored matrix: rows = n (one per sample) or 1 (batch: the samples' sums
+// added first, in order); scored = classes without the background when include_background is off.
+template <typename S>
+struct Cells {
+  int64_t first, scored, rows, count;
+  FASTLOSS_HD Cells(int64_t n, int64_t classes, const ScoreParams<S>& p)
+      : first(p.include_background ? 0 : 1), scored(classes - (p.include_background ? 0 : 1)),
+        rows(p.batch ? 1 : n), count((p.batch ? 1 : n) * (classes - (p.include_background ? 0 : 1))) {}
+};
+
+// Cell (r, c): the weighted score f and its derivatives d = (df/dS_pt, df/dS_p, df/dS_t).
+template <typename S>
+FASTLOSS_HD S cell(const S* sums, const S* class_weight, int64_t n, int64_t classes, const ScoreParams<S>& p,
+                   int64_t r, int64_t c, S (&d)[3]) {
+  const int64_t first = p.include_background ? 0 : 1;
+  S s[3] = {0, 0, 0};  // with batch, summed over the samples in order
+  for (int64_t m = p.batch ? 0 : r; m < (p.batch ? n : r + 1); ++m)
+    for (int k = 0; k < 3; ++k) s[k] += sums[(m * classes + c) * 3 + k];
+  const S w = class_weight == nullptr ? S(1) : class_weight[c - first];
+  const S f = w * score(s[0], s[1], s[2], p, d[0], d[1], d[2]);
+  for (int k = 0; k < 3; ++k) d[k] *= w;
+  return f;
+}
+
+// The gradient of cell (r, c) into grad_sums (every sample of the row: all of them with batch);
+// `grad` is the loss's gradient ((n, C') or (C',) for "none", else one number).
+template <typename S>
+FASTLOSS_HD void cell_grad(const S (&d)[3], int64_t n, int64_t classes, const ScoreParams<S>& p, const Cells<S>& cells,
+                           int64_t r, int64_t c, const S* grad, S* grad_sums) {
+  S g = p.reduction == Reduction::kNone ? grad[r * cells.scored + (c - cells.first)] : grad[0];
+  if (p.reduction == Reduction::kMean) g /= S(cells.count > 0 ? cells.count : 1);
+  for (int64_t m = p.batch ? 0 : r; m < (p.batch ? n : r + 1); ++m)
+    for (int k = 0; k < 3; ++k) grad_sums[(m * classes + c) * 3 + k] = g * d[k];
+}
+
 // Loss of the (n, classes, 3) sums into `loss` (the scores for reduction "none": (n, C') or (C',)
 // with batch; else one number), or, with `grad` given (the loss's gradient, same layout), the
-// gradient of the sums into `grad_sums` (n, classes, 3). C' = classes without the background.
+// gradient of the sums into `grad_sums` (n, classes, 3) — by one thread, cell by cell in order.
 template <typename S>
 FASTLOSS_HD void scores(const S* sums, const S* class_weight, int64_t n, int64_t classes, const ScoreParams<S>& p,
                         S* loss, const S* grad, S* grad_sums) {
-  const int64_t first = p.include_background ? 0 : 1, scored = classes - first, rows = p.batch ? 1 : n;
-  const int64_t count = rows * scored;
+  const Cells<S> cells(n, classes, p);
   if (grad_sums != nullptr)
     for (int64_t i = 0; i < n * classes * 3; ++i) grad_sums[i] = S(0);
   S total = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = first; c < classes; ++c) {
-      S s[3] = {0, 0, 0};  // with batch, summed over the samples in order
-      for (int64_t m = p.batch ? 0 : r; m < (p.batch ? n : r + 1); ++m)
-        for (int k = 0; k < 3; ++k) s[k] += sums[(m * classes + c) * 3 + k];
+  for (int64_t r = 0; r < cells.rows; ++r) {
+    for (int64_t c = cells.first; c < classes; ++c) {
       S d[3];
-      const S w = class_weight == nullptr ? S(1) : class_weight[c - first];
-      const S f = w * score(s[0], s[1], s[2], p, d[0], d[1], d[2]);
-      const int64_t out = r * scored + (c - first);
+      const S f = cell(sums, class_weight, n, classes, p, r, c, d);
       if (grad == nullptr) {
-        if (p.reduction == Reduction::kNone) loss[out] = f;
+        if (p.reduction == Reduction::kNone) loss[r * cells.scored + (c - cells.first)] = f;
         total += f;
-        continue;
+      } else {
+        cell_grad(d, n, classes, p, cells, r, c, grad, grad_sums);
       }
-      S g = p.reduction == Reduction::kNone ? grad[out] : grad[0];
-      if (p.reduction == Reduction::kMean) g /= S(count > 0 ? count : 1);
-      for (int64_t m = p.batch ? 0 : r; m < (p.batch ? n : r + 1); ++m)
-        for (int k = 0; k < 3; ++k) grad_sums[(m * classes + c) * 3 + k] = g * w * d[k];
     }
   }
   if (grad == nullptr && p.reduction != Reduction::kNone)
-    *loss = p.reduction == Reduction::kMean ? total / S(count > 0 ? count : 1) : total;
+    *loss = p.reduction == Reduction::kMean ? total / S(cells.count > 0 ? cells.count : 1) : total;
 }
 
 }  // namespace fastloss::overlap

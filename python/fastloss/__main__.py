@@ -48,8 +48,10 @@ def cmd_bench(args):
         _fail(f"--warmup must be >= 0, got {args.warmup}")
     device, dtype = _device(args.device), DTYPES[args.dtype]
     meta = bench.metadata(device, dtype)
+    if args.plot:
+        bench.plot_available()
     print(f"running {len(_cases(args.case))} case(s) on {meta['device_name']} ({device}), {args.dtype}; "
-          f"torch.compile warm-up takes a while", flush=True)
+          f"torch.compile warm-up takes a while; progress on stderr", flush=True)
     rows = bench.run(_cases(args.case), device, dtype, repeat=args.repeat, warmup=args.warmup,
                      compile_reference=not args.no_compile)
     print()
@@ -57,6 +59,9 @@ def cmd_bench(args):
     if args.json:
         bench.write_json(args.json, rows, meta)
         print(f"\nwrote {args.json}")
+    if args.plot:
+        bench.plot(rows, meta, args.plot)
+        print(f"wrote {args.plot}")
 
 
 def cmd_check(args):
@@ -116,6 +121,8 @@ def main(argv=None):
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw time and memory per case and implementation "
+                                                      "(needs matplotlib)")
     p.add_argument("--case", help="only cases whose name contains this")
     p.add_argument("--repeat", type=int, default=10, help="timed steps per implementation (>= 1)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (>= 0)")

@@ -98,7 +98,8 @@ def _load_cpu(core):
         usable = [CPU_CAPABILITY_REQUEST]
     if not usable:
         raise ImportError(f"fastloss: {why}; set FASTLOSS_BACKEND=reference to use the pure-torch implementation")
-    name = f"_cpu_{usable[0]}"
+    built = [f for f in usable if _compiled(f"_cpu_{f}")] or usable  # (FASTLOSS_CPU_FLAVOURS builds a subset)
+    name = f"_cpu_{built[0]}"
     try:
         module = importlib.import_module(f"{__package__}.{name}")
     except ImportError as e:

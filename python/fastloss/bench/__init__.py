@@ -99,21 +99,57 @@ def implementations(case: Case, compile_reference: bool):
     return impls
 
 
-def run(cases, device, dtype, repeat=10, warmup=3, compile_reference=True, log=print):
+def moved_bytes(inputs, grad_names):
+    """The bytes a forward + backward must move at least: every input read once, every gradient
+    written once (a fused implementation's floor; anything else re-reads or writes intermediates)."""
+    read = sum(t.numel() * t.element_size() for t in inputs.values() if isinstance(t, torch.Tensor))
+    written = sum(inputs[n].numel() * inputs[n].element_size() for n in grad_names)
+    return read + written
+
+
+def copy_bandwidth(nbytes, device, repeat=10):
+    """Bytes per second of `Tensor.copy_` between two buffers of `nbytes` on `device` (read + write
+    counted): the memory roofline the losses are measured against, in the same run."""
+    n = max(nbytes // 4, 1)
+    src, dst = torch.rand(n, device=device), torch.empty(n, device=device)
+    for _ in range(3):
+        dst.copy_(src)
+    _sync(device)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        dst.copy_(src)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return 2 * n * 4 / statistics.median(times)
+
+
+def progress(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def run(cases, device, dtype, repeat=10, warmup=3, compile_reference=True, log=progress):
     rows = []
-    for case in cases:
+    for number, case in enumerate(cases, 1):
         inputs = case.make_inputs(device, dtype, False)
         grad_bytes = sum(inputs[n].numel() * inputs[n].element_size() for n in case.grad)
+        moved = moved_bytes(inputs, case.grad)
+        copy_bps = copy_bandwidth(moved, device)
+        log(f"[{number}/{len(cases)}] {case.name}: {moved / MiB:.1f} MiB to move; copy runs at {copy_bps / 1e9:.1f} GB/s")
         base_ms = None
         for impl, fn in implementations(case, compile_reference).items():
             ms = time_ms(fn, inputs, case.grad, device, repeat, warmup)
             forward_ms = time_ms(fn, inputs, case.grad, device, repeat, 1, backward=False)
             peak = peak_bytes(fn, inputs, case.grad, device)
             base_ms = ms if base_ms is None else base_ms
+            gbps = moved / (ms / 1e3) / 1e9
             row = dict(case=case.name, impl=impl, ms=ms, forward_ms=forward_ms, fastloss_over_this=base_ms / ms,
-                       peak_bytes=peak, peak_over_grad=peak / grad_bytes if grad_bytes else float("nan"))
+                       peak_bytes=peak, peak_over_grad=peak / grad_bytes if grad_bytes else float("nan"),
+                       moved_bytes=moved, gb_per_s=gbps, copy_gb_per_s=copy_bps / 1e9,
+                       of_copy=gbps / (copy_bps / 1e9))
             rows.append(row)
-            log(f"  {case.name:<34} {impl:<24} {ms:9.2f} ms (forward {forward_ms:.2f})  peak {peak / MiB:8.1f} MiB")
+            log(f"      {impl:<24} {ms:9.2f} ms (forward {forward_ms:.2f})  {gbps:6.1f} GB/s  "
+                f"peak {peak / MiB:8.1f} MiB")
         for name in case.grad:
             inputs[name].grad = None
     return rows
@@ -124,20 +160,64 @@ def format_table(rows, meta):
              f"torch {meta['torch']}, {meta['date']}",
              f"command: {meta['command']}",
              "fwd+bwd: median time of forward + backward (fwd: the forward alone); fastloss/this: fastloss's "
-             "fwd+bwd time ÷ this row's (below 1 = fastloss faster); peak: memory allocated during forward + "
-             "backward beyond the inputs; peak/grad: that ÷ the size of the gradient (1.00 is the floor).",
+             "fwd+bwd time ÷ this row's (below 1 = fastloss faster); GB/s: the bytes forward + backward must move "
+             "(inputs read once, gradient written once) ÷ fwd+bwd time; of copy: that ÷ the bandwidth of "
+             "Tensor.copy_ of as many bytes in the same run (1.00 = at the memory roofline); peak: memory allocated "
+             "during forward + backward beyond the inputs; peak/grad: that ÷ the size of the gradient (1.00 is the "
+             "floor).",
              "",
              f"| {'case':<34} | {'implementation':<24} | {'fwd+bwd ms':>10} | {'fwd ms':>8} | {'fastloss/this':>13} | "
-             f"{'peak MiB':>9} | {'peak/grad':>9} |",
-             f"|{'-' * 36}|{'-' * 26}|{'-' * 11}:|{'-' * 9}:|{'-' * 14}:|{'-' * 10}:|{'-' * 10}:|"]
+             f"{'GB/s':>6} | {'of copy':>7} | {'peak MiB':>9} | {'peak/grad':>9} |",
+             f"|{'-' * 36}|{'-' * 26}|{'-' * 11}:|{'-' * 9}:|{'-' * 14}:|{'-' * 7}:|{'-' * 8}:|{'-' * 10}:|"
+             f"{'-' * 10}:|"]
     last = None
     for r in rows:
         case = r["case"] if r["case"] != last else ""
         last = r["case"]
         lines.append(f"| {case:<34} | {r['impl']:<24} | {r['ms']:>10.2f} | {r['forward_ms']:>8.2f} | "
-                     f"{r['fastloss_over_this']:>13.2f} | "
+                     f"{r['fastloss_over_this']:>13.2f} | {r['gb_per_s']:>6.1f} | {r['of_copy']:>7.2f} | "
                      f"{r['peak_bytes'] / MiB:>9.1f} | {r['peak_over_grad']:>9.2f} |")
     return "\n".join(lines)
+
+
+def plot_available():
+    """matplotlib is an optional dependency: a one-line error before the run when it is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as e:
+        print(f"python -m fastloss: error: --plot needs matplotlib ({e}); pip install matplotlib", file=sys.stderr)
+        raise SystemExit(2) from e
+
+
+def plot(rows, meta, path):
+    """Time and peak memory of every case and implementation, side by side, into a PNG."""
+    plot_available()
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    impls = list(dict.fromkeys(r["impl"] for r in rows))
+    by = {(r["case"], r["impl"]): r for r in rows}
+    fig, axes = plt.subplots(1, 2, figsize=(16, 0.42 * len(cases) * max(2, len(impls) / 2) + 2), sharey=True)
+    height = 0.8 / len(impls)
+    for k, impl in enumerate(impls):
+        ys = [i + k * height for i, c in enumerate(cases) if (c, impl) in by]
+        for ax, key in zip(axes, ("ms", "peak_over_grad")):
+            ax.barh(ys, [by[(c, impl)][key] for c in cases if (c, impl) in by], height=height, label=impl)
+    axes[0].set_xscale("log")
+    axes[0].xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes[1].axvline(1.0, color="black", linewidth=0.8)  # the floor: the gradient itself
+    for ax, title in zip(axes, ("forward + backward, ms (log scale)", "peak memory ÷ gradient size (1 = the floor)")):
+        ax.set_title(title)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks([i + 0.4 - height / 2 for i in range(len(cases))], cases)
+    axes[0].invert_yaxis()
+    axes[1].legend(loc="lower right", fontsize="small")
+    fig.suptitle(f"fastloss bench: {meta['device_name']}, {meta['dtype']}, torch {meta['torch']}, {meta['date']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def metadata(device, dtype):
