@@ -470,3 +470,19 @@ def test_reference_value_checks_never_read_a_device_tensor_on_the_host(monkeypat
     target = torch.zeros(4, dtype=torch.long, device="meta")
     check_labels(target, target < 0, 3)
     assert calls and "outside [0, 3)" in calls[0]
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+def test_an_empty_mean_is_zero_with_a_working_backward(case):
+    """Every loss, the classic ones and softmax focal included (torch's give NaN)."""
+    x, rest, kwargs = split(case, n=0)
+    loss = case.fn(x, *rest, **{**kwargs, "reduction": "mean"})
+    assert loss.item() == 0  # (Dice/Tversky over no positions: 1 − smooth/smooth = 0 per class)
+    (g,) = torch.autograd.grad(loss, x)
+    assert g.shape == x.shape
+
+
+def test_an_empty_softmax_focal_mean_is_zero_in_both_layouts():
+    for x, y in ((torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)),
+                 (torch.zeros(2, 4, 0), torch.zeros(2, 0, dtype=torch.long))):
+        assert fastloss.softmax_focal_loss(x.requires_grad_(), y).item() == 0

@@ -8,7 +8,8 @@ without weight or avg_factor they are exactly F.l1_loss / F.mse_loss / F.smooth_
     smooth l1: ½(x − y)²/β where |x − y| < β, else |x − y| − ½β   (β = 0: L1)
 
 weight (broadcast to the loss's shape, no gradient) multiplies the element losses; "mean" is then
-the mean over all elements (mmdet's), or sum / avg_factor when avg_factor is given.
+the mean over all elements (mmdet's), or sum / avg_factor when avg_factor is given. An empty input's
+"mean" is 0 (torch's is NaN), as for every fastloss loss.
 """
 import torch.nn.functional as F
 
@@ -24,6 +25,8 @@ def _weighted(name, elementwise, pred, target, reduction, weight, avg_factor):
         raise ValueError(f"{name}: pred and target must have the same shape, got {tuple(pred.shape)} and "
                          f"{tuple(target.shape)}")
     code = reduction_code(reduction, avg_factor)
+    if pred.numel() == 0 and reduction == "mean" and avg_factor is None:
+        reduction = "sum"  # an empty "mean" is 0, with a working backward, as for every fastloss loss
     if weight is None and avg_factor is None:
         return elementwise(pred, target, reduction)
     loss = elementwise(pred, target, "none")

@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   using Sig = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                                                 double, double, int64_t, int64_t);
+                                                 double, double, int64_t, int64_t, bool);
   using BackSig = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                                      const std::optional<at::Tensor>&, const at::Tensor&, double, double,
                                                      int64_t, int64_t, bool);
@@ -51,10 +51,10 @@ int main(int argc, char** argv) {
   double want_sum = 0;
   for (int i = 0; i < 6; ++i) want_sum += focal(xs[i], i == 1 ? 1 : 0, alpha, gamma);
 
-  auto [loss, count] = forward.call(x, labels, std::nullopt, alpha, gamma, /*sum*/ 1, -100);
+  auto [loss, count] = forward.call(x, labels, std::nullopt, alpha, gamma, /*sum*/ 1, -100, false);
   expect_near("sum", loss.item<double>(), want_sum);
   expect_near("count", static_cast<double>(count.item<int64_t>()), 6);
-  auto [mean, mean_count] = forward.call(x, labels, std::nullopt, alpha, gamma, /*mean*/ 2, -100);
+  auto [mean, mean_count] = forward.call(x, labels, std::nullopt, alpha, gamma, /*mean*/ 2, -100, false);
   expect_near("mean", mean.item<double>(), want_sum / 6);
 
   // d sum / dx of element (0, 2) by central differences of the formula
@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
 
   // an ignored anchor contributes nothing
   auto [ignored, ignored_count] = forward.call(x, at::tensor({int64_t(1), int64_t(-100)}, at::kLong), std::nullopt,
-                                               alpha, gamma, 1, -100);
+                                               alpha, gamma, 1, -100, false);
   double want_first_row = 0;
   for (int i = 0; i < 3; ++i) want_first_row += focal(xs[i], i == 1 ? 1 : 0, alpha, gamma);
   expect_near("ignore_index", ignored.item<double>(), want_first_row);

@@ -195,16 +195,20 @@ def plot(rows, meta, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.patches  # noqa: F401
     import matplotlib.ticker  # noqa: F401
     cases = list(dict.fromkeys(r["case"] for r in rows))
     impls = list(dict.fromkeys(r["impl"] for r in rows))
-    by = {(r["case"], r["impl"]): r for r in rows}
-    fig, axes = plt.subplots(1, 2, figsize=(16, 0.42 * len(cases) * max(2, len(impls) / 2) + 2), sharey=True)
-    height = 0.8 / len(impls)
-    for k, impl in enumerate(impls):
-        ys = [i + k * height for i, c in enumerate(cases) if (c, impl) in by]
+    core = ["fastloss", "reference", "reference+torch.compile"]
+    slots = len(core) + 1  # the peers (torchvision, MONAI, F.cross_entropy…) share the last slot
+    colors = {impl: f"C{k}" for k, impl in enumerate(impls)}
+    fig, axes = plt.subplots(1, 2, figsize=(14, 0.55 * len(cases) + 1.8), sharey=True)
+    height = 0.8 / slots
+    for r in rows:
+        i = cases.index(r["case"])
+        y = i + height * (core.index(r["impl"]) if r["impl"] in core else len(core))
         for ax, key in zip(axes, ("ms", "peak_over_grad")):
-            ax.barh(ys, [by[(c, impl)][key] for c in cases if (c, impl) in by], height=height, label=impl)
+            ax.barh(y, r[key], height=height, color=colors[r["impl"]])
     axes[0].set_xscale("log")
     axes[0].xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     axes[1].axvline(1.0, color="black", linewidth=0.8)  # the floor: the gradient itself
@@ -213,9 +217,10 @@ def plot(rows, meta, path):
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks([i + 0.4 - height / 2 for i in range(len(cases))], cases)
     axes[0].invert_yaxis()
-    axes[1].legend(loc="lower right", fontsize="small")
+    axes[1].legend(handles=[matplotlib.patches.Patch(color=colors[i], label=i) for i in impls], loc="lower right",
+                   fontsize="small")
     fig.suptitle(f"fastloss bench: {meta['device_name']}, {meta['dtype']}, torch {meta['torch']}, {meta['date']}")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
     fig.savefig(path, dpi=90)
     plt.close(fig)
 

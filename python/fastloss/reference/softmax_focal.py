@@ -101,6 +101,8 @@ def finish(loss, count, a: SoftmaxFocalArgs):
     if a.reduction == NONE:
         return loss.reshape(a.shape).to(dtype)
     if a.mean:
+        if a.target.numel() == 0:  # an empty input's "mean" is 0, as for every fastloss loss (torch: NaN)
+            return loss.to(dtype)
         return (loss / normaliser(a, count).to(loss.dtype)).to(dtype)
     return apply_avg_factor(loss, a.avg_factor).to(dtype)
 
@@ -179,7 +181,8 @@ def define(implementation):
             single number cancels out of "mean"; it scales "sum" and "none".
         gamma: focusing exponent >= 0 (0: cross entropy).
         reduction: "mean" | "sum" | "none" ((N, *spatial) losses). All positions ignored: "sum"
-            gives 0 and "mean" NaN, as F.cross_entropy.
+            gives 0 and "mean" NaN, as F.cross_entropy; an empty input's "mean" is 0 (F.cross_entropy:
+            NaN), as for every fastloss loss.
         weight: optional per-position weight of shape (N, *spatial) (mmdet's), multiplying the loss;
             it does not enter the "mean" divisor. Gets no gradient.
         avg_factor: with reduction="mean", the loss is sum / avg_factor (mmdet's convention).
