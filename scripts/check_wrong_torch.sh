@@ -5,12 +5,8 @@
 set -euo pipefail
 wheel="$(realpath "$1")"
 base="$2"
-work="$(mktemp -d)"
-python3 -m venv "$work/venv"
-py="$work/venv/bin/python"
-"$base" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > \
-  "$("$py" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/base-packages.pth"
-"$py" -m pip install -q --no-deps --no-index "$wheel" 2>&1 | grep -v "WARNING: Location" || true
+# shellcheck source=scripts/clean_venv.sh
+. "$(dirname "$0")/clean_venv.sh"
 cd "$work"
 running="$("$py" -c "import torch; print(torch.__version__)")"
 if "$py" -c "import fastloss" 2>"$work/err"; then

@@ -10,12 +10,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 wheel="$(realpath "$1")"
 base="${2:-$root/.venv/bin/python}"
-work="$(mktemp -d)"
-python3 -m venv "$work/venv"
-py="$work/venv/bin/python"
-"$base" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > \
-  "$("$py" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/base-packages.pth"
-"$py" -m pip install -q --no-deps --no-index "$wheel" 2>&1 | grep -v "WARNING: Location" || true
+# shellcheck source=scripts/clean_venv.sh
+. "$(dirname "$0")/clean_venv.sh"
 "$py" -m pip show -q fastloss >/dev/null
 cd "$work"
 "$py" -m pip check 2>&1 | grep -i "fastloss" && { echo "fastloss's requirements are not met"; exit 1; } || true

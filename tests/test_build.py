@@ -247,25 +247,25 @@ def test_cli_bench_plot(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def pretend_build(monkeypatch, cuda_compiled, cuda_archs):
+    """Make fastloss._backend see a build with (or without) CUDA kernels for `cuda_archs`."""
+    class Build:
+        pass
+
+    Build.cuda_compiled, Build.cuda_archs = cuda_compiled, cuda_archs
+    monkeypatch.setattr(fastloss._backend, "_C", Build)
+    monkeypatch.setattr(fastloss._backend, "_checked_cuda_devices", set())
+
+
 def test_cuda_tensors_without_cuda_kernels_raise(monkeypatch):
     """A build without CUDA kernels never runs the reference on CUDA tensors quietly."""
-    class CpuOnlyBuild:
-        cuda_compiled = False
-        cuda_archs = ""
-
-    monkeypatch.setattr(fastloss._backend, "_C", CpuOnlyBuild)
-    monkeypatch.setattr(fastloss._backend, "_checked_cuda_devices", set())
+    pretend_build(monkeypatch, False, "")
     with pytest.raises(RuntimeError, match="built without CUDA kernels, and this tensor is on cuda:0"):
         fastloss._backend.use_kernels(torch.device("cuda", 0))
 
 
 def test_a_gpu_outside_the_built_architectures_raises(monkeypatch):
-    class SomeBuild:
-        cuda_compiled = True
-        cuda_archs = "8.0;9.0"
-
-    monkeypatch.setattr(fastloss._backend, "_C", SomeBuild)
-    monkeypatch.setattr(fastloss._backend, "_checked_cuda_devices", set())
+    pretend_build(monkeypatch, True, "8.0;9.0")
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: (7, 5))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: "Tesla T4")
     with pytest.raises(RuntimeError, match=r"built for the architectures 8.0;9.0, none of which runs on this GPU "

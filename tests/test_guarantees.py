@@ -11,7 +11,6 @@ import torch.nn.functional as F
 
 import fastloss
 from fastloss import nn as fnn
-from fastloss import reference
 from helpers import DEVICES, HAS_CUDA, assert_close, needs, peer
 from op_cases import CASES, make
 

@@ -82,18 +82,6 @@ inline Args<scalar_t, target_t> make_args(const Tensors& a, int64_t activation, 
                         classes == 1 ? 1 : 0};
 }
 
-// fn(TypeTag<scalar_t>{}, TypeTag<target_t>{}): labels need one instantiation per logit dtype, float
-// targets one per pair of dtypes.
-template <typename Fn>
-void dispatch(const Tensors& a, const Fn& fn) {
-  if (a.labels) {
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.x.scalar_type(), "overlap_sums",
-                                    [&] { fn(TypeTag<scalar_t>{}, TypeTag<scalar_t>{}); });
-  } else {
-    dispatch_pair(a.x.scalar_type(), a.t.scalar_type(), fn);
-  }
-}
-
 // Entry points, registered by the CPU and CUDA files with their loops:
 //   struct Kernels {
 //     template <typename scalar_t, typename target_t> static void forward(const Args<scalar_t, target_t>&,
@@ -112,7 +100,7 @@ std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& input, const at::Te
   TORCH_CHECK(a.labels || !ignore_index.has_value(), kOp, ": ignore_index needs integer label targets");
   at::Tensor sums = at::empty({a.x.size(0), a.x.size(1), 3}, a.x.options().dtype(a.math));
   at::Tensor probs = at::empty(keep_probs ? a.x.sizes() : at::IntArrayRef({0}), a.x.options());
-  dispatch(a, [&](auto x_type, auto t_type) {
+  dispatch_target(a.x, a.t, a.labels, [&](auto x_type, auto t_type) {
     using scalar_t = typename decltype(x_type)::type;
     using target_t = typename decltype(t_type)::type;
     Kernels::template forward<scalar_t, target_t>(make_args<scalar_t, target_t>(a, activation, squared, ignore_index),
@@ -130,7 +118,7 @@ void backward(const at::Tensor& grad_sums, at::Tensor& probs, const at::Tensor& 
   TORCH_CHECK(grad_sums.sizes() == at::IntArrayRef({a.x.size(0), a.x.size(1), 3}), kOp,
               ": grad must be (N, C, 3), got ", grad_sums.sizes());
   const at::Tensor g = grad_sums.to(a.math).contiguous();
-  dispatch(a, [&](auto x_type, auto t_type) {
+  dispatch_target(a.x, a.t, a.labels, [&](auto x_type, auto t_type) {
     using scalar_t = typename decltype(x_type)::type;
     using target_t = typename decltype(t_type)::type;
     Kernels::template backward<scalar_t, target_t>(make_args<scalar_t, target_t>(a, activation, squared, ignore_index),

@@ -89,18 +89,6 @@ inline Args<scalar_t, target_t> make_args(const Tensors& a, double alpha, double
                                   make_params<opmath_t>(alpha, gamma)};
 }
 
-// fn(TypeTag<scalar_t>{}, TypeTag<target_t>{}): labels need one instantiation per logit dtype, float
-// targets one per pair of dtypes.
-template <typename Fn>
-void dispatch(const Tensors& a, const Fn& fn) {
-  if (a.labels) {
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.x.scalar_type(), "sigmoid_focal_loss",
-                                    [&] { fn(TypeTag<scalar_t>{}, TypeTag<scalar_t>{}); });
-  } else {
-    dispatch_pair(a.x.scalar_type(), a.t.scalar_type(), fn);
-  }
-}
-
 // The incoming gradient of the backward: for reduction "none" a rows × cols operand (any broadcast
 // of the loss's shape) in the inputs' dtype or the math type — whichever it has (the loss's dtype),
 // else converted to the math type; for a reduced loss a 0-d tensor in the math type.
@@ -136,7 +124,7 @@ std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& inputs, const at::T
   at::Tensor loss = reduction == kNone ? at::empty(a.x.sizes(), a.x.options().dtype(loss_dtype(a, math_type_loss)))
                                        : at::empty({}, a.x.options().dtype(a.math));
   at::Tensor count = at::zeros({}, a.x.options().dtype(at::kLong));
-  dispatch(a, [&](auto x_type, auto t_type) {
+  dispatch_target(a.x, a.t, a.labels, [&](auto x_type, auto t_type) {
     using scalar_t = typename decltype(x_type)::type;
     using target_t = typename decltype(t_type)::type;
     Kernels::template forward<scalar_t, target_t>(make_args<scalar_t, target_t>(a, alpha, gamma, ignore_index),
@@ -157,7 +145,7 @@ std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& grad, const at::Te
   const at::Tensor g = check_grad(grad, a, reduction);
   at::Tensor gx = at::empty_like(a.x);
   at::Tensor gt = targets_grad ? at::empty_like(a.t) : at::empty({0}, a.x.options());
-  dispatch(a, [&](auto x_type, auto t_type) {
+  dispatch_target(a.x, a.t, a.labels, [&](auto x_type, auto t_type) {
     using scalar_t = typename decltype(x_type)::type;
     using target_t = typename decltype(t_type)::type;
     const auto args = make_args<scalar_t, target_t>(a, alpha, gamma, ignore_index);

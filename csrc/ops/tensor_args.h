@@ -39,6 +39,18 @@ void dispatch_pair(at::ScalarType a, at::ScalarType b, const Fn& fn) {
   });
 }
 
+// The same for logits and a target that is either integer labels (one instantiation per logit
+// dtype: fn(TypeTag<X>{}, TypeTag<X>{})) or a float tensor of its own dtype (one per pair).
+template <typename Fn>
+void dispatch_target(const at::Tensor& x, const at::Tensor& target, bool labels, const Fn& fn) {
+  if (labels) {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastloss",
+                                    [&] { fn(TypeTag<scalar_t>{}, TypeTag<scalar_t>{}); });
+  } else {
+    dispatch_pair(x.scalar_type(), target.scalar_type(), fn);
+  }
+}
+
 // (rows, cols) of a tensor whose last dimension is the class/column axis; a 0-d tensor is 1 × 1.
 inline std::pair<int64_t, int64_t> rows_cols(const at::Tensor& t) {
   const int64_t cols = t.dim() > 0 ? t.size(-1) : 1;

@@ -128,7 +128,18 @@ def progress(message):
     print(message, file=sys.stderr, flush=True)
 
 
+def compile_available(device):
+    """torch.compile needs Triton for CUDA code; without it the compile rows are skipped (said once)."""
+    if device.type != "cuda":
+        return True
+    import importlib.util
+    return importlib.util.find_spec("triton") is not None
+
+
 def run(cases, device, dtype, repeat=10, warmup=3, compile_reference=True, log=progress):
+    if compile_reference and not compile_available(device):
+        log("no Triton here: torch.compile cannot compile for CUDA, so the reference+torch.compile rows are skipped")
+        compile_reference = False
     rows = []
     for number, case in enumerate(cases, 1):
         inputs = case.make_inputs(device, dtype, False)
