@@ -271,3 +271,17 @@ def test_a_gpu_outside_the_built_architectures_raises(monkeypatch):
     with pytest.raises(RuntimeError, match=r"built for the architectures 8.0;9.0, none of which runs on this GPU "
                                            r"\(Tesla T4, compute capability 7.5\)"):
         fastloss._backend.use_kernels(torch.device("cuda", 0))
+
+
+def test_a_build_without_torch_stops_with_one_sentence():
+    """What `pip install .` (an isolated build, with no torch in it) prints: one sentence saying to
+    build with --no-build-isolation, no traceback. The base interpreter of this virtualenv has no
+    torch, as pip's isolated build environment has none."""
+    base_python = os.path.join(sys.base_prefix, "bin", "python3")
+    probe = subprocess.run([base_python, "-c", "import torch"], capture_output=True)
+    assert probe.returncode != 0, "the base interpreter has torch: this test needs one without"
+    out = subprocess.run([base_python, "setup.py", "--version"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    assert out.stderr.strip().count("\n") == 0 and "pip install --no-build-isolation ." in out.stderr
