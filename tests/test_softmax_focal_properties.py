@@ -41,4 +41,6 @@ def test_property_matches_reference(problem):
     if options["gamma"] == 0:
         ce = F.cross_entropy(x.detach(), y, weight=options.get("alpha"), ignore_index=options["ignore_index"],
                              reduction=options["reduction"], label_smoothing=options["label_smoothing"])
+        if y.numel() == 0 and options["reduction"] == "mean":
+            ce = torch.zeros_like(ce)  # the one documented difference: an empty "mean" is 0 (torch: NaN)
         torch.testing.assert_close(got, ce, rtol=1e-10, atol=1e-12, equal_nan=True)
