@@ -15,7 +15,7 @@ PY2 := $(VENV2)/bin/python
 export MAX_JOBS ?= 2
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: bench test build check info cmake-test wheel wheel-test sdist sdist-test second-torch-test \
+.PHONY: bench test peers build check info cmake-test wheel wheel-test sdist sdist-test second-torch-test \
 	gpu-wheelhouse gpu-check-dry clean
 
 $(VENV)/.deps: requirements-dev.txt
@@ -31,8 +31,15 @@ build: $(VENV)/.deps
 bench: build
 	$(PY) -m fastloss bench $(BENCH_ARGS)
 
-test: build
+test: build peers
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# Test oracles that cannot be pip-installed here: mmdet 3.3.0's wheel, whose pure-torch loss files
+# tests/mmdet_peer.py loads (mmdet itself needs a compiled mmcv that no wheel provides for this torch).
+MMDET_WHEEL := .peers/mmdet-3.3.0-py3-none-any.whl
+peers: $(MMDET_WHEEL)
+$(MMDET_WHEEL): $(VENV)/.deps
+	$(PY) -m pip download -q --no-deps mmdet==3.3.0 -d .peers
 
 check: build
 	$(PY) -m fastloss check
@@ -69,7 +76,8 @@ sdist-test: sdist
 $(VENV2)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV2)
 	$(PY2) -m pip install -q "torch==$(SECOND_TORCH)"
-	grep -v -E '^(torch|torchvision)==' requirements-dev.txt > $(VENV2)/requirements.txt
+	# no torchvision (PyPI's pins its own torch) and no ultralytics (it requires torchvision)
+	grep -v -E '^(torch|torchvision|ultralytics)==' requirements-dev.txt > $(VENV2)/requirements.txt
 	$(PY2) -m pip install -q -r $(VENV2)/requirements.txt
 	touch $@
 
@@ -78,7 +86,7 @@ second-torch-test: sdist wheel $(VENV2)/.deps
 	tar -xzf dist/sdist/fastloss-*.tar.gz -C build/second-torch --strip-components=1
 	cd build/second-torch && FASTLOSS_CUDA=0 $(CURDIR)/$(PY2) -m pip wheel -q --no-build-isolation --no-deps -w dist .
 	$(PY2) scripts/check_wheel.py build/second-torch/dist/fastloss-*.whl
-	FASTLOSS_TESTS_MISSING_PEERS=torchvision bash scripts/test_installed.sh build/second-torch/dist/fastloss-*.whl $(PY2)
+	FASTLOSS_TESTS_MISSING_PEERS=torchvision,ultralytics bash scripts/test_installed.sh build/second-torch/dist/fastloss-*.whl $(PY2)
 	bash scripts/check_wrong_torch.sh dist/fastloss-*.whl $(PY2)
 
 # What scripts/gpu_check.sh installs offline on the GPU machine (Python 3.12 there): ninja, without

@@ -78,6 +78,26 @@ def _with(make, **extra):
     return made
 
 
+def _convention(kind, convention, fused, **params):
+    """A box kind under a face's eps convention (fastloss.mmdet, fastloss.ultralytics), fused or reference."""
+    from fastloss import box_iou
+    from fastloss.reference import box_iou as box_iou_reference
+
+    def ref(*args, **kwargs):
+        return box_iou_reference.compute(box_iou_reference.check_args(*args, **kwargs))
+
+    implementation = box_iou._fused if fused else ref
+
+    def loss(pred, target, reduction="mean"):
+        return implementation(kind, pred, target, reduction, 1e-6, None, None, "xyxy", convention=convention, **params)
+    return loss
+
+
+def _face_case(name, kind, convention, **params):
+    return OpCase(name, _convention(kind, convention, True, **params), _convention(kind, convention, False, **params),
+                  boxes, frozen_factor=kind == "ciou")
+
+
 CASES = [
     OpCase("sigmoid_focal labels", fastloss.sigmoid_focal_loss, reference.sigmoid_focal_loss, sigmoid_labels),
     OpCase("sigmoid_focal soft", fastloss.sigmoid_focal_loss, reference.sigmoid_focal_loss, sigmoid_soft),
@@ -96,6 +116,10 @@ CASES = [
            _with(overlap_labels, alpha=0.3, beta=0.7, gamma=1.5, class_weight=[1.0, 2.0, 0.5])),
     OpCase("l1", fastloss.l1_loss, reference.l1_loss, _with(boxes, reduction="sum")),
     OpCase("smooth_l1", fastloss.smooth_l1_loss, reference.smooth_l1_loss, _with(boxes, beta=0.5)),
+    _face_case("iou mmdet", "iou", "mmdet", mode="square", aux_eps=1e-3),
+    _face_case("giou mmdet", "giou", "mmdet"),
+    _face_case("ciou mmdet", "ciou", "mmdet", aux_eps=0.0),
+    _face_case("ciou ultralytics", "ciou", "ultralytics"),
 ]
 
 

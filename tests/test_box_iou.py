@@ -381,6 +381,11 @@ OPCHECK_ARGS = {
                                          0.5, 1.0, 1),
     "iou log bfloat16": lambda d: (*[b.bfloat16().requires_grad_() for b in pairs(9, device=d)], None, 0, 1, 0, 1e-7,
                                    0.5, 1.0, 2),
+    # the faces' conventions (1 mmdet, 2 ultralytics) and the second eps
+    "ciou mmdet": lambda d: (*[b.requires_grad_() for b in pairs(9, device=d)], None, 3, 0, 0, 1e-6, 0.5, 1.0, 0, 1,
+                             0.0),
+    "giou ultralytics": lambda d: (*[b.requires_grad_() for b in pairs(9, device=d)], None, 1, 0, 0, 1e-7, 0.5, 1.0, 2,
+                                   2, -1.0),
 }
 
 
@@ -396,6 +401,8 @@ def test_opcheck_backward_op(device):
     grad = torch.ones(9, dtype=torch.float64, device=device)
     torch.library.opcheck(torch.ops.fastloss.box_iou_loss_backward.default,
                           (grad, pred, target, None, 6, 0, 0, 1e-7, 0.5, 1.0, 0, True, True))
+    torch.library.opcheck(torch.ops.fastloss.box_iou_loss_backward.default,
+                          (grad, pred, target, None, 0, 2, 0, 1e-6, 0.5, 1.0, 0, True, True, 1, 1e-3))
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -451,7 +458,7 @@ BAD_INPUTS = [
     (_args(pred=torch.zeros(6, 4, dtype=torch.bool)), TypeError, "pred must be a floating point"),
     (_args(box_format="yxyx"), ValueError, "box_format must be one of"),
     (_args(mode="cubic"), ValueError, "mode must be one of"),
-    (_args(reduction="avg"), ValueError, "reduction must be"),
+    (_args(reduction="avg"), ValueError, "Invalid reduction"),
     (_args(eps=-1.0), ValueError, "eps must be >= 0"),
     (_args(weight=torch.ones(5)), ValueError, "weight of shape"),
     (_args(reduction="none", avg_factor=2.0), ValueError, "avg_factor can only be used with reduction='mean'"),
@@ -507,3 +514,49 @@ def test_ciou_of_a_point_box_uses_its_angle_zero(dtype):
     assert_close(got, want)
     for g, w in zip(got_grads, want_grads):
         assert torch.isfinite(g).all()
+
+
+# ------------------------------------------------------------------------------ torchvision's names: every argument
+
+
+@pytest.mark.skipif(torchvision_ops is None, reason="torchvision cannot be imported next to this torch")
+@pytest.mark.parametrize("eps", [1e-7, 1e-3, 0.1, 1.0])
+@pytest.mark.parametrize("name", ["generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss"])
+def test_torchvision_names_every_eps(name, eps):
+    """torchvision's numbers for any eps: complete_box_iou_loss uses its eps in α only (1e-7 in its
+    DIoU part), as torchvision does."""
+    pred, target = pairs(300, seed=21)
+    got = loss_and_grads(getattr(fastloss, name), (pred.requires_grad_(), target), reduction="none", eps=eps)
+    want = loss_and_grads(getattr(torchvision_ops, name), (pred, target), reduction="none", eps=eps)
+    assert_close(got[0], want[0])
+    assert_close(got[1][0], want[1][0])
+    with pytest.raises(ValueError, match="Invalid"):  # torchvision's tests match this word
+        getattr(fastloss, name)(pred, target, reduction="avg")
+
+
+@pytest.mark.skipif(torchvision_ops is None, reason="torchvision cannot be imported next to this torch")
+def test_float16_collinear_zero_height_boxes_overflow_as_torchvision():
+    """Two collinear zero-height boxes: GIoU's exact derivative w.r.t. the heights is ±(cw − w)/eps
+    (5e6 here), beyond float16: float16 gradients are ±inf, as torchvision's — an overflow that AMP's
+    GradScaler sees and skips (a saturated finite value would slip through it). float32: finite."""
+    pred = torch.tensor([[0.0, 0.0, 2.0, 0.0]])
+    target = torch.tensor([[1.0, 0.0, 3.0, 0.0]])
+    for dtype in (torch.float16, torch.float32):
+        got = loss_and_grads(fastloss.generalized_box_iou_loss, (pred.to(dtype).requires_grad_(), target.to(dtype)),
+                             reduction="sum")
+        want = loss_and_grads(torchvision_ops.generalized_box_iou_loss,
+                              (pred.to(dtype).requires_grad_(), target.to(dtype)), reduction="sum")
+        assert torch.equal(got[1][0].isinf(), want[1][0].isinf())
+        assert got[1][0].isfinite().all() == (dtype == torch.float32)
+        assert torch.equal(got[1][0].sign(), want[1][0].sign())
+
+
+def test_torch_export():
+    """torch.export, the supported way to export a model using fastloss (TorchScript is refused)."""
+    class Head(torch.nn.Module):
+        def forward(self, pred, target):
+            return fastloss.giou_loss(pred, target, "mean") + fastloss.ciou_loss(pred, target, "sum")
+
+    pred, target = pairs(16, dtype=torch.float32)
+    exported = torch.export.export(Head(), (pred, target))
+    assert_close(exported.module()(pred, target), Head()(pred, target))

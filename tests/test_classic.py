@@ -69,7 +69,7 @@ def test_gradients_reach_pred_and_a_weight_that_requires_grad_is_refused():
     (dict(target=torch.zeros(3, 4)), ValueError, "pred and target must have the same shape"),
     (dict(target=torch.zeros(5, 4, dtype=torch.long)), TypeError, "target must be a float16"),
     (dict(weight=torch.ones(3)), ValueError, "weight of shape"),
-    (dict(reduction="avg"), ValueError, "reduction must be"),
+    (dict(reduction="avg"), ValueError, "Invalid reduction"),
     (dict(reduction="sum", avg_factor=2.0), ValueError, "avg_factor can only be used with reduction='mean'"),
 ])
 def test_bad_input(loss, call, error, message):

@@ -398,7 +398,7 @@ BAD_INPUTS = [
     (_call(target=labels().fill_(-1)), ValueError, r"label -1 outside \[0, 4\)"),
     (_call(class_weight=[1.0, 2.0]), ValueError, "class_weight must have one weight per class"),
     (_call(class_weight=[1.0, -2.0, 1.0, 1.0]), ValueError, "class_weight must be finite and >= 0"),
-    (_call(reduction="avg"), ValueError, "reduction must be"),
+    (_call(reduction="avg"), ValueError, "Invalid reduction"),
     (_call(batch=1), TypeError, "batch must be True or False"),
     (_call(smooth_dr=-1.0), ValueError, "smooth_dr must be >= 0"),
     (_call("tversky_loss", alpha=-0.1), ValueError, "alpha must be >= 0"),

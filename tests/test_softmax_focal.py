@@ -260,7 +260,7 @@ BAD_INPUTS = [
     (_call(gamma=-1.0), ValueError, "gamma must be >= 0"),
     (_call(label_smoothing=1.5), ValueError, r"label_smoothing must be in \[0, 1\]"),
     (_call(weight=torch.ones(6, 4, dtype=torch.float64)), ValueError, "weight must have one value per position"),
-    (_call(reduction="avg"), ValueError, "reduction must be"),
+    (_call(reduction="avg"), ValueError, "Invalid reduction"),
     (_call(reduction="sum", avg_factor=3.0), ValueError, "avg_factor can only be used with reduction='mean'"),
     (_call(ignore_index=1.5), TypeError, "ignore_index must be an int"),
     (_call(target=labels((6, 4), device="meta")), ValueError, "target and input must be on the same device"),

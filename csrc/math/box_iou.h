@@ -11,6 +11,16 @@
 //   EIoU  Zhang et al., arXiv 2101.08158: DIoU + (w_p − w_t)²/(cw² + eps) + (h_p − h_t)²/(ch² + eps)
 //   Focal-EIoU  same paper: IoU^γ · EIoU, IoU^γ held constant (a weight)
 //   CDIoU Dong et al., arXiv 2103.11696: 1 − IoU + λ·Σ_k ‖corner_k(p) − corner_k(t)‖ / (4·sqrt(c²))
+// The peers place eps differently; `convention` picks whose numbers a face gives:
+//   kTorchvision  as written above (fastloss's own API, torchvision's names)
+//   kMmdet        mmdet 3.x's loss files: IoU and GIoU divide by max(union, eps) and max(area(C), eps),
+//                 the IoU losses clamp IoU at aux_eps in every mode; CIoU adds eps to the heights in the
+//                 aspect ratio only, α = [IoU > 0.5]·v / (1 − IoU + v), loss = 1 − clamp(CIoU, −1, 1)
+//   kUltralytics  ultralytics' bbox_iou: with xyxy boxes the heights get + eps, in the areas and the
+//                 aspect ratio
+// aux_eps is a second eps where a peer uses two: the IoU clamp of the IoU loss (max(IoU, aux_eps);
+// mmdet floors the union at 1e-6 whatever the module's eps) and the eps in CIoU's α (torchvision
+// passes its eps only there, 1e-7 everywhere else). It equals eps unless a face sets it.
 // Inverted boxes (x2 < x1 or y2 < y1) are zero-size boxes at the same centre. Derivatives are
 // hand-written reverse mode; min/max ties split the gradient equally (torch's rule); CIoU's angle
 // difference is one atan2, finite at h = 0. Written once against Ops<V> (math/ops.h), for CPU SIMD
@@ -24,11 +34,12 @@ namespace fastloss::box_iou {
 enum Kind : int { kIoU = 0, kGIoU = 1, kDIoU = 2, kCIoU = 3, kEIoU = 4, kFocalEIoU = 5, kCDIoU = 6 };
 enum IouMode : int { kLinear = 0, kLog = 1, kSquare = 2 };
 enum BoxFormat : int { kXYXY = 0, kXYWH = 1, kCXCYWH = 2 };
+enum Convention : int { kTorchvision = 0, kMmdet = 1, kUltralytics = 2 };
 
 template <typename S>
 struct Params {
-  int kind, mode, format;
-  S eps, gamma, lambd;
+  int kind, mode, format, convention;
+  S eps, gamma, lambd, aux_eps;
   int gamma_kind;  // GammaKind of gamma (Focal-EIoU)
 };
 
@@ -126,10 +137,18 @@ FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], 
   fix[2].apply(t.x1, t.x2);
   fix[3].apply(t.y1, t.y2);
 
-  const V wp = p.x2 - p.x1, hp = p.y2 - p.y1, wt = t.x2 - t.x1, ht = t.y2 - t.y1;
+  const bool mmdet = prm.convention == kMmdet;
+  // Heights as the peers' areas and aspect ratios see them (+ eps, a constant shift: same derivative).
+  const bool shift_heights = prm.convention == kUltralytics && prm.format == kXYXY;
+  const V area_shift = shift_heights ? eps : zero, aspect_shift = shift_heights || mmdet ? eps : zero;
+  const V wp = p.x2 - p.x1, hp = p.y2 - p.y1 + area_shift, wt = t.x2 - t.x1, ht = t.y2 - t.y1 + area_shift;
   const V iw_raw = O::min(p.x2, t.x2) - O::max(p.x1, t.x1), ih_raw = O::min(p.y2, t.y2) - O::max(p.y1, t.y1);
   const V iw = O::max(iw_raw, zero), ih = O::max(ih_raw, zero);
-  const V inter = iw * ih, uni = wp * hp + wt * ht - inter, u = uni + eps, iou = inter / u;
+  // mmdet's IoU and GIoU floor the union at eps where the others add it.
+  const bool floor_union = mmdet && (prm.kind == kIoU || prm.kind == kGIoU);
+  const V inter = iw * ih, uni = wp * hp + wt * ht - inter;
+  const auto union_floored = O::gt(eps, uni);
+  const V u = floor_union ? O::select(union_floored, eps, uni) : uni + eps, iou = inter / u;
   const V cw = O::max(p.x2, t.x2) - O::min(p.x1, t.x1), ch = O::max(p.y2, t.y2) - O::min(p.y1, t.y1);
 
   // The loss, and the adjoints (for a unit upstream gradient) of the quantities above.
@@ -138,24 +157,39 @@ FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], 
   Box<V> gp{zero, zero, zero, zero}, gt{zero, zero, zero, zero};  // direct corner adjoints
 
   if (prm.kind == kIoU) {
+    const V floor(prm.aux_eps);
     if (prm.mode == kLog) {
-      const auto clamped = O::gt(eps, iou);
-      loss = O::neg(O::log(O::max(iou, eps)));
+      const auto clamped = O::gt(floor, iou);
+      loss = O::neg(O::log(O::max(iou, floor)));
       g_iou = O::select(clamped, zero, O::neg(one / O::select(clamped, one, iou)));
-    } else if (prm.mode == kSquare) {
-      loss = one - iou * iou;
-      g_iou = O::neg(two * iou);
     } else {
-      loss = one - iou;
+      // mmdet clamps IoU in every mode (zero gradient below the floor)
+      const auto clamped = mmdet ? O::gt(floor, iou) : O::gt(zero, one);
+      const V iou_c = O::select(clamped, floor, iou);
+      loss = prm.mode == kSquare ? one - iou_c * iou_c : one - iou_c;
+      g_iou = O::select(clamped, zero, prm.mode == kSquare ? O::neg(two * iou_c) : O::neg(one));
     }
   } else if (prm.kind == kGIoU) {
-    const V area_c = cw * ch, a = area_c + eps;
-    loss = one - iou + (area_c - uni) / a;
-    if constexpr (kGrad) {
-      const V g_area_c = (uni + eps) / (a * a);
-      g_uni = O::neg(one / a);
-      g_cw = g_area_c * ch;
-      g_ch = g_area_c * cw;
+    const V area_c = cw * ch;
+    if (mmdet) {  // (a − u) / a with a = max(area(C), eps), u the floored union
+      const auto enclose_floored = O::gt(eps, area_c);
+      const V a = O::select(enclose_floored, eps, area_c);
+      loss = one - iou + (a - u) / a;
+      if constexpr (kGrad) {
+        const V g_a = O::select(enclose_floored, zero, u / (a * a));
+        g_uni = O::neg(one / a);
+        g_cw = g_a * ch;
+        g_ch = g_a * cw;
+      }
+    } else {
+      const V a = area_c + eps;
+      loss = one - iou + (area_c - uni) / a;
+      if constexpr (kGrad) {
+        const V g_area_c = (uni + eps) / (a * a);
+        g_uni = O::neg(one / a);
+        g_cw = g_area_c * ch;
+        g_ch = g_area_c * cw;
+      }
     }
   } else {  // the centre-distance family
     const V c2 = cw * cw + ch * ch + eps;
@@ -191,17 +225,23 @@ FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], 
         // atan(w_t/h_t) − atan(w_p/h_p) as one atan2 (w, h ≥ 0): exactly 0 for equal aspect ratios.
         // A point box (w = h = 0) has the angle atan2(0, 0) = 0, as (0, 1) has: without that the
         // product form would make its difference with any box 0.
-        const auto point_t = O::eq(wt + ht, zero), point_p = O::eq(wp + hp, zero);
-        const V ht_a = O::select(point_t, one, ht), hp_a = O::select(point_p, one, hp);
+        const V ht_s = ht - area_shift + aspect_shift, hp_s = hp - area_shift + aspect_shift;
+        const auto point_t = O::eq(wt + ht_s, zero), point_p = O::eq(wp + hp_s, zero);
+        const V ht_a = O::select(point_t, one, ht_s), hp_a = O::select(point_p, one, hp_s);
         const V d = atan2_right_half(wt * hp_a - wp * ht_a, ht_a * hp_a + wt * wp), v = k * d * d;
-        const V alpha = v / (one - iou + v + eps);
+        V alpha = v / (one - iou + v + V(prm.aux_eps));
+        if (mmdet) alpha = O::select(O::gt(iou, half), alpha, zero);
         loss = loss + alpha * v;
+        if (mmdet) {  // 1 − clamp(CIoU, −1, 1): no gradient where the clamp holds (loss ≥ 0 already)
+          scale = O::select(O::gt(loss, two), zero, one);
+          loss = O::min(loss, two);
+        }
         if constexpr (kGrad) {
           const V g_theta_t = two * k * d * alpha;  // d(α·v)/dθ_t, α constant; θ_p gets the opposite
-          const V rp = wp * wp + hp * hp, rt = wt * wt + ht * ht;
-          g_wp = O::neg(div_or_zero(g_theta_t * hp, rp));
+          const V rp = wp * wp + hp_s * hp_s, rt = wt * wt + ht_s * ht_s;
+          g_wp = O::neg(div_or_zero(g_theta_t * hp_s, rp));
           g_hp = div_or_zero(g_theta_t * wp, rp);
-          g_wt = div_or_zero(g_theta_t * ht, rt);
+          g_wt = div_or_zero(g_theta_t * ht_s, rt);
           g_ht = O::neg(div_or_zero(g_theta_t * wt, rt));
         }
       } else if (prm.kind == kEIoU || prm.kind == kFocalEIoU) {
@@ -227,6 +267,7 @@ FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], 
   if constexpr (kGrad) {
     // Back through IoU = inter / (union + eps), union = area_p + area_t − inter.
     g_uni = g_uni - g_iou * iou / u;
+    if (floor_union) g_uni = O::select(union_floored, zero, g_uni);
     const V g_inter = g_iou / u - g_uni;
     g_wp = g_wp + g_uni * hp;
     g_hp = g_hp + g_uni * wp;

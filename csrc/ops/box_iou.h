@@ -25,7 +25,7 @@ struct Tensors {
 };
 
 inline Tensors check(const at::Tensor& pred, const at::Tensor& target, const std::optional<at::Tensor>& weight,
-                     int64_t kind, int64_t mode, int64_t format, double eps, int64_t reduction) {
+                     int64_t kind, int64_t mode, int64_t format, double eps, int64_t reduction, int64_t convention) {
   TORCH_CHECK(at::isFloatingType(pred.scalar_type()), kOp, ": pred must be floating point, got ", pred.scalar_type());
   TORCH_CHECK(pred.dim() >= 1 && pred.size(-1) == 4, kOp, ": pred must have shape (..., 4), got ", pred.sizes());
   TORCH_CHECK(target.sizes() == pred.sizes(), kOp, ": target must have pred's shape ", pred.sizes(), ", got ",
@@ -36,6 +36,7 @@ inline Tensors check(const at::Tensor& pred, const at::Tensor& target, const std
   TORCH_CHECK(kind >= kIoU && kind <= kCDIoU, kOp, ": unknown kind ", kind);
   TORCH_CHECK(mode >= kLinear && mode <= kSquare, kOp, ": unknown mode ", mode);
   TORCH_CHECK(format >= kXYXY && format <= kCXCYWH, kOp, ": unknown box format ", format);
+  TORCH_CHECK(convention >= kTorchvision && convention <= kUltralytics, kOp, ": unknown convention ", convention);
   TORCH_CHECK(eps >= 0, kOp, ": eps must be >= 0, got ", eps);
   TORCH_CHECK(reduction >= kNone && reduction <= kMean, kOp, ": unknown reduction code ", reduction);
   Tensors a;
@@ -61,13 +62,15 @@ struct Args {
 
 template <typename scalar_t, typename target_t>
 inline Args<scalar_t, target_t> make_args(const Tensors& a, int64_t kind, int64_t mode, int64_t format, double eps,
-                                          double gamma, double lambd) {
+                                          double gamma, double lambd, int64_t convention, double aux_eps) {
   using opmath_t = pair_math_t<scalar_t, target_t>;
   return Args<scalar_t, target_t>{a.p.const_data_ptr<scalar_t>(), a.t.const_data_ptr<target_t>(),
                                   row_operand<opmath_t>(a.weight), a.pairs,
                                   Params<opmath_t>{static_cast<int>(kind), static_cast<int>(mode),
-                                                   static_cast<int>(format), static_cast<opmath_t>(eps),
-                                                   static_cast<opmath_t>(gamma), static_cast<opmath_t>(lambd),
+                                                   static_cast<int>(format), static_cast<int>(convention),
+                                                   static_cast<opmath_t>(eps), static_cast<opmath_t>(gamma),
+                                                   static_cast<opmath_t>(lambd),
+                                                   static_cast<opmath_t>(aux_eps < 0 ? eps : aux_eps),
                                                    classify_gamma(gamma)}};
 }
 
@@ -83,15 +86,16 @@ inline Args<scalar_t, target_t> make_args(const Tensors& a, int64_t kind, int64_
 template <typename Kernels>
 at::Tensor forward(const at::Tensor& pred, const at::Tensor& target, const std::optional<at::Tensor>& weight,
                    int64_t kind, int64_t mode, int64_t format, double eps, double gamma, double lambd,
-                   int64_t reduction) {
-  const Tensors a = check(pred, target, weight, kind, mode, format, eps, reduction);
+                   int64_t reduction, int64_t convention, double aux_eps) {
+  const Tensors a = check(pred, target, weight, kind, mode, format, eps, reduction, convention);
   const auto options = a.p.options().dtype(a.math);
   at::Tensor loss = reduction == kNone ? at::empty(a.loss_shape, options) : at::empty({}, options);
   dispatch_pair(a.p.scalar_type(), a.t.scalar_type(), [&](auto p_type, auto t_type) {
     using scalar_t = typename decltype(p_type)::type;
     using target_t = typename decltype(t_type)::type;
     Kernels::template forward<scalar_t, target_t>(
-        make_args<scalar_t, target_t>(a, kind, mode, format, eps, gamma, lambd), reduction, loss);
+        make_args<scalar_t, target_t>(a, kind, mode, format, eps, gamma, lambd, convention, aux_eps), reduction,
+        loss);
   });
   return loss;
 }
@@ -100,8 +104,8 @@ template <typename Kernels>
 std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& grad, const at::Tensor& pred, const at::Tensor& target,
                                             const std::optional<at::Tensor>& weight, int64_t kind, int64_t mode,
                                             int64_t format, double eps, double gamma, double lambd, int64_t reduction,
-                                            bool pred_grad, bool target_grad) {
-  const Tensors a = check(pred, target, weight, kind, mode, format, eps, reduction);
+                                            bool pred_grad, bool target_grad, int64_t convention, double aux_eps) {
+  const Tensors a = check(pred, target, weight, kind, mode, format, eps, reduction, convention);
   check_same_device(kOp, a.p, grad, "grad");
   const auto math_type = a.math;
   at::Tensor g;
@@ -117,7 +121,8 @@ std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& grad, const at::Te
     using scalar_t = typename decltype(p_type)::type;
     using target_t = typename decltype(t_type)::type;
     Kernels::template backward<scalar_t, target_t>(
-        make_args<scalar_t, target_t>(a, kind, mode, format, eps, gamma, lambd), g, reduction, gp, gt);
+        make_args<scalar_t, target_t>(a, kind, mode, format, eps, gamma, lambd, convention, aux_eps), g, reduction,
+        gp, gt);
   });
   return {gp, gt};
 }

@@ -14,8 +14,11 @@ from .box_iou import (cdiou_loss, ciou_loss, complete_box_iou_loss, diou_loss, d
                       focal_eiou_loss, generalized_box_iou_loss, giou_loss, iou_loss)
 
 from . import nn, reference  # noqa: E402  (after the ops, which they wrap)
+from . import _torchscript
 
 __all__ = ["__version__", "nn", "reference", "sigmoid_focal_loss", "iou_loss", "giou_loss", "diou_loss", "ciou_loss",
            "eiou_loss", "focal_eiou_loss", "cdiou_loss", "generalized_box_iou_loss", "distance_box_iou_loss",
            "complete_box_iou_loss", "dice_loss", "tversky_loss", "softmax_focal_loss", "l1_loss", "mse_loss",
            "smooth_l1_loss"]
+
+_torchscript.refuse_functions(globals(), __all__, "fastloss")

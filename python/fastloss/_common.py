@@ -76,7 +76,8 @@ def check_int(name, value):
 
 def check_reduction(reduction, name="reduction"):
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
-        raise ValueError(f"{name} must be 'none', 'mean' or 'sum', got {reduction!r}")
+        # "Invalid" first: torchvision's tests match that word
+        raise ValueError(f"Invalid {name} {reduction!r}: must be 'none', 'mean' or 'sum'")
     return reduction
 
 

@@ -4,6 +4,7 @@ import numbers
 import torch
 
 from .._common import check_number, check_reduction
+from .._torchscript import NotScriptable
 
 
 def set_tensor_option(module, name, value):
@@ -16,7 +17,7 @@ def set_tensor_option(module, name, value):
         module.register_buffer(name, value)
 
 
-class WeightedLoss(torch.nn.Module):
+class WeightedLoss(NotScriptable, torch.nn.Module):
     """reduction and loss_weight at construction; forward(pred, target, weight=None, avg_factor=None,
     reduction_override=None) returns loss_weight × the loss, as mmdet's losses do."""
 

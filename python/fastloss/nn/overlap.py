@@ -1,10 +1,11 @@
 import torch
 
 from .. import overlap as _functional
+from .._torchscript import NotScriptable
 from ._base import set_tensor_option
 
 
-class _OverlapLoss(torch.nn.Module):
+class _OverlapLoss(NotScriptable, torch.nn.Module):
     """class_weight is a buffer (moved by .to()/.cuda(), kept in state_dict); the other options are
     plain attributes."""
     name = None

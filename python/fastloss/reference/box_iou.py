@@ -22,6 +22,8 @@ from .._common import (
 KINDS = {"iou": 0, "giou": 1, "diou": 2, "ciou": 3, "eiou": 4, "focal_eiou": 5, "cdiou": 6}
 MODES = {"linear": 0, "log": 1, "square": 2}
 FORMATS = {"xyxy": 0, "xywh": 1, "cxcywh": 2}
+# Whose eps placement (csrc/math/box_iou.h explains each); the faces pick theirs.
+CONVENTIONS = {"torchvision": 0, "mmdet": 1, "ultralytics": 2}
 FOUR_OVER_PI_SQUARED = 0.405284734569351085775517852838911
 
 
@@ -37,6 +39,8 @@ class BoxArgs(NamedTuple):
     reduction: int  # kernel code; SUM when avg_factor is given
     weight: Optional[torch.Tensor]
     avg_factor: object
+    convention: int = 0
+    aux_eps: float = -1.0  # a second eps (math/box_iou.h); < 0: eps
 
 
 def _check_boxes(name, boxes):
@@ -49,7 +53,7 @@ def _check_boxes(name, boxes):
 
 
 def check_args(kind, pred, target, reduction, eps, weight, avg_factor, box_format, mode="linear", gamma=0.5,
-               lambd=1.0) -> BoxArgs:
+               lambd=1.0, convention="torchvision", aux_eps=None) -> BoxArgs:
     """pred and target may differ in dtype (float16 pred, float32 target under AMP): the math runs
     in their promoted math type, each read in its own dtype, as torchvision promotes."""
     pred, target = _check_boxes("pred", pred), _check_boxes("target", target)
@@ -58,6 +62,7 @@ def check_args(kind, pred, target, reduction, eps, weight, avg_factor, box_forma
         raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
     eps, gamma = check_nonnegative("eps", eps), check_nonnegative("gamma", gamma)
     lambd = check_nonnegative("lambd", lambd)
+    aux_eps = -1.0 if aux_eps is None else check_nonnegative("eps", aux_eps)
     code = reduction_code(reduction, avg_factor)
     if weight is not None:
         check_weight(weight, pred, "pred")
@@ -66,7 +71,7 @@ def check_args(kind, pred, target, reduction, eps, weight, avg_factor, box_forma
         weight = prepare_weight(weight, pred[..., 0], per_row=False)
     return BoxArgs(pred, target, KINDS[kind], check_choice("mode", mode, MODES),
                    check_choice("box_format", box_format, FORMATS),
-                   eps, gamma, lambd, code, weight, avg_factor)
+                   eps, gamma, lambd, code, weight, avg_factor, CONVENTIONS[convention], aux_eps)
 
 
 def _corners(boxes, box_format):
@@ -93,23 +98,35 @@ def _distance(dx, dy):
 
 def compute(a: BoxArgs) -> torch.Tensor:
     dtype = opmath_dtype(torch.promote_types(a.pred.dtype, a.target.dtype))
+    mmdet, aux_eps = a.convention == CONVENTIONS["mmdet"], a.eps if a.aux_eps < 0 else a.aux_eps
     x1, y1, x2, y2 = _corners(a.pred.to(dtype), a.box_format)
     x1g, y1g, x2g, y2g = _corners(a.target.to(dtype), a.box_format)
     (x1, x2), (y1, y2), (x1g, x2g), (y1g, y2g) = _repair(x1, x2), _repair(y1, y2), _repair(x1g, x2g), _repair(y1g, y2g)
-    wp, hp, wt, ht = x2 - x1, y2 - y1, x2g - x1g, y2g - y1g
+    # ultralytics adds eps to xyxy heights (areas and aspect ratio), mmdet's CIoU to the aspect ratio's
+    area_shift = a.eps if a.convention == CONVENTIONS["ultralytics"] and a.box_format == FORMATS["xyxy"] else 0.0
+    aspect_shift = a.eps if mmdet else area_shift
+    wp, hp, wt, ht = x2 - x1, y2 - y1 + area_shift, x2g - x1g, y2g - y1g + area_shift
     inter = torch.relu(torch.minimum(x2, x2g) - torch.maximum(x1, x1g)) * \
         torch.relu(torch.minimum(y2, y2g) - torch.maximum(y1, y1g))
     union = wp * hp + wt * ht - inter
-    iou = inter / (union + a.eps)
+    floor_union = mmdet and a.kind in (KINDS["iou"], KINDS["giou"])
+    union = union.clamp(min=a.eps) if floor_union else union + a.eps
+    iou = inter / union
     cw = torch.maximum(x2, x2g) - torch.minimum(x1, x1g)
     ch = torch.maximum(y2, y2g) - torch.minimum(y1, y1g)
     kind = a.kind
     if kind == KINDS["iou"]:
-        loss = {MODES["linear"]: lambda: 1 - iou, MODES["log"]: lambda: -iou.clamp(min=a.eps).log(),
+        if mmdet or a.mode == MODES["log"]:
+            iou = iou.clamp(min=aux_eps)
+        loss = {MODES["linear"]: lambda: 1 - iou, MODES["log"]: lambda: -iou.log(),
                 MODES["square"]: lambda: 1 - iou * iou}[a.mode]()
     elif kind == KINDS["giou"]:
         area_c = cw * ch
-        loss = 1 - iou + (area_c - union) / (area_c + a.eps)
+        if mmdet:
+            area_c = area_c.clamp(min=a.eps)
+            loss = 1 - iou + (area_c - union) / area_c
+        else:
+            loss = 1 - iou + (area_c - union + a.eps) / (area_c + a.eps)
     else:
         c2 = cw ** 2 + ch ** 2 + a.eps
         if kind == KINDS["cdiou"]:
@@ -120,9 +137,14 @@ def compute(a: BoxArgs) -> torch.Tensor:
             rho2 = ((x2 + x1) / 2 - (x1g + x2g) / 2) ** 2 + ((y2 + y1) / 2 - (y1g + y2g) / 2) ** 2
             loss = 1 - iou + rho2 / c2
         if kind == KINDS["ciou"]:
-            v = FOUR_OVER_PI_SQUARED * (torch.atan2(wt, ht) - torch.atan2(wp, hp)) ** 2
-            alpha = (v / (1 - iou + v + a.eps)).detach()
+            hp_s, ht_s = hp - area_shift + aspect_shift, ht - area_shift + aspect_shift
+            v = FOUR_OVER_PI_SQUARED * (torch.atan2(wt, ht_s) - torch.atan2(wp, hp_s)) ** 2
+            alpha = (v / (1 - iou + v + aux_eps)).detach()
+            if mmdet:
+                alpha = alpha * (iou > 0.5).detach()
             loss = loss + alpha * v
+            if mmdet:
+                loss = loss.clamp(max=2.0)  # 1 − clamp(CIoU, −1, 1)
         elif kind in (KINDS["eiou"], KINDS["focal_eiou"]):
             loss = loss + (wp - wt) ** 2 / (cw ** 2 + a.eps) + (hp - ht) ** 2 / (ch ** 2 + a.eps)
             if kind == KINDS["focal_eiou"]:
@@ -137,9 +159,10 @@ def compute(a: BoxArgs) -> torch.Tensor:
     return apply_avg_factor(total, a.avg_factor)
 
 
-def op(pred, target, weight, kind, mode, box_format, eps, gamma, lambd, reduction):
+def op(pred, target, weight, kind, mode, box_format, eps, gamma, lambd, reduction, convention=0, aux_eps=-1.0):
     """fastloss::box_iou_loss in torch ops."""
-    return compute(BoxArgs(pred, target, kind, mode, box_format, eps, gamma, lambd, reduction, weight, None))
+    return compute(BoxArgs(pred, target, kind, mode, box_format, eps, gamma, lambd, reduction, weight, None,
+                           convention, aux_eps))
 
 
 COMMON_DOC = """
@@ -205,9 +228,9 @@ def define(implementation):
         return implementation("diou", boxes1, boxes2, reduction, eps, None, None, "xyxy")
 
     def complete_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7):
-        """torchvision.ops.complete_box_iou_loss's signature and numbers (torchvision applies eps only to
-        α and uses 1e-7 in its DIoU part; here eps is used throughout — equal at the default)."""
-        return implementation("ciou", boxes1, boxes2, reduction, eps, None, None, "xyxy")
+        """torchvision.ops.complete_box_iou_loss's signature and numbers: as torchvision, eps is used in α
+        only and its DIoU part uses 1e-7."""
+        return implementation("ciou", boxes1, boxes2, reduction, 1e-7, None, None, "xyxy", aux_eps=eps)
 
     functions = (iou_loss, giou_loss, diou_loss, ciou_loss, eiou_loss, focal_eiou_loss, cdiou_loss)
     for f in functions:

@@ -1,0 +1,38 @@
+"""Drop-in replacements for mmdetection 3.x's losses, on fastloss's fused kernels.
+
+Each class has mmdet's name, constructor arguments, defaults, attributes, forward signature and
+numbers (see README "Coming from mmdet"); none has a parameter or buffer, as in mmdet. Importable
+without mmdet. When mmdet (and mmengine) are installed, importing this module also registers the
+classes in mmdet's MODELS registry as "Fast" + the mmdet name, e.g. in a config:
+
+    custom_imports = dict(imports=["fastloss.mmdet"], allow_failed_imports=False)
+    model = dict(bbox_head=dict(loss_cls=dict(type="FastFocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25,
+                                              loss_weight=1.0)))
+"""
+from .cross_entropy_loss import CrossEntropyLoss
+from .dice_loss import DiceLoss
+from .focal_loss import FocalLoss
+from .iou_loss import CIoULoss, DIoULoss, GIoULoss, IoULoss
+from .mse_loss import MSELoss
+from .smooth_l1_loss import L1Loss, SmoothL1Loss
+
+__all__ = ["FocalLoss", "CrossEntropyLoss", "IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "L1Loss",
+           "SmoothL1Loss", "MSELoss", "DiceLoss", "REGISTERED_NAMES", "register"]
+
+REGISTERED_NAMES = {"Fast" + name: globals()[name] for name in __all__[:10]}
+
+
+def register(registry=None):
+    """Registers the classes under REGISTERED_NAMES in `registry` (default: mmdet.registry.MODELS, when
+    mmdet can be imported). Returns the registry, or None when there is none."""
+    if registry is None:
+        try:
+            from mmdet.registry import MODELS as registry
+        except (ImportError, AssertionError):  # no mmdet, or one whose mmcv is missing or mismatched
+            return None
+    for name, cls in REGISTERED_NAMES.items():
+        registry.register_module(name=name, module=cls, force=True)
+    return registry
+
+
+register()

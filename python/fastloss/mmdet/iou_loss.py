@@ -1,0 +1,97 @@
+"""mmdet's IoU-family box losses (mmdet/models/losses/iou_loss.py) on fastloss's fused box kernel,
+with mmdet's eps placement (the kernel's "mmdet" convention, csrc/math/box_iou.h)."""
+import warnings
+
+import torch
+
+from .._common import check_nonnegative
+from ..box_iou import _fused as box_loss
+from ._base import MMDetLoss, resolve_reduction, weight_reduce, zero_weight_sum
+
+MODES = ("linear", "square", "log")
+
+
+class _BoxLoss(MMDetLoss):
+    kind = None
+    # mmdet computes IoU and GIoU of float16 boxes in float32 and returns float16
+    half_result_as_pred = False
+
+    def __init__(self, eps=1e-6, reduction="mean", loss_weight=1.0):
+        super().__init__(reduction, loss_weight)
+        self.eps = check_nonnegative("eps", eps)
+
+    def params(self):
+        return {"eps": self.eps}
+
+    def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None, **kwargs):
+        reduction = resolve_reduction(self, reduction_override)
+        if weight is not None and weight.dim() > 1:
+            if weight.shape != pred.shape:
+                raise ValueError(f"weight must have shape pred.shape[:-1] or pred's shape {tuple(pred.shape)}, got "
+                                 f"{tuple(weight.shape)}")
+            weight = weight.mean(-1)  # one weight per coordinate: their mean, as mmdet
+        params = self.params()
+        eps = params.pop("eps")
+
+        def run(r):
+            return box_loss(self.kind, pred, target, r, eps, weight, None, "xyxy", convention="mmdet", **params)
+
+        loss = weight_reduce(run, reduction, avg_factor, pred.shape[:-1].numel())
+        dtype = torch.promote_types(pred.dtype, target.dtype)
+        if self.half_result_as_pred and pred.dtype == torch.float16:
+            dtype = torch.float16
+        loss = self.scaled(loss.to(dtype))
+        # mmdet's shortcut for all-zero weights (for "none" too, except IoULoss: its scalar cannot
+        # take the unreduced shape without reading the weights on the host; that case gives the
+        # weighted per-box losses, zeros)
+        return zero_weight_sum(loss, pred, weight) if reduction != "none" else loss
+
+    def extra_repr(self):
+        return f"eps={self.eps}, " + super().extra_repr()
+
+
+class IoULoss(_BoxLoss):
+    """mmdet's IoULoss: mode "log" (−ln IoU, the default), "linear" (1 − IoU) or "square" (1 − IoU²),
+    IoU clamped at eps; `linear=True` is the deprecated spelling of mode="linear"."""
+    kind = "iou"
+    half_result_as_pred = True
+
+    def __init__(self, linear=False, eps=1e-6, reduction="mean", loss_weight=1.0, mode="log"):
+        super().__init__(eps, reduction, loss_weight)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if linear:
+            mode = "linear"
+            warnings.warn('IoULoss(linear=True) is deprecated in mmdet; use mode="linear"', DeprecationWarning,
+                          stacklevel=2)
+        self.mode, self.linear = mode, linear
+
+    def params(self):
+        # mmdet's bbox_overlaps floors the union at its own default 1e-6; the module's eps clamps IoU
+        return {"eps": 1e-6, "aux_eps": self.eps, "mode": self.mode}
+
+    def extra_repr(self):
+        return f"mode={self.mode!r}, " + super().extra_repr()
+
+
+class GIoULoss(_BoxLoss):
+    """mmdet's GIoULoss: IoU and the enclosing area floored at eps."""
+    kind = "giou"
+    half_result_as_pred = True
+
+
+class DIoULoss(_BoxLoss):
+    """mmdet's DIoULoss: 1 − IoU + ρ²/c², IoU = inter / (union + eps), c² = cw² + ch² + eps."""
+    kind = "diou"
+
+
+class CIoULoss(_BoxLoss):
+    """mmdet's CIoULoss: eps added to the heights of the aspect ratio, α = [IoU > 0.5]·v / (1 − IoU + v)
+    held constant, loss = 1 − clamp(CIoU, −1, 1)."""
+    kind = "ciou"
+
+    def params(self):
+        return {"eps": self.eps, "aux_eps": 0.0}
+
+
+__all__ = ["IoULoss", "GIoULoss", "DIoULoss", "CIoULoss"]

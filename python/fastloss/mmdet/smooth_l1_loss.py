@@ -1,0 +1,47 @@
+"""mmdet's L1Loss and SmoothL1Loss (mmdet/models/losses/smooth_l1_loss.py) on fastloss.l1_loss and
+fastloss.smooth_l1_loss (torch's fused kernels, weighted)."""
+from .. import classic
+from .._common import check_number
+from ._base import MMDetLoss, resolve_reduction, weight_reduce, zero_weight_sum
+
+
+class _ElementLoss(MMDetLoss):
+    # whether mmdet returns (pred * weight).sum() when no weight is positive
+    zero_weight_shortcut = True
+
+    def loss(self, pred, target, reduction, weight):
+        raise NotImplementedError
+
+    def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None, **kwargs):
+        reduction = resolve_reduction(self, reduction_override)
+        loss = self.scaled(weight_reduce(lambda r: self.loss(pred, target, r, weight), reduction, avg_factor,
+                                         pred.numel()))
+        if self.zero_weight_shortcut:  # all-zero weights: (pred * weight).sum(), as mmdet (without a sync)
+            return zero_weight_sum(loss, pred, weight) if reduction != "none" else loss
+        return loss
+
+
+class L1Loss(_ElementLoss):
+    """mmdet's L1Loss: |pred − target|."""
+
+    def loss(self, pred, target, reduction, weight):
+        return classic.l1_loss(pred, target, reduction, weight=weight)
+
+
+class SmoothL1Loss(_ElementLoss):
+    """mmdet's SmoothL1Loss: ½d²/β where d = |pred − target| < β, else d − ½β (β > 0)."""
+
+    def __init__(self, beta=1.0, reduction="mean", loss_weight=1.0):
+        super().__init__(reduction, loss_weight)
+        if check_number("beta", beta) <= 0:
+            raise ValueError(f"beta must be > 0, got {beta}")
+        self.beta = beta
+
+    def loss(self, pred, target, reduction, weight):
+        return classic.smooth_l1_loss(pred, target, reduction, beta=self.beta, weight=weight)
+
+    def extra_repr(self):
+        return f"beta={self.beta}, " + super().extra_repr()
+
+
+__all__ = ["L1Loss", "SmoothL1Loss"]
