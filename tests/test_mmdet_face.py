@@ -346,3 +346,14 @@ def test_torchscript_says_what_to_use():
                 fastloss.sigmoid_focal_loss, fastloss.reference.dice_loss):
         with pytest.raises(RuntimeError, match="torch.compile"):
             torch.jit.script(obj)
+
+
+@pytest.mark.parametrize("name", IOU_CLASSES)
+def test_inverted_boxes_as_mmdet(mmdet, name):
+    """Random corners (x2 < x1 half the time): mmdet's formulas on them, not fastloss's repair —
+    negative sides, their products as areas, the enclosing box's sides clamped at 0."""
+    g = torch.Generator().manual_seed(13)
+    pred, target = torch.rand(500, 4, generator=g, dtype=torch.float64) * 10, torch.rand(
+        500, 4, generator=g, dtype=torch.float64) * 10
+    compare(getattr(face, name)(reduction="none"), getattr(mmdet["iou_loss"], name)(reduction="none"),
+            (pred, target), rtol=1e-7, atol=1e-9)

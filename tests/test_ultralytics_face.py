@@ -105,3 +105,19 @@ def test_flags_take_ultralytics_precedence():
     for a, b in itertools.combinations(["GIoU", "DIoU", "CIoU"], 2):
         assert torch.equal(face.bbox_iou(box1, box2, xywh=False, **{a: True, b: True}),
                            face.bbox_iou(box1, box2, xywh=False, **{b: True}))
+
+
+@pytest.mark.parametrize("flags", FLAGS[:4])
+@pytest.mark.parametrize("xywh", [False, True])
+def test_inverted_boxes_as_ultralytics(flags, xywh):
+    """Random corners (or negative sizes): ultralytics' formulas on them, not fastloss's repair."""
+    g = torch.Generator().manual_seed(6)
+    box1, box2 = torch.rand(500, 4, generator=g, dtype=torch.float64) * 10 - 2, torch.rand(
+        500, 4, generator=g, dtype=torch.float64) * 10 - 2
+    results = []
+    for fn in (face.bbox_iou, metrics.bbox_iou):
+        a = box1.clone().requires_grad_()
+        iou = fn(a, box2, xywh=xywh, **flags)
+        results.append((iou.detach(), torch.autograd.grad(iou.sum(), a)[0]))
+    assert_close(results[0][0], results[1][0], rtol=1e-7, atol=1e-9)
+    assert_close(results[0][1], results[1][1], rtol=1e-7, atol=1e-9)

@@ -18,6 +18,8 @@
 //                 aspect ratio only, α = [IoU > 0.5]·v / (1 − IoU + v), loss = 1 − clamp(CIoU, −1, 1)
 //   kUltralytics  ultralytics' bbox_iou: with xyxy boxes the heights get + eps, in the areas and the
 //                 aspect ratio
+// The peers' faces take inverted boxes as the peers' formulas do (negative widths and heights, their
+// products as areas; mmdet clamps the enclosing box's sides at 0); fastloss's own API repairs them:
 // aux_eps is a second eps where a peer uses two: the IoU clamp of the IoU loss (max(IoU, aux_eps);
 // mmdet floors the union at 1e-6 whatever the module's eps) and the eps in CIoU's α (torchvision
 // passes its eps only there, 1e-7 everywhere else). It equals eps unless a face sets it.
@@ -103,9 +105,12 @@ template <typename V>
 FASTLOSS_HD_ALWAYS_INLINE void add_max_adjoint(V x, V y, V g, V& g_first, V& g_second) {
   using O = Ops<V>;
   using S = typename O::scalar_t;
-  const V share = O::select(O::gt(x, y), V(S(1)), O::select(O::eq(x, y), V(S(0.5)), V(S(0))));
-  g_first = g_first + g * share;
-  g_second = g_second + g * (V(S(1)) - share);
+  // selected, not multiplied by a 0/1 share: an infinite adjoint must not become 0·inf = NaN on the
+  // side that does not get it
+  const V zero(S(0)), half_g = V(S(0.5)) * g;
+  const auto first = O::gt(x, y), tie = O::eq(x, y);
+  g_first = g_first + O::select(first, g, O::select(tie, half_g, zero));
+  g_second = g_second + O::select(first, zero, O::select(tie, half_g, g));
 }
 
 // The same for min(a, b): to the smaller (a gets it where b > a).
@@ -131,13 +136,15 @@ FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], 
   using O = Ops<V>;
   const V zero(S(0)), one(S(1)), two(S(2)), half(S(0.5)), eps(prm.eps);
   Box<V> p = to_corners(p_in, prm.format), t = to_corners(t_in, prm.format);
+  const bool repair = prm.convention == kTorchvision, mmdet = prm.convention == kMmdet;
   Repaired<V> fix[4];
-  fix[0].apply(p.x1, p.x2);
-  fix[1].apply(p.y1, p.y2);
-  fix[2].apply(t.x1, t.x2);
-  fix[3].apply(t.y1, t.y2);
+  if (repair) {
+    fix[0].apply(p.x1, p.x2);
+    fix[1].apply(p.y1, p.y2);
+    fix[2].apply(t.x1, t.x2);
+    fix[3].apply(t.y1, t.y2);
+  }
 
-  const bool mmdet = prm.convention == kMmdet;
   // Heights as the peers' areas and aspect ratios see them (+ eps, a constant shift: same derivative).
   const bool shift_heights = prm.convention == kUltralytics && prm.format == kXYXY;
   const V area_shift = shift_heights ? eps : zero, aspect_shift = shift_heights || mmdet ? eps : zero;
@@ -149,7 +156,9 @@ FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], 
   const V inter = iw * ih, uni = wp * hp + wt * ht - inter;
   const auto union_floored = O::gt(eps, uni);
   const V u = floor_union ? O::select(union_floored, eps, uni) : uni + eps, iou = inter / u;
-  const V cw = O::max(p.x2, t.x2) - O::min(p.x1, t.x1), ch = O::max(p.y2, t.y2) - O::min(p.y1, t.y1);
+  const V cw_raw = O::max(p.x2, t.x2) - O::min(p.x1, t.x1), ch_raw = O::max(p.y2, t.y2) - O::min(p.y1, t.y1);
+  // mmdet clamps the enclosing box's sides at 0 (only inverted boxes reach below)
+  const V cw = mmdet ? O::max(cw_raw, zero) : cw_raw, ch = mmdet ? O::max(ch_raw, zero) : ch_raw;
 
   // The loss, and the adjoints (for a unit upstream gradient) of the quantities above.
   V loss, g_iou = -one, g_uni = zero, g_cw = zero, g_ch = zero, g_dx = zero, g_dy = zero;
@@ -226,9 +235,16 @@ FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], 
         // A point box (w = h = 0) has the angle atan2(0, 0) = 0, as (0, 1) has: without that the
         // product form would make its difference with any box 0.
         const V ht_s = ht - area_shift + aspect_shift, hp_s = hp - area_shift + aspect_shift;
-        const auto point_t = O::eq(wt + ht_s, zero), point_p = O::eq(wp + hp_s, zero);
+        const auto point_t = O::eq(O::abs(wt) + O::abs(ht_s), zero), point_p = O::eq(O::abs(wp) + O::abs(hp_s), zero);
         const V ht_a = O::select(point_t, one, ht_s), hp_a = O::select(point_p, one, hp_s);
-        const V d = atan2_right_half(wt * hp_a - wp * ht_a, ht_a * hp_a + wt * wp), v = k * d * d;
+        V d;
+        if (repair) {  // w, h >= 0: both angles in [0, π/2]
+          d = atan2_right_half(wt * hp_a - wp * ht_a, ht_a * hp_a + wt * wp);
+        } else {  // any signs: atan(w/h) is the angle of sign(h)·(h, w) (sign(0) = 1), in [−π/2, π/2]
+          const V st = O::select(O::gt(zero, ht_s), O::neg(one), one), sp = O::select(O::gt(zero, hp_s), O::neg(one), one);
+          d = atan2_right_half(st * wt, O::abs(ht_s)) - atan2_right_half(sp * wp, O::abs(hp_s));
+        }
+        const V v = k * d * d;
         V alpha = v / (one - iou + v + V(prm.aux_eps));
         if (mmdet) alpha = O::select(O::gt(iou, half), alpha, zero);
         loss = loss + alpha * v;
@@ -264,6 +280,10 @@ FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], 
     g_cw = g_cw + two * cw * g_c2;
     g_ch = g_ch + two * ch * g_c2;
   }
+  if (mmdet) {  // through the clamp at 0
+    g_cw = O::select(O::gt(zero, cw_raw), zero, g_cw);
+    g_ch = O::select(O::gt(zero, ch_raw), zero, g_ch);
+  }
   if constexpr (kGrad) {
     // Back through IoU = inter / (union + eps), union = area_p + area_t − inter.
     g_uni = g_uni - g_iou * iou / u;
@@ -291,10 +311,12 @@ FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], 
     // Focal-EIoU's constant weight, the repair of inverted boxes, the caller's format.
     gp = {scale * gp.x1, scale * gp.y1, scale * gp.x2, scale * gp.y2};
     gt = {scale * gt.x1, scale * gt.y1, scale * gt.x2, scale * gt.y2};
-    fix[0].adjoint(gp.x1, gp.x2);
-    fix[1].adjoint(gp.y1, gp.y2);
-    fix[2].adjoint(gt.x1, gt.x2);
-    fix[3].adjoint(gt.y1, gt.y2);
+    if (repair) {
+      fix[0].adjoint(gp.x1, gp.x2);
+      fix[1].adjoint(gp.y1, gp.y2);
+      fix[2].adjoint(gt.x1, gt.x2);
+      fix[3].adjoint(gt.y1, gt.y2);
+    }
     corners_grad_to_format(gp, prm.format, dp);
     corners_grad_to_format(gt, prm.format, dt);
   }

@@ -31,6 +31,17 @@ def _fused(loss, input, target, **options):
                                             a.batch, REDUCTIONS[a.reduction])
 
 
+def sums(input, target, **options):
+    """The (N, C, 3) sums Σ p·t, Σ p (Σ p²), Σ t (Σ t²) per (sample, class) — the fused kernel's, with
+    its gradient — and the checked arguments: for losses written on the sums (MONAI's
+    GeneralizedDiceLoss in fastloss.monai)."""
+    a = _reference.check_args("dice", input, target, **options)
+    if not _backend.use_kernels(a.input.device):
+        return _reference.sums(a), a
+    keep_probs = a.input.requires_grad and torch.is_grad_enabled()
+    return torch.ops.fastloss.overlap_sums(a.input, a.target, a.activation, a.squared, a.ignore_index, keep_probs)[0], a
+
+
 FUNCTIONS = _reference.define(_fused)
 globals().update(FUNCTIONS)
 __all__ = list(FUNCTIONS)

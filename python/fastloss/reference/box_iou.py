@@ -96,12 +96,21 @@ def _distance(dx, dy):
     return torch.where(positive, torch.where(positive, squared, 1).sqrt(), 0)
 
 
+def _aspect_angle(w, h):
+    """atan(w / h) for any signs: ±π/2 at h = 0, 0 for a point box (w = h = 0)."""
+    sign = torch.where(h < 0, -1.0, 1.0).to(h.dtype)
+    return torch.atan2(sign * w, sign * h)
+
+
 def compute(a: BoxArgs) -> torch.Tensor:
     dtype = opmath_dtype(torch.promote_types(a.pred.dtype, a.target.dtype))
     mmdet, aux_eps = a.convention == CONVENTIONS["mmdet"], a.eps if a.aux_eps < 0 else a.aux_eps
     x1, y1, x2, y2 = _corners(a.pred.to(dtype), a.box_format)
     x1g, y1g, x2g, y2g = _corners(a.target.to(dtype), a.box_format)
-    (x1, x2), (y1, y2), (x1g, x2g), (y1g, y2g) = _repair(x1, x2), _repair(y1, y2), _repair(x1g, x2g), _repair(y1g, y2g)
+    repair = a.convention == CONVENTIONS["torchvision"]  # the faces take inverted boxes as their peers do
+    if repair:
+        (x1, x2), (y1, y2), (x1g, x2g), (y1g, y2g) = (_repair(x1, x2), _repair(y1, y2), _repair(x1g, x2g),
+                                                      _repair(y1g, y2g))
     # ultralytics adds eps to xyxy heights (areas and aspect ratio), mmdet's CIoU to the aspect ratio's
     area_shift = a.eps if a.convention == CONVENTIONS["ultralytics"] and a.box_format == FORMATS["xyxy"] else 0.0
     aspect_shift = a.eps if mmdet else area_shift
@@ -114,6 +123,8 @@ def compute(a: BoxArgs) -> torch.Tensor:
     iou = inter / union
     cw = torch.maximum(x2, x2g) - torch.minimum(x1, x1g)
     ch = torch.maximum(y2, y2g) - torch.minimum(y1, y1g)
+    if mmdet:
+        cw, ch = cw.clamp(min=0), ch.clamp(min=0)
     kind = a.kind
     if kind == KINDS["iou"]:
         if mmdet or a.mode == MODES["log"]:
@@ -138,7 +149,7 @@ def compute(a: BoxArgs) -> torch.Tensor:
             loss = 1 - iou + rho2 / c2
         if kind == KINDS["ciou"]:
             hp_s, ht_s = hp - area_shift + aspect_shift, ht - area_shift + aspect_shift
-            v = FOUR_OVER_PI_SQUARED * (torch.atan2(wt, ht_s) - torch.atan2(wp, hp_s)) ** 2
+            v = FOUR_OVER_PI_SQUARED * (_aspect_angle(wt, ht_s) - _aspect_angle(wp, hp_s)) ** 2
             alpha = (v / (1 - iou + v + aux_eps)).detach()
             if mmdet:
                 alpha = alpha * (iou > 0.5).detach()

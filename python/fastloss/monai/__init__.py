@@ -1,0 +1,8 @@
+"""Drop-in replacements for MONAI 1.6's DiceLoss, TverskyLoss, GeneralizedDiceLoss and FocalLoss, on
+fastloss's fused kernels: MONAI's constructor arguments, defaults, state_dict keys, warnings and
+numbers (see README "Coming from MONAI")."""
+from .dice import DiceLoss, GeneralizedDiceLoss
+from .focal_loss import FocalLoss
+from .tversky import TverskyLoss
+
+__all__ = ["DiceLoss", "GeneralizedDiceLoss", "TverskyLoss", "FocalLoss"]

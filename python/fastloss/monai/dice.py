@@ -1,0 +1,110 @@
+"""MONAI's DiceLoss and GeneralizedDiceLoss (monai/losses/dice.py) on fastloss's fused overlap sums."""
+import torch
+
+from .. import overlap
+from .._common import check_bool, check_nonnegative
+from ._common import MonaiLoss
+
+W_TYPES = ("square", "simple", "uniform")
+
+
+def check_soft_label(soft_label, target, squared_pred):
+    """MONAI's soft_label=True changes the intersection Σ p·t to Σ min(p, t), the same for 0/1 targets.
+    Label targets are 0/1 and Σ p²-style sums (squared_pred) are equal either way; a float target
+    may be soft, which the fused sums do not yet cover: a clear error rather than other numbers."""
+    if check_bool("soft_label", soft_label) and target.dtype.is_floating_point and not squared_pred:
+        raise NotImplementedError("soft_label=True with a float target is not supported by fastloss.monai yet "
+                                  "(its intersection is Σ min(p, t)); pass label targets with to_onehot_y=True, "
+                                  "or soft_label=False for 0/1 targets")
+
+
+class DiceLoss(MonaiLoss):
+    """MONAI's DiceLoss: its constructor, numbers and "none" shape (N, C, 1, ...)."""
+
+    def __init__(self, include_background=True, to_onehot_y=False, sigmoid=False, softmax=False, other_act=None,
+                 squared_pred=False, jaccard=False, reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False,
+                 weight=None, soft_label=False, ignore_index=None):
+        super().__init__(include_background, to_onehot_y, sigmoid, softmax, other_act, reduction, batch)
+        self.squared_pred = check_bool("squared_pred", squared_pred)
+        self.jaccard = check_bool("jaccard", jaccard)
+        self.smooth_nr, self.smooth_dr = float(check_nonnegative("smooth_nr", smooth_nr)), float(
+            check_nonnegative("smooth_dr", smooth_dr))
+        weight = None if weight is None else torch.as_tensor(weight)
+        if weight is not None and (weight < 0).any():
+            raise ValueError("weight (the class weights) must be >= 0")
+        self.register_buffer("class_weight", weight)  # as MONAI: in state_dict when given
+        self.soft_label = check_bool("soft_label", soft_label)
+        self.ignore_index = ignore_index
+
+    def forward(self, input, target):
+        input, target, options = self.prepare(input, target)
+        check_soft_label(self.soft_label, target, self.squared_pred)
+        scored = input.shape[1] - (0 if options["include_background"] else 1)
+        class_weight = self.class_weight
+        if class_weight is not None:
+            if scored == 1:  # MONAI applies no class weight to a single class
+                class_weight = None
+            elif class_weight.dim() == 0:
+                class_weight = class_weight.expand(scored)
+            elif class_weight.shape[0] != scored:
+                raise ValueError(f"weight must have one value per class scored ({scored}; without the background "
+                                 f"when include_background=False), got {class_weight.shape[0]}")
+        f = overlap.dice_loss(input, target, squared_pred=self.squared_pred, jaccard=self.jaccard,
+                              smooth_nr=self.smooth_nr, smooth_dr=self.smooth_dr,
+                              class_weight=None if class_weight is None else class_weight.to(input.device),
+                              ignore_index=self.ignore_index, reduction=self.reduction, **options)
+        return self.broadcastable(f, input) if self.reduction == "none" else f
+
+
+class GeneralizedDiceLoss(MonaiLoss):
+    """MONAI's GeneralizedDiceLoss (Sudre et al. 2017, arXiv 1707.03237): class weights w_c = 1/(Σ t)²
+    ("square"), 1/Σ t ("simple") or 1 ("uniform"), a class without ground truth taking the largest
+    finite weight; 1 − (2·Σ_c w_c·tp_c + smooth_nr) / (Σ_c w_c·(Σp + Σt)_c + smooth_dr) per sample (or
+    over the batch) — computed from the fused kernel's (N, C, 3) sums."""
+
+    def __init__(self, include_background=True, to_onehot_y=False, sigmoid=False, softmax=False, other_act=None,
+                 w_type="square", reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False, soft_label=False):
+        super().__init__(include_background, to_onehot_y, sigmoid, softmax, other_act, reduction, batch)
+        w_type = str(getattr(w_type, "value", w_type))
+        if w_type not in W_TYPES:
+            raise ValueError(f"w_type must be one of {W_TYPES}, got {w_type!r}")
+        self.w_type = w_type
+        self.smooth_nr, self.smooth_dr = float(check_nonnegative("smooth_nr", smooth_nr)), float(
+            check_nonnegative("smooth_dr", smooth_dr))
+        self.soft_label = check_bool("soft_label", soft_label)
+
+    def w_func(self, ground):
+        if self.w_type == "simple":
+            return torch.reciprocal(ground)
+        if self.w_type == "square":
+            return torch.reciprocal(ground * ground)
+        return torch.ones_like(ground)
+
+    def forward(self, input, target):
+        input, target, options = self.prepare(input, target)
+        check_soft_label(self.soft_label, target, False)
+        batch = options.pop("batch")
+        include_background = options.pop("include_background")
+        sums, _ = overlap.sums(input, target, **options)
+        if not include_background:
+            sums = sums[:, 1:]
+        if batch:
+            sums = sums.sum(0)
+        tp, denominator, ground = sums[..., 0], sums[..., 1] + sums[..., 2], sums[..., 2]
+        w = self.w_func(ground.float())
+        infs = torch.isinf(w)
+        w = torch.where(infs, torch.zeros_like(w), w)
+        largest = w.max() if batch else w.max(dim=1, keepdim=True)[0]
+        w = (w + infs * largest).to(tp.dtype)
+        reduce_dim = 0 if batch else 1
+        numer = 2.0 * (tp * w).sum(reduce_dim, keepdim=True) + self.smooth_nr
+        denom = (denominator * w).sum(reduce_dim, keepdim=True) + self.smooth_dr
+        f = 1.0 - numer / denom
+        if self.reduction == "mean":
+            return f.mean()
+        if self.reduction == "sum":
+            return f.sum()
+        return self.broadcastable(f, input)
+
+
+__all__ = ["DiceLoss", "GeneralizedDiceLoss"]

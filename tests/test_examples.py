@@ -1,0 +1,64 @@
+"""The examples in examples/ run (CPU), give their peer's loss at step 0, and training proceeds."""
+import importlib
+import math
+import os
+import sys
+
+import pytest
+import torch
+
+from helpers import assert_close, needs
+from mmdet_peer import load
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, "examples")
+
+
+def example(name):
+    sys.path.insert(0, EXAMPLES)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(EXAMPLES)
+
+
+@needs("torchvision")
+def test_torchvision_retinanet():
+    ours, theirs, history = example("torchvision_retinanet").main()
+    assert ours.keys() == theirs.keys() == {"classification", "bbox_regression"}
+    for key in ours:
+        assert ours[key] == pytest.approx(theirs[key], rel=1e-5)
+    assert all(math.isfinite(x) for x in history) and history[-1] < history[0]
+
+
+@needs("monai")
+def test_monai_unet():
+    ours, theirs, history = example("monai_unet").main()
+    assert ours == pytest.approx(theirs, rel=1e-5)
+    assert all(math.isfinite(x) for x in history) and history[-1] < history[0]
+
+
+@needs("mmengine")
+def test_mmdet_config(tmp_path):
+    """The config's losses, built through mmengine's registry, against mmdet 3.3.0's classes built
+    from the same config (without the "Fast" prefix) on the same head outputs."""
+    module = example("mmdet_config")
+    ours = module.build_losses()
+    mmdet = load(str(tmp_path))
+    classes = {"FocalLoss": mmdet["focal_loss"].FocalLoss, "GIoULoss": mmdet["iou_loss"].GIoULoss,
+               "CrossEntropyLoss": mmdet["cross_entropy_loss"].CrossEntropyLoss}
+    theirs = {}
+    for name, cfg in module.LOSS_CONFIG.items():
+        cfg = dict(cfg)
+        theirs[name] = classes[cfg.pop("type").removeprefix("Fast")](**cfg)
+    total, grad = module.step(ours, torch.Generator().manual_seed(0))
+    want_total, want_grad = module.step(theirs, torch.Generator().manual_seed(0))
+    assert total == pytest.approx(want_total, rel=1e-5)
+    assert grad == pytest.approx(want_grad, rel=1e-5)
+    assert module.main()[1] == pytest.approx(total)
+
+
+@needs("ultralytics")
+def test_ultralytics_bboxloss():
+    ours, theirs, our_grad, their_grad = example("ultralytics_bboxloss").main()
+    assert ours == pytest.approx(theirs, rel=1e-5)
+    assert_close(our_grad, their_grad, torch.float32)
