@@ -120,6 +120,8 @@ CASES = [
     _face_case("giou mmdet", "giou", "mmdet"),
     _face_case("ciou mmdet", "ciou", "mmdet", aux_eps=0.0),
     _face_case("ciou ultralytics", "ciou", "ultralytics"),
+    _face_case("siou mmdet", "siou", "mmdet"),
+    _face_case("smooth_eiou mmdet", "smooth_eiou", "mmdet", lambd=0.3),
 ]
 
 

@@ -185,6 +185,7 @@ def test_face_constructor_arguments_match_mmdet(mmdet):
              (face.CrossEntropyLoss, mmdet["cross_entropy_loss"].CrossEntropyLoss),
              (face.IoULoss, mmdet["iou_loss"].IoULoss), (face.GIoULoss, mmdet["iou_loss"].GIoULoss),
              (face.DIoULoss, mmdet["iou_loss"].DIoULoss), (face.CIoULoss, mmdet["iou_loss"].CIoULoss),
+             (face.SIoULoss, mmdet["iou_loss"].SIoULoss), (face.EIoULoss, mmdet["iou_loss"].EIoULoss),
              (face.L1Loss, mmdet["smooth_l1_loss"].L1Loss), (face.SmoothL1Loss, mmdet["smooth_l1_loss"].SmoothL1Loss),
              (face.MSELoss, mmdet["mse_loss"].MSELoss), (face.DiceLoss, mmdet["dice_loss"].DiceLoss)]
     for ours, theirs in pairs:
@@ -209,7 +210,7 @@ def box_pairs(n, seed, near):
     return pred, target
 
 
-IOU_CLASSES = ["IoULoss", "GIoULoss", "DIoULoss", "CIoULoss"]
+IOU_CLASSES = ["IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "SIoULoss", "EIoULoss"]
 
 
 @pytest.mark.parametrize("name", IOU_CLASSES)
@@ -219,9 +220,10 @@ IOU_CLASSES = ["IoULoss", "GIoULoss", "DIoULoss", "CIoULoss"]
 def test_iou_family(mmdet, name, near, eps, reduction):
     pred, target = box_pairs(200, 6, near)
     weight = torch.rand(200, dtype=torch.float64)
-    modes = ["log", "linear", "square"] if name == "IoULoss" else [None]
-    for mode, w in itertools.product(modes, (None, weight, weight[:, None].expand(200, 4).contiguous())):
-        options = dict(eps=eps, reduction=reduction, loss_weight=1.5, **({"mode": mode} if mode else {}))
+    variants = {"IoULoss": [{"mode": m} for m in ("log", "linear", "square")],
+                "SIoULoss": [{}, {"neg_gamma": True}], "EIoULoss": [{}, {"smooth_point": 0.4}]}.get(name, [{}])
+    for variant, w in itertools.product(variants, (None, weight, weight[:, None].expand(200, 4).contiguous())):
+        options = dict(eps=eps, reduction=reduction, loss_weight=1.5, **variant)
         compare(getattr(face, name)(**options), getattr(mmdet["iou_loss"], name)(**options), (pred, target), (w,))
         if reduction == "mean":
             compare(getattr(face, name)(**options), getattr(mmdet["iou_loss"], name)(**options), (pred, target),
@@ -351,9 +353,15 @@ def test_torchscript_says_what_to_use():
 @pytest.mark.parametrize("name", IOU_CLASSES)
 def test_inverted_boxes_as_mmdet(mmdet, name):
     """Random corners (x2 < x1 half the time): mmdet's formulas on them, not fastloss's repair —
-    negative sides, their products as areas, the enclosing box's sides clamped at 0."""
+    negative sides, their products as areas, the enclosing box's sides clamped at 0 — NaN where
+    mmdet's are (SIoU's |w_p − w_t| / max(w_p, w_t) of two negative widths)."""
     g = torch.Generator().manual_seed(13)
     pred, target = torch.rand(500, 4, generator=g, dtype=torch.float64) * 10, torch.rand(
         500, 4, generator=g, dtype=torch.float64) * 10
-    compare(getattr(face, name)(reduction="none"), getattr(mmdet["iou_loss"], name)(reduction="none"),
-            (pred, target), rtol=1e-7, atol=1e-9)
+    results = []
+    for module in (getattr(face, name)(reduction="none"), getattr(mmdet["iou_loss"], name)(reduction="none")):
+        leaf = pred.clone().requires_grad_()
+        loss = module(leaf, target)
+        results.append((loss.detach(), torch.autograd.grad(loss.sum(), leaf)[0]))
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want, rtol=1e-7, atol=1e-9, equal_nan=True)

@@ -11,6 +11,15 @@
 //   EIoU  Zhang et al., arXiv 2101.08158: DIoU + (w_p − w_t)²/(cw² + eps) + (h_p − h_t)²/(ch² + eps)
 //   Focal-EIoU  same paper: IoU^γ · EIoU, IoU^γ held constant (a weight)
 //   CDIoU Dong et al., arXiv 2103.11696: 1 − IoU + λ·Σ_k ‖corner_k(p) − corner_k(t)‖ / (4·sqrt(c²))
+// Two kinds are mmdet's own losses (its formulas, its eps placement):
+//   SIoU  Gevorgyan, arXiv 2205.12740: 1 − clamp(IoU − ½(Δ + Ω), −1, 1), with the angle cost
+//         Λ = sin(2·asin(s)) = 2s·sqrt(1 − s²) (s the sine of the centres' offset angle, the smaller of
+//         the two), the distance cost Δ = Σ_{x,y} (1 − e^{γ·ρ}), ρ = (offset / enclosing side)²,
+//         γ = 2 − Λ (γ = Λ − 2 with mode 1: mmdet's neg_gamma), the shape cost Ω = Σ_{w,h} (1 − e^{−ω})⁴,
+//         ω = |w_p − w_t| / max(w_p, w_t)
+//   smooth EIoU  Peng & Yu (mmdet's EIoULoss): l = 1 − I/(area_p + area_t − I + eps) with the
+//         extended intersection I (negative for disjoint boxes, so they still get a gradient), then
+//         ½l²/β below the smooth point β (lambd), l − ½β above
 // The peers place eps differently; `convention` picks whose numbers a face gives:
 //   kTorchvision  as written above (fastloss's own API, torchvision's names)
 //   kMmdet        mmdet 3.x's loss files: IoU and GIoU divide by max(union, eps) and max(area(C), eps),
@@ -18,12 +27,12 @@
 //                 aspect ratio only, α = [IoU > 0.5]·v / (1 − IoU + v), loss = 1 − clamp(CIoU, −1, 1)
 //   kUltralytics  ultralytics' bbox_iou: with xyxy boxes the heights get + eps, in the areas and the
 //                 aspect ratio
-// The peers' faces take inverted boxes as the peers' formulas do (negative widths and heights, their
-// products as areas; mmdet clamps the enclosing box's sides at 0); fastloss's own API repairs them:
 // aux_eps is a second eps where a peer uses two: the IoU clamp of the IoU loss (max(IoU, aux_eps);
 // mmdet floors the union at 1e-6 whatever the module's eps) and the eps in CIoU's α (torchvision
 // passes its eps only there, 1e-7 everywhere else). It equals eps unless a face sets it.
-// Inverted boxes (x2 < x1 or y2 < y1) are zero-size boxes at the same centre. Derivatives are
+// Inverted boxes (x2 < x1 or y2 < y1): fastloss's own API takes them as zero-size boxes at the same
+// centre; the faces take them as their peers' formulas do (negative sides, their products as areas;
+// mmdet clamps the enclosing box's sides at 0). Derivatives are
 // hand-written reverse mode; min/max ties split the gradient equally (torch's rule); CIoU's angle
 // difference is one atan2, finite at h = 0. Written once against Ops<V> (math/ops.h), for CPU SIMD
 // and for CUDA.
@@ -33,7 +42,9 @@
 namespace fastloss::box_iou {
 
 // Codes shared with python/fastloss/box_iou.py.
-enum Kind : int { kIoU = 0, kGIoU = 1, kDIoU = 2, kCIoU = 3, kEIoU = 4, kFocalEIoU = 5, kCDIoU = 6 };
+enum Kind : int {
+  kIoU = 0, kGIoU = 1, kDIoU = 2, kCIoU = 3, kEIoU = 4, kFocalEIoU = 5, kCDIoU = 6, kSIoU = 7, kSmoothEIoU = 8
+};
 enum IouMode : int { kLinear = 0, kLog = 1, kSquare = 2 };
 enum BoxFormat : int { kXYXY = 0, kXYWH = 1, kCXCYWH = 2 };
 enum Convention : int { kTorchvision = 0, kMmdet = 1, kUltralytics = 2 };
@@ -129,6 +140,101 @@ FASTLOSS_HD_ALWAYS_INLINE V div_or_zero(V a, V b) {
   return O::select(positive, a / O::select(positive, b, V(S(1))), V(S(0)));
 }
 
+template <typename V>
+FASTLOSS_HD_ALWAYS_INLINE V sign_of(V x) {
+  using O = Ops<V>;
+  using S = typename O::scalar_t;
+  const V zero(S(0)), one(S(1));
+  return O::select(O::gt(x, zero), one, O::select(O::gt(zero, x), O::neg(one), zero));
+}
+
+// d(|a − b| / max(a, b)) into g_a and g_b, times g (ω of SIoU's shape cost; |x|' = sign(x), 0 at 0).
+template <typename V>
+FASTLOSS_HD_ALWAYS_INLINE void add_relative_difference_adjoint(V a, V b, V omega, V m, V g, V& g_a, V& g_b) {
+  const V direct = g * sign_of(a - b) / m;
+  g_a = g_a + direct;
+  g_b = g_b - direct;
+  add_max_adjoint(a, b, Ops<V>::neg(g * omega / m), g_a, g_b);
+}
+
+// mmdet's SIoU (see the top): the loss, and with kGrad the adjoints of the centre offsets, the
+// enclosing sides and the sizes (the IoU's adjoint is the caller's −1; `scale` zeroes the gradient
+// where the clamp holds). h_p, h_t are the heights + eps, as mmdet's shape cost takes them.
+template <bool kGrad, typename V, typename S>
+FASTLOSS_HD_ALWAYS_INLINE V siou(const Params<S>& prm, const Box<V>& p, const Box<V>& t, V w_p, V w_t, V h_p, V h_t,
+                                 V cw, V ch, V iou, V& scale, V& g_dx, V& g_dy, V& g_cw, V& g_ch, V& g_wp, V& g_hp,
+                                 V& g_wt, V& g_ht) {
+  using O = Ops<V>;
+  const V zero(S(0)), one(S(1)), two(S(2)), half(S(0.5)), eps(prm.eps);
+  const V cw_s = O::max(cw, eps), ch_s = O::max(ch, eps);
+  const V ox = (t.x1 + t.x2 - p.x1 - p.x2) * half + eps, oy = (t.y1 + t.y2 - p.y1 - p.y2) * half + eps;
+  const V sigma2 = ox * ox + oy * oy, sigma = O::sqrt(sigma2);
+  const V sin_x = O::abs(ox) / sigma, sin_y = O::abs(oy) / sigma;
+  const auto use_y = O::gt(sin_x, V(S(0.707106781186547524)));
+  const V s = O::select(use_y, sin_y, sin_x), root = O::sqrt(one - s * s), angle = two * s * root;
+  const V sg = prm.mode == 1 ? one : O::neg(one), gam = sg * (angle - two);
+  const V rx = ox / cw_s, ry = oy / ch_s, rho_x = rx * rx, rho_y = ry * ry;
+  const V ex = O::exp(gam * rho_x), ey = O::exp(gam * rho_y);
+  const V mw = O::max(w_p, w_t), mh = O::max(h_p, h_t);
+  const V ow = O::abs(w_p - w_t) / mw, oh = O::abs(h_p - h_t) / mh;
+  const V ew = O::exp(O::neg(ow)), eh = O::exp(O::neg(oh)), fw = one - ew, fh = one - eh;
+  const V fw2 = fw * fw, fh2 = fh * fh;
+  const V raw = one - iou + half * ((two - ex - ey) + fw2 * fw2 + fh2 * fh2);
+  scale = O::select(O::gt(raw, two), zero, O::select(O::gt(zero, raw), zero, one));  // 1 − clamp(SIoU, −1, 1)
+  if constexpr (kGrad) {
+    // the distance cost, through γ (the angle) and ρ
+    const V g_gam = O::neg(half) * (rho_x * ex + rho_y * ey);
+    const V g_rho_x = O::neg(half) * gam * ex, g_rho_y = O::neg(half) * gam * ey;
+    const V g_s = g_gam * sg * two * (one - two * s * s) / root;
+    const V g_sx = O::select(use_y, zero, g_s), g_sy = O::select(use_y, g_s, zero), sigma3 = sigma2 * sigma;
+    const V g_ox = g_sx * sign_of(ox) * oy * oy / sigma3 - g_sy * O::abs(oy) * ox / sigma3 + g_rho_x * two * rx / cw_s;
+    const V g_oy = g_sy * sign_of(oy) * ox * ox / sigma3 - g_sx * O::abs(ox) * oy / sigma3 + g_rho_y * two * ry / ch_s;
+    g_dx = g_dx - g_ox;  // o = −(centre_p − centre_t) + eps
+    g_dy = g_dy - g_oy;
+    g_cw = g_cw + O::select(O::gt(eps, cw), zero, O::neg(g_rho_x * two * rho_x / cw_s));
+    g_ch = g_ch + O::select(O::gt(eps, ch), zero, O::neg(g_rho_y * two * rho_y / ch_s));
+    // the shape cost: d(1 − e^{−ω})⁴/dω = 4(1 − e^{−ω})³·e^{−ω}, times ½
+    add_relative_difference_adjoint(w_p, w_t, ow, mw, two * fw2 * fw * ew, g_wp, g_wt);
+    add_relative_difference_adjoint(h_p, h_t, oh, mh, two * fh2 * fh * eh, g_hp, g_ht);
+  }
+  return O::min(O::max(raw, zero), two);
+}
+
+// mmdet's smooth EIoU (see the top): the loss; with kGrad the adjoint of the areas' sum into g_areas
+// and the corners' adjoints through the extended intersection into gp, gt.
+template <bool kGrad, typename V, typename S>
+FASTLOSS_HD_ALWAYS_INLINE V smooth_eiou(const Params<S>& prm, const Box<V>& p, const Box<V>& t, V areas, V& g_areas,
+                                        Box<V>& gp, Box<V>& gt) {
+  using O = Ops<V>;
+  const V one(S(1)), half(S(0.5)), eps(prm.eps), beta(prm.lambd);
+  const V ex1 = O::min(p.x1, t.x1), ey1 = O::min(p.y1, t.y1);
+  const V ix1 = O::max(p.x1, t.x1), iy1 = O::max(p.y1, t.y1), ix2 = O::min(p.x2, t.x2), iy2 = O::min(p.y2, t.y2);
+  const V xmin = O::min(ix1, ix2), ymin = O::min(iy1, iy2), xmax = O::max(ix1, ix2), ymax = O::max(iy1, iy2);
+  const V x2 = ix2 - ex1, y2 = iy2 - ey1, xn = xmin - ex1, yn = ymin - ey1;
+  const V x1 = ix1 - ex1, ym = ymax - ey1, xm = xmax - ex1, y1 = iy1 - ey1;
+  const V inter = x2 * y2 + xn * yn - x1 * ym - xm * y1, u = areas - inter + eps, l = one - inter / u;
+  const auto smooth = O::gt(beta, l);
+  if constexpr (kGrad) {
+    const V g_l = O::select(smooth, l / beta, one);
+    g_areas = g_l * inter / (u * u);
+    const V g_i = O::neg(g_l) * (u + inter) / (u * u);  // dl/dI with u's −I
+    const V g_x2 = g_i * y2, g_y2 = g_i * x2, g_xn = g_i * yn, g_yn = g_i * xn;
+    const V g_x1 = O::neg(g_i * ym), g_ym = O::neg(g_i * x1), g_xm = O::neg(g_i * y1), g_y1 = O::neg(g_i * xm);
+    V g_ix1 = g_x1, g_ix2 = g_x2, g_iy1 = g_y1, g_iy2 = g_y2;
+    add_min_adjoint(ix1, ix2, g_xn, g_ix1, g_ix2);
+    add_max_adjoint(ix1, ix2, g_xm, g_ix1, g_ix2);
+    add_min_adjoint(iy1, iy2, g_yn, g_iy1, g_iy2);
+    add_max_adjoint(iy1, iy2, g_ym, g_iy1, g_iy2);
+    add_max_adjoint(p.x1, t.x1, g_ix1, gp.x1, gt.x1);
+    add_max_adjoint(p.y1, t.y1, g_iy1, gp.y1, gt.y1);
+    add_min_adjoint(p.x2, t.x2, g_ix2, gp.x2, gt.x2);
+    add_min_adjoint(p.y2, t.y2, g_iy2, gp.y2, gt.y2);
+    add_min_adjoint(p.x1, t.x1, O::neg(g_x2 + g_xn + g_x1 + g_xm), gp.x1, gt.x1);
+    add_min_adjoint(p.y1, t.y1, O::neg(g_y2 + g_yn + g_ym + g_y1), gp.y1, gt.y1);
+  }
+  return O::select(smooth, half * l * l / beta, l - half * beta);
+}
+
 // Loss of the pair (p, t), both in the caller's format; with kGrad also d loss / d p and d t.
 template <bool kGrad, typename V, typename S>
 FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], const V (&t_in)[4], V (&dp)[4],
@@ -200,6 +306,12 @@ FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], 
         g_ch = g_area_c * cw;
       }
     }
+  } else if (prm.kind == kSIoU) {
+    loss = siou<kGrad>(prm, p, t, wp, wt, hp + aspect_shift - area_shift, ht + aspect_shift - area_shift, cw, ch, iou,
+                       scale, g_dx, g_dy, g_cw, g_ch, g_wp, g_hp, g_wt, g_ht);
+  } else if (prm.kind == kSmoothEIoU) {
+    g_iou = zero;  // its own intersection: the corners' adjoints come back directly
+    loss = smooth_eiou<kGrad>(prm, p, t, wp * hp + wt * ht, g_uni, gp, gt);
   } else {  // the centre-distance family
     const V c2 = cw * cw + ch * ch + eps;
     const V dx = half * (p.x2 + p.x1) - half * (t.x1 + t.x2), dy = half * (p.y2 + p.y1) - half * (t.y1 + t.y2);
@@ -288,7 +400,8 @@ FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], 
     // Back through IoU = inter / (union + eps), union = area_p + area_t − inter.
     g_uni = g_uni - g_iou * iou / u;
     if (floor_union) g_uni = O::select(union_floored, zero, g_uni);
-    const V g_inter = g_iou / u - g_uni;
+    // (smooth EIoU's extended intersection has sent its adjoints to the corners already)
+    const V g_inter = prm.kind == kSmoothEIoU ? zero : g_iou / u - g_uni;
     g_wp = g_wp + g_uni * hp;
     g_hp = g_hp + g_uni * wp;
     g_wt = g_wt + g_uni * ht;

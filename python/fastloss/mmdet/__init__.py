@@ -12,14 +12,15 @@ classes in mmdet's MODELS registry as "Fast" + the mmdet name, e.g. in a config:
 from .cross_entropy_loss import CrossEntropyLoss
 from .dice_loss import DiceLoss
 from .focal_loss import FocalLoss
-from .iou_loss import CIoULoss, DIoULoss, GIoULoss, IoULoss
+from .iou_loss import CIoULoss, DIoULoss, EIoULoss, GIoULoss, IoULoss, SIoULoss
 from .mse_loss import MSELoss
 from .smooth_l1_loss import L1Loss, SmoothL1Loss
 
-__all__ = ["FocalLoss", "CrossEntropyLoss", "IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "L1Loss",
-           "SmoothL1Loss", "MSELoss", "DiceLoss", "REGISTERED_NAMES", "register"]
+LOSSES = ["FocalLoss", "CrossEntropyLoss", "IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "SIoULoss", "EIoULoss",
+          "L1Loss", "SmoothL1Loss", "MSELoss", "DiceLoss"]
+__all__ = LOSSES + ["REGISTERED_NAMES", "register"]
 
-REGISTERED_NAMES = {"Fast" + name: globals()[name] for name in __all__[:10]}
+REGISTERED_NAMES = {"Fast" + name: globals()[name] for name in LOSSES}
 
 
 def register(registry=None):

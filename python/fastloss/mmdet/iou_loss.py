@@ -94,4 +94,39 @@ class CIoULoss(_BoxLoss):
         return {"eps": self.eps, "aux_eps": 0.0}
 
 
-__all__ = ["IoULoss", "GIoULoss", "DIoULoss", "CIoULoss"]
+class SIoULoss(_BoxLoss):
+    """mmdet's SIoULoss (Gevorgyan 2022): 1 − clamp(IoU − ½(distance cost + shape cost), −1, 1), the
+    distance cost shaped by the angle cost; neg_gamma=True is the paper's sign of γ."""
+    kind = "siou"
+
+    def __init__(self, eps=1e-6, reduction="mean", loss_weight=1.0, neg_gamma=False):
+        super().__init__(eps, reduction, loss_weight)
+        self.neg_gamma = neg_gamma
+
+    def params(self):
+        return {"eps": self.eps, "mode": "log" if self.neg_gamma else "linear"}  # the kernel's mode 1 / 0
+
+    def extra_repr(self):
+        return f"neg_gamma={self.neg_gamma}, " + super().extra_repr()
+
+
+class EIoULoss(_BoxLoss):
+    """mmdet's EIoULoss: Peng & Yu's smooth EIoU — l = 1 − I/(area_p + area_t − I + eps) with the
+    extended intersection I, ½l²/smooth_point below smooth_point, l − ½·smooth_point above. (Not
+    fastloss.eiou_loss, which is Zhang et al.'s EIoU.)"""
+    kind = "smooth_eiou"
+
+    def __init__(self, eps=1e-6, reduction="mean", loss_weight=1.0, smooth_point=0.1):
+        super().__init__(eps, reduction, loss_weight)
+        if check_nonnegative("smooth_point", smooth_point) == 0:
+            raise ValueError("smooth_point must be > 0")
+        self.smooth_point = smooth_point
+
+    def params(self):
+        return {"eps": self.eps, "lambd": self.smooth_point}
+
+    def extra_repr(self):
+        return f"smooth_point={self.smooth_point}, " + super().extra_repr()
+
+
+__all__ = ["IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "SIoULoss", "EIoULoss"]

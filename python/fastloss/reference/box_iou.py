@@ -19,7 +19,8 @@ from .._common import (
 )
 
 # Codes of csrc/math/box_iou.h.
-KINDS = {"iou": 0, "giou": 1, "diou": 2, "ciou": 3, "eiou": 4, "focal_eiou": 5, "cdiou": 6}
+KINDS = {"iou": 0, "giou": 1, "diou": 2, "ciou": 3, "eiou": 4, "focal_eiou": 5, "cdiou": 6,
+         "siou": 7, "smooth_eiou": 8}  # the last two: mmdet's own (fastloss.mmdet's SIoULoss, EIoULoss)
 MODES = {"linear": 0, "log": 1, "square": 2}
 FORMATS = {"xyxy": 0, "xywh": 1, "cxcywh": 2}
 # Whose eps placement (csrc/math/box_iou.h explains each); the faces pick theirs.
@@ -102,6 +103,37 @@ def _aspect_angle(w, h):
     return torch.atan2(sign * w, sign * h)
 
 
+def _siou(a, p, t, wp, wt, hp, ht, cw, ch, iou):
+    """mmdet's SIoU (csrc/math/box_iou.h); hp, ht are the heights + eps, as mmdet's."""
+    (x1, y1, x2, y2), (x1g, y1g, x2g, y2g) = p, t
+    cw, ch = cw.clamp(min=a.eps), ch.clamp(min=a.eps)
+    ox, oy = (x1g + x2g - x1 - x2) * 0.5 + a.eps, (y1g + y2g - y1 - y2) * 0.5 + a.eps
+    sigma = torch.sqrt(ox ** 2 + oy ** 2)
+    sin_x, sin_y = ox.abs() / sigma, oy.abs() / sigma
+    s = torch.where(sin_x > 2 ** 0.5 / 2, sin_y, sin_x)
+    angle = torch.cos(torch.asin(s) * 2 - torch.pi / 2)
+    gamma = angle - 2 if a.mode == 1 else 2 - angle
+    distance = 2 - torch.exp(gamma * (ox / cw) ** 2) - torch.exp(gamma * (oy / ch) ** 2)
+    omega_w, omega_h = (wp - wt).abs() / torch.maximum(wp, wt), (hp - ht).abs() / torch.maximum(hp, ht)
+    shape = (1 - torch.exp(-omega_w)) ** 4 + (1 - torch.exp(-omega_h)) ** 4
+    return 1 - (iou - 0.5 * (distance + shape)).clamp(min=-1.0, max=1.0)
+
+
+def _smooth_eiou(a, p, t, areas):
+    """mmdet's smooth EIoU (Peng & Yu; csrc/math/box_iou.h), smooth point a.lambd."""
+    (px1, py1, px2, py2), (tx1, ty1, tx2, ty2) = p, t
+    ex1, ey1 = torch.minimum(px1, tx1), torch.minimum(py1, ty1)
+    ix1, iy1, ix2, iy2 = torch.maximum(px1, tx1), torch.maximum(py1, ty1), torch.minimum(px2, tx2), torch.minimum(py2,
+                                                                                                                  ty2)
+    xmin, ymin, xmax, ymax = torch.minimum(ix1, ix2), torch.minimum(iy1, iy2), torch.maximum(ix1, ix2), torch.maximum(
+        iy1, iy2)
+    inter = ((ix2 - ex1) * (iy2 - ey1) + (xmin - ex1) * (ymin - ey1) - (ix1 - ex1) * (ymax - ey1)
+             - (xmax - ex1) * (iy1 - ey1))
+    l = 1 - inter / (areas - inter + a.eps)  # noqa: E741
+    smooth = (l < a.lambd).detach()
+    return torch.where(smooth, 0.5 * l * l / a.lambd, l - 0.5 * a.lambd)
+
+
 def compute(a: BoxArgs) -> torch.Tensor:
     dtype = opmath_dtype(torch.promote_types(a.pred.dtype, a.target.dtype))
     mmdet, aux_eps = a.convention == CONVENTIONS["mmdet"], a.eps if a.aux_eps < 0 else a.aux_eps
@@ -138,6 +170,11 @@ def compute(a: BoxArgs) -> torch.Tensor:
             loss = 1 - iou + (area_c - union) / area_c
         else:
             loss = 1 - iou + (area_c - union + a.eps) / (area_c + a.eps)
+    elif kind == KINDS["siou"]:
+        loss = _siou(a, (x1, y1, x2, y2), (x1g, y1g, x2g, y2g), wp, wt, hp - area_shift + aspect_shift,
+                     ht - area_shift + aspect_shift, cw, ch, iou)
+    elif kind == KINDS["smooth_eiou"]:
+        loss = _smooth_eiou(a, (x1, y1, x2, y2), (x1g, y1g, x2g, y2g), wp * hp + wt * ht)
     else:
         c2 = cw ** 2 + ch ** 2 + a.eps
         if kind == KINDS["cdiou"]:
