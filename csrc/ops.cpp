@@ -11,8 +11,8 @@ TORCH_LIBRARY(fastloss, m) {
   m.def("box_iou_loss_backward(Tensor grad, Tensor pred, Tensor target, Tensor? weight, int kind, int mode, int box_format, float eps, float gamma, float lambd, int reduction, bool pred_grad, bool target_grad, int convention=0, float aux_eps=-1.) -> (Tensor grad_pred, Tensor grad_target)", tags);
   m.def("softmax_focal_loss(Tensor input, Tensor target, Tensor? alpha, Tensor? weight, float gamma, float label_smoothing, int reduction, int ignore_index, bool math_type_loss=False) -> (Tensor loss, Tensor lse, Tensor count)", tags);
   m.def("softmax_focal_loss_backward(Tensor grad, Tensor input, Tensor target, Tensor? alpha, Tensor? weight, Tensor lse, float gamma, float label_smoothing, int reduction, int ignore_index) -> Tensor", tags);
-  m.def("overlap_sums(Tensor input, Tensor target, int activation, bool squared, int? ignore_index, bool keep_probs) -> (Tensor sums, Tensor probs)", tags);
+  m.def("overlap_sums(Tensor input, Tensor target, int activation, bool squared, int? ignore_index, bool keep_probs, bool soft_label=False) -> (Tensor sums, Tensor probs)", tags);
   m.def("overlap_score(Tensor sums, Tensor? class_weight, int loss, bool jaccard, float smooth_nr, float smooth_dr, float alpha, float beta, float gamma, bool include_background, bool batch, int reduction) -> Tensor", tags);
   m.def("overlap_score_backward(Tensor grad, Tensor sums, Tensor? class_weight, int loss, bool jaccard, float smooth_nr, float smooth_dr, float alpha, float beta, float gamma, bool include_background, bool batch, int reduction) -> Tensor", tags);
-  m.def("overlap_sums_backward_(Tensor grad, Tensor(a!) probs, Tensor target, int activation, bool squared, int? ignore_index) -> ()", tags);
+  m.def("overlap_sums_backward_(Tensor grad, Tensor(a!) probs, Tensor target, int activation, bool squared, int? ignore_index, bool soft_label=False) -> ()", tags);
 }

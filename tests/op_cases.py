@@ -112,6 +112,8 @@ CASES = [
     OpCase("cdiou", fastloss.cdiou_loss, reference.cdiou_loss, boxes),
     OpCase("dice labels", fastloss.dice_loss, reference.dice_loss, _with(overlap_labels, squared_pred=True)),
     OpCase("dice soft", fastloss.dice_loss, reference.dice_loss, _with(overlap_soft, batch=True)),
+    OpCase("tversky soft_label", fastloss.tversky_loss, reference.tversky_loss,
+           _with(overlap_soft, soft_label=True, alpha=0.3, beta=0.7)),
     OpCase("tversky labels", fastloss.tversky_loss, reference.tversky_loss,
            _with(overlap_labels, alpha=0.3, beta=0.7, gamma=1.5, class_weight=[1.0, 2.0, 0.5])),
     OpCase("l1", fastloss.l1_loss, reference.l1_loss, _with(boxes, reduction="sum")),

@@ -75,8 +75,22 @@ def test_dice_ignore_index_and_soft_label(reduction):
     for options in grid(ignore_index=[255], soft_label=[False, True], softmax=[True], include_background=[True, False]):
         compare(face.DiceLoss(to_onehot_y=True, reduction=reduction, **options),
                 monai_losses.DiceLoss(to_onehot_y=True, reduction=reduction, **options), x, labels)
-    with pytest.raises(NotImplementedError, match="soft_label"):
-        face.DiceLoss(soft_label=True)(x, torch.rand(x.shape))
+
+
+
+@pytest.mark.parametrize("cls", ["DiceLoss", "TverskyLoss", "GeneralizedDiceLoss"])
+@pytest.mark.parametrize("squared_pred", [False, True])
+def test_soft_label_with_soft_targets(cls, squared_pred):
+    """soft_label=True: tp = Σ min(p, t) (MONAI's (‖p‖₁ + ‖t‖₁ − ‖p − t‖₁)/2) in the fused sums."""
+    if squared_pred and cls != "DiceLoss":
+        return
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
+    target = torch.softmax(torch.randn(N, C, H, W, generator=g, dtype=torch.float64) * 2, 1)
+    options = dict(softmax=True, soft_label=True, **({"squared_pred": True} if squared_pred else {}))
+    for reduction in ("mean", "none"):
+        compare(getattr(face, cls)(reduction=reduction, **options),
+                getattr(monai_losses, cls)(reduction=reduction, **options), x, target, rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS, ids=["softmax", "sigmoid", "other_act", "none"])

@@ -279,6 +279,8 @@ OPCHECK_ARGS = {
                                         multilabel(logits(2, 4, (15,), device=d)), 1, True, None, True),
     "none bfloat16 no probs": lambda d: (logits(2, 4, (15,), device=d, dtype=torch.bfloat16),
                                          labels(2, 4, (15,), device=d), 2, False, None, False),
+    "softmax soft_label no probs": lambda d: (logits(2, 4, (15,), device=d), multilabel(logits(2, 4, (15,), device=d)),
+                                              0, False, None, False, True),
 }
 
 
@@ -290,7 +292,7 @@ def test_opcheck(device, case):
     # so it must not be a graph output, and AOT's check returns it as one. The compiled loss, which
     # keeps it internal, is checked under AOTAutograd by test_torch_compile_fullgraph_matches_eager.
     utils = ["test_schema", "test_autograd_registration", "test_faketensor"]
-    if not args[-1]:
+    if not args[5]:  # keep_probs
         utils.append("test_aot_dispatch_dynamic")
     torch.library.opcheck(torch.ops.fastloss.overlap_sums.default, args, test_utils=utils)
 

@@ -95,9 +95,10 @@ struct CpuKernels {
       for (int64_t item = first; item < last; ++item) {
         chunk.load(item, chunks, bad);
         double* out = &partial[item * 3 * classes];
-        const bool squared = a.squared;  // a local, so the compiler can take the branch out of the loops
-        auto add = [squared](Vec& pt, Vec& pp, Vec& tt, const Vec& pc, const Vec& tc) {
-          pt = pt + pc * tc;
+        // locals, so the compiler can take the branches out of the loops
+        const bool squared = a.squared, soft = a.soft;
+        auto add = [squared, soft](Vec& pt, Vec& pp, Vec& tt, const Vec& pc, const Vec& tc) {
+          pt = pt + intersection(pc, tc, soft);
           pp = pp + (squared ? pc * pc : pc);
           tt = tt + (squared ? tc * tc : tc);
         };
@@ -147,7 +148,7 @@ struct CpuKernels {
     using opmath_t = typename K::opmath_t;
     const opmath_t* coef = grad_sums.const_data_ptr<opmath_t>();  // (N, C, 3): dL/dS_pt, dL/dS_p, dL/dS_t
     const int64_t chunks = (a.hw + kChunkPositions - 1) / kChunkPositions, classes = a.classes;
-    const bool squared = a.squared;
+    const bool squared = a.squared, soft = a.soft;
     cpu::BadLabel bad;
     at::parallel_for(0, a.n * chunks, 1, [&](int64_t first, int64_t last) {
       K chunk(a);
@@ -156,7 +157,7 @@ struct CpuKernels {
         chunk.load(item, chunks, bad);
         auto dl_dp = [&](int64_t c, int64_t j, int64_t k, const Vec& v, const Vec& pc) {
           const opmath_t* abc = coef + (chunk.n * classes + c) * 3;
-          return grad_prob(Vec(abc[0]), Vec(abc[1]), chunk.target(c, j, k, v), pc, squared) * v;
+          return grad_prob(Vec(abc[0]), Vec(abc[1]), chunk.target(c, j, k, v), pc, squared, soft) * v;
         };
         if (a.activation == kSoftmax) {
           for (int64_t j = 0; j < chunk.size; j += K::W) {

@@ -76,7 +76,7 @@ __global__ void partial_sums_kernel(Args<scalar_t, target_t> a, int64_t chunks, 
         if (probs != nullptr) probs[pos[j].offset(c)] = static_cast<scalar_t>(p);
         if (!pos[j].valid) continue;
         const opmath_t t = pos[j].t(c);
-        s_pt += p * t;
+        s_pt += intersection(p, t, a.soft);
         s_p += a.squared ? p * p : p;
         s_t += a.squared ? t * t : t;
       }
@@ -130,7 +130,7 @@ __global__ void backward_kernel(Args<scalar_t, target_t> a, const opmath_t* coef
     }
     auto grad_p = [&](int64_t c, opmath_t p) {
       const opmath_t* abc = coef + (n * a.classes + c) * 3;
-      return grad_prob(abc[0], abc[1], pos.t(c), p, a.squared);
+      return grad_prob(abc[0], abc[1], pos.t(c), p, a.squared, a.soft);
     };
     auto p = [&](int64_t c) { return static_cast<opmath_t>(out[c * a.hw]); };
     opmath_t dot = 0;

@@ -3,10 +3,12 @@
 // Tversky — Salehi et al., arXiv 1706.05721; focal Tversky — Abraham & Khan, arXiv 1810.07842).
 // The kernels reduce, per (sample, class) over the spatial positions,
 //   S_pt = Σ p·t,  S_p = Σ p (Σ p² with squared_pred),  S_t = Σ t (Σ t²),
+// (with MONAI's soft_label and without squared_pred, S_pt = Σ min(p, t) = (Σp + Σt − Σ|p − t|)/2,
+// MONAI's tp for soft targets; equal to Σ p·t for 0/1 targets)
 // with p the activated input (softmax over the classes, sigmoid, or none) and t the target, both 0
 // at ignored positions. Every loss is then a function of these sums on the (N, C) matrix
 // (math/overlap_score.h), and its backward reaches the inputs through
-//   dL/dp = a·t + b·(2p | 1),  a = dL/dS_pt,  b = dL/dS_p,
+//   dL/dp = a·(t | [p < t]) + b·(2p | 1),  a = dL/dS_pt,  b = dL/dS_p,
 // then the activation's vector-Jacobian product. Written once against Ops<V> (math/ops.h).
 #include "math/ops.h"
 
@@ -57,11 +59,20 @@ FASTLOSS_HD V activate_elementwise(int activation, V x) {
   return activation == kSigmoid ? sigmoid(x) : x;
 }
 
-// dL/dp of one element from its class's coefficients a = dL/dS_pt, b = dL/dS_p.
+// One element's term of S_pt: p·t, or min(p, t) with soft_label.
 template <typename V>
-FASTLOSS_HD V grad_prob(V a, V b, V t, V p, bool squared) {
-  using S = typename Ops<V>::scalar_t;
-  return a * t + b * (squared ? V(S(2)) * p : V(S(1)));
+FASTLOSS_HD V intersection(V p, V t, bool soft) {
+  return soft ? Ops<V>::min(p, t) : p * t;
+}
+
+// dL/dp of one element from its class's coefficients a = dL/dS_pt, b = dL/dS_p. min(p, t)'s
+// derivative is [p < t], ½ at p = t (MONAI's (1 − sign(p − t))/2).
+template <typename V>
+FASTLOSS_HD V grad_prob(V a, V b, V t, V p, bool squared, bool soft) {
+  using O = Ops<V>;
+  using S = typename O::scalar_t;
+  const V d_inter = soft ? O::select(O::gt(t, p), V(S(1)), O::select(O::eq(t, p), V(S(0.5)), V(S(0)))) : t;
+  return a * d_inter + b * (squared ? V(S(2)) * p : V(S(1)));
 }
 
 // dL/dx of an elementwise activation from dL/dp and p (softmax's, p_c·(g_c − Σ_k p_k g_k), needs

@@ -56,6 +56,7 @@ struct Args {
   int64_t n, classes, hw;
   int activation;
   bool squared;
+  bool soft;  // S_pt = Σ min(p, t) (MONAI's soft_label; never with squared)
   bool has_ignore;
   int64_t ignore_index;
   // Class c is positive where label == c + label_offset: 0, except for one class, where the labels
@@ -67,7 +68,7 @@ struct Args {
 
 template <typename scalar_t, typename target_t>
 inline Args<scalar_t, target_t> make_args(const Tensors& a, int64_t activation, bool squared,
-                                          std::optional<int64_t> ignore_index) {
+                                          std::optional<int64_t> ignore_index, bool soft_label) {
   const int64_t classes = a.x.size(1);
   return Args<scalar_t, target_t>{a.x.const_data_ptr<scalar_t>(),
                         a.labels ? nullptr : a.t.const_data_ptr<target_t>(),
@@ -77,6 +78,7 @@ inline Args<scalar_t, target_t> make_args(const Tensors& a, int64_t activation, 
                         a.x.size(2),
                         static_cast<int>(activation),
                         squared,
+                        soft_label && !squared,  // with squared sums MONAI's soft tp is Σ p·t
                         ignore_index.has_value(),
                         ignore_index.value_or(0),
                         classes == 1 ? 1 : 0};
@@ -95,7 +97,8 @@ inline Args<scalar_t, target_t> make_args(const Tensors& a, int64_t activation, 
 // dL/dinput: the gradient needs a buffer of that size anyway, and the backward then takes no exp.
 template <typename Kernels>
 std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& input, const at::Tensor& target, int64_t activation,
-                                           bool squared, std::optional<int64_t> ignore_index, bool keep_probs) {
+                                           bool squared, std::optional<int64_t> ignore_index, bool keep_probs,
+                                           bool soft_label) {
   const Tensors a = check(input, target, activation);
   TORCH_CHECK(a.labels || !ignore_index.has_value(), kOp, ": ignore_index needs integer label targets");
   at::Tensor sums = at::empty({a.x.size(0), a.x.size(1), 3}, a.x.options().dtype(a.math));
@@ -103,15 +106,16 @@ std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& input, const at::Te
   dispatch_target(a.x, a.t, a.labels, [&](auto x_type, auto t_type) {
     using scalar_t = typename decltype(x_type)::type;
     using target_t = typename decltype(t_type)::type;
-    Kernels::template forward<scalar_t, target_t>(make_args<scalar_t, target_t>(a, activation, squared, ignore_index),
-                                                  sums, keep_probs ? probs.mutable_data_ptr<scalar_t>() : nullptr);
+    Kernels::template forward<scalar_t, target_t>(
+        make_args<scalar_t, target_t>(a, activation, squared, ignore_index, soft_label), sums,
+        keep_probs ? probs.mutable_data_ptr<scalar_t>() : nullptr);
   });
   return {sums, probs};
 }
 
 template <typename Kernels>
 void backward(const at::Tensor& grad_sums, at::Tensor& probs, const at::Tensor& target, int64_t activation,
-              bool squared, std::optional<int64_t> ignore_index) {
+              bool squared, std::optional<int64_t> ignore_index, bool soft_label) {
   const Tensors a = check(probs, target, activation);
   TORCH_CHECK(probs.is_contiguous(), kOp, "_backward_: probs must be the contiguous buffer the forward wrote");
   check_same_device(kOp, a.x, grad_sums, "grad");
@@ -121,8 +125,9 @@ void backward(const at::Tensor& grad_sums, at::Tensor& probs, const at::Tensor& 
   dispatch_target(a.x, a.t, a.labels, [&](auto x_type, auto t_type) {
     using scalar_t = typename decltype(x_type)::type;
     using target_t = typename decltype(t_type)::type;
-    Kernels::template backward<scalar_t, target_t>(make_args<scalar_t, target_t>(a, activation, squared, ignore_index),
-                                                   g, probs.mutable_data_ptr<scalar_t>());
+    Kernels::template backward<scalar_t, target_t>(
+        make_args<scalar_t, target_t>(a, activation, squared, ignore_index, soft_label), g,
+        probs.mutable_data_ptr<scalar_t>());
   });
 }
 

@@ -25,7 +25,8 @@ def _fused(loss, input, target, **options):
     if not _backend.use_kernels(a.input.device):
         return _reference.loss_from_sums(_reference.sums(a), a)
     keep_probs = a.input.requires_grad and torch.is_grad_enabled()
-    sums, _ = torch.ops.fastloss.overlap_sums(a.input, a.target, a.activation, a.squared, a.ignore_index, keep_probs)
+    sums, _ = torch.ops.fastloss.overlap_sums(a.input, a.target, a.activation, a.squared, a.ignore_index, keep_probs,
+                                              a.soft_label)
     return torch.ops.fastloss.overlap_score(sums, a.class_weight, _reference.LOSS_CODES[a.loss], a.jaccard,
                                             a.smooth_nr, a.smooth_dr, a.alpha, a.beta, a.gamma, a.include_background,
                                             a.batch, REDUCTIONS[a.reduction])
@@ -39,7 +40,8 @@ def sums(input, target, **options):
     if not _backend.use_kernels(a.input.device):
         return _reference.sums(a), a
     keep_probs = a.input.requires_grad and torch.is_grad_enabled()
-    return torch.ops.fastloss.overlap_sums(a.input, a.target, a.activation, a.squared, a.ignore_index, keep_probs)[0], a
+    return torch.ops.fastloss.overlap_sums(a.input, a.target, a.activation, a.squared, a.ignore_index, keep_probs,
+                                           a.soft_label)[0], a
 
 
 FUNCTIONS = _reference.define(_fused)
@@ -55,14 +57,14 @@ def _setup_sums(ctx, args, outputs):
 
 
 def _sums_backward(ctx, args, saved, grads, needs):
-    input, target, activation, squared, ignore_index, _ = args
+    input, target, activation, squared, ignore_index, _, soft_label = args
     refuse_grad(needs, [("target", 1)], "dice_loss/tversky_loss")
     if ctx.probs:
         probs = ctx.probs.pop()
     else:  # a second backward through the same graph (retain_graph=True): compute p again
-        _, probs = torch.ops.fastloss.overlap_sums(input, target, activation, squared, ignore_index, True)
-    torch.ops.fastloss.overlap_sums_backward_(grads[0], probs, target, activation, squared, ignore_index)
-    return probs, None, None, None, None, None
+        _, probs = torch.ops.fastloss.overlap_sums(input, target, activation, squared, ignore_index, True, soft_label)
+    torch.ops.fastloss.overlap_sums_backward_(grads[0], probs, target, activation, squared, ignore_index, soft_label)
+    return probs, None, None, None, None, None, None
 
 
 def _score_backward(ctx, args, saved, grads, needs):
@@ -71,11 +73,11 @@ def _score_backward(ctx, args, saved, grads, needs):
     return (grad_sums,) + (None,) * 11
 
 
-def _sums_vmap_rule(info, in_dims, input, target, activation, squared, ignore_index, keep_probs):
+def _sums_vmap_rule(info, in_dims, input, target, activation, squared, ignore_index, keep_probs, soft_label=False):
     batch = info.batch_size
     x, t = _vmap.front(input, in_dims[0], batch), _vmap.front(target, in_dims[1], batch)
     sums, probs = torch.ops.fastloss.overlap_sums(x.flatten(0, 1), t.flatten(0, 1), activation, squared, ignore_index,
-                                                  keep_probs)
+                                                  keep_probs, soft_label)
     sums = sums.reshape(batch, -1, *sums.shape[1:])
     if not keep_probs:
         return (sums, probs), (0, None)
@@ -100,12 +102,12 @@ def _score_vmap_rule(info, in_dims, sums, class_weight, loss, jaccard, smooth_nr
 
 def _register():
     @torch.library.register_fake(_OP)
-    def _(input, target, activation, squared, ignore_index, keep_probs):
+    def _(input, target, activation, squared, ignore_index, keep_probs, soft_label=False):
         probs = input.new_empty(input.shape if keep_probs else (0,))
         return input.new_empty((input.shape[0], input.shape[1], 3), dtype=_reference.math_dtype(input, target)), probs
 
     @torch.library.register_fake(_OP + "_backward_")
-    def _(grad, probs, target, activation, squared, ignore_index):
+    def _(grad, probs, target, activation, squared, ignore_index, soft_label=False):
         return None
 
     _autograd.register(_autograd.Spec("overlap_sums", _sums_backward, _reference.sums_op, non_differentiable=(1,),

@@ -8,16 +8,6 @@ from ._common import MonaiLoss
 W_TYPES = ("square", "simple", "uniform")
 
 
-def check_soft_label(soft_label, target, squared_pred):
-    """MONAI's soft_label=True changes the intersection Σ p·t to Σ min(p, t), the same for 0/1 targets.
-    Label targets are 0/1 and Σ p²-style sums (squared_pred) are equal either way; a float target
-    may be soft, which the fused sums do not yet cover: a clear error rather than other numbers."""
-    if check_bool("soft_label", soft_label) and target.dtype.is_floating_point and not squared_pred:
-        raise NotImplementedError("soft_label=True with a float target is not supported by fastloss.monai yet "
-                                  "(its intersection is Σ min(p, t)); pass label targets with to_onehot_y=True, "
-                                  "or soft_label=False for 0/1 targets")
-
-
 class DiceLoss(MonaiLoss):
     """MONAI's DiceLoss: its constructor, numbers and "none" shape (N, C, 1, ...)."""
 
@@ -38,7 +28,6 @@ class DiceLoss(MonaiLoss):
 
     def forward(self, input, target):
         input, target, options = self.prepare(input, target)
-        check_soft_label(self.soft_label, target, self.squared_pred)
         scored = input.shape[1] - (0 if options["include_background"] else 1)
         class_weight = self.class_weight
         if class_weight is not None:
@@ -52,7 +41,8 @@ class DiceLoss(MonaiLoss):
         f = overlap.dice_loss(input, target, squared_pred=self.squared_pred, jaccard=self.jaccard,
                               smooth_nr=self.smooth_nr, smooth_dr=self.smooth_dr,
                               class_weight=None if class_weight is None else class_weight.to(input.device),
-                              ignore_index=self.ignore_index, reduction=self.reduction, **options)
+                              ignore_index=self.ignore_index, reduction=self.reduction, soft_label=self.soft_label,
+                              **options)
         return self.broadcastable(f, input) if self.reduction == "none" else f
 
 
@@ -82,10 +72,9 @@ class GeneralizedDiceLoss(MonaiLoss):
 
     def forward(self, input, target):
         input, target, options = self.prepare(input, target)
-        check_soft_label(self.soft_label, target, False)
         batch = options.pop("batch")
         include_background = options.pop("include_background")
-        sums, _ = overlap.sums(input, target, **options)
+        sums, _ = overlap.sums(input, target, soft_label=self.soft_label, **options)
         if not include_background:
             sums = sums[:, 1:]
         if batch:

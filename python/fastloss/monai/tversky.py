@@ -2,7 +2,6 @@
 from .. import overlap
 from .._common import check_bool, check_nonnegative
 from ._common import MonaiLoss
-from .dice import check_soft_label
 
 
 class TverskyLoss(MonaiLoss):
@@ -20,10 +19,9 @@ class TverskyLoss(MonaiLoss):
 
     def forward(self, input, target):
         input, target, options = self.prepare(input, target)
-        check_soft_label(self.soft_label, target, False)
         return overlap.tversky_loss(input, target, alpha=self.alpha, beta=self.beta, smooth_nr=self.smooth_nr,
                                     smooth_dr=self.smooth_dr, ignore_index=self.ignore_index,
-                                    reduction=self.reduction, **options)
+                                    reduction=self.reduction, soft_label=self.soft_label, **options)
 
 
 __all__ = ["TverskyLoss"]

@@ -49,6 +49,7 @@ class OverlapArgs(NamedTuple):
     alpha: float
     beta: float
     gamma: float
+    soft_label: bool = False  # S_pt = Σ min(p, t) (MONAI's soft_label; not with squared sums)
 
 
 def _class_weight(class_weight, classes, input, target):
@@ -69,7 +70,7 @@ def _class_weight(class_weight, classes, input, target):
 
 def check_args(loss, input, target, activation="softmax", include_background=True, squared_pred=False, jaccard=False,
                smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None, reduction="mean",
-               alpha=0.5, beta=0.5, gamma=1.0) -> OverlapArgs:
+               alpha=0.5, beta=0.5, gamma=1.0, soft_label=False) -> OverlapArgs:
     n, classes = check_logits(input, target, "(N, C, *spatial)")
     positions = math_prod(input.shape[2:])
     act = check_choice("activation", activation, ACTIVATIONS)
@@ -77,7 +78,7 @@ def check_args(loss, input, target, activation="softmax", include_background=Tru
         raise ValueError("activation='softmax' needs more than one class (a softmax over one class is always 1); "
                          "use activation='sigmoid' for a binary task")
     for name, flag in (("include_background", include_background), ("squared_pred", squared_pred),
-                       ("jaccard", jaccard), ("batch", batch)):
+                       ("jaccard", jaccard), ("batch", batch), ("soft_label", soft_label)):
         check_bool(name, flag)
     if not include_background and classes == 1:
         raise ValueError("include_background=False needs more than one class")
@@ -111,7 +112,7 @@ def check_args(loss, input, target, activation="softmax", include_background=Tru
                        include_background, jaccard, check_nonnegative("smooth_nr", smooth_nr),
                        check_nonnegative("smooth_dr", smooth_dr), batch,
                        _class_weight(class_weight, scored, input, target),
-                       check_reduction(reduction), alpha, beta, gamma)
+                       check_reduction(reduction), alpha, beta, gamma, soft_label)
 
 
 def sums(a: OverlapArgs) -> torch.Tensor:
@@ -130,7 +131,8 @@ def sums(a: OverlapArgs) -> torch.Tensor:
     else:
         t = a.target.to(x.dtype)
     power = 2 if a.squared else 1
-    return torch.stack([(p * t).sum(-1), (p ** power).sum(-1), (t ** power).sum(-1)], -1)
+    inter = torch.minimum(p, t) if a.soft_label and not a.squared else p * t
+    return torch.stack([inter.sum(-1), (p ** power).sum(-1), (t ** power).sum(-1)], -1)
 
 
 def loss_from_sums(s: torch.Tensor, a: OverlapArgs) -> torch.Tensor:
@@ -166,11 +168,11 @@ def math_dtype(input, target):
 LOSS_CODES = {"dice": 0, "tversky": 1}  # codes of csrc/math/overlap_score.h
 
 
-def sums_op(input, target, activation, squared, ignore_index, keep_probs):
+def sums_op(input, target, activation, squared, ignore_index, keep_probs, soft_label=False):
     """fastloss::overlap_sums in torch ops: (sums, probs), probs the activation (keep_probs) or empty."""
     labels = not target.dtype.is_floating_point
     a = OverlapArgs(input, target, labels, activation, squared, ignore_index, "dice", True, False, 0.0, 0.0, False,
-                    None, "none", 0.5, 0.5, 1.0)
+                    None, "none", 0.5, 0.5, 1.0, soft_label)
     s = sums(a)
     if not keep_probs:
         return s, input.new_empty((0,))
@@ -193,7 +195,7 @@ def define(implementation):
 
     def dice_loss(input, target, *, activation="softmax", include_background=True, squared_pred=False, jaccard=False,
                   smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None,
-                  reduction="mean"):
+                  reduction="mean", soft_label=False):
         """Dice loss with the activation fused in (MONAI's DiceLoss formulas).
 
         Per (sample, class), with tp = Σ p·t over the spatial positions:
@@ -202,11 +204,12 @@ def define(implementation):
         """
         return implementation("dice", input, target, activation=activation, include_background=include_background,
                               squared_pred=squared_pred, jaccard=jaccard, smooth_nr=smooth_nr, smooth_dr=smooth_dr,
-                              batch=batch, class_weight=class_weight, ignore_index=ignore_index, reduction=reduction)
+                              batch=batch, class_weight=class_weight, ignore_index=ignore_index, reduction=reduction,
+                              soft_label=soft_label)
 
     def tversky_loss(input, target, *, alpha=0.5, beta=0.5, gamma=1.0, activation="softmax", include_background=True,
                      smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None,
-                     reduction="mean"):
+                     reduction="mean", soft_label=False):
         """Tversky loss (Salehi et al., arXiv 1706.05721; MONAI's TverskyLoss) and focal Tversky.
 
         Per (sample, class), with tp = Σ p·t, fp = Σ p·(1 − t), fn = Σ (1 − p)·t:
@@ -216,7 +219,8 @@ def define(implementation):
         """
         return implementation("tversky", input, target, alpha=alpha, beta=beta, gamma=gamma, activation=activation,
                               include_background=include_background, smooth_nr=smooth_nr, smooth_dr=smooth_dr,
-                              batch=batch, class_weight=class_weight, ignore_index=ignore_index, reduction=reduction)
+                              batch=batch, class_weight=class_weight, ignore_index=ignore_index, reduction=reduction,
+                              soft_label=soft_label)
 
     for f in (dice_loss, tversky_loss):
         f.__doc__ += COMMON_DOC
@@ -239,6 +243,8 @@ COMMON_DOC = """
         ignore_index: (labels only) positions with this label are left out of every sum.
         reduction: "mean" | "sum" over the (sample, class) scores, or "none": the (N, C) matrix, (C,)
             with batch=True (C − 1 columns without the background).
+        soft_label: MONAI's option for soft targets: tp = Σ min(p, t) = (Σp + Σt − Σ|p − t|)/2 instead
+            of Σ p·t (equal for 0/1 targets); no effect with squared_pred (tp is Σ p·t there, as MONAI).
         The sums accumulate in float32 (float64 for float64) and are bitwise reproducible; the loss
         is float32 for half inputs. Beyond its inputs and an (N, C, 3) matrix, the forward keeps one
         buffer of the input's size holding the activation (only when a gradient is needed), which the
