@@ -14,5 +14,7 @@ TORCH_LIBRARY(fastloss, m) {
   m.def("overlap_sums(Tensor input, Tensor target, int activation, bool squared, int? ignore_index, bool keep_probs, bool soft_label=False) -> (Tensor sums, Tensor probs)", tags);
   m.def("overlap_score(Tensor sums, Tensor? class_weight, int loss, bool jaccard, float smooth_nr, float smooth_dr, float alpha, float beta, float gamma, bool include_background, bool batch, int reduction) -> Tensor", tags);
   m.def("overlap_score_backward(Tensor grad, Tensor sums, Tensor? class_weight, int loss, bool jaccard, float smooth_nr, float smooth_dr, float alpha, float beta, float gamma, bool include_background, bool batch, int reduction) -> Tensor", tags);
+  m.def("balanced_l1_loss(Tensor pred, Tensor target, Tensor? weight, float alpha, float gamma, float beta, int reduction) -> Tensor", tags);
+  m.def("balanced_l1_loss_backward(Tensor grad, Tensor pred, Tensor target, Tensor? weight, float alpha, float gamma, float beta, int reduction) -> Tensor", tags);
   m.def("overlap_sums_backward_(Tensor grad, Tensor(a!) probs, Tensor target, int activation, bool squared, int? ignore_index, bool soft_label=False) -> ()", tags);
 }

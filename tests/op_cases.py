@@ -93,6 +93,16 @@ def _convention(kind, convention, fused, **params):
     return loss
 
 
+def _bounded_iou(fused):
+    """mmdet's BoundedIoU: its four components (one kernel pass each) as the (n, 4) loss."""
+    components = [_convention("bounded_iou", "mmdet", fused, mode=m, lambd=0.2) for m in ("dx", "dy", "dw", "dh")]
+
+    def loss(pred, target, reduction="mean"):
+        stacked = torch.stack([c(pred, target, "none") for c in components], -1)
+        return {"none": stacked, "sum": stacked.sum(), "mean": stacked.sum() / max(stacked.numel(), 1)}[reduction]
+    return loss
+
+
 def _face_case(name, kind, convention, **params):
     return OpCase(name, _convention(kind, convention, True, **params), _convention(kind, convention, False, **params),
                   boxes, frozen_factor=kind == "ciou")
@@ -118,12 +128,14 @@ CASES = [
            _with(overlap_labels, alpha=0.3, beta=0.7, gamma=1.5, class_weight=[1.0, 2.0, 0.5])),
     OpCase("l1", fastloss.l1_loss, reference.l1_loss, _with(boxes, reduction="sum")),
     OpCase("smooth_l1", fastloss.smooth_l1_loss, reference.smooth_l1_loss, _with(boxes, beta=0.5)),
+    OpCase("balanced_l1", fastloss.balanced_l1_loss, reference.balanced_l1_loss, _with(boxes, beta=2.0, alpha=0.4)),
     _face_case("iou mmdet", "iou", "mmdet", mode="square", aux_eps=1e-3),
     _face_case("giou mmdet", "giou", "mmdet"),
     _face_case("ciou mmdet", "ciou", "mmdet", aux_eps=0.0),
     _face_case("ciou ultralytics", "ciou", "ultralytics"),
     _face_case("siou mmdet", "siou", "mmdet"),
     _face_case("smooth_eiou mmdet", "smooth_eiou", "mmdet", lambd=0.3),
+    OpCase("bounded_iou mmdet", _bounded_iou(True), _bounded_iou(False), boxes),
 ]
 
 

@@ -490,7 +490,7 @@ def test_direct_op_call_checks_shapes():
     with pytest.raises(RuntimeError, match="target must have pred's shape"):
         torch.ops.fastloss.box_iou_loss(pred, target[:5], None, 1, 0, 0, 1e-7, 0.5, 1.0, 2)
     with pytest.raises(RuntimeError, match="unknown kind"):
-        torch.ops.fastloss.box_iou_loss(pred, target, None, 9, 0, 0, 1e-7, 0.5, 1.0, 2)
+        torch.ops.fastloss.box_iou_loss(pred, target, None, 99, 0, 0, 1e-7, 0.5, 1.0, 2)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

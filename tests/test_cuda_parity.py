@@ -8,6 +8,7 @@ Without a GPU the CUDA cases skip and the self-checks below run: the pairwise pl
 pair, every case stays within 2^24 elements (bar the named large-index cases) and runs on the CPU.
 scripts/gpu_check.sh runs this file once per op family (`-k <family>`), each in its own process.
 """
+import functools
 import itertools
 import os
 import random
@@ -73,18 +74,23 @@ SOFTMAX = dict(dtype=FLOATS, layout=["rows", "spatial"], positions=[1, 31, 33, 1
                alpha=[None, "tensor"], weight=[None, "position"], ignore=[False, True], smoothing=[0.0, 0.1],
                gamma=[0.0, 2.0, 0.5], contiguous=[True, False])
 BOXES = dict(dtype=FLOATS, pairs=[1, 31, 33, 1025, 65537, WAVES],
-             kind=["iou", "giou", "diou", "ciou", "eiou", "focal_eiou", "cdiou"], box_format=["xyxy", "xywh", "cxcywh"],
+             kind=["iou", "giou", "diou", "ciou", "eiou", "focal_eiou", "cdiou", "siou", "smooth_eiou", "bounded_iou"],
+             box_format=["xyxy", "xywh", "cxcywh"], convention=["torchvision", "mmdet", "ultralytics"],
              reduction=["none", "mean", "sum"], weight=[None, "pair", "coordinate"], contiguous=[True, False],
              target_grad=[False, True])
+BALANCED_L1 = dict(dtype=FLOATS, elements=[1, 31, 33, 1025, 65537, WAVES], reduction=["none", "mean", "sum"],
+                   weight=[None, "full", "row"], contiguous=[True, False])
 OVERLAP = dict(dtype=FLOATS, activation=["softmax", "sigmoid", "none"], target=["labels", "float"], n=[1, 2, 5],
                classes=[2, 4, 21], spatial=[(1,), (31,), (33, 33), (128, 128), (16, 16, 16)], squared=[False, True],
                loss=["dice", "jaccard", "tversky", "focal_tversky"], batch=[False, True],
                include_background=[True, False], reduction=["none", "mean", "sum"], ignore=[False, True])
 # named large-index cases, beyond the per-case limit
 LARGE = {"sigmoid_focal": dict(rows=400_000, classes=80), "box_iou": dict(pairs=5_000_000),
-         "overlap": dict(n=2, classes=4, spatial=(160, 160, 160)), "softmax_focal": dict(positions=600_000, classes=81)}
+         "overlap": dict(n=2, classes=4, spatial=(160, 160, 160)), "softmax_focal": dict(positions=600_000, classes=81),
+         "balanced_l1": dict(elements=20_000_000)}
 
-PLANS = {"sigmoid_focal": SIGMOID, "softmax_focal": SOFTMAX, "box_iou": BOXES, "overlap": OVERLAP}
+PLANS = {"sigmoid_focal": SIGMOID, "softmax_focal": SOFTMAX, "box_iou": BOXES, "overlap": OVERLAP,
+         "balanced_l1": BALANCED_L1}
 
 
 def cases_of(family):
@@ -98,13 +104,16 @@ def elements(family, case):
         return case["positions"] * case["classes"]
     if family == "box_iou":
         return case["pairs"] * 4
+    if family == "balanced_l1":
+        return case["elements"]
     return case["n"] * case["classes"] * prod(case["spatial"])
 
 
 def fitted(family, case):
     """The case with its leading size cut so that it stays within LIMIT elements."""
     case = dict(case)
-    key = {"sigmoid_focal": "rows", "softmax_focal": "positions", "box_iou": "pairs"}.get(family)
+    key = {"sigmoid_focal": "rows", "softmax_focal": "positions", "box_iou": "pairs",
+           "balanced_l1": "elements"}.get(family)
     while elements(family, case) > LIMIT and key is not None:
         case[key] //= 2
     return case
@@ -178,8 +187,15 @@ def make_call(family, case, device, seed=0):
         w = {None: None, "pair": torch.rand(n, generator=g), "coordinate": torch.rand(n, 4, generator=g)}[case["weight"]]
         kwargs = dict(reduction=case["reduction"], box_format=case["box_format"],
                       weight=None if w is None else on(w, dtype))
-        fn = getattr(fastloss, case["kind"] + "_loss")
+        fn = functools.partial(box_loss, case["kind"], case["convention"])
         return fn, [strided(pred, case["contiguous"]), target.requires_grad_(case["target_grad"])], kwargs
+    if family == "balanced_l1":
+        n = case["elements"]
+        target = torch.randn(n, generator=g, dtype=torch.float64)
+        pred = on(target + torch.randn(n, generator=g, dtype=torch.float64) * 1.5, dtype)
+        w = {None: None, "full": torch.rand(n, generator=g), "row": torch.rand(1, generator=g)}[case["weight"]]
+        kwargs = dict(reduction=case["reduction"], weight=None if w is None else on(w, dtype))
+        return fastloss.balanced_l1_loss, [strided(pred, case["contiguous"]), on(target, dtype)], kwargs
     shape = (case["n"], case["classes"]) + tuple(case["spatial"])
     x = on(torch.randn(shape, generator=g, dtype=torch.float64) * 2, dtype)
     if case["target"] == "labels":
@@ -206,6 +222,13 @@ def make_call(family, case, device, seed=0):
     return fn, [x, t], kwargs
 
 
+def box_loss(kind, convention, pred, target, reduction, box_format, weight):
+    """Any kind of the fused box kernel under any face's convention (bounded_iou: its dx component)."""
+    from fastloss.box_iou import _fused
+    params = {"mode": "dx", "lambd": 0.2} if kind == "bounded_iou" else {}
+    return _fused(kind, pred, target, reduction, 1e-6, weight, None, box_format, convention=convention, **params)
+
+
 def run(fn, tensors, kwargs):
     """Loss and the gradients of every tensor that requires grad (tensors[0] always)."""
     leaves = [tensors[0].detach().requires_grad_()] + [t.detach().requires_grad_(t.requires_grad) for t in tensors[1:]]
@@ -223,7 +246,9 @@ def test_plan_covers_every_pair(family):
     cases = cases_of(family)
     assert covered(PLANS[family], cases)
     full = prod(len(v) for v in PLANS[family].values())
-    assert len(cases) < full / 50, (len(cases), full)  # pairwise, not the product
+    # pairwise, not the product: no more cases than the two largest factors' pairs need, with slack
+    sizes = sorted(len(v) for v in PLANS[family].values())
+    assert len(cases) <= 3 * sizes[-1] * sizes[-2] and len(cases) < full / 4, (len(cases), full)
 
 
 @pytest.mark.parametrize("family", list(PLANS))
@@ -284,7 +309,8 @@ def mid(family, **sizes):
 
 MID = {"sigmoid_focal": mid("sigmoid_focal", rows=70001, classes=80),
        "softmax_focal": mid("softmax_focal", positions=70001, classes=81),
-       "box_iou": mid("box_iou", pairs=300001), "overlap": mid("overlap", spatial=(64, 64), n=2)}
+       "box_iou": mid("box_iou", pairs=300001), "overlap": mid("overlap", spatial=(64, 64), n=2),
+       "balanced_l1": mid("balanced_l1", elements=1_000_001)}
 
 
 @needs_cuda

@@ -186,7 +186,9 @@ def test_face_constructor_arguments_match_mmdet(mmdet):
              (face.IoULoss, mmdet["iou_loss"].IoULoss), (face.GIoULoss, mmdet["iou_loss"].GIoULoss),
              (face.DIoULoss, mmdet["iou_loss"].DIoULoss), (face.CIoULoss, mmdet["iou_loss"].CIoULoss),
              (face.SIoULoss, mmdet["iou_loss"].SIoULoss), (face.EIoULoss, mmdet["iou_loss"].EIoULoss),
+             (face.BoundedIoULoss, mmdet["iou_loss"].BoundedIoULoss),
              (face.L1Loss, mmdet["smooth_l1_loss"].L1Loss), (face.SmoothL1Loss, mmdet["smooth_l1_loss"].SmoothL1Loss),
+             (face.BalancedL1Loss, mmdet["balanced_l1_loss"].BalancedL1Loss),
              (face.MSELoss, mmdet["mse_loss"].MSELoss), (face.DiceLoss, mmdet["dice_loss"].DiceLoss)]
     for ours, theirs in pairs:
         ours_params = [(p.name, p.default) for p in inspect.signature(ours.__init__).parameters.values()]
@@ -242,13 +244,33 @@ def test_iou_family_gate_and_mixed_overlaps(mmdet):
     compare(face.IoULoss(linear=True), mmdet["iou_loss"].IoULoss(linear=True), (pred, target))
 
 
-@pytest.mark.parametrize("name", IOU_CLASSES + ["L1Loss", "SmoothL1Loss"])
+@pytest.mark.parametrize("near", [True, False])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_bounded_iou(mmdet, near, reduction):
+    """Four components per box ((n, 4) losses), the target without gradient; every weight shape."""
+    pred, target = box_pairs(200, 14, near)
+    g = torch.Generator().manual_seed(15)
+    for options in ({}, {"beta": 0.5, "eps": 1e-2, "loss_weight": 2.0}):
+        ours, theirs = face.BoundedIoULoss(reduction=reduction, **options), mmdet["iou_loss"].BoundedIoULoss(
+            reduction=reduction, **options)
+        for w in (None, torch.rand(200, 4, generator=g, dtype=torch.float64),
+                  torch.rand(200, 1, generator=g, dtype=torch.float64)):
+            compare(ours, theirs, (pred, target), (w,))
+        if reduction == "mean":
+            compare(ours, theirs, (pred, target), (None,), {"avg_factor": 17.0})
+    target = target.clone().requires_grad_()
+    face.BoundedIoULoss()(pred.clone().requires_grad_(), target).backward()
+    assert target.grad is None or not target.grad.any()
+
+
+@pytest.mark.parametrize("name", IOU_CLASSES + ["BoundedIoULoss", "L1Loss", "SmoothL1Loss"])
 def test_all_zero_weight(mmdet, name):
     """No positive weight: mmdet returns (pred * weight).sum() — here without reading the weights."""
     pred, target = box_pairs(10, 9, True)
     module_file = "iou_loss" if name in IOU_CLASSES else "smooth_l1_loss"
     weights = [torch.zeros(10, 4, dtype=torch.float64)] + ([torch.zeros(10, dtype=torch.float64)]
                                                            if name in IOU_CLASSES else [])
+    module_file = "iou_loss" if name in IOU_CLASSES + ["BoundedIoULoss"] else module_file
     for weight in weights:
         for reduction in ("mean", "sum"):
             compare(getattr(face, name)(reduction=reduction), getattr(mmdet[module_file], name)(reduction=reduction),
@@ -274,14 +296,14 @@ def test_iou_float16_pred(mmdet):
 
 
 @pytest.mark.parametrize("name,module_file", [("L1Loss", "smooth_l1_loss"), ("SmoothL1Loss", "smooth_l1_loss"),
-                                              ("MSELoss", "mse_loss")])
+                                              ("MSELoss", "mse_loss"), ("BalancedL1Loss", "balanced_l1_loss")])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_element_losses(mmdet, name, module_file, reduction):
     g = torch.Generator().manual_seed(11)
     pred, target = torch.randn(N, 4, generator=g, dtype=torch.float64), torch.randn(N, 4, generator=g,
                                                                                       dtype=torch.float64)
     weight = torch.rand(N, 4, generator=g, dtype=torch.float64)
-    options = {"beta": 0.5} if name == "SmoothL1Loss" else {}
+    options = {"SmoothL1Loss": {"beta": 0.5}, "BalancedL1Loss": {"alpha": 0.4, "gamma": 1.8, "beta": 0.8}}.get(name, {})
     ours = getattr(face, name)(reduction=reduction, loss_weight=2.0, **options)
     theirs = getattr(mmdet[module_file], name)(reduction=reduction, loss_weight=2.0, **options)
     for w in (None, weight):
@@ -350,7 +372,7 @@ def test_torchscript_says_what_to_use():
             torch.jit.script(obj)
 
 
-@pytest.mark.parametrize("name", IOU_CLASSES)
+@pytest.mark.parametrize("name", IOU_CLASSES + ["BoundedIoULoss"])
 def test_inverted_boxes_as_mmdet(mmdet, name):
     """Random corners (x2 < x1 half the time): mmdet's formulas on them, not fastloss's repair —
     negative sides, their products as areas, the enclosing box's sides clamped at 0 — NaN where

@@ -20,6 +20,10 @@
 //   smooth EIoU  Peng & Yu (mmdet's EIoULoss): l = 1 − I/(area_p + area_t − I + eps) with the
 //         extended intersection I (negative for disjoint boxes, so they still get a gradient), then
 //         ½l²/β below the smooth point β (lambd), l − ½β above
+//   BoundedIoU  Tychsen-Smith & Petersson, arXiv 1711.00164, as mmdet: one of four components (mode
+//         0..3: dx, dy, dw, dh) of the target-relative offsets, 1 − max((w_t − 2|Δc|)/(w_t + 2|Δc| + eps), 0)
+//         and 1 − min(w_t/(w_p + eps), w_p/(w_t + eps)), smooth below β (lambd) as Smooth L1; the target
+//         gets no gradient (mmdet computes it under no_grad)
 // The peers place eps differently; `convention` picks whose numbers a face gives:
 //   kTorchvision  as written above (fastloss's own API, torchvision's names)
 //   kMmdet        mmdet 3.x's loss files: IoU and GIoU divide by max(union, eps) and max(area(C), eps),
@@ -43,7 +47,8 @@ namespace fastloss::box_iou {
 
 // Codes shared with python/fastloss/box_iou.py.
 enum Kind : int {
-  kIoU = 0, kGIoU = 1, kDIoU = 2, kCIoU = 3, kEIoU = 4, kFocalEIoU = 5, kCDIoU = 6, kSIoU = 7, kSmoothEIoU = 8
+  kIoU = 0, kGIoU = 1, kDIoU = 2, kCIoU = 3, kEIoU = 4, kFocalEIoU = 5, kCDIoU = 6, kSIoU = 7, kSmoothEIoU = 8,
+  kBoundedIoU = 9
 };
 enum IouMode : int { kLinear = 0, kLog = 1, kSquare = 2 };
 enum BoxFormat : int { kXYXY = 0, kXYWH = 1, kCXCYWH = 2 };
@@ -235,6 +240,56 @@ FASTLOSS_HD_ALWAYS_INLINE V smooth_eiou(const Params<S>& prm, const Box<V>& p, c
   return O::select(smooth, half * l * l / beta, l - half * beta);
 }
 
+// The share of an adjoint that goes to a where a > b in max(a, b): 1, ½ on a tie, else 0 (torch's rule).
+template <typename V>
+FASTLOSS_HD_ALWAYS_INLINE V max_share(V a, V b) {
+  using O = Ops<V>;
+  using S = typename O::scalar_t;
+  return O::select(O::gt(a, b), V(S(1)), O::select(O::eq(a, b), V(S(0.5)), V(S(0))));
+}
+
+// mmdet's BoundedIoU, component prm.mode (see the top): the loss; with kGrad the adjoints of pred's
+// corners into gp (the target's are 0).
+template <bool kGrad, typename V, typename S>
+FASTLOSS_HD_ALWAYS_INLINE V bounded_iou(const Params<S>& prm, const Box<V>& p, const Box<V>& t, Box<V>& gp) {
+  using O = Ops<V>;
+  const V zero(S(0)), one(S(1)), two(S(2)), half(S(0.5)), eps(prm.eps), beta(prm.lambd);
+  const bool along_y = prm.mode == 1 || prm.mode == 3;
+  const V p1 = along_y ? p.y1 : p.x1, p2 = along_y ? p.y2 : p.x2, t1 = along_y ? t.y1 : t.x1, t2 = along_y ? t.y2 : t.x2;
+  const V w_t = t2 - t1;
+  V comb, g_p1 = zero, g_p2 = zero;  // g_*: d comb / d p1, p2
+  if (prm.mode <= 1) {  // the centre's offset, relative to the target's size
+    const V d = half * (t1 + t2) - half * (p1 + p2), a = O::abs(d), den = w_t + two * a + eps, r = (w_t - two * a) / den;
+    comb = one - O::max(r, zero);
+    if constexpr (kGrad) {
+      const V g_d = O::neg(max_share(r, zero)) * (O::neg(two) * (two * w_t + eps) / (den * den)) * sign_of(d);
+      g_p1 = O::neg(half) * g_d;  // d = centre_t − centre_p
+      g_p2 = g_p1;
+    }
+  } else {  // the size ratio
+    const V w_p = p2 - p1, q1 = w_t / (w_p + eps), q2 = w_p / (w_t + eps);
+    comb = one - O::min(q1, q2);
+    if constexpr (kGrad) {
+      const V g_w = O::neg(max_share(q2, q1) * (O::neg(w_t) / ((w_p + eps) * (w_p + eps))) +
+                           max_share(q1, q2) / (w_t + eps));  // min's share is max's with the roles swapped
+      g_p2 = g_w;
+      g_p1 = O::neg(g_w);
+    }
+  }
+  const auto smooth = O::gt(beta, comb);
+  if constexpr (kGrad) {
+    const V g_comb = O::select(smooth, comb / beta, one);
+    if (along_y) {
+      gp.y1 = gp.y1 + g_comb * g_p1;
+      gp.y2 = gp.y2 + g_comb * g_p2;
+    } else {
+      gp.x1 = gp.x1 + g_comb * g_p1;
+      gp.x2 = gp.x2 + g_comb * g_p2;
+    }
+  }
+  return O::select(smooth, half * comb * comb / beta, comb - half * beta);
+}
+
 // Loss of the pair (p, t), both in the caller's format; with kGrad also d loss / d p and d t.
 template <bool kGrad, typename V, typename S>
 FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], const V (&t_in)[4], V (&dp)[4],
@@ -309,6 +364,9 @@ FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], 
   } else if (prm.kind == kSIoU) {
     loss = siou<kGrad>(prm, p, t, wp, wt, hp + aspect_shift - area_shift, ht + aspect_shift - area_shift, cw, ch, iou,
                        scale, g_dx, g_dy, g_cw, g_ch, g_wp, g_hp, g_wt, g_ht);
+  } else if (prm.kind == kBoundedIoU) {
+    g_iou = zero;  // its own terms: pred's corners' adjoints come back directly
+    loss = bounded_iou<kGrad>(prm, p, t, gp);
   } else if (prm.kind == kSmoothEIoU) {
     g_iou = zero;  // its own intersection: the corners' adjoints come back directly
     loss = smooth_eiou<kGrad>(prm, p, t, wp * hp + wt * ht, g_uni, gp, gt);
@@ -397,26 +455,30 @@ FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], 
     g_ch = O::select(O::gt(zero, ch_raw), zero, g_ch);
   }
   if constexpr (kGrad) {
-    // Back through IoU = inter / (union + eps), union = area_p + area_t − inter.
-    g_uni = g_uni - g_iou * iou / u;
-    if (floor_union) g_uni = O::select(union_floored, zero, g_uni);
-    // (smooth EIoU's extended intersection has sent its adjoints to the corners already)
-    const V g_inter = prm.kind == kSmoothEIoU ? zero : g_iou / u - g_uni;
-    g_wp = g_wp + g_uni * hp;
-    g_hp = g_hp + g_uni * wp;
-    g_wt = g_wt + g_uni * ht;
-    g_ht = g_ht + g_uni * wt;
-    // The intersection: iw = max(min(x2) − max(x1), 0), and the enclosing box: cw = max(x2) − min(x1).
-    const V g_iw = O::select(O::gt(iw_raw, zero), g_inter * ih, zero);
-    const V g_ih = O::select(O::gt(ih_raw, zero), g_inter * iw, zero);
-    add_min_adjoint(p.x2, t.x2, g_iw, gp.x2, gt.x2);
-    add_max_adjoint(p.x1, t.x1, O::neg(g_iw), gp.x1, gt.x1);
-    add_min_adjoint(p.y2, t.y2, g_ih, gp.y2, gt.y2);
-    add_max_adjoint(p.y1, t.y1, O::neg(g_ih), gp.y1, gt.y1);
-    add_max_adjoint(p.x2, t.x2, g_cw, gp.x2, gt.x2);
-    add_min_adjoint(p.x1, t.x1, O::neg(g_cw), gp.x1, gt.x1);
-    add_max_adjoint(p.y2, t.y2, g_ch, gp.y2, gt.y2);
-    add_min_adjoint(p.y1, t.y1, O::neg(g_ch), gp.y1, gt.y1);
+    // BoundedIoU sent pred's adjoints to the corners itself and uses none of these terms (skipped: an
+    // infinite side must not meet a zero adjoint, 0·inf = NaN).
+    if (prm.kind != kBoundedIoU) {
+      // Back through IoU = inter / (union + eps), union = area_p + area_t − inter.
+      g_uni = g_uni - g_iou * iou / u;
+      if (floor_union) g_uni = O::select(union_floored, zero, g_uni);
+      // (smooth EIoU's extended intersection has sent its adjoints to the corners already)
+      const V g_inter = prm.kind == kSmoothEIoU ? zero : g_iou / u - g_uni;
+      g_wp = g_wp + g_uni * hp;
+      g_hp = g_hp + g_uni * wp;
+      g_wt = g_wt + g_uni * ht;
+      g_ht = g_ht + g_uni * wt;
+      // The intersection: iw = max(min(x2) − max(x1), 0), and the enclosing box: cw = max(x2) − min(x1).
+      const V g_iw = O::select(O::gt(iw_raw, zero), g_inter * ih, zero);
+      const V g_ih = O::select(O::gt(ih_raw, zero), g_inter * iw, zero);
+      add_min_adjoint(p.x2, t.x2, g_iw, gp.x2, gt.x2);
+      add_max_adjoint(p.x1, t.x1, O::neg(g_iw), gp.x1, gt.x1);
+      add_min_adjoint(p.y2, t.y2, g_ih, gp.y2, gt.y2);
+      add_max_adjoint(p.y1, t.y1, O::neg(g_ih), gp.y1, gt.y1);
+      add_max_adjoint(p.x2, t.x2, g_cw, gp.x2, gt.x2);
+      add_min_adjoint(p.x1, t.x1, O::neg(g_cw), gp.x1, gt.x1);
+      add_max_adjoint(p.y2, t.y2, g_ch, gp.y2, gt.y2);
+      add_min_adjoint(p.y1, t.y1, O::neg(g_ch), gp.y1, gt.y1);
+    }
     // Centres and sizes.
     const V hdx = half * g_dx, hdy = half * g_dy;
     gp = {gp.x1 + hdx - g_wp, gp.y1 + hdy - g_hp, gp.x2 + hdx + g_wp, gp.y2 + hdy + g_hp};

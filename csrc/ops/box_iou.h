@@ -33,8 +33,8 @@ inline Tensors check(const at::Tensor& pred, const at::Tensor& target, const std
   TORCH_CHECK(at::isFloatingType(target.scalar_type()), kOp, ": target must be floating point, got ",
               target.scalar_type());
   check_same_device(kOp, pred, target, "target");
-  TORCH_CHECK(kind >= kIoU && kind <= kSmoothEIoU, kOp, ": unknown kind ", kind);
-  TORCH_CHECK(mode >= kLinear && mode <= kSquare, kOp, ": unknown mode ", mode);
+  TORCH_CHECK(kind >= kIoU && kind <= kBoundedIoU, kOp, ": unknown kind ", kind);
+  TORCH_CHECK(mode >= 0 && mode <= (kind == kBoundedIoU ? 3 : kSquare), kOp, ": unknown mode ", mode);
   TORCH_CHECK(format >= kXYXY && format <= kCXCYWH, kOp, ": unknown box format ", format);
   TORCH_CHECK(convention >= kTorchvision && convention <= kUltralytics, kOp, ": unknown convention ", convention);
   TORCH_CHECK(eps >= 0, kOp, ": eps must be >= 0, got ", eps);

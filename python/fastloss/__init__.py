@@ -10,6 +10,7 @@ from .sigmoid_focal import sigmoid_focal_loss
 from .overlap import dice_loss, tversky_loss
 from .softmax_focal import softmax_focal_loss
 from .classic import l1_loss, mse_loss, smooth_l1_loss
+from .balanced_l1 import balanced_l1_loss
 from .box_iou import (cdiou_loss, ciou_loss, complete_box_iou_loss, diou_loss, distance_box_iou_loss, eiou_loss,
                       focal_eiou_loss, generalized_box_iou_loss, giou_loss, iou_loss)
 
@@ -19,6 +20,6 @@ from . import _torchscript
 __all__ = ["__version__", "nn", "reference", "sigmoid_focal_loss", "iou_loss", "giou_loss", "diou_loss", "ciou_loss",
            "eiou_loss", "focal_eiou_loss", "cdiou_loss", "generalized_box_iou_loss", "distance_box_iou_loss",
            "complete_box_iou_loss", "dice_loss", "tversky_loss", "softmax_focal_loss", "l1_loss", "mse_loss",
-           "smooth_l1_loss"]
+           "smooth_l1_loss", "balanced_l1_loss"]
 
 _torchscript.refuse_functions(globals(), __all__, "fastloss")

@@ -74,6 +74,27 @@ def check_int(name, value):
     return value
 
 
+def check_pair(pred, target, what=""):
+    """pred and target: float tensors of one shape on one device (`what` prefixes the shape error)."""
+    check_floating("pred", pred)
+    check_floating("target", target)
+    check_same_device("target", target, "pred", pred)
+    if pred.shape != target.shape:
+        raise ValueError(f"{what}pred and target must have the same shape, got {tuple(pred.shape)} and "
+                         f"{tuple(target.shape)}")
+
+
+def reduce_unreduced(loss, code, avg_factor):
+    """A reference's unreduced loss under a kernel reduction code: itself ("none"), its sum, or its
+    mean over the elements (0 when empty); the sum then divided by avg_factor when given."""
+    if code == NONE:
+        return loss
+    total = loss.sum()
+    if code == MEAN:
+        total = total / max(loss.numel(), 1)
+    return apply_avg_factor(total, avg_factor)
+
+
 def check_reduction(reduction, name="reduction"):
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         # "Invalid" first: torchvision's tests match that word

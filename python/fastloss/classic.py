@@ -13,17 +13,12 @@ the mean over all elements (mmdet's), or sum / avg_factor when avg_factor is giv
 """
 import torch.nn.functional as F
 
-from ._common import (NONE, SUM, apply_avg_factor, check_broadcasts_to_loss, check_floating, check_nonnegative,
-                      check_same_device, check_weight, reduction_code)
+from ._common import (NONE, SUM, apply_avg_factor, check_broadcasts_to_loss, check_nonnegative, check_pair,
+                      check_weight, reduction_code)
 
 
 def _weighted(name, elementwise, pred, target, reduction, weight, avg_factor):
-    check_floating("pred", pred)
-    check_floating("target", target)
-    check_same_device("target", target, "pred", pred)
-    if pred.shape != target.shape:
-        raise ValueError(f"{name}: pred and target must have the same shape, got {tuple(pred.shape)} and "
-                         f"{tuple(target.shape)}")
+    check_pair(pred, target, f"{name}: ")
     code = reduction_code(reduction, avg_factor)
     if pred.numel() == 0 and reduction == "mean" and avg_factor is None:
         reduction = "sum"  # an empty "mean" is 0, with a working backward, as for every fastloss loss

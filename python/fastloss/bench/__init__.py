@@ -283,4 +283,4 @@ def write_json(path, rows, meta):
 
 
 # One import per loss: each module registers its cases.
-from . import box_iou, overlap, sigmoid_focal, softmax_focal  # noqa: E402,F401
+from . import balanced_l1, box_iou, overlap, sigmoid_focal, softmax_focal  # noqa: E402,F401

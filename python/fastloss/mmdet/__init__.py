@@ -12,12 +12,12 @@ classes in mmdet's MODELS registry as "Fast" + the mmdet name, e.g. in a config:
 from .cross_entropy_loss import CrossEntropyLoss
 from .dice_loss import DiceLoss
 from .focal_loss import FocalLoss
-from .iou_loss import CIoULoss, DIoULoss, EIoULoss, GIoULoss, IoULoss, SIoULoss
+from .iou_loss import BoundedIoULoss, CIoULoss, DIoULoss, EIoULoss, GIoULoss, IoULoss, SIoULoss
 from .mse_loss import MSELoss
-from .smooth_l1_loss import L1Loss, SmoothL1Loss
+from .smooth_l1_loss import BalancedL1Loss, L1Loss, SmoothL1Loss
 
 LOSSES = ["FocalLoss", "CrossEntropyLoss", "IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "SIoULoss", "EIoULoss",
-          "L1Loss", "SmoothL1Loss", "MSELoss", "DiceLoss"]
+          "BoundedIoULoss", "L1Loss", "SmoothL1Loss", "BalancedL1Loss", "MSELoss", "DiceLoss"]
 __all__ = LOSSES + ["REGISTERED_NAMES", "register"]
 
 REGISTERED_NAMES = {"Fast" + name: globals()[name] for name in LOSSES}

@@ -129,4 +129,35 @@ class EIoULoss(_BoxLoss):
         return f"smooth_point={self.smooth_point}, " + super().extra_repr()
 
 
-__all__ = ["IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "SIoULoss", "EIoULoss"]
+class BoundedIoULoss(_BoxLoss):
+    """mmdet's BoundedIoULoss (Tychsen-Smith & Petersson 2017): per box the four components dx, dy, dw,
+    dh (the loss has pred's shape (n, 4)), each smooth below beta; the target gets no gradient. Each
+    component is one pass of the fused box kernel."""
+    kind = "bounded_iou"
+
+    def __init__(self, beta=0.2, eps=1e-3, reduction="mean", loss_weight=1.0):
+        super().__init__(eps, reduction, loss_weight)
+        if check_nonnegative("beta", beta) == 0:
+            raise ValueError("beta must be > 0")
+        self.beta = beta
+
+    def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None, **kwargs):
+        reduction = resolve_reduction(self, reduction_override)
+
+        def run(r):
+            loss = torch.stack([box_loss(self.kind, pred, target, "none", self.eps, None, None, "xyxy",
+                                         convention="mmdet", mode=component, lambd=self.beta)
+                                for component in ("dx", "dy", "dw", "dh")], -1)
+            if weight is not None:
+                loss = loss * weight
+            return loss.sum() if r == "sum" else loss
+
+        loss = self.scaled(weight_reduce(run, reduction, avg_factor, pred.numel()).to(
+            torch.promote_types(pred.dtype, target.dtype)))
+        return zero_weight_sum(loss, pred, weight) if reduction != "none" else loss
+
+    def extra_repr(self):
+        return f"beta={self.beta}, " + super().extra_repr()
+
+
+__all__ = ["IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "SIoULoss", "EIoULoss", "BoundedIoULoss"]

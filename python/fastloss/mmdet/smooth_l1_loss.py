@@ -1,6 +1,6 @@
 """mmdet's L1Loss and SmoothL1Loss (mmdet/models/losses/smooth_l1_loss.py) on fastloss.l1_loss and
 fastloss.smooth_l1_loss (torch's fused kernels, weighted)."""
-from .. import classic
+from .. import balanced_l1, classic
 from .._common import check_number
 from ._base import MMDetLoss, resolve_reduction, weight_reduce, zero_weight_sum
 
@@ -44,4 +44,24 @@ class SmoothL1Loss(_ElementLoss):
         return f"beta={self.beta}, " + super().extra_repr()
 
 
-__all__ = ["L1Loss", "SmoothL1Loss"]
+class BalancedL1Loss(_ElementLoss):
+    """mmdet's BalancedL1Loss (Libra R-CNN) on fastloss.balanced_l1_loss, the fused kernel (no
+    all-zero-weight shortcut, as mmdet's)."""
+    zero_weight_shortcut = False
+
+    def __init__(self, alpha=0.5, gamma=1.5, beta=1.0, reduction="mean", loss_weight=1.0):
+        super().__init__(reduction, loss_weight)
+        for name, value in (("alpha", alpha), ("gamma", gamma), ("beta", beta)):
+            if check_number(name, value) <= 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        self.alpha, self.gamma, self.beta = alpha, gamma, beta
+
+    def loss(self, pred, target, reduction, weight):
+        return balanced_l1.balanced_l1_loss(pred, target, reduction, alpha=self.alpha, gamma=self.gamma,
+                                            beta=self.beta, weight=weight).to(pred.dtype)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}, gamma={self.gamma}, beta={self.beta}, " + super().extra_repr()
+
+
+__all__ = ["L1Loss", "SmoothL1Loss", "BalancedL1Loss"]

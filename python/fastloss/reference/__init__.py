@@ -10,10 +10,11 @@ from .overlap import dice_loss, tversky_loss
 from .sigmoid_focal import sigmoid_focal_loss
 from .softmax_focal import softmax_focal_loss
 from .classic import l1_loss, mse_loss, smooth_l1_loss
+from .balanced_l1 import balanced_l1_loss
 from .._torchscript import refuse_functions
 
 __all__ = ["sigmoid_focal_loss", "iou_loss", "giou_loss", "diou_loss", "ciou_loss", "eiou_loss", "focal_eiou_loss",
            "cdiou_loss", "generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss", "dice_loss",
-           "tversky_loss", "softmax_focal_loss", "l1_loss", "mse_loss", "smooth_l1_loss"]
+           "tversky_loss", "softmax_focal_loss", "l1_loss", "mse_loss", "smooth_l1_loss", "balanced_l1_loss"]
 
 refuse_functions(globals(), __all__, "fastloss.reference")

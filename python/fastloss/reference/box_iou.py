@@ -5,9 +5,6 @@ from typing import NamedTuple, Optional
 import torch
 
 from .._common import (
-    MEAN,
-    NONE,
-    apply_avg_factor,
     check_choice,
     check_nonnegative,
     check_same_device,
@@ -15,12 +12,14 @@ from .._common import (
     check_weight,
     opmath_dtype,
     prepare_weight,
+    reduce_unreduced,
     reduction_code,
 )
 
 # Codes of csrc/math/box_iou.h.
 KINDS = {"iou": 0, "giou": 1, "diou": 2, "ciou": 3, "eiou": 4, "focal_eiou": 5, "cdiou": 6,
-         "siou": 7, "smooth_eiou": 8}  # the last two: mmdet's own (fastloss.mmdet's SIoULoss, EIoULoss)
+         "siou": 7, "smooth_eiou": 8, "bounded_iou": 9}  # the last three: mmdet's own (fastloss.mmdet)
+BOUNDED_IOU_COMPONENTS = {"dx": 0, "dy": 1, "dw": 2, "dh": 3}  # bounded_iou's `mode`
 MODES = {"linear": 0, "log": 1, "square": 2}
 FORMATS = {"xyxy": 0, "xywh": 1, "cxcywh": 2}
 # Whose eps placement (csrc/math/box_iou.h explains each); the faces pick theirs.
@@ -70,7 +69,8 @@ def check_args(kind, pred, target, reduction, eps, weight, avg_factor, box_forma
         if weight.shape == pred.shape:  # one weight per coordinate, as mmdet passes: their mean
             weight = weight.mean(-1)
         weight = prepare_weight(weight, pred[..., 0], per_row=False)
-    return BoxArgs(pred, target, KINDS[kind], check_choice("mode", mode, MODES),
+    modes = BOUNDED_IOU_COMPONENTS if kind == "bounded_iou" else MODES
+    return BoxArgs(pred, target, KINDS[kind], check_choice("mode", mode, modes),
                    check_choice("box_format", box_format, FORMATS),
                    eps, gamma, lambd, code, weight, avg_factor, CONVENTIONS[convention], aux_eps)
 
@@ -117,6 +117,20 @@ def _siou(a, p, t, wp, wt, hp, ht, cw, ch, iou):
     omega_w, omega_h = (wp - wt).abs() / torch.maximum(wp, wt), (hp - ht).abs() / torch.maximum(hp, ht)
     shape = (1 - torch.exp(-omega_w)) ** 4 + (1 - torch.exp(-omega_h)) ** 4
     return 1 - (iou - 0.5 * (distance + shape)).clamp(min=-1.0, max=1.0)
+
+
+def _bounded_iou(a, pred, target):
+    """mmdet's BoundedIoU, component a.mode (0 dx, 1 dy, 2 dw, 3 dh); no gradient to the target."""
+    k = a.mode % 2  # x or y
+    p1, p2, t1, t2 = pred[..., k], pred[..., k + 2], target[..., k], target[..., k + 2]
+    w_t = t2 - t1
+    if a.mode <= 1:
+        d = (t1 + t2) * 0.5 - (p1 + p2) * 0.5
+        comb = 1 - torch.max((w_t - 2 * d.abs()) / (w_t + 2 * d.abs() + a.eps), torch.zeros_like(d))
+    else:
+        w_p = p2 - p1
+        comb = 1 - torch.min(w_t / (w_p + a.eps), w_p / (w_t + a.eps))
+    return torch.where(comb < a.lambd, 0.5 * comb * comb / a.lambd, comb - 0.5 * a.lambd)
 
 
 def _smooth_eiou(a, p, t, areas):
@@ -173,6 +187,8 @@ def compute(a: BoxArgs) -> torch.Tensor:
     elif kind == KINDS["siou"]:
         loss = _siou(a, (x1, y1, x2, y2), (x1g, y1g, x2g, y2g), wp, wt, hp - area_shift + aspect_shift,
                      ht - area_shift + aspect_shift, cw, ch, iou)
+    elif kind == KINDS["bounded_iou"]:
+        loss = _bounded_iou(a, a.pred.to(dtype), a.target.to(dtype).detach())
     elif kind == KINDS["smooth_eiou"]:
         loss = _smooth_eiou(a, (x1, y1, x2, y2), (x1g, y1g, x2g, y2g), wp * hp + wt * ht)
     else:
@@ -199,12 +215,7 @@ def compute(a: BoxArgs) -> torch.Tensor:
                 loss = iou.detach().pow(a.gamma) * loss
     if a.weight is not None:
         loss = loss * a.weight.to(dtype)
-    if a.reduction == NONE:
-        return loss
-    total = loss.sum()
-    if a.reduction == MEAN:
-        total = total / max(loss.numel(), 1)
-    return apply_avg_factor(total, a.avg_factor)
+    return reduce_unreduced(loss, a.reduction, a.avg_factor)
 
 
 def op(pred, target, weight, kind, mode, box_format, eps, gamma, lambd, reduction, convention=0, aux_eps=-1.0):

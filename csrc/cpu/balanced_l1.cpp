@@ -1,0 +1,73 @@
+// CPU kernels of fastloss::balanced_l1_loss: Vec::size() elements at a time through
+// math/balanced_l1.h. Forward: one pass (loss written out, or summed per fixed chunk). Backward: one
+// pass from pred and target, writing the gradient.
+#include <torch/library.h>
+#include "cpu/row_loop.h"
+#include "cpu/vec_ops.h"
+#include "ops/balanced_l1.h"
+
+namespace fastloss::balanced_l1 {
+namespace {
+
+struct CpuKernels {
+  template <typename scalar_t>
+  static void forward(const Args<scalar_t>& a, int64_t reduction, at::Tensor& loss) {
+    using opmath_t = at::opmath_type<scalar_t>;
+    using Vec = at::vec::Vectorized<opmath_t>;
+    constexpr int64_t W = Vec::size();
+    auto eval = [&](int64_t i, int64_t n) {
+      Vec unused;
+      Vec l = element_loss<false>(a.prm, cpu::load_as<Vec>(a.pred + i, n), cpu::load_as<Vec>(a.target + i, n), unused);
+      return a.weight != nullptr ? l * Vec::loadu(a.weight + i, n) : l;
+    };
+    if (reduction == kNone) {
+      opmath_t* out = loss.mutable_data_ptr<opmath_t>();
+      cpu::parallel_chunks(a.n, [&](int64_t, int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; i += W) eval(i, std::min(W, end - i)).store(out + i, std::min(W, end - i));
+      });
+      return;
+    }
+    const cpu::SumCount s = cpu::sum_chunks(a.n, [&](int64_t begin, int64_t end) {
+      Vec acc(0);
+      for (int64_t i = begin; i < end; i += W) {
+        const int64_t n = std::min(W, end - i);
+        acc = acc + cpu::first_lanes(eval(i, n), n);
+      }
+      return cpu::SumCount{cpu::sum_lanes(acc), end - begin};
+    });
+    const double total = reduction == kMean ? s.sum / static_cast<double>(std::max<int64_t>(s.count, 1)) : s.sum;
+    *loss.mutable_data_ptr<opmath_t>() = static_cast<opmath_t>(total);
+  }
+
+  template <typename scalar_t>
+  static void backward(const Args<scalar_t>& a, const at::Tensor& grad, int64_t reduction, at::Tensor& grad_pred) {
+    using opmath_t = at::opmath_type<scalar_t>;
+    using Vec = at::vec::Vectorized<opmath_t>;
+    constexpr int64_t W = Vec::size();
+    const opmath_t* upstream = reduction == kNone ? grad.const_data_ptr<opmath_t>() : nullptr;
+    const opmath_t scale = reduction == kNone ? opmath_t(1)
+                                              : *grad.const_data_ptr<opmath_t>() /
+                                                    static_cast<opmath_t>(reduction == kMean ? std::max<int64_t>(a.n, 1) : 1);
+    scalar_t* out = grad_pred.mutable_data_ptr<scalar_t>();
+    cpu::parallel_chunks(a.n, [&](int64_t, int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; i += W) {
+        const int64_t n = std::min(W, end - i);
+        Vec g;
+        element_loss<true>(a.prm, cpu::load_as<Vec>(a.pred + i, n), cpu::load_as<Vec>(a.target + i, n), g);
+        g = g * Vec(scale);
+        if (a.weight != nullptr) g = g * Vec::loadu(a.weight + i, n);
+        if (upstream != nullptr) g = g * Vec::loadu(upstream + i, n);
+        cpu::store_as(g, out + i, n);
+      }
+    });
+  }
+};
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
+  m.impl("balanced_l1_loss", &forward<CpuKernels>);
+  m.impl("balanced_l1_loss_backward", &backward<CpuKernels>);
+}
+
+}  // namespace fastloss::balanced_l1
