@@ -149,12 +149,14 @@ def test_binary_cross_entropy(mmdet, label_kind, avg_non_ignore, reduction):
         label = torch.rand(N, C, generator=g, dtype=torch.float32)
         label[0, :2] = -1.0
         weight = torch.rand(N, C, generator=g, dtype=torch.float32)
-    options = dict(use_sigmoid=True, ignore_index=255, avg_non_ignore=avg_non_ignore, reduction=reduction)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ours, theirs = face.CrossEntropyLoss(**options), mmdet["cross_entropy_loss"].CrossEntropyLoss(**options)
-    for w in (None, weight):
-        compare(ours, theirs, (pred, label), (w,), dtype=torch.float32)
+    for class_weight in (None, [0.5, 2.0, 1.0, 3.0, 0.25]):  # class_weight: BCE's pos_weight
+        options = dict(use_sigmoid=True, ignore_index=255, avg_non_ignore=avg_non_ignore, reduction=reduction,
+                       class_weight=class_weight)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ours, theirs = face.CrossEntropyLoss(**options), mmdet["cross_entropy_loss"].CrossEntropyLoss(**options)
+        for w in (None, weight):
+            compare(ours, theirs, (pred, label), (w,), dtype=torch.float32)
 
 
 def test_mask_cross_entropy(mmdet):

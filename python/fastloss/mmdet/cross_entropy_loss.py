@@ -86,9 +86,10 @@ def cross_entropy(pred, label, weight, reduction, avg_factor, class_weight, igno
 
 
 def binary_cross_entropy(pred, label, weight, reduction, avg_factor, class_weight, ignore_index, avg_non_ignore):
-    if class_weight is not None:
-        raise NotImplementedError("fastloss.mmdet.CrossEntropyLoss(use_sigmoid=True) does not support class_weight "
-                                  "(BCE's pos_weight) yet")
+    """mmdet's sigmoid form. class_weight is BCE's pos_weight p_c: −[p_c·t·log σ(x) + (1 − t)·log(1 − σ(x))]
+    = BCE(x, t) + (p_c − 1)·t·softplus(−x), the second term the kernel's BCE against 1 weighted by
+    (p_c − 1)·t (materialised only when class_weight is given)."""
+    positives = None  # t as a float tensor, for the pos_weight term
     if pred.dim() != label.dim():
         # labels (N,): one-hot over pred's C classes inside the kernel; negative labels and ignore_index
         # are ignored (mmdet's valid mask), labels >= C are background
@@ -96,20 +97,30 @@ def binary_cross_entropy(pred, label, weight, reduction, avg_factor, class_weigh
         label = label.masked_fill(~valid, ignore_index)
         count_valid = valid.sum() * pred.shape[-1]
         element_weight = weight
+        if class_weight is not None:
+            positives = (label.unsqueeze(-1) == torch.arange(pred.shape[-1], device=label.device)).to(pred.dtype)
+            row_weight = valid.to(pred.dtype) if weight is None else weight * valid
+            positives = positives * row_weight.unsqueeze(-1)
     else:
         valid = ((label >= 0) & (label != ignore_index)).float()
         element_weight = valid if weight is None else weight * valid
         label = label.float()
         count_valid = valid.sum()
         ignore_index = -100
+        if class_weight is not None:
+            positives = label * element_weight
     if avg_factor is None and avg_non_ignore and reduction == "mean":
         avg_factor = count_valid
     if element_weight is not None:
         element_weight = element_weight.float()
 
     def run(r):
-        return sigmoid_focal.sigmoid_focal_loss(pred, label, -1, 0.0, r, weight=element_weight,
+        loss = sigmoid_focal.sigmoid_focal_loss(pred, label, -1, 0.0, r, weight=element_weight,
                                                 ignore_index=ignore_index)
+        if positives is not None:
+            extra = (positives * (class_weight.to(pred.dtype) - 1)).float()
+            loss = loss + sigmoid_focal.sigmoid_focal_loss(pred, torch.ones_like(pred), -1, 0.0, r, weight=extra)
+        return loss
 
     return weight_reduce(run, reduction, avg_factor, pred.numel())
 
