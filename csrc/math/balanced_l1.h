@@ -13,6 +13,7 @@ template <typename S>
 struct Params {
   S alpha, gamma, beta;
   S b_over_beta, inv_beta, alpha_over_b, high_offset;  // b/β, 1/β, α/b, γ/b − α·β (b = e^{γ/α} − 1): on the host
+  bool unit_beta;  // β = 1 (the paper's and mmdet's default): the slope below β is α·ln(b·d + 1), no division
 };
 
 // The loss of one element; with kGrad instead dL/dpred, into grad (and 0 returned).
@@ -25,7 +26,8 @@ FASTLOSS_HD_ALWAYS_INLINE V element_loss(const Params<S>& prm, V x, V y, V& grad
   const V log_term = O::log(u + one);
   if constexpr (kGrad) {
     // α·(b·d + 1)/(b·d + β) = α·(u + 1/β)/(u + 1)
-    const V slope = O::select(below, alpha * (log_term + (u + V(prm.inv_beta)) / (u + one) - one), gamma);
+    const V low = prm.unit_beta ? alpha * log_term : alpha * (log_term + (u + V(prm.inv_beta)) / (u + one) - one);
+    const V slope = O::select(below, low, gamma);
     const V sign = O::select(O::gt(diff, zero), one, O::select(O::gt(zero, diff), O::neg(one), zero));
     grad = slope * sign;
     return zero;  // the backward needs the slope only

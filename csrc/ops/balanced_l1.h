@@ -59,7 +59,7 @@ inline Args<scalar_t> make_args(const Tensors& a, double alpha, double gamma, do
                         Params<opmath_t>{static_cast<opmath_t>(alpha), static_cast<opmath_t>(gamma),
                                          static_cast<opmath_t>(beta), static_cast<opmath_t>(b / beta),
                                          static_cast<opmath_t>(1 / beta), static_cast<opmath_t>(alpha / b),
-                                         static_cast<opmath_t>(gamma / b - alpha * beta)}};
+                                         static_cast<opmath_t>(gamma / b - alpha * beta), beta == 1.0}};
 }
 
 // Entry points, registered by the CPU and CUDA files with their loops:
