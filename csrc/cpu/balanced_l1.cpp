@@ -23,7 +23,10 @@ struct CpuKernels {
     if (reduction == kNone) {
       opmath_t* out = loss.mutable_data_ptr<opmath_t>();
       cpu::parallel_chunks(a.n, [&](int64_t, int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; i += W) eval(i, std::min(W, end - i)).store(out + i, std::min(W, end - i));
+        for (int64_t i = begin; i < end; i += W) {
+          const int64_t n = std::min(W, end - i);
+          eval(i, n).store(out + i, n);
+        }
       });
       return;
     }

@@ -20,13 +20,21 @@ _OP = "fastloss::overlap_sums"
 _SCORE = "fastloss::overlap_score"
 
 
+def _sums(a):
+    """The (N, C, 3) sums of checked arguments: the kernel's (keeping the activation for the backward
+    only when a gradient will be needed), or the reference's."""
+    if not _backend.use_kernels(a.input.device):
+        return _reference.sums(a)
+    keep_probs = a.input.requires_grad and torch.is_grad_enabled()
+    return torch.ops.fastloss.overlap_sums(a.input, a.target, a.activation, a.squared, a.ignore_index, keep_probs,
+                                           a.soft_label)[0]
+
+
 def _fused(loss, input, target, **options):
     a = _reference.check_args(loss, input, target, **options)
+    sums = _sums(a)
     if not _backend.use_kernels(a.input.device):
-        return _reference.loss_from_sums(_reference.sums(a), a)
-    keep_probs = a.input.requires_grad and torch.is_grad_enabled()
-    sums, _ = torch.ops.fastloss.overlap_sums(a.input, a.target, a.activation, a.squared, a.ignore_index, keep_probs,
-                                              a.soft_label)
+        return _reference.loss_from_sums(sums, a)
     return torch.ops.fastloss.overlap_score(sums, a.class_weight, _reference.LOSS_CODES[a.loss], a.jaccard,
                                             a.smooth_nr, a.smooth_dr, a.alpha, a.beta, a.gamma, a.include_background,
                                             a.batch, REDUCTIONS[a.reduction])
@@ -37,11 +45,7 @@ def sums(input, target, **options):
     its gradient — and the checked arguments: for losses written on the sums (MONAI's
     GeneralizedDiceLoss in fastloss.monai)."""
     a = _reference.check_args("dice", input, target, **options)
-    if not _backend.use_kernels(a.input.device):
-        return _reference.sums(a), a
-    keep_probs = a.input.requires_grad and torch.is_grad_enabled()
-    return torch.ops.fastloss.overlap_sums(a.input, a.target, a.activation, a.squared, a.ignore_index, keep_probs,
-                                           a.soft_label)[0], a
+    return _sums(a), a
 
 
 FUNCTIONS = _reference.define(_fused)

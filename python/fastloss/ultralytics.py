@@ -23,7 +23,8 @@ def bbox_iou(box1, box2, xywh=True, GIoU=False, DIoU=False, CIoU=False, eps=1e-7
     """IoU (or GIoU / DIoU / CIoU) of box1 and box2, broadcast against each other: (..., 4) → (..., 1).
     xywh=True: (centre x, centre y, w, h) boxes; False: (x1, y1, x2, y2)."""
     for name, flag in (("xywh", xywh), ("GIoU", GIoU), ("DIoU", DIoU), ("CIoU", CIoU)):
-        check_bool(name, bool(flag) if isinstance(flag, (int, bool)) else flag)
+        if not isinstance(flag, int):  # bools, and ints as ultralytics' truthiness takes them
+            check_bool(name, flag)
     eps = check_nonnegative("eps", eps)
     check_tensor("box1", box1)
     check_tensor("box2", box2)

@@ -40,10 +40,12 @@ def weight_reduce(run, reduction, avg_factor, count):
     raise ValueError('avg_factor can not be used with reduction="sum"')
 
 
-def zero_weight_sum(loss, pred, weight):
+def zero_weight_sum(loss, pred, weight, reduction):
     """mmdet's box and L1 losses return (pred * weight).sum() when no weight is positive; chosen with
-    torch.where, so no host sync (the loss is computed either way)."""
-    if weight is None:
+    torch.where, so no host sync (the loss is computed either way). Not for reduction "none": mmdet's
+    scalar there cannot take the unreduced shape without reading the weights on the host, so the
+    weighted element losses (zeros) stay."""
+    if weight is None or reduction == "none":
         return loss
     w = weight.unsqueeze(1) if pred.dim() == weight.dim() + 1 else weight
     return torch.where((weight > 0).any(), loss, (pred * w).sum().to(loss.dtype))

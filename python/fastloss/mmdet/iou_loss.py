@@ -40,11 +40,7 @@ class _BoxLoss(MMDetLoss):
         dtype = torch.promote_types(pred.dtype, target.dtype)
         if self.half_result_as_pred and pred.dtype == torch.float16:
             dtype = torch.float16
-        loss = self.scaled(loss.to(dtype))
-        # mmdet's shortcut for all-zero weights (for "none" too, except IoULoss: its scalar cannot
-        # take the unreduced shape without reading the weights on the host; that case gives the
-        # weighted per-box losses, zeros)
-        return zero_weight_sum(loss, pred, weight) if reduction != "none" else loss
+        return zero_weight_sum(self.scaled(loss.to(dtype)), pred, weight, reduction)
 
     def extra_repr(self):
         return f"eps={self.eps}, " + super().extra_repr()
@@ -154,7 +150,7 @@ class BoundedIoULoss(_BoxLoss):
 
         loss = self.scaled(weight_reduce(run, reduction, avg_factor, pred.numel()).to(
             torch.promote_types(pred.dtype, target.dtype)))
-        return zero_weight_sum(loss, pred, weight) if reduction != "none" else loss
+        return zero_weight_sum(loss, pred, weight, reduction)
 
     def extra_repr(self):
         return f"beta={self.beta}, " + super().extra_repr()

@@ -16,9 +16,7 @@ class _ElementLoss(MMDetLoss):
         reduction = resolve_reduction(self, reduction_override)
         loss = self.scaled(weight_reduce(lambda r: self.loss(pred, target, r, weight), reduction, avg_factor,
                                          pred.numel()))
-        if self.zero_weight_shortcut:  # all-zero weights: (pred * weight).sum(), as mmdet (without a sync)
-            return zero_weight_sum(loss, pred, weight) if reduction != "none" else loss
-        return loss
+        return zero_weight_sum(loss, pred, weight, reduction) if self.zero_weight_shortcut else loss
 
 
 class L1Loss(_ElementLoss):

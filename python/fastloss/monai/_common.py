@@ -44,10 +44,8 @@ class MonaiLoss(NotScriptable, torch.nn.Module):
                 single_channel("softmax=True")
             else:
                 activation = "softmax"
-        if self.other_act is not None:  # any callable: applied here, the kernel takes probabilities
-            if activation != "none":
-                raise AssertionError("unreachable: one activation only")
-            input = self.other_act(input)
+        if self.other_act is not None:  # any callable (alone: checked at construction), applied here;
+            input = self.other_act(input)  # the kernel then takes probabilities
         if self.to_onehot_y:
             if classes == 1:
                 single_channel("to_onehot_y=True")
