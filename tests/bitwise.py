@@ -1,0 +1,73 @@
+"""SHA-256 digests of the CPU kernels' outputs on the test suite's own inputs: every small case of
+the CUDA parity plans (tests/test_cuda_parity.py) and every case of tests/op_cases.py, in each
+floating dtype — the loss and the gradient of every input that takes one.
+
+The digests in tests/data/bitwise_<flavour>.json were recorded from the kernels as they were before
+the port to the LibTorch stable ABI (fastloss 0.x, built against torch 2.14.1's full C++ API, commit
+2cc93d5); tests/test_bitwise.py holds every later build to them, bit for bit, per SIMD flavour.
+
+Record (only when a kernel's numbers change on purpose, with the reason in the commit):
+    FASTLOSS_CPU_CAPABILITY=avx512 python tests/bitwise.py record
+    FASTLOSS_CPU_CAPABILITY=avx2 python tests/bitwise.py record
+"""
+import hashlib
+import json
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+SMALL = 1 << 18  # elements: the plan cases the CPU runs in the suite (test_small_cases_run_on_the_cpu)
+DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+
+
+def digest(tensors):
+    h = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().contiguous().cpu().reshape(-1)
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def cases():
+    """(name, thunk) pairs; thunk() gives the tensors to digest."""
+    import test_cuda_parity as parity
+    from op_cases import CASES
+
+    for family, i, case in parity.ALL_CASES:
+        if parity.elements(family, case) <= SMALL:
+            yield f"plan {family}-{i}", lambda f=family, c=case: parity.run(*parity.make_call(f, c, "cpu"))
+    for case in CASES:
+        for dtype in DTYPES:
+            def thunk(case=case, dtype=dtype):
+                g = torch.Generator().manual_seed(0)
+                tensors, kwargs = case.make(257, dtype, "cpu", g)
+                return parity.run(case.fn, list(tensors), kwargs)
+            yield f"op {case.name} {str(dtype).split('.')[-1]}", thunk
+
+
+def flavour():
+    import fastloss
+    return fastloss._backend._CPU.__name__.rsplit("_cpu_", 1)[-1]
+
+
+def path(name):
+    return os.path.join(DATA, f"bitwise_{name}.json")
+
+
+def compute():
+    return {name: digest(thunk()) for name, thunk in cases()}
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["record"]:
+        sys.exit(__doc__)
+    digests = compute()
+    with open(path(flavour()), "w") as f:
+        json.dump(digests, f, indent=0, sort_keys=True)
+        f.write("\n")
+    print("wrote", path(flavour()))
