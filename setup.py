@@ -1,22 +1,27 @@
-"""Build fastloss and its extensions: fastloss._C (every op's schema, and the CUDA kernels) and the
-CPU kernels once per SIMD flavour, as ATen does — fastloss._cpu_avx512 and fastloss._cpu_avx2 on
-x86-64 (fastloss/_backend.py loads the best one the CPU runs), fastloss._cpu_default elsewhere.
+"""Build fastloss and its extensions, all against the LibTorch stable ABI (TORCH_TARGET_VERSION 2.10:
+one build loads into every torch since 2.10): fastloss._C (build facts, the CPU's features), the op
+schemas and CPU kernels once per SIMD flavour — fastloss._cpu_avx512 and fastloss._cpu_avx2 on x86-64
+(fastloss/_backend.py loads the best one the CPU runs), fastloss._cpu_default elsewhere — and the
+CUDA kernels in fastloss._cuda, loaded only under a torch built for the same CUDA major.
 
-fastloss compiles against the torch installed in the environment: build with
-`pip install --no-build-isolation .` or `pip wheel --no-build-isolation .` (pyproject.toml says why).
-The wheel records that torch: `Requires-Dist: torch==X.Y.*`, a local version `+cu130.torch2.14` or
-`+cpu.torch2.14`, and python/fastloss/_build_info.py (written here) with the exact versions and CUDA
-architectures, which the import-time check reads. The extensions use only the limited Python API
-(one abi3 wheel for every CPython >= 3.10), are built without debug information and with
+Build with `pip install --no-build-isolation .` or `pip wheel --no-build-isolation .` (pyproject.toml
+says why). The wheel says `Requires-Dist: torch>=2.10` and names its kind in a local version: `+cpu`,
+or `+cu130` for CUDA 13 kernels; python/fastloss/_build_info.py (written here) records the torch it
+was compiled with, the CUDA version and architectures. The extensions use only the limited Python
+API (one abi3 wheel for every CPython >= 3.10), are built without debug information and with
 -ffile-prefix-map (no build path inside), and need glibc 2.28 at most, as torch's own wheels
 (csrc/compat; tagged manylinux_2_28 on x86-64).
+
+The x86 CPU kernels call SLEEF (csrc/cpu/sleef.h): the system's libsleef.so.3 (Debian/Ubuntu:
+`apt install libsleef-dev`; or FASTLOSS_SLEEF=/path/to/libsleef.so.3) is copied into the package
+and bound privately at import.
 
 CPU sources are always built; CUDA sources when torch has CUDA and nvcc is found.
 FASTLOSS_CUDA=1 forces the CUDA build (and fails loudly if it cannot), FASTLOSS_CUDA=0 skips it.
 The CUDA toolkit is found from CUDA_HOME / CUDA_PATH, else /usr/local/cuda, else nvcc on PATH;
-the CUDA headers that pip's nvidia packages ship beside torch (cusparse.h, cuBLAS) are added to
-the search path, so no CPATH/CUDA_HOME export is needed. TORCH_CUDA_ARCH_LIST is honoured; the
-default is "8.0;9.0+PTX" (A100, H100/H200, PTX for newer GPUs).
+the CUDA headers that pip's nvidia packages ship beside torch are added to the search path, so no
+CPATH/CUDA_HOME export is needed. TORCH_CUDA_ARCH_LIST is honoured; the default is "8.0;9.0+PTX"
+(A100, H100/H200, PTX for newer GPUs).
 """
 import glob
 import os
@@ -105,13 +110,17 @@ def read_version():
     return scope["__version__"]
 
 
-TORCH_VERSION = torch.__version__.split("+")[0]
-TORCH_MINOR = ".".join(TORCH_VERSION.split(".")[:2])
+# The oldest torch whose stable ABI the binaries target (TORCH_TARGET_VERSION below).
+MIN_TORCH = (2, 10)
+if tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) < MIN_TORCH:
+    sys.exit(f"fastloss builds against torch >= {MIN_TORCH[0]}.{MIN_TORCH[1]} (its LibTorch stable ABI); "
+             f"this is torch {torch.__version__}")
 ARCHS = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCHS) if with_cuda else ""
-CUDA_TAG = "cu" + torch.version.cuda.replace(".", "") if with_cuda else "cpu"
+# The CUDA kernels run under any torch of the same CUDA major: the tag names only the major.
+CUDA_TAG = f"cu{torch.version.cuda.split('.')[0]}0" if with_cuda else "cpu"
 # A wheel names what it was built for; an sdist builds for whatever torch it meets.
 SDIST = "sdist" in sys.argv
-VERSION = read_version() if SDIST else f"{read_version()}+{CUDA_TAG}.torch{TORCH_MINOR}"
+VERSION = read_version() if SDIST else f"{read_version()}+{CUDA_TAG}"
 X86_64_LINUX = sys.platform.startswith("linux") and platform.machine().lower() in ("x86_64", "amd64")
 # What the extensions need of the system: glibc 2.28 at most (csrc/compat), as torch's wheels.
 PLAT_NAME = "manylinux_2_28_x86_64" if X86_64_LINUX else None
@@ -121,8 +130,8 @@ BUILD_INFO = ('"""Written by setup.py: what these binaries were built for (fastl
               f"VERSION = {VERSION!r}\nTORCH = {torch.__version__!r}\n"
               f"CUDA = {torch.version.cuda if with_cuda else None!r}\nCUDA_ARCHS = {ARCHS!r}\n")
 
-core_sources = [os.path.join("csrc", "ops.cpp"), os.path.join("csrc", "module.cpp")]
-cpu_sources = [os.path.join("csrc", "module.cpp")] + sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
+module_source = os.path.join("csrc", "module.cpp")
+cpu_sources = [os.path.join("csrc", "ops.cpp"), module_source] + sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
 
 COMPAT = os.path.join(ROOT, "csrc", "compat")
 # Release builds: no debug information, no build path in the binaries, and the compat header that
@@ -131,13 +140,18 @@ COMPAT = os.path.join(ROOT, "csrc", "compat")
 TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
 release = ["-g0", f"-ffile-prefix-map={ROOT}=.", f"-ffile-prefix-map={TORCH_DIR}=torch"] + (
     ["-include", os.path.join(COMPAT, "glibc_2_28.h")] if X86_64_LINUX else [])
-# -fopenmp: at::parallel_for is inline in ATen's headers; without it our loops run serially.
-cxx_flags = ["-O3", "-fopenmp", "-Wno-unknown-pragmas"] + release
-build_macros = [("FASTLOSS_BUILT_TORCH", f'"{torch.__version__}"')]
-common = dict(extra_link_args=["-fopenmp"], include_dirs=[COMPAT, os.path.join(ROOT, "csrc")], py_limited_api=True)
+# Hidden by default: nothing but PyInit_* is exported (torch's stable types are hidden too).
+cxx_flags = ["-O3", "-Wno-unknown-pragmas", "-fvisibility=hidden"] + release
+# The stable ABI of torch 2.10 and nothing newer (torch/csrc/stable/version.h).
+STABLE_ABI = ("TORCH_TARGET_VERSION", "0x%02x%02x000000000000" % MIN_TORCH)
+build_macros = [STABLE_ABI, ("FASTLOSS_BUILT_TORCH", f'"{torch.__version__}"')]
+# libtorch_cpu (and libtorch_cuda) stay NEEDED even where unused symbols would let the linker drop
+# them: the stable C shim the kernels call lives there.
+common = dict(extra_link_args=["-Wl,--no-as-needed", "-ldl"], include_dirs=[COMPAT, os.path.join(ROOT, "csrc")],
+              py_limited_api=True)
 
-# The CPU kernels per vector flavour: ATen picks Vectorized<T>'s width from CPU_CAPABILITY_* at
-# compile time (csrc/cpu/vec_ops.h), so each flavour is its own library with its own flags.
+# The CPU kernels per vector flavour: simd::Vec<T> takes its width from CPU_CAPABILITY_* at compile
+# time (csrc/cpu/simd.h), so each flavour is its own library with its own flags.
 if platform.machine().lower() in ("x86_64", "amd64"):
     avx2 = ["-mavx2", "-mfma", "-mf16c"]
     CPU_FLAVOURS = {
@@ -160,25 +174,38 @@ if ONLY:
 extensions = [
     CppExtension(name=f"fastloss._cpu_{flavour}", sources=cpu_sources,
                  extra_compile_args={"cxx": cxx_flags + flags},
-                 define_macros=build_macros + [("FASTLOSS_CPU_CAPABILITY", f'"{flavour}"')], **common)
+                 define_macros=build_macros + [("FASTLOSS_CPU_CAPABILITY", f'"{flavour}"'), ("FASTLOSS_CPU_MODULE", None)],
+                 **common)
     for flavour, flags in CPU_FLAVOURS.items()
 ]
 
-core_macros = list(build_macros)
+extensions.insert(0, CppExtension(name="fastloss._C", sources=[module_source], extra_compile_args={"cxx": cxx_flags},
+                                  define_macros=build_macros, **common))
 if with_cuda:
     # After the toolkit's own headers, like CPATH: pip's copies only fill what the toolkit lacks.
     extra = os.pathsep.join(nvidia_include_dirs())
     if extra:
         os.environ["CPATH"] = os.pathsep.join(p for p in (os.environ.get("CPATH"), extra) if p)
-    core_macros += [("FASTLOSS_WITH_CUDA", None), ("FASTLOSS_CUDA_ARCHS", f'"{ARCHS}"'),
-                    ("FASTLOSS_BUILT_CUDA", f'"{torch.version.cuda}"')]
+    cuda_macros = build_macros + [("FASTLOSS_WITH_CUDA", None), ("FASTLOSS_CUDA_ARCHS", f'"{ARCHS}"'),
+                                  ("FASTLOSS_BUILT_CUDA", f'"{torch.version.cuda}"')]
     nvcc_flags = ["-O3"] + [flag for f in release for flag in ("-Xcompiler", f)]
-    extensions.insert(0, CUDAExtension(name="fastloss._C", sources=core_sources + sorted(glob.glob(os.path.join(
+    extensions.append(CUDAExtension(name="fastloss._cuda", sources=[module_source] + sorted(glob.glob(os.path.join(
         "csrc", "cuda", "*.cu"))), extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
-        define_macros=core_macros, **common))
-else:
-    extensions.insert(0, CppExtension(name="fastloss._C", sources=core_sources, extra_compile_args={"cxx": cxx_flags},
-                                      define_macros=core_macros, **common))
+        define_macros=cuda_macros, **common))
+
+
+def find_sleef():
+    """The libsleef.so.3 the x86 CPU kernels bind (csrc/cpu/sleef.h), or exit saying how to get one."""
+    candidates = [os.environ.get("FASTLOSS_SLEEF", "")] + sorted(glob.glob("/usr/lib/*/libsleef.so.3")) + [
+        "/usr/lib64/libsleef.so.3", "/usr/local/lib/libsleef.so.3"]
+    for path in candidates:
+        if path and os.path.exists(path):
+            return os.path.realpath(path)
+    sys.exit("fastloss: the x86 CPU kernels need SLEEF's libsleef.so.3 (Debian/Ubuntu: apt install libsleef-dev; "
+             "or set FASTLOSS_SLEEF=/path/to/libsleef.so.3)")
+
+
+NEEDS_SLEEF = any(f in CPU_FLAVOURS for f in ("avx2", "avx512"))
 
 
 class BuildPerExtension(BuildExtension):
@@ -190,10 +217,14 @@ class BuildPerExtension(BuildExtension):
         targets = [os.path.join(ROOT, "python", "fastloss")]
         if not self.inplace:
             targets.append(os.path.join(self.build_lib, "fastloss"))
+        sleef = find_sleef() if NEEDS_SLEEF else None
         for folder in targets:
             os.makedirs(folder, exist_ok=True)
             with open(os.path.join(folder, "_build_info.py"), "w") as f:
                 f.write(BUILD_INFO)
+            target = os.path.join(folder, "libsleef.so.3")
+            if sleef and not (os.path.exists(target) and os.path.samefile(sleef, target)):
+                shutil.copyfile(sleef, target)
         super().run()
 
     def build_extension(self, ext):
@@ -223,5 +254,5 @@ setup(
     cmdclass={"build_ext": BuildPerExtension.with_options(use_ninja=True)},
     options={"bdist_wheel": bdist_wheel},
     python_requires=">=3.10",
-    install_requires=[f"torch=={TORCH_MINOR}.*"],
+    install_requires=[f"torch>={MIN_TORCH[0]}.{MIN_TORCH[1]}"],
 )

@@ -1,6 +1,8 @@
 """The build and the package around the kernels: registration per backend, fallbacks, the CLI."""
 import json
 import os
+import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +46,11 @@ def test_every_op_has_a_cuda_kernel_when_cuda_was_built():
     if not info["cuda_compiled"]:
         pytest.skip("built without CUDA")
     assert info["cuda_archs"]
+    if torch.version.cuda is None:  # a CUDA build under a CPU-only torch: CPU kernels only, and it says so
+        assert not info["cuda_loaded"] and info["cuda_unavailable_reason"].endswith("is CPU-only")
+        assert not any(torch._C._dispatch_has_kernel_for_dispatch_key(op, "CUDA") for op in fastloss_ops())
+        return
+    assert info["cuda_loaded"]
     missing = [op for op in fastloss_ops() if not torch._C._dispatch_has_kernel_for_dispatch_key(op, "CUDA")]
     assert not missing
 
@@ -133,30 +140,48 @@ def test_unbuilt_checkout_with_backend_extension_is_an_error(tmp_path):
 
 
 def test_a_library_that_cannot_load_is_a_plain_import_error(tmp_path):
-    """No silent fallback when the compiled library is there but broken (or built for another torch)."""
+    """No silent fallback when the compiled library is there but broken."""
     target = package_copy(tmp_path, keep_libraries=True)
     for library in target.glob("_C.*so"):
         library.write_bytes(b"not a shared library")
     out = run_python("import fastloss", PYTHONPATH=str(tmp_path))
     assert out.returncode != 0
     assert "ImportError: fastloss 0.2.0" in out.stderr and "cannot be loaded" in out.stderr
-    assert f"built for torch {torch.__version__}" in out.stderr and "pip install --no-build-isolation" in out.stderr
+    built = fastloss._backend.info()["built_torch"]
+    assert f"built with torch {built}; this is torch {torch.__version__}" in out.stderr
+    assert "pip install --no-build-isolation" in out.stderr
 
 
-def test_a_build_for_another_torch_names_both_torches(tmp_path):
-    """What a wheel built for another torch says under this one (CI runs the real case with 2.13)."""
-    target = package_copy(tmp_path, keep_libraries=True)
-    (target / "_build_info.py").write_text("VERSION = '0.2.0+cpu.torch2.9'\nTORCH = '2.9.1+cpu'\nCUDA = None\n"
-                                          "CUDA_ARCHS = ''\n")
-    for library in target.glob("_C.*so"):
-        library.write_bytes(b"undefined symbol: _ZN3c10")
-    out = run_python("import fastloss", PYTHONPATH=str(tmp_path))
-    assert out.returncode != 0
-    assert (f"ImportError: fastloss 0.2.0+cpu.torch2.9 was built for torch 2.9.1+cpu; this is torch "
-            f"{torch.__version__}.") in out.stderr
-    with pytest.raises(ImportError, match="was built for torch 2.13.0; this is torch 2.14.1"):
-        fastloss._backend.check_torch("2.13.0", "2.14.1")
-    fastloss._backend.check_torch("2.14.0", "2.14.1+cu130")  # same minor: the same ABI
+def test_a_torch_older_than_the_stable_abi_is_refused():
+    """The binaries target torch 2.10's stable ABI: any later torch loads them (CI runs the suite
+    under 2.13 with the 2.14 build), an older one is refused in one plain sentence."""
+    with pytest.raises(ImportError, match=r"needs torch 2.10 or later .* this is torch 2.9.1\+cpu. Upgrade torch: "
+                                          r"pip install 'torch>=2.10'"):
+        fastloss._backend.check_torch("2.9.1+cpu")
+    for version in ("2.10.0", "2.13.0+cpu", "2.14.1+cu130", "2.15.0.dev20270101"):
+        fastloss._backend.check_torch(version)
+
+
+def test_cuda_kernels_of_another_cuda_major_are_refused():
+    with pytest.raises(ImportError, match=r"built for CUDA 13 \(CUDA 13.0\); this torch .* uses CUDA 12.8. Install "
+                                          r"the fastloss wheel for CUDA 12 \(local version \+cu120\)"):
+        fastloss._backend.check_cuda_major("13.0", "12.8")
+    fastloss._backend.check_cuda_major("13.0", "13.2")  # the same major: the kernels load
+    fastloss._backend.check_cuda_major("13.0", None)  # a CPU-only torch: the CPU kernels serve
+
+
+def test_extension_modules_reference_no_torch_cxx_symbol():
+    """Only the stable C shim: no c10::, at:: or torch:: symbol (the reason one build serves every
+    torch since 2.10), and libtorch_cpu stays a dependency (the shim lives there)."""
+    modules = [str(p) for p in pathlib.Path(fastloss.__file__).parent.glob("_*.so")]
+    assert any("_cpu_" in m for m in modules)
+    for module in modules:
+        undefined = subprocess.run(["nm", "-D", "--undefined-only", "-C", module], capture_output=True, text=True,
+                                   check=True).stdout
+        assert not re.findall(r"\b(?:c10|at|torch)::\S+", undefined), module
+        if "_cpu_" in module or "_cuda" in module:
+            needed = subprocess.run(["readelf", "-d", module], capture_output=True, text=True, check=True).stdout
+            assert "libtorch_cpu.so" in needed, module
 
 
 @pytest.mark.parametrize("archs,capability,runs", [
@@ -247,18 +272,21 @@ def test_cli_bench_plot(tmp_path):
 
 def pretend_build(monkeypatch, cuda_compiled, cuda_archs):
     """Make fastloss._backend see a build with (or without) CUDA kernels for `cuda_archs`."""
-    class Build:
+    class Cuda:
         pass
 
-    Build.cuda_compiled, Build.cuda_archs = cuda_compiled, cuda_archs
-    monkeypatch.setattr(fastloss._backend, "_C", Build)
+    Cuda.cuda_archs = cuda_archs
+    monkeypatch.setattr(fastloss._backend, "_CUDA", Cuda if cuda_compiled else None)
+    monkeypatch.setattr(fastloss._backend, "cuda_unavailable_reason", "" if cuda_compiled else "this build has no "
+                        "CUDA kernels")
     monkeypatch.setattr(fastloss._backend, "_checked_cuda_devices", set())
 
 
 def test_cuda_tensors_without_cuda_kernels_raise(monkeypatch):
     """A build without CUDA kernels never runs the reference on CUDA tensors quietly."""
     pretend_build(monkeypatch, False, "")
-    with pytest.raises(RuntimeError, match="built without CUDA kernels, and this tensor is on cuda:0"):
+    with pytest.raises(RuntimeError, match=r"no CUDA kernels loaded \(this build has no CUDA kernels\), and this "
+                                           r"tensor is on cuda:0"):
         fastloss._backend.use_kernels(torch.device("cuda", 0))
 
 

@@ -1,7 +1,6 @@
 // CPU kernels of fastloss::balanced_l1_loss: Vec::size() elements at a time through
 // math/balanced_l1.h. Forward: one pass (loss written out, or summed per fixed chunk). Backward: one
 // pass from pred and target, writing the gradient.
-#include <torch/library.h>
 #include "cpu/row_loop.h"
 #include "cpu/vec_ops.h"
 #include "ops/balanced_l1.h"
@@ -11,9 +10,9 @@ namespace {
 
 struct CpuKernels {
   template <typename scalar_t>
-  static void forward(const Args<scalar_t>& a, int64_t reduction, at::Tensor& loss) {
-    using opmath_t = at::opmath_type<scalar_t>;
-    using Vec = at::vec::Vectorized<opmath_t>;
+  static void forward(const Args<scalar_t>& a, int64_t reduction, Tensor& loss) {
+    using opmath_t = math_type_t<scalar_t>;
+    using Vec = simd::Vec<opmath_t>;
     constexpr int64_t W = Vec::size();
     auto eval = [&](int64_t i, int64_t n) {
       Vec unused;
@@ -43,9 +42,9 @@ struct CpuKernels {
   }
 
   template <typename scalar_t>
-  static void backward(const Args<scalar_t>& a, const at::Tensor& grad, int64_t reduction, at::Tensor& grad_pred) {
-    using opmath_t = at::opmath_type<scalar_t>;
-    using Vec = at::vec::Vectorized<opmath_t>;
+  static void backward(const Args<scalar_t>& a, const Tensor& grad, int64_t reduction, Tensor& grad_pred) {
+    using opmath_t = math_type_t<scalar_t>;
+    using Vec = simd::Vec<opmath_t>;
     constexpr int64_t W = Vec::size();
     const opmath_t* upstream = reduction == kNone ? grad.const_data_ptr<opmath_t>() : nullptr;
     const opmath_t scale = reduction == kNone ? opmath_t(1)
@@ -68,9 +67,9 @@ struct CpuKernels {
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
-  m.impl("balanced_l1_loss", &forward<CpuKernels>);
-  m.impl("balanced_l1_loss_backward", &backward<CpuKernels>);
+STABLE_TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
+  m.impl("balanced_l1_loss", TORCH_BOX(&forward<CpuKernels>));
+  m.impl("balanced_l1_loss_backward", TORCH_BOX(&backward<CpuKernels>));
 }
 
 }  // namespace fastloss::balanced_l1

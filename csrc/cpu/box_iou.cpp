@@ -2,7 +2,6 @@
 // math/box_iou.h on SIMD vectors, gathered from the (..., 4) layout into lanes and scattered back.
 // Forward: one pass (loss written out, or summed per chunk). Backward: one pass recomputing from
 // the boxes, writing the gradient of pred and/or target.
-#include <torch/library.h>
 #include "cpu/row_loop.h"
 #include "cpu/vec_ops.h"
 #include "ops/box_iou.h"
@@ -12,7 +11,7 @@ namespace {
 
 template <typename opmath_t>
 struct Lanes {
-  using Vec = at::vec::Vectorized<opmath_t>;
+  using Vec = simd::Vec<opmath_t>;
   static constexpr int64_t W = Vec::size();
 
   // Coordinates of pairs [i, i + n) as four vectors (x1s, y1s, ...); lanes past n hold zero boxes.
@@ -53,7 +52,7 @@ Vec eval(const Args<scalar_t, target_t>& a, int64_t i, int64_t n, Vec (&dp)[4], 
 
 struct CpuKernels {
   template <typename scalar_t, typename target_t>
-  static void forward(const Args<scalar_t, target_t>& a, int64_t reduction, at::Tensor& loss) {
+  static void forward(const Args<scalar_t, target_t>& a, int64_t reduction, Tensor& loss) {
     using opmath_t = pair_math_t<scalar_t, target_t>;
     using L = Lanes<opmath_t>;
     using Vec = typename L::Vec;
@@ -81,8 +80,8 @@ struct CpuKernels {
   }
 
   template <typename scalar_t, typename target_t>
-  static void backward(const Args<scalar_t, target_t>& a, const at::Tensor& grad, int64_t reduction,
-                       at::Tensor& gp, at::Tensor& gt) {
+  static void backward(const Args<scalar_t, target_t>& a, const Tensor& grad, int64_t reduction,
+                       Tensor& gp, Tensor& gt) {
     using opmath_t = pair_math_t<scalar_t, target_t>;
     using L = Lanes<opmath_t>;
     using Vec = typename L::Vec;
@@ -111,9 +110,9 @@ struct CpuKernels {
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
-  m.impl("box_iou_loss", &forward<CpuKernels>);
-  m.impl("box_iou_loss_backward", &backward<CpuKernels>);
+STABLE_TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
+  m.impl("box_iou_loss", TORCH_BOX(&forward<CpuKernels>));
+  m.impl("box_iou_loss_backward", TORCH_BOX(&backward<CpuKernels>));
 }
 
 }  // namespace fastloss::box_iou

@@ -6,8 +6,6 @@
 //   sigmoid / none   one class row at a time, streaming, its three sums in registers.
 // Forward: per item partial sums of every class, added in item order (deterministic), and p into
 // the buffer that becomes the gradient. Backward: one pass over that buffer, in place, no exp.
-#include <ATen/Parallel.h>
-#include <torch/library.h>
 #include <vector>
 #include "cpu/row_loop.h"
 #include "cpu/vec_ops.h"
@@ -21,7 +19,7 @@ constexpr int64_t kChunkPositions = 2048;  // per (sample, chunk) partial sums: 
 template <typename scalar_t, typename target_t>
 struct Chunk {
   using opmath_t = pair_math_t<scalar_t, target_t>;
-  using Vec = at::vec::Vectorized<opmath_t>;
+  using Vec = simd::Vec<opmath_t>;
   static constexpr int64_t W = Vec::size();
 
   const Args<scalar_t, target_t>& a;
@@ -82,14 +80,14 @@ struct Chunk {
 
 struct CpuKernels {
   template <typename scalar_t, typename target_t>
-  static void forward(const Args<scalar_t, target_t>& a, at::Tensor& sums, scalar_t* probs) {
+  static void forward(const Args<scalar_t, target_t>& a, Tensor& sums, scalar_t* probs) {
     using K = Chunk<scalar_t, target_t>;
     using Vec = typename K::Vec;
     using opmath_t = typename K::opmath_t;
     const int64_t chunks = (a.hw + kChunkPositions - 1) / kChunkPositions, classes = a.classes;
     std::vector<double> partial(a.n * chunks * classes * 3);
     cpu::BadLabel bad;
-    at::parallel_for(0, a.n * chunks, 1, [&](int64_t first, int64_t last) {
+    torch::stable::parallel_for(0, a.n * chunks, 1, [&](int64_t first, int64_t last) {
       K chunk(a);
       std::vector<Vec> p(classes), acc(3 * classes);
       for (int64_t item = first; item < last; ++item) {
@@ -142,7 +140,7 @@ struct CpuKernels {
   }
 
   template <typename scalar_t, typename target_t>
-  static void backward(const Args<scalar_t, target_t>& a, const at::Tensor& grad_sums, scalar_t* probs) {
+  static void backward(const Args<scalar_t, target_t>& a, const Tensor& grad_sums, scalar_t* probs) {
     using K = Chunk<scalar_t, target_t>;
     using Vec = typename K::Vec;
     using opmath_t = typename K::opmath_t;
@@ -150,7 +148,7 @@ struct CpuKernels {
     const int64_t chunks = (a.hw + kChunkPositions - 1) / kChunkPositions, classes = a.classes;
     const bool squared = a.squared, soft = a.soft;
     cpu::BadLabel bad;
-    at::parallel_for(0, a.n * chunks, 1, [&](int64_t first, int64_t last) {
+    torch::stable::parallel_for(0, a.n * chunks, 1, [&](int64_t first, int64_t last) {
       K chunk(a);
       std::vector<Vec> p(classes), g(classes);
       for (int64_t item = first; item < last; ++item) {
@@ -192,19 +190,19 @@ struct CpuKernels {
 // The loss from the sums: a walk over the tiny (N, C) matrix.
 struct CpuScores {
   template <typename S>
-  static void scores(const at::Tensor& sums, const at::Tensor& class_weight, const ScoreParams<S>& p, at::Tensor* loss,
-                     const at::Tensor* grad, at::Tensor* grad_sums) {
+  static void scores(const Tensor& sums, const Tensor& class_weight, const ScoreParams<S>& p, Tensor* loss,
+                     const Tensor* grad, Tensor* grad_sums) {
     overlap::scores<S>(sums.const_data_ptr<S>(), class_weight.defined() ? class_weight.const_data_ptr<S>() : nullptr,
                        sums.size(0), sums.size(1), p, loss ? loss->mutable_data_ptr<S>() : nullptr,
                        grad ? grad->const_data_ptr<S>() : nullptr, grad_sums ? grad_sums->mutable_data_ptr<S>() : nullptr);
   }
 };
 
-TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
-  m.impl("overlap_score", &score_forward<CpuScores>);
-  m.impl("overlap_score_backward", &score_backward<CpuScores>);
-  m.impl("overlap_sums", &forward<CpuKernels>);
-  m.impl("overlap_sums_backward_", &backward<CpuKernels>);
+STABLE_TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
+  m.impl("overlap_score", TORCH_BOX(&score_forward<CpuScores>));
+  m.impl("overlap_score_backward", TORCH_BOX(&score_backward<CpuScores>));
+  m.impl("overlap_sums", TORCH_BOX(&forward<CpuKernels>));
+  m.impl("overlap_sums_backward_", TORCH_BOX(&backward<CpuKernels>));
 }
 
 }  // namespace fastloss::overlap

@@ -3,12 +3,11 @@
 // chunks of kChunk flat indices, chunks run in parallel, and each chunk walks its row segments.
 // Chunks, not threads, own partial sums and the partials are added in chunk order, so a
 // reduction is bitwise the same on every run and for every thread count.
-#include <ATen/Parallel.h>
 #include <algorithm>
 #include <atomic>
-#include <c10/util/Exception.h>
 #include <cstdint>
 #include <vector>
+#include "common/stable_tensor.h"
 
 namespace fastloss::cpu {
 
@@ -18,7 +17,7 @@ constexpr int64_t kChunk = int64_t(1) << 14;
 template <typename Fn>
 inline void parallel_chunks(int64_t n, const Fn& fn) {
   const int64_t chunks = (n + kChunk - 1) / kChunk;
-  at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
+  torch::stable::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
     for (int64_t k = first; k < last; ++k) fn(k, k * kChunk, std::min(n, (k + 1) * kChunk));
   });
 }
@@ -65,7 +64,7 @@ struct BadLabel {
     seen.store(true, std::memory_order_relaxed);
   }
   void check(const char* op, int64_t count) const {
-    TORCH_CHECK_VALUE(!seen.load(), op, ": target has label ", value.load(), " outside [0, ", count,
+    FASTLOSS_CHECK_VALUE(!seen.load(), op, ": target has label ", value.load(), " outside [0, ", count,
                       ") that is not ignore_index");
   }
 };

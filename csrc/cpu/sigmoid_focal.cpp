@@ -1,7 +1,6 @@
 // CPU kernels of fastloss::sigmoid_focal_loss: SIMD loops over math/sigmoid_focal.h.
 // Forward: one pass, loss written out ("none") or summed per chunk. Backward: one pass that
 // recomputes from the logits, so nothing of the inputs' size is saved between the two.
-#include <torch/library.h>
 #include "cpu/row_loop.h"
 #include "cpu/vec_ops.h"
 #include "ops/sigmoid_focal.h"
@@ -13,7 +12,7 @@ namespace {
 template <typename scalar_t, typename target_t>
 struct Row {
   using opmath_t = typename Args<scalar_t, target_t>::opmath_t;
-  using Vec = at::vec::Vectorized<opmath_t>;
+  using Vec = simd::Vec<opmath_t>;
   static constexpr int64_t W = Vec::size();
   const Args<scalar_t, target_t>& a;
 
@@ -130,10 +129,10 @@ void backward_loop(Args<scalar_t, target_t> a, RowOperand<G> grad, typename Args
 
 struct CpuKernels {
   template <typename scalar_t, typename target_t>
-  static void forward(const Args<scalar_t, target_t>& a, int64_t reduction, at::Tensor& loss, at::Tensor& count) {
+  static void forward(const Args<scalar_t, target_t>& a, int64_t reduction, Tensor& loss, Tensor& count) {
     using opmath_t = typename Args<scalar_t, target_t>::opmath_t;
     if (reduction == kNone) {
-      if (loss.scalar_type() == c10::CppTypeToScalarType<scalar_t>::value) {
+      if (loss.scalar_type() == scalar_type_of<scalar_t>) {
         forward_none(a, loss.mutable_data_ptr<scalar_t>());
       } else {
         forward_none(a, loss.mutable_data_ptr<opmath_t>());
@@ -147,8 +146,8 @@ struct CpuKernels {
   }
 
   template <typename scalar_t, typename target_t, bool kGradT>
-  static void backward(const Args<scalar_t, target_t>& a, const at::Tensor& grad, const at::Tensor& count,
-                       int64_t reduction, at::Tensor& gx, at::Tensor& gt) {
+  static void backward(const Args<scalar_t, target_t>& a, const Tensor& grad, const Tensor& count,
+                       int64_t reduction, Tensor& gx, Tensor& gt) {
     using opmath_t = typename Args<scalar_t, target_t>::opmath_t;
     scalar_t* out_x = gx.mutable_data_ptr<scalar_t>();
     target_t* out_t = kGradT ? gt.mutable_data_ptr<target_t>() : nullptr;
@@ -156,7 +155,7 @@ struct CpuKernels {
       const int64_t norm = reduction == kMean ? std::max<int64_t>(*count.const_data_ptr<int64_t>(), 1) : 1;
       const opmath_t scale = *grad.const_data_ptr<opmath_t>() / static_cast<opmath_t>(norm);
       backward_loop<scalar_t, target_t, kGradT>(a, RowOperand<opmath_t>{}, scale, out_x, out_t);
-    } else if (grad.scalar_type() == c10::CppTypeToScalarType<scalar_t>::value) {
+    } else if (grad.scalar_type() == scalar_type_of<scalar_t>) {
       backward_loop<scalar_t, target_t, kGradT>(a, row_operand<scalar_t>(grad), opmath_t(1), out_x, out_t);
     } else {
       backward_loop<scalar_t, target_t, kGradT>(a, row_operand<opmath_t>(grad), opmath_t(1), out_x, out_t);
@@ -166,9 +165,9 @@ struct CpuKernels {
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
-  m.impl("sigmoid_focal_loss", &forward<CpuKernels>);
-  m.impl("sigmoid_focal_loss_backward", &backward<CpuKernels>);
+STABLE_TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
+  m.impl("sigmoid_focal_loss", TORCH_BOX(&forward<CpuKernels>));
+  m.impl("sigmoid_focal_loss_backward", TORCH_BOX(&backward<CpuKernels>));
 }
 
 }  // namespace fastloss::sigmoid_focal

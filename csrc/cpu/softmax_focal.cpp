@@ -5,8 +5,6 @@
 // Forward: one exp per logit for the log-sum-exp, shifted by the label's logit (no max pass; see
 // load_rows), plus Σ α_c·x_c with label smoothing; lse is saved. Backward: one exp per logit,
 // p_c = exp(x_c − lse).
-#include <ATen/cpu/vec/functional.h>
-#include <torch/library.h>
 #include <limits>
 #include "cpu/row_loop.h"
 #include "cpu/vec_ops.h"
@@ -17,8 +15,8 @@ namespace {
 
 template <typename scalar_t>
 struct Kernel {
-  using opmath_t = at::opmath_type<scalar_t>;
-  using Vec = at::vec::Vectorized<opmath_t>;
+  using opmath_t = math_type_t<scalar_t>;
+  using Vec = simd::Vec<opmath_t>;
   static constexpr int64_t W = Vec::size();
   static constexpr opmath_t kInf = std::numeric_limits<opmath_t>::infinity();
 
@@ -62,10 +60,10 @@ struct Kernel {
   };
 
   static opmath_t hmax(const Vec& v) {
-    return at::vec::vec_reduce_all<opmath_t>([](const Vec& p, const Vec& q) { return at::vec::maximum(p, q); }, v);
+    return simd::reduce_all<opmath_t>([](const Vec& p, const Vec& q) { return simd::maximum(p, q); }, v);
   }
   static opmath_t hsum(const Vec& v) {
-    return at::vec::vec_reduce_all<opmath_t>([](const Vec& p, const Vec& q) { return p + q; }, v);
+    return simd::reduce_all<opmath_t>([](const Vec& p, const Vec& q) { return p + q; }, v);
   }
 
   // Σ exp(x − shift) over a row.
@@ -83,7 +81,7 @@ struct Kernel {
     for (int64_t c = 0; c < a.classes; c += W) {
       const int64_t n = std::min(W, a.classes - c);
       const Vec v = cpu::load_as<Vec>(x + c, n);
-      m = at::vec::maximum(m, n == W ? v : Vec::set(Vec(-kInf), v, n));
+      m = simd::maximum(m, n == W ? v : Vec::set(Vec(-kInf), v, n));
     }
     return hmax(m);
   }
@@ -123,7 +121,7 @@ struct Kernel {
         for (int64_t c = 0; c < a.classes; c += W) {
           const int64_t n = std::min(W, a.classes - c);
           const Vec alpha = a.alpha == nullptr ? cpu::first_lanes(Vec(1), n) : cpu::load_as<Vec>(a.alpha + c, n);
-          ax = at::vec::fmadd(alpha, cpu::load_as<Vec>(x + c, n) - Vec(b.shift[j]), ax);
+          ax = simd::fmadd(alpha, cpu::load_as<Vec>(x + c, n) - Vec(b.shift[j]), ax);
         }
         b.ax[j] = hsum(ax);
       }
@@ -215,7 +213,7 @@ struct Kernel {
       // (a lane's sum is inf when a logit is ~88 above x_y, NaN when x_y = −inf: both need the max)
       if (!labelled || (sum < Vec(kInf)).zero_mask() != 0) {
         shift = Vec(-kInf);
-        for (int64_t c = 0; c < a.classes; ++c) shift = at::vec::maximum(shift, cpu::load_as<Vec>(channel(n, c, i), k));
+        for (int64_t c = 0; c < a.classes; ++c) shift = simd::maximum(shift, cpu::load_as<Vec>(channel(n, c, i), k));
         sum = sum_exp(shift);
       }
       log_s = sum.log();
@@ -224,7 +222,7 @@ struct Kernel {
     Vec ax(0), as(0);
     if (a.prm.smoothing) {
       for (int64_t c = 0; c < a.classes; ++c)
-        ax = at::vec::fmadd(Vec(a.alpha_of(c)), cpu::load_as<Vec>(channel(n, c, i), k) - shift, ax);
+        ax = simd::fmadd(Vec(a.alpha_of(c)), cpu::load_as<Vec>(channel(n, c, i), k) - shift, ax);
       as = Vec(alpha_sum);
     }
     out.position = {(Vec::loadu(xy) - shift) - log_s, ax - log_s * as, Vec::loadu(ay), as};
@@ -291,30 +289,30 @@ struct Kernel {
 
 struct CpuKernels {
   template <typename scalar_t>
-  static void forward(const Args<scalar_t>& a, int64_t reduction, at::Tensor& loss, at::Tensor& lse,
-                      at::Tensor& count) {
-    using opmath_t = at::opmath_type<scalar_t>;
+  static void forward(const Args<scalar_t>& a, int64_t reduction, Tensor& loss, Tensor& lse,
+                      Tensor& count) {
+    using opmath_t = math_type_t<scalar_t>;
     cpu::BadLabel bad;
     const Kernel<scalar_t> k{a, bad};
     const int64_t positions = a.n * a.inner, span = k.span();
     const auto loss_out = fastloss::loss_out<scalar_t, opmath_t>(loss, reduction == kNone);
     opmath_t* lse_out = lse.mutable_data_ptr<opmath_t>();
     std::vector<cpu::SumCount> partial((positions + span - 1) / span);
-    at::parallel_for(0, static_cast<int64_t>(partial.size()), 1, [&](int64_t first, int64_t last) {
+    torch::stable::parallel_for(0, static_cast<int64_t>(partial.size()), 1, [&](int64_t first, int64_t last) {
       for (int64_t c = first; c < last; ++c)
         partial[c] = k.forward_chunk(c * span, std::min(positions, (c + 1) * span), loss_out, lse_out);
     });
     bad.check(kOp, a.classes);
     cpu::SumCount total;
     for (const cpu::SumCount& p : partial) total += p;
-    count.fill_(total.count);
-    if (reduction != kNone) loss.fill_(total.sum);
+    torch::stable::fill_(count, total.count);
+    if (reduction != kNone) torch::stable::fill_(loss, total.sum);
   }
 
   template <typename scalar_t>
-  static void backward(const Args<scalar_t>& a, const at::Tensor& grad, const at::Tensor& lse,
-                       at::Tensor& grad_input) {
-    using opmath_t = at::opmath_type<scalar_t>;
+  static void backward(const Args<scalar_t>& a, const Tensor& grad, const Tensor& lse,
+                       Tensor& grad_input) {
+    using opmath_t = math_type_t<scalar_t>;
     cpu::BadLabel bad;
     const Kernel<scalar_t> k{a, bad};
     const int64_t positions = a.n * a.inner, span = k.span();
@@ -322,7 +320,7 @@ struct CpuKernels {
     const bool per_position = grad.dim() > 0;
     auto scale = [&](int64_t position) { return (per_position ? g[position] : g[0]) * a.weight_of(position); };
     scalar_t* gx = grad_input.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, (positions + span - 1) / span, 1, [&](int64_t first, int64_t last) {
+    torch::stable::parallel_for(0, (positions + span - 1) / span, 1, [&](int64_t first, int64_t last) {
       for (int64_t c = first; c < last; ++c)
         k.backward_chunk(c * span, std::min(positions, (c + 1) * span), lse.const_data_ptr<opmath_t>(), scale, gx);
     });
@@ -332,9 +330,9 @@ struct CpuKernels {
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
-  m.impl("softmax_focal_loss", &forward<CpuKernels>);
-  m.impl("softmax_focal_loss_backward", &backward<CpuKernels>);
+STABLE_TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
+  m.impl("softmax_focal_loss", TORCH_BOX(&forward<CpuKernels>));
+  m.impl("softmax_focal_loss_backward", TORCH_BOX(&backward<CpuKernels>));
 }
 
 }  // namespace fastloss::softmax_focal

@@ -1,12 +1,12 @@
 #pragma once
-// CPU SIMD side of math/ops.h: Ops<Vectorized<T>>, so the math headers run 8 (float, AVX2) or
+// CPU SIMD side of math/ops.h: Ops<simd::Vec<T>>, so the math headers run 8 (float, AVX2) or
 // 4 (double) lanes at a time, plus loads/stores that convert half types to float lane by lane.
-// ATen picks the vector flavour at compile time (CPU_CAPABILITY_AVX2, set by setup.py and
-// CMakeLists.txt on x86-64); exp is inline (exp_float below), log1p/pow/atan2 ATen's Sleef calls.
-#include <ATen/cpu/vec/vec.h>
+// The vector flavour is picked at compile time (CPU_CAPABILITY_AVX2 / _AVX512, set by setup.py and
+// CMakeLists.txt on x86-64; cpu/simd.h); exp is inline (exp_float below), log1p/pow/atan2 SLEEF's.
 #include <cmath>
 #include <type_traits>
 #include "common/row_operand.h"
+#include "cpu/simd.h"
 #include "math/ops.h"
 
 namespace fastloss {
@@ -18,8 +18,8 @@ namespace cpu {
 // exp is a call, and every call spills the loop's live vectors: inline, the focal and Dice kernels
 // ran faster. Inputs below ln(FLT_MIN) give exactly 0 (as exp must: exp(−1e4) is 0, not FLT_MIN),
 // above ln(FLT_MAX) +inf; NaN stays NaN (clamp_min/clamp_max propagate a NaN first operand).
-inline at::vec::Vectorized<float> exp_float(const at::vec::Vectorized<float>& x) {
-  using V = at::vec::Vectorized<float>;
+inline simd::Vec<float> exp_float(const simd::Vec<float>& x) {
+  using V = simd::Vec<float>;
 #if defined(CPU_CAPABILITY_AVX512)
   // AVX-512's scalef multiplies by 2^n with IEEE under/overflow (0 below ln(FLT_MIN)·…, inf above
   // ln(FLT_MAX)), so no clamps, compares or blends are needed: 12 instructions.
@@ -36,21 +36,21 @@ inline at::vec::Vectorized<float> exp_float(const at::vec::Vectorized<float>& x)
   y = _mm512_fmadd_ps(y, _mm512_mul_ps(v, v), _mm512_add_ps(v, _mm512_set1_ps(1.0f)));
   return V(_mm512_scalef_ps(y, n));
 #else
-  using I = at::vec::Vectorized<int32_t>;
+  using I = simd::Vec<int32_t>;
   const V lo(-87.3365447505531f), hi(88.7228391116729f);
-  V v = at::vec::clamp_max(at::vec::clamp_min(x, lo), hi);
-  const V n = at::vec::fmadd(v, V(1.44269504088896341f), V(0.5f)).floor();
-  v = at::vec::fmadd(n, V(-0.693359375f), v);
-  v = at::vec::fmadd(n, V(2.12194440e-4f), v);
+  V v = simd::clamp_max(simd::clamp_min(x, lo), hi);
+  const V n = simd::fmadd(v, V(1.44269504088896341f), V(0.5f)).floor();
+  v = simd::fmadd(n, V(-0.693359375f), v);
+  v = simd::fmadd(n, V(2.12194440e-4f), v);
   V y(1.9875691500e-4f);
-  y = at::vec::fmadd(y, v, V(1.3981999507e-3f));
-  y = at::vec::fmadd(y, v, V(8.3334519073e-3f));
-  y = at::vec::fmadd(y, v, V(4.1665795894e-2f));
-  y = at::vec::fmadd(y, v, V(1.6666665459e-1f));
-  y = at::vec::fmadd(y, v, V(5.0000001201e-1f));
-  y = at::vec::fmadd(y, v * v, v + V(1.0f));
-  const I two_n = (at::vec::convert_to_int_of_same_size(n) + I(127)) << I(23);  // 2^n's bits
-  y = y * at::vec::cast<float>(two_n);
+  y = simd::fmadd(y, v, V(1.3981999507e-3f));
+  y = simd::fmadd(y, v, V(8.3334519073e-3f));
+  y = simd::fmadd(y, v, V(4.1665795894e-2f));
+  y = simd::fmadd(y, v, V(1.6666665459e-1f));
+  y = simd::fmadd(y, v, V(5.0000001201e-1f));
+  y = simd::fmadd(y, v * v, v + V(1.0f));
+  const I two_n = (simd::convert_to_int(n) + I(127)) << I(23);  // 2^n's bits
+  y = y * simd::bitcast_float(two_n);
   y = V::blendv(y, V(0.0f), x < lo);
   return V::blendv(y, V(INFINITY), x > hi);
 #endif
@@ -61,8 +61,8 @@ inline at::vec::Vectorized<float> exp_float(const at::vec::Vectorized<float>& x)
 // always with AVX-512. A division is one instruction but slow, on one port (AVX-512: one per
 // ~8 cycles): in exp-and-divide loops (sigmoid) it was the bottleneck. x = ±0, ±inf give ±inf, ±0
 // (the estimate itself: the Newton step would make inf·0 = NaN there).
-inline at::vec::Vectorized<float> reciprocal_float(const at::vec::Vectorized<float>& x) {
-  using V = at::vec::Vectorized<float>;
+inline simd::Vec<float> reciprocal_float(const simd::Vec<float>& x) {
+  using V = simd::Vec<float>;
 #if defined(CPU_CAPABILITY_AVX512)
   const V r(_mm512_rcp14_ps(x));
 #elif defined(CPU_CAPABILITY_AVX2)
@@ -74,14 +74,14 @@ inline at::vec::Vectorized<float> reciprocal_float(const at::vec::Vectorized<flo
   const __m512 refined = _mm512_mul_ps(r, _mm512_fnmadd_ps(x, r, _mm512_set1_ps(2.0f)));
   return V(_mm512_mask_mov_ps(refined, _mm512_cmp_ps_mask(refined, refined, _CMP_UNORD_Q), r));
 #elif defined(CPU_CAPABILITY_AVX2)
-  const V refined = r * at::vec::fmadd(x.neg(), r, V(2.0f));
+  const V refined = r * simd::fmadd(x.neg(), r, V(2.0f));
   return V::blendv(refined, r, refined != refined);
 #endif
 }
 
 template <typename V>
 inline V reciprocal(const V& x) {
-  if constexpr (std::is_same_v<V, at::vec::Vectorized<float>> && V::size() > 1) return reciprocal_float(x);
+  if constexpr (std::is_same_v<V, simd::Vec<float>> && V::size() > 1) return reciprocal_float(x);
   return x.reciprocal();
 }
 
@@ -89,31 +89,31 @@ inline V reciprocal(const V& x) {
 // accurate, and exact-relative near 0, where exp(x) − 1 would cancel), exp(x) − 1 elsewhere (no
 // cancellation: |exp(x) − 1| > 0.39 there). Sleef's expm1 is a call that was 6% of the softmax
 // focal kernels.
-inline at::vec::Vectorized<float> expm1_float(const at::vec::Vectorized<float>& x) {
-  using V = at::vec::Vectorized<float>;
+inline simd::Vec<float> expm1_float(const simd::Vec<float>& x) {
+  using V = simd::Vec<float>;
   V p(1.0f / 362880);
   for (const float c : {1.0f / 40320, 1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f})
-    p = at::vec::fmadd(p, x, V(c));
+    p = simd::fmadd(p, x, V(c));
   return V::blendv(exp_float(x) - V(1.0f), x * p, x.abs() < V(0.5f));
 }
 
 template <typename V>
 inline V expm1(const V& x) {
-  if constexpr (std::is_same_v<V, at::vec::Vectorized<float>> && V::size() > 1) return expm1_float(x);
+  if constexpr (std::is_same_v<V, simd::Vec<float>> && V::size() > 1) return expm1_float(x);
   return x.expm1();
 }
 
 template <typename V>
 inline V exp(const V& x) {
-  if constexpr (std::is_same_v<V, at::vec::Vectorized<float>> && V::size() > 1) return exp_float(x);
+  if constexpr (std::is_same_v<V, simd::Vec<float>> && V::size() > 1) return exp_float(x);
   return x.exp();
 }
 
 }  // namespace cpu
 
 template <typename T>
-struct Ops<at::vec::Vectorized<T>> {
-  using V = at::vec::Vectorized<T>;
+struct Ops<simd::Vec<T>> {
+  using V = simd::Vec<T>;
   using scalar_t = T;
   using Mask = V;  // all-ones lanes where true
   static V exp(const V& x) { return cpu::exp(x); }
@@ -126,8 +126,8 @@ struct Ops<at::vec::Vectorized<T>> {
   static V log(const V& x) { return x.log(); }
   static V sqrt(const V& x) { return x.sqrt(); }
   static V atan2(const V& y, const V& x) { return y.atan2(x); }
-  static V max(const V& a, const V& b) { return at::vec::clamp_min(a, b); }  // NaN in a propagates
-  static V min(const V& a, const V& b) { return at::vec::clamp_max(a, b); }
+  static V max(const V& a, const V& b) { return simd::clamp_min(a, b); }  // NaN in a propagates
+  static V min(const V& a, const V& b) { return simd::clamp_max(a, b); }
   static Mask ge(const V& a, const V& b) { return a >= b; }
   static Mask gt(const V& a, const V& b) { return a > b; }
   static Mask eq(const V& a, const V& b) { return a == b; }

@@ -1,9 +1,6 @@
 // CUDA kernels of fastloss::box_iou_loss: one pair per thread in a grid-stride loop over
 // math/box_iou.h (the formulas the CPU tests prove), fp32 math for half inputs, 64-bit indices,
 // reductions through cuda/reduce.cuh.
-#include <ATen/core/Tensor.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <torch/library.h>
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
 #include "ops/box_iou.h"
@@ -61,26 +58,26 @@ __global__ void backward_kernel(Args<scalar_t, target_t> a, RowOperand<opmath_t>
 
 struct CudaKernels {
   template <typename scalar_t, typename target_t>
-  static void forward(const Args<scalar_t, target_t>& a, int64_t reduction, at::Tensor& loss) {
+  static void forward(const Args<scalar_t, target_t>& a, int64_t reduction, Tensor& loss) {
     using opmath_t = pair_math_t<scalar_t, target_t>;
-    const c10::cuda::CUDAGuard guard(loss.device());
+    const cuda::DeviceGuard guard(loss);
     if (reduction == kNone) {
       if (a.pairs > 0)
         cuda::launch_over(a.pairs, forward_none_kernel<scalar_t, target_t>, a,
                           loss.mutable_data_ptr<opmath_t>());
       return;
     }
-    at::Tensor count = at::empty({}, loss.options().dtype(at::kLong));
+    Tensor count = empty({}, options(loss).with(kLong));
     cuda::reduce_launch<opmath_t, opmath_t>(cuda::grid_size(forward_sum_kernel<scalar_t, target_t>, a.pairs),
                                             reduction == kMean, loss, count,
                                             forward_sum_kernel<scalar_t, target_t>, a);
   }
 
   template <typename scalar_t, typename target_t>
-  static void backward(const Args<scalar_t, target_t>& a, const at::Tensor& grad, int64_t reduction,
-                       at::Tensor& gp, at::Tensor& gt) {
+  static void backward(const Args<scalar_t, target_t>& a, const Tensor& grad, int64_t reduction,
+                       Tensor& gp, Tensor& gt) {
     using opmath_t = pair_math_t<scalar_t, target_t>;
-    const c10::cuda::CUDAGuard guard(grad.device());
+    const cuda::DeviceGuard guard(grad);
     if (a.pairs == 0) return;
     const bool unreduced = reduction == kNone;
     cuda::launch_over(a.pairs, backward_kernel<scalar_t, target_t>, a,
@@ -93,9 +90,9 @@ struct CudaKernels {
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(fastloss, CUDA, m) {
-  m.impl("box_iou_loss", &forward<CudaKernels>);
-  m.impl("box_iou_loss_backward", &backward<CudaKernels>);
+STABLE_TORCH_LIBRARY_IMPL(fastloss, CUDA, m) {
+  m.impl("box_iou_loss", TORCH_BOX(&forward<CudaKernels>));
+  m.impl("box_iou_loss_backward", TORCH_BOX(&backward<CudaKernels>));
 }
 
 }  // namespace fastloss::box_iou

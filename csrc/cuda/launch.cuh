@@ -1,17 +1,58 @@
 #pragma once
 // The one launch helper of the CUDA kernels: grid size, the grid-stride element loop over a
-// rows × cols layout, and the launch on the current stream with its error check.
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAException.h>
+// rows × cols layout, and the launch on torch's current stream with its error check — through the
+// CUDA runtime and the stable C shim only (aoti_torch_get_current_cuda_stream, the device guard),
+// so the CUDA module loads into every torch with the same CUDA major since 2.10.
+#include <cuda_runtime.h>
+#include <torch/csrc/stable/accelerator.h>
+#include <torch/csrc/stable/c/shim.h>
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
+#include <string>
+#include "common/stable_tensor.h"
+
+#ifndef USE_CUDA  // declared by the shim only under USE_CUDA; defined in libtorch_cuda
+extern "C" AOTITorchError aoti_torch_get_current_cuda_stream(int32_t device_index, void** ret_stream);
+#endif
 
 namespace fastloss::cuda {
 
 constexpr int kThreads = 256;
+
+inline void check(cudaError_t status) {
+  if (status != cudaSuccess) throw std::runtime_error(std::string("fastloss: CUDA error: ") + cudaGetErrorString(status));
+}
+
+inline int current_device() {
+  int device = 0;
+  check(cudaGetDevice(&device));
+  return device;
+}
+
+// The current device's SM count, asked once per device (the stable API has no device properties).
+inline int64_t multiprocessors() {
+  static std::array<int, 64> cached{};
+  const int device = current_device();
+  int& count = cached[device % 64];
+  if (count == 0) check(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+  return count;
+}
+
+inline cudaStream_t current_stream() {
+  void* stream = nullptr;
+  STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_current_cuda_stream(current_device(), &stream));
+  return static_cast<cudaStream_t>(stream);
+}
+
+// Makes a tensor's device current for the guard's lifetime (c10::cuda::CUDAGuard's role).
+struct DeviceGuard {
+  torch::stable::accelerator::DeviceGuard guard;
+  explicit DeviceGuard(const Tensor& t) : guard(t.get_device_index()) {}
+};
 
 // FASTLOSS_CUDA_LAUNCH=legacy selects the launch design every kernel had before the occupancy-based
 // one below (8 blocks per SM, a warp per softmax row, 4 positions per overlap thread, chunk sums
@@ -30,11 +71,11 @@ template <typename Kernel>
 inline int blocks_per_sm(Kernel kernel) {
   if (legacy_launch()) return 8;
   static std::array<int, 64> cached{};  // per kernel (this template's instance) and device
-  const int device = at::cuda::current_device();
+  const int device = current_device();
   int& per_sm = cached[device % 64];
   if (per_sm == 0) {
     int n = 0;
-    C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, 0));
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, 0));
     per_sm = std::max(n, 1);
   }
   return per_sm;
@@ -45,7 +86,7 @@ inline int blocks_per_sm(Kernel kernel) {
 // reductions) are reproducible.
 template <typename Kernel>
 inline int grid_size(Kernel kernel, int64_t n) {
-  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  const int64_t sms = multiprocessors();
   return static_cast<int>(std::clamp<int64_t>((n + kThreads - 1) / kThreads, 1, sms * blocks_per_sm(kernel)));
 }
 
@@ -71,8 +112,8 @@ __device__ __forceinline__ void for_each_element(int64_t n, int64_t cols, const 
 
 template <typename Kernel, typename... Args>
 inline void launch(int blocks, Kernel kernel, Args... args) {
-  kernel<<<blocks, kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(args...);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  kernel<<<blocks, kThreads, 0, current_stream()>>>(args...);
+  check(cudaGetLastError());
 }
 
 // A grid-stride kernel over n elements, on grid_size(kernel, n) blocks.

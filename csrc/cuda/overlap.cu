@@ -5,11 +5,6 @@
 // buffer that becomes the gradient. Backward: a thread per position, in place over that buffer.
 // Labels are only compared with class indices, never used as addresses; a label outside [0, C) that
 // is not ignore_index is a device-side assert (the CPU raises a ValueError), as in torch's losses.
-#include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/macros/Macros.h>
-#include <torch/library.h>
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
 #include "ops/overlap.h"
@@ -146,14 +141,14 @@ __global__ void backward_kernel(Args<scalar_t, target_t> a, const opmath_t* coef
 
 struct CudaKernels {
   template <typename scalar_t, typename target_t>
-  static void forward(const Args<scalar_t, target_t>& a, at::Tensor& sums, scalar_t* probs) {
-    const c10::cuda::CUDAGuard guard(sums.device());
+  static void forward(const Args<scalar_t, target_t>& a, Tensor& sums, scalar_t* probs) {
+    const cuda::DeviceGuard guard(sums);
     if (a.n * a.classes == 0) return;
     if (a.hw == 0) {  // no positions: every sum is 0
-      sums.zero_();
+      torch::stable::zero_(sums);
       return;
     }
-    const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+    const int64_t sms = cuda::multiprocessors();
     const bool few_blocks = a.n * ((a.hw + chunk_positions<4>() - 1) / chunk_positions<4>()) < 2 * sms;
     if (!cuda::legacy_launch() && few_blocks) {
       sums_with<1>(a, sums, probs);
@@ -163,10 +158,10 @@ struct CudaKernels {
   }
 
   template <int P, typename scalar_t, typename target_t>
-  static void sums_with(const Args<scalar_t, target_t>& a, at::Tensor& sums, scalar_t* probs) {
+  static void sums_with(const Args<scalar_t, target_t>& a, Tensor& sums, scalar_t* probs) {
     using opmath_t = pair_math_t<scalar_t, target_t>;
     const int64_t chunks = (a.hw + chunk_positions<P>() - 1) / chunk_positions<P>(), per_sample = a.classes * 3;
-    const at::Tensor partial = at::empty({a.n * chunks * per_sample}, sums.options());
+    const Tensor partial = empty({a.n * chunks * per_sample}, options(sums));
     const int blocks = static_cast<int>(std::min<int64_t>(a.n * chunks, int64_t(1) << 20));
     cuda::launch(blocks, partial_sums_kernel<P, scalar_t, target_t>, a, chunks, partial.mutable_data_ptr<opmath_t>(),
                  probs);
@@ -180,9 +175,9 @@ struct CudaKernels {
   }
 
   template <typename scalar_t, typename target_t>
-  static void backward(const Args<scalar_t, target_t>& a, const at::Tensor& grad_sums, scalar_t* probs) {
+  static void backward(const Args<scalar_t, target_t>& a, const Tensor& grad_sums, scalar_t* probs) {
     using opmath_t = pair_math_t<scalar_t, target_t>;
-    const c10::cuda::CUDAGuard guard(grad_sums.device());
+    const cuda::DeviceGuard guard(grad_sums);
     if (a.n * a.hw * a.classes == 0) return;
     cuda::launch_over(a.n * a.hw, backward_kernel<scalar_t, target_t>, a, grad_sums.const_data_ptr<opmath_t>(), probs);
   }
@@ -223,9 +218,9 @@ __global__ void total_kernel(const S* cell_scores, int64_t count, bool mean, S* 
 
 struct CudaScores {
   template <typename S>
-  static void scores(const at::Tensor& sums, const at::Tensor& class_weight, const ScoreParams<S>& p, at::Tensor* loss,
-                     const at::Tensor* grad, at::Tensor* grad_sums) {
-    const c10::cuda::CUDAGuard guard(sums.device());
+  static void scores(const Tensor& sums, const Tensor& class_weight, const ScoreParams<S>& p, Tensor* loss,
+                     const Tensor* grad, Tensor* grad_sums) {
+    const cuda::DeviceGuard guard(sums);
     const S* w = class_weight.defined() ? class_weight.const_data_ptr<S>() : nullptr;
     const int64_t n = sums.size(0), classes = sums.size(1);
     if (cuda::legacy_launch()) {
@@ -236,14 +231,14 @@ struct CudaScores {
     }
     const Cells<S> cells(n, classes, p);
     if (grad != nullptr) {
-      grad_sums->zero_();  // the background's, when it is not scored
+      torch::stable::zero_(*grad_sums);  // the background's, when it is not scored
       if (cells.count > 0)
         cuda::launch_over(cells.count, cells_kernel<S>, sums.const_data_ptr<S>(), w, n, classes, p, nullptr,
                           grad->const_data_ptr<S>(), grad_sums->mutable_data_ptr<S>());
       return;
     }
     const bool unreduced = p.reduction == Reduction::kNone;
-    at::Tensor cell_scores = unreduced ? *loss : at::empty({cells.count}, sums.options());
+    Tensor cell_scores = unreduced ? *loss : empty({cells.count}, options(sums));
     if (cells.count > 0)
       cuda::launch_over(cells.count, cells_kernel<S>, sums.const_data_ptr<S>(), w, n, classes, p,
                         cell_scores.mutable_data_ptr<S>(), nullptr, nullptr);
@@ -255,11 +250,11 @@ struct CudaScores {
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(fastloss, CUDA, m) {
-  m.impl("overlap_score", &score_forward<CudaScores>);
-  m.impl("overlap_score_backward", &score_backward<CudaScores>);
-  m.impl("overlap_sums", &forward<CudaKernels>);
-  m.impl("overlap_sums_backward_", &backward<CudaKernels>);
+STABLE_TORCH_LIBRARY_IMPL(fastloss, CUDA, m) {
+  m.impl("overlap_score", TORCH_BOX(&score_forward<CudaScores>));
+  m.impl("overlap_score_backward", TORCH_BOX(&score_backward<CudaScores>));
+  m.impl("overlap_sums", TORCH_BOX(&forward<CudaKernels>));
+  m.impl("overlap_sums_backward_", TORCH_BOX(&backward<CudaKernels>));
 }
 
 }  // namespace fastloss::overlap

@@ -3,8 +3,6 @@
 // its threads' values in a fixed tree and writes one partial; a single block then adds the
 // partials in index order. No float atomics, so the same inputs on the same device give bitwise
 // the same loss on every run.
-#include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 #include "cuda/launch.cuh"
 
 namespace fastloss::cuda {
@@ -58,9 +56,9 @@ __global__ void combine_partials(Partials<acc_t> p, int parts, bool mean, scalar
 // Runs kernel(..., Partials) on `blocks` blocks, then writes the sum (or mean over the counted
 // elements) into the 0-d `loss` and the count into the 0-d int64 `count`.
 template <typename scalar_t, typename acc_t, typename Kernel, typename... Args>
-void reduce_launch(int blocks, bool mean, at::Tensor& loss, at::Tensor& count, Kernel kernel, Args... args) {
-  const at::Tensor sums = at::empty({blocks}, loss.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
-  const at::Tensor counts = at::empty({blocks}, loss.options().dtype(at::kLong));
+void reduce_launch(int blocks, bool mean, Tensor& loss, Tensor& count, Kernel kernel, Args... args) {
+  const Tensor sums = empty({blocks}, options(loss).with(scalar_type_of<acc_t>));
+  const Tensor counts = empty({blocks}, options(loss).with(kLong));
   const Partials<acc_t> p{sums.mutable_data_ptr<acc_t>(), counts.mutable_data_ptr<int64_t>()};
   launch(blocks, kernel, args..., p);
   launch(1, combine_partials<scalar_t, acc_t>, p, blocks, mean, loss.mutable_data_ptr<scalar_t>(),

@@ -1,9 +1,6 @@
 // CUDA kernels of fastloss::sigmoid_focal_loss: grid-stride loops over math/sigmoid_focal.h
 // (the formulas the CPU tests prove), fp32 math for half inputs, 64-bit indices, reductions
 // through cuda/reduce.cuh. Labels are compared with the column index, never used as addresses.
-#include <ATen/core/Tensor.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <torch/library.h>
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
 #include "ops/sigmoid_focal.h"
@@ -75,13 +72,13 @@ __global__ void backward_kernel(Args<scalar_t, target_t> a, RowOperand<G> grad, 
 
 struct CudaKernels {
   template <typename scalar_t, typename target_t>
-  static void forward(const Args<scalar_t, target_t>& a, int64_t reduction, at::Tensor& loss, at::Tensor& count) {
+  static void forward(const Args<scalar_t, target_t>& a, int64_t reduction, Tensor& loss, Tensor& count) {
     using opmath_t = typename Args<scalar_t, target_t>::opmath_t;
-    const c10::cuda::CUDAGuard guard(loss.device());
+    const cuda::DeviceGuard guard(loss);
     const int64_t n = a.rows * a.cols;
     if (reduction == kNone) {
       if (n == 0) return;
-      if (loss.scalar_type() == c10::CppTypeToScalarType<scalar_t>::value) {
+      if (loss.scalar_type() == scalar_type_of<scalar_t>) {
         cuda::launch_over(n, forward_none_kernel<scalar_t, target_t, scalar_t>, a,
                           loss.mutable_data_ptr<scalar_t>());
       } else {
@@ -96,10 +93,10 @@ struct CudaKernels {
   }
 
   template <typename scalar_t, typename target_t, bool kGradT>
-  static void backward(const Args<scalar_t, target_t>& a, const at::Tensor& grad, const at::Tensor& count,
-                       int64_t reduction, at::Tensor& gx, at::Tensor& gt) {
+  static void backward(const Args<scalar_t, target_t>& a, const Tensor& grad, const Tensor& count,
+                       int64_t reduction, Tensor& gx, Tensor& gt) {
     using opmath_t = typename Args<scalar_t, target_t>::opmath_t;
-    const c10::cuda::CUDAGuard guard(gx.device());
+    const cuda::DeviceGuard guard(gx);
     const int64_t n = a.rows * a.cols;
     if (n == 0) return;
     scalar_t* out_x = gx.mutable_data_ptr<scalar_t>();
@@ -108,7 +105,7 @@ struct CudaKernels {
     if (reduction != kNone) {
       cuda::launch_over(n, backward_kernel<scalar_t, target_t, kGradT, opmath_t>, a,
                    RowOperand<opmath_t>{}, grad.const_data_ptr<opmath_t>(), counted, reduction == kMean, out_x, out_t);
-    } else if (grad.scalar_type() == c10::CppTypeToScalarType<scalar_t>::value) {
+    } else if (grad.scalar_type() == scalar_type_of<scalar_t>) {
       cuda::launch_over(n, backward_kernel<scalar_t, target_t, kGradT, scalar_t>, a,
                    row_operand<scalar_t>(grad), static_cast<const opmath_t*>(nullptr), counted, false, out_x, out_t);
     } else {
@@ -120,9 +117,9 @@ struct CudaKernels {
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(fastloss, CUDA, m) {
-  m.impl("sigmoid_focal_loss", &forward<CudaKernels>);
-  m.impl("sigmoid_focal_loss_backward", &backward<CudaKernels>);
+STABLE_TORCH_LIBRARY_IMPL(fastloss, CUDA, m) {
+  m.impl("sigmoid_focal_loss", TORCH_BOX(&forward<CudaKernels>));
+  m.impl("sigmoid_focal_loss_backward", TORCH_BOX(&backward<CudaKernels>));
 }
 
 }  // namespace fastloss::sigmoid_focal

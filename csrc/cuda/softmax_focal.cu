@@ -8,10 +8,6 @@
 // FASTLOSS_CUDA_LAUNCH=legacy restores a warp per row and the two-pass statistics.
 // Loss sums go through cuda/reduce.cuh (deterministic). A label outside [0, C) that is not
 // ignore_index fails a device-side assert (as F.cross_entropy's) and is never used as an address.
-#include <ATen/core/Tensor.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/macros/Macros.h>
-#include <torch/library.h>
 #include <type_traits>
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
@@ -50,7 +46,7 @@ __device__ __forceinline__ void for_each_position(int64_t positions, const Fn& f
   for (int64_t q = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / G; q < positions; q += groups) fn(q, lane);
 }
 
-template <int G, typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
+template <int G, typename scalar_t, typename opmath_t = math_type_t<scalar_t>>
 struct Group {
   const Args<scalar_t>& a;
   const scalar_t* x;  // the position's first logit; classes `inner` apart
@@ -111,7 +107,7 @@ __device__ __forceinline__ int64_t label_of(const Args<scalar_t>& a, int64_t pos
   return y >= 0 && y < a.classes ? y : -1;
 }
 
-template <int G, typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
+template <int G, typename scalar_t, typename opmath_t = math_type_t<scalar_t>>
 __global__ void forward_kernel(Args<scalar_t> a, bool online, LossOut<scalar_t, opmath_t> loss_out,
                                opmath_t* lse_out, cuda::Partials<opmath_t> partials) {
   opmath_t sum = 0;
@@ -132,7 +128,7 @@ __global__ void forward_kernel(Args<scalar_t> a, bool online, LossOut<scalar_t, 
   partials.store(sum, count);
 }
 
-template <int G, typename scalar_t, typename opmath_t = at::opmath_type<scalar_t>>
+template <int G, typename scalar_t, typename opmath_t = math_type_t<scalar_t>>
 __global__ void backward_kernel(Args<scalar_t> a, const opmath_t* grad, bool per_position, const opmath_t* lse,
                                 scalar_t* gx) {
   for_each_position<G>(a.n * a.inner, [&](int64_t q, int lane) {
@@ -181,34 +177,34 @@ void with_group(int64_t inner, int64_t classes, const Fn& fn) {
 
 struct CudaKernels {
   template <typename scalar_t>
-  static void forward(const Args<scalar_t>& a, int64_t reduction, at::Tensor& loss, at::Tensor& lse,
-                      at::Tensor& count) {
-    using opmath_t = at::opmath_type<scalar_t>;
-    const c10::cuda::CUDAGuard guard(loss.device());
+  static void forward(const Args<scalar_t>& a, int64_t reduction, Tensor& loss, Tensor& lse,
+                      Tensor& count) {
+    using opmath_t = math_type_t<scalar_t>;
+    const cuda::DeviceGuard guard(loss);
     const int64_t positions = a.n * a.inner;
     if (positions == 0) {
-      loss.zero_();
+      torch::stable::zero_(loss);
       return;
     }
     with_group(a.inner, a.classes, [&](auto group) {
       constexpr int G = decltype(group)::value;
       // Every reduction sums (the count is the "mean" divisor the Python layer applies); "none"
       // also writes each position's loss.
-      at::Tensor total = at::empty({}, lse.options());
+      Tensor total = empty({}, options(lse));
       const auto kernel = forward_kernel<G, scalar_t>;
       cuda::reduce_launch<opmath_t, opmath_t>(blocks_for(kernel, positions, G), false, total, count, kernel, a,
                                               !cuda::legacy_launch(),
                                               fastloss::loss_out<scalar_t, opmath_t>(loss, reduction == kNone),
                                               lse.mutable_data_ptr<opmath_t>());
-      if (reduction != kNone) loss.copy_(total);
+      if (reduction != kNone) torch::stable::copy_(loss, total);
     });
   }
 
   template <typename scalar_t>
-  static void backward(const Args<scalar_t>& a, const at::Tensor& grad, const at::Tensor& lse,
-                       at::Tensor& grad_input) {
-    using opmath_t = at::opmath_type<scalar_t>;
-    const c10::cuda::CUDAGuard guard(grad_input.device());
+  static void backward(const Args<scalar_t>& a, const Tensor& grad, const Tensor& lse,
+                       Tensor& grad_input) {
+    using opmath_t = math_type_t<scalar_t>;
+    const cuda::DeviceGuard guard(grad_input);
     const int64_t positions = a.n * a.inner;
     if (positions * a.classes == 0) return;
     const opmath_t* g = grad.const_data_ptr<opmath_t>();
@@ -224,9 +220,9 @@ struct CudaKernels {
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(fastloss, CUDA, m) {
-  m.impl("softmax_focal_loss", &forward<CudaKernels>);
-  m.impl("softmax_focal_loss_backward", &backward<CudaKernels>);
+STABLE_TORCH_LIBRARY_IMPL(fastloss, CUDA, m) {
+  m.impl("softmax_focal_loss", TORCH_BOX(&forward<CudaKernels>));
+  m.impl("softmax_focal_loss_backward", TORCH_BOX(&backward<CudaKernels>));
 }
 
 }  // namespace fastloss::softmax_focal

@@ -1,10 +1,6 @@
 #pragma once
 // Host side of fastloss::balanced_l1_loss (math: math/balanced_l1.h), shared by cpu/balanced_l1.cpp
 // and cuda/balanced_l1.cu: argument checks, the kernels' arguments and the op's entry points.
-#include <ATen/Dispatch.h>
-#include <ATen/OpMathType.h>
-#include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 #include <cmath>
 #include <optional>
 #include "common/reduction.h"
@@ -18,31 +14,31 @@ constexpr const char* kOp = "fastloss::balanced_l1_loss";
 // pred, target and the weight (optional) contiguous, of one shape; pred and target in one floating
 // dtype, the weight in the math type (fastloss.balanced_l1 prepares them so).
 struct Tensors {
-  at::Tensor pred, target, weight;
+  Tensor pred, target, weight;
 };
 
-inline Tensors check(const at::Tensor& pred, const at::Tensor& target, const std::optional<at::Tensor>& weight,
+inline Tensors check(const Tensor& pred, const Tensor& target, const std::optional<Tensor>& weight,
                      double alpha, double gamma, double beta, int64_t reduction) {
-  TORCH_CHECK(at::isFloatingType(pred.scalar_type()), kOp, ": pred must be floating point, got ", pred.scalar_type());
-  TORCH_CHECK(target.scalar_type() == pred.scalar_type(), kOp, ": target must have pred's dtype ",
+  FASTLOSS_CHECK(is_floating(pred.scalar_type()), kOp, ": pred must be floating point, got ", pred.scalar_type());
+  FASTLOSS_CHECK(target.scalar_type() == pred.scalar_type(), kOp, ": target must have pred's dtype ",
               pred.scalar_type(), ", got ", target.scalar_type());
-  TORCH_CHECK(target.sizes() == pred.sizes(), kOp, ": target must have pred's shape ", pred.sizes(), ", got ",
+  FASTLOSS_CHECK(target.sizes() == pred.sizes(), kOp, ": target must have pred's shape ", pred.sizes(), ", got ",
               target.sizes());
   check_same_device(kOp, pred, target, "target");
-  TORCH_CHECK(alpha > 0 && gamma > 0 && beta > 0, kOp, ": alpha, gamma and beta must be > 0");
-  TORCH_CHECK(reduction >= kNone && reduction <= kMean, kOp, ": unknown reduction code ", reduction);
-  Tensors a{pred.contiguous(), target.contiguous(), math_operand(kOp, pred, weight, "weight")};
+  FASTLOSS_CHECK(alpha > 0 && gamma > 0 && beta > 0, kOp, ": alpha, gamma and beta must be > 0");
+  FASTLOSS_CHECK(reduction >= kNone && reduction <= kMean, kOp, ": unknown reduction code ", reduction);
+  Tensors a{as_contiguous(pred), as_contiguous(target), math_operand(kOp, pred, weight, "weight")};
   if (a.weight.defined()) {
-    TORCH_CHECK(a.weight.sizes() == pred.sizes(), kOp, ": weight must have pred's shape ", pred.sizes(), ", got ",
+    FASTLOSS_CHECK(a.weight.sizes() == pred.sizes(), kOp, ": weight must have pred's shape ", pred.sizes(), ", got ",
                 a.weight.sizes());
-    a.weight = a.weight.contiguous();
+    a.weight = as_contiguous(a.weight);
   }
   return a;
 }
 
 template <typename scalar_t>
 struct Args {
-  using opmath_t = at::opmath_type<scalar_t>;
+  using opmath_t = math_type_t<scalar_t>;
   const scalar_t* pred;
   const scalar_t* target;
   const opmath_t* weight;  // or nullptr
@@ -52,7 +48,7 @@ struct Args {
 
 template <typename scalar_t>
 inline Args<scalar_t> make_args(const Tensors& a, double alpha, double gamma, double beta) {
-  using opmath_t = at::opmath_type<scalar_t>;
+  using opmath_t = math_type_t<scalar_t>;
   const double b = std::expm1(gamma / alpha);
   return Args<scalar_t>{a.pred.const_data_ptr<scalar_t>(), a.target.const_data_ptr<scalar_t>(),
                         a.weight.defined() ? a.weight.const_data_ptr<opmath_t>() : nullptr, a.pred.numel(),
@@ -64,42 +60,44 @@ inline Args<scalar_t> make_args(const Tensors& a, double alpha, double gamma, do
 
 // Entry points, registered by the CPU and CUDA files with their loops:
 //   struct Kernels {
-//     template <typename scalar_t> static void forward(const Args<scalar_t>&, int64_t reduction, at::Tensor& loss);
-//     template <typename scalar_t> static void backward(const Args<scalar_t>&, const at::Tensor& grad,
-//         int64_t reduction, at::Tensor& grad_pred);
+//     template <typename scalar_t> static void forward(const Args<scalar_t>&, int64_t reduction, Tensor& loss);
+//     template <typename scalar_t> static void backward(const Args<scalar_t>&, const Tensor& grad,
+//         int64_t reduction, Tensor& grad_pred);
 //   };
 // The loss is in the math type (float32 for half inputs): pred's shape for "none", else a scalar.
 // The gradient of "none" arrives as a contiguous tensor of pred's shape in the math type; of a
 // reduced loss, as a one-element tensor.
 template <typename Kernels>
-at::Tensor forward(const at::Tensor& pred, const at::Tensor& target, const std::optional<at::Tensor>& weight,
+Tensor forward(const Tensor& pred, const Tensor& target, const std::optional<Tensor>& weight,
                    double alpha, double gamma, double beta, int64_t reduction) {
   const Tensors a = check(pred, target, weight, alpha, gamma, beta, reduction);
-  const auto options = a.pred.options().dtype(at::toOpMathType(a.pred.scalar_type()));
-  at::Tensor loss = reduction == kNone ? at::empty(a.pred.sizes(), options) : at::empty({}, options);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.pred.scalar_type(), "balanced_l1_loss", [&] {
+  const auto opts = options(a.pred).with(op_math_type(a.pred.scalar_type()));
+  Tensor loss = reduction == kNone ? empty(a.pred.sizes(), opts) : empty({}, opts);
+  dispatch_floating(a.pred.scalar_type(), [&](auto type) {
+    using scalar_t = typename decltype(type)::type;
     Kernels::template forward<scalar_t>(make_args<scalar_t>(a, alpha, gamma, beta), reduction, loss);
   });
   return loss;
 }
 
 template <typename Kernels>
-at::Tensor backward(const at::Tensor& grad, const at::Tensor& pred, const at::Tensor& target,
-                    const std::optional<at::Tensor>& weight, double alpha, double gamma, double beta,
+Tensor backward(const Tensor& grad, const Tensor& pred, const Tensor& target,
+                    const std::optional<Tensor>& weight, double alpha, double gamma, double beta,
                     int64_t reduction) {
   const Tensors a = check(pred, target, weight, alpha, gamma, beta, reduction);
   check_same_device(kOp, a.pred, grad, "grad");
-  const auto math = at::toOpMathType(a.pred.scalar_type());
-  at::Tensor g;
+  const auto math = op_math_type(a.pred.scalar_type());
+  Tensor g;
   if (reduction == kNone) {
-    TORCH_CHECK(grad.sizes() == a.pred.sizes(), kOp, ": the gradient of \"none\" must have pred's shape");
-    g = grad.to(math).contiguous();
+    FASTLOSS_CHECK(grad.sizes() == a.pred.sizes(), kOp, ": the gradient of \"none\" must have pred's shape");
+    g = as_contiguous(as_type(grad, math));
   } else {
-    TORCH_CHECK(grad.numel() == 1, kOp, ": the gradient of a reduced loss must have one element");
-    g = grad.reshape({}).to(math);
+    FASTLOSS_CHECK(grad.numel() == 1, kOp, ": the gradient of a reduced loss must have one element");
+    g = as_type(reshaped(grad, {}), math);
   }
-  at::Tensor grad_pred = at::empty(a.pred.sizes(), a.pred.options());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.pred.scalar_type(), "balanced_l1_loss_backward", [&] {
+  Tensor grad_pred = empty(a.pred.sizes(), options(a.pred));
+  dispatch_floating(a.pred.scalar_type(), [&](auto type) {
+    using scalar_t = typename decltype(type)::type;
     Kernels::template backward<scalar_t>(make_args<scalar_t>(a, alpha, gamma, beta), g, reduction, grad_pred);
   });
   return grad_pred;

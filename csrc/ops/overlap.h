@@ -1,10 +1,6 @@
 #pragma once
 // Host side of fastloss::overlap_sums (math: math/overlap.h), shared by cpu/overlap.cpp and
 // cuda/overlap.cu: argument checks, the kernels' arguments and the op's entry points.
-#include <ATen/Dispatch.h>
-#include <ATen/OpMathType.h>
-#include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 #include <optional>
 #include <tuple>
 #include <vector>
@@ -17,30 +13,30 @@ namespace fastloss::overlap {
 constexpr const char* kOp = "fastloss::overlap_sums";
 
 struct Tensors {
-  at::Tensor x;  // (N, C, HW) logits, contiguous
-  at::Tensor t;  // (N, C, HW) float targets in their own dtype, or (N, HW) int64 labels
+  Tensor x;  // (N, C, HW) logits, contiguous
+  Tensor t;  // (N, C, HW) float targets in their own dtype, or (N, HW) int64 labels
   bool labels = false;
-  at::ScalarType math = at::kFloat;  // the math type (of x's and float t's dtypes)
+  ScalarType math = kFloat;  // the math type (of x's and float t's dtypes)
 };
 
-inline Tensors check(const at::Tensor& input, const at::Tensor& target, int64_t activation) {
-  TORCH_CHECK(at::isFloatingType(input.scalar_type()), kOp, ": input must be floating point, got ",
+inline Tensors check(const Tensor& input, const Tensor& target, int64_t activation) {
+  FASTLOSS_CHECK(is_floating(input.scalar_type()), kOp, ": input must be floating point, got ",
               input.scalar_type());
-  TORCH_CHECK(input.dim() == 3, kOp, ": input must be (N, C, HW), got ", input.sizes());
-  TORCH_CHECK(activation >= kSoftmax && activation <= kNone, kOp, ": unknown activation ", activation);
+  FASTLOSS_CHECK(input.dim() == 3, kOp, ": input must be (N, C, HW), got ", input.sizes());
+  FASTLOSS_CHECK(activation >= kSoftmax && activation <= kNone, kOp, ": unknown activation ", activation);
   check_same_device(kOp, input, target, "target");
   Tensors a;
-  a.x = input.contiguous();
-  a.math = at::toOpMathType(input.scalar_type());
-  if (at::isFloatingType(target.scalar_type())) {
-    TORCH_CHECK(target.sizes() == input.sizes(), kOp, ": float target must have the input's shape");
-    a.t = target.contiguous();
+  a.x = as_contiguous(input);
+  a.math = op_math_type(input.scalar_type());
+  if (is_floating(target.scalar_type())) {
+    FASTLOSS_CHECK(target.sizes() == input.sizes(), kOp, ": float target must have the input's shape");
+    a.t = as_contiguous(target);
     a.math = pair_math_type(input.scalar_type(), target.scalar_type());
   } else {
-    TORCH_CHECK(at::isIntegralType(target.scalar_type(), false), kOp, ": target must be float or integer labels");
-    TORCH_CHECK(target.dim() == 2 && target.size(0) == input.size(0) && target.size(1) == input.size(2), kOp,
+    FASTLOSS_CHECK(is_integral(target.scalar_type()), kOp, ": target must be float or integer labels");
+    FASTLOSS_CHECK(target.dim() == 2 && target.size(0) == input.size(0) && target.size(1) == input.size(2), kOp,
                 ": label target must be (N, HW) for input (N, C, HW), got ", target.sizes());
-    a.t = target.to(at::kLong).contiguous();
+    a.t = as_contiguous(as_type(target, kLong));
     a.labels = true;
   }
   return a;
@@ -87,22 +83,22 @@ inline Args<scalar_t, target_t> make_args(const Tensors& a, int64_t activation, 
 // Entry points, registered by the CPU and CUDA files with their loops:
 //   struct Kernels {
 //     template <typename scalar_t, typename target_t> static void forward(const Args<scalar_t, target_t>&,
-//         at::Tensor& sums, scalar_t* probs);
+//         Tensor& sums, scalar_t* probs);
 //     template <typename scalar_t, typename target_t> static void backward(const Args<scalar_t, target_t>&,
-//         const at::Tensor& grad_sums, scalar_t* probs);
+//         const Tensor& grad_sums, scalar_t* probs);
 //   };
 // sums: (N, C, 3) in the math type — Σ p·t, Σ p (or p²), Σ t (or t²) per (sample, class).
 // probs: the activated input p, (N, C, HW) in the input's dtype, written by the forward when
 // keep_probs (else nullptr, and an empty tensor is returned). The backward turns it, in place, into
 // dL/dinput: the gradient needs a buffer of that size anyway, and the backward then takes no exp.
 template <typename Kernels>
-std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& input, const at::Tensor& target, int64_t activation,
+std::tuple<Tensor, Tensor> forward(const Tensor& input, const Tensor& target, int64_t activation,
                                            bool squared, std::optional<int64_t> ignore_index, bool keep_probs,
                                            bool soft_label) {
   const Tensors a = check(input, target, activation);
-  TORCH_CHECK(a.labels || !ignore_index.has_value(), kOp, ": ignore_index needs integer label targets");
-  at::Tensor sums = at::empty({a.x.size(0), a.x.size(1), 3}, a.x.options().dtype(a.math));
-  at::Tensor probs = at::empty(keep_probs ? a.x.sizes() : at::IntArrayRef({0}), a.x.options());
+  FASTLOSS_CHECK(a.labels || !ignore_index.has_value(), kOp, ": ignore_index needs integer label targets");
+  Tensor sums = empty({a.x.size(0), a.x.size(1), 3}, options(a.x).with(a.math));
+  Tensor probs = empty(keep_probs ? a.x.sizes() : IntArrayRef({0}), options(a.x));
   dispatch_target(a.x, a.t, a.labels, [&](auto x_type, auto t_type) {
     using scalar_t = typename decltype(x_type)::type;
     using target_t = typename decltype(t_type)::type;
@@ -114,14 +110,14 @@ std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& input, const at::Te
 }
 
 template <typename Kernels>
-void backward(const at::Tensor& grad_sums, at::Tensor& probs, const at::Tensor& target, int64_t activation,
+void backward(const Tensor& grad_sums, Tensor& probs, const Tensor& target, int64_t activation,
               bool squared, std::optional<int64_t> ignore_index, bool soft_label) {
   const Tensors a = check(probs, target, activation);
-  TORCH_CHECK(probs.is_contiguous(), kOp, "_backward_: probs must be the contiguous buffer the forward wrote");
+  FASTLOSS_CHECK(probs.is_contiguous(), kOp, "_backward_: probs must be the contiguous buffer the forward wrote");
   check_same_device(kOp, a.x, grad_sums, "grad");
-  TORCH_CHECK(grad_sums.sizes() == at::IntArrayRef({a.x.size(0), a.x.size(1), 3}), kOp,
+  FASTLOSS_CHECK(grad_sums.sizes() == IntArrayRef({a.x.size(0), a.x.size(1), 3}), kOp,
               ": grad must be (N, C, 3), got ", grad_sums.sizes());
-  const at::Tensor g = grad_sums.to(a.math).contiguous();
+  const Tensor g = as_contiguous(as_type(grad_sums, a.math));
   dispatch_target(a.x, a.t, a.labels, [&](auto x_type, auto t_type) {
     using scalar_t = typename decltype(x_type)::type;
     using target_t = typename decltype(t_type)::type;
@@ -132,9 +128,9 @@ void backward(const at::Tensor& grad_sums, at::Tensor& probs, const at::Tensor& 
 }
 
 // ---- fastloss::overlap_score: the loss from the sums (math/overlap_score.h) -------------------
-//   struct Kernels { template <typename S> static void scores(const at::Tensor& sums,
-//       const at::Tensor& class_weight, const ScoreParams<S>&, at::Tensor* loss, const at::Tensor* grad,
-//       at::Tensor* grad_sums); };   // one of loss / (grad, grad_sums), on the sums' device
+//   struct Kernels { template <typename S> static void scores(const Tensor& sums,
+//       const Tensor& class_weight, const ScoreParams<S>&, Tensor* loss, const Tensor* grad,
+//       Tensor* grad_sums); };   // one of loss / (grad, grad_sums), on the sums' device
 
 template <typename S>
 ScoreParams<S> make_score_params(int64_t loss, bool jaccard, double smooth_nr, double smooth_dr, double alpha,
@@ -143,36 +139,37 @@ ScoreParams<S> make_score_params(int64_t loss, bool jaccard, double smooth_nr, d
           classify_gamma(gamma), include_background, batch, reduction};
 }
 
-inline at::Tensor check_scores(const at::Tensor& sums, const std::optional<at::Tensor>& class_weight, int64_t loss,
+inline Tensor check_scores(const Tensor& sums, const std::optional<Tensor>& class_weight, int64_t loss,
                                bool include_background, int64_t reduction) {
   constexpr const char* op = "fastloss::overlap_score";
-  TORCH_CHECK(sums.dim() == 3 && sums.size(2) == 3 && (sums.scalar_type() == at::kFloat || sums.scalar_type() == at::kDouble),
+  FASTLOSS_CHECK(sums.dim() == 3 && sums.size(2) == 3 && (sums.scalar_type() == kFloat || sums.scalar_type() == kDouble),
               op, ": sums must be a float32/float64 (N, C, 3) tensor, got ", sums.scalar_type(), " ", sums.sizes());
-  TORCH_CHECK(loss == kDice || loss == kTversky, op, ": unknown loss code ", loss);
-  TORCH_CHECK(reduction >= Reduction::kNone && reduction <= Reduction::kMean, op, ": unknown reduction code ", reduction);
-  TORCH_CHECK(include_background || sums.size(1) > 1, op, ": include_background=False needs more than one class");
-  const at::Tensor w = math_operand(op, sums, class_weight, "class_weight");
+  FASTLOSS_CHECK(loss == kDice || loss == kTversky, op, ": unknown loss code ", loss);
+  FASTLOSS_CHECK(reduction >= Reduction::kNone && reduction <= Reduction::kMean, op, ": unknown reduction code ", reduction);
+  FASTLOSS_CHECK(include_background || sums.size(1) > 1, op, ": include_background=False needs more than one class");
+  const Tensor w = math_operand(op, sums, class_weight, "class_weight");
   if (!w.defined()) return w;
   const int64_t scored = sums.size(1) - (include_background ? 0 : 1);
-  TORCH_CHECK(w.dim() == 1 && w.size(0) == scored, op, ": class_weight must have one weight per scored class (",
+  FASTLOSS_CHECK(w.dim() == 1 && w.size(0) == scored, op, ": class_weight must have one weight per scored class (",
               scored, "), got ", w.sizes());
-  return w.contiguous();
+  return as_contiguous(w);
 }
 
-inline std::vector<int64_t> score_shape(const at::Tensor& sums, bool include_background, bool batch, int64_t reduction) {
+inline std::vector<int64_t> score_shape(const Tensor& sums, bool include_background, bool batch, int64_t reduction) {
   if (reduction != Reduction::kNone) return {};
   const int64_t scored = sums.size(1) - (include_background ? 0 : 1);
   return batch ? std::vector<int64_t>{scored} : std::vector<int64_t>{sums.size(0), scored};
 }
 
 template <typename Kernels>
-at::Tensor score_forward(const at::Tensor& sums, const std::optional<at::Tensor>& class_weight, int64_t loss,
+Tensor score_forward(const Tensor& sums, const std::optional<Tensor>& class_weight, int64_t loss,
                          bool jaccard, double smooth_nr, double smooth_dr, double alpha, double beta, double gamma,
                          bool include_background, bool batch, int64_t reduction) {
-  const at::Tensor w = check_scores(sums, class_weight, loss, include_background, reduction);
-  const at::Tensor s = sums.contiguous();
-  at::Tensor out = at::empty(score_shape(s, include_background, batch, reduction), s.options());
-  AT_DISPATCH_FLOATING_TYPES(s.scalar_type(), "overlap_score", [&] {
+  const Tensor w = check_scores(sums, class_weight, loss, include_background, reduction);
+  const Tensor s = as_contiguous(sums);
+  Tensor out = empty(score_shape(s, include_background, batch, reduction), options(s));
+  dispatch_math(s.scalar_type(), [&](auto type) {
+    using scalar_t = typename decltype(type)::type;
     Kernels::template scores<scalar_t>(s, w, make_score_params<scalar_t>(loss, jaccard, smooth_nr, smooth_dr, alpha,
         beta, gamma, include_background, batch, reduction), &out, nullptr, nullptr);
   });
@@ -180,17 +177,18 @@ at::Tensor score_forward(const at::Tensor& sums, const std::optional<at::Tensor>
 }
 
 template <typename Kernels>
-at::Tensor score_backward(const at::Tensor& grad, const at::Tensor& sums, const std::optional<at::Tensor>& class_weight,
+Tensor score_backward(const Tensor& grad, const Tensor& sums, const std::optional<Tensor>& class_weight,
                           int64_t loss, bool jaccard, double smooth_nr, double smooth_dr, double alpha, double beta,
                           double gamma, bool include_background, bool batch, int64_t reduction) {
-  const at::Tensor w = check_scores(sums, class_weight, loss, include_background, reduction);
-  const at::Tensor s = sums.contiguous();
+  const Tensor w = check_scores(sums, class_weight, loss, include_background, reduction);
+  const Tensor s = as_contiguous(sums);
   check_same_device("fastloss::overlap_score_backward", s, grad, "grad");
-  TORCH_CHECK(grad.sizes() == at::IntArrayRef(score_shape(s, include_background, batch, reduction)),
+  FASTLOSS_CHECK(grad.sizes() == IntArrayRef(score_shape(s, include_background, batch, reduction)),
               "fastloss::overlap_score_backward: grad must have the loss's shape, got ", grad.sizes());
-  const at::Tensor g = grad.to(s.scalar_type()).contiguous();
-  at::Tensor grad_sums = at::empty(s.sizes(), s.options());
-  AT_DISPATCH_FLOATING_TYPES(s.scalar_type(), "overlap_score_backward", [&] {
+  const Tensor g = as_contiguous(as_type(grad, s.scalar_type()));
+  Tensor grad_sums = empty(s.sizes(), options(s));
+  dispatch_math(s.scalar_type(), [&](auto type) {
+    using scalar_t = typename decltype(type)::type;
     Kernels::template scores<scalar_t>(s, w, make_score_params<scalar_t>(loss, jaccard, smooth_nr, smooth_dr, alpha,
         beta, gamma, include_background, batch, reduction), nullptr, &g, &grad_sums);
   });

@@ -1,12 +1,6 @@
 #pragma once
 // Host side of fastloss::sigmoid_focal_loss (math: math/sigmoid_focal.h), shared by
 // cpu/sigmoid_focal.cpp and cuda/sigmoid_focal.cu: argument checks and the kernels' arguments.
-#include <ATen/Dispatch.h>
-#include <ATen/OpMathType.h>
-#include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
-#include <ATen/ops/empty_like.h>
-#include <ATen/ops/zeros.h>
 #include <optional>
 #include "common/reduction.h"
 #include "math/sigmoid_focal.h"
@@ -18,38 +12,38 @@ constexpr const char* kOp = "fastloss::sigmoid_focal_loss";
 
 // One call's tensors, checked and laid out for the kernels. Float targets keep their own dtype.
 struct Tensors {
-  at::Tensor x;       // logits, contiguous, (..., C)
-  at::Tensor t;       // float targets (contiguous, x's shape, any float dtype) or int64 labels (x.shape[:-1])
-  at::Tensor weight;  // undefined, or a rows × cols view in the math type (see as_rows)
+  Tensor x;       // logits, contiguous, (..., C)
+  Tensor t;       // float targets (contiguous, x's shape, any float dtype) or int64 labels (x.shape[:-1])
+  Tensor weight;  // undefined, or a rows × cols view in the math type (see as_rows)
   bool labels = false;
-  at::ScalarType math = at::kFloat;  // the math type of x's and t's dtypes
+  ScalarType math = kFloat;  // the math type of x's and t's dtypes
   int64_t rows = 0, cols = 0;
 };
 
-inline Tensors check(const at::Tensor& inputs, const at::Tensor& targets, const std::optional<at::Tensor>& weight,
+inline Tensors check(const Tensor& inputs, const Tensor& targets, const std::optional<Tensor>& weight,
                      double alpha, double gamma, int64_t reduction) {
-  TORCH_CHECK(at::isFloatingType(inputs.scalar_type()), kOp, ": inputs must be a floating point tensor, got ",
+  FASTLOSS_CHECK(is_floating(inputs.scalar_type()), kOp, ": inputs must be a floating point tensor, got ",
               inputs.scalar_type());
-  TORCH_CHECK((alpha >= 0 && alpha <= 1) || alpha == -1, kOp, ": alpha must be in [0, 1] or -1, got ", alpha);
-  TORCH_CHECK(gamma >= 0 && std::isfinite(gamma), kOp, ": gamma must be finite and >= 0, got ", gamma);
-  TORCH_CHECK(reduction >= kNone && reduction <= kMean, kOp, ": unknown reduction code ", reduction);
+  FASTLOSS_CHECK((alpha >= 0 && alpha <= 1) || alpha == -1, kOp, ": alpha must be in [0, 1] or -1, got ", alpha);
+  FASTLOSS_CHECK(gamma >= 0 && std::isfinite(gamma), kOp, ": gamma must be finite and >= 0, got ", gamma);
+  FASTLOSS_CHECK(reduction >= kNone && reduction <= kMean, kOp, ": unknown reduction code ", reduction);
   check_same_device(kOp, inputs, targets, "targets");
   Tensors a;
-  a.x = inputs.contiguous();
+  a.x = as_contiguous(inputs);
   std::tie(a.rows, a.cols) = rows_cols(inputs);
-  a.math = at::toOpMathType(inputs.scalar_type());
-  if (at::isFloatingType(targets.scalar_type())) {
-    TORCH_CHECK(targets.sizes() == inputs.sizes(), kOp, ": float targets must have the inputs' shape ",
+  a.math = op_math_type(inputs.scalar_type());
+  if (is_floating(targets.scalar_type())) {
+    FASTLOSS_CHECK(targets.sizes() == inputs.sizes(), kOp, ": float targets must have the inputs' shape ",
                 inputs.sizes(), ", got ", targets.sizes());
-    a.t = targets.contiguous();
+    a.t = as_contiguous(targets);
     a.math = pair_math_type(inputs.scalar_type(), targets.scalar_type());
   } else {
-    TORCH_CHECK(at::isIntegralType(targets.scalar_type(), /*includeBool=*/false), kOp,
+    FASTLOSS_CHECK(is_integral(targets.scalar_type()), kOp,
                 ": targets must be floating point or integer class labels, got ", targets.scalar_type());
-    TORCH_CHECK(inputs.dim() >= 1 && targets.sizes() == inputs.sizes().slice(0, inputs.dim() - 1), kOp,
+    FASTLOSS_CHECK(inputs.dim() >= 1 && targets.sizes() == inputs.sizes().slice(0, inputs.dim() - 1), kOp,
                 ": label targets must have shape inputs.shape[:-1], got ", targets.sizes(), " for inputs ",
                 inputs.sizes());
-    a.t = targets.to(at::kLong).contiguous();
+    a.t = as_contiguous(as_type(targets, kLong));
     a.labels = true;
   }
   a.weight = weight_rows(kOp, inputs, weight, inputs.sizes(), a.rows, a.cols, a.math);
@@ -58,9 +52,9 @@ inline Tensors check(const at::Tensor& inputs, const at::Tensor& targets, const 
 
 // The dtype of an unreduced loss: the promoted dtype of the inputs and float targets — or, with
 // math_type_loss (autocast), the math type. Either is the inputs' dtype or the math type.
-inline at::ScalarType loss_dtype(const Tensors& a, bool math_type_loss) {
+inline ScalarType loss_dtype(const Tensors& a, bool math_type_loss) {
   if (math_type_loss) return a.math;
-  return a.labels ? a.x.scalar_type() : at::promoteTypes(a.x.scalar_type(), a.t.scalar_type());
+  return a.labels ? a.x.scalar_type() : promote_floating(a.x.scalar_type(), a.t.scalar_type());
 }
 
 // Everything a kernel reads, as plain pointers (passed by value to CUDA kernels): logits of
@@ -92,38 +86,38 @@ inline Args<scalar_t, target_t> make_args(const Tensors& a, double alpha, double
 // The incoming gradient of the backward: for reduction "none" a rows × cols operand (any broadcast
 // of the loss's shape) in the inputs' dtype or the math type — whichever it has (the loss's dtype),
 // else converted to the math type; for a reduced loss a 0-d tensor in the math type.
-inline at::Tensor check_grad(const at::Tensor& grad, const Tensors& a, int64_t reduction) {
+inline Tensor check_grad(const Tensor& grad, const Tensors& a, int64_t reduction) {
   check_same_device(kOp, a.x, grad, "grad");
   if (reduction == kNone) {
     const auto type = grad.scalar_type() == a.x.scalar_type() ? a.x.scalar_type() : a.math;
-    return as_rows(grad.to(type), a.x.sizes(), a.rows, a.cols);
+    return as_rows(as_type(grad, type), a.x.sizes(), a.rows, a.cols);
   }
-  TORCH_CHECK(grad.numel() == 1, kOp, ": the gradient of a reduced loss must have one element, got ", grad.sizes());
-  return grad.reshape({}).to(a.math);
+  FASTLOSS_CHECK(grad.numel() == 1, kOp, ": the gradient of a reduced loss must have one element, got ", grad.sizes());
+  return as_type(reshaped(grad, {}), a.math);
 }
 
 // The op's entry points, registered by the CPU and the CUDA file with their own loops:
 //   struct Kernels {
 //     template <typename scalar_t, typename target_t> static void forward(const Args<scalar_t, target_t>&,
-//         int64_t reduction, at::Tensor& loss, at::Tensor& count);
+//         int64_t reduction, Tensor& loss, Tensor& count);
 //     template <typename scalar_t, typename target_t, bool kGradT> static void backward(
-//         const Args<scalar_t, target_t>&, const at::Tensor& grad, const at::Tensor& count, int64_t reduction,
-//         at::Tensor& gx, at::Tensor& gt);
+//         const Args<scalar_t, target_t>&, const Tensor& grad, const Tensor& count, int64_t reduction,
+//         Tensor& gx, Tensor& gt);
 //   };
 // forward returns the loss (the input's shape for "none", in scalar_t or the math type — see
 // loss_dtype —, else 0-d in the math type) and `count`, the number of elements that were not
 // ignored (the "mean" divisor; 0 for "none"), which backward takes back. backward's grad of "none"
 // is in scalar_t or the math type (check_grad); gx has the inputs' dtype, gt the targets'.
 template <typename Kernels>
-std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& inputs, const at::Tensor& targets,
-                                           const std::optional<at::Tensor>& weight, double alpha, double gamma,
+std::tuple<Tensor, Tensor> forward(const Tensor& inputs, const Tensor& targets,
+                                           const std::optional<Tensor>& weight, double alpha, double gamma,
                                            int64_t reduction, int64_t ignore_index, bool math_type_loss) {
   const Tensors a = check(inputs, targets, weight, alpha, gamma, reduction);
   // A reduced loss stays in the math type (the Python layer casts it after avg_factor divides: a
   // float16 sum can exceed float16's range before the division).
-  at::Tensor loss = reduction == kNone ? at::empty(a.x.sizes(), a.x.options().dtype(loss_dtype(a, math_type_loss)))
-                                       : at::empty({}, a.x.options().dtype(a.math));
-  at::Tensor count = at::zeros({}, a.x.options().dtype(at::kLong));
+  Tensor loss = reduction == kNone ? empty(a.x.sizes(), options(a.x).with(loss_dtype(a, math_type_loss)))
+                                       : empty({}, options(a.x).with(a.math));
+  Tensor count = zeros({}, options(a.x).with(kLong));
   dispatch_target(a.x, a.t, a.labels, [&](auto x_type, auto t_type) {
     using scalar_t = typename decltype(x_type)::type;
     using target_t = typename decltype(t_type)::type;
@@ -134,17 +128,17 @@ std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& inputs, const at::T
 }
 
 template <typename Kernels>
-std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& grad, const at::Tensor& inputs,
-                                            const at::Tensor& targets, const std::optional<at::Tensor>& weight,
-                                            const at::Tensor& count, double alpha, double gamma, int64_t reduction,
+std::tuple<Tensor, Tensor> backward(const Tensor& grad, const Tensor& inputs,
+                                            const Tensor& targets, const std::optional<Tensor>& weight,
+                                            const Tensor& count, double alpha, double gamma, int64_t reduction,
                                             int64_t ignore_index, bool targets_grad) {
   const Tensors a = check(inputs, targets, weight, alpha, gamma, reduction);
-  TORCH_CHECK(!(targets_grad && a.labels), kOp, ": label targets have no gradient");
-  TORCH_CHECK(count.numel() == 1 && count.scalar_type() == at::kLong, kOp, ": count must be one int64");
+  FASTLOSS_CHECK(!(targets_grad && a.labels), kOp, ": label targets have no gradient");
+  FASTLOSS_CHECK(count.numel() == 1 && count.scalar_type() == kLong, kOp, ": count must be one int64");
   check_same_device(kOp, a.x, count, "count");
-  const at::Tensor g = check_grad(grad, a, reduction);
-  at::Tensor gx = at::empty_like(a.x);
-  at::Tensor gt = targets_grad ? at::empty_like(a.t) : at::empty({0}, a.x.options());
+  const Tensor g = check_grad(grad, a, reduction);
+  Tensor gx = torch::stable::empty_like(a.x);
+  Tensor gt = targets_grad ? torch::stable::empty_like(a.t) : empty({0}, options(a.x));
   dispatch_target(a.x, a.t, a.labels, [&](auto x_type, auto t_type) {
     using scalar_t = typename decltype(x_type)::type;
     using target_t = typename decltype(t_type)::type;

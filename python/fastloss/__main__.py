@@ -75,8 +75,8 @@ def cmd_check(args):
     problems = []
     if info["backend"] != "kernels":
         problems.append(f"the compiled kernels did not load ({info['unavailable_reason']})")
-    if any(d.type == "cuda" for d in devices) and not info["cuda_compiled"]:
-        problems.append("a GPU is present but this build has no CUDA kernels")
+    if any(d.type == "cuda" for d in devices) and not info["cuda_loaded"]:
+        problems.append(f"a GPU is present but no CUDA kernels are loaded ({info['cuda_unavailable_reason']})")
     failures = 0
     for device in devices:
         tested = "reference vs reference" if info["backend"] != "kernels" else (
@@ -99,7 +99,7 @@ def cmd_info(_args):
     info = _backend.info()
     lines = {
         "fastloss": __version__,
-        "built for torch": info["built_torch"] or "-",
+        "built with torch": (info["built_torch"] or "-") + f" (stable ABI: runs on {info['stable_abi']})",
         "built for CUDA": info["built_cuda"] or "- (CPU kernels only)",
         "torch": torch.__version__,
         "torch CUDA": torch.version.cuda or "none (CPU-only torch)",
@@ -107,7 +107,8 @@ def cmd_info(_args):
         "backend": info["backend"] + (f" ({info['unavailable_reason']})" if info["unavailable_reason"] else ""),
         "CPU kernels": info["cpu_capability"] or "not loaded",
         "CPU threads": torch.get_num_threads(),
-        "CUDA kernels": f"compiled for archs {info['cuda_archs']}" if info["cuda_compiled"] else "not compiled",
+        "CUDA kernels": (f"loaded, compiled for archs {info['cuda_archs']}" if info["cuda_loaded"] else
+                         f"not loaded ({info['cuda_unavailable_reason']})"),
         "CUDA device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none available",
     }
     for name, value in lines.items():

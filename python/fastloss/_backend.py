@@ -1,12 +1,15 @@
-"""Which implementation serves a call: the compiled kernels (fastloss._C and one fastloss._cpu_<flavour>)
-or the pure-torch reference — and loud, plain errors whenever the kernels cannot serve.
+"""Which implementation serves a call: the compiled kernels (fastloss._C, one fastloss._cpu_<flavour>
+and, under a CUDA torch, fastloss._cuda) or the pure-torch reference — and loud, plain errors whenever
+the kernels cannot serve.
 
-The reference serves only when asked (FASTLOSS_BACKEND=reference) or in a source checkout that was
-never built (no compiled library at all: one warning). Otherwise a library that is present but
-cannot load, or was built for another torch, is an ImportError that says which torch it was built
-for and how to get a matching one (FASTLOSS_BACKEND=extension makes even the unbuilt checkout an
-error). At the first call on a CUDA device, a build without CUDA kernels, or without code for that
-GPU's architecture, is a RuntimeError saying so — never a quiet fallback or a raw CUDA error.
+The binaries use only the LibTorch stable ABI of torch 2.10, so they load into every torch since
+2.10: an older torch is an ImportError saying so, and so is a CUDA torch of another CUDA major than
+the CUDA kernels were built for. Under a CPU-only torch a CUDA build loads its CPU kernels; the CUDA
+kernels are then unavailable (`python -m fastloss info` says why). The reference serves only when
+asked (FASTLOSS_BACKEND=reference) or in a source checkout that was never built (no compiled library
+at all: one warning); FASTLOSS_BACKEND=extension makes even the unbuilt checkout an error. At the
+first call on a CUDA device, a build without CUDA kernels, or without code for that GPU's
+architecture, is a RuntimeError saying so — never a quiet fallback or a raw CUDA error.
 """
 import glob
 import importlib
@@ -51,31 +54,39 @@ def _compiled(name):
     return glob.glob(os.path.join(_HERE, f"{name}.*so")) + glob.glob(os.path.join(_HERE, f"{name}.*pyd"))
 
 
-def _minor(version):
-    return tuple(version.split("+")[0].split(".")[:2])
+MIN_TORCH = (2, 10)  # the stable ABI the binaries target (setup.py: TORCH_TARGET_VERSION)
 
 
-def mismatch_message(built_torch, running_torch, detail=""):
-    """The sentence for binaries built against another torch than the one running."""
-    return (f"fastloss {_version()} was built for torch {built_torch}; this is torch {running_torch}. "
-            f"Install the fastloss wheel built for your torch (its local version names it, e.g. "
-            f"+cu130.torch2.14) or rebuild against this torch: {REBUILD}" + (f" ({detail})" if detail else ""))
+def _version_tuple(version):
+    return tuple(int(p) for p in version.split("+")[0].split(".")[:2])
 
 
-def check_torch(built_torch, running_torch=torch.__version__):
-    """An ImportError unless the binaries' torch and the running one share major.minor (torch's C++
-    ABI changes between minor versions)."""
-    if built_torch and _minor(built_torch) != _minor(running_torch):
-        raise ImportError(mismatch_message(built_torch, running_torch))
+def _cuda_major(version):
+    return version.split(".")[0] if version else None
+
+
+def check_torch(running_torch=torch.__version__):
+    """An ImportError for a torch older than the stable ABI the binaries target."""
+    if _version_tuple(running_torch) < MIN_TORCH:
+        raise ImportError(f"fastloss {_version()} needs torch {MIN_TORCH[0]}.{MIN_TORCH[1]} or later (its kernels "
+                          f"use the LibTorch stable ABI of torch {MIN_TORCH[0]}.{MIN_TORCH[1]}); this is torch "
+                          f"{running_torch}. Upgrade torch: pip install 'torch>={MIN_TORCH[0]}.{MIN_TORCH[1]}'")
+
+
+def check_cuda_major(built_cuda, running_cuda=torch.version.cuda):
+    """An ImportError when the CUDA kernels were built for another CUDA major than this torch's."""
+    if built_cuda and running_cuda and _cuda_major(built_cuda) != _cuda_major(running_cuda):
+        raise ImportError(f"fastloss {_version()}'s CUDA kernels were built for CUDA {_cuda_major(built_cuda)} "
+                          f"(CUDA {built_cuda}); this torch {torch.__version__} uses CUDA {running_cuda}. Install the "
+                          f"fastloss wheel for CUDA {_cuda_major(running_cuda)} (local version "
+                          f"+cu{_cuda_major(running_cuda)}0) or rebuild against this torch: {REBUILD}")
 
 
 def _cannot_load(name, error):
     info = _build_info()
     built = info.TORCH if info is not None else "an unknown torch"
-    if info is not None and _minor(info.TORCH) != _minor(torch.__version__):
-        return ImportError(mismatch_message(built, torch.__version__, f"fastloss.{name}: {error}"))
     return ImportError(f"fastloss {_version()}: the compiled library fastloss.{name} is present but cannot be "
-                       f"loaded ({error}). It was built for torch {built}; this is torch {torch.__version__}. "
+                       f"loaded ({error}). It was built with torch {built}; this is torch {torch.__version__}. "
                        f"Reinstall it or rebuild: {REBUILD}")
 
 
@@ -101,28 +112,42 @@ def _load_cpu(core):
     built = [f for f in usable if _compiled(f"_cpu_{f}")] or usable  # (FASTLOSS_CPU_FLAVOURS builds a subset)
     name = f"_cpu_{built[0]}"
     try:
-        module = importlib.import_module(f"{__package__}.{name}")
+        return importlib.import_module(f"{__package__}.{name}")
     except ImportError as e:
         raise _cannot_load(name, e) from e
-    check_torch(module.built_torch)
-    return module
+
+
+def _load_cuda():
+    """fastloss._cuda under a CUDA torch of the build's CUDA major; (None, why) otherwise."""
+    if not _compiled("_cuda"):
+        return None, "this build has no CUDA kernels"
+    if torch.version.cuda is None:
+        return None, f"this torch ({torch.__version__}) is CPU-only"
+    info = _build_info()
+    check_cuda_major(info.CUDA if info is not None else None)
+    try:
+        return importlib.import_module(f"{__package__}._cuda"), ""
+    except ImportError as e:
+        raise _cannot_load("_cuda", e) from e
 
 
 def _load():
     if BACKEND == "reference":
-        return None, None, "FASTLOSS_BACKEND=reference"
+        return None, None, None, "FASTLOSS_BACKEND=reference", ""
     try:
         from . import _C
     except ImportError as e:
         if _compiled("_C") or BACKEND == "extension":
             raise (_cannot_load("_C", e) if _compiled("_C") else
                    ImportError(f"FASTLOSS_BACKEND=extension, but fastloss._C is not built ({e})")) from e
-        return None, None, f"fastloss._C is not built ({e})"
-    check_torch(_C.built_torch)
-    return _C, _load_cpu(_C), None
+        return None, None, None, f"fastloss._C is not built ({e})", ""
+    check_torch()
+    cpu = _load_cpu(_C)
+    cuda, cuda_reason = _load_cuda()
+    return _C, cpu, cuda, None, cuda_reason
 
 
-_C, _CPU, unavailable_reason = _load()
+_C, _CPU, _CUDA, unavailable_reason, cuda_unavailable_reason = _load()
 if _C is None and BACKEND == "auto":
     warnings.warn(
         f"fastloss: {unavailable_reason}: this source checkout was never built, so the pure-torch reference "
@@ -154,14 +179,15 @@ def check_cuda_device(device: torch.device):
     index = device.index if device.index is not None else torch.cuda.current_device()
     if index in _checked_cuda_devices:
         return
-    if not _C.cuda_compiled:
-        raise RuntimeError(f"fastloss {_version()} was built without CUDA kernels, and this tensor is on {device}. "
-                           "Install a CUDA wheel of fastloss (local version +cuXYZ) or rebuild with FASTLOSS_CUDA=1: "
-                           f"{REBUILD}; FASTLOSS_BACKEND=reference runs the pure-torch implementation instead.")
+    if _CUDA is None:
+        raise RuntimeError(f"fastloss {_version()} has no CUDA kernels loaded ({cuda_unavailable_reason}), and this "
+                           f"tensor is on {device}. Install a CUDA wheel of fastloss (local version +cu130) or rebuild "
+                           f"with FASTLOSS_CUDA=1: {REBUILD}; FASTLOSS_BACKEND=reference runs the pure-torch "
+                           "implementation instead.")
     capability = torch.cuda.get_device_capability(index)
-    if not _arch_runs(_C.cuda_archs, capability):
+    if not _arch_runs(_CUDA.cuda_archs, capability):
         name = torch.cuda.get_device_name(index)
-        raise RuntimeError(f"fastloss {_version()}'s CUDA kernels were built for the architectures {_C.cuda_archs}, "
+        raise RuntimeError(f"fastloss {_version()}'s CUDA kernels were built for the architectures {_CUDA.cuda_archs}, "
                            f"none of which runs on this GPU ({name}, compute capability "
                            f"{capability[0]}.{capability[1]}). Rebuild for it: TORCH_CUDA_ARCH_LIST="
                            f"\"{capability[0]}.{capability[1]}\" FASTLOSS_CUDA=1 {REBUILD}")
@@ -186,8 +212,11 @@ def info() -> dict:
         "unavailable_reason": unavailable_reason,
         "version": _version(),
         "built_torch": _C.built_torch if _C is not None else (build.TORCH if build else ""),
-        "built_cuda": _C.built_cuda if _C is not None else (build.CUDA or "" if build else ""),
-        "cuda_compiled": bool(_C is not None and _C.cuda_compiled),
-        "cuda_archs": _C.cuda_archs if _C is not None else "",
+        "stable_abi": f"torch >= {MIN_TORCH[0]}.{MIN_TORCH[1]}",
+        "built_cuda": build.CUDA or "" if build else "",
+        "cuda_compiled": bool(_compiled("_cuda")),
+        "cuda_loaded": _CUDA is not None,
+        "cuda_unavailable_reason": cuda_unavailable_reason,
+        "cuda_archs": build.CUDA_ARCHS if build else "",
         "cpu_capability": _CPU.cpu_capability if _CPU is not None else "",
     }
