@@ -8,8 +8,43 @@
 namespace fastloss::simd::sleef {
 
 #if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+namespace {
+[[noreturn]] void not_loaded();
+
+template <typename V>
+V unbound(V) {
+  not_loaded();
+}
+template <typename V>
+V unbound2(V, V) {
+  not_loaded();
+}
+
+// The bound variants (load()); until then stubs that throw, so a kernel never calls null.
+template <typename T>
+struct Functions {
+  using V = raw<T>;
+  V (*exp)(V) = unbound<V>;
+  V (*expm1)(V) = unbound<V>;
+  V (*log)(V) = unbound<V>;
+  V (*log1p)(V) = unbound<V>;
+  V (*pow)(V, V) = unbound2<V>;
+  V (*atan2)(V, V) = unbound2<V>;
+};
 Functions<float> f32;
 Functions<double> f64;
+}  // namespace
+
+#define FASTLOSS_SLEEF_DEFINE(T, table)                                         \
+  raw<T> exp(raw<T> x) { return table.exp(x); }                                 \
+  raw<T> expm1(raw<T> x) { return table.expm1(x); }                             \
+  raw<T> log(raw<T> x) { return table.log(x); }                                 \
+  raw<T> log1p(raw<T> x) { return table.log1p(x); }                             \
+  raw<T> pow(raw<T> x, raw<T> y) { return table.pow(x, y); }                    \
+  raw<T> atan2(raw<T> y, raw<T> x) { return table.atan2(y, x); }
+FASTLOSS_SLEEF_DEFINE(float, f32)
+FASTLOSS_SLEEF_DEFINE(double, f64)
+#undef FASTLOSS_SLEEF_DEFINE
 
 namespace {
 #if defined(CPU_CAPABILITY_AVX512)
@@ -54,10 +89,12 @@ const char* load() {
   return nullptr;
 }
 
+namespace {
 void not_loaded() {
   throw std::runtime_error("fastloss: the CPU kernels' SLEEF functions are not bound (" +
                            (error.empty() ? std::string("never loaded") : error) + ")");
 }
+}  // namespace
 
 #ifndef FASTLOSS_CPU_MODULE
 // The LibTorch library (CMakeLists.txt) has no Python module init: it binds when loaded. A failure

@@ -19,47 +19,22 @@ template <typename T>
 using raw = typename Raw<T>::type;
 
 #if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
-[[noreturn]] void not_loaded();  // throws: SLEEF is not bound (load() failed or was never called)
-
-template <typename V>
-V unbound(V) { not_loaded(); }
-template <typename V>
-V unbound2(V, V) { not_loaded(); }
-
-template <typename T>
-struct Functions {
-  using V = raw<T>;
-  V (*exp)(V) = unbound<V>;
-  V (*expm1)(V) = unbound<V>;
-  V (*log)(V) = unbound<V>;
-  V (*log1p)(V) = unbound<V>;
-  V (*pow)(V, V) = unbound2<V>;
-  V (*atan2)(V, V) = unbound2<V>;
-};
-extern Functions<float> f32;
-extern Functions<double> f64;
-
-template <typename T>
-inline const Functions<T>& functions() {
-  if constexpr (sizeof(T) == 4) return f32;
-  else return f64;
-}
-template <typename T>
-inline raw<T> exp(raw<T> x) { return functions<T>().exp(x); }
-template <typename T>
-inline raw<T> expm1(raw<T> x) { return functions<T>().expm1(x); }
-template <typename T>
-inline raw<T> log(raw<T> x) { return functions<T>().log(x); }
-template <typename T>
-inline raw<T> log1p(raw<T> x) { return functions<T>().log1p(x); }
-template <typename T>
-inline raw<T> pow(raw<T> x, raw<T> y) { return functions<T>().pow(x, y); }
-template <typename T>
-inline raw<T> atan2(raw<T> y, raw<T> x) { return functions<T>().atan2(y, x); }
+// Plain functions (sleef.cpp) that jump to the bound SLEEF variant: a kernel sees a direct call, as
+// it saw ATen's call of Sleef_*_u10, so GCC inlines around it as it did (and fuses the same a·b + c).
+#define FASTLOSS_SLEEF_DECLARE(T)          \
+  raw<T> exp(raw<T> x);                    \
+  raw<T> expm1(raw<T> x);                  \
+  raw<T> log(raw<T> x);                    \
+  raw<T> log1p(raw<T> x);                  \
+  raw<T> pow(raw<T> x, raw<T> y);          \
+  raw<T> atan2(raw<T> y, raw<T> x);
+FASTLOSS_SLEEF_DECLARE(float)
+FASTLOSS_SLEEF_DECLARE(double)
+#undef FASTLOSS_SLEEF_DECLARE
 #else
 #define FASTLOSS_SLEEF_LANEWISE(name, expr)                    \
   template <typename T>                                         \
-  inline raw<T> name(raw<T> x, raw<T> y = raw<T>{}) {           \
+  inline raw<T> name##_lanes(raw<T> x, raw<T> y = raw<T>{}) {   \
     raw<T> r;                                                   \
     for (int i = 0; i < int(sizeof(raw<T>) / sizeof(T)); ++i) { \
       const T a = x[i], b = y[i];                               \
@@ -75,6 +50,18 @@ FASTLOSS_SLEEF_LANEWISE(log1p, std::log1p(a))
 FASTLOSS_SLEEF_LANEWISE(pow, std::pow(a, b))
 FASTLOSS_SLEEF_LANEWISE(atan2, std::atan2(a, b))
 #undef FASTLOSS_SLEEF_LANEWISE
+inline raw<float> exp(raw<float> x) { return exp_lanes<float>(x); }
+inline raw<double> exp(raw<double> x) { return exp_lanes<double>(x); }
+inline raw<float> expm1(raw<float> x) { return expm1_lanes<float>(x); }
+inline raw<double> expm1(raw<double> x) { return expm1_lanes<double>(x); }
+inline raw<float> log(raw<float> x) { return log_lanes<float>(x); }
+inline raw<double> log(raw<double> x) { return log_lanes<double>(x); }
+inline raw<float> log1p(raw<float> x) { return log1p_lanes<float>(x); }
+inline raw<double> log1p(raw<double> x) { return log1p_lanes<double>(x); }
+inline raw<float> pow(raw<float> x, raw<float> y) { return pow_lanes<float>(x, y); }
+inline raw<double> pow(raw<double> x, raw<double> y) { return pow_lanes<double>(x, y); }
+inline raw<float> atan2(raw<float> y, raw<float> x) { return atan2_lanes<float>(y, x); }
+inline raw<double> atan2(raw<double> y, raw<double> x) { return atan2_lanes<double>(y, x); }
 #endif
 
 // Binds the functions from the copy of SLEEF beside this library; nullptr, or why it could not.

@@ -16,9 +16,9 @@ inline int classify_gamma(double gamma) {
   return kGammaAny;
 }
 
-// q^γ
+// q^γ (forced inline: a one-line switch, which GCC must fold into its caller's arithmetic)
 template <typename V, typename S>
-FASTLOSS_HD V pow_gamma(V q, S gamma, int kind) {
+FASTLOSS_HD_ALWAYS_INLINE V pow_gamma(V q, S gamma, int kind) {
   using O = Ops<V>;
   switch (kind) {
     case kGammaZero: return V(S(1));
@@ -32,7 +32,7 @@ FASTLOSS_HD V pow_gamma(V q, S gamma, int kind) {
 // q^(γ−1), taken as 0 where q = 0 and γ < 1: there it multiplies a factor that vanishes at least
 // as fast as q (the loss's derivative stays finite), and pow would give inf · 0 = NaN.
 template <typename V, typename S>
-FASTLOSS_HD V pow_gamma_minus_one(V q, S gamma, int kind) {
+FASTLOSS_HD_ALWAYS_INLINE V pow_gamma_minus_one(V q, S gamma, int kind) {
   using O = Ops<V>;
   switch (kind) {
     case kGammaZero: return V(S(0));  // only ever multiplied by γ = 0
