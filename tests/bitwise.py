@@ -5,9 +5,9 @@ floating dtype — the loss and the gradient of every input that takes one.
 Two sets, per SIMD flavour (tests/test_bitwise.py holds the build to both):
 - tests/data/bitwise_pre_port_<flavour>.json: the kernels before the port to the LibTorch stable ABI
   (built against torch 2.14.1's full C++ API with ATen's Vectorized, commit 2cc93d5). The port
-  (cpu/simd.h) matches them bit for bit but in the two cases per flavour listed in
-  tests/data/bitwise_port_drift.json (mmdet-convention IoU/GIoU forward, one softmax focal case),
-  whose outputs differ in the last place in 5 of 33 and 5 of 1025 elements: GCC fuses a·b + c into
+  (cpu/simd.h) matches them bit for bit but in the cases listed in tests/data/bitwise_port_drift.json
+  (AVX2: 2, AVX-512: 4 — mmdet-convention IoU/GIoU forward, Dice with labels, one softmax focal
+  case), whose outputs differ in the last place in a few elements: GCC fuses a·b + c into
   one FMA (C++'s default -ffp-contract=fast) wherever inlining puts the two next to each other,
   and there its inlining still differs from the build with ATen's vector type.
 - tests/data/bitwise_<flavour>.json: the kernels since the port, bit for bit.

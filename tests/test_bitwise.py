@@ -34,7 +34,7 @@ def test_outputs_differ_from_the_pre_port_kernels_only_where_recorded(digests):
     drift = load(os.path.join(bitwise.DATA, "bitwise_port_drift.json"))[bitwise.flavour()]
     changed = sorted(name for name in digests if digests[name] != pre_port[name])
     assert set(changed) <= set(drift), sorted(set(changed) - set(drift))
-    assert len(drift) <= 2  # (the port's known drift: tests/bitwise.py)
+    assert len(drift) <= 4  # (the port's known drift: tests/bitwise.py)
 
 
 def test_digests_exist_for_every_x86_flavour():

@@ -138,19 +138,36 @@ class Vec {
     std::memcpy(&r.v, p, sizeof(raw));
     return r;
   }
-  // The first n elements; the other lanes are 0.
+  // The first n elements; the other lanes are 0. (x86: masked loads and stores, which touch only the
+  // n elements — no copy through a buffer, no memcpy call per row end.)
   FASTLOSS_SIMD_INLINE static Vec loadu(const void* p, int64_t n) {
     if (n == size()) return loadu(p);
+#if defined(CPU_CAPABILITY_AVX512)
+    if constexpr (sizeof(T) == 4) return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p);
+    else return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1), p);
+#elif defined(CPU_CAPABILITY_AVX2)
+    if constexpr (sizeof(T) == 4) return _mm256_maskload_ps(static_cast<const float*>(p), lanes_below(n));
+    else return _mm256_maskload_pd(static_cast<const double*>(p), lanes_below(n));
+#else
     Vec r;
     std::memcpy(&r.v, p, n * sizeof(T));
     return r;
+#endif
   }
   FASTLOSS_SIMD_INLINE void store(void* p) const { std::memcpy(p, &v, sizeof(raw)); }
   FASTLOSS_SIMD_INLINE void store(void* p, int64_t n) const {
     if (n == size()) return store(p);
+#if defined(CPU_CAPABILITY_AVX512)
+    if constexpr (sizeof(T) == 4) _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v);
+    else _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1), v);
+#elif defined(CPU_CAPABILITY_AVX2)
+    if constexpr (sizeof(T) == 4) _mm256_maskstore_ps(static_cast<float*>(p), lanes_below(n), v);
+    else _mm256_maskstore_pd(static_cast<double*>(p), lanes_below(n), v);
+#else
     T buf[size()];
     store(buf);
     std::memcpy(p, buf, n * sizeof(T));
+#endif
   }
 
   // (A cast between GCC vector types of one size reinterprets the bits.)
@@ -232,6 +249,15 @@ class Vec {
 #undef FASTLOSS_SIMD_CMP
 
  private:
+  // All-ones integer lanes below n (AVX2's load/store masks).
+  FASTLOSS_SIMD_INLINE static __attribute__((unused)) auto lanes_below(int64_t n) {
+    const raw_int below = iota<raw_int, Int>(Indices{}) < splat<raw_int>(static_cast<Int>(n), Indices{});
+#if defined(CPU_CAPABILITY_AVX2) && !defined(CPU_CAPABILITY_AVX512)
+    return (__m256i)below;
+#else
+    return below;
+#endif
+  }
   FASTLOSS_SIMD_INLINE static raw_int sign_bits() {
     return splat<raw_int>(static_cast<Int>(Int(1) << (8 * sizeof(T) - 1)), Indices{});
   }
