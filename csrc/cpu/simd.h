@@ -64,6 +64,9 @@ struct Lanes {
     static inline R max(R a, R b) { return FASTLOSS_X86(max, sfx)(a, b); }                        \
     static inline R min(R a, R b) { return FASTLOSS_X86(min, sfx)(a, b); }                        \
     static inline R bit_or(R a, R b) { return FASTLOSS_X86(or, sfx)(a, b); }                      \
+    static inline R floor(R v) { return FASTLOSS_X86(floor, sfx)(v); }                            \
+    static inline R sqrt(R v) { return FASTLOSS_X86(sqrt, sfx)(v); }                              \
+    static inline R fmadd(R a, R b, R c) { return FASTLOSS_X86(fmadd, sfx)(a, b, c); }            \
     FASTLOSS_NATIVE_CMP(T, sfx, epi, ones)                                                        \
   };
 #if defined(CPU_CAPABILITY_AVX512)
@@ -277,16 +280,12 @@ class Vec<int32_t> {
   FASTLOSS_SIMD_INLINE friend Vec operator<<(const Vec& a, const Vec& b) { return Vec(a.v << b.v); }
 };
 
-// ------------------------------------------------------------------- the x86 instructions used
+// ------------------------------------------------- floor, sqrt, fma: x86 through Native<T>
 
 template <typename T>
 FASTLOSS_SIMD_INLINE Vec<T> Vec<T>::floor() const {
-#if defined(CPU_CAPABILITY_AVX512)
-  if constexpr (std::is_same_v<T, float>) return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  else return _mm512_roundscale_pd(v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-#elif defined(CPU_CAPABILITY_AVX2)
-  if constexpr (std::is_same_v<T, float>) return _mm256_floor_ps(v);
-  else return _mm256_floor_pd(v);
+#ifdef FASTLOSS_SIMD_X86
+  return Native<T>::floor(v);
 #else
   Vec r;
   for (int i = 0; i < size(); ++i) r.v[i] = std::floor(v[i]);
@@ -296,12 +295,8 @@ FASTLOSS_SIMD_INLINE Vec<T> Vec<T>::floor() const {
 
 template <typename T>
 FASTLOSS_SIMD_INLINE Vec<T> Vec<T>::sqrt() const {
-#if defined(CPU_CAPABILITY_AVX512)
-  if constexpr (std::is_same_v<T, float>) return _mm512_sqrt_ps(v);
-  else return _mm512_sqrt_pd(v);
-#elif defined(CPU_CAPABILITY_AVX2)
-  if constexpr (std::is_same_v<T, float>) return _mm256_sqrt_ps(v);
-  else return _mm256_sqrt_pd(v);
+#ifdef FASTLOSS_SIMD_X86
+  return Native<T>::sqrt(v);
 #else
   Vec r;
   for (int i = 0; i < size(); ++i) r.v[i] = std::sqrt(v[i]);
@@ -312,12 +307,8 @@ FASTLOSS_SIMD_INLINE Vec<T> Vec<T>::sqrt() const {
 // a·b + c, rounded once.
 template <typename T>
 FASTLOSS_SIMD_INLINE Vec<T> fmadd(const Vec<T>& a, const Vec<T>& b, const Vec<T>& c) {
-#if defined(CPU_CAPABILITY_AVX512)
-  if constexpr (std::is_same_v<T, float>) return _mm512_fmadd_ps(a, b, c);
-  else return _mm512_fmadd_pd(a, b, c);
-#elif defined(CPU_CAPABILITY_AVX2)
-  if constexpr (std::is_same_v<T, float>) return _mm256_fmadd_ps(a, b, c);
-  else return _mm256_fmadd_pd(a, b, c);
+#ifdef FASTLOSS_SIMD_X86
+  return Native<T>::fmadd(a.v, b.v, c.v);
 #else
   Vec<T> r;
   for (int i = 0; i < Vec<T>::size(); ++i) r.v[i] = std::fma(a.v[i], b.v[i], c.v[i]);
