@@ -6,10 +6,14 @@ Two sets, per SIMD flavour (tests/test_bitwise.py holds the build to both):
 - tests/data/bitwise_pre_port_<flavour>.json: the kernels before the port to the LibTorch stable ABI
   (built against torch 2.14.1's full C++ API with ATen's Vectorized, commit 2cc93d5). The port
   (cpu/simd.h) matches them bit for bit but in the cases listed in tests/data/bitwise_port_drift.json
-  (AVX2: 2, AVX-512: 4 — mmdet-convention IoU/GIoU forward, Dice with labels, one softmax focal
+  (AVX2: 2, AVX-512: 3 — mmdet-convention IoU/GIoU forward, Dice with labels, one softmax focal
   case), whose outputs differ in the last place in a few elements: GCC fuses a·b + c into
   one FMA (C++'s default -ffp-contract=fast) wherever inlining puts the two next to each other,
-  and there its inlining still differs from the build with ATen's vector type.
+  and which of two products it fuses is an accident of its statement order. The pre-port build
+  itself was not consistent: in the IoU union wp·hp + wt·ht its AVX2 flavour fused the first
+  product and its AVX-512 flavour the second (plan box_iou-87, element by element), so no one
+  formula reproduces both; math/box_iou.h now fuses the second explicitly (O::fma), which matches
+  the pre-port AVX-512 build and gives both flavours (and CUDA) the same union.
 - tests/data/bitwise_<flavour>.json: the kernels since the port, bit for bit.
 
 Record (only when a kernel's numbers change on purpose, with the reason in the commit):

@@ -2,7 +2,6 @@
 import json
 import os
 import pathlib
-import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +11,9 @@ import torch
 
 import fastloss
 from helpers import peer
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
+import check_wheel  # noqa: E402  (its symbol check, shared)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -176,9 +178,7 @@ def test_extension_modules_reference_no_torch_cxx_symbol():
     modules = [str(p) for p in pathlib.Path(fastloss.__file__).parent.glob("_*.so")]
     assert any("_cpu_" in m for m in modules)
     for module in modules:
-        undefined = subprocess.run(["nm", "-D", "--undefined-only", "-C", module], capture_output=True, text=True,
-                                   check=True).stdout
-        assert not re.findall(r"\b(?:c10|at|torch)::\S+", undefined), module
+        assert not check_wheel.torch_cxx_symbols(module), module
         if "_cpu_" in module or "_cuda" in module:
             needed = subprocess.run(["readelf", "-d", module], capture_output=True, text=True, check=True).stdout
             assert "libtorch_cpu.so" in needed, module

@@ -314,7 +314,9 @@ FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], 
   const V iw = O::max(iw_raw, zero), ih = O::max(ih_raw, zero);
   // mmdet's IoU and GIoU floor the union at eps where the others add it.
   const bool floor_union = mmdet && (prm.kind == kIoU || prm.kind == kGIoU);
-  const V inter = iw * ih, uni = wp * hp + wt * ht - inter;
+  // (The target's area is fused into the sum explicitly: left to the compiler, which product it
+  // fuses depends on inlining, and with it the union's last bit.)
+  const V inter = iw * ih, uni = O::fma(wt, ht, wp * hp) - inter;
   const auto union_floored = O::gt(eps, uni);
   const V u = floor_union ? O::select(union_floored, eps, uni) : uni + eps, iou = inter / u;
   const V cw_raw = O::max(p.x2, t.x2) - O::min(p.x1, t.x1), ch_raw = O::max(p.y2, t.y2) - O::min(p.y1, t.y1);
