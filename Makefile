@@ -16,7 +16,7 @@ export MAX_JOBS ?= 2
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: bench test peers build system-deps check info cmake-test wheel wheel-test sdist sdist-test \
-	second-torch-test oldest-torch-test aarch64-syntax gpu-wheelhouse gpu-check-dry clean
+	second-torch-test oldest-torch-test aarch64-syntax sanitize gpu-wheelhouse gpu-check-dry clean
 
 $(VENV)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -81,12 +81,17 @@ sdist-test: sdist
 
 # The supported-torch claim, tested: the release wheel of `make wheel` (built against this venv's torch,
 # CUDA kernels included), installed unchanged under SECOND_TORCH (CPU-only) and tested there.
+# $(call torch_venv,DIR,TORCH): a virtualenv with that torch and the dev requirements, but for
+# torchvision (PyPI's pins its own torch) and ultralytics (it requires torchvision).
+define torch_venv
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install -q "torch==$(2)"
+	grep -v -E '^(torch|torchvision|ultralytics)==' requirements-dev.txt > $(1)/requirements.txt
+	$(1)/bin/python -m pip install -q -r $(1)/requirements.txt
+endef
+
 $(VENV2)/.deps: requirements-dev.txt
-	$(PYTHON) -m venv $(VENV2)
-	$(PY2) -m pip install -q "torch==$(SECOND_TORCH)"
-	# no torchvision (PyPI's pins its own torch) and no ultralytics (it requires torchvision)
-	grep -v -E '^(torch|torchvision|ultralytics)==' requirements-dev.txt > $(VENV2)/requirements.txt
-	$(PY2) -m pip install -q -r $(VENV2)/requirements.txt
+	$(call torch_venv,$(VENV2),$(SECOND_TORCH))
 	touch $@
 
 second-torch-test: $(VENV2)/.deps
@@ -102,10 +107,7 @@ VENV3 ?= .venv-torch$(OLDEST_TORCH)
 OLDEST_WHEEL ?= build/from-sdist/dist/fastloss-*.whl
 oldest-torch-test:
 	test -n "$$(ls $(OLDEST_WHEEL))"  # (make sdist-test first)
-	test -x $(VENV3)/bin/python || $(PYTHON) -m venv $(VENV3)
-	$(VENV3)/bin/python -m pip install -q "torch==$(OLDEST_TORCH)"
-	grep -v -E '^(torch|torchvision|ultralytics)==' requirements-dev.txt > $(VENV3)/requirements.txt
-	$(VENV3)/bin/python -m pip install -q -r $(VENV3)/requirements.txt
+	$(call torch_venv,$(VENV3),$(OLDEST_TORCH))
 	FASTLOSS_TESTS_MISSING_PEERS=torchvision,ultralytics bash scripts/test_installed.sh $(OLDEST_WHEEL) $(VENV3)/bin/python
 
 # The CPU kernels' C++ compiled for aarch64 (syntax only, Debian's cross g++): the SIMD layer
@@ -133,6 +135,12 @@ gpu-wheelhouse:
 gpu-check-dry: build
 	rm -rf build/gpu-dry
 	PYTHON=$(CURDIR)/$(PY) OUT=$(CURDIR)/build/gpu-dry bash scripts/gpu_check.sh --dry-run
+
+# The CPU kernels (AVX2) and the LibTorch build under AddressSanitizer + UndefinedBehaviorSanitizer:
+# the kernel-reaching tests, the fuzzer (FUZZ_SECONDS, default 180) and ctest; any report fails it
+# (scripts/sanitize.sh; built out of tree in build/sanitize).
+sanitize: $(VENV)/.deps system-deps
+	bash scripts/sanitize.sh $(PY)
 
 # The LibTorch build of the same sources (CPU; -DFASTLOSS_CUDA=ON for CUDA) and its C++ test.
 cmake-test: $(VENV)/.deps

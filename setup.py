@@ -78,6 +78,14 @@ def nvidia_include_dirs():
     return found
 
 
+# FASTLOSS_SANITIZE=1: the AddressSanitizer + UndefinedBehaviorSanitizer build of `make sanitize`
+# (scripts/sanitize.sh): the AVX2 CPU kernels only, no CUDA, built out of tree (--build-lib), never
+# into python/fastloss. vptr checks are off: they misreport on torch's uninstrumented types.
+SANITIZE = os.environ.get("FASTLOSS_SANITIZE", "0").strip() == "1"
+SANITIZER_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize=vptr", "-fno-sanitize-recover=undefined"]
+if SANITIZE:
+    os.environ["FASTLOSS_CUDA"] = "0"
+    os.environ["FASTLOSS_CPU_FLAVOURS"] = "avx2" if platform.machine().lower() in ("x86_64", "amd64") else ""
 CUDA_REQUEST = os.environ.get("FASTLOSS_CUDA", "auto").strip().lower()
 if CUDA_REQUEST not in ("auto", "0", "1"):
     raise SystemExit(f"FASTLOSS_CUDA must be 0, 1 or unset, got {CUDA_REQUEST!r}")
@@ -142,12 +150,16 @@ release = ["-g0", f"-ffile-prefix-map={ROOT}=.", f"-ffile-prefix-map={TORCH_DIR}
     ["-include", os.path.join(COMPAT, "glibc_2_28.h")] if X86_64_LINUX else [])
 # Hidden by default: nothing but PyInit_* is exported (torch's stable types are hidden too).
 cxx_flags = ["-O3", "-Wno-unknown-pragmas", "-fvisibility=hidden"] + release
+if SANITIZE:  # readable reports (frames, lines); -fno-wrapv undoes Python's -fwrapv, which would make
+    # signed overflow defined and so hide it from UBSAN (a wrapped 32-bit index is what it must catch)
+    cxx_flags = ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-wrapv", "-Wno-unknown-pragmas",
+                 "-fvisibility=hidden"] + SANITIZER_FLAGS
 # The stable ABI of torch 2.10 and nothing newer (torch/csrc/stable/version.h).
 STABLE_ABI = ("TORCH_TARGET_VERSION", "0x%02x%02x000000000000" % MIN_TORCH)
 build_macros = [STABLE_ABI, ("FASTLOSS_BUILT_TORCH", f'"{torch.__version__}"')]
 # libtorch_cpu (and libtorch_cuda) stay NEEDED even where unused symbols would let the linker drop
 # them: the stable C shim the kernels call lives there.
-common = dict(extra_link_args=["-Wl,--no-as-needed", "-ldl"], include_dirs=[COMPAT, os.path.join(ROOT, "csrc")],
+common = dict(extra_link_args=["-Wl,--no-as-needed", "-ldl"] + (SANITIZER_FLAGS if SANITIZE else []), include_dirs=[COMPAT, os.path.join(ROOT, "csrc")],
               py_limited_api=True)
 
 # The CPU kernels per vector flavour: simd::Vec<T> takes its width from CPU_CAPABILITY_* at compile
@@ -215,6 +227,10 @@ class BuildPerExtension(BuildExtension):
 
     def run(self):
         targets = [os.path.join(ROOT, "python", "fastloss")]
+        if SANITIZE:
+            if self.inplace:
+                raise SystemExit("FASTLOSS_SANITIZE=1 builds out of tree: build_ext --build-lib DIR (make sanitize)")
+            targets = []
         if not self.inplace:
             targets.append(os.path.join(self.build_lib, "fastloss"))
         sleef = find_sleef() if NEEDS_SLEEF else None

@@ -416,3 +416,12 @@ def test_bad_input_raises_clear_error(impl, call, error, message):
     args = dict(args)
     with pytest.raises(error, match=message):
         getattr(impl, loss)(args.pop("input"), args.pop("target"), **args)
+
+
+@pytest.mark.parametrize("activation", [0, 1, 2])
+def test_no_classes_give_empty_sums(activation):
+    """The raw op with C = 0 (the Python layer refuses it): empty sums, nothing read (the softmax once
+    read its first class unconditionally: scripts/sanitize.sh's fuzzer found it)."""
+    sums, probs = torch.ops.fastloss.overlap_sums(torch.randn(2, 0, 5), torch.zeros(2, 0, 5), activation, False, None,
+                                                  True)
+    assert sums.shape == (2, 0, 3) and probs.shape == (2, 0, 5)

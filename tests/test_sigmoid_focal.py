@@ -136,8 +136,9 @@ def test_integer_label_dtypes(label_dtype):
 @pytest.mark.parametrize("device", DEVICES)
 def test_labels_outside_classes_are_all_negative(device):
     """Any label value is safe: labels are compared with the class index, never used as addresses."""
-    x = logits(6, 4, device=device)
-    labels = torch.tensor([4, -1, 2**62, -2**62, 10**9, -7], device=device)
+    x = logits(8, 4, device=device)
+    # (−2^63 and 2^63 − 1 too: the kernel once subtracted the column from the label before comparing)
+    labels = torch.tensor([4, -1, 2**62, -2**62, 10**9, -7, -2**63, 2**63 - 1], device=device)
     got = fastloss.sigmoid_focal_loss(x, labels, reduction="none")
     assert_close(got, fastloss.sigmoid_focal_loss(x, torch.zeros_like(x), reduction="none"))
 
@@ -526,3 +527,10 @@ def test_half_avg_factor_of_a_sum_beyond_float16_range(dtype):
     want = reference.sigmoid_focal_loss(x.float(), t.float(), reduction="sum") / 1000.0
     assert got.dtype == dtype and torch.isfinite(got)
     assert_close(got, want)
+
+
+def test_the_raw_op_with_a_tensor_missing_is_a_value_error():
+    """None where the raw op wants a tensor arrives as an undefined tensor: a plain error, not a shim
+    exception with a logged stack trace (scripts/sanitize.sh's fuzzer passes None anywhere)."""
+    with pytest.raises(ValueError, match="targets is missing"):
+        torch.ops.fastloss.sigmoid_focal_loss(torch.randn(3, 4), None, None, 0.25, 2.0, 1, -100)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 import fastloss
 from fastloss import reference
+from fastloss._common import SUM
 from helpers import DEVICES, FLOAT_DTYPES, assert_close, logits, loss_and_grads
 
 REDUCTIONS = ["mean", "sum", "none"]
@@ -315,3 +316,17 @@ def test_half_mean_of_a_sum_beyond_float16_range(dtype, avg_factor):
         assert_close(got, want)
     else:
         assert_close(got, F.cross_entropy(x.float(), y, reduction="sum") / avg_factor)
+
+
+@pytest.mark.parametrize("grad_shape", [(), (1,), (1, 1)])
+def test_a_reduced_loss_grad_of_one_element_is_one_scale_for_every_position(grad_shape):
+    """The raw backward takes a reduced loss's grad as one number whatever its shape (a (1,) grad once
+    read one value per position, past its end: scripts/sanitize.sh's fuzzer found it)."""
+    x = torch.randn(6, 5, 3, dtype=torch.float64)
+    y = torch.randint(0, 5, (6, 3))
+    _, lse, _ = torch.ops.fastloss.softmax_focal_loss(x, y, None, None, 2.0, 0.1, SUM, -100)
+    grad = torch.full(grad_shape, 0.5, dtype=torch.float64)
+    got = torch.ops.fastloss.softmax_focal_loss_backward(grad, x, y, None, None, lse, 2.0, 0.1, SUM, -100)
+    want = torch.ops.fastloss.softmax_focal_loss_backward(torch.tensor(0.5, dtype=torch.float64), x, y, None, None,
+                                                          lse, 2.0, 0.1, SUM, -100)
+    assert torch.equal(got, want)

@@ -92,7 +92,7 @@ struct CpuKernels {
       std::vector<Vec> p(classes), acc(3 * classes);
       for (int64_t item = first; item < last; ++item) {
         chunk.load(item, chunks, bad);
-        double* out = &partial[item * 3 * classes];
+        double* out = partial.data() + item * 3 * classes;  // (not &partial[…]: empty when C = 0)
         // locals, so the compiler can take the branches out of the loops
         const bool squared = a.squared, soft = a.soft;
         auto add = [squared, soft](Vec& pt, Vec& pp, Vec& tt, const Vec& pc, const Vec& tc) {

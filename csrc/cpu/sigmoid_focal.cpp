@@ -28,10 +28,12 @@ struct Row {
       return;
     }
     // Labels: every column is a negative except the label's, if it falls in this vector. The
-    // label is only ever compared, never used as an address, so any value is safe.
+    // label is only ever compared (never subtracted from before that: −2^63 − c would overflow),
+    // never used as an address, so any value is safe.
     Vec sign(opmath_t(-1)), a_t(a.prm.alpha_neg);
-    const int64_t lane = a.labels[r] - c;
-    if (lane >= 0 && lane < n) {
+    const int64_t label = a.labels[r];
+    if (label >= c && label - c < n) {
+      const int64_t lane = label - c;
       const Vec positive = Vec::arange(opmath_t(0), opmath_t(1)) == Vec(opmath_t(lane));
       sign = Vec::blendv(sign, Vec(opmath_t(1)), positive);
       a_t = Vec::blendv(a_t, Vec(a.prm.alpha_pos), positive);

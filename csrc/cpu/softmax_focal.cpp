@@ -317,7 +317,7 @@ struct CpuKernels {
     const Kernel<scalar_t> k{a, bad};
     const int64_t positions = a.n * a.inner, span = k.span();
     const opmath_t* g = grad.const_data_ptr<opmath_t>();
-    const bool per_position = grad.dim() > 0;
+    const bool per_position = grad.numel() > 1;  // (a reduced loss's grad may be (1,) or (1, 1): not per position)
     auto scale = [&](int64_t position) { return (per_position ? g[position] : g[0]) * a.weight_of(position); };
     scalar_t* gx = grad_input.mutable_data_ptr<scalar_t>();
     torch::stable::parallel_for(0, (positions + span - 1) / span, 1, [&](int64_t first, int64_t last) {

@@ -208,7 +208,7 @@ struct CudaKernels {
     const int64_t positions = a.n * a.inner;
     if (positions * a.classes == 0) return;
     const opmath_t* g = grad.const_data_ptr<opmath_t>();
-    const bool per_position = grad.dim() > 0;
+    const bool per_position = grad.numel() > 1;  // (a reduced loss's grad may be (1,) or (1, 1): not per position)
     scalar_t* gx = grad_input.mutable_data_ptr<scalar_t>();
     with_group(a.inner, a.classes, [&](auto group) {
       constexpr int G = decltype(group)::value;

@@ -24,6 +24,7 @@ template <typename V>
 FASTLOSS_HD void softmax_in_place(int64_t classes, V* x) {
   using O = Ops<V>;
   using S = typename O::scalar_t;
+  if (classes <= 0) return;  // (no classes: nothing to read, not even x[0])
   V m = x[0], sum(S(0));
   for (int64_t c = 1; c < classes; ++c) m = O::max(m, x[c]);
   for (int64_t c = 0; c < classes; ++c) {

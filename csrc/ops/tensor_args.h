@@ -71,6 +71,10 @@ inline LossOut<scalar_t, opmath_t> loss_out(Tensor& loss, bool unreduced) {
 }
 
 inline void check_same_device(const char* op, const Tensor& ref, const Tensor& t, const char* name) {
+  // (an undefined tensor — None passed to the raw op — has no device: asking the shim would throw
+  // across its boundary and log a stack trace before the error arrives)
+  FASTLOSS_CHECK_VALUE(ref.defined(), op, ": the input tensor is missing (None)");
+  FASTLOSS_CHECK_VALUE(t.defined(), op, ": ", name, " is missing (None)");
   FASTLOSS_CHECK(t.device() == ref.device(), op, ": ", name, " is on ", t.device(), " but inputs are on ",
               ref.device());
 }
