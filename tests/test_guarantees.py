@@ -485,3 +485,41 @@ def test_an_empty_softmax_focal_mean_is_zero_in_both_layouts():
     for x, y in ((torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)),
                  (torch.zeros(2, 4, 0), torch.zeros(2, 0, dtype=torch.long))):
         assert fastloss.softmax_focal_loss(x.requires_grad_(), y).item() == 0
+
+
+# ---------------------------------------------------------------------------------------- SIMD tails
+
+
+def loss_and_input_grad(fn, case, n, dtype):
+    x, rest, kwargs = split(case, n=n, dtype=dtype, seed=n)
+    loss = fn(x, *rest, **kwargs)
+    (g,) = torch.autograd.grad(loss.sum(), x)
+    return loss.detach(), g
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", CASES, ids=repr)
+def test_every_simd_tail_length(case, dtype):
+    """n = 1 … 17 leading rows give every vector tail length 1 … W − 1 of both CPU flavours (W ≤ 16 lanes)
+    to the kernels that vectorize along n (the sanitizer job runs this: a tail that read or wrote a lane
+    past the end would be reported there, and a wrong lane here)."""
+    for n in range(1, 18):
+        got, want = loss_and_input_grad(case.fn, case, n, dtype), loss_and_input_grad(case.ref, case, n, dtype)
+        for a, b in zip(got, want):  # (a mean over only ignored rows is NaN in both, as in torch)
+            assert torch.equal(a.isnan(), b.isnan())
+            assert_close(a.nan_to_num(), b.nan_to_num())
+
+
+@pytest.mark.parametrize("classes", range(1, 18))
+def test_every_simd_tail_length_along_the_classes(classes):
+    """Softmax focal over rows vectorizes along the classes: C = 1 … 17 gives every tail there."""
+    g = torch.Generator().manual_seed(classes)
+    x = (torch.randn(5, classes, generator=g, dtype=torch.float64) * 3).float().requires_grad_()
+    labels = torch.randint(0, classes, (5,), generator=g)
+    kwargs = dict(gamma=2.0, label_smoothing=0.1, reduction="none")
+    results = []
+    for fn in (fastloss.softmax_focal_loss, fastloss.reference.softmax_focal_loss):
+        loss = fn(x, labels, **kwargs)
+        results.append((loss.detach(), torch.autograd.grad(loss.sum(), x)[0]))
+    for a, b in zip(*results):
+        assert_close(a, b)
