@@ -24,6 +24,8 @@ constexpr const char* kSchemas[] = {
     "overlap_score_backward(Tensor grad, Tensor sums, Tensor? class_weight, int loss, bool jaccard, float smooth_nr, float smooth_dr, float alpha, float beta, float gamma, bool include_background, bool batch, int reduction) -> Tensor",
     "balanced_l1_loss(Tensor pred, Tensor target, Tensor? weight, float alpha, float gamma, float beta, int reduction) -> Tensor",
     "balanced_l1_loss_backward(Tensor grad, Tensor pred, Tensor target, Tensor? weight, float alpha, float gamma, float beta, int reduction) -> Tensor",
+    "box_iou_matrix(Tensor boxes1, Tensor boxes2, int kind, int box_format, float eps, int convention, bool aligned, int out_dtype) -> Tensor",
+    "box_iou_matrix_backward(Tensor grad, Tensor boxes1, Tensor boxes2, int kind, int box_format, float eps, int convention, bool aligned, bool boxes1_grad, bool boxes2_grad) -> (Tensor grad_boxes1, Tensor grad_boxes2)",
     "overlap_sums_backward_(Tensor grad, Tensor(a!) probs, Tensor target, int activation, bool squared, int? ignore_index, bool soft_label=False) -> ()",
 };
 

@@ -60,6 +60,34 @@ def boxes(n, dtype, device, g):
     return (pred.to(device=device, dtype=dtype), target.to(device=device, dtype=dtype)), dict(reduction="mean")
 
 
+def box_sets(n, dtype, device, g):
+    """boxes1 (n, 4) and boxes2 (n + 3, 4) for the pairwise metrics (the SIMD lanes run along boxes2)."""
+    return (random_boxes(n, generator=g).to(device=device, dtype=dtype),
+            random_boxes(n + 3, generator=g).to(device=device, dtype=dtype)), {}
+
+
+def _matrix(kind, fused, convention="torchvision"):
+    """The pairwise metric matrix of a kind as a "loss" (reduced by the case's reduction), fused or reference."""
+    from fastloss._common import REDUCTIONS, reduce_unreduced
+    from fastloss.box_matrix import pairwise
+    from fastloss.reference import box_matrix as ref
+
+    def loss(boxes1, boxes2, reduction="mean"):
+        if fused:
+            matrix = pairwise(boxes1, boxes2, kind, eps=1e-6, convention=convention)
+        else:
+            matrix = ref.box_iou_matrix(boxes1[None], boxes2[None], ref.KINDS[kind], 0, 1e-6,
+                                        ref.CONVENTIONS[convention], False, 0)[0]
+        return reduce_unreduced(matrix, REDUCTIONS[reduction], None)
+    return loss
+
+
+def _matrix_case(kind, convention="torchvision"):
+    name = "bbox_overlaps " + kind if convention == "mmdet" else "box_iou_matrix " + kind
+    return OpCase(name, _matrix(kind, True, convention), _matrix(kind, False, convention), box_sets,
+                  frozen_factor=kind == "ciou")
+
+
 def overlap_labels(n, dtype, device, g):
     x = (torch.randn(2, 3, n, generator=g, dtype=torch.float64) * 2).to(device=device, dtype=dtype)
     return (x, torch.randint(0, 3, (2, n), generator=g).to(device)), dict(activation="softmax")
@@ -80,7 +108,7 @@ def _with(make, **extra):
 
 def _convention(kind, convention, fused, **params):
     """A box kind under a face's eps convention (fastloss.mmdet, fastloss.ultralytics), fused or reference."""
-    from fastloss import box_iou
+    from fastloss import box_iou_loss as box_iou
     from fastloss.reference import box_iou as box_iou_reference
 
     def ref(*args, **kwargs):
@@ -136,6 +164,11 @@ CASES = [
     _face_case("siou mmdet", "siou", "mmdet"),
     _face_case("smooth_eiou mmdet", "smooth_eiou", "mmdet", lambd=0.3),
     OpCase("bounded_iou mmdet", _bounded_iou(True), _bounded_iou(False), boxes),
+    _matrix_case("diou"),
+    _matrix_case("ciou"),
+    _matrix_case("eiou"),
+    _matrix_case("giou", "mmdet"),
+    _matrix_case("iof", "mmdet"),
 ]
 
 

@@ -32,7 +32,8 @@ def test_outputs_are_bitwise_those_recorded(digests):
 def test_outputs_differ_from_the_pre_port_kernels_only_where_recorded(digests):
     pre_port = load(bitwise.path(bitwise.flavour(), pre_port=True))
     drift = load(os.path.join(bitwise.DATA, "bitwise_port_drift.json"))[bitwise.flavour()]
-    changed = sorted(name for name in digests if digests[name] != pre_port[name])
+    # (cases added since the port have no pre-port digest)
+    changed = sorted(name for name in digests if name in pre_port and digests[name] != pre_port[name])
     assert set(changed) <= set(drift), sorted(set(changed) - set(drift))
     assert len(drift) <= 4  # (the port's known drift: tests/bitwise.py)
 

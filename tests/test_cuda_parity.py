@@ -84,13 +84,17 @@ OVERLAP = dict(dtype=FLOATS, activation=["softmax", "sigmoid", "none"], target=[
                classes=[2, 4, 21], spatial=[(1,), (31,), (33, 33), (128, 128), (16, 16, 16)], squared=[False, True],
                loss=["dice", "jaccard", "tversky", "focal_tversky"], batch=[False, True],
                include_background=[True, False], reduction=["none", "mean", "sum"], ignore=[False, True])
+BOX_MATRIX = dict(dtype=FLOATS, n=[1, 31, 33, 257, 1025], m=[1, 17, 33, 4099], batch=[1, 3],
+                  kind=["iou", "giou", "diou", "ciou", "eiou", "iof"], box_format=["xyxy", "xywh", "cxcywh"],
+                  convention=["torchvision", "mmdet"], aligned=[False, True], out_dtype=[None, torch.float16],
+                  grad=["boxes1", "both"], contiguous=[True, False])
 # named large-index cases, beyond the per-case limit
 LARGE = {"sigmoid_focal": dict(rows=400_000, classes=80), "box_iou": dict(pairs=5_000_000),
          "overlap": dict(n=2, classes=4, spatial=(160, 160, 160)), "softmax_focal": dict(positions=600_000, classes=81),
-         "balanced_l1": dict(elements=20_000_000)}
+         "balanced_l1": dict(elements=20_000_000), "box_matrix": dict(n=40_000, m=60_000, out_dtype=torch.float16)}
 
 PLANS = {"sigmoid_focal": SIGMOID, "softmax_focal": SOFTMAX, "box_iou": BOXES, "overlap": OVERLAP,
-         "balanced_l1": BALANCED_L1}
+         "balanced_l1": BALANCED_L1, "box_matrix": BOX_MATRIX}
 
 
 def cases_of(family):
@@ -106,6 +110,8 @@ def elements(family, case):
         return case["pairs"] * 4
     if family == "balanced_l1":
         return case["elements"]
+    if family == "box_matrix":
+        return case["batch"] * case["n"] * (1 if case["aligned"] else case["m"])
     return case["n"] * case["classes"] * prod(case["spatial"])
 
 
@@ -113,7 +119,7 @@ def fitted(family, case):
     """The case with its leading size cut so that it stays within LIMIT elements."""
     case = dict(case)
     key = {"sigmoid_focal": "rows", "softmax_focal": "positions", "box_iou": "pairs",
-           "balanced_l1": "elements"}.get(family)
+           "balanced_l1": "elements", "box_matrix": "m"}.get(family)
     while elements(family, case) > LIMIT and key is not None:
         case[key] //= 2
     return case
@@ -189,6 +195,16 @@ def make_call(family, case, device, seed=0):
                       weight=None if w is None else on(w, dtype))
         fn = functools.partial(box_loss, case["kind"], case["convention"])
         return fn, [strided(pred, case["contiguous"]), target.requires_grad_(case["target_grad"])], kwargs
+    if family == "box_matrix":
+        from helpers import to_format
+        n, m = case["n"], case["n"] if case["aligned"] else case["m"]
+        a = random_boxes(case["batch"] * n, generator=g).reshape(case["batch"], n, 4)
+        b = random_boxes(case["batch"] * m, generator=g).reshape(case["batch"], m, 4)
+        a, b = on(to_format(a, case["box_format"]), dtype), on(to_format(b, case["box_format"]), dtype)
+        kind = case["kind"] if case["convention"] == "torchvision" or case["kind"] in ("iou", "giou", "iof") else "iou"
+        fn = functools.partial(box_matrix, kind, case["box_format"], case["convention"], case["aligned"],
+                               case["out_dtype"])
+        return fn, [strided(a, case["contiguous"]), b.requires_grad_(case["grad"] == "both")], {}
     if family == "balanced_l1":
         n = case["elements"]
         target = torch.randn(n, generator=g, dtype=torch.float64)
@@ -224,9 +240,15 @@ def make_call(family, case, device, seed=0):
 
 def box_loss(kind, convention, pred, target, reduction, box_format, weight):
     """Any kind of the fused box kernel under any face's convention (bounded_iou: its dx component)."""
-    from fastloss.box_iou import _fused
+    from fastloss.box_iou_loss import _fused
     params = {"mode": "dx", "lambd": 0.2} if kind == "bounded_iou" else {}
     return _fused(kind, pred, target, reduction, 1e-6, weight, None, box_format, convention=convention, **params)
+
+
+def box_matrix(kind, box_format, convention, aligned, out_dtype, boxes1, boxes2):
+    """The pairwise metric kernel under any option, as the faces call it."""
+    from fastloss.box_matrix import pairwise
+    return pairwise(boxes1, boxes2, kind, box_format, 1e-6, convention, aligned, out_dtype)
 
 
 def run(fn, tensors, kwargs):
@@ -310,7 +332,7 @@ def mid(family, **sizes):
 MID = {"sigmoid_focal": mid("sigmoid_focal", rows=70001, classes=80),
        "softmax_focal": mid("softmax_focal", positions=70001, classes=81),
        "box_iou": mid("box_iou", pairs=300001), "overlap": mid("overlap", spatial=(64, 64), n=2),
-       "balanced_l1": mid("balanced_l1", elements=1_000_001)}
+       "balanced_l1": mid("balanced_l1", elements=1_000_001), "box_matrix": mid("box_matrix", n=1025, m=4099)}
 
 
 @needs_cuda

@@ -45,7 +45,7 @@
 
 namespace fastloss::box_iou {
 
-// Codes shared with python/fastloss/box_iou.py.
+// Codes shared with python/fastloss/reference/box_iou.py.
 enum Kind : int {
   kIoU = 0, kGIoU = 1, kDIoU = 2, kCIoU = 3, kEIoU = 4, kFocalEIoU = 5, kCDIoU = 6, kSIoU = 7, kSmoothEIoU = 8,
   kBoundedIoU = 9
@@ -222,7 +222,8 @@ FASTLOSS_HD_ALWAYS_INLINE V smooth_eiou(const Params<S>& prm, const Box<V>& p, c
   if constexpr (kGrad) {
     const V g_l = O::select(smooth, l / beta, one);
     g_areas = g_l * inter / (u * u);
-    const V g_i = O::neg(g_l) * (u + inter) / (u * u);  // dl/dI with u's −I
+    // dl/dI with u's −I; 0 where the areas are infinite (as −1/u − I/u², not the NaN of inf/inf)
+    const V g_i = O::select(is_infinite(u), V(S(0)), O::neg(g_l) * (u + inter) / (u * u));
     const V g_x2 = g_i * y2, g_y2 = g_i * x2, g_xn = g_i * yn, g_yn = g_i * xn;
     const V g_x1 = O::neg(g_i * ym), g_ym = O::neg(g_i * x1), g_xm = O::neg(g_i * y1), g_y1 = O::neg(g_i * xm);
     V g_ix1 = g_x1, g_ix2 = g_x2, g_iy1 = g_y1, g_iy2 = g_y2;

@@ -11,8 +11,9 @@ from .overlap import dice_loss, tversky_loss
 from .softmax_focal import softmax_focal_loss
 from .classic import l1_loss, mse_loss, smooth_l1_loss
 from .balanced_l1 import balanced_l1_loss
-from .box_iou import (cdiou_loss, ciou_loss, complete_box_iou_loss, diou_loss, distance_box_iou_loss, eiou_loss,
-                      focal_eiou_loss, generalized_box_iou_loss, giou_loss, iou_loss)
+from .box_iou_loss import (cdiou_loss, ciou_loss, complete_box_iou_loss, diou_loss, distance_box_iou_loss,
+                           eiou_loss, focal_eiou_loss, generalized_box_iou_loss, giou_loss, iou_loss)
+from .box_matrix import box_iou, box_iou_matrix, complete_box_iou, distance_box_iou, generalized_box_iou
 
 from . import nn, reference  # noqa: E402  (after the ops, which they wrap)
 from . import _torchscript
@@ -20,6 +21,7 @@ from . import _torchscript
 __all__ = ["__version__", "nn", "reference", "sigmoid_focal_loss", "iou_loss", "giou_loss", "diou_loss", "ciou_loss",
            "eiou_loss", "focal_eiou_loss", "cdiou_loss", "generalized_box_iou_loss", "distance_box_iou_loss",
            "complete_box_iou_loss", "dice_loss", "tversky_loss", "softmax_focal_loss", "l1_loss", "mse_loss",
-           "smooth_l1_loss", "balanced_l1_loss"]
+           "smooth_l1_loss", "balanced_l1_loss", "box_iou_matrix", "box_iou", "generalized_box_iou",
+           "distance_box_iou", "complete_box_iou"]
 
 _torchscript.refuse_functions(globals(), __all__, "fastloss")

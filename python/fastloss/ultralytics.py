@@ -16,7 +16,7 @@ import torch
 
 from ._common import check_bool, check_nonnegative, check_tensor
 from ._torchscript import refuse_functions
-from .box_iou import _fused as box_loss
+from .box_iou_loss import _fused as box_loss
 
 
 def bbox_iou(box1, box2, xywh=True, GIoU=False, DIoU=False, CIoU=False, eps=1e-7):

@@ -31,6 +31,9 @@ class Case:
     reference: Callable[..., torch.Tensor]
     peers: Dict[str, Callable[..., torch.Tensor]] = dataclasses.field(default_factory=dict)
     dtypes: Tuple[torch.dtype, ...] = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+    # a forward-only case (no gradient: the assigners' and matchers' matrices, built under no_grad):
+    # timed forward alone, its peak memory compared with its output's size instead of a gradient's
+    forward_only: bool = False
 
 
 CASES: List[Case] = []
@@ -68,21 +71,22 @@ def time_ms(fn, inputs, grad_names, device, repeat, warmup, backward=True):
     return statistics.median(times)
 
 
-def peak_bytes(fn, inputs, grad_names, device):
-    """Peak bytes allocated during one forward + backward, beyond what existed before (the inputs)."""
+def peak_bytes(fn, inputs, grad_names, device, backward=True):
+    """Peak bytes allocated during one forward + backward (or forward), beyond what existed before
+    (the inputs)."""
     for name in grad_names:
         inputs[name].grad = None
     if device.type == "cuda":
         _sync(device)
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
-        _step(fn, inputs, grad_names)
+        _step(fn, inputs, grad_names, backward)
         _sync(device)
         return torch.cuda.max_memory_allocated(device) - base
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        _step(fn, inputs, grad_names)
+        _step(fn, inputs, grad_names, backward)
     events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     running = peak = 0
     for e in sorted(events, key=lambda e: e.start_ns()):
@@ -99,12 +103,22 @@ def implementations(case: Case, compile_reference: bool):
     return impls
 
 
-def moved_bytes(inputs, grad_names):
-    """The bytes a forward + backward must move at least: every input read once, every gradient
-    written once (a fused implementation's floor; anything else re-reads or writes intermediates)."""
+def moved_bytes(inputs, grad_names, output_bytes=0):
+    """The bytes a forward + backward must move at least: every input read once, every gradient (of a
+    forward-only case: the output) written once (a fused implementation's floor; anything else re-reads
+    or writes intermediates)."""
     read = sum(t.numel() * t.element_size() for t in inputs.values() if isinstance(t, torch.Tensor))
     written = sum(inputs[n].numel() * inputs[n].element_size() for n in grad_names)
-    return read + written
+    return read + written + output_bytes
+
+
+def output_bytes(case, inputs):
+    """The size of a forward-only case's output (its floor of memory and of bytes written); 0 otherwise."""
+    if not case.forward_only:
+        return 0
+    with torch.no_grad():
+        out = case.fastloss(**inputs)
+    return out.numel() * out.element_size()
 
 
 def copy_bandwidth(nbytes, device, repeat=10):
@@ -143,15 +157,19 @@ def run(cases, device, dtype, repeat=10, warmup=3, compile_reference=True, log=p
     rows = []
     for number, case in enumerate(cases, 1):
         inputs = case.make_inputs(device, dtype, False)
-        grad_bytes = sum(inputs[n].numel() * inputs[n].element_size() for n in case.grad)
-        moved = moved_bytes(inputs, case.grad)
+        out_bytes = output_bytes(case, inputs)
+        grad_bytes = sum(inputs[n].numel() * inputs[n].element_size() for n in case.grad) + out_bytes
+        moved = moved_bytes(inputs, case.grad, out_bytes)
         copy_bps = copy_bandwidth(moved, device)
         log(f"[{number}/{len(cases)}] {case.name}: {moved / MiB:.1f} MiB to move; copy runs at {copy_bps / 1e9:.1f} GB/s")
         base_ms = None
         for impl, fn in implementations(case, compile_reference).items():
-            ms = time_ms(fn, inputs, case.grad, device, repeat, warmup)
-            forward_ms = time_ms(fn, inputs, case.grad, device, repeat, 1, backward=False)
-            peak = peak_bytes(fn, inputs, case.grad, device)
+            if case.forward_only:
+                ms = forward_ms = time_ms(fn, inputs, case.grad, device, repeat, warmup, backward=False)
+            else:
+                ms = time_ms(fn, inputs, case.grad, device, repeat, warmup)
+                forward_ms = time_ms(fn, inputs, case.grad, device, repeat, 1, backward=False)
+            peak = peak_bytes(fn, inputs, case.grad, device, backward=not case.forward_only)
             base_ms = ms if base_ms is None else base_ms
             gbps = moved / (ms / 1e3) / 1e9
             row = dict(case=case.name, impl=impl, ms=ms, forward_ms=forward_ms, fastloss_over_this=base_ms / ms,
@@ -175,7 +193,8 @@ def format_table(rows, meta):
              "(inputs read once, gradient written once) ÷ fwd+bwd time; of copy: that ÷ the bandwidth of "
              "Tensor.copy_ of as many bytes in the same run (1.00 = at the memory roofline); peak: memory allocated "
              "during forward + backward beyond the inputs; peak/grad: that ÷ the size of the gradient (1.00 is the "
-             "floor).",
+             "floor). Forward-only cases (the assigners' matrices, no gradient): fwd+bwd is the forward, and "
+             "peak/grad is ÷ the output's size.",
              "",
              f"| {'case':<34} | {'implementation':<24} | {'fwd+bwd ms':>10} | {'fwd ms':>8} | {'fastloss/this':>13} | "
              f"{'GB/s':>6} | {'of copy':>7} | {'peak MiB':>9} | {'peak/grad':>9} |",
@@ -264,7 +283,8 @@ def check(cases, device, log=print):
                 for name in case.grad:
                     inputs[name].grad = None
                 loss = fn(**inputs)
-                (loss if loss.dim() == 0 else loss.sum()).backward()
+                if not case.forward_only:
+                    (loss if loss.dim() == 0 else loss.sum()).backward()
                 results.append([loss.detach()] + [inputs[n].grad.clone() for n in case.grad])
             worst = 0.0
             for got, want in zip(*results):
@@ -283,4 +303,4 @@ def write_json(path, rows, meta):
 
 
 # One import per loss: each module registers its cases.
-from . import balanced_l1, box_iou, overlap, sigmoid_focal, softmax_focal  # noqa: E402,F401
+from . import balanced_l1, box_iou, box_matrix, overlap, sigmoid_focal, softmax_focal  # noqa: E402,F401

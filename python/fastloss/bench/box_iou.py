@@ -2,7 +2,7 @@
 batch), pred near target, the mean loss; torchvision where it has the loss."""
 import torch
 
-from .. import box_iou as fused
+from .. import box_iou_loss as fused
 from ..reference import box_iou as reference
 from . import Case, register
 

@@ -9,6 +9,7 @@ classes in mmdet's MODELS registry as "Fast" + the mmdet name, e.g. in a config:
     model = dict(bbox_head=dict(loss_cls=dict(type="FastFocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25,
                                               loss_weight=1.0)))
 """
+from .bbox_overlaps import bbox_overlaps
 from .cross_entropy_loss import CrossEntropyLoss
 from .dice_loss import DiceLoss
 from .focal_loss import FocalLoss
@@ -18,7 +19,7 @@ from .smooth_l1_loss import BalancedL1Loss, L1Loss, SmoothL1Loss
 
 LOSSES = ["FocalLoss", "CrossEntropyLoss", "IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "SIoULoss", "EIoULoss",
           "BoundedIoULoss", "L1Loss", "SmoothL1Loss", "BalancedL1Loss", "MSELoss", "DiceLoss"]
-__all__ = LOSSES + ["REGISTERED_NAMES", "register"]
+__all__ = LOSSES + ["REGISTERED_NAMES", "register", "bbox_overlaps"]
 
 REGISTERED_NAMES = {"Fast" + name: globals()[name] for name in LOSSES}
 

@@ -5,7 +5,7 @@ import warnings
 import torch
 
 from .._common import check_nonnegative
-from ..box_iou import _fused as box_loss
+from ..box_iou_loss import _fused as box_loss
 from ._base import MMDetLoss, resolve_reduction, weight_reduce, zero_weight_sum
 
 MODES = ("linear", "square", "log")

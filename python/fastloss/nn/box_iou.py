@@ -1,4 +1,4 @@
-from .. import box_iou as _functional
+from .. import box_iou_loss as _functional
 from ._base import WeightedLoss
 
 

@@ -241,7 +241,7 @@ COMMON_DOC = """
 
 def define(implementation):
     """The family's public functions over implementation(kind, pred, target, reduction, eps, weight,
-    avg_factor, box_format, **params) — pure torch (`compute`) or the kernels (fastloss.box_iou)."""
+    avg_factor, box_format, **params) — pure torch (`compute`) or the kernels (fastloss.box_iou_loss)."""
 
     def iou_loss(pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy",
                  mode="linear"):
