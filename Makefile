@@ -37,7 +37,7 @@ build: $(VENV)/.deps system-deps
 	$(PY) setup.py -q build_ext --inplace
 
 bench: build
-	$(PY) -m fastloss bench $(BENCH_ARGS)
+	$(PY) -m fastloss bench --peers scripts/bench_peers.py $(BENCH_ARGS)
 
 test: build peers
 	$(PY) -m pytest tests $(PYTEST_ARGS)

@@ -26,6 +26,8 @@ constexpr const char* kSchemas[] = {
     "balanced_l1_loss_backward(Tensor grad, Tensor pred, Tensor target, Tensor? weight, float alpha, float gamma, float beta, int reduction) -> Tensor",
     "box_iou_matrix(Tensor boxes1, Tensor boxes2, int kind, int box_format, float eps, int convention, bool aligned, int out_dtype) -> Tensor",
     "box_iou_matrix_backward(Tensor grad, Tensor boxes1, Tensor boxes2, int kind, int box_format, float eps, int convention, bool aligned, bool boxes1_grad, bool boxes2_grad) -> (Tensor grad_boxes1, Tensor grad_boxes2)",
+    "task_aligned_assign(Tensor pd_scores, Tensor pd_bboxes, Tensor anc_points, Tensor gt_labels, Tensor gt_bboxes, Tensor mask_gt, int topk, int topk2, int num_classes, float alpha, float beta, float eps, float stride_val, bool sparse) -> (Tensor target_labels, Tensor target_bboxes, Tensor target_scores, Tensor fg_mask, Tensor target_gt_idx)",
+    "matching_cost(Tensor pred_logits, Tensor pred_boxes, Tensor tgt_labels, Tensor tgt_boxes, Tensor tgt_mask, int class_cost, float alpha, float gamma, float cost_class, float cost_bbox, float cost_giou) -> Tensor",
     "overlap_sums_backward_(Tensor grad, Tensor(a!) probs, Tensor target, int activation, bool squared, int? ignore_index, bool soft_label=False) -> ()",
 };
 

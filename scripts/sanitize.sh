@@ -43,7 +43,9 @@ stdcxx="$(${CXX:-g++} -print-file-name=libstdc++.so)"
 test -f "$asan" || { echo "sanitize: no libasan.so beside ${CXX:-g++} (install the compiler's libasan)"; exit 1; }
 # detect_leaks=0: CPython and torch keep objects alive until exit by design (interned strings, the op
 # registry, thread pools); LeakSanitizer would report those at exit, none of them ours.
-export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86"
+# allocator_may_return_null=1: a fuzzed size too large to allocate (num_classes = 2^31 dense targets)
+# is torch's plain "not enough memory" RuntimeError, as without ASAN, not a sanitizer abort.
+export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86:allocator_may_return_null=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87"
 export FASTLOSS_CPU_CAPABILITY=avx2 PYTHONPATH="$lib" PYTHONDONTWRITEBYTECODE=1
 run() { LD_PRELOAD="$asan $stdcxx" "$@"; }

@@ -1,6 +1,7 @@
 """SHA-256 digests of the CPU kernels' outputs on the test suite's own inputs: every small case of
 the CUDA parity plans (tests/test_cuda_parity.py) and every case of tests/op_cases.py, in each
-floating dtype — the loss and the gradient of every input that takes one.
+floating dtype — the loss and the gradient of every input that takes one — and the assigners'
+outputs (assignment_cases).
 
 Two sets, per SIMD flavour (tests/test_bitwise.py holds the build to both):
 - tests/data/bitwise_pre_port_<flavour>.json: the kernels before the port to the LibTorch stable ABI
@@ -58,6 +59,27 @@ def cases():
                 tensors, kwargs = case.make(257, dtype, "cpu", g)
                 return parity.run(case.fn, list(tensors), kwargs)
             yield f"op {case.name} {str(dtype).split('.')[-1]}", thunk
+    yield from assignment_cases()
+
+
+def assignment_cases():
+    """The assigners' and matchers' outputs (no gradient): task-aligned assignment in three dtypes, with
+    top-k2; the DETR matching cost, focal and softmax, with stacked layers."""
+    import fastloss
+    from assign_cases import detr_inputs, make
+
+    for dtype in (torch.float16, torch.float32, torch.float64):
+        for topk2 in (None, 4):
+            def thunk(dtype=dtype, topk2=topk2):
+                args = make(batch=2, gts=9, valid=7, seed=3, dtype=dtype)
+                return list(fastloss.task_aligned_assign(*args, num_classes=7, topk2=topk2, sparse=topk2 is None))
+            yield f"assign task_aligned {str(dtype).split('.')[-1]} topk2={topk2}", thunk
+    for dtype in (torch.float16, torch.float32, torch.float64):
+        for kind in ("focal", "softmax"):
+            def thunk(dtype=dtype, kind=kind):
+                args = detr_inputs(layers=2, softmax=kind == "softmax", dtype=dtype, seed=4)
+                return [fastloss.matching_cost(*args, class_cost=kind)]
+            yield f"match matching_cost {str(dtype).split('.')[-1]} {kind}", thunk
 
 
 def flavour():

@@ -62,3 +62,20 @@ def test_ultralytics_bboxloss():
     ours, theirs, our_grad, their_grad = example("ultralytics_bboxloss").main()
     assert ours == pytest.approx(theirs, rel=1e-5)
     assert_close(our_grad, their_grad, torch.float32)
+
+
+@needs("scipy.optimize")
+def test_detr_matching():
+    """Each layer's and image's matching equals scipy's on the matchers' own (unpadded) cost block."""
+    from scipy.optimize import linear_sum_assignment
+    from fastloss.reference.matching_cost import matching_cost as reference
+    logits, boxes, targets, layers = example("detr_matching").main()
+    for layer, matches in enumerate(layers):
+        for i, (rows, cols) in enumerate(matches):
+            t = targets[i]
+            cost = reference(logits[layer, i][None, None], boxes[layer, i][None, None], t["labels"][None],
+                             t["boxes"][None], torch.ones(1, len(t["labels"]), dtype=torch.bool), 0, 0.25, 2.0, 2.0,
+                             5.0, 2.0)[0, 0]
+            want_rows, want_cols = linear_sum_assignment(cost.numpy())
+            assert rows.tolist() == want_rows.tolist() and cols.tolist() == want_cols.tolist()
+            assert len(rows) == len(t["labels"])

@@ -4,6 +4,7 @@
 // Backward: boxes1's gradient row by row (lanes over boxes2, summed in lane order), boxes2's
 // gradient a vector of boxes2 at a time down the rows of boxes1 — both in a fixed order, so the
 // gradients are the same on every run and for every thread count.
+#include "cpu/field_lanes.h"
 #include "cpu/huge_pages.h"
 #include "cpu/row_loop.h"
 #include "cpu/vec_ops.h"
@@ -17,13 +18,11 @@ struct Lanes {
   using Vec = simd::Vec<opmath_t>;
   static constexpr int64_t W = Vec::size();
 
-  // Fields of boxes [i, i + n) of a field array with `rows` boxes; lanes past n hold zero boxes.
   static void load(const opmath_t* f, int64_t rows, int64_t i, int64_t n, Vec (&out)[kFields]) {
-    for (int k = 0; k < kFields; ++k) out[k] = Vec::loadu(f + k * rows + i, n);
+    cpu::load_items(f, rows, i, n, out);
   }
-  // One box's fields in every lane.
   static void broadcast(const opmath_t* f, int64_t rows, int64_t i, Vec (&out)[kFields]) {
-    for (int k = 0; k < kFields; ++k) out[k] = Vec(f[k * rows + i]);
+    cpu::broadcast_item(f, rows, i, out);
   }
 };
 

@@ -14,6 +14,8 @@ from .balanced_l1 import balanced_l1_loss
 from .box_iou_loss import (cdiou_loss, ciou_loss, complete_box_iou_loss, diou_loss, distance_box_iou_loss,
                            eiou_loss, focal_eiou_loss, generalized_box_iou_loss, giou_loss, iou_loss)
 from .box_matrix import box_iou, box_iou_matrix, complete_box_iou, distance_box_iou, generalized_box_iou
+from .task_aligned import task_aligned_assign
+from .matching import matching_cost
 
 from . import nn, reference  # noqa: E402  (after the ops, which they wrap)
 from . import _torchscript
@@ -22,6 +24,6 @@ __all__ = ["__version__", "nn", "reference", "sigmoid_focal_loss", "iou_loss", "
            "eiou_loss", "focal_eiou_loss", "cdiou_loss", "generalized_box_iou_loss", "distance_box_iou_loss",
            "complete_box_iou_loss", "dice_loss", "tversky_loss", "softmax_focal_loss", "l1_loss", "mse_loss",
            "smooth_l1_loss", "balanced_l1_loss", "box_iou_matrix", "box_iou", "generalized_box_iou",
-           "distance_box_iou", "complete_box_iou"]
+           "distance_box_iou", "complete_box_iou", "task_aligned_assign", "matching_cost"]
 
 _torchscript.refuse_functions(globals(), __all__, "fastloss")

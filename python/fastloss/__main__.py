@@ -33,7 +33,8 @@ def _device(name):
 def _cases(pattern):
     from .bench import CASES
 
-    cases = [c for c in CASES if pattern is None or pattern in c.name]
+    patterns = None if pattern is None else [p for p in pattern.split(",") if p]
+    cases = [c for c in CASES if patterns is None or any(p in c.name for p in patterns)]
     if not cases:
         _fail(f"no benchmark case matches {pattern!r}; cases: {', '.join(c.name for c in CASES)}")
     return cases
@@ -47,6 +48,8 @@ def cmd_bench(args):
     if args.warmup < 0:
         _fail(f"--warmup must be >= 0, got {args.warmup}")
     device, dtype = _device(args.device), DTYPES[args.dtype]
+    for path in args.peers or []:
+        bench.load_peers(path)
     meta = bench.metadata(device, dtype)
     if args.plot:
         bench.plot_available()
@@ -124,10 +127,13 @@ def main(argv=None):
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="also draw time and memory per case and implementation "
                                                       "(needs matplotlib)")
-    p.add_argument("--case", help="only cases whose name contains this")
+    p.add_argument("--case", help="only cases whose name contains this (or any of several, comma-separated)")
     p.add_argument("--repeat", type=int, default=10, help="timed steps per implementation (>= 1)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (>= 0)")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile(reference)")
+    p.add_argument("--peers", metavar="FILE.py", action="append",
+                   help="a Python file that adds peer rows (bench.add_peer), e.g. scripts/bench_peers.py for peers "
+                        "the package must not import (ultralytics is AGPL); may be repeated")
     p.set_defaults(fn=cmd_bench)
     p = sub.add_parser("check", help="quick self-test of the built kernels against the reference")
     p.add_argument("--device")

@@ -1,0 +1,164 @@
+#pragma once
+// Host side of fastloss::task_aligned_assign (math: math/task_aligned.h), shared by
+// cpu/task_aligned.cpp and cuda/task_aligned.cu: argument checks, the outputs, the kernels' arguments.
+// Nothing of (batch, GTs, anchors) is materialised: per GT its top-k list (B·M·k), per anchor the
+// outputs themselves.
+#include "math/task_aligned.h"
+#include "ops/tensor_args.h"
+
+namespace fastloss::task_aligned {
+
+constexpr const char* kOp = "fastloss::task_aligned_assign";
+
+struct Tensors {
+  Tensor scores, pd, anchors, labels, gt, gt_in, mask;  // pd, anchors, gt in the math type; gt_in as given
+  int64_t batch = 0, anchors_n = 0, classes = 0, gts = 0;
+  ScalarType math = kFloat, out = kFloat;
+};
+
+inline Tensors check(const Tensor& scores, const Tensor& pd, const Tensor& anchors, const Tensor& labels,
+                     const Tensor& gt, const Tensor& mask, int64_t topk, int64_t topk2, int64_t num_classes,
+                     double alpha, double beta, double eps, double stride_val) {
+  for (const Tensor* t : {&pd, &anchors, &labels, &gt, &mask}) check_same_device(kOp, scores, *t, "an input");
+  FASTLOSS_CHECK_VALUE(is_floating(scores.scalar_type()) && scores.dim() == 3, kOp,
+                       ": pd_scores must be a floating (B, A, C) tensor, got ", scores.scalar_type(), " ", scores.sizes());
+  const int64_t b = scores.size(0), a = scores.size(1);
+  FASTLOSS_CHECK_VALUE(is_floating(pd.scalar_type()) && pd.dim() == 3 && pd.size(0) == b && pd.size(1) == a &&
+                           pd.size(2) == 4,
+                       kOp, ": pd_bboxes must be a floating (B, A, 4) tensor with pd_scores' B and A, got ", pd.sizes());
+  FASTLOSS_CHECK_VALUE(is_floating(anchors.scalar_type()) && anchors.dim() == 2 && anchors.size(0) == a &&
+                           anchors.size(1) == 2,
+                       kOp, ": anc_points must be a floating (A, 2) tensor, got ", anchors.sizes());
+  FASTLOSS_CHECK_VALUE(is_floating(gt.scalar_type()) && gt.dim() == 3 && gt.size(0) == b && gt.size(2) == 4, kOp,
+                       ": gt_bboxes must be a floating (B, M, 4) tensor, got ", gt.sizes());
+  const int64_t m = gt.size(1);
+  FASTLOSS_CHECK_VALUE(labels.scalar_type() == kLong && labels.dim() == 2 && labels.size(0) == b && labels.size(1) == m,
+                       kOp, ": gt_labels must be an int64 (B, M) tensor, got ", labels.scalar_type(), " ",
+                       labels.sizes());
+  FASTLOSS_CHECK_VALUE(mask.scalar_type() == ScalarType::Bool && mask.dim() == 2 && mask.size(0) == b &&
+                           mask.size(1) == m,
+                       kOp, ": mask_gt must be a bool (B, M) tensor, got ", mask.scalar_type(), " ", mask.sizes());
+  FASTLOSS_CHECK_VALUE(topk >= 1 && topk <= kMaxTopk, kOp, ": topk must be in [1, ", kMaxTopk, "], got ", topk);
+  FASTLOSS_CHECK_VALUE(topk2 >= 1 && topk2 <= topk, kOp, ": topk2 must be in [1, topk], got ", topk2);
+  FASTLOSS_CHECK_VALUE(num_classes >= 1, kOp, ": num_classes must be >= 1, got ", num_classes);
+  for (double v : {alpha, beta, eps, stride_val})
+    FASTLOSS_CHECK_VALUE(std::isfinite(v), kOp, ": alpha, beta, eps and stride_val must be finite");
+  FASTLOSS_CHECK_VALUE(eps >= 0 && stride_val >= 0, kOp, ": eps and stride_val must be >= 0");
+  Tensors t;
+  t.batch = b, t.anchors_n = a, t.classes = scores.size(2), t.gts = m;
+  t.out = promote_floating(promote_floating(scores.scalar_type(), pd.scalar_type()), gt.scalar_type());
+  t.math = op_math_type(t.out);
+  t.scores = as_contiguous(scores);
+  t.pd = as_contiguous(as_type(pd, t.math));
+  t.anchors = as_contiguous(as_type(anchors, t.math));
+  t.gt_in = as_contiguous(gt);
+  t.gt = as_contiguous(as_type(gt, t.math));
+  t.labels = as_contiguous(labels);
+  t.mask = as_contiguous(mask);
+  return t;
+}
+
+// The kernels' view: inputs in the math type S but the scores (scalar_t), per-GT top-k lists, outputs.
+template <typename scalar_t, typename S>
+struct Args {
+  const scalar_t* scores;  // (B, A, C)
+  const S* pd;             // (B, A, 4)
+  const S* anchors;        // (A, 2)
+  const int64_t* labels;   // (B, M)
+  const S* gt;             // (B, M, 4)
+  const bool* mask;        // (B, M)
+  int64_t batch, anchors_n, classes, gts, num_classes;
+  int topk, topk2;
+  S alpha, beta, eps, stride_val;
+  // per GT (B, M, topk): its positives' anchors (−1 past the count), and (B, M) the normalisers
+  int64_t* list;
+  S* pos_metric;   // max metric over the GT's final positives
+  S* pos_overlap;  // max overlap over them
+  // outputs
+  int64_t* target_gt_idx;  // (B, A): also the owner while assigning
+  bool* fg;                // (B, A)
+  S* norm;                 // (B, A): the target score of each anchor (its label's), in S
+  // per anchor (B, A), zeroed: how many GTs claim it, M − (the lowest claiming GT), and the metric
+  // and overlap with the GT it goes to
+  int32_t* claims;
+  int32_t* first_claim;
+  S* metrics;
+  S* overlaps;
+
+  // The candidate test, overlap and metric of pair (image b, GT j, anchor a); false: not a candidate.
+  FASTLOSS_HD bool pair(int64_t b, int64_t j, int64_t a, S& overlap, S& metric) const {
+    const int64_t g = b * gts + j;
+    if (!mask[g]) return false;
+    const S box[4] = {gt[g * 4], gt[g * 4 + 1], gt[g * 4 + 2], gt[g * 4 + 3]};
+    S cand[4];
+    candidate_box(box, stride_val, cand);
+    if (!inside(cand, anchors[a * 2], anchors[a * 2 + 1], S(1e-9))) return false;
+    const int64_t p = b * anchors_n + a;
+    const S pred[4] = {pd[p * 4], pd[p * 4 + 1], pd[p * 4 + 2], pd[p * 4 + 3]};
+    overlap = ciou_overlap(box, pred);
+    const int64_t label = labels[g];
+    const S score = label >= 0 && label < classes ? static_cast<S>(scores[p * classes + label]) : S(0);
+    metric = align_metric(score, overlap, alpha, beta);
+    // a NaN (a NaN box or score) counts as 0: it never outranks a number
+    if (overlap != overlap) overlap = S(0);
+    if (metric != metric) metric = S(0);
+    return true;
+  }
+};
+
+// Entry points, registered by the CPU and CUDA files:
+//   struct Kernels {
+//     // fills target_gt_idx, fg and norm (and the lists and normalisers on the way)
+//     template <typename scalar_t, typename S> static void assign(const Tensor& on, const Args<scalar_t, S>&);
+//     // the labels, boxes and (dense or sparse) scores of every anchor from those
+//     static void finalize(const Tensors&, const Tensor& gt_idx, const Tensor& fg, const Tensor& norm,
+//                          Tensor& labels, Tensor& bboxes, Tensor& scores);
+//   };
+template <typename Kernels>
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> assign(const Tensor& scores, const Tensor& pd,
+                                                          const Tensor& anchors, const Tensor& labels,
+                                                          const Tensor& gt, const Tensor& mask, int64_t topk,
+                                                          int64_t topk2, int64_t num_classes, double alpha,
+                                                          double beta, double eps, double stride_val, bool sparse) {
+  const Tensors t = check(scores, pd, anchors, labels, gt, mask, topk, topk2, num_classes, alpha, beta, eps,
+                          stride_val);
+  const auto opts = options(t.scores);
+  Tensor target_labels = empty({t.batch, t.anchors_n}, opts.with(kLong));
+  Tensor target_bboxes = empty({t.batch, t.anchors_n, 4}, opts.with(gt.scalar_type()));
+  Tensor target_scores = zeros(sparse ? Shape{t.batch, t.anchors_n} : Shape{t.batch, t.anchors_n, num_classes},
+                               opts.with(t.out));
+  Tensor fg = zeros({t.batch, t.anchors_n}, opts.with(ScalarType::Bool));
+  Tensor gt_idx = zeros({t.batch, t.anchors_n}, opts.with(kLong));
+  Tensor norm = zeros({t.batch, t.anchors_n}, opts.with(t.math));
+  if (t.batch * t.anchors_n == 0 || t.gts == 0) {  // no GT: every anchor background, labelled num_classes
+    torch::stable::fill_(target_labels, static_cast<double>(num_classes));
+    torch::stable::zero_(target_bboxes);
+    return {target_labels, target_bboxes, target_scores, fg, gt_idx};
+  }
+  Tensor list = empty({t.batch, t.gts, topk}, opts.with(kLong));
+  Tensor pos = zeros({2, t.batch, t.gts}, opts.with(t.math));
+  Tensor claims = zeros({2, t.batch, t.anchors_n}, opts.with(ScalarType::Int));
+  Tensor per_anchor = zeros({2, t.batch, t.anchors_n}, opts.with(t.math));
+  dispatch_floating(t.scores.scalar_type(), [&](auto s_type) {
+    using scalar_t = typename decltype(s_type)::type;
+    dispatch_math(t.math, [&](auto m_type) {
+      using S = typename decltype(m_type)::type;
+      S* pos_data = pos.mutable_data_ptr<S>();
+      int32_t* claims_data = claims.mutable_data_ptr<int32_t>();
+      S* anchor_data = per_anchor.mutable_data_ptr<S>();
+      const int64_t ba = t.batch * t.anchors_n;
+      Kernels::assign(gt_idx, Args<scalar_t, S>{
+          t.scores.const_data_ptr<scalar_t>(), t.pd.const_data_ptr<S>(), t.anchors.const_data_ptr<S>(),
+          t.labels.const_data_ptr<int64_t>(), t.gt.const_data_ptr<S>(), t.mask.const_data_ptr<bool>(), t.batch,
+          t.anchors_n, t.classes, t.gts, num_classes, static_cast<int>(topk), static_cast<int>(topk2),
+          static_cast<S>(alpha), static_cast<S>(beta), static_cast<S>(eps), static_cast<S>(stride_val),
+          list.mutable_data_ptr<int64_t>(), pos_data, pos_data + t.batch * t.gts, gt_idx.mutable_data_ptr<int64_t>(),
+          fg.mutable_data_ptr<bool>(), norm.mutable_data_ptr<S>(), claims_data, claims_data + ba, anchor_data,
+          anchor_data + ba});
+    });
+  });
+  Kernels::finalize(t, gt_idx, fg, norm, target_labels, target_bboxes, target_scores);
+  return {target_labels, target_bboxes, target_scores, fg, gt_idx};
+}
+
+}  // namespace fastloss::task_aligned
