@@ -13,8 +13,8 @@
 namespace {
 
 constexpr const char* kSchemas[] = {
-    "sigmoid_focal_loss(Tensor inputs, Tensor targets, Tensor? weight, float alpha, float gamma, int reduction, int ignore_index, bool math_type_loss=False) -> (Tensor loss, Tensor count)",
-    "sigmoid_focal_loss_backward(Tensor grad, Tensor inputs, Tensor targets, Tensor? weight, Tensor count, float alpha, float gamma, int reduction, int ignore_index, bool targets_grad) -> (Tensor grad_inputs, Tensor grad_targets)",
+    "sigmoid_focal_loss(Tensor inputs, Tensor targets, Tensor? weight, float alpha, float gamma, int reduction, int ignore_index, bool math_type_loss=False, Tensor? scores=None) -> (Tensor loss, Tensor count)",
+    "sigmoid_focal_loss_backward(Tensor grad, Tensor inputs, Tensor targets, Tensor? weight, Tensor count, float alpha, float gamma, int reduction, int ignore_index, bool targets_grad, Tensor? scores=None) -> (Tensor grad_inputs, Tensor grad_targets)",
     "box_iou_loss(Tensor pred, Tensor target, Tensor? weight, int kind, int mode, int box_format, float eps, float gamma, float lambd, int reduction, int convention=0, float aux_eps=-1.) -> Tensor",
     "box_iou_loss_backward(Tensor grad, Tensor pred, Tensor target, Tensor? weight, int kind, int mode, int box_format, float eps, float gamma, float lambd, int reduction, bool pred_grad, bool target_grad, int convention=0, float aux_eps=-1.) -> (Tensor grad_pred, Tensor grad_target)",
     "softmax_focal_loss(Tensor input, Tensor target, Tensor? alpha, Tensor? weight, float gamma, float label_smoothing, int reduction, int ignore_index, bool math_type_loss=False) -> (Tensor loss, Tensor lse, Tensor count)",

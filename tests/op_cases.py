@@ -43,6 +43,20 @@ def sigmoid_soft(n, dtype, device, g):
     return (_logits(n, 5, dtype, device, g), t), dict(reduction="sum", alpha=0.3)
 
 
+def sigmoid_sparse(n, dtype, device, g):
+    """(labels, scores) targets: a label and a quality score per row (background: label 5)."""
+    labels = torch.randint(0, 6, (n,), generator=g)
+    labels[::5] = -100
+    scores = torch.rand(n, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+    return (_logits(n, 5, dtype, device, g), labels.to(device), scores), dict(reduction="sum", gamma=1.5)
+
+
+def _sparse(fn):
+    def loss(inputs, labels, scores, **kwargs):
+        return fn(inputs, (labels, scores), **kwargs)
+    return loss
+
+
 def softmax_rows(n, dtype, device, g):
     labels = torch.randint(0, 5, (n,), generator=g)
     labels[::5] = -100
@@ -139,6 +153,8 @@ def _face_case(name, kind, convention, **params):
 CASES = [
     OpCase("sigmoid_focal labels", fastloss.sigmoid_focal_loss, reference.sigmoid_focal_loss, sigmoid_labels),
     OpCase("sigmoid_focal soft", fastloss.sigmoid_focal_loss, reference.sigmoid_focal_loss, sigmoid_soft),
+    OpCase("sigmoid_focal sparse", _sparse(fastloss.sigmoid_focal_loss), _sparse(reference.sigmoid_focal_loss),
+           sigmoid_sparse),
     OpCase("softmax_focal rows", fastloss.softmax_focal_loss, reference.softmax_focal_loss, softmax_rows),
     OpCase("softmax_focal spatial", fastloss.softmax_focal_loss, reference.softmax_focal_loss, softmax_spatial),
     OpCase("iou", fastloss.iou_loss, reference.iou_loss, _with(boxes, mode="log")),

@@ -534,3 +534,104 @@ def test_the_raw_op_with_a_tensor_missing_is_a_value_error():
     exception with a logged stack trace (scripts/sanitize.sh's fuzzer passes None anywhere)."""
     with pytest.raises(ValueError, match="targets is missing"):
         torch.ops.fastloss.sigmoid_focal_loss(torch.randn(3, 4), None, None, 0.25, 2.0, 1, -100)
+
+
+# --------------------------------------------------------------- sparse (labels, scores) targets
+
+
+def sparse_inputs(rows=41, classes=80, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(rows, classes, generator=g, dtype=torch.float64) * 3).to(dtype)
+    labels = torch.randint(-1, classes + 1, (rows,), generator=g)  # -1 and C: background
+    scores = torch.rand(rows, generator=g, dtype=torch.float64).to(dtype)
+    scores[::6] = 0.0
+    scores[1::6] = 1.0
+    return x, labels, scores
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_sparse_targets_are_bce_against_the_dense_one_hot_times_score(reduction, dtype, device):
+    """ultralytics' classification loss without its dense target: value and gradient equal
+    F.binary_cross_entropy_with_logits(x, one_hot(label) · score)."""
+    x, labels, scores = (t.to(device) for t in sparse_inputs(dtype=dtype))
+    dense = (labels[:, None] == torch.arange(80, device=device)).to(dtype) * scores[:, None]
+    got, (got_grad,) = loss_and_grads(lambda x: fastloss.sigmoid_focal_loss(x, (labels, scores), alpha=-1, gamma=0.0,
+                                                                              reduction=reduction), [x.requires_grad_()])
+    want, (want_grad,) = loss_and_grads(lambda x: F.binary_cross_entropy_with_logits(x, dense, reduction=reduction),
+                                        [x])
+    assert_close(got, want)
+    assert_close(got_grad, want_grad)
+
+
+@pytest.mark.parametrize("gamma, alpha", [(2.0, 0.25), (1.5, -1), (0.5, 0.75)])
+def test_sparse_targets_equal_the_dense_soft_targets(gamma, alpha):
+    x, labels, scores = sparse_inputs(seed=1)
+    labels[::4] = -100  # ignored rows: no loss, left out of the mean
+    dense = (labels[:, None] == torch.arange(80)).double() * scores[:, None]
+    kept = labels != -100
+    for reduction in ("none", "sum"):
+        got, (g1,) = loss_and_grads(lambda x: fastloss.sigmoid_focal_loss(x, (labels, scores), alpha, gamma, reduction),
+                                    [x.requires_grad_()])
+        want, (g2,) = loss_and_grads(lambda x: fastloss.sigmoid_focal_loss(x[kept], dense[kept], alpha, gamma,
+                                                                           reduction), [x])
+        assert_close(got[kept] if reduction == "none" else got, want)
+        assert_close(g1[kept], g2[kept])
+        assert not g1[~kept].any()
+
+
+def test_sparse_targets_gradcheck():
+    x, labels, scores = sparse_inputs(rows=6, classes=5)
+    assert torch.autograd.gradcheck(lambda x: fastloss.sigmoid_focal_loss(x, (labels, scores), gamma=1.5,
+                                                                          reduction="sum"), (x.requires_grad_(),))
+
+
+@pytest.mark.parametrize("targets, error, message", [
+    (lambda l, s: (l, s + 1.5), ValueError, "targets\\[1\\] \\(scores\\) has score"),
+    (lambda l, s: (l, s[:-1]), ValueError, "must have the labels' shape"),
+    (lambda l, s: (l.float(), s), TypeError, "must be integer class labels"),
+    (lambda l, s: (l, s.requires_grad_()), ValueError, "take no gradient"),
+    (lambda l, s: (l, s, s), ValueError, "must be \\(labels, scores\\)"),
+    (lambda l, s: (l, s.long()), TypeError, "targets\\[1\\] \\(scores\\) must be a float"),
+], ids=lambda x: x if isinstance(x, str) else "")
+def test_sparse_targets_bad_input(targets, error, message):
+    x, labels, scores = sparse_inputs()
+    with pytest.raises(error, match=message):
+        fastloss.sigmoid_focal_loss(x, targets(labels, scores))
+
+
+def test_sparse_targets_raw_op_checks():
+    x, labels, scores = sparse_inputs()
+    with pytest.raises(ValueError, match="scores go with integer label targets only"):
+        torch.ops.fastloss.sigmoid_focal_loss(x, x, None, 0.25, 2.0, 1, -100, False, scores)
+    with pytest.raises(ValueError, match="scores must be a floating tensor of the labels' shape"):
+        torch.ops.fastloss.sigmoid_focal_loss(x, labels, None, 0.25, 2.0, 1, -100, False, scores[:3])
+
+
+def test_sparse_targets_opcheck_and_compile():
+    x, labels, scores = sparse_inputs(dtype=torch.float32)
+    torch.library.opcheck(torch.ops.fastloss.sigmoid_focal_loss.default,
+                          (x.requires_grad_(), labels, None, 0.25, 2.0, 2, -100, False, scores))
+    torch._dynamo.reset()
+    step = torch.compile(lambda x, l, s: fastloss.sigmoid_focal_loss(x, (l, s), reduction="mean"), fullgraph=True,
+                         dynamic=True)
+    for rows in (7, 13):
+        x, labels, scores = sparse_inputs(rows=rows, dtype=torch.float32, seed=rows)
+        x.requires_grad_()
+        got, want = step(x, labels, scores), fastloss.sigmoid_focal_loss(x, (labels, scores), reduction="mean")
+        assert_close(got, want)
+        assert_close(torch.autograd.grad(got, x)[0], torch.autograd.grad(want, x)[0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_sparse_targets_cuda_matches_cpu(reduction):
+    x, labels, scores = sparse_inputs(rows=70001, dtype=torch.float32, seed=2)
+    labels[::9] = -100
+    want, (want_grad,) = loss_and_grads(lambda x: fastloss.sigmoid_focal_loss(x, (labels, scores), reduction=reduction),
+                                        [x.requires_grad_()])
+    xc, lc, sc = x.detach().cuda().requires_grad_(), labels.cuda(), scores.cuda()
+    got, (got_grad,) = loss_and_grads(lambda x: fastloss.sigmoid_focal_loss(x, (lc, sc), reduction=reduction), [xc])
+    torch.testing.assert_close(got.cpu(), want, rtol=2e-5, atol=2e-6)
+    torch.testing.assert_close(got_grad.cpu(), want_grad, rtol=2e-5, atol=2e-6)

@@ -35,6 +35,12 @@ struct Row {
     if (label >= c && label - c < n) {
       const int64_t lane = label - c;
       const Vec positive = Vec::arange(opmath_t(0), opmath_t(1)) == Vec(opmath_t(lane));
+      if (a.scores != nullptr) {  // the label's target is its score (soft), the rest 0
+        const Vec t = Vec::blendv(Vec(opmath_t(0)), Vec(a.scores[r]), positive);
+        Vec unused_dt;
+        soft<kLoss, kGradX, false>(x, t, a.prm, loss, dx, unused_dt);
+        return;
+      }
       sign = Vec::blendv(sign, Vec(opmath_t(1)), positive);
       a_t = Vec::blendv(a_t, Vec(a.prm.alpha_pos), positive);
     }

@@ -20,6 +20,11 @@ __device__ __forceinline__ bool eval(const Args<scalar_t, target_t>& a, int64_t 
   const int64_t label = a.labels[r];
   if (label == a.ignore_index) return false;
   const bool positive = label == c;
+  if (positive && a.scores != nullptr) {  // the label's target is its score (soft)
+    opmath_t unused_dt;
+    soft<kLoss, kGradX, false>(x, a.scores[r], a.prm, loss, dx, unused_dt);
+    return true;
+  }
   opmath_t dz;
   binary<kLoss, kGradX>(positive ? x : -x, positive ? a.prm.alpha_pos : a.prm.alpha_neg, a.prm, loss, dz);
   if constexpr (kGradX) dx = positive ? dz : -dz;

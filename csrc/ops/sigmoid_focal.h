@@ -15,13 +15,14 @@ struct Tensors {
   Tensor x;       // logits, contiguous, (..., C)
   Tensor t;       // float targets (contiguous, x's shape, any float dtype) or int64 labels (x.shape[:-1])
   Tensor weight;  // undefined, or a rows × cols view in the math type (see as_rows)
+  Tensor scores;  // undefined, or with labels the label's target (the labels' shape, math type)
   bool labels = false;
   ScalarType math = kFloat;  // the math type of x's and t's dtypes
   int64_t rows = 0, cols = 0;
 };
 
 inline Tensors check(const Tensor& inputs, const Tensor& targets, const std::optional<Tensor>& weight,
-                     double alpha, double gamma, int64_t reduction) {
+                     double alpha, double gamma, int64_t reduction, const std::optional<Tensor>& scores) {
   FASTLOSS_CHECK(is_floating(inputs.scalar_type()), kOp, ": inputs must be a floating point tensor, got ",
               inputs.scalar_type());
   FASTLOSS_CHECK((alpha >= 0 && alpha <= 1) || alpha == -1, kOp, ": alpha must be in [0, 1] or -1, got ", alpha);
@@ -47,6 +48,14 @@ inline Tensors check(const Tensor& inputs, const Tensor& targets, const std::opt
     a.labels = true;
   }
   a.weight = weight_rows(kOp, inputs, weight, inputs.sizes(), a.rows, a.cols, a.math);
+  if (scores.has_value() && scores->defined()) {  // sparse soft targets: class `label` has target `score`
+    FASTLOSS_CHECK_VALUE(a.labels, kOp, ": scores go with integer label targets only");
+    check_same_device(kOp, inputs, *scores, "scores");
+    FASTLOSS_CHECK_VALUE(is_floating(scores->scalar_type()) && scores->sizes() == targets.sizes(), kOp,
+                         ": scores must be a floating tensor of the labels' shape ", targets.sizes(), ", got ",
+                         scores->scalar_type(), " ", scores->sizes());
+    a.scores = as_contiguous(as_type(*scores, a.math));
+  }
   return a;
 }
 
@@ -65,6 +74,7 @@ struct Args {
   const scalar_t* x;
   const target_t* t;       // float targets, or nullptr
   const int64_t* labels;   // labels, or nullptr
+  const opmath_t* scores;  // with labels: the label's target per row (1 when nullptr)
   RowOperand<opmath_t> weight;
   int64_t rows, cols, ignore_index;
   Params<opmath_t> prm;
@@ -76,6 +86,7 @@ inline Args<scalar_t, target_t> make_args(const Tensors& a, double alpha, double
   return Args<scalar_t, target_t>{a.x.const_data_ptr<scalar_t>(),
                                   a.labels ? nullptr : a.t.const_data_ptr<target_t>(),
                                   a.labels ? a.t.const_data_ptr<int64_t>() : nullptr,
+                                  a.scores.defined() ? a.scores.const_data_ptr<opmath_t>() : nullptr,
                                   row_operand<opmath_t>(a.weight),
                                   a.rows,
                                   a.cols,
@@ -111,8 +122,9 @@ inline Tensor check_grad(const Tensor& grad, const Tensors& a, int64_t reduction
 template <typename Kernels>
 std::tuple<Tensor, Tensor> forward(const Tensor& inputs, const Tensor& targets,
                                            const std::optional<Tensor>& weight, double alpha, double gamma,
-                                           int64_t reduction, int64_t ignore_index, bool math_type_loss) {
-  const Tensors a = check(inputs, targets, weight, alpha, gamma, reduction);
+                                           int64_t reduction, int64_t ignore_index, bool math_type_loss,
+                                           const std::optional<Tensor>& scores) {
+  const Tensors a = check(inputs, targets, weight, alpha, gamma, reduction, scores);
   // A reduced loss stays in the math type (the Python layer casts it after avg_factor divides: a
   // float16 sum can exceed float16's range before the division).
   Tensor loss = reduction == kNone ? empty(a.x.sizes(), options(a.x).with(loss_dtype(a, math_type_loss)))
@@ -131,8 +143,9 @@ template <typename Kernels>
 std::tuple<Tensor, Tensor> backward(const Tensor& grad, const Tensor& inputs,
                                             const Tensor& targets, const std::optional<Tensor>& weight,
                                             const Tensor& count, double alpha, double gamma, int64_t reduction,
-                                            int64_t ignore_index, bool targets_grad) {
-  const Tensors a = check(inputs, targets, weight, alpha, gamma, reduction);
+                                            int64_t ignore_index, bool targets_grad,
+                                            const std::optional<Tensor>& scores) {
+  const Tensors a = check(inputs, targets, weight, alpha, gamma, reduction, scores);
   FASTLOSS_CHECK(!(targets_grad && a.labels), kOp, ": label targets have no gradient");
   FASTLOSS_CHECK(count.numel() == 1 && count.scalar_type() == kLong, kOp, ": count must be one int64");
   check_same_device(kOp, a.x, count, "count");

@@ -28,7 +28,11 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none",
             labels of shape inputs.shape[:-1]: label c in [0, C) makes class c positive, label ==
             ignore_index contributes no loss and no gradient and is left out of the "mean" count,
             any other value (C, mmdet's background, or -1) makes every class negative. Labels are
-            never used as memory addresses, whatever their values.
+            never used as memory addresses, whatever their values. Or a tuple (labels, scores):
+            sparse soft targets, class `label` has target `score` (a float in [0, 1] per label, of
+            the labels' shape; no gradient), every other class 0 — the dense one_hot(label) · score
+            target (ultralytics' classification target) is never built. γ = 0, alpha = -1 give
+            F.binary_cross_entropy_with_logits(inputs, one_hot(labels) · scores).
         alpha: weight of positives in [0, 1]; -1 turns α weighting off.
         gamma: focusing exponent >= 0 (0 gives plain BCE); need not be an integer.
         reduction: "none" | "mean" | "sum". "mean" divides by the number of elements that were not
@@ -50,7 +54,7 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none",
         return _reference.compute(a)
     dtype = _reference.loss_dtype(a)
     loss, _ = torch.ops.fastloss.sigmoid_focal_loss(a.inputs, a.targets, a.weight, a.alpha, a.gamma, a.reduction,
-                                                    a.ignore_index, dtype != _unreduced_dtype(a))
+                                                    a.ignore_index, dtype != _unreduced_dtype(a), a.scores)
     return apply_avg_factor(loss, a.avg_factor).to(dtype)
 
 
@@ -60,19 +64,21 @@ def _unreduced_dtype(a):
 
 
 def _backward(ctx, args, saved, grads, needs):
-    x, targets, weight, alpha, gamma, reduction, ignore_index, _ = args
-    refuse_grad(needs, [("weight", 2)], "sigmoid_focal_loss")
+    x, targets, weight, alpha, gamma, reduction, ignore_index, _, scores = args
+    refuse_grad(needs, [("weight", 2), ("scores", 8)], "sigmoid_focal_loss")
     grad_loss = grads[0]
     grad_x, grad_t = torch.ops.fastloss.sigmoid_focal_loss_backward(grad_loss, x, targets, weight, saved[0], alpha,
-                                                                    gamma, reduction, ignore_index, needs[1])
-    return grad_x if needs[0] else None, grad_t if needs[1] else None, None, None, None, None, None, None
+                                                                    gamma, reduction, ignore_index, needs[1], scores)
+    return (grad_x if needs[0] else None, grad_t if needs[1] else None) + (None,) * 7
 
 
-def _vmap_rule(info, in_dims, inputs, targets, weight, alpha, gamma, reduction, ignore_index, math_type_loss=False):
+def _vmap_rule(info, in_dims, inputs, targets, weight, alpha, gamma, reduction, ignore_index, math_type_loss=False,
+               scores=None):
     batch = info.batch_size
     x, t = _vmap.front(inputs, in_dims[0], batch), _vmap.front(targets, in_dims[1], batch)
     w = _vmap.aligned(weight, in_dims[2], batch, x.dim() - 1)
-    loss, count = torch.ops.fastloss.sigmoid_focal_loss(x, t, w, alpha, gamma, NONE, ignore_index, math_type_loss)
+    s = _vmap.front(scores, in_dims[8] if len(in_dims) > 8 else None, batch)
+    loss, count = torch.ops.fastloss.sigmoid_focal_loss(x, t, w, alpha, gamma, NONE, ignore_index, math_type_loss, s)
     if reduction == NONE:
         return (loss, count), (0, None)
     if t.dtype.is_floating_point:
@@ -84,7 +90,7 @@ def _vmap_rule(info, in_dims, inputs, targets, weight, alpha, gamma, reduction, 
 
 def _register():
     @torch.library.register_fake(_OP)
-    def _(inputs, targets, weight, alpha, gamma, reduction, ignore_index, math_type_loss=False):
+    def _(inputs, targets, weight, alpha, gamma, reduction, ignore_index, math_type_loss=False, scores=None):
         labels = not targets.dtype.is_floating_point
         math = opmath_dtype(inputs.dtype if labels else torch.promote_types(inputs.dtype, targets.dtype))
         unreduced = math if math_type_loss else (inputs.dtype if labels else
@@ -93,7 +99,7 @@ def _register():
         return loss, inputs.new_empty((), dtype=torch.int64)
 
     @torch.library.register_fake(_OP + "_backward")
-    def _(grad, inputs, targets, weight, count, alpha, gamma, reduction, ignore_index, targets_grad):
+    def _(grad, inputs, targets, weight, count, alpha, gamma, reduction, ignore_index, targets_grad, scores=None):
         return inputs.new_empty(inputs.shape), (targets.new_empty(targets.shape) if targets_grad else
                                                 inputs.new_empty((0,)))
 

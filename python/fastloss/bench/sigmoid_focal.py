@@ -86,3 +86,32 @@ for logits_dtype, targets_dtype, short in ((torch.float16, torch.float32, "fp16+
         make_inputs=mixed(logits_dtype, targets_dtype), grad=("inputs",),
         fastloss=_mean(sigmoid_focal_loss), reference=_mean(reference.sigmoid_focal_loss),
         peers={"torchvision": _mean(tv)} if tv else {}, dtypes=(logits_dtype,)))
+
+
+def sparse_targets(device, dtype, small):
+    """ultralytics' classification loss at YOLOv8's training size: batch 16 × 8,400 anchors × 80
+    classes, a label and an alignment score per anchor (~2% foreground; background label = 80)."""
+    batch, anchors = (2, 300) if small else (16, 8400)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(batch, anchors, CLASSES, generator=g) * 3).to(device=device, dtype=dtype)
+    labels = torch.randint(0, CLASSES, (batch, anchors), generator=g)
+    labels[torch.rand(batch, anchors, generator=g) > 0.02] = CLASSES
+    scores = torch.rand(batch, anchors, generator=g) * (labels < CLASSES)
+    return {"inputs": x.requires_grad_(), "labels": labels.to(device), "scores": scores.to(device=device, dtype=dtype)}
+
+
+def _sparse_bce(fn):
+    return lambda inputs, labels, scores: fn(inputs, (labels, scores), alpha=-1, gamma=0.0, reduction="sum")
+
+
+def dense_bce(inputs, labels, scores):
+    """ultralytics' way: the dense one_hot(label) · score target of the logits' shape, then BCE."""
+    target = F.one_hot(labels, CLASSES + 1)[..., :CLASSES].to(inputs.dtype) * scores[..., None]
+    return F.binary_cross_entropy_with_logits(inputs, target, reduction="sum")
+
+
+register(Case(
+    name="sigmoid_focal sparse BCE 16x8400x80",
+    make_inputs=sparse_targets, grad=("inputs",),
+    fastloss=_sparse_bce(sigmoid_focal_loss), reference=_sparse_bce(reference.sigmoid_focal_loss),
+    peers={"dense-target BCE (ultralytics)": dense_bce, "dense-target BCE torch.compile": torch.compile(dense_bce)}))

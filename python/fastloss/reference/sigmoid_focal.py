@@ -20,6 +20,7 @@ from .._common import (
     check_number,
     check_same_device,
     check_tensor,
+    check_values,
     opmath_dtype,
     prepare_weight,
     reduction_code,
@@ -37,10 +38,37 @@ class FocalArgs(NamedTuple):
     weight: Optional[torch.Tensor]
     avg_factor: object
     ignore_index: int
+    scores: Optional[torch.Tensor] = None  # with labels: the label's target per row (sparse soft targets)
+
+
+def _check_sparse(inputs, targets):
+    """targets = (labels, scores): integer labels of shape inputs.shape[:-1] and a float score in [0, 1]
+    per label (class `label` has target `score`, every other class 0)."""
+    if len(targets) != 2:
+        raise ValueError(f"a tuple target must be (labels, scores), got {len(targets)} items")
+    labels, scores = targets
+    check_tensor("targets[0] (labels)", labels)
+    check_floating("targets[1] (scores)", scores)
+    check_same_device("targets[1] (scores)", scores, "inputs", inputs)
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.dtype.is_complex:
+        raise TypeError(f"targets[0] (labels) must be integer class labels, got {labels.dtype}")
+    if scores.shape != labels.shape:
+        raise ValueError(f"targets[1] (scores) must have the labels' shape {tuple(labels.shape)}, got "
+                         f"{tuple(scores.shape)}")
+    if scores.requires_grad:
+        raise ValueError("targets[1] (scores) requires grad, but sparse targets take no gradient; pass "
+                         "scores.detach()")
+    bad = (scores < 0) | (scores > 1)
+    check_values(bad, lambda read: "targets[1] (scores) has " + (f"score {scores[bad][0].item()}" if read else
+                                                                 "a score") + " outside [0, 1]")
+    return labels, scores
 
 
 def check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ignore_index) -> FocalArgs:
     check_floating("inputs", inputs)
+    scores = None
+    if isinstance(targets, tuple):
+        targets, scores = _check_sparse(inputs, targets)
     check_tensor("targets", targets)
     check_same_device("targets", targets, "inputs", inputs)
     alpha = check_number("alpha", alpha)
@@ -64,7 +92,7 @@ def check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ign
                 f"got {tuple(targets.shape)}")
         labels = True
     weight = prepare_weight(weight, inputs)
-    return FocalArgs(inputs, targets, labels, alpha, gamma, code, weight, avg_factor, ignore_index)
+    return FocalArgs(inputs, targets, labels, alpha, gamma, code, weight, avg_factor, ignore_index, scores)
 
 
 def _infinite_logit_limit(x, t, ce):
@@ -83,6 +111,8 @@ def compute(a: FocalArgs, dtype=None) -> torch.Tensor:
     if a.labels:
         classes = torch.arange(x.shape[-1], device=x.device)
         t = (a.targets.unsqueeze(-1) == classes).to(x.dtype)
+        if a.scores is not None:
+            t = t * a.scores.detach().to(x.dtype).unsqueeze(-1)
         kept = (a.targets != a.ignore_index).unsqueeze(-1).expand(x.shape)
     else:
         t = a.targets.to(x.dtype)
@@ -118,12 +148,12 @@ def math_dtype(a: FocalArgs):
     return opmath_dtype(a.inputs.dtype if a.labels else torch.promote_types(a.inputs.dtype, a.targets.dtype))
 
 
-def op(inputs, targets, weight, alpha, gamma, reduction, ignore_index, math_type_loss=False):
+def op(inputs, targets, weight, alpha, gamma, reduction, ignore_index, math_type_loss=False, scores=None):
     """fastloss::sigmoid_focal_loss in torch ops: (loss, count) as the kernels return them — the
     loss in the inputs' dtype ("none") or the math type (reduced), count = the elements not ignored
     (0 for "none")."""
     labels = not targets.dtype.is_floating_point
-    a = FocalArgs(inputs, targets, labels, alpha, gamma, reduction, weight, None, ignore_index)
+    a = FocalArgs(inputs, targets, labels, alpha, gamma, reduction, weight, None, ignore_index, scores)
     unreduced = math_dtype(a) if math_type_loss else (inputs.dtype if labels else
                                                       torch.promote_types(inputs.dtype, targets.dtype))
     loss = compute(a, unreduced if reduction == NONE else math_dtype(a))
