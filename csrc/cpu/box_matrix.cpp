@@ -17,13 +17,6 @@ template <typename opmath_t>
 struct Lanes {
   using Vec = simd::Vec<opmath_t>;
   static constexpr int64_t W = Vec::size();
-
-  static void load(const opmath_t* f, int64_t rows, int64_t i, int64_t n, Vec (&out)[kFields]) {
-    cpu::load_items(f, rows, i, n, out);
-  }
-  static void broadcast(const opmath_t* f, int64_t rows, int64_t i, Vec (&out)[kFields]) {
-    cpu::broadcast_item(f, rows, i, out);
-  }
 };
 
 // Rows of boxes1 (or pairs) per parallel task: about kChunk pairs.
@@ -53,8 +46,8 @@ struct CpuKernels {
         Vec fa[kFields], fb[kFields], ga[4], gb[4];
         for (int64_t i = begin; i < end; i += L::W) {
           const int64_t n = std::min(L::W, end - i);
-          L::load(a.fa, rows, i, n, fa);
-          L::load(a.fb, rows_b, i, n, fb);
+          cpu::load_items(a.fa, rows, i, n, fa);
+          cpu::load_items(a.fb, rows_b, i, n, fb);
           cpu::store_as(pair_metric<false>(a.prm, fa, fb, one, ga, gb), out + i, n);
         }
       });
@@ -64,11 +57,11 @@ struct CpuKernels {
       Vec fa[kFields], fb[kFields], ga[4], gb[4];
       for (int64_t r = begin; r < end; ++r) {
         const int64_t first_b = (r / a.n) * a.m;
-        L::broadcast(a.fa, rows, r, fa);
+        cpu::broadcast_item(a.fa, rows, r, fa);
         out_t* row = out + r * a.m;
         for (int64_t j = 0; j < a.m; j += L::W) {
           const int64_t n = std::min(L::W, a.m - j);
-          L::load(a.fb, rows_b, first_b + j, n, fb);
+          cpu::load_items(a.fb, rows_b, first_b + j, n, fb);
           cpu::store_as(pair_metric<false>(a.prm, fa, fb, one, ga, gb), row + j, n);
         }
       }
@@ -111,8 +104,8 @@ struct CpuKernels {
         Vec fa[kFields], fb[kFields];
         for (int64_t i = begin; i < end; i += L::W) {
           const int64_t n = std::min(L::W, end - i);
-          L::load(a.fa, rows, i, n, fa);
-          L::load(a.fb, rows_b, i, n, fb);
+          cpu::load_items(a.fa, rows, i, n, fa);
+          cpu::load_items(a.fb, rows_b, i, n, fb);
           Vec ga[4] = {Vec(0), Vec(0), Vec(0), Vec(0)}, gb[4] = {Vec(0), Vec(0), Vec(0), Vec(0)};
           pair(fa, fb, Vec::loadu(grad.data + i, n), n, ga, gb);  // (contiguous)
           if (out1 != nullptr) scatter(ga, out1, i, n);
@@ -126,11 +119,11 @@ struct CpuKernels {
         Vec fa[kFields], fb[kFields];
         for (int64_t r = begin; r < end; ++r) {
           const int64_t first_b = (r / a.n) * a.m;
-          L::broadcast(a.fa, rows, r, fa);
+          cpu::broadcast_item(a.fa, rows, r, fa);
           Vec ga[4] = {Vec(0), Vec(0), Vec(0), Vec(0)}, unused[4] = {Vec(0), Vec(0), Vec(0), Vec(0)};
           for (int64_t j = 0; j < a.m; j += L::W) {
             const int64_t n = std::min(L::W, a.m - j);
-            L::load(a.fb, rows_b, first_b + j, n, fb);
+            cpu::load_items(a.fb, rows_b, first_b + j, n, fb);
             pair(fa, fb, grad_lanes(r, j, n), n, ga, unused);
           }
           opmath_t corners[4];
@@ -145,11 +138,11 @@ struct CpuKernels {
         Vec fa[kFields], fb[kFields];
         for (int64_t t = begin; t < end; ++t) {
           const int64_t batch = t / blocks, j = (t - batch * blocks) * L::W, n = std::min(L::W, a.m - j);
-          L::load(a.fb, rows_b, batch * a.m + j, n, fb);
+          cpu::load_items(a.fb, rows_b, batch * a.m + j, n, fb);
           Vec gb[4] = {Vec(0), Vec(0), Vec(0), Vec(0)}, unused[4] = {Vec(0), Vec(0), Vec(0), Vec(0)};
           for (int64_t i = 0; i < a.n; ++i) {
             const int64_t r = batch * a.n + i;
-            L::broadcast(a.fa, rows, r, fa);
+            cpu::broadcast_item(a.fa, rows, r, fa);
             pair(fa, fb, grad_lanes(r, j, n), n, unused, gb);
           }
           scatter(gb, out2, batch * a.m + j, n);
