@@ -13,8 +13,8 @@
 namespace {
 
 constexpr const char* kSchemas[] = {
-    "sigmoid_focal_loss(Tensor inputs, Tensor targets, Tensor? weight, float alpha, float gamma, int reduction, int ignore_index, bool math_type_loss=False, Tensor? scores=None) -> (Tensor loss, Tensor count)",
-    "sigmoid_focal_loss_backward(Tensor grad, Tensor inputs, Tensor targets, Tensor? weight, Tensor count, float alpha, float gamma, int reduction, int ignore_index, bool targets_grad, Tensor? scores=None) -> (Tensor grad_inputs, Tensor grad_targets)",
+    "sigmoid_focal_loss(Tensor inputs, Tensor targets, Tensor? weight, float alpha, float gamma, int reduction, int ignore_index, bool math_type_loss=False, Tensor? scores=None, int variant=0, Tensor? positive=None, int layers=0) -> (Tensor loss, Tensor count)",
+    "sigmoid_focal_loss_backward(Tensor grad, Tensor inputs, Tensor targets, Tensor? weight, Tensor count, float alpha, float gamma, int reduction, int ignore_index, bool targets_grad, Tensor? scores=None, int variant=0, Tensor? positive=None, int layers=0) -> (Tensor grad_inputs, Tensor grad_targets)",
     "box_iou_loss(Tensor pred, Tensor target, Tensor? weight, int kind, int mode, int box_format, float eps, float gamma, float lambd, int reduction, int convention=0, float aux_eps=-1.) -> Tensor",
     "box_iou_loss_backward(Tensor grad, Tensor pred, Tensor target, Tensor? weight, int kind, int mode, int box_format, float eps, float gamma, float lambd, int reduction, bool pred_grad, bool target_grad, int convention=0, float aux_eps=-1.) -> (Tensor grad_pred, Tensor grad_target)",
     "softmax_focal_loss(Tensor input, Tensor target, Tensor? alpha, Tensor? weight, float gamma, float label_smoothing, int reduction, int ignore_index, bool math_type_loss=False) -> (Tensor loss, Tensor lse, Tensor count)",
@@ -28,6 +28,8 @@ constexpr const char* kSchemas[] = {
     "box_iou_matrix_backward(Tensor grad, Tensor boxes1, Tensor boxes2, int kind, int box_format, float eps, int convention, bool aligned, bool boxes1_grad, bool boxes2_grad) -> (Tensor grad_boxes1, Tensor grad_boxes2)",
     "task_aligned_assign(Tensor pd_scores, Tensor pd_bboxes, Tensor anc_points, Tensor gt_labels, Tensor gt_bboxes, Tensor mask_gt, int topk, int topk2, int num_classes, float alpha, float beta, float eps, float stride_val, bool sparse) -> (Tensor target_labels, Tensor target_bboxes, Tensor target_scores, Tensor fg_mask, Tensor target_gt_idx)",
     "matching_cost(Tensor pred_logits, Tensor pred_boxes, Tensor tgt_labels, Tensor tgt_boxes, Tensor tgt_mask, int class_cost, float alpha, float gamma, float cost_class, float cost_bbox, float cost_giou) -> Tensor",
+    "distribution_focal_loss(Tensor pred, Tensor target, Tensor? weight, float target_max, int reduction) -> (Tensor loss, Tensor lse)",
+    "distribution_focal_loss_backward(Tensor grad, Tensor pred, Tensor target, Tensor? weight, Tensor lse, float target_max, int reduction) -> Tensor",
     "overlap_sums_backward_(Tensor grad, Tensor(a!) probs, Tensor target, int activation, bool squared, int? ignore_index, bool soft_label=False) -> ()",
 };
 

@@ -15,7 +15,7 @@ import zipfile
 WHEEL = os.environ.get("FASTLOSS_MMDET_WHEEL") or os.path.join(os.path.dirname(__file__), os.pardir, ".peers",
                                                                 "mmdet-3.3.0-py3-none-any.whl")
 NAMES = ("utils", "accuracy", "focal_loss", "cross_entropy_loss", "iou_loss", "smooth_l1_loss", "mse_loss",
-         "dice_loss", "balanced_l1_loss")
+         "dice_loss", "balanced_l1_loss", "varifocal_loss", "gfocal_loss")
 
 
 class _Registry:

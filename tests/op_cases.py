@@ -57,6 +57,43 @@ def _sparse(fn):
     return loss
 
 
+def quality_dense(n, dtype, device, g):
+    """Dense quality targets in [0, 1] with zeros (the negatives of mmdet's varifocal)."""
+    t = torch.rand(n, 5, generator=g, dtype=torch.float64)
+    t = t * (torch.rand(n, 5, generator=g, dtype=torch.float64) > 0.6)
+    return (_logits(n, 5, dtype, device, g), t.to(device=device, dtype=dtype)), dict(reduction="sum")
+
+
+def quality_sparse(n, dtype, device, g):
+    """(labels, scores) targets with background rows (label 5 and -1) and a zero score."""
+    labels = torch.randint(-1, 6, (n,), generator=g)
+    scores = torch.rand(n, generator=g, dtype=torch.float64)
+    scores[::4] = 0
+    return (_logits(n, 5, dtype, device, g), labels.to(device), scores.to(device=device, dtype=dtype)), {}
+
+
+def quality_positive(n, dtype, device, g):
+    """A dense target with ultralytics' one-hot `label` mask (scores also off the mask)."""
+    (x, t), _ = quality_dense(n, dtype, device, g)
+    positive = (torch.rand(n, 5, generator=g) > 0.7).to(device=device, dtype=torch.int64)
+    return (x, t, positive), dict(negative_mask="label", reduction="mean")
+
+
+def _positive(fn):
+    def loss(inputs, target, positive, **kwargs):
+        return fn(inputs, target, positive=positive, **kwargs)
+    return loss
+
+
+def distribution(n, dtype, device, g):
+    """17 bins (mmdet's reg_max = 16), targets in [0, 16] with both ends."""
+    t = torch.rand(n, generator=g, dtype=torch.float64) * 16
+    t[::5] = 16
+    t[1::5] = 0
+    x = (torch.randn(n, 17, generator=g, dtype=torch.float64) * 2).to(device=device, dtype=dtype)
+    return (x, t.to(device=device, dtype=dtype)), dict(reduction="sum")
+
+
 def softmax_rows(n, dtype, device, g):
     labels = torch.randint(0, 5, (n,), generator=g)
     labels[::5] = -100
@@ -155,6 +192,17 @@ CASES = [
     OpCase("sigmoid_focal soft", fastloss.sigmoid_focal_loss, reference.sigmoid_focal_loss, sigmoid_soft),
     OpCase("sigmoid_focal sparse", _sparse(fastloss.sigmoid_focal_loss), _sparse(reference.sigmoid_focal_loss),
            sigmoid_sparse),
+    OpCase("varifocal dense", fastloss.varifocal_loss, reference.varifocal_loss, _with(quality_dense, gamma=1.5)),
+    OpCase("varifocal sparse", _sparse(fastloss.varifocal_loss), _sparse(reference.varifocal_loss),
+           _with(quality_sparse, negative_mask="label", detach_weight=True), frozen_factor=True),
+    OpCase("varifocal positive", _positive(fastloss.varifocal_loss), _positive(reference.varifocal_loss),
+           quality_positive),
+    OpCase("quality_focal dense", fastloss.quality_focal_loss, reference.quality_focal_loss, quality_dense),
+    OpCase("quality_focal sparse", _sparse(fastloss.quality_focal_loss), _sparse(reference.quality_focal_loss),
+           _with(quality_sparse, beta=1.5, reduction="mean")),
+    OpCase("distribution_focal", fastloss.distribution_focal_loss, reference.distribution_focal_loss, distribution),
+    OpCase("distribution_focal ultralytics", fastloss.distribution_focal_loss, reference.distribution_focal_loss,
+           _with(distribution, target_max=15.99, reduction="mean")),
     OpCase("softmax_focal rows", fastloss.softmax_focal_loss, reference.softmax_focal_loss, softmax_rows),
     OpCase("softmax_focal spatial", fastloss.softmax_focal_loss, reference.softmax_focal_loss, softmax_spatial),
     OpCase("iou", fastloss.iou_loss, reference.iou_loss, _with(boxes, mode="log")),

@@ -311,8 +311,10 @@ if hypothesis is not None:
         for position, value in specials:
             floats = [t for t in tensors if t.dtype.is_floating_point]
             target = floats[position % len(floats)]
-            if target is not tensors[0] and case.name.startswith(("sigmoid", "dice", "tversky")):
-                value = min(max(value, 0.0), 1.0) if value == value else 0.5  # soft targets are probabilities
+            if target is not tensors[0] and case.name.startswith(("sigmoid", "dice", "tversky", "varifocal",
+                                                                  "quality_focal", "distribution_focal")):
+                # soft targets and quality scores are probabilities (a DFL target in [0, 1] is two bins')
+                value = min(max(value, 0.0), 1.0) if value == value else 0.5
             target.view(-1)[position % target.numel()] = value
         kwargs = {**kwargs, "reduction": "none"}
         got_loss, got_grad = loss_and_grad(case.fn, *tensors, **kwargs)

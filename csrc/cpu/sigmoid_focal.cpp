@@ -1,4 +1,5 @@
-// CPU kernels of fastloss::sigmoid_focal_loss: SIMD loops over math/sigmoid_focal.h.
+// CPU kernels of fastloss::sigmoid_focal_loss: SIMD loops over math/sigmoid_focal.h and
+// math/quality_focal.h (the varifocal and quality focal variants).
 // Forward: one pass, loss written out ("none") or summed per chunk. Backward: one pass that
 // recomputes from the logits, so nothing of the inputs' size is saved between the two.
 #include "cpu/row_loop.h"
@@ -8,7 +9,6 @@
 namespace fastloss::sigmoid_focal {
 namespace {
 
-
 template <typename scalar_t, typename target_t>
 struct Row {
   using opmath_t = typename Args<scalar_t, target_t>::opmath_t;
@@ -16,15 +16,22 @@ struct Row {
   static constexpr int64_t W = Vec::size();
   const Args<scalar_t, target_t>& a;
 
-  bool ignored(int64_t r) const { return a.labels != nullptr && a.labels[r] == a.ignore_index; }
+  bool ignored(int64_t r) const { return a.labels != nullptr && a.ignored(a.labels[r]); }
 
   // Loss and/or derivatives of the n ≤ W elements (r, c .. c+n).
   template <bool kLoss, bool kGradX, bool kGradT>
   void eval(int64_t r, int64_t c, int64_t n, Vec& loss, Vec& dx, Vec& dt) const {
     const int64_t off = r * a.cols + c;
     const Vec x = cpu::load_as<Vec>(a.x + off, n);
+    const bool quality = a.prm.variant != kFocal;
     if (a.labels == nullptr) {
-      soft<kLoss, kGradX, kGradT>(x, cpu::load_as<Vec>(a.t + off, n), a.prm, loss, dx, dt);
+      const Vec t = cpu::load_as<Vec>(a.t + off, n);
+      if (!quality) {
+        soft<kLoss, kGradX, kGradT>(x, t, a.prm, loss, dx, dt);
+        return;
+      }
+      const Vec m = a.positive != nullptr ? cpu::load_as<Vec>(a.positive + off, n) : quality_focal::score_positive(t);
+      quality_focal::eval<kLoss, kGradX>(x, t, m, a.prm, loss, dx);
       return;
     }
     // Labels: every column is a negative except the label's, if it falls in this vector. The
@@ -35,6 +42,14 @@ struct Row {
     if (label >= c && label - c < n) {
       const int64_t lane = label - c;
       const Vec positive = Vec::arange(opmath_t(0), opmath_t(1)) == Vec(opmath_t(lane));
+      if (quality) {  // the label's target is its score (1 without scores), the rest 0
+        const opmath_t score = a.scores != nullptr ? a.scores[r] : opmath_t(1);
+        const opmath_t m = a.prm.label_mask || score > 0 ? opmath_t(1) : opmath_t(0);
+        const Vec zero(opmath_t(0));
+        quality_focal::eval<kLoss, kGradX>(x, Vec::blendv(zero, Vec(score), positive),
+                                           Vec::blendv(zero, Vec(m), positive), a.prm, loss, dx);
+        return;
+      }
       if (a.scores != nullptr) {  // the label's target is its score (soft), the rest 0
         const Vec t = Vec::blendv(Vec(opmath_t(0)), Vec(a.scores[r]), positive);
         Vec unused_dt;
@@ -137,7 +152,8 @@ void backward_loop(Args<scalar_t, target_t> a, RowOperand<G> grad, typename Args
 
 struct CpuKernels {
   template <typename scalar_t, typename target_t>
-  static void forward(const Args<scalar_t, target_t>& a, int64_t reduction, Tensor& loss, Tensor& count) {
+  static void forward(const Args<scalar_t, target_t>& a, int64_t layers, int64_t reduction, Tensor& loss,
+                      Tensor& count) {
     using opmath_t = typename Args<scalar_t, target_t>::opmath_t;
     if (reduction == kNone) {
       if (loss.scalar_type() == scalar_type_of<scalar_t>) {
@@ -147,22 +163,28 @@ struct CpuKernels {
       }
       return;
     }
-    const cpu::SumCount s = forward_sum(a);
-    const double total = reduction == kMean ? s.sum / static_cast<double>(std::max<int64_t>(s.count, 1)) : s.sum;
-    *loss.mutable_data_ptr<opmath_t>() = static_cast<opmath_t>(total);
-    *count.mutable_data_ptr<int64_t>() = s.count;
+    for (int64_t l = 0; l < std::max<int64_t>(layers, 1); ++l) {
+      const cpu::SumCount s = forward_sum(layers > 0 ? a.layer(l) : a);
+      const double total = reduction == kMean ? s.sum / static_cast<double>(std::max<int64_t>(s.count, 1)) : s.sum;
+      loss.mutable_data_ptr<opmath_t>()[l] = static_cast<opmath_t>(total);
+      count.mutable_data_ptr<int64_t>()[l] = s.count;
+    }
   }
 
   template <typename scalar_t, typename target_t, bool kGradT>
-  static void backward(const Args<scalar_t, target_t>& a, const Tensor& grad, const Tensor& count,
+  static void backward(const Args<scalar_t, target_t>& a, int64_t layers, const Tensor& grad, const Tensor& count,
                        int64_t reduction, Tensor& gx, Tensor& gt) {
     using opmath_t = typename Args<scalar_t, target_t>::opmath_t;
     scalar_t* out_x = gx.mutable_data_ptr<scalar_t>();
     target_t* out_t = kGradT ? gt.mutable_data_ptr<target_t>() : nullptr;
     if (reduction != kNone) {
-      const int64_t norm = reduction == kMean ? std::max<int64_t>(*count.const_data_ptr<int64_t>(), 1) : 1;
-      const opmath_t scale = *grad.const_data_ptr<opmath_t>() / static_cast<opmath_t>(norm);
-      backward_loop<scalar_t, target_t, kGradT>(a, RowOperand<opmath_t>{}, scale, out_x, out_t);
+      for (int64_t l = 0; l < std::max<int64_t>(layers, 1); ++l) {
+        const int64_t norm = reduction == kMean ? std::max<int64_t>(count.const_data_ptr<int64_t>()[l], 1) : 1;
+        const opmath_t scale = grad.const_data_ptr<opmath_t>()[l] / static_cast<opmath_t>(norm);
+        const int64_t offset = l * a.rows * a.cols;
+        backward_loop<scalar_t, target_t, kGradT>(layers > 0 ? a.layer(l) : a, RowOperand<opmath_t>{}, scale,
+                                                  out_x + offset, kGradT ? out_t + offset : nullptr);
+      }
     } else if (grad.scalar_type() == scalar_type_of<scalar_t>) {
       backward_loop<scalar_t, target_t, kGradT>(a, row_operand<scalar_t>(grad), opmath_t(1), out_x, out_t);
     } else {

@@ -111,7 +111,7 @@ __device__ __forceinline__ void for_each_element(int64_t n, int64_t cols, const 
 }
 
 template <typename Kernel, typename... Args>
-inline void launch(int blocks, Kernel kernel, Args... args) {
+inline void launch(dim3 blocks, Kernel kernel, Args... args) {
   kernel<<<blocks, kThreads, 0, current_stream()>>>(args...);
   check(cudaGetLastError());
 }

@@ -7,6 +7,8 @@ from . import _backend
 
 __version__ = _backend._version()  # with the build's local part, e.g. 0.2.0+cu130.torch2.14
 from .sigmoid_focal import sigmoid_focal_loss
+from .quality_focal import quality_focal_loss, varifocal_loss
+from .distribution_focal import distribution_focal_loss
 from .overlap import dice_loss, tversky_loss
 from .softmax_focal import softmax_focal_loss
 from .classic import l1_loss, mse_loss, smooth_l1_loss
@@ -24,6 +26,7 @@ __all__ = ["__version__", "nn", "reference", "sigmoid_focal_loss", "iou_loss", "
            "eiou_loss", "focal_eiou_loss", "cdiou_loss", "generalized_box_iou_loss", "distance_box_iou_loss",
            "complete_box_iou_loss", "dice_loss", "tversky_loss", "softmax_focal_loss", "l1_loss", "mse_loss",
            "smooth_l1_loss", "balanced_l1_loss", "box_iou_matrix", "box_iou", "generalized_box_iou",
-           "distance_box_iou", "complete_box_iou", "task_aligned_assign", "matching_cost"]
+           "distance_box_iou", "complete_box_iou", "task_aligned_assign", "matching_cost",
+           "varifocal_loss", "quality_focal_loss", "distribution_focal_loss"]
 
 _torchscript.refuse_functions(globals(), __all__, "fastloss")

@@ -102,18 +102,20 @@ def check_reduction(reduction, name="reduction"):
     return reduction
 
 
-def reduction_code(reduction, avg_factor):
+def reduction_code(reduction, avg_factor, layers=0):
     """The kernel's reduction code. With avg_factor (mmdet's convention, "mean" only) the kernel sums
-    and apply_avg_factor divides."""
+    and apply_avg_factor divides. With per-layer losses (layers > 0) a tensor avg_factor may also
+    have one element per layer."""
     check_reduction(reduction)
     if avg_factor is None:
         return REDUCTIONS[reduction]
     if reduction != "mean":
         raise ValueError(f"avg_factor can only be used with reduction='mean', got reduction={reduction!r}")
     if isinstance(avg_factor, torch.Tensor):
-        if avg_factor.numel() != 1:
-            raise ValueError("avg_factor must be a number or a one-element tensor, got shape "
-                             f"{tuple(avg_factor.shape)}")
+        if avg_factor.numel() != 1 and (layers == 0 or avg_factor.shape != (layers,)):
+            raise ValueError("avg_factor must be a number or a one-element tensor" +
+                             (f" or one per layer, shape ({layers},)" if layers else "") +
+                             f", got shape {tuple(avg_factor.shape)}")
     elif check_number("avg_factor", avg_factor) <= 0:
         raise ValueError(f"avg_factor must be > 0, got {avg_factor}")
     return SUM
@@ -124,7 +126,8 @@ def apply_avg_factor(loss, avg_factor):
     if avg_factor is None:
         return loss
     if isinstance(avg_factor, torch.Tensor):
-        return loss / avg_factor.reshape(()).to(loss.dtype)
+        return loss / avg_factor.reshape(avg_factor.shape if avg_factor.dim() == 1 and loss.dim() == 1 else
+                                         ()).to(loss.dtype)
     return loss / avg_factor
 
 

@@ -14,7 +14,7 @@ _OP = "fastloss::sigmoid_focal_loss"
 
 
 def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *, weight=None, avg_factor=None,
-                       ignore_index=-100):
+                       ignore_index=-100, per_layer=False):
     """Sigmoid focal loss, a drop-in for torchvision.ops.sigmoid_focal_loss.
 
     loss = α_t · (1 − p_t)^γ · BCEWithLogits(x, t), p = σ(x), p_t = p·t + (1 − p)(1 − t),
@@ -43,18 +43,29 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none",
             pass shape (1, C). Gradients do not flow to the weight.
         avg_factor: with reduction="mean", the loss is sum / avg_factor (mmdet's convention, e.g.
             the number of positive anchors); a ValueError with any other reduction.
-        ignore_index: the label to ignore (label targets only).
+        ignore_index: the label to ignore (label targets only); None ignores nothing.
+        per_layer: inputs of shape (L, ..., C) (e.g. the L decoder layers of a DETR-family model,
+            with per-layer labels/scores (L, ...)): a reduced loss is one value per layer, shape (L,),
+            each reduced over its own layer ("mean": its own count; avg_factor: a number or one per
+            layer). All layers run in one kernel launch; .sum() gives the summed loss.
 
     Memory: the forward keeps nothing beyond its inputs; the backward recomputes from the logits in
     one pass, so the only tensor of the inputs' size it allocates is the gradient itself.
     Non-contiguous inputs are copied once to contiguous memory.
     """
-    a = _reference.check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ignore_index)
+    a = _reference.check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ignore_index, per_layer)
+    return run(a)
+
+
+def run(a):
+    """The loss of checked arguments (reference.sigmoid_focal.FocalArgs): the kernels, or the
+    reference where they do not run."""
     if not _backend.use_kernels(a.inputs.device):
         return _reference.compute(a)
     dtype = _reference.loss_dtype(a)
     loss, _ = torch.ops.fastloss.sigmoid_focal_loss(a.inputs, a.targets, a.weight, a.alpha, a.gamma, a.reduction,
-                                                    a.ignore_index, dtype != _unreduced_dtype(a), a.scores)
+                                                    a.ignore_index, dtype != _unreduced_dtype(a), a.scores, a.variant,
+                                                    a.positive, a.layers)
     return apply_avg_factor(loss, a.avg_factor).to(dtype)
 
 
@@ -64,24 +75,33 @@ def _unreduced_dtype(a):
 
 
 def _backward(ctx, args, saved, grads, needs):
-    x, targets, weight, alpha, gamma, reduction, ignore_index, _, scores = args
-    refuse_grad(needs, [("weight", 2), ("scores", 8)], "sigmoid_focal_loss")
+    x, targets, weight, alpha, gamma, reduction, ignore_index, _, scores, variant, positive, layers = args
+    refuse_grad(needs, [("weight", 2), ("scores", 8), ("positive", 10)], "sigmoid_focal_loss")
+    if needs[1] and variant & 3 != _reference.FOCAL:
+        raise RuntimeError("fastloss: gradients with respect to the varifocal / quality focal targets are not "
+                           "supported (they are quality scores: pass target.detach())")
     grad_loss = grads[0]
     grad_x, grad_t = torch.ops.fastloss.sigmoid_focal_loss_backward(grad_loss, x, targets, weight, saved[0], alpha,
-                                                                    gamma, reduction, ignore_index, needs[1], scores)
-    return (grad_x if needs[0] else None, grad_t if needs[1] else None) + (None,) * 7
+                                                                    gamma, reduction, ignore_index, needs[1], scores,
+                                                                    variant, positive, layers)
+    return (grad_x if needs[0] else None, grad_t if needs[1] else None) + (None,) * 10
 
 
 def _vmap_rule(info, in_dims, inputs, targets, weight, alpha, gamma, reduction, ignore_index, math_type_loss=False,
-               scores=None):
+               scores=None, variant=0, positive=None, layers=0):
+    if layers > 0 and reduction != NONE:
+        raise NotImplementedError("fastloss: per_layer losses under torch.vmap are not supported; vmap over the "
+                                  "layers instead")
     batch = info.batch_size
     x, t = _vmap.front(inputs, in_dims[0], batch), _vmap.front(targets, in_dims[1], batch)
     w = _vmap.aligned(weight, in_dims[2], batch, x.dim() - 1)
     s = _vmap.front(scores, in_dims[8] if len(in_dims) > 8 else None, batch)
-    loss, count = torch.ops.fastloss.sigmoid_focal_loss(x, t, w, alpha, gamma, NONE, ignore_index, math_type_loss, s)
+    m = _vmap.front(positive, in_dims[10] if len(in_dims) > 10 else None, batch)
+    loss, count = torch.ops.fastloss.sigmoid_focal_loss(x, t, w, alpha, gamma, NONE, ignore_index, math_type_loss, s,
+                                                        variant, m)
     if reduction == NONE:
         return (loss, count), (0, None)
-    if t.dtype.is_floating_point:
+    if t.dtype.is_floating_point or variant & _reference.NO_IGNORE_INDEX:
         count = torch.full((batch,), x[0].numel(), dtype=torch.int64, device=x.device)
     else:
         count = (t != ignore_index).reshape(batch, -1).sum(1) * x.shape[-1]
@@ -90,16 +110,20 @@ def _vmap_rule(info, in_dims, inputs, targets, weight, alpha, gamma, reduction, 
 
 def _register():
     @torch.library.register_fake(_OP)
-    def _(inputs, targets, weight, alpha, gamma, reduction, ignore_index, math_type_loss=False, scores=None):
+    def _(inputs, targets, weight, alpha, gamma, reduction, ignore_index, math_type_loss=False, scores=None, variant=0,
+          positive=None, layers=0):
         labels = not targets.dtype.is_floating_point
         math = opmath_dtype(inputs.dtype if labels else torch.promote_types(inputs.dtype, targets.dtype))
         unreduced = math if math_type_loss else (inputs.dtype if labels else
                                                  torch.promote_types(inputs.dtype, targets.dtype))
-        loss = inputs.new_empty(inputs.shape, dtype=unreduced) if reduction == 0 else inputs.new_empty((), dtype=math)
-        return loss, inputs.new_empty((), dtype=torch.int64)
+        if reduction == 0:
+            return inputs.new_empty(inputs.shape, dtype=unreduced), inputs.new_empty((), dtype=torch.int64)
+        shape = (layers,) if layers > 0 else ()
+        return inputs.new_empty(shape, dtype=math), inputs.new_empty(shape, dtype=torch.int64)
 
     @torch.library.register_fake(_OP + "_backward")
-    def _(grad, inputs, targets, weight, count, alpha, gamma, reduction, ignore_index, targets_grad, scores=None):
+    def _(grad, inputs, targets, weight, count, alpha, gamma, reduction, ignore_index, targets_grad, scores=None,
+          variant=0, positive=None, layers=0):
         return inputs.new_empty(inputs.shape), (targets.new_empty(targets.shape) if targets_grad else
                                                 inputs.new_empty((0,)))
 

@@ -17,6 +17,10 @@ fastloss.task_aligned_assign, which builds no (batch, GTs, anchors) tensor; to u
     loss.assigner = fastloss.ultralytics.TaskAlignedAssigner(topk=10, num_classes=loss.nc, alpha=0.5, beta=6.0,
                                                              stride=loss.stride.tolist())
 
+`VarifocalLoss` (RT-DETR's classification loss in ultralytics) and `DFLoss` (YOLOv8/11's box
+distribution loss) are ultralytics' modules of those names, with their constructors, forward
+arguments and outputs, on fastloss.varifocal_loss and fastloss.distribution_focal_loss.
+
 ultralytics is AGPL-licensed: fastloss never imports it; its tests use it only as the oracle.
 """
 import torch
@@ -24,6 +28,8 @@ import torch
 from ._common import check_bool, check_nonnegative, check_tensor
 from ._torchscript import NotScriptable, refuse_functions
 from .box_iou_loss import _fused as box_loss
+from .distribution_focal import distribution_focal_loss
+from .quality_focal import varifocal_loss
 from .task_aligned import task_aligned_assign
 
 
@@ -69,5 +75,55 @@ class TaskAlignedAssigner(NotScriptable, torch.nn.Module):
                                    stride=[self.stride_val], topk2=self.topk2)
 
 
-__all__ = ["bbox_iou", "TaskAlignedAssigner"]
+class VarifocalLoss(NotScriptable, torch.nn.Module):
+    """ultralytics.utils.loss.VarifocalLoss(gamma=2.0, alpha=0.75): forward(pred_score, gt_score, label)
+    with logits pred_score (B, Q, C), dense quality targets gt_score and the one-hot `label` mask of
+    the same shape; returns (BCE(pred, gt_score) · (α·σ(pred)^γ·(1 − label) + gt_score·label))
+    .mean(1).sum() in float32 (float64 for float64 inputs), the weight differentiated as ultralytics does. The math is float32
+    whatever the inputs' dtype (ultralytics turns autocast off for the same reason)."""
+
+    def __init__(self, gamma=2.0, alpha=0.75):
+        super().__init__()
+        self.gamma, self.alpha = gamma, alpha
+
+    def forward(self, pred_score, gt_score, label):
+        check_tensor("pred_score", pred_score)
+        if pred_score.dim() < 2:
+            raise ValueError(f"pred_score must have at least 2 dimensions (ultralytics' .mean(1)), got shape "
+                             f"{tuple(pred_score.shape)}")
+        loss = varifocal_loss(pred_score, gt_score, alpha=self.alpha, gamma=self.gamma, iou_weighted=True,
+                              negative_mask="label", positive=label, reduction="sum")
+        # ultralytics' dtype: its float32 BCE times its weight (pred_score's and gt_score's dtype)
+        dtype = torch.promote_types(torch.float32, torch.promote_types(pred_score.dtype, gt_score.dtype))
+        return loss.to(dtype) / pred_score.shape[1]
+
+    def extra_repr(self):
+        return f"gamma={self.gamma}, alpha={self.alpha}"
+
+
+class DFLoss(NotScriptable, torch.nn.Module):
+    """ultralytics.utils.loss.DFLoss(reg_max=16): called with pred_dist (M·k, reg_max) and target (M, k)
+    (the box sides in bin units), returns the distribution focal loss averaged over the k sides,
+    shape (M, 1). The target is clamped to [0, reg_max − 1 − 0.01] as ultralytics does, but the
+    caller's tensor is left unmodified (ultralytics' clamp_ writes into it)."""
+
+    def __init__(self, reg_max=16):
+        super().__init__()
+        self.reg_max = reg_max
+
+    def forward(self, pred_dist, target):
+        check_tensor("pred_dist", pred_dist)
+        check_tensor("target", target)
+        if pred_dist.dim() != 2 or pred_dist.shape[1] != self.reg_max or pred_dist.shape[0] != target.numel():
+            raise ValueError(f"pred_dist must have shape (target.numel(), reg_max) = ({target.numel()}, "
+                             f"{self.reg_max}), got {tuple(pred_dist.shape)}")
+        pred = pred_dist.reshape(*target.shape, self.reg_max)
+        loss = distribution_focal_loss(pred, target, target_max=self.reg_max - 1 - 0.01, reduction="none")
+        return loss.mean(-1, keepdim=True)
+
+    def extra_repr(self):
+        return f"reg_max={self.reg_max}"
+
+
+__all__ = ["bbox_iou", "TaskAlignedAssigner", "VarifocalLoss", "DFLoss"]
 refuse_functions(globals(), __all__, "fastloss.ultralytics")

@@ -34,12 +34,14 @@ int main(int argc, char** argv) {
     std::printf("usage: test_dispatch path/to/libfastloss_ops.so (%s)\n", argc == 2 ? dlerror() : "no path");
     return 2;
   }
-  // (the schemas' trailing `Tensor? scores`: the sparse (labels, scores) targets, absent here)
-  using Sig = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                                                 double, double, int64_t, int64_t, bool, const std::optional<at::Tensor>&);
-  using BackSig = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                                     const std::optional<at::Tensor>&, const at::Tensor&, double, double,
-                                                     int64_t, int64_t, bool, const std::optional<at::Tensor>&);
+  // (the schemas' trailing `Tensor? scores, int variant, Tensor? positive, int layers`: sparse (labels,
+  // scores) targets, the varifocal / quality focal variants and per-layer losses — all off here)
+  using Opt = const std::optional<at::Tensor>&;
+  using Sig = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, Opt, double, double, int64_t,
+                                                 int64_t, bool, Opt, int64_t, Opt, int64_t);
+  using BackSig = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&, Opt,
+                                                     const at::Tensor&, double, double, int64_t, int64_t, bool, Opt,
+                                                     int64_t, Opt, int64_t);
   auto& dispatcher = c10::Dispatcher::singleton();
   auto forward = dispatcher.findSchemaOrThrow("fastloss::sigmoid_focal_loss", "").typed<Sig>();
   auto backward = dispatcher.findSchemaOrThrow("fastloss::sigmoid_focal_loss_backward", "").typed<BackSig>();
@@ -52,22 +54,22 @@ int main(int argc, char** argv) {
   double want_sum = 0;
   for (int i = 0; i < 6; ++i) want_sum += focal(xs[i], i == 1 ? 1 : 0, alpha, gamma);
 
-  auto [loss, count] = forward.call(x, labels, std::nullopt, alpha, gamma, /*sum*/ 1, -100, false, std::nullopt);
+  auto [loss, count] = forward.call(x, labels, std::nullopt, alpha, gamma, /*sum*/ 1, -100, false, std::nullopt, 0, std::nullopt, 0);
   expect_near("sum", loss.item<double>(), want_sum);
   expect_near("count", static_cast<double>(count.item<int64_t>()), 6);
-  auto [mean, mean_count] = forward.call(x, labels, std::nullopt, alpha, gamma, /*mean*/ 2, -100, false, std::nullopt);
+  auto [mean, mean_count] = forward.call(x, labels, std::nullopt, alpha, gamma, /*mean*/ 2, -100, false, std::nullopt, 0, std::nullopt, 0);
   expect_near("mean", mean.item<double>(), want_sum / 6);
 
   // d sum / dx of element (0, 2) by central differences of the formula
   auto [grad_x, grad_t] = backward.call(at::ones({}, at::kDouble), x, labels, std::nullopt, count, alpha, gamma, 1,
-                                        -100, false, std::nullopt);
+                                        -100, false, std::nullopt, 0, std::nullopt, 0);
   const double h = 1e-6;
   const double fd = (focal(xs[2] + h, 0, alpha, gamma) - focal(xs[2] - h, 0, alpha, gamma)) / (2 * h);
   expect_near("grad (0, 2)", grad_x[0][2].item<double>(), fd, 1e-7);
 
   // an ignored anchor contributes nothing
   auto [ignored, ignored_count] = forward.call(x, at::tensor({int64_t(1), int64_t(-100)}, at::kLong), std::nullopt,
-                                               alpha, gamma, 1, -100, false, std::nullopt);
+                                               alpha, gamma, 1, -100, false, std::nullopt, 0, std::nullopt, 0);
   double want_first_row = 0;
   for (int i = 0; i < 3; ++i) want_first_row += focal(xs[i], i == 1 ? 1 : 0, alpha, gamma);
   expect_near("ignore_index", ignored.item<double>(), want_first_row);

@@ -13,12 +13,15 @@ from .bbox_overlaps import bbox_overlaps
 from .cross_entropy_loss import CrossEntropyLoss
 from .dice_loss import DiceLoss
 from .focal_loss import FocalLoss
+from .gfocal_loss import DistributionFocalLoss, QualityFocalLoss
 from .iou_loss import BoundedIoULoss, CIoULoss, DIoULoss, EIoULoss, GIoULoss, IoULoss, SIoULoss
 from .mse_loss import MSELoss
 from .smooth_l1_loss import BalancedL1Loss, L1Loss, SmoothL1Loss
+from .varifocal_loss import VarifocalLoss
 
 LOSSES = ["FocalLoss", "CrossEntropyLoss", "IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "SIoULoss", "EIoULoss",
-          "BoundedIoULoss", "L1Loss", "SmoothL1Loss", "BalancedL1Loss", "MSELoss", "DiceLoss"]
+          "BoundedIoULoss", "L1Loss", "SmoothL1Loss", "BalancedL1Loss", "MSELoss", "DiceLoss", "VarifocalLoss",
+          "QualityFocalLoss", "DistributionFocalLoss"]
 __all__ = LOSSES + ["REGISTERED_NAMES", "register", "bbox_overlaps"]
 
 REGISTERED_NAMES = {"Fast" + name: globals()[name] for name in LOSSES}

@@ -8,6 +8,8 @@ from .box_iou import (cdiou_loss, ciou_loss, complete_box_iou_loss, diou_loss, d
                       focal_eiou_loss, generalized_box_iou_loss, giou_loss, iou_loss)
 from .overlap import dice_loss, tversky_loss
 from .sigmoid_focal import sigmoid_focal_loss
+from .quality_focal import quality_focal_loss, varifocal_loss
+from .distribution_focal import distribution_focal_loss
 from .softmax_focal import softmax_focal_loss
 from .classic import l1_loss, mse_loss, smooth_l1_loss
 from .balanced_l1 import balanced_l1_loss
@@ -15,6 +17,7 @@ from .._torchscript import refuse_functions
 
 __all__ = ["sigmoid_focal_loss", "iou_loss", "giou_loss", "diou_loss", "ciou_loss", "eiou_loss", "focal_eiou_loss",
            "cdiou_loss", "generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss", "dice_loss",
-           "tversky_loss", "softmax_focal_loss", "l1_loss", "mse_loss", "smooth_l1_loss", "balanced_l1_loss"]
+           "tversky_loss", "softmax_focal_loss", "l1_loss", "mse_loss", "smooth_l1_loss", "balanced_l1_loss",
+           "varifocal_loss", "quality_focal_loss", "distribution_focal_loss"]
 
 refuse_functions(globals(), __all__, "fastloss.reference")

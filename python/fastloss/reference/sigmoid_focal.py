@@ -3,6 +3,10 @@
     p = σ(x), ce = BCEWithLogits(x, t), p_t = p·t + (1 − p)(1 − t), α_t = α·t + (1 − α)(1 − t)
     loss = α_t · (1 − p_t)^γ · ce        (α = −1: no α_t)
 
+The same op computes the other members of the family w · ce (its `variant`): Varifocal (Zhang et al.
+2021, arXiv 2008.13367), w = m·(iou_weighted ? t : 1) + (1 − m)·α·p^γ with m the positive indicator,
+and Quality Focal (Li et al. 2020, arXiv 2006.04388), w = |t − p|^β.
+
 The checks live here, beside the definition, and fastloss.sigmoid_focal_loss uses the same ones.
 """
 from typing import NamedTuple, Optional
@@ -39,6 +43,14 @@ class FocalArgs(NamedTuple):
     avg_factor: object
     ignore_index: int
     scores: Optional[torch.Tensor] = None  # with labels: the label's target per row (sparse soft targets)
+    variant: int = 0  # FOCAL, VARIFOCAL or QUALITY_FOCAL | flags (math/sigmoid_focal.h: Variant, VariantFlag)
+    positive: Optional[torch.Tensor] = None  # varifocal label mask of float targets (m per element)
+    layers: int = 0  # > 0: reduced per leading index (one loss per decoder layer)
+
+
+# The op's `variant` codes (csrc/math/sigmoid_focal.h)
+FOCAL, VARIFOCAL, QUALITY_FOCAL = 0, 1, 2
+IOU_WEIGHTED, LABEL_MASK, DETACH_WEIGHT, NO_IGNORE_INDEX = 4, 8, 16, 32
 
 
 def _check_sparse(inputs, targets):
@@ -64,7 +76,9 @@ def _check_sparse(inputs, targets):
     return labels, scores
 
 
-def check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ignore_index) -> FocalArgs:
+def check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ignore_index, per_layer=False,
+               focal=True) -> FocalArgs:
+    """The checked arguments; focal=False leaves alpha's range (and -1) to the caller."""
     check_floating("inputs", inputs)
     scores = None
     if isinstance(targets, tuple):
@@ -72,11 +86,16 @@ def check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ign
     check_tensor("targets", targets)
     check_same_device("targets", targets, "inputs", inputs)
     alpha = check_number("alpha", alpha)
-    if not (0 <= alpha <= 1) and alpha != -1:
+    if focal and not (0 <= alpha <= 1) and alpha != -1:
         raise ValueError(f"alpha must be in [0, 1], or -1 to turn α weighting off; got {alpha}")
     gamma = check_nonnegative("gamma", gamma)
-    code = reduction_code(reduction, avg_factor)
-    ignore_index = check_int("ignore_index", ignore_index)
+    layers = 0
+    if per_layer:
+        if inputs.dim() < 2:
+            raise ValueError(f"per_layer needs inputs of shape (layers, ..., C), got {tuple(inputs.shape)}")
+        layers = inputs.shape[0] if reduction != "none" else 0
+    code = reduction_code(reduction, avg_factor, layers)
+    ignore_index = None if ignore_index is None else check_int("ignore_index", ignore_index)
     if targets.dtype.is_floating_point:
         if targets.shape != inputs.shape:
             raise ValueError(
@@ -92,7 +111,9 @@ def check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ign
                 f"got {tuple(targets.shape)}")
         labels = True
     weight = prepare_weight(weight, inputs)
-    return FocalArgs(inputs, targets, labels, alpha, gamma, code, weight, avg_factor, ignore_index, scores)
+    variant = FOCAL if ignore_index is not None else NO_IGNORE_INDEX
+    return FocalArgs(inputs, targets, labels, alpha, gamma, code, weight, avg_factor,
+                     -100 if ignore_index is None else ignore_index, scores, variant, None, layers)
 
 
 def _infinite_logit_limit(x, t, ce):
@@ -107,35 +128,61 @@ def compute(a: FocalArgs, dtype=None) -> torch.Tensor:
     """The loss, in `dtype` (default: result_dtype of the inputs and float targets)."""
     dtype = loss_dtype(a) if dtype is None else dtype
     x = a.inputs.to(math_dtype(a))
-    kept = None
+    kept, one_hot = None, None
     if a.labels:
         classes = torch.arange(x.shape[-1], device=x.device)
-        t = (a.targets.unsqueeze(-1) == classes).to(x.dtype)
+        one_hot = (a.targets.unsqueeze(-1) == classes).to(x.dtype)
+        t = one_hot
         if a.scores is not None:
             t = t * a.scores.detach().to(x.dtype).unsqueeze(-1)
-        kept = (a.targets != a.ignore_index).unsqueeze(-1).expand(x.shape)
+        if not a.variant & NO_IGNORE_INDEX:
+            kept = (a.targets != a.ignore_index).unsqueeze(-1).expand(x.shape)
     else:
         t = a.targets.to(x.dtype)
     ce = F.binary_cross_entropy_with_logits(x, t, reduction="none")
     ce = _infinite_logit_limit(x, t, ce)
-    loss = ce
-    if a.gamma != 0:
-        one_minus_p_t = t * torch.sigmoid(-x) + (1 - t) * torch.sigmoid(x)
-        loss = loss * one_minus_p_t.pow(a.gamma)
-    if a.alpha >= 0:
-        loss = (a.alpha * t + (1 - a.alpha) * (1 - t)) * loss
+    kind = a.variant & 3
+    if kind == FOCAL:
+        loss = ce
+        if a.gamma != 0:
+            one_minus_p_t = t * torch.sigmoid(-x) + (1 - t) * torch.sigmoid(x)
+            loss = loss * one_minus_p_t.pow(a.gamma)
+        if a.alpha >= 0:
+            loss = (a.alpha * t + (1 - a.alpha) * (1 - t)) * loss
+    else:
+        w = _quality_weight(a, x, t.detach(), one_hot)
+        loss = torch.where(w == 0, torch.zeros((), dtype=x.dtype, device=x.device), w * ce)  # 0·inf = 0
     if a.weight is not None:
         loss = loss * a.weight.to(x.dtype)
-    count = x.numel()
     if kept is not None:
         loss = torch.where(kept, loss, torch.zeros((), dtype=x.dtype, device=x.device))
-        count = kept.sum()
     if a.reduction == NONE:
         return loss.to(dtype)
-    total = loss.sum()
+    counted = kept if kept is not None else torch.ones((), dtype=torch.bool, device=x.device).expand(x.shape)
+    if a.layers > 0:
+        total, count = loss.reshape(a.layers, -1).sum(1), counted.reshape(a.layers, -1).sum(1)
+    else:
+        total, count = loss.sum(), counted.sum()
     if a.reduction == MEAN:
-        total = total / (count.clamp(min=1) if isinstance(count, torch.Tensor) else max(count, 1))
+        total = total / count.clamp(min=1)
     return apply_avg_factor(total, a.avg_factor).to(dtype)
+
+
+def _quality_weight(a: FocalArgs, x, t, one_hot):
+    """The varifocal or quality focal weight w of w · ce (t detached: these targets take no gradient)."""
+    p = torch.sigmoid(x)
+    if a.variant & 3 == QUALITY_FOCAL:
+        return (t - p).abs().pow(a.gamma)
+    if a.positive is not None:
+        m = a.positive.to(x.dtype)
+    elif a.variant & LABEL_MASK:
+        m = one_hot
+    else:
+        m = (t > 0).to(x.dtype)
+    negative = a.alpha * p.pow(a.gamma)
+    if a.variant & DETACH_WEIGHT:
+        negative = negative.detach()
+    return m * (t if a.variant & IOU_WEIGHTED else 1) + (1 - m) * negative
 
 
 def loss_dtype(a: FocalArgs):
@@ -148,21 +195,26 @@ def math_dtype(a: FocalArgs):
     return opmath_dtype(a.inputs.dtype if a.labels else torch.promote_types(a.inputs.dtype, a.targets.dtype))
 
 
-def op(inputs, targets, weight, alpha, gamma, reduction, ignore_index, math_type_loss=False, scores=None):
+def op(inputs, targets, weight, alpha, gamma, reduction, ignore_index, math_type_loss=False, scores=None, variant=0,
+       positive=None, layers=0):
     """fastloss::sigmoid_focal_loss in torch ops: (loss, count) as the kernels return them — the
-    loss in the inputs' dtype ("none") or the math type (reduced), count = the elements not ignored
-    (0 for "none")."""
+    loss in the inputs' dtype ("none") or the math type (reduced; one per layer with layers > 0),
+    count = the elements not ignored (0 for "none")."""
     labels = not targets.dtype.is_floating_point
-    a = FocalArgs(inputs, targets, labels, alpha, gamma, reduction, weight, None, ignore_index, scores)
+    layers = layers if reduction != NONE else 0
+    a = FocalArgs(inputs, targets, labels, alpha, gamma, reduction, weight, None, ignore_index, scores, variant, positive,
+                  layers)
     unreduced = math_dtype(a) if math_type_loss else (inputs.dtype if labels else
                                                       torch.promote_types(inputs.dtype, targets.dtype))
     loss = compute(a, unreduced if reduction == NONE else math_dtype(a))
+    shape = (layers,) if layers > 0 else ()
     if reduction == NONE:
         count = torch.zeros((), dtype=torch.int64, device=inputs.device)
-    elif labels:
-        count = (targets != ignore_index).sum() * inputs.shape[-1]
+    elif labels and not variant & NO_IGNORE_INDEX:
+        kept = (targets != ignore_index)
+        count = (kept.reshape(layers, -1).sum(1) if layers > 0 else kept.sum()) * inputs.shape[-1]
     else:
-        count = torch.full((), inputs.numel(), dtype=torch.int64, device=inputs.device)
+        count = torch.full(shape, inputs.numel() // max(layers, 1), dtype=torch.int64, device=inputs.device)
     return loss, count
 
 
