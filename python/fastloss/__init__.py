@@ -19,7 +19,7 @@ from .box_matrix import box_iou, box_iou_matrix, complete_box_iou, distance_box_
 from .task_aligned import task_aligned_assign
 from .matching import matching_cost
 
-from . import nn, reference  # noqa: E402  (after the ops, which they wrap)
+from . import distributed, nn, reference  # noqa: E402  (after the ops, which they wrap)
 from . import _torchscript
 
 __all__ = ["__version__", "nn", "reference", "sigmoid_focal_loss", "iou_loss", "giou_loss", "diou_loss", "ciou_loss",

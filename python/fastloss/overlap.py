@@ -32,7 +32,7 @@ def _sums(a):
 
 def _fused(loss, input, target, **options):
     a = _reference.check_args(loss, input, target, **options)
-    sums = _sums(a)
+    sums = _reference.global_sums(_sums(a), a)
     if not _backend.use_kernels(a.input.device):
         return _reference.loss_from_sums(sums, a)
     return torch.ops.fastloss.overlap_score(sums, a.class_weight, _reference.LOSS_CODES[a.loss], a.jaccard,

@@ -50,6 +50,7 @@ class OverlapArgs(NamedTuple):
     beta: float
     gamma: float
     soft_label: bool = False  # S_pt = Σ min(p, t) (MONAI's soft_label; not with squared sums)
+    process_group: object = None  # batch sums all-reduced over this group (fastloss.distributed)
 
 
 def _class_weight(class_weight, classes, input, target):
@@ -70,7 +71,7 @@ def _class_weight(class_weight, classes, input, target):
 
 def check_args(loss, input, target, activation="softmax", include_background=True, squared_pred=False, jaccard=False,
                smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None, reduction="mean",
-               alpha=0.5, beta=0.5, gamma=1.0, soft_label=False) -> OverlapArgs:
+               alpha=0.5, beta=0.5, gamma=1.0, soft_label=False, process_group=None) -> OverlapArgs:
     n, classes = check_logits(input, target, "(N, C, *spatial)")
     positions = math_prod(input.shape[2:])
     act = check_choice("activation", activation, ACTIVATIONS)
@@ -80,6 +81,9 @@ def check_args(loss, input, target, activation="softmax", include_background=Tru
     for name, flag in (("include_background", include_background), ("squared_pred", squared_pred),
                        ("jaccard", jaccard), ("batch", batch), ("soft_label", soft_label)):
         check_bool(name, flag)
+    if process_group is not None and not batch:
+        raise ValueError("process_group all-reduces the batch's sums: it needs batch=True (per-sample scores need "
+                         "no communication)")
     if not include_background and classes == 1:
         raise ValueError("include_background=False needs more than one class")
     if target.requires_grad:
@@ -112,7 +116,7 @@ def check_args(loss, input, target, activation="softmax", include_background=Tru
                        include_background, jaccard, check_nonnegative("smooth_nr", smooth_nr),
                        check_nonnegative("smooth_dr", smooth_dr), batch,
                        _class_weight(class_weight, scored, input, target),
-                       check_reduction(reduction), alpha, beta, gamma, soft_label)
+                       check_reduction(reduction), alpha, beta, gamma, soft_label, process_group)
 
 
 def sums(a: OverlapArgs) -> torch.Tensor:
@@ -195,7 +199,7 @@ def define(implementation):
 
     def dice_loss(input, target, *, activation="softmax", include_background=True, squared_pred=False, jaccard=False,
                   smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None,
-                  reduction="mean", soft_label=False):
+                  reduction="mean", soft_label=False, process_group=None):
         """Dice loss with the activation fused in (MONAI's DiceLoss formulas).
 
         Per (sample, class), with tp = Σ p·t over the spatial positions:
@@ -205,11 +209,11 @@ def define(implementation):
         return implementation("dice", input, target, activation=activation, include_background=include_background,
                               squared_pred=squared_pred, jaccard=jaccard, smooth_nr=smooth_nr, smooth_dr=smooth_dr,
                               batch=batch, class_weight=class_weight, ignore_index=ignore_index, reduction=reduction,
-                              soft_label=soft_label)
+                              soft_label=soft_label, process_group=process_group)
 
     def tversky_loss(input, target, *, alpha=0.5, beta=0.5, gamma=1.0, activation="softmax", include_background=True,
                      smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None,
-                     reduction="mean", soft_label=False):
+                     reduction="mean", soft_label=False, process_group=None):
         """Tversky loss (Salehi et al., arXiv 1706.05721; MONAI's TverskyLoss) and focal Tversky.
 
         Per (sample, class), with tp = Σ p·t, fp = Σ p·(1 − t), fn = Σ (1 − p)·t:
@@ -220,7 +224,7 @@ def define(implementation):
         return implementation("tversky", input, target, alpha=alpha, beta=beta, gamma=gamma, activation=activation,
                               include_background=include_background, smooth_nr=smooth_nr, smooth_dr=smooth_dr,
                               batch=batch, class_weight=class_weight, ignore_index=ignore_index, reduction=reduction,
-                              soft_label=soft_label)
+                              soft_label=soft_label, process_group=process_group)
 
     for f in (dice_loss, tversky_loss):
         f.__doc__ += COMMON_DOC
@@ -243,6 +247,10 @@ COMMON_DOC = """
         ignore_index: (labels only) positions with this label are left out of every sum.
         reduction: "mean" | "sum" over the (sample, class) scores, or "none": the (N, C) matrix, (C,)
             with batch=True (C − 1 columns without the background).
+        process_group: with batch=True, a torch.distributed group (e.g. torch.distributed.group.WORLD)
+            over which the batch's per-class sums are all-reduced before the score: every rank's loss
+            is the loss of the global batch, and after DDP's gradient averaging the gradients are a
+            single process's on the concatenated batch (fastloss.distributed). Default None: local.
         soft_label: MONAI's option for soft targets: tp = Σ min(p, t) = (Σp + Σt − Σ|p − t|)/2 instead
             of Σ p·t (equal for 0/1 targets); no effect with squared_pred (tp is Σ p·t there, as MONAI).
         The sums accumulate in float32 (float64 for float64) and are bitwise reproducible; the loss
@@ -251,9 +259,17 @@ COMMON_DOC = """
         backward turns into the gradient in place.
 """
 
+def global_sums(s, a: OverlapArgs):
+    """The sums the score is computed from: the local ones, or the global batch's over a.process_group."""
+    if a.process_group is None:
+        return s
+    from .. import distributed
+    return distributed.global_batch_sums(s, a.process_group)
+
+
 def _reference(loss, input, target, **options):
     a = check_args(loss, input, target, **options)
-    return loss_from_sums(sums(a), a)
+    return loss_from_sums(global_sums(sums(a), a), a)
 
 
 FUNCTIONS = define(_reference)
