@@ -34,6 +34,8 @@ LOSSES = {
     "tversky": lambda x, t, group: fastloss.tversky_loss(x, t, batch=True, alpha=0.3, beta=0.7, gamma=0.75,
                                                          activation="sigmoid", include_background=False,
                                                          process_group=group),
+    # the class weights 1/(Σt)² come from the global sums too
+    "generalized dice": lambda x, t, group: fastloss.generalized_dice_loss(x, t, batch=True, process_group=group),
 }
 
 
@@ -64,7 +66,8 @@ def test_ddp_equals_one_process_on_the_whole_batch(world, tmp_path):
         loss = {"dice": lambda: fastloss.dice_loss(net(features), labels, batch=True),
                 "dice none": lambda: fastloss.dice_loss(net(features), labels, batch=True, reduction="none",
                                                         jaccard=True).sum(),
-                "tversky": lambda: loss_fn(net(features), labels, None)}[name]()
+                "tversky": lambda: loss_fn(net(features), labels, None),
+                "generalized dice": lambda: loss_fn(net(features), labels, None)}[name]()
         loss.backward()
         want_grads = [p.grad for p in net.parameters()]
         for rank in range(world):

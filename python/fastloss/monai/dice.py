@@ -2,10 +2,9 @@
 import torch
 
 from .. import overlap
+from ..generalized_dice import W_TYPES, generalized_dice_loss
 from .._common import check_bool, check_nonnegative
 from ._common import MonaiLoss
-
-W_TYPES = ("square", "simple", "uniform")
 
 
 class DiceLoss(MonaiLoss):
@@ -50,7 +49,7 @@ class GeneralizedDiceLoss(MonaiLoss):
     """MONAI's GeneralizedDiceLoss (Sudre et al. 2017, arXiv 1707.03237): class weights w_c = 1/(Σ t)²
     ("square"), 1/Σ t ("simple") or 1 ("uniform"), a class without ground truth taking the largest
     finite weight; 1 − (2·Σ_c w_c·tp_c + smooth_nr) / (Σ_c w_c·(Σp + Σt)_c + smooth_dr) per sample (or
-    over the batch) — computed from the fused kernel's (N, C, 3) sums."""
+    over the batch) — fastloss.generalized_dice_loss, from the fused kernel's (N, C, 3) sums."""
 
     def __init__(self, include_background=True, to_onehot_y=False, sigmoid=False, softmax=False, other_act=None,
                  w_type="square", reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False, soft_label=False):
@@ -63,37 +62,15 @@ class GeneralizedDiceLoss(MonaiLoss):
             check_nonnegative("smooth_dr", smooth_dr))
         self.soft_label = check_bool("soft_label", soft_label)
 
-    def w_func(self, ground):
-        if self.w_type == "simple":
-            return torch.reciprocal(ground)
-        if self.w_type == "square":
-            return torch.reciprocal(ground * ground)
-        return torch.ones_like(ground)
-
     def forward(self, input, target):
         input, target, options = self.prepare(input, target)
-        batch = options.pop("batch")
-        include_background = options.pop("include_background")
-        sums, _ = overlap.sums(input, target, soft_label=self.soft_label, **options)
-        if not include_background:
-            sums = sums[:, 1:]
-        if batch:
-            sums = sums.sum(0)
-        tp, denominator, ground = sums[..., 0], sums[..., 1] + sums[..., 2], sums[..., 2]
-        w = self.w_func(ground.float())
-        infs = torch.isinf(w)
-        w = torch.where(infs, torch.zeros_like(w), w)
-        largest = w.max() if batch else w.max(dim=1, keepdim=True)[0]
-        w = (w + infs * largest).to(tp.dtype)
-        reduce_dim = 0 if batch else 1
-        numer = 2.0 * (tp * w).sum(reduce_dim, keepdim=True) + self.smooth_nr
-        denom = (denominator * w).sum(reduce_dim, keepdim=True) + self.smooth_dr
-        f = 1.0 - numer / denom
+        f = generalized_dice_loss(input, target, w_type=self.w_type, smooth_nr=self.smooth_nr,
+                                  smooth_dr=self.smooth_dr, soft_label=self.soft_label, reduction="none", **options)
         if self.reduction == "mean":
             return f.mean()
         if self.reduction == "sum":
             return f.sum()
-        return self.broadcastable(f, input)
+        return self.broadcastable(f if options["batch"] else f.unsqueeze(1), input)  # MONAI's shapes
 
 
 __all__ = ["DiceLoss", "GeneralizedDiceLoss"]
