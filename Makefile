@@ -43,11 +43,15 @@ test: build peers
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 # Test oracles that cannot be pip-installed here: mmdet 3.3.0's wheel, whose pure-torch loss files
-# tests/mmdet_peer.py loads (mmdet itself needs a compiled mmcv that no wheel provides for this torch).
+# tests/mmdet_peer.py loads (mmdet itself needs a compiled mmcv that no wheel provides for this torch),
+# and nnU-Net v2's, whose loss files tests/nnunet_peer.py loads (its package pulls a training stack).
 MMDET_WHEEL := .peers/mmdet-3.3.0-py3-none-any.whl
-peers: $(MMDET_WHEEL)
+NNUNET_WHEEL := .peers/nnunetv2-2.8.1-py3-none-any.whl
+peers: $(MMDET_WHEEL) $(NNUNET_WHEEL)
 $(MMDET_WHEEL): $(VENV)/.deps
 	$(PY) -m pip download -q --no-deps mmdet==3.3.0 -d .peers
+$(NNUNET_WHEEL): $(VENV)/.deps
+	$(PY) -m pip download -q --no-deps nnunetv2==2.8.1 -d .peers
 
 check: build
 	$(PY) -m fastloss check

@@ -1,6 +1,7 @@
 """Peer rows that the fastloss package must not import itself, for `python -m fastloss bench --peers
-scripts/bench_peers.py` (`make bench` passes it): ultralytics' TaskAlignedAssigner (AGPL-licensed; a
-benchmark and test oracle only, run from this repository file, never from the package)."""
+scripts/bench_peers.py` (`make bench` passes it): ultralytics' TaskAlignedAssigner and DFLoss
+(AGPL-licensed; a benchmark and test oracle only, run from this repository file, never from the
+package), and mmdet's and nnU-Net's loss files from their wheels (`make peers`)."""
 from fastloss import bench
 
 try:
@@ -36,19 +37,19 @@ def _dense(labels, scores, classes, dtype):
     return F.one_hot(labels, classes + 1)[..., :classes].to(dtype) * scores.unsqueeze(-1)
 
 
-def _mmdet_losses():
-    """mmdet 3.3.0's loss files from its wheel (make peers), as the tests load them; None without it."""
+def _from_wheel(loader):
+    """A peer's loss files from its wheel (make peers) through tests/<loader>.py, as the tests load
+    them; None without the wheel."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
     try:
-        from mmdet_peer import load
-        return load(tempfile.mkdtemp(prefix="fastloss-mmdet-"))
+        return __import__(loader).load(tempfile.mkdtemp(prefix=f"fastloss-{loader}-"))
     except (ImportError, FileNotFoundError):
         return None
     finally:
         sys.path.pop(0)
 
 
-mmdet = _mmdet_losses()
+mmdet = _from_wheel("mmdet_peer")  # mmdet 3.3.0
 if mmdet is not None:
     mmdet_vfl = mmdet["varifocal_loss"].varifocal_loss
     mmdet_gfl = mmdet["gfocal_loss"]
@@ -79,3 +80,17 @@ if DFLoss is not None:
         return dfl(pred, target.clone()).sum()  # clone: DFLoss clamps its target in place
 
     _with_compiled("distribution_focal 100000x4x16", "ultralytics", ultralytics_dfl)
+
+
+# ---- nnU-Net's DC_and_CE_loss (its trainer's setting), from its wheel as the tests load it ---------
+
+
+nnunet = _from_wheel("nnunet_peer")  # nnU-Net 2.8.1
+if nnunet is not None:
+    nnunet_loss = nnunet.DC_and_CE_loss({"batch_dice": False, "smooth": 1e-5, "do_bg": False, "ddp": False}, {},
+                                        weight_ce=1, weight_dice=1, dice_class=nnunet.MemoryEfficientSoftDiceLoss)
+
+    def nnunet_dc_and_ce(input, target):
+        return nnunet_loss(input, target.unsqueeze(1))
+
+    bench.add_peer("dice_ce softmax", "nnU-Net DC_and_CE_loss", nnunet_dc_and_ce)

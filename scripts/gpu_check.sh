@@ -68,7 +68,7 @@ step check 180 "$PY" -m fastloss check --device $DEVICE
 
 # The CUDA tests (their CUDA variants; on a dry run they skip) and the parity suite, per op family.
 # (-k: the family's CUDA variants, and its parity cases — whose module name holds "cuda" too)
-for family in sigmoid_focal softmax_focal box_iou overlap balanced_l1 box_matrix task_aligned quality_focal \
+for family in sigmoid_focal softmax_focal box_iou overlap balanced_l1 box_matrix task_aligned quality_focal compound \
     distribution_focal; do
   step "pytest_$family" 240 "$PY" -m pytest -q -p no:cacheprovider -rs --junitxml="$OUT/pytest_$family.xml" \
     tests/test_cuda_parity.py "tests/test_${family}.py" \

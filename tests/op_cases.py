@@ -23,6 +23,7 @@ class OpCase:
     # the derivative of the loss is the kernel's only with a factor held constant (CIoU's α,
     # Focal-EIoU's IoU^γ): gradgradcheck against finite differences does not apply
     frozen_factor: bool = False
+    unreduced: bool = True  # takes reduction="none" (the compound losses have no unreduced form)
 
     def __repr__(self):
         return self.name
@@ -150,6 +151,17 @@ def overlap_soft(n, dtype, device, g):
     return (x, t), dict(activation="sigmoid", reduction="sum")
 
 
+def compound_labels(n, dtype, device, g):
+    """overlap_labels for the compound losses (always softmax: no activation argument)."""
+    (x, y), _ = overlap_labels(n, dtype, device, g)
+    return (x, y), {}
+
+
+def compound_soft(n, dtype, device, g):
+    (x, t), _ = overlap_soft(n, dtype, device, g)
+    return (x, t / t.sum(1, keepdim=True)), {}  # class probabilities
+
+
 def _with(make, **extra):
     def made(n, dtype, device, g):
         tensors, kwargs = make(n, dtype, device, g)
@@ -218,6 +230,13 @@ CASES = [
            _with(overlap_soft, soft_label=True, alpha=0.3, beta=0.7)),
     OpCase("tversky labels", fastloss.tversky_loss, reference.tversky_loss,
            _with(overlap_labels, alpha=0.3, beta=0.7, gamma=1.5, class_weight=[1.0, 2.0, 0.5])),
+    OpCase("dice_ce labels", fastloss.dice_ce_loss, reference.dice_ce_loss,
+           _with(compound_labels, ce_weight=[1.0, 2.0, 0.5], label_smoothing=0.1, batch=True), unreduced=False),
+    OpCase("dice_ce soft", fastloss.dice_ce_loss, reference.dice_ce_loss,
+           _with(compound_soft, dice="generalized_dice", reduction="sum"), unreduced=False),
+    OpCase("dice_focal labels", fastloss.dice_focal_loss, reference.dice_focal_loss,
+           _with(compound_labels, gamma=1.5, dice="tversky", tversky_alpha=0.3, include_background=False),
+           unreduced=False),
     OpCase("l1", fastloss.l1_loss, reference.l1_loss, _with(boxes, reduction="sum")),
     OpCase("smooth_l1", fastloss.smooth_l1_loss, reference.smooth_l1_loss, _with(boxes, beta=0.5)),
     OpCase("balanced_l1", fastloss.balanced_l1_loss, reference.balanced_l1_loss, _with(boxes, beta=2.0, alpha=0.4)),

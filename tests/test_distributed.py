@@ -37,6 +37,11 @@ LOSSES = {
                                                          process_group=group),
     # the class weights 1/(Σt)² come from the global sums too
     "generalized dice": lambda x, t, group: fastloss.generalized_dice_loss(x, t, batch=True, process_group=group),
+    # the cross entropy's sums (Σ loss, Σ w_y) are all-reduced with the Dice sums
+    "dice ce": lambda x, t, group: fastloss.dice_focal_loss(x, t, batch=True, gamma=1.5, ce_weight=[1.0, 2.0, 0.5],
+                                                            dice="generalized_dice", process_group=group),
+    "dice ce sum": lambda x, t, group: fastloss.dice_ce_loss(x, t, batch=True, reduction="sum", label_smoothing=0.1,
+                                                             process_group=group),
 }
 
 
@@ -75,7 +80,9 @@ def test_ddp_equals_one_process_on_the_whole_batch(world, tmp_path):
                 "dice none": lambda: fastloss.dice_loss(net(features), labels, batch=True, reduction="none",
                                                         jaccard=True).sum(),
                 "tversky": lambda: loss_fn(net(features), labels, None),
-                "generalized dice": lambda: loss_fn(net(features), labels, None)}[name]()
+                "generalized dice": lambda: loss_fn(net(features), labels, None),
+                "dice ce": lambda: loss_fn(net(features), labels, None),
+                "dice ce sum": lambda: loss_fn(net(features), labels, None)}[name]()
         loss.backward()
         want_grads = [p.grad for p in net.parameters()]
         for rank in range(world):

@@ -189,7 +189,8 @@ MODULES = [
     fnn.DiceLoss(class_weight=[1.0, 2.0, 3.0]), fnn.TverskyLoss(class_weight=torch.tensor([0.5, 1.0, 2.0])),
     fnn.DiceLoss(class_weight=0.5), fnn.SoftmaxFocalLoss(alpha=torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])),
     fnn.CrossEntropyLoss(class_weight=[1.0, 2.0, 3.0, 4.0, 5.0]), fnn.L1Loss(), fnn.MSELoss(),
-    fnn.SmoothL1Loss(beta=0.5),
+    fnn.SmoothL1Loss(beta=0.5), fnn.DiceCELoss(ce_weight=[1.0, 2.0, 0.5]),
+    fnn.DiceFocalLoss(class_weight=torch.tensor([0.5, 1.0, 2.0]), gamma=1.5, ce_weight=2.0),
 ]
 
 
@@ -198,7 +199,7 @@ def module_inputs(module):
     if isinstance(module, fnn.BoxIoULoss) or isinstance(module, (fnn.L1Loss, fnn.MSELoss, fnn.SmoothL1Loss)):
         t = random_boxes_for_modules(g)
         return t + 0.1, t
-    if isinstance(module, (fnn.DiceLoss, fnn.TverskyLoss)):
+    if isinstance(module, (fnn.DiceLoss, fnn.TverskyLoss, fnn.DiceCELoss, fnn.DiceFocalLoss)):
         return torch.randn(2, 3, 6, generator=g), torch.randint(0, 3, (2, 6), generator=g)
     return torch.randn(6, 5, generator=g), torch.randint(0, 5, (6,), generator=g)
 
@@ -316,7 +317,7 @@ if hypothesis is not None:
                 # soft targets and quality scores are probabilities (a DFL target in [0, 1] is two bins')
                 value = min(max(value, 0.0), 1.0) if value == value else 0.5
             target.view(-1)[position % target.numel()] = value
-        kwargs = {**kwargs, "reduction": "none"}
+        kwargs = {**kwargs, "reduction": "none" if case.unreduced else "sum"}
         got_loss, got_grad = loss_and_grad(case.fn, *tensors, **kwargs)
         want_loss, want_grad = loss_and_grad(case.ref, *tensors, **kwargs)
         assert torch.equal(classes(got_loss), classes(want_loss)), (got_loss, want_loss)
@@ -374,12 +375,13 @@ def test_autocast_computes_in_float32_and_returns_float32(case, device):
     half = torch.bfloat16 if device == "cpu" else torch.float16
     x, rest, kwargs = split(case, dtype=half, device=device)
     rest = tuple(r.to(half) if r.dtype.is_floating_point else r for r in rest)
+    reduction = "none" if case.unreduced else "sum"
     with torch.autocast(device, dtype=half):
-        loss = case.fn(x, *rest, **{**kwargs, "reduction": "none"})
+        loss = case.fn(x, *rest, **{**kwargs, "reduction": reduction})
         (g,) = torch.autograd.grad(loss.sum(), x)
     assert loss.dtype == torch.float32 and g.dtype == half
     want = case.fn(x.detach().float(), *(r.float() if r.dtype.is_floating_point else r for r in rest),
-                   **{**kwargs, "reduction": "none"})
+                   **{**kwargs, "reduction": reduction})
     assert_close(loss, want, dtype=torch.float32, rtol=1e-5, atol=1e-5)
 
 

@@ -72,9 +72,29 @@ struct Chunk {
     return Vec::blendv(Vec(0), v, Vec::loadu(&label[j]) == Vec(static_cast<opmath_t>(c + a.label_offset)));
   }
   // The softmax probabilities of every class at positions [j, j + k), into p[0..C).
-  void softmax(int64_t j, int64_t k, Vec* p) const {
+  SoftmaxStats<Vec> softmax(int64_t j, int64_t k, Vec* p) const {
     for (int64_t c = 0; c < a.classes; ++c) p[c] = cpu::load_as<Vec>(x(c, j), k);
-    softmax_in_place(a.classes, p);
+    return softmax_in_place(a.classes, p);
+  }
+
+  // The cross-entropy sums of positions [j, j + k) (math/overlap_ce.h) from the logits at x (the
+  // input's, or the backward's a.logits) and lse: A = Σ u_c·(lse − x_c), log p_y, and Σ u_c, Σ w_c·t_c.
+  struct CeSums {
+    Vec a = Vec(0), log_py = Vec(0), u = Vec(0), w = Vec(0);
+  };
+  CeSums ce_sums(const scalar_t* logits, int64_t j, int64_t k, const Vec& v, const Vec& lse) const {
+    CeSums s;
+    for (int64_t c = 0; c < a.classes; ++c) {
+      const Vec t = target(c, j, k, v), u = smoothed_weight(a.ce, c, t, v);
+      s.u = s.u + u;
+      s.w = s.w + Vec(a.ce.weight_of(c)) * t;
+      if (logits == nullptr) continue;
+      // (0 where u or t is 0, even at an infinite logit: a −inf logit of another class is finite CE)
+      const Vec log_p = cpu::load_as<Vec>(logits + offset(c, j), k) - lse;
+      s.a = s.a - times_unless_zero(u, log_p);
+      s.log_py = s.log_py + times_unless_zero(t, log_p);
+    }
+    return s;
   }
 };
 
@@ -85,14 +105,15 @@ struct CpuKernels {
     using Vec = typename K::Vec;
     using opmath_t = typename K::opmath_t;
     const int64_t chunks = (a.hw + kChunkPositions - 1) / kChunkPositions, classes = a.classes;
-    std::vector<double> partial(a.n * chunks * classes * 3);
+    const int64_t width = 3 * classes + (a.ce.on ? 2 : 0);  // per item: the sums, then Σ CE and Σ w_y
+    std::vector<double> partial(a.n * chunks * width);
     cpu::BadLabel bad;
     torch::stable::parallel_for(0, a.n * chunks, 1, [&](int64_t first, int64_t last) {
       K chunk(a);
       std::vector<Vec> p(classes), acc(3 * classes);
       for (int64_t item = first; item < last; ++item) {
         chunk.load(item, chunks, bad);
-        double* out = partial.data() + item * 3 * classes;  // (not &partial[…]: empty when C = 0)
+        double* out = partial.data() + item * width;  // (not &partial[…]: empty when C = 0)
         // locals, so the compiler can take the branches out of the loops
         const bool squared = a.squared, soft = a.soft;
         auto add = [squared, soft](Vec& pt, Vec& pp, Vec& tt, const Vec& pc, const Vec& tc) {
@@ -102,16 +123,26 @@ struct CpuKernels {
         };
         if (a.activation == kSoftmax) {
           std::fill(acc.begin(), acc.end(), Vec(0));
+          Vec ce_loss_sum(0), ce_norm(0);
           for (int64_t j = 0; j < chunk.size; j += K::W) {
             const int64_t k = std::min(K::W, chunk.size - j);
             const Vec v = Vec::loadu(&chunk.valid[j]);
-            chunk.softmax(j, k, p.data());
+            const SoftmaxStats<Vec> stats = chunk.softmax(j, k, p.data());
             for (int64_t c = 0; c < classes; ++c) {
               if (probs != nullptr) cpu::store_as(p[c], probs + chunk.offset(c, j), k);
               add(acc[3 * c], acc[3 * c + 1], acc[3 * c + 2], p[c] * v, chunk.target(c, j, k, v));
             }
+            if (a.ce.on) {
+              const auto ce = chunk.ce_sums(a.x, j, k, v, stats.lse());
+              ce_loss_sum = ce_loss_sum + ce_loss(a.ce, ce.a, ce.log_py);
+              ce_norm = ce_norm + (a.labels != nullptr ? ce.w : v);
+            }
           }
           for (int64_t i = 0; i < 3 * classes; ++i) out[i] = cpu::sum_lanes(acc[i]);
+          if (a.ce.on) {
+            out[3 * classes] = cpu::sum_lanes(ce_loss_sum);
+            out[3 * classes + 1] = cpu::sum_lanes(ce_norm);
+          }
           continue;
         }
         for (int64_t c = 0; c < classes; ++c) {
@@ -131,10 +162,11 @@ struct CpuKernels {
     bad.check(kOp, a.label_count());
     opmath_t* result = sums.mutable_data_ptr<opmath_t>();
     for (int64_t n = 0; n < a.n; ++n) {
-      for (int64_t i = 0; i < 3 * classes; ++i) {
+      for (int64_t i = 0; i < width; ++i) {
         double total = 0;
-        for (int64_t chunk = 0; chunk < chunks; ++chunk) total += partial[((n * chunks) + chunk) * 3 * classes + i];
-        result[n * 3 * classes + i] = static_cast<opmath_t>(total);
+        for (int64_t chunk = 0; chunk < chunks; ++chunk) total += partial[((n * chunks) + chunk) * width + i];
+        (i < 3 * classes ? result[n * 3 * classes + i] : a.ce_out[n * 2 + i - 3 * classes]) =
+            static_cast<opmath_t>(total);
       }
     }
   }
@@ -167,7 +199,21 @@ struct CpuKernels {
               g[c] = dl_dp(c, j, k, v, p[c]);
               dot = dot + p[c] * g[c];
             }
-            for (int64_t c = 0; c < classes; ++c) cpu::store_as(p[c] * (g[c] - dot), probs + chunk.offset(c, j), k);
+            if (!a.ce.on) {
+              for (int64_t c = 0; c < classes; ++c) cpu::store_as(p[c] * (g[c] - dot), probs + chunk.offset(c, j), k);
+              continue;
+            }
+            // dL/dx_c = p_c·(g_c − dot + s·(f·T + G)) − s·(f·u_c + G·t_c), s = dL/d(Σ CE) of the sample
+            const Vec lse = a.logits != nullptr ? softmax_stats<Vec>(classes, [&](int64_t c) {
+              return cpu::load_as<Vec>(a.logits + chunk.offset(c, j), k);
+            }).lse() : Vec(0);
+            const auto ce = chunk.ce_sums(a.logits, j, k, v, lse);
+            const auto coef = ce_coefficients(a.ce, ce.a, ce.log_py);
+            const Vec s(a.ce_grad[chunk.n * 2]), shift = s * (coef.f * ce.u + coef.g) - dot;
+            for (int64_t c = 0; c < classes; ++c) {
+              const Vec t = chunk.target(c, j, k, v), u = smoothed_weight(a.ce, c, t, v);
+              cpu::store_as(p[c] * (g[c] + shift) - s * (coef.f * u + coef.g * t), probs + chunk.offset(c, j), k);
+            }
           }
           continue;
         }
@@ -203,6 +249,8 @@ STABLE_TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
   m.impl("overlap_score_backward", TORCH_BOX(&score_backward<CpuScores>));
   m.impl("overlap_sums", TORCH_BOX(&forward<CpuKernels>));
   m.impl("overlap_sums_backward_", TORCH_BOX(&backward<CpuKernels>));
+  m.impl("overlap_ce_sums", TORCH_BOX(&ce_forward<CpuKernels>));
+  m.impl("overlap_ce_sums_backward_", TORCH_BOX(&ce_backward<CpuKernels>));
 }
 
 }  // namespace fastloss::overlap

@@ -50,10 +50,32 @@ struct Position {
   __device__ opmath_t prob(int64_t c, const SoftmaxStats<opmath_t>& s) const {
     return a->activation == kSoftmax ? s.prob(x(c)) : activate_elementwise(a->activation, x(c));
   }
+
+  // The cross-entropy sums of the position (math/overlap_ce.h) from logits (the input's, or the
+  // backward's a->logits; nullptr: only Σ u_c and Σ w_c·t_c) and lse.
+  struct CeSums {
+    opmath_t a = 0, log_py = 0, u = 0, w = 0;
+  };
+  __device__ CeSums ce_sums(const scalar_t* logits, opmath_t lse) const {
+    CeSums s;
+    const opmath_t v = valid ? opmath_t(1) : opmath_t(0);
+    for (int64_t c = 0; c < a->classes; ++c) {
+      const opmath_t tc = valid ? t(c) : opmath_t(0), u = smoothed_weight(a->ce, c, tc, v);
+      s.u += u;
+      s.w += a->ce.weight_of(c) * tc;
+      if (logits == nullptr) continue;
+      const opmath_t log_p = static_cast<opmath_t>(logits[offset(c)]) - lse;
+      s.a -= times_unless_zero(u, log_p);
+      s.log_py += times_unless_zero(tc, log_p);
+    }
+    return s;
+  }
 };
 
+// Per item, `width` partials: the (class, 3) sums, then (with the cross entropy) Σ loss and Σ w_y.
 template <int P, typename scalar_t, typename target_t, typename opmath_t = pair_math_t<scalar_t, target_t>>
-__global__ void partial_sums_kernel(Args<scalar_t, target_t> a, int64_t chunks, opmath_t* partial, scalar_t* probs) {
+__global__ void partial_sums_kernel(Args<scalar_t, target_t> a, int64_t chunks, int64_t width, opmath_t* partial,
+                                    scalar_t* probs) {
   for (int64_t item = blockIdx.x; item < a.n * chunks; item += gridDim.x) {  // the same for the whole block
     const int64_t n = item / chunks, base = (item % chunks) * chunk_positions<P>();
     // This thread's positions (label read once) and their softmax statistics, kept for every class.
@@ -79,22 +101,49 @@ __global__ void partial_sums_kernel(Args<scalar_t, target_t> a, int64_t chunks, 
       s_p = cuda::block_sum(s_p);
       s_t = cuda::block_sum(s_t);
       if (threadIdx.x == 0) {
-        opmath_t* out = partial + (item * a.classes + c) * 3;
+        opmath_t* out = partial + item * width + c * 3;
         out[0] = s_pt;
         out[1] = s_p;
         out[2] = s_t;
       }
     }
+    if (a.ce.on) {
+      opmath_t loss = 0, norm = 0;
+      for (int j = 0; j < P; ++j) {
+        if (pos[j].i >= a.hw) continue;
+        const auto ce = pos[j].ce_sums(a.x, stats[j].lse());
+        loss += ce_loss(a.ce, ce.a, ce.log_py);
+        norm += a.labels != nullptr ? ce.w : opmath_t(1);
+      }
+      loss = cuda::block_sum(loss);
+      norm = cuda::block_sum(norm);
+      if (threadIdx.x == 0) {
+        partial[item * width + a.classes * 3] = loss;
+        partial[item * width + a.classes * 3 + 1] = norm;
+      }
+    }
   }
 }
 
+// Where the combined partial k of a sample goes: the (C, 3) sums, then the cross entropy's (N, 2).
+template <typename opmath_t>
+struct SumsOut {
+  opmath_t* sums;
+  opmath_t* ce;
+  int64_t per_sums;  // 3·C
+
+  __device__ opmath_t& at(int64_t n, int64_t k) const {
+    return k < per_sums ? sums[n * per_sums + k] : ce[n * 2 + k - per_sums];
+  }
+};
+
 template <typename opmath_t>
 __global__ void combine_chunks_serial_kernel(const opmath_t* partial, int64_t samples, int64_t chunks, int64_t per_sample,
-                                      opmath_t* sums) {
-  cuda::for_each_element(samples * per_sample, per_sample, [&](int64_t j, int64_t n, int64_t k) {
+                                      SumsOut<opmath_t> out) {
+  cuda::for_each_element(samples * per_sample, per_sample, [&](int64_t, int64_t n, int64_t k) {
     opmath_t total = 0;
     for (int64_t chunk = 0; chunk < chunks; ++chunk) total += partial[(n * chunks + chunk) * per_sample + k];
-    sums[j] = total;
+    out.at(n, k) = total;
   });
 }
 
@@ -103,14 +152,14 @@ __global__ void combine_chunks_serial_kernel(const opmath_t* partial, int64_t sa
 // combine_chunks_serial_kernel).
 template <typename opmath_t>
 __global__ void combine_chunks_kernel(const opmath_t* partial, int64_t samples, int64_t chunks, int64_t per_sample,
-                                      opmath_t* sums) {
+                                      SumsOut<opmath_t> out) {
   for (int64_t j = blockIdx.x; j < samples * per_sample; j += gridDim.x) {  // the same for the whole block
     const int64_t n = j / per_sample, k = j - n * per_sample;
     double total = 0;
     for (int64_t chunk = threadIdx.x; chunk < chunks; chunk += cuda::kThreads)
       total += static_cast<double>(partial[(n * chunks + chunk) * per_sample + k]);
     total = cuda::block_sum(total);
-    if (threadIdx.x == 0) sums[j] = static_cast<opmath_t>(total);
+    if (threadIdx.x == 0) out.at(n, k) = static_cast<opmath_t>(total);
   }
 }
 
@@ -132,9 +181,31 @@ __global__ void backward_kernel(Args<scalar_t, target_t> a, const opmath_t* coef
     if (a.activation == kSoftmax) {
       for (int64_t c = 0; c < a.classes; ++c) dot += p(c) * grad_p(c, p(c));
     }
+    // With the cross entropy: dL/dx_c = p_c·(g_c − dot + s·(f·T + G)) − s·(f·u_c + G·t_c)
+    opmath_t s = 0, shift = -dot;
+    CeCoefficients<opmath_t> coef{0, 0};
+    if (a.ce.on) {
+      const opmath_t lse = a.logits != nullptr ? softmax_stats<opmath_t>(a.classes, [&](int64_t c) {
+        return static_cast<opmath_t>(a.logits[pos.offset(c)]);
+      }).lse() : opmath_t(0);
+      const auto ce = pos.ce_sums(a.logits, lse);
+      coef = ce_coefficients(a.ce, ce.a, ce.log_py);
+      s = a.ce_grad[n * 2];
+      shift += s * (coef.f * ce.u + coef.g);
+    }
     for (int64_t c = 0; c < a.classes; ++c) {
       const opmath_t pc = p(c), g = grad_p(c, pc);
-      out[c * a.hw] = static_cast<scalar_t>(a.activation == kSoftmax ? pc * (g - dot) : elementwise_vjp(a.activation, g, pc));
+      opmath_t d;
+      if (a.activation != kSoftmax) {
+        d = elementwise_vjp(a.activation, g, pc);
+      } else {
+        d = pc * (g + shift);
+        if (a.ce.on) {
+          const opmath_t tc = pos.t(c);
+          d -= s * (coef.f * smoothed_weight(a.ce, c, tc, opmath_t(1)) + coef.g * tc);
+        }
+      }
+      out[c * a.hw] = static_cast<scalar_t>(d);
     }
   });
 }
@@ -160,17 +231,19 @@ struct CudaKernels {
   template <int P, typename scalar_t, typename target_t>
   static void sums_with(const Args<scalar_t, target_t>& a, Tensor& sums, scalar_t* probs) {
     using opmath_t = pair_math_t<scalar_t, target_t>;
-    const int64_t chunks = (a.hw + chunk_positions<P>() - 1) / chunk_positions<P>(), per_sample = a.classes * 3;
+    const int64_t chunks = (a.hw + chunk_positions<P>() - 1) / chunk_positions<P>();
+    const int64_t per_sample = a.classes * 3 + (a.ce.on ? 2 : 0);
     const Tensor partial = empty({a.n * chunks * per_sample}, options(sums));
     const int blocks = static_cast<int>(std::min<int64_t>(a.n * chunks, int64_t(1) << 20));
-    cuda::launch(blocks, partial_sums_kernel<P, scalar_t, target_t>, a, chunks, partial.mutable_data_ptr<opmath_t>(),
-                 probs);
+    cuda::launch(blocks, partial_sums_kernel<P, scalar_t, target_t>, a, chunks, per_sample,
+                 partial.mutable_data_ptr<opmath_t>(), probs);
+    const SumsOut<opmath_t> out{sums.mutable_data_ptr<opmath_t>(), a.ce_out, a.classes * 3};
     if (cuda::legacy_launch()) {
       cuda::launch_over(a.n * per_sample, combine_chunks_serial_kernel<opmath_t>, partial.const_data_ptr<opmath_t>(),
-                        a.n, chunks, per_sample, sums.mutable_data_ptr<opmath_t>());
+                        a.n, chunks, per_sample, out);
     } else {
       cuda::launch(static_cast<int>(std::min<int64_t>(a.n * per_sample, 65535)), combine_chunks_kernel<opmath_t>,
-                   partial.const_data_ptr<opmath_t>(), a.n, chunks, per_sample, sums.mutable_data_ptr<opmath_t>());
+                   partial.const_data_ptr<opmath_t>(), a.n, chunks, per_sample, out);
     }
   }
 
@@ -255,6 +328,8 @@ STABLE_TORCH_LIBRARY_IMPL(fastloss, CUDA, m) {
   m.impl("overlap_score_backward", TORCH_BOX(&score_backward<CudaScores>));
   m.impl("overlap_sums", TORCH_BOX(&forward<CudaKernels>));
   m.impl("overlap_sums_backward_", TORCH_BOX(&backward<CudaKernels>));
+  m.impl("overlap_ce_sums", TORCH_BOX(&ce_forward<CudaKernels>));
+  m.impl("overlap_ce_sums_backward_", TORCH_BOX(&ce_backward<CudaKernels>));
 }
 
 }  // namespace fastloss::overlap

@@ -17,14 +17,23 @@ namespace fastloss::overlap {
 // Codes shared with python/fastloss/reference/overlap.py.
 enum Activation : int { kSoftmax = 0, kSigmoid = 1, kNone = 2 };
 
+// A position's softmax statistics: the max, Σ exp(x − max) and its inverse.
+template <typename V>
+struct SoftmaxStats {
+  V max, inv_sum, sum;
+
+  FASTLOSS_HD V prob(V x) const { return Ops<V>::exp(x - max) * inv_sum; }
+  FASTLOSS_HD V lse() const { return max + Ops<V>::log(sum); }  // log Σ exp(x)
+};
+
 // Softmax over the classes of one position (or SIMD block of positions).
 // In place over an array of the classes' values (the CPU keeps a block's classes in L1): one exp
 // per logit, stored and reused for p.
 template <typename V>
-FASTLOSS_HD void softmax_in_place(int64_t classes, V* x) {
+FASTLOSS_HD SoftmaxStats<V> softmax_in_place(int64_t classes, V* x) {
   using O = Ops<V>;
   using S = typename O::scalar_t;
-  if (classes <= 0) return;  // (no classes: nothing to read, not even x[0])
+  if (classes <= 0) return {V(S(0)), V(S(0)), V(S(0))};  // (no classes: nothing to read, not even x[0])
   V m = x[0], sum(S(0));
   for (int64_t c = 1; c < classes; ++c) m = O::max(m, x[c]);
   for (int64_t c = 0; c < classes; ++c) {
@@ -33,16 +42,12 @@ FASTLOSS_HD void softmax_in_place(int64_t classes, V* x) {
   }
   const V inv = V(S(1)) / sum;
   for (int64_t c = 0; c < classes; ++c) x[c] = x[c] * inv;
+  return {m, inv, sum};
 }
 
 // From logits read through x(c) (CUDA reads them from memory again rather than keep them): the
-// max and 1 / Σ exp(x − max), then p_c = prob(x(c)) — two exps per logit.
-template <typename V>
-struct SoftmaxStats {
-  V max, inv_sum;
+// statistics, then p_c = prob(x(c)) — two exps per logit.
 
-  FASTLOSS_HD V prob(V x) const { return Ops<V>::exp(x - max) * inv_sum; }
-};
 
 template <typename V, typename Logit>
 FASTLOSS_HD SoftmaxStats<V> softmax_stats(int64_t classes, const Logit& x) {
@@ -51,7 +56,7 @@ FASTLOSS_HD SoftmaxStats<V> softmax_stats(int64_t classes, const Logit& x) {
   V m = x(0), sum(S(0));
   for (int64_t c = 1; c < classes; ++c) m = O::max(m, x(c));
   for (int64_t c = 0; c < classes; ++c) sum = sum + O::exp(x(c) - m);
-  return {m, V(S(1)) / sum};
+  return {m, V(S(1)) / sum, sum};
 }
 
 // The elementwise activations.

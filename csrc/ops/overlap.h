@@ -5,6 +5,7 @@
 #include <tuple>
 #include <vector>
 #include "math/overlap.h"
+#include "math/overlap_ce.h"
 #include "math/overlap_score.h"
 #include "ops/tensor_args.h"
 
@@ -58,6 +59,13 @@ struct Args {
   // Class c is positive where label == c + label_offset: 0, except for one class, where the labels
   // are the binary target itself (1 = foreground), as MONAI takes them.
   int64_t label_offset;
+  // The cross-entropy term of fastloss::overlap_ce_sums (math/overlap_ce.h; off for overlap_sums):
+  // forward: per sample Σ loss and Σ w_y into ce_out (N, 2); backward: dL/d(Σ loss) per sample in
+  // ce_grad (N,), and the logits (γ > 0 takes lse from them again; otherwise nullptr).
+  CrossEntropy<opmath_t> ce{};
+  opmath_t* ce_out = nullptr;
+  const opmath_t* ce_grad = nullptr;
+  const scalar_t* logits = nullptr;
 
   FASTLOSS_HD int64_t label_count() const { return classes + label_offset; }  // valid labels: [0, this)
 };
@@ -91,28 +99,40 @@ inline Args<scalar_t, target_t> make_args(const Tensors& a, int64_t activation, 
 // probs: the activated input p, (N, C, HW) in the input's dtype, written by the forward when
 // keep_probs (else nullptr, and an empty tensor is returned). The backward turns it, in place, into
 // dL/dinput: the gradient needs a buffer of that size anyway, and the backward then takes no exp.
-template <typename Kernels>
-std::tuple<Tensor, Tensor> forward(const Tensor& input, const Tensor& target, int64_t activation,
-                                           bool squared, std::optional<int64_t> ignore_index, bool keep_probs,
-                                           bool soft_label) {
-  const Tensors a = check(input, target, activation);
+// The loops' arguments of a call, with setup(args) adding what an op adds (the cross-entropy term).
+struct NoSetup {
+  template <typename A>
+  void operator()(A&) const {}
+};
+
+template <typename Kernels, typename Setup = NoSetup>
+std::tuple<Tensor, Tensor> forward_with(const Tensors& a, int64_t activation, bool squared,
+                                        std::optional<int64_t> ignore_index, bool keep_probs, bool soft_label,
+                                        const Setup& setup = {}) {
   FASTLOSS_CHECK(a.labels || !ignore_index.has_value(), kOp, ": ignore_index needs integer label targets");
   Tensor sums = empty({a.x.size(0), a.x.size(1), 3}, options(a.x).with(a.math));
   Tensor probs = empty(keep_probs ? a.x.sizes() : IntArrayRef({0}), options(a.x));
   dispatch_target(a.x, a.t, a.labels, [&](auto x_type, auto t_type) {
     using scalar_t = typename decltype(x_type)::type;
     using target_t = typename decltype(t_type)::type;
-    Kernels::template forward<scalar_t, target_t>(
-        make_args<scalar_t, target_t>(a, activation, squared, ignore_index, soft_label), sums,
-        keep_probs ? probs.mutable_data_ptr<scalar_t>() : nullptr);
+    auto args = make_args<scalar_t, target_t>(a, activation, squared, ignore_index, soft_label);
+    setup(args);
+    Kernels::template forward<scalar_t, target_t>(args, sums, keep_probs ? probs.mutable_data_ptr<scalar_t>() : nullptr);
   });
   return {sums, probs};
 }
 
 template <typename Kernels>
-void backward(const Tensor& grad_sums, Tensor& probs, const Tensor& target, int64_t activation,
-              bool squared, std::optional<int64_t> ignore_index, bool soft_label) {
-  const Tensors a = check(probs, target, activation);
+std::tuple<Tensor, Tensor> forward(const Tensor& input, const Tensor& target, int64_t activation,
+                                           bool squared, std::optional<int64_t> ignore_index, bool keep_probs,
+                                           bool soft_label) {
+  return forward_with<Kernels>(check(input, target, activation), activation, squared, ignore_index, keep_probs,
+                               soft_label);
+}
+
+template <typename Kernels, typename Setup = NoSetup>
+void backward_with(const Tensor& grad_sums, Tensor& probs, const Tensors& a, int64_t activation, bool squared,
+                   std::optional<int64_t> ignore_index, bool soft_label, const Setup& setup = {}) {
   FASTLOSS_CHECK(probs.is_contiguous(), kOp, "_backward_: probs must be the contiguous buffer the forward wrote");
   check_same_device(kOp, a.x, grad_sums, "grad");
   FASTLOSS_CHECK(grad_sums.sizes() == IntArrayRef({a.x.size(0), a.x.size(1), 3}), kOp,
@@ -121,10 +141,93 @@ void backward(const Tensor& grad_sums, Tensor& probs, const Tensor& target, int6
   dispatch_target(a.x, a.t, a.labels, [&](auto x_type, auto t_type) {
     using scalar_t = typename decltype(x_type)::type;
     using target_t = typename decltype(t_type)::type;
-    Kernels::template backward<scalar_t, target_t>(
-        make_args<scalar_t, target_t>(a, activation, squared, ignore_index, soft_label), g,
-        probs.mutable_data_ptr<scalar_t>());
+    auto args = make_args<scalar_t, target_t>(a, activation, squared, ignore_index, soft_label);
+    setup(args);
+    Kernels::template backward<scalar_t, target_t>(args, g, probs.mutable_data_ptr<scalar_t>());
   });
+}
+
+template <typename Kernels>
+void backward(const Tensor& grad_sums, Tensor& probs, const Tensor& target, int64_t activation,
+              bool squared, std::optional<int64_t> ignore_index, bool soft_label) {
+  backward_with<Kernels>(grad_sums, probs, check(probs, target, activation), activation, squared, ignore_index,
+                         soft_label);
+}
+
+// ---- fastloss::overlap_ce_sums: the sums and the cross-entropy term in one softmax pass --------
+// (math/overlap_ce.h). Its third output ce is (N, 2): per sample Σ loss and Σ w_y over the kept
+// positions (labels; for float targets the count of positions), in the math type.
+
+constexpr const char* kCeOp = "fastloss::overlap_ce_sums";
+
+inline Tensor check_cross_entropy(const Tensors& a, const std::optional<Tensor>& ce_weight, double gamma,
+                                  double label_smoothing) {
+  FASTLOSS_CHECK(a.x.size(1) > 1, kCeOp, ": the softmax cross entropy needs more than one class");
+  FASTLOSS_CHECK(gamma >= 0, kCeOp, ": gamma must be >= 0, got ", gamma);
+  FASTLOSS_CHECK(label_smoothing >= 0 && label_smoothing <= 1, kCeOp, ": label_smoothing must be in [0, 1], got ",
+                 label_smoothing);
+  FASTLOSS_CHECK(a.labels || gamma == 0, kCeOp, ": gamma > 0 needs integer label targets");
+  const Tensor w = math_operand(kCeOp, a.x, ce_weight, "ce_weight", a.math);
+  if (!w.defined()) return w;
+  FASTLOSS_CHECK(w.dim() == 1 && w.size(0) == a.x.size(1), kCeOp, ": ce_weight must have one weight per class (",
+                 a.x.size(1), "), got ", w.sizes());
+  return as_contiguous(w);
+}
+
+// Sets the cross-entropy part of a call's Args.
+struct CeSetup {
+  const Tensor& weight;
+  double gamma, label_smoothing;
+  Tensor* out;             // forward: (N, 2)
+  const Tensor* grad;      // backward: (N, 2) in the math type (column 0 is read)
+  const Tensor* logits;    // backward with γ > 0
+
+  template <typename A>
+  void operator()(A& args) const {
+    using opmath_t = typename A::opmath_t;
+    using scalar_t = std::remove_const_t<std::remove_pointer_t<decltype(args.x)>>;
+    args.ce.on = true;
+    args.ce.weight = weight.defined() ? weight.const_data_ptr<opmath_t>() : nullptr;
+    args.ce.keep = opmath_t(1 - label_smoothing);
+    args.ce.spread = opmath_t(label_smoothing / static_cast<double>(args.classes));
+    args.ce.gamma = opmath_t(gamma);
+    args.ce.gamma_kind = classify_gamma(gamma);
+    if (out != nullptr) args.ce_out = out->mutable_data_ptr<opmath_t>();
+    if (grad != nullptr) args.ce_grad = grad->const_data_ptr<opmath_t>();
+    if (logits != nullptr && gamma != 0) args.logits = logits->const_data_ptr<scalar_t>();
+  }
+};
+
+template <typename Kernels>
+std::tuple<Tensor, Tensor, Tensor> ce_forward(const Tensor& input, const Tensor& target,
+                                              const std::optional<Tensor>& ce_weight, double gamma,
+                                              double label_smoothing, bool squared,
+                                              std::optional<int64_t> ignore_index, bool keep_probs, bool soft_label) {
+  const Tensors a = check(input, target, kSoftmax);
+  const Tensor w = check_cross_entropy(a, ce_weight, gamma, label_smoothing);
+  Tensor ce = empty({a.x.size(0), 2}, options(a.x).with(a.math));
+  torch::stable::zero_(ce);  // (stays 0 where a kernel has no positions to add)
+  auto [sums, probs] = forward_with<Kernels>(a, kSoftmax, squared, ignore_index, keep_probs, soft_label,
+                                             CeSetup{w, gamma, label_smoothing, &ce, nullptr, nullptr});
+  return {sums, probs, ce};
+}
+
+template <typename Kernels>
+void ce_backward(const Tensor& grad_sums, const Tensor& grad_ce, Tensor& probs, const Tensor& input,
+                 const Tensor& target, const std::optional<Tensor>& ce_weight, double gamma, double label_smoothing,
+                 bool squared, std::optional<int64_t> ignore_index, bool soft_label) {
+  const Tensors a = check(probs, target, kSoftmax);
+  const Tensor w = check_cross_entropy(a, ce_weight, gamma, label_smoothing);
+  check_same_device(kCeOp, a.x, grad_ce, "grad_ce");
+  check_same_device(kCeOp, a.x, input, "input");
+  FASTLOSS_CHECK(grad_ce.sizes() == IntArrayRef({a.x.size(0), 2}), kCeOp, "_backward_: grad_ce must be (N, 2), got ",
+                 grad_ce.sizes());
+  FASTLOSS_CHECK(input.sizes() == probs.sizes() && input.scalar_type() == probs.scalar_type(), kCeOp,
+                 "_backward_: input must be the forward's logits, of probs' shape and dtype");
+  const Tensor g = as_contiguous(as_type(grad_ce, a.math));
+  const Tensor logits = as_contiguous(input);
+  backward_with<Kernels>(grad_sums, probs, a, kSoftmax, squared, ignore_index, soft_label,
+                         CeSetup{w, gamma, label_smoothing, nullptr, &g, &logits});
 }
 
 // ---- fastloss::overlap_score: the loss from the sums (math/overlap_score.h) -------------------

@@ -11,6 +11,8 @@ from .quality_focal import quality_focal_loss, varifocal_loss
 from .distribution_focal import distribution_focal_loss
 from .overlap import dice_loss, tversky_loss
 from .generalized_dice import generalized_dice_loss
+from .compound import dice_ce_loss, dice_focal_loss
+from .deep_supervision import deep_supervision_loss
 from .softmax_focal import softmax_focal_loss
 from .classic import l1_loss, mse_loss, smooth_l1_loss
 from .balanced_l1 import balanced_l1_loss
@@ -28,6 +30,7 @@ __all__ = ["__version__", "nn", "reference", "sigmoid_focal_loss", "iou_loss", "
            "complete_box_iou_loss", "dice_loss", "tversky_loss", "softmax_focal_loss", "l1_loss", "mse_loss",
            "smooth_l1_loss", "balanced_l1_loss", "box_iou_matrix", "box_iou", "generalized_box_iou",
            "distance_box_iou", "complete_box_iou", "task_aligned_assign", "matching_cost",
-           "varifocal_loss", "quality_focal_loss", "distribution_focal_loss", "generalized_dice_loss"]
+           "varifocal_loss", "quality_focal_loss", "distribution_focal_loss", "generalized_dice_loss",
+           "dice_ce_loss", "dice_focal_loss", "deep_supervision_loss"]
 
 _torchscript.refuse_functions(globals(), __all__, "fastloss")

@@ -39,7 +39,11 @@ def generalized_dice_loss(input, target, *, w_type="square", activation="softmax
     sums, a = overlap.sums(input, target, activation=activation, include_background=include_background,
                            smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch, ignore_index=ignore_index,
                            reduction=reduction, soft_label=soft_label, process_group=process_group)
-    sums = global_sums(sums, a)
+    return score_from_sums(global_sums(sums, a), a, w_type)
+
+
+def score_from_sums(sums, a, w_type):
+    """Generalized Dice from the (N, C, 3) sums (after any all-reduce) with a's options, reduced."""
     if not a.include_background:
         sums = sums[:, 1:]
     if a.batch:
@@ -48,6 +52,5 @@ def generalized_dice_loss(input, target, *, w_type="square", activation="softmax
     w = class_weights(ground.float(), w_type).to(tp.dtype)
     f = 1.0 - (2.0 * (tp * w).sum(1) + a.smooth_nr) / ((denominator * w).sum(1) + a.smooth_dr)
     return {"mean": f.mean, "sum": f.sum, "none": lambda: f}[a.reduction]()
-
 
 __all__ = ["generalized_dice_loss"]

@@ -322,5 +322,5 @@ def write_json(path, rows, meta):
 
 
 # One import per loss: each module registers its cases.
-from . import (balanced_l1, box_iou, box_matrix, matching_cost, overlap, quality_focal, sigmoid_focal,  # noqa: E402,F401
-               softmax_focal, task_aligned)
+from . import (balanced_l1, box_iou, box_matrix, compound, matching_cost, overlap, quality_focal,  # noqa: E402,F401
+               sigmoid_focal, softmax_focal, task_aligned)

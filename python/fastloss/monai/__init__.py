@@ -1,8 +1,9 @@
-"""Drop-in replacements for MONAI 1.6's DiceLoss, TverskyLoss, GeneralizedDiceLoss and FocalLoss, on
+"""Drop-in replacements for MONAI 1.6's DiceLoss, TverskyLoss, GeneralizedDiceLoss, FocalLoss, DiceCELoss and DiceFocalLoss, on
 fastloss's fused kernels: MONAI's constructor arguments, defaults, state_dict keys, warnings and
 numbers (see README "Coming from MONAI")."""
+from .compound import DiceCELoss, DiceFocalLoss
 from .dice import DiceLoss, GeneralizedDiceLoss
 from .focal_loss import FocalLoss
 from .tversky import TverskyLoss
 
-__all__ = ["DiceLoss", "GeneralizedDiceLoss", "TverskyLoss", "FocalLoss"]
+__all__ = ["DiceLoss", "GeneralizedDiceLoss", "TverskyLoss", "FocalLoss", "DiceCELoss", "DiceFocalLoss"]

@@ -25,23 +25,29 @@ class DiceLoss(MonaiLoss):
         self.soft_label = check_bool("soft_label", soft_label)
         self.ignore_index = ignore_index
 
+    def scored_class_weight(self, input, include_background):
+        """The class weights as MONAI applies them: one per scored class (a number for all), none for
+        a single scored class."""
+        scored = input.shape[1] - (0 if include_background else 1)
+        class_weight = self.class_weight
+        if class_weight is None or scored == 1:  # MONAI applies no class weight to a single class
+            return None
+        if class_weight.dim() == 0:
+            class_weight = class_weight.expand(scored)
+        elif class_weight.shape[0] != scored:
+            raise ValueError(f"weight must have one value per class scored ({scored}; without the background "
+                             f"when include_background=False), got {class_weight.shape[0]}")
+        return class_weight.to(input.device)
+
+    def dice_options(self, input, include_background):
+        """The Dice options of fastloss.dice_loss this module stands for."""
+        return dict(squared_pred=self.squared_pred, jaccard=self.jaccard, smooth_nr=self.smooth_nr,
+                    smooth_dr=self.smooth_dr, class_weight=self.scored_class_weight(input, include_background),
+                    ignore_index=self.ignore_index, reduction=self.reduction, soft_label=self.soft_label)
+
     def forward(self, input, target):
         input, target, options = self.prepare(input, target)
-        scored = input.shape[1] - (0 if options["include_background"] else 1)
-        class_weight = self.class_weight
-        if class_weight is not None:
-            if scored == 1:  # MONAI applies no class weight to a single class
-                class_weight = None
-            elif class_weight.dim() == 0:
-                class_weight = class_weight.expand(scored)
-            elif class_weight.shape[0] != scored:
-                raise ValueError(f"weight must have one value per class scored ({scored}; without the background "
-                                 f"when include_background=False), got {class_weight.shape[0]}")
-        f = overlap.dice_loss(input, target, squared_pred=self.squared_pred, jaccard=self.jaccard,
-                              smooth_nr=self.smooth_nr, smooth_dr=self.smooth_dr,
-                              class_weight=None if class_weight is None else class_weight.to(input.device),
-                              ignore_index=self.ignore_index, reduction=self.reduction, soft_label=self.soft_label,
-                              **options)
+        f = overlap.dice_loss(input, target, **self.dice_options(input, options["include_background"]), **options)
         return self.broadcastable(f, input) if self.reduction == "none" else f
 
 

@@ -2,6 +2,7 @@
 from ._base import WeightedLoss
 from .box_iou import BoxIoULoss, CDIoULoss, CIoULoss, DIoULoss, EIoULoss, FocalEIoULoss, GIoULoss, IoULoss
 from .overlap import DiceLoss, TverskyLoss
+from .compound import DiceCELoss, DiceFocalLoss
 from .sigmoid_focal import SigmoidFocalLoss
 from .quality_focal import QualityFocalLoss, VarifocalLoss
 from .distribution_focal import DistributionFocalLoss
@@ -10,4 +11,5 @@ from .classic import L1Loss, MSELoss, SmoothL1Loss
 
 __all__ = ["WeightedLoss", "SigmoidFocalLoss", "BoxIoULoss", "IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "EIoULoss",
            "FocalEIoULoss", "CDIoULoss", "DiceLoss", "TverskyLoss", "SoftmaxFocalLoss", "CrossEntropyLoss",
-           "L1Loss", "MSELoss", "SmoothL1Loss", "VarifocalLoss", "QualityFocalLoss", "DistributionFocalLoss"]
+           "L1Loss", "MSELoss", "SmoothL1Loss", "VarifocalLoss", "QualityFocalLoss", "DistributionFocalLoss",
+           "DiceCELoss", "DiceFocalLoss"]

@@ -53,19 +53,20 @@ class OverlapArgs(NamedTuple):
     process_group: object = None  # batch sums all-reduced over this group (fastloss.distributed)
 
 
-def _class_weight(class_weight, classes, input, target):
+def class_weight_tensor(name, class_weight, classes, input, target, which="class scored"):
+    """A number or one weight per class as a (classes,) tensor in the math type, checked (>= 0, finite)."""
     if class_weight is None:
         return None
     if isinstance(class_weight, numbers.Real) and not isinstance(class_weight, bool):
         class_weight = [float(class_weight)] * classes
     if isinstance(class_weight, torch.Tensor) and class_weight.requires_grad:
-        raise ValueError("class_weight requires grad, but gradients with respect to class_weight are not supported; "
-                         "pass class_weight.detach()")
+        raise ValueError(f"{name} requires grad, but gradients with respect to {name} are not supported; "
+                         f"pass {name}.detach()")
     weight = torch.as_tensor(class_weight, dtype=math_dtype(input, target), device=input.device)
     if weight.dim() != 1 or weight.numel() != classes:
-        raise ValueError(f"class_weight must have one weight per class scored ({classes}; without the background "
-                         f"when include_background=False), got shape {tuple(weight.shape)}")
-    check_values(~(weight >= 0) | torch.isinf(weight), lambda read: "class_weight must be finite and >= 0")
+        raise ValueError(f"{name} must have one weight per {which}: {classes} weights, got shape "
+                         f"{tuple(weight.shape)}")
+    check_values(~(weight >= 0) | torch.isinf(weight), lambda read: f"{name} must be finite and >= 0")
     return weight
 
 
@@ -115,25 +116,33 @@ def check_args(loss, input, target, activation="softmax", include_background=Tru
     return OverlapArgs(input.reshape(n, classes, positions), target, labels, act, squared_pred, ignore_index, loss,
                        include_background, jaccard, check_nonnegative("smooth_nr", smooth_nr),
                        check_nonnegative("smooth_dr", smooth_dr), batch,
-                       _class_weight(class_weight, scored, input, target),
+                       class_weight_tensor("class_weight", class_weight, scored, input, target,
+                                           "class scored (without the background when include_background=False)"),
                        check_reduction(reduction), alpha, beta, gamma, soft_label, process_group)
+
+
+def one_hot(a: OverlapArgs, x: torch.Tensor):
+    """The target t as (N, C, HW) in x's dtype (0 where ignored) and the (N, HW) mask of the positions
+    kept; labels are checked."""
+    if not a.labels:
+        return a.target.to(x.dtype), torch.ones(a.target.shape[0], a.target.shape[2], dtype=torch.bool,
+                                                 device=x.device)
+    classes = x.shape[1]
+    offset = 1 if classes == 1 else 0  # one class: the labels are the binary target (1 = foreground)
+    valid = torch.ones_like(a.target, dtype=torch.bool) if a.ignore_index is None else a.target != a.ignore_index
+    outside = valid & ((a.target < 0) | (a.target >= classes + offset))
+    check_labels(a.target, outside, classes + offset)
+    class_ids = torch.arange(offset, classes + offset, device=x.device).view(1, -1, 1)
+    return (a.target.unsqueeze(1) == class_ids).to(x.dtype) * valid.unsqueeze(1), valid
 
 
 def sums(a: OverlapArgs) -> torch.Tensor:
     """The (N, C, 3) sums Σ p·t, Σ p (or p²), Σ t (or t²) over the positions, in plain torch."""
     x = a.input.to(math_dtype(a.input, a.target))
     p = {0: lambda: torch.softmax(x, 1), 1: lambda: torch.sigmoid(x), 2: lambda: x}[a.activation]()
+    t, valid = one_hot(a, x)
     if a.labels:
-        classes = x.shape[1]
-        offset = 1 if classes == 1 else 0  # one class: the labels are the binary target (1 = foreground)
-        valid = torch.ones_like(a.target, dtype=torch.bool) if a.ignore_index is None else a.target != a.ignore_index
-        outside = valid & ((a.target < 0) | (a.target >= classes + offset))
-        check_labels(a.target, outside, classes + offset)
-        class_ids = torch.arange(offset, classes + offset, device=x.device).view(1, -1, 1)
-        t = (a.target.unsqueeze(1) == class_ids).to(x.dtype) * valid.unsqueeze(1)
         p = p * valid.unsqueeze(1)
-    else:
-        t = a.target.to(x.dtype)
     power = 2 if a.squared else 1
     inter = torch.minimum(p, t) if a.soft_label and not a.squared else p * t
     return torch.stack([inter.sum(-1), (p ** power).sum(-1), (t ** power).sum(-1)], -1)

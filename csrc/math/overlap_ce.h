@@ -1,0 +1,67 @@
+#pragma once
+// The cross-entropy / softmax-focal term of the compound losses (fastloss.dice_ce_loss,
+// dice_focal_loss: nnU-Net's Dice + CE, Isensee et al. 2021, Nature Methods 18:203; MONAI's
+// DiceCELoss), computed in the overlap kernels' softmax pass from the same p = softmax(x):
+// per position with target t_c (one-hot of the label, or a float target) and validity v,
+//   u_c = w_c·((1 − ε)·t_c + (ε/C)·v)          (class weight w, label smoothing ε)
+//   A   = Σ_c u_c·(lse − x_c)                   (F.cross_entropy's term, hard or soft targets)
+//   loss = q^γ·A,  q = 1 − p_y                  (the focal factor of the label, as softmax_focal.h)
+// and, with T = Σ_c u_c, f = q^γ, G = γ·q^(γ−1)·p_y·A,
+//   dloss/dx_c = p_c·(f·T + G) − f·u_c − G·t_c
+// (γ = 0: T·p_c − u_c, the cross entropy's softmax gradient). The per-sample sums Σ loss and the
+// "mean" divisor Σ w_y (labels) are the kernels' extra output; the overlap sums are unchanged.
+#include "math/modulating_factor.h"
+#include "math/ops.h"
+
+namespace fastloss::overlap {
+
+template <typename S>
+struct CrossEntropy {
+  bool on = false;            // the op computes the term (softmax activation only)
+  const S* weight = nullptr;  // (C,) class weights w, or nullptr (all 1)
+  S keep = S(1);              // 1 − ε
+  S spread = S(0);            // ε / C
+  S gamma = S(0);
+  int gamma_kind = kGammaZero;
+
+  FASTLOSS_HD S weight_of(int64_t c) const { return weight != nullptr ? weight[c] : S(1); }
+};
+
+// u_c of one class at a position (or SIMD lanes of positions).
+template <typename V, typename S>
+FASTLOSS_HD V smoothed_weight(const CrossEntropy<S>& ce, int64_t c, V t, V valid) {
+  return V(ce.weight_of(c)) * (V(ce.keep) * t + V(ce.spread) * valid);
+}
+
+// q = 1 − p_y from log p_y = x_y − lse, clamped at 0 (rounding can leave x_y − lse a hair above 0).
+template <typename V>
+FASTLOSS_HD V one_minus_prob(V log_py) {
+  using S = typename Ops<V>::scalar_t;
+  return Ops<V>::max(Ops<V>::neg(Ops<V>::expm1(log_py)), V(S(0)));
+}
+
+// q^γ·A of a position from A and log p_y.
+template <typename V, typename S>
+FASTLOSS_HD V ce_loss(const CrossEntropy<S>& ce, V a, V log_py) {
+  if (ce.gamma_kind == kGammaZero) return a;
+  return pow_gamma(one_minus_prob(log_py), ce.gamma, ce.gamma_kind) * a;
+}
+
+template <typename V>
+struct CeCoefficients {
+  V f, g;  // dloss/dx_c = p_c·(f·T + g) − f·u_c − g·t_c
+};
+
+// f and G of a position (γ > 0 needs A and log p_y; γ = 0 needs neither).
+template <typename V, typename S>
+FASTLOSS_HD CeCoefficients<V> ce_coefficients(const CrossEntropy<S>& ce, V a, V log_py) {
+  using O = Ops<V>;
+  if (ce.gamma_kind == kGammaZero) return {V(S(1)), V(S(0))};
+  const V q = one_minus_prob(log_py);
+  // p_y·A → 0 as p_y → 0 (A grows like −log p_y): times_unless_zero keeps an underflowed p_y at 0.
+  const V g = times_unless_zero(V(ce.gamma) * pow_gamma_minus_one(q, ce.gamma, ce.gamma_kind),
+                                times_unless_zero(O::exp(log_py), a));
+  return {pow_gamma(q, ce.gamma, ce.gamma_kind), g};
+}
+
+}  // namespace fastloss::overlap

@@ -1,0 +1,127 @@
+"""fastloss.dice_ce_loss / dice_focal_loss: Dice (or Generalized Dice, Tversky) + cross entropy (or
+softmax focal) from one softmax pass.
+
+One op, fastloss::overlap_ce_sums, computes the softmax of the logits once and yields the overlap
+sums (N, C, 3) of fastloss.overlap and the cross-entropy sums (N, 2) (csrc/math/overlap_ce.h);
+when a gradient will be needed it writes p into a buffer of the input's size, which its backward
+(fastloss::overlap_ce_sums_backward_) turns in place into dL/dinput: the Dice part's gradient plus
+the cross entropy's, one pass. The scores on the sums are fastloss.overlap's (or Generalized Dice's).
+Signatures and docs: fastloss.reference.compound.define.
+"""
+import torch
+
+from . import _autocast, _autograd, _backend, _vmap
+from ._autograd import refuse_grad
+from ._common import REDUCTIONS
+from .reference import compound as _reference
+from .reference import overlap as _overlap_reference
+
+_OP = "fastloss::overlap_ce_sums"
+
+
+def parts(input, target, global_ce=True, **options):
+    """The checked arguments, the (N, C, 3) overlap sums and the (N, 2) cross-entropy sums, from the
+    fused kernel with its gradient (or the reference off the kernels' devices): for losses written on
+    them (the nnU-Net face). With process_group both are the global batch's, (1, C, 3) and (1, 2) —
+    the cross entropy's only with global_ce (nnU-Net gathers its Dice sums only)."""
+    c = _reference.check_args(input, target, **options)
+    a = c.dice
+    if not _backend.use_kernels(a.input.device):
+        sums, ce = _overlap_reference.sums(a), _reference.ce_sums(c)
+    else:
+        keep_probs = a.input.requires_grad and torch.is_grad_enabled()
+        sums, _, ce = torch.ops.fastloss.overlap_ce_sums(a.input, a.target, c.ce_weight, c.gamma, c.label_smoothing,
+                                                         a.squared, a.ignore_index, keep_probs, a.soft_label)
+    return c, _overlap_reference.global_sums(sums, a), _overlap_reference.global_sums(ce, a) if global_ce else ce
+
+
+def _score(sums, a):
+    return torch.ops.fastloss.overlap_score(sums, a.class_weight, _overlap_reference.LOSS_CODES[a.loss], a.jaccard,
+                                            a.smooth_nr, a.smooth_dr, a.alpha, a.beta, a.gamma, a.include_background,
+                                            a.batch, REDUCTIONS[a.reduction])
+
+
+def _fused(input, target, **options):
+    c, sums, ce = parts(input, target, **options)
+    score = _score if _backend.use_kernels(c.dice.input.device) else _overlap_reference.loss_from_sums
+    return _reference.combine(c, _reference.dice_part(sums, c, score), _reference.ce_part(ce, c))
+
+
+FUNCTIONS = _reference.define(_fused)
+globals().update(FUNCTIONS)
+__all__ = list(FUNCTIONS)
+
+
+def sums_op(input, target, ce_weight, gamma, label_smoothing, squared, ignore_index, keep_probs, soft_label=False):
+    """fastloss::overlap_ce_sums in torch ops: (sums, probs, ce)."""
+    sums, probs = _overlap_reference.sums_op(input, target, 0, squared, ignore_index, keep_probs, soft_label)
+    a = _overlap_reference.OverlapArgs(input, target, not target.dtype.is_floating_point, 0, squared, ignore_index,
+                                       "dice", True, False, 0.0, 0.0, False, None, "none", 0.5, 0.5, 1.0, soft_label)
+    c = _reference.CompoundArgs(a, "dice", "square", ce_weight, gamma, label_smoothing, 1.0, 1.0)
+    return sums, probs, _reference.ce_sums(c)
+
+
+def _setup(ctx, args, outputs):
+    # As overlap_sums: the softmax buffer is taken over by the first backward (not a saved tensor).
+    keep_probs = args[7]
+    ctx.probs = [outputs[1]] if keep_probs else []
+
+
+def _backward(ctx, args, saved, grads, needs):
+    input, target, ce_weight, gamma, label_smoothing, squared, ignore_index, _, soft_label = args
+    refuse_grad(needs, [("target", 1), ("ce_weight", 2)], "dice_ce_loss/dice_focal_loss")
+    grad_sums, _, grad_ce = grads
+    if grad_sums is None and grad_ce is None:
+        return (None,) * 9
+    n, classes = input.shape[:2]
+    math = _overlap_reference.math_dtype(input, target)
+    if grad_sums is None:
+        grad_sums = input.new_zeros((n, classes, 3), dtype=math)
+    if grad_ce is None:
+        grad_ce = input.new_zeros((n, 2), dtype=math)
+    if ctx.probs:
+        probs = ctx.probs.pop()
+    else:  # a second backward through the same graph (retain_graph=True): compute p again
+        _, probs, _ = torch.ops.fastloss.overlap_ce_sums(input, target, ce_weight, gamma, label_smoothing, squared,
+                                                         ignore_index, True, soft_label)
+    torch.ops.fastloss.overlap_ce_sums_backward_(grad_sums, grad_ce, probs, input, target, ce_weight, gamma,
+                                                 label_smoothing, squared, ignore_index, soft_label)
+    return (probs,) + (None,) * 8
+
+
+def _vmap_rule(info, in_dims, input, target, ce_weight, gamma, label_smoothing, squared, ignore_index, keep_probs,
+               soft_label=False):
+    batch = info.batch_size
+    args = (input, target, ce_weight, gamma, label_smoothing, squared, ignore_index, keep_probs, soft_label)
+    if in_dims[2] is not None:  # class weights that differ per sample
+        dims = tuple(in_dims) + (None,) * (len(args) - len(in_dims))
+        return _vmap.per_sample(torch.ops.fastloss.overlap_ce_sums, batch, dims, args)
+    x, t = _vmap.front(input, in_dims[0], batch), _vmap.front(target, in_dims[1], batch)
+    sums, probs, ce = torch.ops.fastloss.overlap_ce_sums(x.flatten(0, 1), t.flatten(0, 1), *args[2:])
+    sums, ce = sums.reshape(batch, -1, *sums.shape[1:]), ce.reshape(batch, -1, 2)
+    if not keep_probs:
+        return (sums, probs, ce), (0, None, 0)
+    return (sums, probs.reshape(x.shape), ce), (0, 0, 0)
+
+
+def _register():
+    @torch.library.register_fake(_OP)
+    def _(input, target, ce_weight, gamma, label_smoothing, squared, ignore_index, keep_probs, soft_label=False):
+        math = _overlap_reference.math_dtype(input, target)
+        probs = input.new_empty(input.shape if keep_probs else (0,))
+        return (input.new_empty((input.shape[0], input.shape[1], 3), dtype=math), probs,
+                input.new_empty((input.shape[0], 2), dtype=math))
+
+    @torch.library.register_fake(_OP + "_backward_")
+    def _(grad_sums, grad_ce, probs, input, target, ce_weight, gamma, label_smoothing, squared, ignore_index,
+          soft_label=False):
+        return None
+
+    _autograd.register(_autograd.Spec("overlap_ce_sums", _backward, sums_op, non_differentiable=(1,),
+                                      setup=_setup))
+    _vmap.register("overlap_ce_sums", _vmap_rule)
+    _autocast.register("overlap_ce_sums")
+
+
+if _backend._C is not None:
+    _register()

@@ -1,0 +1,114 @@
+"""MONAI 1.6's DiceCELoss and DiceFocalLoss (monai/losses/dice.py) on fastloss's kernels.
+
+DiceCELoss with softmax=True and C > 1 (the segmentation setting) is one fused pass
+(fastloss.dice_ce_loss: one softmax for both parts, the gradient written in place). MONAI's other
+combinations keep its numbers with the parts computed apart: C = 1 is Dice + BCEWithLogitsLoss
+(pos_weight = weight); sigmoid / other_act / no activation is that Dice + softmax cross entropy on
+the raw logits (MONAI applies the activation to the Dice part only).
+
+DiceFocalLoss is MONAI's Dice + MONAI's FocalLoss, whose focal term is the *sigmoid* one whatever
+the Dice activation: fastloss.monai.DiceLoss plus fastloss.monai.FocalLoss, two fused kernels.
+"""
+import torch
+
+from .. import compound
+from .._common import check_nonnegative, check_number
+from .._torchscript import NotScriptable
+from .dice import DiceLoss
+from .focal_loss import FocalLoss
+
+
+def _check_shapes(input, target):
+    """MONAI's checks of DiceCELoss/DiceFocalLoss.forward."""
+    if input.dim() != target.dim():
+        raise ValueError(f"the number of dimensions for input and target should be the same, got shape "
+                         f"{tuple(input.shape)} and {tuple(target.shape)}; if target is not one-hot encoded, "
+                         f"give it the shape (N, 1, *spatial)")
+    if target.shape[1] != 1 and target.shape[1] != input.shape[1]:
+        raise ValueError(f"number of channels for target is neither 1 (without one-hot encoding) nor the same as "
+                         f"input, got shape {tuple(input.shape)} and {tuple(target.shape)}")
+
+
+class DiceCELoss(NotScriptable, torch.nn.Module):
+    """MONAI's DiceCELoss: λ_dice·DiceLoss + λ_ce·CrossEntropyLoss (BCEWithLogitsLoss for one
+    channel); `weight` weighs both (the Dice part without the background when
+    include_background=False); reduction "mean" | "sum"."""
+
+    def __init__(self, include_background=True, to_onehot_y=False, sigmoid=False, softmax=False, other_act=None,
+                 squared_pred=False, jaccard=False, reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False,
+                 weight=None, lambda_dice=1.0, lambda_ce=1.0, label_smoothing=0.0):
+        super().__init__()
+        reduction = str(getattr(reduction, "value", reduction))
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"reduction must be 'mean' or 'sum' (MONAI's DiceCEReduction), got {reduction!r}")
+        weight = None if weight is None else torch.as_tensor(weight)
+        dice_weight = weight[1:] if weight is not None and not include_background else weight
+        self.dice = DiceLoss(include_background=include_background, to_onehot_y=to_onehot_y, sigmoid=sigmoid,
+                             softmax=softmax, other_act=other_act, squared_pred=squared_pred, jaccard=jaccard,
+                             reduction=reduction, smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch,
+                             weight=dice_weight)
+        # torch's own modules, as MONAI: their buffers are MONAI's state_dict keys, and they compute
+        # the parts MONAI computes apart (one channel; an activation other than softmax)
+        self.cross_entropy = torch.nn.CrossEntropyLoss(weight=weight, reduction=reduction,
+                                                       label_smoothing=check_number("label_smoothing",
+                                                                                    label_smoothing))
+        self.binary_cross_entropy = torch.nn.BCEWithLogitsLoss(pos_weight=weight, reduction=reduction)
+        self.lambda_dice = check_nonnegative("lambda_dice", lambda_dice)
+        self.lambda_ce = check_nonnegative("lambda_ce", lambda_ce)
+
+    def ce(self, input, target):
+        """MONAI's cross entropy of the logits (labels (N, 1, ...) or class probabilities)."""
+        if input.shape[1] != target.shape[1] and target.shape[1] == 1:
+            target = torch.squeeze(target, dim=1).long()
+        elif not torch.is_floating_point(target):
+            target = target.to(dtype=input.dtype)
+        return self.cross_entropy(input, target)
+
+    def bce(self, input, target):
+        if not torch.is_floating_point(target):
+            target = target.to(dtype=input.dtype)
+        return self.binary_cross_entropy(input, target)
+
+    def forward(self, input, target):
+        _check_shapes(input, target)
+        dice = self.dice
+        fused = dice.softmax and input.shape[1] > 1
+        if not fused:
+            dice_loss = dice(input, target)
+            ce_loss = self.ce(input, target) if input.shape[1] != 1 else self.bce(input, target)
+            return self.lambda_dice * dice_loss + self.lambda_ce * ce_loss
+        x, t, options = dice.prepare(input, target)
+        weight = self.cross_entropy.weight
+        return compound.dice_ce_loss(x, t, lambda_dice=self.lambda_dice, lambda_ce=self.lambda_ce,
+                                     ce_weight=None if weight is None else weight.to(x.device),
+                                     label_smoothing=self.cross_entropy.label_smoothing, batch=options["batch"],
+                                     include_background=options["include_background"],
+                                     **dice.dice_options(x, options["include_background"]))
+
+
+class DiceFocalLoss(NotScriptable, torch.nn.Module):
+    """MONAI's DiceFocalLoss: λ_dice·DiceLoss + λ_focal·FocalLoss (MONAI's sigmoid focal term);
+    `weight` and `alpha` as MONAI passes them to both parts."""
+
+    def __init__(self, include_background=True, to_onehot_y=False, sigmoid=False, softmax=False, other_act=None,
+                 squared_pred=False, jaccard=False, reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False,
+                 gamma=2.0, weight=None, lambda_dice=1.0, lambda_focal=1.0, alpha=None):
+        super().__init__()
+        self.dice = DiceLoss(include_background=include_background, to_onehot_y=to_onehot_y, sigmoid=sigmoid,
+                             softmax=softmax, other_act=other_act, squared_pred=squared_pred, jaccard=jaccard,
+                             reduction=reduction, smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch,
+                             weight=weight)
+        self.focal = FocalLoss(include_background=include_background, to_onehot_y=to_onehot_y,
+                               gamma=check_nonnegative("gamma", gamma), weight=weight, alpha=alpha,
+                               reduction=reduction)
+        self.lambda_dice = check_nonnegative("lambda_dice", lambda_dice)
+        self.lambda_focal = check_nonnegative("lambda_focal", lambda_focal)
+        self.to_onehot_y = to_onehot_y
+
+    def forward(self, input, target):
+        _check_shapes(input, target)
+        # (to_onehot_y: both parts take the labels themselves, made one-hot inside their kernels)
+        return self.lambda_dice * self.dice(input, target) + self.lambda_focal * self.focal(input, target)
+
+
+__all__ = ["DiceCELoss", "DiceFocalLoss"]
