@@ -31,8 +31,8 @@ constexpr const char* kSchemas[] = {
     "distribution_focal_loss(Tensor pred, Tensor target, Tensor? weight, float target_max, int reduction) -> (Tensor loss, Tensor lse)",
     "distribution_focal_loss_backward(Tensor grad, Tensor pred, Tensor target, Tensor? weight, Tensor lse, float target_max, int reduction) -> Tensor",
     "overlap_sums_backward_(Tensor grad, Tensor(a!) probs, Tensor target, int activation, bool squared, int? ignore_index, bool soft_label=False) -> ()",
-    "overlap_ce_sums(Tensor input, Tensor target, Tensor? ce_weight, float gamma, float label_smoothing, bool squared, int? ignore_index, bool keep_probs, bool soft_label=False) -> (Tensor sums, Tensor probs, Tensor ce)",
-    "overlap_ce_sums_backward_(Tensor grad_sums, Tensor grad_ce, Tensor(a!) probs, Tensor input, Tensor target, Tensor? ce_weight, float gamma, float label_smoothing, bool squared, int? ignore_index, bool soft_label=False) -> ()",
+    "overlap_ce_sums(Tensor input, Tensor target, Tensor? ce_weight, float gamma, float label_smoothing, bool squared, int? ignore_index, bool keep_probs, bool soft_label=False, int activation=0, int term=0, float alpha=-1., int first_class=0) -> (Tensor sums, Tensor probs, Tensor ce)",
+    "overlap_ce_sums_backward_(Tensor grad_sums, Tensor grad_ce, Tensor(a!) probs, Tensor input, Tensor target, Tensor? ce_weight, float gamma, float label_smoothing, bool squared, int? ignore_index, bool soft_label=False, int activation=0, int term=0, float alpha=-1., int first_class=0) -> ()",
 };
 
 using DefWithTags = AOTITorchError (*)(TorchLibraryHandle, const char*, const int32_t*, int32_t);

@@ -39,7 +39,7 @@ def soft_target(x, seed=1):
 def value_and_grad(fn, x, *args, **kwargs):
     leaf = x.detach().clone().requires_grad_()
     loss = fn(leaf, *args, **kwargs)
-    (grad,) = torch.autograd.grad(loss, leaf)
+    (grad,) = torch.autograd.grad(loss.sum(), leaf)
     return loss.detach(), grad
 
 
@@ -60,6 +60,48 @@ def test_equals_the_reference(name, options):
     got = value_and_grad(getattr(fastloss, name), x, y, **options)
     want = value_and_grad(getattr(reference, name), x, y, **options)
     for g, w in zip(got, want):
+        assert_close(g, w)
+
+
+SIGMOID_GRID = [dict(), dict(activation="sigmoid", alpha=0.25, gamma=1.5, include_background=False,
+                           ce_weight=[1.0, 2.0, 0.5, 1.5]),
+                dict(activation="none", reduction="sum", gamma=0.0, batch=True),
+                dict(ignore_index=2, gamma=0.5, dice="generalized_dice"),
+                dict(activation="sigmoid", dice="tversky", tversky_alpha=0.7, gamma=3.0, alpha=0.9)]
+
+
+@pytest.mark.parametrize("options", SIGMOID_GRID, ids=str)
+@pytest.mark.parametrize("labels", [True, False])
+def test_sigmoid_focal_term_is_dice_plus_sigmoid_focal(options, labels):
+    """focal="sigmoid": the Dice part (any activation) + torchvision's sigmoid focal loss over the scored
+    classes' elements, one pass; against the reference and the composition of fastloss's own losses."""
+    options = dict(focal="sigmoid", **options)
+    x, y = inputs(26, ignore=options.get("ignore_index"))
+    t = y if labels else (torch.rand(x.shape, generator=torch.Generator().manual_seed(3)) < 0.3).double()
+    if not labels:
+        options.pop("ignore_index", None)
+    got = value_and_grad(fastloss.dice_focal_loss, x, t, **options)
+    for g, w in zip(got, value_and_grad(reference.dice_focal_loss, x, t, **options)):
+        assert_close(g, w)
+    first = 0 if options.get("include_background", True) else 1
+    dice_options = {k: v for k, v in options.items() if k in ("activation", "include_background", "batch",
+                                                               "ignore_index", "reduction")}
+    dice_fn = {"dice": fastloss.dice_loss, "generalized_dice": fastloss.generalized_dice_loss,
+               "tversky": lambda *a, **k: fastloss.tversky_loss(*a, alpha=options["tversky_alpha"], **k)}[
+        options.get("dice", "dice")]
+
+    def composed(v, t):
+        target = F.one_hot(t.clamp(0, C - 1), C).movedim(-1, 1).double() if labels else t
+        kept = (t != options.get("ignore_index", -1)).unsqueeze(1).double() if labels else torch.ones_like(v)
+        w = torch.tensor(options.get("ce_weight", [1.0] * C), dtype=torch.float64).view(1, -1, 1, 1)
+        focal = fastloss.sigmoid_focal_loss(v, target, alpha=options.get("alpha", -1.0),
+                                            gamma=options.get("gamma", 2.0), reduction="none") * w * kept
+        focal = focal[:, first:]
+        count = kept.expand(-1, C, -1, -1)[:, first:].sum()
+        total = focal.sum() if options.get("reduction") == "sum" else focal.sum() / count
+        return dice_fn(v, t, **dice_options) + total
+
+    for g, w in zip(got, value_and_grad(composed, x, t)):
         assert_close(g, w)
 
 
@@ -119,6 +161,9 @@ def test_gradcheck(options):
     assert torch.autograd.gradcheck(lambda v: fastloss.dice_focal_loss(v, y, **options), (x,))
     t = soft_target(x.detach())
     assert torch.autograd.gradcheck(lambda v: fastloss.dice_ce_loss(v, t, label_smoothing=0.3), (x,))
+    sigmoid = {k: v for k, v in options.items() if k != "label_smoothing"}
+    assert torch.autograd.gradcheck(lambda v: fastloss.dice_focal_loss(v, y, focal="sigmoid", alpha=0.3,
+                                                                       activation="sigmoid", **sigmoid), (x,))
 
 
 def test_minus_inf_logit_of_another_class_keeps_the_loss_finite():
@@ -234,6 +279,11 @@ def test_empty_and_all_ignored():
     (lambda x, y: fastloss.dice_ce_loss(x, y, dice="generalized_dice", class_weight=1.0), ValueError, "w_type"),
     (lambda x, y: fastloss.dice_focal_loss(x, soft_target(x)), ValueError, "gamma"),
     (lambda x, y: fastloss.dice_focal_loss(x, y, gamma=-1.0), ValueError, "gamma"),
+    (lambda x, y: fastloss.dice_focal_loss(x, y, activation="sigmoid"), ValueError, "activation"),
+    (lambda x, y: fastloss.dice_focal_loss(x, y, alpha=0.25), ValueError, "alpha"),
+    (lambda x, y: fastloss.dice_focal_loss(x, y, focal="sigmoid", alpha=1.5), ValueError, "alpha"),
+    (lambda x, y: fastloss.dice_focal_loss(x, y, focal="sigmoid", label_smoothing=0.1), ValueError, "label_smoothing"),
+    (lambda x, y: fastloss.dice_focal_loss(x, y, focal="tanh"), ValueError, "focal"),
     (lambda x, y: fastloss.dice_ce_loss(x, y + 1), ValueError, "label"),
     (lambda x, y: fastloss.dice_ce_loss(x, y[:, :3]), ValueError, "target"),
     (lambda x, y: fastloss.dice_ce_loss(x, y.float()), ValueError, "target"),
@@ -376,7 +426,11 @@ def test_monai_dice_ce_loss_state_dict_and_errors():
 MONAI_FOCAL_GRID = [dict(to_onehot_y=True, softmax=True), dict(to_onehot_y=True, sigmoid=True, gamma=1.5, alpha=0.25),
                     dict(softmax=True, include_background=False, weight=[2.0, 0.5, 1.5], batch=True,
                          lambda_focal=0.5),
-                    dict(to_onehot_y=True, softmax=True, reduction="sum", gamma=0.0)]
+                    dict(to_onehot_y=True, softmax=True, reduction="sum", gamma=0.0),
+                    dict(reduction="sum", weight=2.0, alpha=0.75, include_background=False, gamma=0.5),  # no activation
+                    dict(sigmoid=True, weight=(3, 2.0, 1, 0.5), squared_pred=True, jaccard=True, lambda_dice=0.3),
+                    dict(to_onehot_y=True, softmax=True, reduction="none"),  # two kernels: "none" shapes
+                    dict(to_onehot_y=True, other_act=torch.tanh, reduction="sum")]
 
 
 @needs("monai")
@@ -387,7 +441,43 @@ def test_monai_dice_focal_loss(options):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # MONAI's FocalLoss computes in float32 whatever the input's dtype: float32's tolerance
-        _compare(monai_face.DiceFocalLoss(**options), monai_losses.DiceFocalLoss(**options), x, target, torch.float32)
+        for dtype in (torch.float64, torch.float32):
+            _compare(monai_face.DiceFocalLoss(**options), monai_losses.DiceFocalLoss(**options), x.to(dtype),
+                     target.to(dtype), torch.float32)
+
+
+@needs("monai")
+def test_monai_dice_focal_loss_is_one_pass():
+    """The fused path: one overlap_ce_sums call (no sigmoid focal kernel) and the gradient's memory."""
+    from fastloss import bench
+    x, y = inputs(25, classes=8, dtype=torch.float32, spatial=(64, 64))
+    loss = monai_face.DiceFocalLoss(to_onehot_y=True, softmax=True, include_background=False, alpha=0.25)
+    target = y.unsqueeze(1)
+    peak = bench.peak_bytes(lambda x, t: loss(x, t), {"x": x.requires_grad_(), "t": target}, ("x",),
+                            torch.device("cpu"))
+    assert peak <= 1.1 * x.numel() * x.element_size()
+    with torch.profiler.profile() as prof:
+        loss(x, target).backward()
+    names = {e.name for e in prof.events()}
+    assert "fastloss::overlap_ce_sums" in names and "fastloss::sigmoid_focal_loss" not in names
+    with pytest.raises(ValueError, match="0 or 1"):
+        monai_face.DiceFocalLoss(softmax=True)(x.detach(), F.one_hot(y, 8).movedim(-1, 1).float() * 0.5)
+
+
+@needs("monai")
+@pytest.mark.parametrize("options", [dict(to_onehot_y=True, softmax=True), dict(to_onehot_y=True, sigmoid=True,
+                                     w_type="simple", weight=[1.0, 2.0, 0.5, 1.5], reduction="sum", batch=True),
+                                     dict(softmax=True, include_background=False, gamma=1.0, lambda_gdl=0.5)],
+                         ids=lambda o: ",".join(f"{k}" for k in o))
+def test_monai_generalized_dice_focal_loss(options):
+    x, y = inputs(24)
+    target = y.unsqueeze(1).double() if options.get("to_onehot_y") else F.one_hot(y, C).movedim(-1, 1).double()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _compare(monai_face.GeneralizedDiceFocalLoss(**options), monai_losses.GeneralizedDiceFocalLoss(**options), x,
+                 target, torch.float32)
+    with pytest.raises(ValueError, match="lambda_gdl"):
+        monai_face.GeneralizedDiceFocalLoss(lambda_gdl=-1.0)
 
 
 # --------------------------------------------------------------------------------------- nnU-Net face
@@ -493,6 +583,13 @@ def test_cuda_equals_cpu(device, dtype, options):
     want = value_and_grad(fastloss.dice_ce_loss, x, t, label_smoothing=0.1)
     for g, w in zip(got, want):
         assert_close(g.cpu(), w, dtype)
+    for activation in ("softmax", "sigmoid", "none"):
+        sigmoid = dict(focal="sigmoid", activation=activation, alpha=0.25, gamma=options.get("gamma", 2.0),
+                       include_background=options.get("include_background", True))
+        got = value_and_grad(fastloss.dice_focal_loss, x.to(device), y.to(device), ignore_index=-1, **sigmoid)
+        want = value_and_grad(fastloss.dice_focal_loss, x, y, ignore_index=-1, **sigmoid)
+        for g, w in zip(got, want):
+            assert_close(g.cpu(), w, dtype)
 
 
 def test_grid_is_exhaustive_over_the_dice_kinds():

@@ -42,6 +42,8 @@ LOSSES = {
                                                             dice="generalized_dice", process_group=group),
     "dice ce sum": lambda x, t, group: fastloss.dice_ce_loss(x, t, batch=True, reduction="sum", label_smoothing=0.1,
                                                              process_group=group),
+    "dice sigmoid focal": lambda x, t, group: fastloss.dice_focal_loss(x, t, batch=True, focal="sigmoid", alpha=0.25,
+                                                                       activation="sigmoid", process_group=group),
 }
 
 
@@ -82,7 +84,8 @@ def test_ddp_equals_one_process_on_the_whole_batch(world, tmp_path):
                 "tversky": lambda: loss_fn(net(features), labels, None),
                 "generalized dice": lambda: loss_fn(net(features), labels, None),
                 "dice ce": lambda: loss_fn(net(features), labels, None),
-                "dice ce sum": lambda: loss_fn(net(features), labels, None)}[name]()
+                "dice ce sum": lambda: loss_fn(net(features), labels, None),
+                "dice sigmoid focal": lambda: loss_fn(net(features), labels, None)}[name]()
         loss.backward()
         want_grads = [p.grad for p in net.parameters()]
         for rank in range(world):

@@ -37,6 +37,22 @@ def test_monai_unet():
     assert all(math.isfinite(x) for x in history) and history[-1] < history[0]
 
 
+def test_nnunet_deep_supervision(tmp_path):
+    """Step 0 against nnU-Net 2.8.1's own DeepSupervisionWrapper(DC_and_CE_loss) (from its wheel),
+    the core one-call form equal to the wrapper, and training proceeds."""
+    from nnunet_peer import load as load_nnunet
+    module = example("nnunet_deep_supervision")
+    model, images, labels, wrapped, core, history = module.main()
+    nnunet = load_nnunet(str(tmp_path))
+    torch.manual_seed(0)
+    outputs = module.DeepSupervisedNet()(images)
+    theirs = module.nnunet_criterion(nnunet, nnunet.MemoryEfficientSoftDiceLoss)(
+        outputs, module.targets_per_level(labels, outputs))
+    assert wrapped == pytest.approx(theirs.item(), rel=1e-5)
+    assert core == pytest.approx(wrapped, rel=1e-6)
+    assert all(math.isfinite(x) for x in history) and history[-1] < history[0]
+
+
 @needs("mmengine")
 def test_mmdet_config(tmp_path):
     """The config's losses, built through mmengine's registry, against mmdet 3.3.0's classes built

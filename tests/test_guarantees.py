@@ -191,6 +191,7 @@ MODULES = [
     fnn.CrossEntropyLoss(class_weight=[1.0, 2.0, 3.0, 4.0, 5.0]), fnn.L1Loss(), fnn.MSELoss(),
     fnn.SmoothL1Loss(beta=0.5), fnn.DiceCELoss(ce_weight=[1.0, 2.0, 0.5]),
     fnn.DiceFocalLoss(class_weight=torch.tensor([0.5, 1.0, 2.0]), gamma=1.5, ce_weight=2.0),
+    fnn.DiceFocalLoss(focal="sigmoid", alpha=0.25, activation="sigmoid", ce_weight=[1.0, 2.0, 0.5]),
 ]
 
 

@@ -64,9 +64,6 @@ struct Chunk {
   // Lanes of positions [j, j + k) of the chunk (k ≤ W; the padding lanes are invalid).
   int64_t offset(int64_t c, int64_t j) const { return (n * a.classes + c) * a.hw + begin + j; }
   const scalar_t* x(int64_t c, int64_t j) const { return a.x + offset(c, j); }
-  Vec p_elementwise(int64_t c, int64_t j, int64_t k) const {
-    return activate_elementwise(a.activation, cpu::load_as<Vec>(x(c, j), k));
-  }
   Vec target(int64_t c, int64_t j, int64_t k, const Vec& v) const {
     if (a.labels == nullptr) return cpu::load_as<Vec>(a.t + offset(c, j), k) * v;
     return Vec::blendv(Vec(0), v, Vec::loadu(&label[j]) == Vec(static_cast<opmath_t>(c + a.label_offset)));
@@ -132,10 +129,17 @@ struct CpuKernels {
               if (probs != nullptr) cpu::store_as(p[c], probs + chunk.offset(c, j), k);
               add(acc[3 * c], acc[3 * c + 1], acc[3 * c + 2], p[c] * v, chunk.target(c, j, k, v));
             }
-            if (a.ce.on) {
+            if (a.ce.softmax_ce()) {
               const auto ce = chunk.ce_sums(a.x, j, k, v, stats.lse());
               ce_loss_sum = ce_loss_sum + ce_loss(a.ce, ce.a, ce.log_py);
               ce_norm = ce_norm + (a.labels != nullptr ? ce.w : v);
+            }
+            if (a.ce.sigmoid_focal()) {
+              for (int64_t c = a.ce.first_class; c < classes; ++c) {
+                const Vec xc = cpu::load_as<Vec>(chunk.x(c, j), k);
+                ce_loss_sum = ce_loss_sum + element_focal<false>(a.ce, c, xc, chunk.target(c, j, k, v), v);
+                ce_norm = ce_norm + v;
+              }
             }
           }
           for (int64_t i = 0; i < 3 * classes; ++i) out[i] = cpu::sum_lanes(acc[i]);
@@ -145,17 +149,28 @@ struct CpuKernels {
           }
           continue;
         }
+        Vec focal_sum(0), focal_count(0);  // the sigmoid focal term's (math/overlap_ce.h)
         for (int64_t c = 0; c < classes; ++c) {
           Vec pt(0), pp(0), tt(0);
+          const bool focal = a.ce.sigmoid_focal() && c >= a.ce.first_class;
           for (int64_t j = 0; j < chunk.size; j += K::W) {
             const int64_t k = std::min(K::W, chunk.size - j);
-            const Vec v = Vec::loadu(&chunk.valid[j]), pc = chunk.p_elementwise(c, j, k);
+            const Vec v = Vec::loadu(&chunk.valid[j]), xc = cpu::load_as<Vec>(chunk.x(c, j), k);
+            const Vec pc = activate_elementwise(a.activation, xc), tc = chunk.target(c, j, k, v);
             if (probs != nullptr) cpu::store_as(pc, probs + chunk.offset(c, j), k);
-            add(pt, pp, tt, pc * v, chunk.target(c, j, k, v));
+            add(pt, pp, tt, pc * v, tc);
+            if (focal) {
+              focal_sum = focal_sum + element_focal<false>(a.ce, c, xc, tc, v);
+              focal_count = focal_count + v;
+            }
           }
           out[3 * c] = cpu::sum_lanes(pt);
           out[3 * c + 1] = cpu::sum_lanes(pp);
           out[3 * c + 2] = cpu::sum_lanes(tt);
+        }
+        if (a.ce.on) {
+          out[3 * classes] = cpu::sum_lanes(focal_sum);
+          out[3 * classes + 1] = cpu::sum_lanes(focal_count);
         }
       }
     });
@@ -189,6 +204,11 @@ struct CpuKernels {
           const opmath_t* abc = coef + (chunk.n * classes + c) * 3;
           return grad_prob(Vec(abc[0]), Vec(abc[1]), chunk.target(c, j, k, v), pc, squared, soft) * v;
         };
+        // s·d(sigmoid focal)/dx of the elements [j, j + k) of class c, from the logits
+        auto focal_grad = [&](int64_t c, int64_t j, int64_t k, const Vec& v) {
+          const Vec xc = cpu::load_as<Vec>(a.logits + chunk.offset(c, j), k);
+          return Vec(a.ce_grad[chunk.n * 2]) * element_focal<true>(a.ce, c, xc, chunk.target(c, j, k, v), v);
+        };
         if (a.activation == kSoftmax) {
           for (int64_t j = 0; j < chunk.size; j += K::W) {
             const int64_t k = std::min(K::W, chunk.size - j);
@@ -199,8 +219,12 @@ struct CpuKernels {
               g[c] = dl_dp(c, j, k, v, p[c]);
               dot = dot + p[c] * g[c];
             }
-            if (!a.ce.on) {
-              for (int64_t c = 0; c < classes; ++c) cpu::store_as(p[c] * (g[c] - dot), probs + chunk.offset(c, j), k);
+            if (!a.ce.softmax_ce()) {
+              for (int64_t c = 0; c < classes; ++c) {
+                Vec d = p[c] * (g[c] - dot);
+                if (a.ce.sigmoid_focal() && c >= a.ce.first_class) d = d + focal_grad(c, j, k, v);
+                cpu::store_as(d, probs + chunk.offset(c, j), k);
+              }
               continue;
             }
             // dL/dx_c = p_c·(g_c − dot + s·(f·T + G)) − s·(f·u_c + G·t_c), s = dL/d(Σ CE) of the sample
@@ -218,11 +242,14 @@ struct CpuKernels {
           continue;
         }
         for (int64_t c = 0; c < classes; ++c) {
+          const bool focal = a.ce.sigmoid_focal() && c >= a.ce.first_class;
           for (int64_t j = 0; j < chunk.size; j += K::W) {
             const int64_t k = std::min(K::W, chunk.size - j);
             scalar_t* out = probs + chunk.offset(c, j);
             const Vec v = Vec::loadu(&chunk.valid[j]), pc = cpu::load_as<Vec>(out, k);
-            cpu::store_as(elementwise_vjp(a.activation, dl_dp(c, j, k, v, pc), pc), out, k);
+            Vec d = elementwise_vjp(a.activation, dl_dp(c, j, k, v, pc), pc);
+            if (focal) d = d + focal_grad(c, j, k, v);
+            cpu::store_as(d, out, k);
           }
         }
       }

@@ -85,8 +85,10 @@ __global__ void partial_sums_kernel(Args<scalar_t, target_t> a, int64_t chunks, 
       pos[j] = Position<scalar_t, target_t>(a, n, base + threadIdx.x + j * cuda::kThreads);
       if (pos[j].i < a.hw && a.activation == kSoftmax) stats[j] = pos[j].stats();
     }
+    opmath_t focal_sum = 0, focal_count = 0;  // the sigmoid focal term's, over this thread's elements
     for (int64_t c = 0; c < a.classes; ++c) {
       opmath_t s_pt = 0, s_p = 0, s_t = 0;
+      const bool focal = a.ce.sigmoid_focal() && c >= a.ce.first_class;
       for (int j = 0; j < P; ++j) {
         if (pos[j].i >= a.hw) continue;
         const opmath_t p = pos[j].prob(c, stats[j]);
@@ -96,6 +98,10 @@ __global__ void partial_sums_kernel(Args<scalar_t, target_t> a, int64_t chunks, 
         s_pt += intersection(p, t, a.soft);
         s_p += a.squared ? p * p : p;
         s_t += a.squared ? t * t : t;
+        if (focal) {
+          focal_sum += element_focal<false>(a.ce, c, pos[j].x(c), t, opmath_t(1));
+          focal_count += opmath_t(1);
+        }
       }
       s_pt = cuda::block_sum(s_pt);
       s_p = cuda::block_sum(s_p);
@@ -108,8 +114,8 @@ __global__ void partial_sums_kernel(Args<scalar_t, target_t> a, int64_t chunks, 
       }
     }
     if (a.ce.on) {
-      opmath_t loss = 0, norm = 0;
-      for (int j = 0; j < P; ++j) {
+      opmath_t loss = focal_sum, norm = focal_count;
+      for (int j = 0; j < P && a.ce.softmax_ce(); ++j) {
         if (pos[j].i >= a.hw) continue;
         const auto ce = pos[j].ce_sums(a.x, stats[j].lse());
         loss += ce_loss(a.ce, ce.a, ce.log_py);
@@ -181,16 +187,17 @@ __global__ void backward_kernel(Args<scalar_t, target_t> a, const opmath_t* coef
     if (a.activation == kSoftmax) {
       for (int64_t c = 0; c < a.classes; ++c) dot += p(c) * grad_p(c, p(c));
     }
-    // With the cross entropy: dL/dx_c = p_c·(g_c − dot + s·(f·T + G)) − s·(f·u_c + G·t_c)
-    opmath_t s = 0, shift = -dot;
+    // With the cross entropy: dL/dx_c = p_c·(g_c − dot + s·(f·T + G)) − s·(f·u_c + G·t_c);
+    // the sigmoid focal term adds s·d(focal)/dx_c.
+    const opmath_t s = a.ce.on ? a.ce_grad[n * 2] : opmath_t(0);
+    opmath_t shift = -dot;
     CeCoefficients<opmath_t> coef{0, 0};
-    if (a.ce.on) {
+    if (a.ce.softmax_ce()) {
       const opmath_t lse = a.logits != nullptr ? softmax_stats<opmath_t>(a.classes, [&](int64_t c) {
         return static_cast<opmath_t>(a.logits[pos.offset(c)]);
       }).lse() : opmath_t(0);
       const auto ce = pos.ce_sums(a.logits, lse);
       coef = ce_coefficients(a.ce, ce.a, ce.log_py);
-      s = a.ce_grad[n * 2];
       shift += s * (coef.f * ce.u + coef.g);
     }
     for (int64_t c = 0; c < a.classes; ++c) {
@@ -200,10 +207,14 @@ __global__ void backward_kernel(Args<scalar_t, target_t> a, const opmath_t* coef
         d = elementwise_vjp(a.activation, g, pc);
       } else {
         d = pc * (g + shift);
-        if (a.ce.on) {
+        if (a.ce.softmax_ce()) {
           const opmath_t tc = pos.t(c);
           d -= s * (coef.f * smoothed_weight(a.ce, c, tc, opmath_t(1)) + coef.g * tc);
         }
+      }
+      if (a.ce.sigmoid_focal() && c >= a.ce.first_class) {
+        const opmath_t xc = static_cast<opmath_t>(a.logits[pos.offset(c)]);
+        d += s * element_focal<true>(a.ce, c, xc, pos.t(c), opmath_t(1));
       }
       out[c * a.hw] = static_cast<scalar_t>(d);
     }

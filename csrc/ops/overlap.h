@@ -160,13 +160,30 @@ void backward(const Tensor& grad_sums, Tensor& probs, const Tensor& target, int6
 
 constexpr const char* kCeOp = "fastloss::overlap_ce_sums";
 
-inline Tensor check_cross_entropy(const Tensors& a, const std::optional<Tensor>& ce_weight, double gamma,
-                                  double label_smoothing) {
-  FASTLOSS_CHECK(a.x.size(1) > 1, kCeOp, ": the softmax cross entropy needs more than one class");
-  FASTLOSS_CHECK(gamma >= 0, kCeOp, ": gamma must be >= 0, got ", gamma);
-  FASTLOSS_CHECK(label_smoothing >= 0 && label_smoothing <= 1, kCeOp, ": label_smoothing must be in [0, 1], got ",
-                 label_smoothing);
-  FASTLOSS_CHECK(a.labels || gamma == 0, kCeOp, ": gamma > 0 needs integer label targets");
+// The term's options of a call (math/overlap_ce.h).
+struct TermOptions {
+  double gamma, label_smoothing;
+  int64_t activation, term;
+  double alpha;  // kSigmoidFocal's α (< 0: none)
+  int64_t first_class;
+};
+
+inline Tensor check_cross_entropy(const Tensors& a, const std::optional<Tensor>& ce_weight, const TermOptions& o) {
+  FASTLOSS_CHECK(o.term == kSoftmaxCe || o.term == kSigmoidFocal, kCeOp, ": unknown term ", o.term);
+  FASTLOSS_CHECK(o.gamma >= 0, kCeOp, ": gamma must be >= 0, got ", o.gamma);
+  if (o.term == kSoftmaxCe) {
+    FASTLOSS_CHECK(o.activation == kSoftmax, kCeOp, ": the softmax cross entropy needs activation softmax");
+    FASTLOSS_CHECK(a.x.size(1) > 1, kCeOp, ": the softmax cross entropy needs more than one class");
+    FASTLOSS_CHECK(o.label_smoothing >= 0 && o.label_smoothing <= 1, kCeOp,
+                   ": label_smoothing must be in [0, 1], got ", o.label_smoothing);
+    FASTLOSS_CHECK(a.labels || o.gamma == 0, kCeOp, ": gamma > 0 needs integer label targets");
+  } else {
+    FASTLOSS_CHECK(o.label_smoothing == 0, kCeOp, ": the sigmoid focal term takes no label_smoothing");
+    FASTLOSS_CHECK(o.alpha < 0 || o.alpha <= 1, kCeOp, ": alpha must be in [0, 1] (or negative: none), got ",
+                   o.alpha);
+    FASTLOSS_CHECK(o.first_class >= 0 && o.first_class < a.x.size(1), kCeOp, ": first_class must be in [0, C), got ",
+                   o.first_class);
+  }
   const Tensor w = math_operand(kCeOp, a.x, ce_weight, "ce_weight", a.math);
   if (!w.defined()) return w;
   FASTLOSS_CHECK(w.dim() == 1 && w.size(0) == a.x.size(1), kCeOp, ": ce_weight must have one weight per class (",
@@ -174,27 +191,31 @@ inline Tensor check_cross_entropy(const Tensors& a, const std::optional<Tensor>&
   return as_contiguous(w);
 }
 
-// Sets the cross-entropy part of a call's Args.
+// Sets the term's part of a call's Args.
 struct CeSetup {
   const Tensor& weight;
-  double gamma, label_smoothing;
+  const TermOptions& o;
   Tensor* out;             // forward: (N, 2)
   const Tensor* grad;      // backward: (N, 2) in the math type (column 0 is read)
-  const Tensor* logits;    // backward with γ > 0
+  const Tensor* logits;    // backward: read where the term's derivative needs the logits
 
   template <typename A>
   void operator()(A& args) const {
     using opmath_t = typename A::opmath_t;
     using scalar_t = std::remove_const_t<std::remove_pointer_t<decltype(args.x)>>;
     args.ce.on = true;
+    args.ce.term = static_cast<int>(o.term);
     args.ce.weight = weight.defined() ? weight.const_data_ptr<opmath_t>() : nullptr;
-    args.ce.keep = opmath_t(1 - label_smoothing);
-    args.ce.spread = opmath_t(label_smoothing / static_cast<double>(args.classes));
-    args.ce.gamma = opmath_t(gamma);
-    args.ce.gamma_kind = classify_gamma(gamma);
+    args.ce.keep = opmath_t(1 - o.label_smoothing);
+    args.ce.spread = opmath_t(o.label_smoothing / static_cast<double>(args.classes));
+    args.ce.gamma = opmath_t(o.gamma);
+    args.ce.gamma_kind = classify_gamma(o.gamma);
+    args.ce.focal = sigmoid_focal::make_params<opmath_t>(o.alpha, o.gamma);
+    args.ce.first_class = o.first_class;
     if (out != nullptr) args.ce_out = out->mutable_data_ptr<opmath_t>();
     if (grad != nullptr) args.ce_grad = grad->const_data_ptr<opmath_t>();
-    if (logits != nullptr && gamma != 0) args.logits = logits->const_data_ptr<scalar_t>();
+    const bool needs_logits = o.term == kSigmoidFocal || o.gamma != 0;
+    if (logits != nullptr && needs_logits) args.logits = logits->const_data_ptr<scalar_t>();
   }
 };
 
@@ -202,22 +223,26 @@ template <typename Kernels>
 std::tuple<Tensor, Tensor, Tensor> ce_forward(const Tensor& input, const Tensor& target,
                                               const std::optional<Tensor>& ce_weight, double gamma,
                                               double label_smoothing, bool squared,
-                                              std::optional<int64_t> ignore_index, bool keep_probs, bool soft_label) {
-  const Tensors a = check(input, target, kSoftmax);
-  const Tensor w = check_cross_entropy(a, ce_weight, gamma, label_smoothing);
+                                              std::optional<int64_t> ignore_index, bool keep_probs, bool soft_label,
+                                              int64_t activation, int64_t term, double alpha, int64_t first_class) {
+  const TermOptions o{gamma, label_smoothing, activation, term, alpha, first_class};
+  const Tensors a = check(input, target, activation);
+  const Tensor w = check_cross_entropy(a, ce_weight, o);
   Tensor ce = empty({a.x.size(0), 2}, options(a.x).with(a.math));
   torch::stable::zero_(ce);  // (stays 0 where a kernel has no positions to add)
-  auto [sums, probs] = forward_with<Kernels>(a, kSoftmax, squared, ignore_index, keep_probs, soft_label,
-                                             CeSetup{w, gamma, label_smoothing, &ce, nullptr, nullptr});
+  auto [sums, probs] = forward_with<Kernels>(a, activation, squared, ignore_index, keep_probs, soft_label,
+                                             CeSetup{w, o, &ce, nullptr, nullptr});
   return {sums, probs, ce};
 }
 
 template <typename Kernels>
 void ce_backward(const Tensor& grad_sums, const Tensor& grad_ce, Tensor& probs, const Tensor& input,
                  const Tensor& target, const std::optional<Tensor>& ce_weight, double gamma, double label_smoothing,
-                 bool squared, std::optional<int64_t> ignore_index, bool soft_label) {
-  const Tensors a = check(probs, target, kSoftmax);
-  const Tensor w = check_cross_entropy(a, ce_weight, gamma, label_smoothing);
+                 bool squared, std::optional<int64_t> ignore_index, bool soft_label, int64_t activation, int64_t term,
+                 double alpha, int64_t first_class) {
+  const TermOptions o{gamma, label_smoothing, activation, term, alpha, first_class};
+  const Tensors a = check(probs, target, activation);
+  const Tensor w = check_cross_entropy(a, ce_weight, o);
   check_same_device(kCeOp, a.x, grad_ce, "grad_ce");
   check_same_device(kCeOp, a.x, input, "input");
   FASTLOSS_CHECK(grad_ce.sizes() == IntArrayRef({a.x.size(0), 2}), kCeOp, "_backward_: grad_ce must be (N, 2), got ",
@@ -226,8 +251,8 @@ void ce_backward(const Tensor& grad_sums, const Tensor& grad_ce, Tensor& probs, 
                  "_backward_: input must be the forward's logits, of probs' shape and dtype");
   const Tensor g = as_contiguous(as_type(grad_ce, a.math));
   const Tensor logits = as_contiguous(input);
-  backward_with<Kernels>(grad_sums, probs, a, kSoftmax, squared, ignore_index, soft_label,
-                         CeSetup{w, gamma, label_smoothing, nullptr, &g, &logits});
+  backward_with<Kernels>(grad_sums, probs, a, activation, squared, ignore_index, soft_label,
+                         CeSetup{w, o, nullptr, &g, &logits});
 }
 
 // ---- fastloss::overlap_score: the loss from the sums (math/overlap_score.h) -------------------

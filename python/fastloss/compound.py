@@ -1,5 +1,5 @@
 """fastloss.dice_ce_loss / dice_focal_loss: Dice (or Generalized Dice, Tversky) + cross entropy (or
-softmax focal) from one softmax pass.
+softmax or sigmoid focal) from one pass over the logits.
 
 One op, fastloss::overlap_ce_sums, computes the softmax of the logits once and yields the overlap
 sums (N, C, 3) of fastloss.overlap and the cross-entropy sums (N, 2) (csrc/math/overlap_ce.h);
@@ -31,7 +31,8 @@ def parts(input, target, global_ce=True, **options):
     else:
         keep_probs = a.input.requires_grad and torch.is_grad_enabled()
         sums, _, ce = torch.ops.fastloss.overlap_ce_sums(a.input, a.target, c.ce_weight, c.gamma, c.label_smoothing,
-                                                         a.squared, a.ignore_index, keep_probs, a.soft_label)
+                                                         a.squared, a.ignore_index, keep_probs, a.soft_label,
+                                                         a.activation, c.term, c.alpha, c.first_class)
     return c, _overlap_reference.global_sums(sums, a), _overlap_reference.global_sums(ce, a) if global_ce else ce
 
 
@@ -41,10 +42,15 @@ def _score(sums, a):
                                             a.batch, REDUCTIONS[a.reduction])
 
 
+def dice_value(c, sums):
+    """The Dice part (Dice, Generalized Dice or Tversky, reduced) from the sums parts() returns."""
+    score = _score if _backend.use_kernels(c.dice.input.device) else _overlap_reference.loss_from_sums
+    return _reference.dice_part(sums, c, score)
+
+
 def _fused(input, target, **options):
     c, sums, ce = parts(input, target, **options)
-    score = _score if _backend.use_kernels(c.dice.input.device) else _overlap_reference.loss_from_sums
-    return _reference.combine(c, _reference.dice_part(sums, c, score), _reference.ce_part(ce, c))
+    return _reference.combine(c, dice_value(c, sums), _reference.ce_part(ce, c))
 
 
 FUNCTIONS = _reference.define(_fused)
@@ -52,12 +58,15 @@ globals().update(FUNCTIONS)
 __all__ = list(FUNCTIONS)
 
 
-def sums_op(input, target, ce_weight, gamma, label_smoothing, squared, ignore_index, keep_probs, soft_label=False):
+def sums_op(input, target, ce_weight, gamma, label_smoothing, squared, ignore_index, keep_probs, soft_label=False,
+            activation=0, term=0, alpha=-1.0, first_class=0):
     """fastloss::overlap_ce_sums in torch ops: (sums, probs, ce)."""
-    sums, probs = _overlap_reference.sums_op(input, target, 0, squared, ignore_index, keep_probs, soft_label)
-    a = _overlap_reference.OverlapArgs(input, target, not target.dtype.is_floating_point, 0, squared, ignore_index,
-                                       "dice", True, False, 0.0, 0.0, False, None, "none", 0.5, 0.5, 1.0, soft_label)
-    c = _reference.CompoundArgs(a, "dice", "square", ce_weight, gamma, label_smoothing, 1.0, 1.0)
+    sums, probs = _overlap_reference.sums_op(input, target, activation, squared, ignore_index, keep_probs, soft_label)
+    a = _overlap_reference.OverlapArgs(input, target, not target.dtype.is_floating_point, activation, squared,
+                                       ignore_index, "dice", True, False, 0.0, 0.0, False, None, "none", 0.5, 0.5, 1.0,
+                                       soft_label)
+    c = _reference.CompoundArgs(a, "dice", "square", ce_weight, gamma, label_smoothing, 1.0, 1.0, term, alpha,
+                                first_class)
     return sums, probs, _reference.ce_sums(c)
 
 
@@ -68,11 +77,11 @@ def _setup(ctx, args, outputs):
 
 
 def _backward(ctx, args, saved, grads, needs):
-    input, target, ce_weight, gamma, label_smoothing, squared, ignore_index, _, soft_label = args
+    input, target, ce_weight, gamma, label_smoothing, squared, ignore_index, _, soft_label, *term = args
     refuse_grad(needs, [("target", 1), ("ce_weight", 2)], "dice_ce_loss/dice_focal_loss")
     grad_sums, _, grad_ce = grads
     if grad_sums is None and grad_ce is None:
-        return (None,) * 9
+        return (None,) * len(args)
     n, classes = input.shape[:2]
     math = _overlap_reference.math_dtype(input, target)
     if grad_sums is None:
@@ -83,16 +92,17 @@ def _backward(ctx, args, saved, grads, needs):
         probs = ctx.probs.pop()
     else:  # a second backward through the same graph (retain_graph=True): compute p again
         _, probs, _ = torch.ops.fastloss.overlap_ce_sums(input, target, ce_weight, gamma, label_smoothing, squared,
-                                                         ignore_index, True, soft_label)
+                                                         ignore_index, True, soft_label, *term)
     torch.ops.fastloss.overlap_ce_sums_backward_(grad_sums, grad_ce, probs, input, target, ce_weight, gamma,
-                                                 label_smoothing, squared, ignore_index, soft_label)
-    return (probs,) + (None,) * 8
+                                                 label_smoothing, squared, ignore_index, soft_label, *term)
+    return (probs,) + (None,) * (len(args) - 1)
 
 
 def _vmap_rule(info, in_dims, input, target, ce_weight, gamma, label_smoothing, squared, ignore_index, keep_probs,
-               soft_label=False):
+               soft_label=False, activation=0, term=0, alpha=-1.0, first_class=0):
     batch = info.batch_size
-    args = (input, target, ce_weight, gamma, label_smoothing, squared, ignore_index, keep_probs, soft_label)
+    args = (input, target, ce_weight, gamma, label_smoothing, squared, ignore_index, keep_probs, soft_label,
+            activation, term, alpha, first_class)
     if in_dims[2] is not None:  # class weights that differ per sample
         dims = tuple(in_dims) + (None,) * (len(args) - len(in_dims))
         return _vmap.per_sample(torch.ops.fastloss.overlap_ce_sums, batch, dims, args)
@@ -106,7 +116,8 @@ def _vmap_rule(info, in_dims, input, target, ce_weight, gamma, label_smoothing, 
 
 def _register():
     @torch.library.register_fake(_OP)
-    def _(input, target, ce_weight, gamma, label_smoothing, squared, ignore_index, keep_probs, soft_label=False):
+    def _(input, target, ce_weight, gamma, label_smoothing, squared, ignore_index, keep_probs, soft_label=False,
+          activation=0, term=0, alpha=-1.0, first_class=0):
         math = _overlap_reference.math_dtype(input, target)
         probs = input.new_empty(input.shape if keep_probs else (0,))
         return (input.new_empty((input.shape[0], input.shape[1], 3), dtype=math), probs,
@@ -114,7 +125,7 @@ def _register():
 
     @torch.library.register_fake(_OP + "_backward_")
     def _(grad_sums, grad_ce, probs, input, target, ce_weight, gamma, label_smoothing, squared, ignore_index,
-          soft_label=False):
+          soft_label=False, activation=0, term=0, alpha=-1.0, first_class=0):
         return None
 
     _autograd.register(_autograd.Spec("overlap_ce_sums", _backward, sums_op, non_differentiable=(1,),

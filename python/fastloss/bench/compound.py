@@ -1,10 +1,11 @@
 """Benchmark cases of the compound segmentation losses: Dice + cross entropy with a softmax over 14
-classes of 2 × 128³ volumes (3-D, nnU-Net-like) and over 21 classes of 8 × 256² maps (2-D), labels
-as targets. MONAI's DiceCELoss is the peer here; nnU-Net's DC_and_CE_loss joins through
-scripts/bench_peers.py (loaded from its wheel, as the tests do)."""
+classes of 2 × 128³ volumes (3-D, nnU-Net-like) and over 21 classes of 8 × 256² maps (2-D), and
+MONAI's Dice (softmax) + sigmoid focal on the 2-D maps; labels as targets. MONAI's DiceCELoss and
+DiceFocalLoss are the peers here; nnU-Net's DC_and_CE_loss joins through scripts/bench_peers.py
+(loaded from its wheel, as the tests do)."""
 import torch
 
-from .. import dice_ce_loss, reference
+from .. import dice_ce_loss, dice_focal_loss, reference
 from . import Case, register
 
 SHAPES = {"3d": (2, 14, 128, 128, 128), "2d": (8, 21, 256, 256)}
@@ -21,16 +22,17 @@ def labelled(kind):
     return make
 
 
-def _monai():
+def _monai(name):
     try:
-        from monai.losses import DiceCELoss
+        from monai import losses
     except (ImportError, RuntimeError):  # absent, or built for another torch
         return None
-    loss = DiceCELoss(softmax=True, to_onehot_y=True)
+    loss = getattr(losses, name)(softmax=True, to_onehot_y=True)
     return lambda input, target: loss(input, target.unsqueeze(1))
 
 
-monai = _monai()
+monai = _monai("DiceCELoss")
+monai_focal = _monai("DiceFocalLoss")
 
 for kind, shape in SHAPES.items():
     register(Case(
@@ -38,3 +40,11 @@ for kind, shape in SHAPES.items():
         fastloss=lambda input, target: dice_ce_loss(input, target),
         reference=lambda input, target: reference.dice_ce_loss(input, target),
         peers={"MONAI DiceCELoss": monai} if monai else {}))
+
+# MONAI's DiceFocalLoss: softmax Dice + its (sigmoid) FocalLoss over every class's elements
+register(Case(
+    name="dice_focal softmax+sigmoid focal " + "x".join(map(str, SHAPES["2d"])), make_inputs=labelled("2d"),
+    grad=("input",),
+    fastloss=lambda input, target: dice_focal_loss(input, target, focal="sigmoid"),
+    reference=lambda input, target: reference.dice_focal_loss(input, target, focal="sigmoid"),
+    peers={"MONAI DiceFocalLoss": monai_focal} if monai_focal else {}))

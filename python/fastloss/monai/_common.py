@@ -19,6 +19,11 @@ def check_activation_flags(sigmoid, softmax, other_act):
         raise ValueError("at most one of sigmoid=True, softmax=True and other_act may be given")
 
 
+class ShapeMismatch(ValueError, AssertionError):
+    """A target whose (one-hot) shape is not the input's: MONAI's DiceLoss family raises AssertionError
+    there; this is both that and the ValueError fastloss raises for bad input."""
+
+
 def single_channel(option):
     warnings.warn(f"single channel prediction: {option} is ignored (as in MONAI)", stacklevel=4)
 
@@ -54,6 +59,10 @@ class MonaiLoss(NotScriptable, torch.nn.Module):
                 target = target.long()
         elif not target.dtype.is_floating_point:  # a one-hot target in an integer dtype
             target = target.to(input.dtype)
+        one_hot_shape = (tuple(target.shape[:1]) + (classes,) + tuple(target.shape[2:])
+                         if self.to_onehot_y and classes > 1 and target.dim() >= 2 else tuple(target.shape))
+        if one_hot_shape != tuple(input.shape):
+            raise ShapeMismatch(f"ground truth has different shape ({one_hot_shape}) from input ({tuple(input.shape)})")
         include_background = self.include_background
         if not include_background and classes == 1:
             single_channel("include_background=False")

@@ -1,4 +1,5 @@
-"""MONAI 1.6's DiceCELoss and DiceFocalLoss (monai/losses/dice.py) on fastloss's kernels.
+"""MONAI 1.6's DiceCELoss, DiceFocalLoss and GeneralizedDiceFocalLoss (monai/losses/dice.py) on
+fastloss's kernels.
 
 DiceCELoss with softmax=True and C > 1 (the segmentation setting) is one fused pass
 (fastloss.dice_ce_loss: one softmax for both parts, the gradient written in place). MONAI's other
@@ -6,15 +7,18 @@ combinations keep its numbers with the parts computed apart: C = 1 is Dice + BCE
 (pos_weight = weight); sigmoid / other_act / no activation is that Dice + softmax cross entropy on
 the raw logits (MONAI applies the activation to the Dice part only).
 
-DiceFocalLoss is MONAI's Dice + MONAI's FocalLoss, whose focal term is the *sigmoid* one whatever
-the Dice activation: fastloss.monai.DiceLoss plus fastloss.monai.FocalLoss, two fused kernels.
+DiceFocalLoss is MONAI's Dice + MONAI's FocalLoss, whose focal term is the *sigmoid* one whatever the
+Dice activation: one pass (fastloss.dice_focal_loss(focal="sigmoid"): the Dice's activation and the
+focal term's sigmoid from the same read of the logits) for "mean"/"sum" with C > 1 and no other_act;
+otherwise (and for GeneralizedDiceFocalLoss) fastloss.monai.DiceLoss (GeneralizedDiceLoss) plus
+fastloss.monai.FocalLoss, two fused kernels.
 """
 import torch
 
 from .. import compound
-from .._common import check_nonnegative, check_number
+from .._common import check_nonnegative, check_number, check_values
 from .._torchscript import NotScriptable
-from .dice import DiceLoss
+from .dice import DiceLoss, GeneralizedDiceLoss
 from .focal_loss import FocalLoss
 
 
@@ -107,8 +111,49 @@ class DiceFocalLoss(NotScriptable, torch.nn.Module):
 
     def forward(self, input, target):
         _check_shapes(input, target)
-        # (to_onehot_y: both parts take the labels themselves, made one-hot inside their kernels)
-        return self.lambda_dice * self.dice(input, target) + self.lambda_focal * self.focal(input, target)
+        dice, focal = self.dice, self.focal
+        fused = (dice.other_act is None and dice.reduction in ("mean", "sum") and input.shape[1] > 1
+                 and input.dim() > 2 and not isinstance(focal.alpha, torch.Tensor))
+        if not fused:  # (to_onehot_y: both parts take the labels themselves, one-hot inside their kernels)
+            return self.lambda_dice * dice(input, target) + self.lambda_focal * focal(input, target)
+        x, t, options = dice.prepare(input, target)
+        if t.dtype.is_floating_point:
+            check_values((t != 0) & (t != 1),
+                         lambda read: "target must be 0 or 1 (MONAI's focal term is defined for 0/1 targets)")
+        include_background = options["include_background"]
+        scored = x.shape[1] - (0 if include_background else 1)
+        factor = focal._class_factor(scored, x.device, x.dtype)  # MONAI's checks of the class weights
+        if factor is not None and not include_background:
+            factor = torch.cat([factor.new_ones(1), factor])  # (class 0 is not summed)
+        c, sums, ce = compound.parts(x, t, focal="sigmoid", alpha=focal.alpha, gamma=focal.gamma, ce_weight=factor,
+                                     activation=options["activation"], include_background=include_background,
+                                     batch=options["batch"], **dice.dice_options(x, include_background))
+        # MONAI's FocalLoss: "mean" over the elements summed, "sum" of the per-(sample, class) spatial means
+        total = ce[:, 0].sum()
+        focal_value = total / ce[:, 1].sum() if dice.reduction == "mean" else total / x[0, 0].numel()
+        return self.lambda_dice * compound.dice_value(c, sums) + self.lambda_focal * focal_value
 
 
-__all__ = ["DiceCELoss", "DiceFocalLoss"]
+class GeneralizedDiceFocalLoss(NotScriptable, torch.nn.Module):
+    """MONAI's GeneralizedDiceFocalLoss: λ_gdl·GeneralizedDiceLoss + λ_focal·FocalLoss (sigmoid focal
+    term; `weight` is the focal part's)."""
+
+    def __init__(self, include_background=True, to_onehot_y=False, sigmoid=False, softmax=False, other_act=None,
+                 w_type="square", reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False, gamma=2.0,
+                 weight=None, lambda_gdl=1.0, lambda_focal=1.0):
+        super().__init__()
+        self.generalized_dice = GeneralizedDiceLoss(include_background=include_background, to_onehot_y=to_onehot_y,
+                                                    sigmoid=sigmoid, softmax=softmax, other_act=other_act,
+                                                    w_type=w_type, reduction=reduction, smooth_nr=smooth_nr,
+                                                    smooth_dr=smooth_dr, batch=batch)
+        self.focal = FocalLoss(include_background=include_background, to_onehot_y=to_onehot_y,
+                               gamma=check_nonnegative("gamma", gamma), weight=weight, reduction=reduction)
+        self.lambda_gdl = check_nonnegative("lambda_gdl", lambda_gdl)
+        self.lambda_focal = check_nonnegative("lambda_focal", lambda_focal)
+
+    def forward(self, input, target):
+        _check_shapes(input, target)
+        return self.lambda_gdl * self.generalized_dice(input, target) + self.lambda_focal * self.focal(input, target)
+
+
+__all__ = ["DiceCELoss", "DiceFocalLoss", "GeneralizedDiceFocalLoss"]

@@ -43,16 +43,18 @@ class DiceCELoss(_CompoundLoss):
 
 
 class DiceFocalLoss(_CompoundLoss):
-    """fastloss.dice_focal_loss as a module: λ_dice·Dice + λ_focal·softmax focal from one softmax pass."""
+    """fastloss.dice_focal_loss as a module: λ_dice·Dice + λ_focal·focal (softmax, or MONAI's sigmoid
+    term with focal="sigmoid") from one pass."""
     name = "dice_focal_loss"
 
     def __init__(self, *, lambda_dice=1.0, lambda_focal=1.0, gamma=2.0, dice="dice", ce_weight=None,
                  label_smoothing=0.0, include_background=True, squared_pred=False, jaccard=False, smooth_nr=1e-5,
                  smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None, reduction="mean",
                  tversky_alpha=0.5, tversky_beta=0.5, tversky_gamma=1.0, w_type="square", soft_label=False,
-                 process_group=None):
+                 process_group=None, focal="softmax", alpha=None, activation="softmax"):
         super().__init__(class_weight=class_weight, ce_weight=ce_weight, lambda_dice=lambda_dice,
                          lambda_focal=lambda_focal, gamma=gamma, dice=dice, label_smoothing=label_smoothing,
+                         focal=focal, alpha=alpha, activation=activation,
                          include_background=include_background, squared_pred=squared_pred, jaccard=jaccard,
                          smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch, ignore_index=ignore_index,
                          reduction=reduction, tversky_alpha=tversky_alpha, tversky_beta=tversky_beta,

@@ -16,6 +16,7 @@ from . import overlap
 
 DICE_KINDS = ("dice", "generalized_dice", "tversky")
 W_TYPES = ("square", "simple", "uniform")
+TERMS = {"softmax": 0, "sigmoid": 1}  # the focal term's codes of csrc/math/overlap_ce.h
 
 
 class CompoundArgs(NamedTuple):
@@ -27,14 +28,24 @@ class CompoundArgs(NamedTuple):
     label_smoothing: float
     lambda_dice: float
     lambda_ce: float
+    term: int = 0  # 0: softmax cross entropy / focal; 1: sigmoid focal per element (MONAI's FocalLoss)
+    alpha: float = -1.0  # the sigmoid focal term's α (< 0: none)
+    first_class: int = 0  # the sigmoid focal term sums the classes [first_class, C)
 
 
 def check_args(input, target, *, dice="dice", lambda_dice=1.0, lambda_ce=1.0, ce_weight=None, gamma=0.0,
                label_smoothing=0.0, include_background=True, squared_pred=False, jaccard=False, smooth_nr=1e-5,
                smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None, reduction="mean",
                tversky_alpha=0.5, tversky_beta=0.5, tversky_gamma=1.0, w_type="square", soft_label=False,
-               process_group=None) -> CompoundArgs:
+               process_group=None, focal="softmax", alpha=None, activation="softmax") -> CompoundArgs:
     check_choice("dice", dice, {k: k for k in DICE_KINDS})
+    term = check_choice("focal", focal, TERMS)
+    if term == 0 and activation != "softmax":
+        raise ValueError(f"the softmax cross entropy / focal term shares the Dice part's softmax: activation must be "
+                         f"'softmax', got {activation!r} (focal='sigmoid' takes any activation)")
+    if term == 0 and alpha is not None:
+        raise ValueError("alpha is the sigmoid focal term's (focal='sigmoid'); the softmax term's class weights are "
+                         "ce_weight")
     check_choice("w_type", w_type, {w: w for w in W_TYPES})
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum' (the Dice scores and the cross entropy reduce "
@@ -44,7 +55,7 @@ def check_args(input, target, *, dice="dice", lambda_dice=1.0, lambda_ce=1.0, ce
                          "and jaccard are for dice='dice'")
     if dice == "tversky" and (squared_pred or jaccard):
         raise ValueError("squared_pred and jaccard are options of dice='dice'")
-    a = overlap.check_args("tversky" if dice == "tversky" else "dice", input, target, activation="softmax",
+    a = overlap.check_args("tversky" if dice == "tversky" else "dice", input, target, activation=activation,
                            include_background=include_background, squared_pred=squared_pred, jaccard=jaccard,
                            smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch, class_weight=class_weight,
                            ignore_index=ignore_index, reduction=reduction, alpha=tversky_alpha, beta=tversky_beta,
@@ -55,20 +66,31 @@ def check_args(input, target, *, dice="dice", lambda_dice=1.0, lambda_ce=1.0, ce
     label_smoothing = check_number("label_smoothing", label_smoothing)
     if not 0 <= label_smoothing <= 1:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
-    if gamma > 0 and not a.labels:
+    if term == 0 and gamma > 0 and not a.labels:
         raise ValueError("the focal term (gamma > 0) needs integer label targets: its factor (1 − p_y)^γ is the "
                          "labelled class's")
+    if term == 1:
+        if label_smoothing != 0:
+            raise ValueError("label_smoothing is the softmax cross entropy's; the sigmoid focal term takes none")
+        if alpha is not None:
+            alpha = check_number("alpha", alpha)
+            if not 0 <= alpha <= 1:
+                raise ValueError(f"alpha must be in [0, 1] or None, got {alpha}")
     classes = a.input.shape[1]
     weight = overlap.class_weight_tensor("ce_weight", ce_weight, classes, a.input, a.target, "class")
-    return CompoundArgs(a, dice, w_type, weight, gamma, label_smoothing, lambda_dice, lambda_ce)
+    return CompoundArgs(a, dice, w_type, weight, gamma, label_smoothing, lambda_dice, lambda_ce, term,
+                        -1.0 if alpha is None else alpha, 0 if a.include_background else 1)
 
 
 def ce_sums(c: CompoundArgs) -> torch.Tensor:
-    """(N, 2): per sample Σ over the positions of q^γ·A (math/overlap_ce.h) and the "mean" divisor."""
+    """(N, 2): per sample Σ over the positions of q^γ·A (math/overlap_ce.h) and the "mean" divisor;
+    for the sigmoid focal term, Σ over the elements of the classes [first_class, C) and their count."""
     a = c.dice
     x = a.input.to(overlap.math_dtype(a.input, a.target))
     classes = x.shape[1]
     t, valid = overlap.one_hot(a, x)
+    if c.term == 1:
+        return _sigmoid_focal_sums(c, x, t, valid)
     lse = torch.logsumexp(x, 1, keepdim=True)
     log_p = x - lse
     w = torch.ones(classes, dtype=x.dtype, device=x.device) if c.ce_weight is None else c.ce_weight
@@ -83,6 +105,15 @@ def ce_sums(c: CompoundArgs) -> torch.Tensor:
         loss = torch.where(q > 0, torch.where(q > 0, q, 1).pow(c.gamma), 0) * loss
     norm = (w * t).sum((1, 2)) if a.labels else valid.to(x.dtype).sum(1)
     return torch.stack([loss.sum(1), norm], -1)
+
+
+def _sigmoid_focal_sums(c: CompoundArgs, x, t, valid):
+    from .sigmoid_focal import elementwise
+    w = torch.ones(x.shape[1], dtype=x.dtype, device=x.device) if c.ce_weight is None else c.ce_weight
+    loss = (elementwise(x, t, c.alpha, c.gamma) * w.view(1, -1, 1))[:, c.first_class:]
+    loss = torch.where(valid.unsqueeze(1), loss, torch.zeros((), dtype=x.dtype, device=x.device))
+    count = valid.to(x.dtype).sum(1) * (x.shape[1] - c.first_class)
+    return torch.stack([loss.sum((1, 2)), count], -1)
 
 
 def ce_part(ce: torch.Tensor, c: CompoundArgs) -> torch.Tensor:
@@ -137,14 +168,19 @@ def define(implementation):
                         label_smoothing=0.0, include_background=True, squared_pred=False, jaccard=False,
                         smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None,
                         reduction="mean", tversky_alpha=0.5, tversky_beta=0.5, tversky_gamma=1.0, w_type="square",
-                        soft_label=False, process_group=None):
-        """λ_dice · Dice + λ_focal · softmax focal loss, from one softmax pass over the logits.
+                        soft_label=False, process_group=None, focal="softmax", alpha=None, activation="softmax"):
+        """λ_dice · Dice + λ_focal · focal loss, from one pass over the logits.
 
-        The focal part is fastloss.softmax_focal_loss(input, target, alpha=ce_weight, gamma=gamma,
-        ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction): (1 − p_y)^γ
-        times the (weighted, smoothed) cross entropy of each position; "mean" divides by Σ w_y.
-        Integer label targets (gamma=0 also takes float targets: it is dice_ce_loss). The Dice part
-        and its options: as dice_ce_loss.
+        focal="softmax" (default): fastloss.softmax_focal_loss(input, target, alpha=ce_weight,
+        gamma=gamma, ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction):
+        (1 − p_y)^γ times the (weighted, smoothed) cross entropy of each position, from the Dice
+        part's softmax; "mean" divides by Σ w_y. Integer label targets (gamma=0 also takes float
+        targets: it is dice_ce_loss).
+        focal="sigmoid": MONAI's FocalLoss term, per element of the classes scored
+        (include_background=False leaves class 0 out), α_t·(1 − p_t)^γ·BCEWithLogits(x, t) with
+        p = σ(x), alpha α (None: no α_t), ce_weight a weight per class; "mean" over those elements,
+        "sum" their sum. The Dice part then takes any `activation` ("softmax", "sigmoid", "none").
+        The Dice part and its options: as dice_ce_loss.
         """
         return implementation(input, target, lambda_dice=lambda_dice, lambda_ce=lambda_focal, dice=dice,
                               ce_weight=ce_weight, gamma=gamma, label_smoothing=label_smoothing,
@@ -152,7 +188,8 @@ def define(implementation):
                               smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch, class_weight=class_weight,
                               ignore_index=ignore_index, reduction=reduction, tversky_alpha=tversky_alpha,
                               tversky_beta=tversky_beta, tversky_gamma=tversky_gamma, w_type=w_type,
-                              soft_label=soft_label, process_group=process_group)
+                              soft_label=soft_label, process_group=process_group, focal=focal, alpha=alpha,
+                              activation=activation)
 
     for f in (dice_ce_loss, dice_focal_loss):
         f.__doc__ += COMMON_DOC

@@ -124,6 +124,17 @@ def _infinite_logit_limit(x, t, ce):
     return torch.where(torch.isinf(x), limit, ce)
 
 
+def elementwise(x, t, alpha, gamma):
+    """α_t·(1 − p_t)^γ·BCEWithLogits(x, t) per element (α < 0: no α_t), infinite logits at their limits."""
+    loss = _infinite_logit_limit(x, t, F.binary_cross_entropy_with_logits(x, t, reduction="none"))
+    if gamma != 0:
+        one_minus_p_t = t * torch.sigmoid(-x) + (1 - t) * torch.sigmoid(x)
+        loss = loss * one_minus_p_t.pow(gamma)
+    if alpha >= 0:
+        loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
+    return loss
+
+
 def compute(a: FocalArgs, dtype=None) -> torch.Tensor:
     """The loss, in `dtype` (default: result_dtype of the inputs and float targets)."""
     dtype = loss_dtype(a) if dtype is None else dtype
@@ -139,17 +150,11 @@ def compute(a: FocalArgs, dtype=None) -> torch.Tensor:
             kept = (a.targets != a.ignore_index).unsqueeze(-1).expand(x.shape)
     else:
         t = a.targets.to(x.dtype)
-    ce = F.binary_cross_entropy_with_logits(x, t, reduction="none")
-    ce = _infinite_logit_limit(x, t, ce)
     kind = a.variant & 3
     if kind == FOCAL:
-        loss = ce
-        if a.gamma != 0:
-            one_minus_p_t = t * torch.sigmoid(-x) + (1 - t) * torch.sigmoid(x)
-            loss = loss * one_minus_p_t.pow(a.gamma)
-        if a.alpha >= 0:
-            loss = (a.alpha * t + (1 - a.alpha) * (1 - t)) * loss
+        loss = elementwise(x, t, a.alpha, a.gamma)
     else:
+        ce = _infinite_logit_limit(x, t, F.binary_cross_entropy_with_logits(x, t, reduction="none"))
         w = _quality_weight(a, x, t.detach(), one_hot)
         loss = torch.where(w == 0, torch.zeros((), dtype=x.dtype, device=x.device), w * ce)  # 0·inf = 0
     if a.weight is not None:
