@@ -456,10 +456,14 @@ def test_monai_dice_focal_loss_is_one_pass():
     peak = bench.peak_bytes(lambda x, t: loss(x, t), {"x": x.requires_grad_(), "t": target}, ("x",),
                             torch.device("cpu"))
     assert peak <= 1.1 * x.numel() * x.element_size()
-    with torch.profiler.profile() as prof:
-        loss(x, target).backward()
-    names = {e.name for e in prof.events()}
-    assert "fastloss::overlap_ce_sums" in names and "fastloss::sigmoid_focal_loss" not in names
+    generalized = monai_face.GeneralizedDiceFocalLoss(to_onehot_y=True, sigmoid=True, weight=2.0)
+    peak = bench.peak_bytes(lambda x, t: generalized(x, t), {"x": x, "t": target}, ("x",), torch.device("cpu"))
+    assert peak <= 1.1 * x.numel() * x.element_size()
+    for module in (loss, generalized):
+        with torch.profiler.profile() as prof:
+            module(x, target).backward()
+        names = {e.name for e in prof.events()}
+        assert "fastloss::overlap_ce_sums" in names and "fastloss::sigmoid_focal_loss" not in names
     with pytest.raises(ValueError, match="0 or 1"):
         monai_face.DiceFocalLoss(softmax=True)(x.detach(), F.one_hot(y, 8).movedim(-1, 1).float() * 0.5)
 
@@ -467,7 +471,8 @@ def test_monai_dice_focal_loss_is_one_pass():
 @needs("monai")
 @pytest.mark.parametrize("options", [dict(to_onehot_y=True, softmax=True), dict(to_onehot_y=True, sigmoid=True,
                                      w_type="simple", weight=[1.0, 2.0, 0.5, 1.5], reduction="sum", batch=True),
-                                     dict(softmax=True, include_background=False, gamma=1.0, lambda_gdl=0.5)],
+                                     dict(softmax=True, include_background=False, gamma=1.0, lambda_gdl=0.5),
+                                     dict(w_type="uniform", weight=0.5, reduction="none")],
                          ids=lambda o: ",".join(f"{k}" for k in o))
 def test_monai_generalized_dice_focal_loss(options):
     x, y = inputs(24)

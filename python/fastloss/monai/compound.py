@@ -7,11 +7,11 @@ combinations keep its numbers with the parts computed apart: C = 1 is Dice + BCE
 (pos_weight = weight); sigmoid / other_act / no activation is that Dice + softmax cross entropy on
 the raw logits (MONAI applies the activation to the Dice part only).
 
-DiceFocalLoss is MONAI's Dice + MONAI's FocalLoss, whose focal term is the *sigmoid* one whatever the
-Dice activation: one pass (fastloss.dice_focal_loss(focal="sigmoid"): the Dice's activation and the
-focal term's sigmoid from the same read of the logits) for "mean"/"sum" with C > 1 and no other_act;
-otherwise (and for GeneralizedDiceFocalLoss) fastloss.monai.DiceLoss (GeneralizedDiceLoss) plus
-fastloss.monai.FocalLoss, two fused kernels.
+DiceFocalLoss (GeneralizedDiceFocalLoss) is MONAI's Dice (Generalized Dice) + MONAI's FocalLoss,
+whose focal term is the *sigmoid* one whatever the Dice activation: one pass
+(fastloss.dice_focal_loss(focal="sigmoid"): the Dice's activation and the focal term's sigmoid from
+the same read of the logits) for "mean"/"sum" with C > 1, no other_act and a scalar alpha; otherwise
+fastloss.monai.DiceLoss (GeneralizedDiceLoss) plus fastloss.monai.FocalLoss, two fused kernels.
 """
 import torch
 
@@ -111,27 +111,37 @@ class DiceFocalLoss(NotScriptable, torch.nn.Module):
 
     def forward(self, input, target):
         _check_shapes(input, target)
-        dice, focal = self.dice, self.focal
-        fused = (dice.other_act is None and dice.reduction in ("mean", "sum") and input.shape[1] > 1
-                 and input.dim() > 2 and not isinstance(focal.alpha, torch.Tensor))
-        if not fused:  # (to_onehot_y: both parts take the labels themselves, one-hot inside their kernels)
-            return self.lambda_dice * dice(input, target) + self.lambda_focal * focal(input, target)
-        x, t, options = dice.prepare(input, target)
-        if t.dtype.is_floating_point:
-            check_values((t != 0) & (t != 1),
-                         lambda read: "target must be 0 or 1 (MONAI's focal term is defined for 0/1 targets)")
-        include_background = options["include_background"]
-        scored = x.shape[1] - (0 if include_background else 1)
-        factor = focal._class_factor(scored, x.device, x.dtype)  # MONAI's checks of the class weights
-        if factor is not None and not include_background:
-            factor = torch.cat([factor.new_ones(1), factor])  # (class 0 is not summed)
-        c, sums, ce = compound.parts(x, t, focal="sigmoid", alpha=focal.alpha, gamma=focal.gamma, ce_weight=factor,
-                                     activation=options["activation"], include_background=include_background,
-                                     batch=options["batch"], **dice.dice_options(x, include_background))
-        # MONAI's FocalLoss: "mean" over the elements summed, "sum" of the per-(sample, class) spatial means
-        total = ce[:, 0].sum()
-        focal_value = total / ce[:, 1].sum() if dice.reduction == "mean" else total / x[0, 0].numel()
-        return self.lambda_dice * compound.dice_value(c, sums) + self.lambda_focal * focal_value
+        fused = _fused_focal(self.dice, self.focal, input, target, self.lambda_dice, self.lambda_focal,
+                             lambda x, include_background: self.dice.dice_options(x, include_background))
+        if fused is not None:
+            return fused
+        # (to_onehot_y: both parts take the labels themselves, one-hot inside their kernels)
+        return self.lambda_dice * self.dice(input, target) + self.lambda_focal * self.focal(input, target)
+
+
+def _fused_focal(dice, focal, input, target, lambda_dice, lambda_focal, dice_options):
+    """λ_dice·(the Dice part) + λ_focal·(MONAI's sigmoid FocalLoss) in one pass (dice_focal_loss with
+    focal="sigmoid"), or None where MONAI's options need the two modules apart ("none", one channel,
+    other_act, a per-class alpha tensor). dice_options(x, include_background): the Dice part's."""
+    if not (dice.other_act is None and dice.reduction in ("mean", "sum") and input.shape[1] > 1 and input.dim() > 2
+            and not isinstance(focal.alpha, torch.Tensor)):
+        return None
+    x, t, options = dice.prepare(input, target)
+    if t.dtype.is_floating_point:
+        check_values((t != 0) & (t != 1),
+                     lambda read: "target must be 0 or 1 (MONAI's focal term is defined for 0/1 targets)")
+    include_background = options["include_background"]
+    scored = x.shape[1] - (0 if include_background else 1)
+    factor = focal._class_factor(scored, x.device, x.dtype)  # MONAI's checks of the class weights
+    if factor is not None and not include_background:
+        factor = torch.cat([factor.new_ones(1), factor])  # (class 0 is not summed)
+    c, sums, ce = compound.parts(x, t, focal="sigmoid", alpha=focal.alpha, gamma=focal.gamma, ce_weight=factor,
+                                 activation=options["activation"], include_background=include_background,
+                                 batch=options["batch"], **dice_options(x, include_background))
+    # MONAI's FocalLoss: "mean" over the elements summed, "sum" of the per-(sample, class) spatial means
+    total = ce[:, 0].sum()
+    focal_value = total / ce[:, 1].sum() if dice.reduction == "mean" else total / x[0, 0].numel()
+    return lambda_dice * compound.dice_value(c, sums) + lambda_focal * focal_value
 
 
 class GeneralizedDiceFocalLoss(NotScriptable, torch.nn.Module):
@@ -153,7 +163,14 @@ class GeneralizedDiceFocalLoss(NotScriptable, torch.nn.Module):
 
     def forward(self, input, target):
         _check_shapes(input, target)
-        return self.lambda_gdl * self.generalized_dice(input, target) + self.lambda_focal * self.focal(input, target)
+        gdl = self.generalized_dice
+        fused = _fused_focal(gdl, self.focal, input, target, self.lambda_gdl, self.lambda_focal,
+                             lambda x, include_background: dict(dice="generalized_dice", w_type=gdl.w_type,
+                                                                smooth_nr=gdl.smooth_nr, smooth_dr=gdl.smooth_dr,
+                                                                soft_label=gdl.soft_label, reduction=gdl.reduction))
+        if fused is not None:
+            return fused
+        return self.lambda_gdl * gdl(input, target) + self.lambda_focal * self.focal(input, target)
 
 
 __all__ = ["DiceCELoss", "DiceFocalLoss", "GeneralizedDiceFocalLoss"]
