@@ -1,11 +1,12 @@
-"""Dice + cross entropy and Dice + softmax focal (formulas: csrc/math/overlap_ce.h) in plain torch,
-their argument checks, and the public signatures, defined once here for fastloss and
-fastloss.reference.
+"""Dice + cross entropy and Dice + focal (softmax, or MONAI's sigmoid term; formulas:
+csrc/math/overlap_ce.h) in plain torch, their argument checks, and the public signatures, defined
+once here for fastloss and fastloss.reference.
 
-Both parts come from one softmax p of the logits: the Dice part from the (N, C, 3) overlap sums
-(fastloss.reference.overlap), the cross-entropy part from per-sample sums (N, 2): Σ loss over the
-positions and the "mean" divisor Σ w_y (labels; the count of positions for float targets), so
-"mean" is F.cross_entropy's weighted mean over the whole batch.
+Both parts come from one read of the logits: the Dice part from the (N, C, 3) overlap sums
+(fastloss.reference.overlap), the other from per-sample sums (N, 2): Σ loss and the "mean" divisor —
+Σ w_y over the kept positions for the cross entropy with labels (F.cross_entropy's weighted mean over
+the whole batch), the count of positions for float targets, the count of elements summed for the
+sigmoid focal term.
 """
 from typing import NamedTuple, Optional
 
@@ -20,7 +21,7 @@ TERMS = {"softmax": 0, "sigmoid": 1}  # the focal term's codes of csrc/math/over
 
 
 class CompoundArgs(NamedTuple):
-    dice: overlap.OverlapArgs  # the Dice part's arguments (activation softmax)
+    dice: overlap.OverlapArgs  # the Dice part's arguments (activation softmax, except with term 1)
     kind: str  # "dice" | "generalized_dice" | "tversky"
     w_type: str  # Generalized Dice's class weights
     ce_weight: Optional[torch.Tensor]  # (C,) in the math type
