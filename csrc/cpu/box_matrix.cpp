@@ -19,9 +19,6 @@ struct Lanes {
   static constexpr int64_t W = Vec::size();
 };
 
-// Rows of boxes1 (or pairs) per parallel task: about kChunk pairs.
-inline int64_t grain(int64_t per_row) { return std::max<int64_t>(1, cpu::kChunk / std::max<int64_t>(per_row, 1)); }
-
 struct CpuKernels {
   template <typename scalar_t, typename opmath_t>
   static void fields(const Tensor& boxes, int format, bool angle, Tensor& out) {
@@ -53,7 +50,7 @@ struct CpuKernels {
       });
       return;
     }
-    torch::stable::parallel_for(0, rows, grain(a.m), [&](int64_t begin, int64_t end) {
+    torch::stable::parallel_for(0, rows, cpu::rows_grain(a.m), [&](int64_t begin, int64_t end) {
       Vec fa[kFields], fb[kFields], ga[4], gb[4];
       for (int64_t r = begin; r < end; ++r) {
         const int64_t first_b = (r / a.n) * a.m;
@@ -115,7 +112,7 @@ struct CpuKernels {
       return;
     }
     if (out1 != nullptr) {  // a row of boxes1 at a time: lanes over boxes2
-      torch::stable::parallel_for(0, rows, grain(a.m), [&](int64_t begin, int64_t end) {
+      torch::stable::parallel_for(0, rows, cpu::rows_grain(a.m), [&](int64_t begin, int64_t end) {
         Vec fa[kFields], fb[kFields];
         for (int64_t r = begin; r < end; ++r) {
           const int64_t first_b = (r / a.n) * a.m;
@@ -134,7 +131,7 @@ struct CpuKernels {
     }
     if (out2 != nullptr) {  // a vector of boxes2 at a time, down the rows of boxes1
       const int64_t blocks = (a.m + L::W - 1) / L::W;
-      torch::stable::parallel_for(0, a.batch * blocks, grain(a.n * L::W), [&](int64_t begin, int64_t end) {
+      torch::stable::parallel_for(0, a.batch * blocks, cpu::rows_grain(a.n * L::W), [&](int64_t begin, int64_t end) {
         Vec fa[kFields], fb[kFields];
         for (int64_t t = begin; t < end; ++t) {
           const int64_t batch = t / blocks, j = (t - batch * blocks) * L::W, n = std::min(L::W, a.m - j);

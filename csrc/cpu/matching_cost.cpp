@@ -31,8 +31,7 @@ struct CpuKernels {
     constexpr int64_t W = Vec::size();
     S* cost = out.mutable_data_ptr<S>();
     const int64_t rows = a.rows(), columns = a.batch * a.targets;
-    torch::stable::parallel_for(0, rows, std::max<int64_t>(1, cpu::kChunk / std::max<int64_t>(a.targets, 1)),
-                                [&](int64_t begin, int64_t end) {
+    torch::stable::parallel_for(0, rows, cpu::rows_grain(a.targets), [&](int64_t begin, int64_t end) {
       Vec q[kBoxValues], t[kBoxValues];
       for (int64_t r = begin; r < end; ++r) {
         const int64_t image = (r / a.queries) % a.batch;

@@ -13,6 +13,10 @@ namespace fastloss::cpu {
 
 constexpr int64_t kChunk = int64_t(1) << 14;
 
+// Rows per parallel task for rows of per_row elements each: about kChunk elements a task (a grain
+// only: results never depend on it).
+inline int64_t rows_grain(int64_t per_row) { return std::max<int64_t>(1, kChunk / std::max<int64_t>(per_row, 1)); }
+
 // fn(chunk_index, begin, end) for every chunk of [0, n), in parallel.
 template <typename Fn>
 inline void parallel_chunks(int64_t n, const Fn& fn) {

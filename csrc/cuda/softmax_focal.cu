@@ -21,8 +21,11 @@ namespace {
 // its own lanes.
 template <int G>
 __device__ __forceinline__ unsigned group_mask() {
-  if constexpr (G == 32) return 0xffffffffu;
-  return ((1u << G) - 1u) << ((threadIdx.x % 32) / G * G);
+  if constexpr (G == 32) {
+    return 0xffffffffu;
+  } else {  // (a discarded branch: 1u << 32 would be undefined)
+    return ((1u << G) - 1u) << ((threadIdx.x % 32) / G * G);
+  }
 }
 
 // Sum / max over the G lanes of a group.

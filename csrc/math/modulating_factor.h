@@ -48,4 +48,20 @@ FASTLOSS_HD_ALWAYS_INLINE V pow_gamma_minus_one(V q, S gamma, int kind) {
   }
 }
 
+// q = 1 − p from log p: −expm1(log p) does not cancel near p = 1. Clamped at 0, where rounding can
+// leave log p a hair above 0 (q^γ of a negative is NaN).
+template <typename V>
+FASTLOSS_HD V one_minus_p(V log_p) {
+  using S = typename Ops<V>::scalar_t;
+  return Ops<V>::max(Ops<V>::neg(Ops<V>::expm1(log_p)), V(S(0)));
+}
+
+// γ·q^(γ−1)·p·A: the factor q^γ's own share of d(q^γ·A)/d log p (0 for γ = 0), with p = exp(log p).
+// p·A → 0 as p → 0 (A grows like −log p): an underflowed p keeps it 0, so a −inf logit keeps the
+// finite gradient F.cross_entropy gives.
+template <typename V, typename S>
+FASTLOSS_HD V focal_factor_slope(V q, S gamma, int kind, V log_p, V a) {
+  return times_unless_zero(V(gamma) * pow_gamma_minus_one(q, gamma, kind), times_unless_zero(Ops<V>::exp(log_p), a));
+}
+
 }  // namespace fastloss

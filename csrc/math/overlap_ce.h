@@ -57,18 +57,11 @@ FASTLOSS_HD V smoothed_weight(const CrossEntropy<S>& ce, int64_t c, V t, V valid
   return V(ce.weight_of(c)) * (V(ce.keep) * t + V(ce.spread) * valid);
 }
 
-// q = 1 − p_y from log p_y = x_y − lse, clamped at 0 (rounding can leave x_y − lse a hair above 0).
-template <typename V>
-FASTLOSS_HD V one_minus_prob(V log_py) {
-  using S = typename Ops<V>::scalar_t;
-  return Ops<V>::max(Ops<V>::neg(Ops<V>::expm1(log_py)), V(S(0)));
-}
-
 // q^γ·A of a position from A and log p_y.
 template <typename V, typename S>
 FASTLOSS_HD V ce_loss(const CrossEntropy<S>& ce, V a, V log_py) {
   if (ce.gamma_kind == kGammaZero) return a;
-  return pow_gamma(one_minus_prob(log_py), ce.gamma, ce.gamma_kind) * a;
+  return pow_gamma(one_minus_p(log_py), ce.gamma, ce.gamma_kind) * a;
 }
 
 template <typename V>
@@ -79,13 +72,9 @@ struct CeCoefficients {
 // f and G of a position (γ > 0 needs A and log p_y; γ = 0 needs neither).
 template <typename V, typename S>
 FASTLOSS_HD CeCoefficients<V> ce_coefficients(const CrossEntropy<S>& ce, V a, V log_py) {
-  using O = Ops<V>;
   if (ce.gamma_kind == kGammaZero) return {V(S(1)), V(S(0))};
-  const V q = one_minus_prob(log_py);
-  // p_y·A → 0 as p_y → 0 (A grows like −log p_y): times_unless_zero keeps an underflowed p_y at 0.
-  const V g = times_unless_zero(V(ce.gamma) * pow_gamma_minus_one(q, ce.gamma, ce.gamma_kind),
-                                times_unless_zero(O::exp(log_py), a));
-  return {pow_gamma(q, ce.gamma, ce.gamma_kind), g};
+  const V q = one_minus_p(log_py);
+  return {pow_gamma(q, ce.gamma, ce.gamma_kind), focal_factor_slope(q, ce.gamma, ce.gamma_kind, log_py, a)};
 }
 
 }  // namespace fastloss::overlap

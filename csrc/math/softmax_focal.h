@@ -41,15 +41,9 @@ FASTLOSS_HD V cross_entropy(const Position<V>& x, const Params<S>& p) {
   return V(p.keep) * x.alpha_y * Ops<V>::neg(x.log_py) - V(p.spread) * x.smooth;
 }
 
-template <typename V>
-FASTLOSS_HD V one_minus_py(const Position<V>& x) {
-  using S = typename Ops<V>::scalar_t;
-  return Ops<V>::max(Ops<V>::neg(Ops<V>::expm1(x.log_py)), V(S(0)));
-}
-
 template <typename V, typename S>
 FASTLOSS_HD V loss(const Position<V>& x, const Params<S>& p) {
-  return pow_gamma(one_minus_py(x), p.gamma, p.gamma_kind) * cross_entropy(x, p);
+  return pow_gamma(one_minus_p(x.log_py), p.gamma, p.gamma_kind) * cross_entropy(x, p);
 }
 
 template <typename V>
@@ -60,11 +54,8 @@ struct Coefficients {
 template <typename V, typename S>
 FASTLOSS_HD Coefficients<V> coefficients(const Position<V>& x, const Params<S>& p) {
   using O = Ops<V>;
-  const V q = one_minus_py(x), f = pow_gamma(q, p.gamma, p.gamma_kind);
-  // γ·q^(γ−1)·p_y·A: the focal factor's own derivative (0 for γ = 0). p_y·A → 0 as x_y → −inf
-  // (A grows like −log p_y): a −inf labelled logit keeps the finite gradient F.cross_entropy gives.
-  const V focal = times_unless_zero(V(p.gamma) * pow_gamma_minus_one(q, p.gamma, p.gamma_kind),
-                                    times_unless_zero(O::exp(x.log_py), cross_entropy(x, p)));
+  const V q = one_minus_p(x.log_py), f = pow_gamma(q, p.gamma, p.gamma_kind);
+  const V focal = focal_factor_slope(q, p.gamma, p.gamma_kind, x.log_py, cross_entropy(x, p));
   const V hard = f * V(p.keep) * x.alpha_y;
   return {focal + hard + f * V(p.spread) * x.alpha_sum, O::neg(focal) - hard, f * V(p.spread)};
 }

@@ -17,6 +17,12 @@ def set_tensor_option(module, name, value):
         module.register_buffer(name, value)
 
 
+def keyword_arguments(scope):
+    """An __init__'s own arguments from its locals(), for forwarding all of them to the base class:
+    the signature stays explicit (help(), IDEs) without a second list of the same names."""
+    return {k: v for k, v in scope.items() if k not in ("self", "__class__")}
+
+
 class WeightedLoss(NotScriptable, torch.nn.Module):
     """reduction and loss_weight at construction; forward(pred, target, weight=None, avg_factor=None,
     reduction_override=None) returns loss_weight × the loss, as mmdet's losses do."""

@@ -2,7 +2,7 @@ import torch
 
 from .. import compound as _functional
 from .._torchscript import NotScriptable
-from ._base import set_tensor_option
+from ._base import keyword_arguments, set_tensor_option
 
 
 class _CompoundLoss(NotScriptable, torch.nn.Module):
@@ -33,13 +33,7 @@ class DiceCELoss(_CompoundLoss):
                  include_background=True, squared_pred=False, jaccard=False, smooth_nr=1e-5, smooth_dr=1e-5,
                  batch=False, class_weight=None, ignore_index=None, reduction="mean", tversky_alpha=0.5,
                  tversky_beta=0.5, tversky_gamma=1.0, w_type="square", soft_label=False, process_group=None):
-        super().__init__(class_weight=class_weight, ce_weight=ce_weight, lambda_dice=lambda_dice,
-                         lambda_ce=lambda_ce, dice=dice, label_smoothing=label_smoothing,
-                         include_background=include_background, squared_pred=squared_pred, jaccard=jaccard,
-                         smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch, ignore_index=ignore_index,
-                         reduction=reduction, tversky_alpha=tversky_alpha, tversky_beta=tversky_beta,
-                         tversky_gamma=tversky_gamma, w_type=w_type, soft_label=soft_label,
-                         process_group=process_group)
+        super().__init__(**keyword_arguments(locals()))
 
 
 class DiceFocalLoss(_CompoundLoss):
@@ -52,11 +46,4 @@ class DiceFocalLoss(_CompoundLoss):
                  smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None, reduction="mean",
                  tversky_alpha=0.5, tversky_beta=0.5, tversky_gamma=1.0, w_type="square", soft_label=False,
                  process_group=None, focal="softmax", alpha=None, activation="softmax"):
-        super().__init__(class_weight=class_weight, ce_weight=ce_weight, lambda_dice=lambda_dice,
-                         lambda_focal=lambda_focal, gamma=gamma, dice=dice, label_smoothing=label_smoothing,
-                         focal=focal, alpha=alpha, activation=activation,
-                         include_background=include_background, squared_pred=squared_pred, jaccard=jaccard,
-                         smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch, ignore_index=ignore_index,
-                         reduction=reduction, tversky_alpha=tversky_alpha, tversky_beta=tversky_beta,
-                         tversky_gamma=tversky_gamma, w_type=w_type, soft_label=soft_label,
-                         process_group=process_group)
+        super().__init__(**keyword_arguments(locals()))

@@ -2,7 +2,7 @@ import torch
 
 from .. import overlap as _functional
 from .._torchscript import NotScriptable
-from ._base import set_tensor_option
+from ._base import keyword_arguments, set_tensor_option
 
 
 class _OverlapLoss(NotScriptable, torch.nn.Module):
@@ -30,10 +30,7 @@ class DiceLoss(_OverlapLoss):
     def __init__(self, *, activation="softmax", include_background=True, squared_pred=False, jaccard=False,
                  smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None,
                  reduction="mean", process_group=None):
-        super().__init__(activation=activation, include_background=include_background, squared_pred=squared_pred,
-                         jaccard=jaccard, smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch,
-                         class_weight=class_weight, ignore_index=ignore_index, reduction=reduction,
-                         process_group=process_group)
+        super().__init__(**keyword_arguments(locals()))
 
 
 class TverskyLoss(_OverlapLoss):
@@ -43,7 +40,4 @@ class TverskyLoss(_OverlapLoss):
     def __init__(self, *, alpha=0.5, beta=0.5, gamma=1.0, activation="softmax", include_background=True,
                  smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None,
                  reduction="mean", process_group=None):
-        super().__init__(alpha=alpha, beta=beta, gamma=gamma, activation=activation,
-                         include_background=include_background, smooth_nr=smooth_nr, smooth_dr=smooth_dr,
-                         batch=batch, class_weight=class_weight, ignore_index=ignore_index, reduction=reduction,
-                         process_group=process_group)
+        super().__init__(**keyword_arguments(locals()))
