@@ -2,8 +2,8 @@
 // math/box_iou.h on SIMD vectors, gathered from the (..., 4) layout into lanes and scattered back.
 // Forward: one pass (loss written out, or summed per chunk). Backward: one pass recomputing from
 // the boxes, writing the gradient of pred and/or target.
+#include "cpu/field_lanes.h"
 #include "cpu/row_loop.h"
-#include "cpu/vec_ops.h"
 #include "ops/box_iou.h"
 
 namespace fastloss::box_iou {
@@ -17,6 +17,7 @@ struct Lanes {
   // Coordinates of pairs [i, i + n) as four vectors (x1s, y1s, ...); lanes past n hold zero boxes.
   template <typename scalar_t>
   static void gather(const scalar_t* boxes, int64_t i, int64_t n, Vec (&out)[4]) {
+    if (n == W) return cpu::load_box_fields(boxes + i * 4, out);
     opmath_t buf[4][W] = {};
     for (int64_t k = 0; k < n; ++k)
       for (int c = 0; c < 4; ++c) buf[c][k] = static_cast<opmath_t>(boxes[(i + k) * 4 + c]);
@@ -25,6 +26,10 @@ struct Lanes {
 
   template <typename scalar_t>
   static void scatter(const Vec (&in)[4], const Vec& factor, scalar_t* boxes, int64_t i, int64_t n) {
+    if (n == W) {
+      const Vec scaled[4] = {in[0] * factor, in[1] * factor, in[2] * factor, in[3] * factor};
+      return cpu::store_box_fields(scaled, boxes + i * 4);
+    }
     opmath_t buf[4][W];
     for (int c = 0; c < 4; ++c) (in[c] * factor).store(buf[c]);
     for (int64_t k = 0; k < n; ++k)
