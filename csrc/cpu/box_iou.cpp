@@ -40,6 +40,7 @@ struct Lanes {
   static Vec operand(const RowOperand<opmath_t>& op, int64_t i, int64_t n) {
     if (!op.present()) return Vec(opmath_t(1));
     if (op.row_stride == 0) return Vec(*op.data);
+    if (op.row_stride == 1) return Vec::loadu(op.data + i, n);
     opmath_t buf[W] = {};
     for (int64_t k = 0; k < n; ++k) buf[k] = *op.at(i + k, 0);
     return Vec::loadu(buf);

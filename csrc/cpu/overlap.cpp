@@ -74,22 +74,23 @@ struct Chunk {
     return softmax_in_place(a.classes, p);
   }
 
-  // The cross-entropy sums of positions [j, j + k) (math/overlap_ce.h) from the logits at x (the
-  // input's, or the backward's a.logits) and lse: A = Σ u_c·(lse − x_c), log p_y, and Σ u_c, Σ w_c·t_c.
+  // The cross-entropy sums of positions [j, j + k) (math/overlap_ce.h) from their targets t[0..C),
+  // the logits at x (the input's, or the backward's a.logits) and lse: A = Σ u_c·(lse − x_c),
+  // log p_y, and Σ u_c, Σ w_c·t_c.
   struct CeSums {
     Vec a = Vec(0), log_py = Vec(0), u = Vec(0), w = Vec(0);
   };
-  CeSums ce_sums(const scalar_t* logits, int64_t j, int64_t k, const Vec& v, const Vec& lse) const {
+  CeSums ce_sums(const scalar_t* logits, int64_t j, int64_t k, const Vec& v, const Vec* t, const Vec& lse) const {
     CeSums s;
     for (int64_t c = 0; c < a.classes; ++c) {
-      const Vec t = target(c, j, k, v), u = smoothed_weight(a.ce, c, t, v);
+      const Vec u = smoothed_weight(a.ce, c, t[c], v);
       s.u = s.u + u;
-      s.w = s.w + Vec(a.ce.weight_of(c)) * t;
+      s.w = s.w + Vec(a.ce.weight_of(c)) * t[c];
       if (logits == nullptr) continue;
       // (0 where u or t is 0, even at an infinite logit: a −inf logit of another class is finite CE)
       const Vec log_p = cpu::load_as<Vec>(logits + offset(c, j), k) - lse;
       s.a = s.a - times_unless_zero(u, log_p);
-      s.log_py = s.log_py + times_unless_zero(t, log_p);
+      s.log_py = s.log_py + times_unless_zero(t[c], log_p);
     }
     return s;
   }
@@ -107,7 +108,7 @@ struct CpuKernels {
     cpu::BadLabel bad;
     torch::stable::parallel_for(0, a.n * chunks, 1, [&](int64_t first, int64_t last) {
       K chunk(a);
-      std::vector<Vec> p(classes), acc(3 * classes);
+      std::vector<Vec> p(classes), t(classes), acc(3 * classes);  // a block's p_c, t_c; the sums
       for (int64_t item = first; item < last; ++item) {
         chunk.load(item, chunks, bad);
         double* out = partial.data() + item * width;  // (not &partial[…]: empty when C = 0)
@@ -127,17 +128,18 @@ struct CpuKernels {
             const SoftmaxStats<Vec> stats = chunk.softmax(j, k, p.data());
             for (int64_t c = 0; c < classes; ++c) {
               if (probs != nullptr) cpu::store_as(p[c], probs + chunk.offset(c, j), k);
-              add(acc[3 * c], acc[3 * c + 1], acc[3 * c + 2], p[c] * v, chunk.target(c, j, k, v));
+              t[c] = chunk.target(c, j, k, v);
+              add(acc[3 * c], acc[3 * c + 1], acc[3 * c + 2], p[c] * v, t[c]);
             }
             if (a.ce.softmax_ce()) {
-              const auto ce = chunk.ce_sums(a.x, j, k, v, stats.lse());
+              const auto ce = chunk.ce_sums(a.x, j, k, v, t.data(), stats.lse());
               ce_loss_sum = ce_loss_sum + ce_loss(a.ce, ce.a, ce.log_py);
               ce_norm = ce_norm + (a.labels != nullptr ? ce.w : v);
             }
             if (a.ce.sigmoid_focal()) {
-              for (int64_t c = a.ce.first_class; c < classes; ++c) {
+              for (int64_t c = a.ce.first_class; c < classes; ++c) {  // (p overwrote the logits: read again)
                 const Vec xc = cpu::load_as<Vec>(chunk.x(c, j), k);
-                ce_loss_sum = ce_loss_sum + element_focal<false>(a.ce, c, xc, chunk.target(c, j, k, v), v);
+                ce_loss_sum = ce_loss_sum + element_focal<false>(a.ce, c, xc, t[c], v);
                 ce_norm = ce_norm + v;
               }
             }
@@ -197,17 +199,17 @@ struct CpuKernels {
     cpu::BadLabel bad;
     torch::stable::parallel_for(0, a.n * chunks, 1, [&](int64_t first, int64_t last) {
       K chunk(a);
-      std::vector<Vec> p(classes), g(classes);
+      std::vector<Vec> p(classes), g(classes), t(classes);
       for (int64_t item = first; item < last; ++item) {
         chunk.load(item, chunks, bad);
-        auto dl_dp = [&](int64_t c, int64_t j, int64_t k, const Vec& v, const Vec& pc) {
+        auto dl_dp = [&](int64_t c, const Vec& v, const Vec& pc, const Vec& tc) {
           const opmath_t* abc = coef + (chunk.n * classes + c) * 3;
-          return grad_prob(Vec(abc[0]), Vec(abc[1]), chunk.target(c, j, k, v), pc, squared, soft) * v;
+          return grad_prob(Vec(abc[0]), Vec(abc[1]), tc, pc, squared, soft) * v;
         };
         // s·d(sigmoid focal)/dx of the elements [j, j + k) of class c, from the logits
-        auto focal_grad = [&](int64_t c, int64_t j, int64_t k, const Vec& v) {
+        auto focal_grad = [&](int64_t c, int64_t j, int64_t k, const Vec& v, const Vec& tc) {
           const Vec xc = cpu::load_as<Vec>(a.logits + chunk.offset(c, j), k);
-          return Vec(a.ce_grad[chunk.n * 2]) * element_focal<true>(a.ce, c, xc, chunk.target(c, j, k, v), v);
+          return Vec(a.ce_grad[chunk.n * 2]) * element_focal<true>(a.ce, c, xc, tc, v);
         };
         if (a.activation == kSoftmax) {
           for (int64_t j = 0; j < chunk.size; j += K::W) {
@@ -216,13 +218,14 @@ struct CpuKernels {
             Vec dot(0);
             for (int64_t c = 0; c < classes; ++c) {
               p[c] = cpu::load_as<Vec>(probs + chunk.offset(c, j), k);
-              g[c] = dl_dp(c, j, k, v, p[c]);
+              t[c] = chunk.target(c, j, k, v);
+              g[c] = dl_dp(c, v, p[c], t[c]);
               dot = dot + p[c] * g[c];
             }
             if (!a.ce.softmax_ce()) {
               for (int64_t c = 0; c < classes; ++c) {
                 Vec d = p[c] * (g[c] - dot);
-                if (a.ce.sigmoid_focal() && c >= a.ce.first_class) d = d + focal_grad(c, j, k, v);
+                if (a.ce.sigmoid_focal() && c >= a.ce.first_class) d = d + focal_grad(c, j, k, v, t[c]);
                 cpu::store_as(d, probs + chunk.offset(c, j), k);
               }
               continue;
@@ -231,12 +234,12 @@ struct CpuKernels {
             const Vec lse = a.logits != nullptr ? softmax_stats<Vec>(classes, [&](int64_t c) {
               return cpu::load_as<Vec>(a.logits + chunk.offset(c, j), k);
             }).lse() : Vec(0);
-            const auto ce = chunk.ce_sums(a.logits, j, k, v, lse);
+            const auto ce = chunk.ce_sums(a.logits, j, k, v, t.data(), lse);
             const auto coef = ce_coefficients(a.ce, ce.a, ce.log_py);
             const Vec s(a.ce_grad[chunk.n * 2]), shift = s * (coef.f * ce.u + coef.g) - dot;
             for (int64_t c = 0; c < classes; ++c) {
-              const Vec t = chunk.target(c, j, k, v), u = smoothed_weight(a.ce, c, t, v);
-              cpu::store_as(p[c] * (g[c] + shift) - s * (coef.f * u + coef.g * t), probs + chunk.offset(c, j), k);
+              const Vec u = smoothed_weight(a.ce, c, t[c], v);
+              cpu::store_as(p[c] * (g[c] + shift) - s * (coef.f * u + coef.g * t[c]), probs + chunk.offset(c, j), k);
             }
           }
           continue;
@@ -246,9 +249,9 @@ struct CpuKernels {
           for (int64_t j = 0; j < chunk.size; j += K::W) {
             const int64_t k = std::min(K::W, chunk.size - j);
             scalar_t* out = probs + chunk.offset(c, j);
-            const Vec v = Vec::loadu(&chunk.valid[j]), pc = cpu::load_as<Vec>(out, k);
-            Vec d = elementwise_vjp(a.activation, dl_dp(c, j, k, v, pc), pc);
-            if (focal) d = d + focal_grad(c, j, k, v);
+            const Vec v = Vec::loadu(&chunk.valid[j]), pc = cpu::load_as<Vec>(out, k), tc = chunk.target(c, j, k, v);
+            Vec d = elementwise_vjp(a.activation, dl_dp(c, v, pc, tc), pc);
+            if (focal) d = d + focal_grad(c, j, k, v, tc);
             cpu::store_as(d, out, k);
           }
         }
