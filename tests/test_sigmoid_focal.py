@@ -588,7 +588,7 @@ def test_sparse_targets_gradcheck():
 
 
 @pytest.mark.parametrize("targets, error, message", [
-    (lambda l, s: (l, s + 1.5), ValueError, "targets\\[1\\] \\(scores\\) has score"),
+    (lambda l, s: (l, s + 1.5), ValueError, "targets\\[1\\] \\(scores\\) has values in .* outside \\[0, 1\\]"),
     (lambda l, s: (l, s[:-1]), ValueError, "must have the labels' shape"),
     (lambda l, s: (l.float(), s), TypeError, "must be integer class labels"),
     (lambda l, s: (l, s.requires_grad_()), ValueError, "take no gradient"),

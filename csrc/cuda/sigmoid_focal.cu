@@ -57,8 +57,8 @@ __global__ void forward_none_kernel(Args<scalar_t, target_t> a, out_t* out) {
 }
 
 template <typename scalar_t, typename target_t, typename opmath_t = typename Args<scalar_t, target_t>::opmath_t>
-__global__ void forward_sum_kernel(Args<scalar_t, target_t> layers, cuda::Partials<opmath_t> partials) {
-  const Args<scalar_t, target_t> a = layers.layer(blockIdx.y);
+__global__ void forward_sum_kernel(Args<scalar_t, target_t> stacked, cuda::Partials<opmath_t> partials) {
+  const Args<scalar_t, target_t> a = stacked.layer(blockIdx.y);  // (blockIdx.y: the layer; 0 unstacked)
   opmath_t sum = 0;
   int64_t count = 0;
   cuda::for_each_element(a.rows * a.cols, a.cols, [&](int64_t i, int64_t r, int64_t c) {
@@ -74,10 +74,10 @@ __global__ void forward_sum_kernel(Args<scalar_t, target_t> layers, cuda::Partia
 // grad_x (and grad_t) = d loss / d input × weight × (grad of "none" in G, or grad / count of "mean").
 template <typename scalar_t, typename target_t, bool kGradT, typename G,
           typename opmath_t = typename Args<scalar_t, target_t>::opmath_t>
-__global__ void backward_kernel(Args<scalar_t, target_t> layers, RowOperand<G> grad, const opmath_t* grad_scalar,
+__global__ void backward_kernel(Args<scalar_t, target_t> stacked, RowOperand<G> grad, const opmath_t* grad_scalar,
                                 const int64_t* count, bool mean, scalar_t* gx, target_t* gt) {
   const int64_t l = blockIdx.y;  // the layer of a per-layer reduced loss (else 0)
-  const Args<scalar_t, target_t> a = layers.layer(l);
+  const Args<scalar_t, target_t> a = stacked.layer(l);
   gx += l * a.rows * a.cols;
   if constexpr (kGradT) gt += l * a.rows * a.cols;
   opmath_t scale = 1;
@@ -132,11 +132,11 @@ struct CudaKernels {
       cuda::launch(dim3(cuda::grid_size(kernel, n), static_cast<unsigned>(std::max<int64_t>(layers, 1))), kernel, a,
                    RowOperand<opmath_t>{}, grad.const_data_ptr<opmath_t>(), counted, reduction == kMean, out_x, out_t);
     } else if (grad.scalar_type() == scalar_type_of<scalar_t>) {
-      cuda::launch_over(n, backward_kernel<scalar_t, target_t, kGradT, scalar_t>, a,
-                   row_operand<scalar_t>(grad), static_cast<const opmath_t*>(nullptr), counted, false, out_x, out_t);
+      cuda::launch_over(n, backward_kernel<scalar_t, target_t, kGradT, scalar_t>, a, row_operand<scalar_t>(grad),
+                        static_cast<const opmath_t*>(nullptr), counted, false, out_x, out_t);
     } else {
-      cuda::launch_over(n, backward_kernel<scalar_t, target_t, kGradT, opmath_t>, a,
-                   row_operand<opmath_t>(grad), static_cast<const opmath_t*>(nullptr), counted, false, out_x, out_t);
+      cuda::launch_over(n, backward_kernel<scalar_t, target_t, kGradT, opmath_t>, a, row_operand<opmath_t>(grad),
+                        static_cast<const opmath_t*>(nullptr), counted, false, out_x, out_t);
     }
   }
 };

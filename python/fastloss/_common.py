@@ -195,6 +195,16 @@ def check_values(bad, describe):
         torch._assert_async(torch.logical_not(bad.any()), "fastloss: " + describe(False))
 
 
+def check_range(name, values, low, high, hint=""):
+    """check_values for a float tensor that must lie in [low, high] (one min/max pass, no tensor of its
+    size); NaN passes, as the losses propagate it."""
+    if values.numel() == 0:
+        return
+    least, most = torch.aminmax(values.detach())
+    check_values((least < low) | (most > high), lambda read: f"{name} has " + (
+        f"values in [{least.item()}, {most.item()}]" if read else "a value") + f" outside [{low}, {high}]" + hint)
+
+
 def check_labels(target, outside, classes):
     """check_values for integer labels: `outside` marks labels outside [0, classes) that are not
     ignored."""

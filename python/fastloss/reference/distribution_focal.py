@@ -10,8 +10,8 @@ from typing import NamedTuple, Optional
 
 import torch
 
-from .._common import (apply_avg_factor, check_broadcasts_to_loss, check_floating, check_number, check_same_device,
-                       check_values, check_weight, opmath_dtype, reduction_code, result_dtype, MEAN, NONE)
+from .._common import (apply_avg_factor, check_broadcasts_to_loss, check_floating, check_number, check_range,
+                       check_same_device, check_weight, opmath_dtype, reduction_code, result_dtype, MEAN, NONE)
 
 
 class DistributionFocalArgs(NamedTuple):
@@ -38,11 +38,7 @@ def check_args(pred, target, target_max, reduction, weight, avg_factor) -> Distr
                          "target.detach()")
     if target_max is None:
         target_max = -1.0
-        if target.numel() > 0:  # one min/max pass over the (small) target
-            low, high = torch.aminmax(target.detach())
-            check_values((low < 0) | (high > bins - 1), lambda read: "target has " + (
-                f"values in [{low.item()}, {high.item()}]" if read else "a value") +
-                f" outside [0, {bins - 1}] (the bins 0 .. n-1; target_max= clamps)")
+        check_range("target", target, 0, bins - 1, " (the bins 0 .. n-1; target_max= clamps)")
     else:
         target_max = check_number("target_max", target_max)
         if not 0 <= target_max <= bins - 1:

@@ -22,9 +22,9 @@ from .._common import (
     check_int,
     check_nonnegative,
     check_number,
+    check_range,
     check_same_device,
     check_tensor,
-    check_values,
     opmath_dtype,
     prepare_weight,
     reduction_code,
@@ -70,9 +70,7 @@ def _check_sparse(inputs, targets):
     if scores.requires_grad:
         raise ValueError("targets[1] (scores) requires grad, but sparse targets take no gradient; pass "
                          "scores.detach()")
-    bad = (scores < 0) | (scores > 1)
-    check_values(bad, lambda read: "targets[1] (scores) has " + (f"score {scores[bad][0].item()}" if read else
-                                                                 "a score") + " outside [0, 1]")
+    check_range("targets[1] (scores)", scores, 0, 1)
     return labels, scores
 
 
