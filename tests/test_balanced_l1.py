@@ -80,9 +80,47 @@ def test_opcheck(device):
     for reduction in (0, 1, 2):
         torch.library.opcheck(torch.ops.fastloss.balanced_l1_loss.default,
                               (pred.requires_grad_(), target, weight, 0.5, 1.5, 1.0, reduction))
+        # With keep_grad the second output is the buffer the backward turns into the gradient: not a graph
+        # output, which AOT's check makes it (the compiled loss keeps it inside: test_torch_compile_*).
+        torch.library.opcheck(torch.ops.fastloss.balanced_l1_loss.default,
+                              (pred.requires_grad_(), target, weight, 0.5, 1.5, 1.0, reduction, True),
+                              test_utils=["test_schema", "test_autograd_registration", "test_faketensor"])
     grad = torch.ones(9, 4, dtype=torch.float64, device=device)
     torch.library.opcheck(torch.ops.fastloss.balanced_l1_loss_backward.default,
                           (grad, pred.detach(), target, None, 0.5, 1.5, 1.0, 0))
+    kept = torch.randn(9, 4, dtype=torch.float64, device=device)
+    torch.library.opcheck(torch.ops.fastloss.balanced_l1_loss_backward_.default, (grad, kept, weight, 0))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_kept_gradient_is_bitwise_the_recomputed_one(device, dtype, reduction):
+    """The forward that keeps dL/dpred (grad enabled) gives the loss bit for bit as the one that does
+    not, and its in-place backward the gradient bit for bit as the recomputing backward (which a second
+    backward through the graph takes)."""
+    pred, target = deltas(1000, 4, device=device, dtype=dtype)
+    weight = torch.rand(1000, 4, dtype=dtype, device=device)
+    for options in ({}, dict(alpha=0.3, gamma=2.0, beta=0.5), dict(weight=weight)):
+        with torch.no_grad():
+            plain = fastloss.balanced_l1_loss(pred, target, reduction, **options)
+        x = pred.clone().requires_grad_()
+        loss = fastloss.balanced_l1_loss(x, target, reduction, **options)
+        assert torch.equal(loss.detach(), plain)
+        upstream = torch.rand_like(loss)
+        (kept,) = torch.autograd.grad(loss, x, upstream, retain_graph=True)
+        (recomputed,) = torch.autograd.grad(loss, x, upstream)
+        assert torch.equal(kept, recomputed)
+        assert kept.dtype == dtype
+
+
+def test_half_types_recompute_and_keep_grad_refused_for_them():
+    pred, target = deltas(64, device="cpu", dtype=torch.float16)
+    got = loss_and_grads(fastloss.balanced_l1_loss, (pred.requires_grad_(), target))
+    want = loss_and_grads(reference.balanced_l1_loss, (pred.double().requires_grad_(), target.double()))
+    assert_close(got[1][0], want[1][0], torch.float16)
+    with pytest.raises(ValueError, match="keep_grad needs float32 or float64"):
+        torch.ops.fastloss.balanced_l1_loss(pred.detach(), target, None, 0.5, 1.5, 1.0, 2, True)
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -1,6 +1,6 @@
 // CPU kernels of fastloss::balanced_l1_loss: Vec::size() elements at a time through
-// math/balanced_l1.h. Forward: one pass (loss written out, or summed per fixed chunk). Backward: one
-// pass from pred and target, writing the gradient.
+// math/balanced_l1.h. Forward: one pass (loss written out, or summed per fixed chunk; dL/dpred kept
+// when asked). Backward: one pass, scaling the kept dL/dpred in place, or from pred and target.
 #include "cpu/row_loop.h"
 #include "cpu/vec_ops.h"
 #include "ops/balanced_l1.h"
@@ -10,13 +10,21 @@ namespace {
 
 struct CpuKernels {
   template <typename scalar_t>
-  static void forward(const Args<scalar_t>& a, int64_t reduction, Tensor& loss) {
+  static void forward(const Args<scalar_t>& a, int64_t reduction, Tensor& loss, scalar_t* kept) {
+    if (kept != nullptr) return forward_keeping(a, reduction, loss, kept, std::true_type{});
+    forward_keeping(a, reduction, loss, kept, std::false_type{});
+  }
+
+  template <typename scalar_t, typename Keep>
+  static void forward_keeping(const Args<scalar_t>& a, int64_t reduction, Tensor& loss, scalar_t* kept, Keep) {
     using opmath_t = math_type_t<scalar_t>;
     using Vec = simd::Vec<opmath_t>;
     constexpr int64_t W = Vec::size();
     auto eval = [&](int64_t i, int64_t n) {
-      Vec unused;
-      Vec l = element_loss<false>(a.prm, cpu::load_as<Vec>(a.pred + i, n), cpu::load_as<Vec>(a.target + i, n), unused);
+      Vec g;
+      Vec l = element_loss<true, Keep::value>(a.prm, cpu::load_as<Vec>(a.pred + i, n),
+                                              cpu::load_as<Vec>(a.target + i, n), g);
+      if constexpr (Keep::value) cpu::store_as(g, kept + i, n);
       return a.weight != nullptr ? l * Vec::loadu(a.weight + i, n) : l;
     };
     if (reduction == kNone) {
@@ -42,7 +50,8 @@ struct CpuKernels {
   }
 
   template <typename scalar_t>
-  static void backward(const Args<scalar_t>& a, const Tensor& grad, int64_t reduction, Tensor& grad_pred) {
+  static void backward(const Args<scalar_t>& a, const Tensor& grad, int64_t reduction, Tensor& grad_pred,
+                       bool in_place) {
     using opmath_t = math_type_t<scalar_t>;
     using Vec = simd::Vec<opmath_t>;
     constexpr int64_t W = Vec::size();
@@ -55,7 +64,11 @@ struct CpuKernels {
       for (int64_t i = begin; i < end; i += W) {
         const int64_t n = std::min(W, end - i);
         Vec g;
-        element_loss<true>(a.prm, cpu::load_as<Vec>(a.pred + i, n), cpu::load_as<Vec>(a.target + i, n), g);
+        if (in_place) {  // the forward's dL/dpred
+          g = cpu::load_as<Vec>(out + i, n);
+        } else {
+          element_loss<false, true>(a.prm, cpu::load_as<Vec>(a.pred + i, n), cpu::load_as<Vec>(a.target + i, n), g);
+        }
         g = g * Vec(scale);
         if (a.weight != nullptr) g = g * Vec::loadu(a.weight + i, n);
         if (upstream != nullptr) g = g * Vec::loadu(upstream + i, n);
@@ -70,6 +83,7 @@ struct CpuKernels {
 STABLE_TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
   m.impl("balanced_l1_loss", TORCH_BOX(&forward<CpuKernels>));
   m.impl("balanced_l1_loss_backward", TORCH_BOX(&backward<CpuKernels>));
+  m.impl("balanced_l1_loss_backward_", TORCH_BOX(&backward_in_place<CpuKernels>));
 }
 
 }  // namespace fastloss::balanced_l1

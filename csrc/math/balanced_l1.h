@@ -4,6 +4,8 @@
 //   d ≥ β:  γ·d + γ/b − α·β
 // and its derivative dL/dd: α·ln(b·d/β + 1) + α·(b·d + 1)/(b·d + β) − α below β (the paper's
 // α·ln(b·d + 1) at β = 1), γ above; dL/dpred = dL/dd · sign(pred − target), 0 at d = 0 (torch's |·|).
+// One log per element serves both: a forward that will be differentiated writes dL/dpred into the
+// buffer that becomes the gradient (the backward only scales it), so the log is taken once, not twice.
 // Written once against Ops<V> (math/ops.h), for CPU SIMD and for CUDA.
 #include "math/ops.h"
 
@@ -16,8 +18,9 @@ struct Params {
   bool unit_beta;  // β = 1 (the paper's and mmdet's default): the slope below β is α·ln(b·d + 1), no division
 };
 
-// The loss of one element; with kGrad instead dL/dpred, into grad (and 0 returned).
-template <bool kGrad, typename V, typename S>
+// The loss of one element (kLoss; else 0 is returned) and, with kGrad, dL/dpred into grad: the
+// forward that keeps the gradient computes both from one log.
+template <bool kLoss, bool kGrad, typename V, typename S>
 FASTLOSS_HD_ALWAYS_INLINE V element_loss(const Params<S>& prm, V x, V y, V& grad) {
   using O = Ops<V>;
   const V zero(S(0)), one(S(1)), alpha(prm.alpha), gamma(prm.gamma), beta(prm.beta);
@@ -30,7 +33,9 @@ FASTLOSS_HD_ALWAYS_INLINE V element_loss(const Params<S>& prm, V x, V y, V& grad
     const V slope = O::select(below, low, gamma);
     const V sign = O::select(O::gt(diff, zero), one, O::select(O::gt(zero, diff), O::neg(one), zero));
     grad = slope * sign;
-    return zero;  // the backward needs the slope only
+  }
+  if constexpr (!kLoss) {
+    return zero;
   } else {
     return O::select(below, V(prm.alpha_over_b) * (u * beta + one) * log_term - alpha * d,
                      gamma * d + V(prm.high_offset));

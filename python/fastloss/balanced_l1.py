@@ -1,7 +1,11 @@
 """fastloss.balanced_l1_loss: the fused Balanced L1 loss (Libra R-CNN).
 
 Kernels: csrc/math/balanced_l1.h (the formula), csrc/cpu/ and csrc/cuda/balanced_l1.*. Signature and
-docs: fastloss.reference.balanced_l1.define.
+docs: fastloss.reference.balanced_l1.define. When a gradient will be needed (float32/float64 pred),
+the forward also writes dL/dpred into a buffer of pred's size, from the same log; that buffer becomes
+the gradient: the backward (fastloss::balanced_l1_loss_backward_) only scales it in place. A second
+backward through the same graph (retain_graph=True), and half types, recompute it
+(fastloss::balanced_l1_loss_backward).
 """
 import torch
 
@@ -11,13 +15,16 @@ from ._common import NONE, apply_avg_factor, opmath_dtype
 from .reference import balanced_l1 as _reference
 
 _OP = "fastloss::balanced_l1_loss"
+_KEEPS_GRAD = (torch.float32, torch.float64)  # a kept gradient in a half type would be rounded twice
 
 
 def _fused(pred, target, reduction, alpha, gamma, beta, weight, avg_factor):
     a = _reference.check_args(pred, target, reduction, alpha, gamma, beta, weight, avg_factor)
     if not _backend.use_kernels(a.pred.device):
         return _reference.compute(a)
-    loss = torch.ops.fastloss.balanced_l1_loss(a.pred, a.target, a.weight, a.alpha, a.gamma, a.beta, a.reduction)
+    keep_grad = (a.pred.requires_grad and torch.is_grad_enabled() and a.pred.dtype in _KEEPS_GRAD)
+    loss, _ = torch.ops.fastloss.balanced_l1_loss(a.pred, a.target, a.weight, a.alpha, a.gamma, a.beta, a.reduction,
+                                                  keep_grad)
     return apply_avg_factor(loss, a.avg_factor)
 
 
@@ -26,29 +33,51 @@ globals().update(FUNCTIONS)
 __all__ = list(FUNCTIONS)
 
 
+def _setup(ctx, args, outputs):
+    # The kept gradient is not a saved tensor: the first backward takes it over and scales it in place,
+    # so nothing of pred's size is kept twice. (It has no grad_fn: no cycle.)
+    ctx.kept = [outputs[1]] if args[7] else []
+
+
 def _backward(ctx, args, saved, grads, needs):
     refuse_grad(needs, [("target", 1), ("weight", 2)], "balanced_l1_loss")
-    return (torch.ops.fastloss.balanced_l1_loss_backward(grads[0], *args),) + (None,) * 6
+    if grads[0] is None:
+        return (None,) * 8
+    pred, target, weight, alpha, gamma, beta, reduction, _ = args
+    if not ctx.kept:  # half types, or a second backward through the same graph (retain_graph=True)
+        grad = torch.ops.fastloss.balanced_l1_loss_backward(grads[0], pred, target, weight, alpha, gamma, beta,
+                                                            reduction)
+        return (grad,) + (None,) * 7
+    kept = ctx.kept.pop()
+    torch.ops.fastloss.balanced_l1_loss_backward_(grads[0], kept, weight, reduction)
+    return (kept,) + (None,) * 7
 
 
-def _vmap_rule(info, in_dims, pred, target, weight, alpha, gamma, beta, reduction):
+def _vmap_rule(info, in_dims, pred, target, weight, alpha, gamma, beta, reduction, keep_grad=False):
     batch = info.batch_size
     p, t = _vmap.front(pred, in_dims[0], batch), _vmap.front(target, in_dims[1], batch)
     w = None if weight is None else _vmap.front(weight, in_dims[2], batch).expand(p.shape)
-    loss = torch.ops.fastloss.balanced_l1_loss(p, t, w, alpha, gamma, beta, NONE)
-    return (loss if reduction == NONE else _vmap.reduce_per_sample(loss, reduction)), 0
+    loss, kept = torch.ops.fastloss.balanced_l1_loss(p, t, w, alpha, gamma, beta, NONE, keep_grad)
+    loss = loss if reduction == NONE else _vmap.reduce_per_sample(loss, reduction)
+    return (loss, kept), (0, 0 if keep_grad else None)
 
 
 def _register():
     @torch.library.register_fake(_OP)
-    def _(pred, target, weight, alpha, gamma, beta, reduction):
-        return pred.new_empty(pred.shape if reduction == NONE else (), dtype=opmath_dtype(pred.dtype))
+    def _(pred, target, weight, alpha, gamma, beta, reduction, keep_grad=False):
+        loss = pred.new_empty(pred.shape if reduction == NONE else (), dtype=opmath_dtype(pred.dtype))
+        return loss, pred.new_empty(pred.shape if keep_grad else (0,))
 
     @torch.library.register_fake(_OP + "_backward")
     def _(grad, pred, target, weight, alpha, gamma, beta, reduction):
         return pred.new_empty(pred.shape)
 
-    _autograd.register(_autograd.Spec("balanced_l1_loss", _backward, _reference.op))
+    @torch.library.register_fake(_OP + "_backward_")
+    def _(grad, kept_grad, weight, reduction):
+        return None
+
+    _autograd.register(_autograd.Spec("balanced_l1_loss", _backward, _reference.op, non_differentiable=(1,),
+                                      setup=_setup))
     _vmap.register("balanced_l1_loss", _vmap_rule)
     _autocast.register("balanced_l1_loss")
 

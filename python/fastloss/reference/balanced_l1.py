@@ -55,9 +55,25 @@ def compute(a: BalancedL1Args) -> torch.Tensor:
     return reduce_unreduced(loss, a.reduction, a.avg_factor)
 
 
-def op(pred, target, weight, alpha, gamma, beta, reduction):
-    """fastloss::balanced_l1_loss in torch ops."""
-    return compute(BalancedL1Args(pred, target, weight, alpha, gamma, beta, reduction, None))
+def element_grads(pred, target, alpha, gamma, beta):
+    """dL/dpred of the elementwise loss in torch ops: α·ln(b·d/β + 1) + α·(b·d + 1)/(b·d + β) − α below β,
+    γ above, times sign(pred − target)."""
+    diff = pred - target
+    d = diff.abs()
+    b = math.expm1(gamma / alpha)
+    low = alpha * torch.log(b * d / beta + 1) + alpha * (b * d + 1) / (b * d + beta) - alpha
+    return torch.where(d < beta, low, torch.full_like(d, gamma)) * torch.sign(diff)
+
+
+def op(pred, target, weight, alpha, gamma, beta, reduction, keep_grad=False):
+    """fastloss::balanced_l1_loss in torch ops: (loss, kept_grad), kept_grad the unscaled dL/dpred
+    (keep_grad) or empty."""
+    loss = compute(BalancedL1Args(pred, target, weight, alpha, gamma, beta, reduction, None))
+    if not keep_grad:
+        return loss, pred.new_empty((0,))
+    math_type = opmath_dtype(pred.dtype)
+    grads = element_grads(pred.detach().to(math_type), target.detach().to(math_type), alpha, gamma, beta)
+    return loss, grads.to(pred.dtype)
 
 
 def define(implementation):
