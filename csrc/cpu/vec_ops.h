@@ -1,6 +1,7 @@
 #pragma once
 // CPU SIMD side of math/ops.h: Ops<simd::Vec<T>>, so the math headers run 8 (float, AVX2) or
-// 4 (double) lanes at a time, plus loads/stores that convert half types to float lane by lane.
+// 4 (double) lanes at a time, plus loads/stores that convert between the tensors' dtype and the
+// math type (whole vectors in registers; a row's last partial vector through a buffer).
 // The vector flavour is picked at compile time (CPU_CAPABILITY_AVX2 / _AVX512, set by setup.py and
 // CMakeLists.txt on x86-64; cpu/simd.h); exp is inline (exp_float below), log1p/pow/atan2 SLEEF's.
 #include <cmath>
