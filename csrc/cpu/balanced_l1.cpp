@@ -11,20 +11,20 @@ namespace {
 struct CpuKernels {
   template <typename scalar_t>
   static void forward(const Args<scalar_t>& a, int64_t reduction, Tensor& loss, scalar_t* kept) {
-    if (kept != nullptr) return forward_keeping(a, reduction, loss, kept, std::true_type{});
-    forward_keeping(a, reduction, loss, kept, std::false_type{});
+    if (kept != nullptr) return forward_keeping<true>(a, reduction, loss, kept);
+    forward_keeping<false>(a, reduction, loss, kept);
   }
 
-  template <typename scalar_t, typename Keep>
-  static void forward_keeping(const Args<scalar_t>& a, int64_t reduction, Tensor& loss, scalar_t* kept, Keep) {
+  template <bool kKeep, typename scalar_t>
+  static void forward_keeping(const Args<scalar_t>& a, int64_t reduction, Tensor& loss, scalar_t* kept) {
     using opmath_t = math_type_t<scalar_t>;
     using Vec = simd::Vec<opmath_t>;
     constexpr int64_t W = Vec::size();
     auto eval = [&](int64_t i, int64_t n) {
       Vec g;
-      Vec l = element_loss<true, Keep::value>(a.prm, cpu::load_as<Vec>(a.pred + i, n),
-                                              cpu::load_as<Vec>(a.target + i, n), g);
-      if constexpr (Keep::value) cpu::store_as(g, kept + i, n);
+      Vec l = element_loss<true, kKeep>(a.prm, cpu::load_as<Vec>(a.pred + i, n), cpu::load_as<Vec>(a.target + i, n),
+                                        g);
+      if constexpr (kKeep) cpu::store_as(g, kept + i, n);
       return a.weight != nullptr ? l * Vec::loadu(a.weight + i, n) : l;
     };
     if (reduction == kNone) {

@@ -203,9 +203,6 @@ FASTLOSS_SIMD_INLINE void store_half_lanes(const simd::Vec<float>& v, scalar_t* 
 #endif
   std::memcpy(p, &h, sizeof(h));
 }
-#else
-template <typename scalar_t>
-constexpr bool kHalfLanes = false;
 #endif
 
 // Loads n ≤ Vec::size() elements (the rest zero) as the vector's type.

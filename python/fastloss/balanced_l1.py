@@ -41,8 +41,6 @@ def _setup(ctx, args, outputs):
 
 def _backward(ctx, args, saved, grads, needs):
     refuse_grad(needs, [("target", 1), ("weight", 2)], "balanced_l1_loss")
-    if grads[0] is None:
-        return (None,) * 8
     pred, target, weight, alpha, gamma, beta, reduction, _ = args
     if not ctx.kept:  # half types, or a second backward through the same graph (retain_graph=True)
         grad = torch.ops.fastloss.balanced_l1_loss_backward(grads[0], pred, target, weight, alpha, gamma, beta,
