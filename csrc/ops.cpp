@@ -10,6 +10,14 @@
 #include <torch/csrc/stable/macros.h>
 #include <torch/headeronly/util/shim_utils.h>
 
+// The namespace the schemas are defined in: "fastloss"; the CUDA emulation (tests/cuda_emulation)
+// defines the same schemas again as fastloss_emulated::*, for its kernels.
+#ifndef FASTLOSS_OPS_NAMESPACE
+#define FASTLOSS_OPS_NAMESPACE fastloss
+#endif
+#define FASTLOSS_OPS_STRINGIFY(x) FASTLOSS_OPS_STRINGIFY2(x)
+#define FASTLOSS_OPS_STRINGIFY2(x) #x
+
 namespace {
 
 constexpr const char* kSchemas[] = {
@@ -49,7 +57,7 @@ struct Schemas {
   TorchLibraryHandle lib = nullptr;  // kept for the process's lifetime, as TORCH_LIBRARY's
 
   Schemas() {
-    STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_library_init_def("fastloss", __FILE__, __LINE__, &lib));
+    STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_library_init_def(FASTLOSS_OPS_STRINGIFY(FASTLOSS_OPS_NAMESPACE), __FILE__, __LINE__, &lib));
     const auto def_with_tags = reinterpret_cast<DefWithTags>(libtorch_symbol("torch_library_def_with_tags"));
     const auto pt2_compliant = reinterpret_cast<TagGetter>(libtorch_symbol("torch_tag_pt2_compliant_tag"));
     for (const char* schema : kSchemas) {

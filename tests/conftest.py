@@ -15,6 +15,41 @@ if peer("hypothesis") is not None:
     settings.load_profile("fastloss")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "emulation: runs the CUDA sources in the CPU emulation (make cuda-emulate)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The emulated-CUDA tests run only where the emulation is built (`make cuda-emulate` sets
+    FASTLOSS_CUDA_EMULATION); elsewhere they are deselected, not skipped."""
+    from cuda_emulation import emulation
+
+    if emulation.enabled():
+        return
+    selected = [item for item in items if item.get_closest_marker("emulation") is None]
+    if len(selected) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("emulation")])
+        items[:] = selected
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """FASTLOSS_EMU_COVERAGE=1 (make cuda-emulate's full run): every __global__ template instance of the
+    emulation library must have been launched; prints `kernels launched: N of M`."""
+    from cuda_emulation import emulation
+
+    if not (emulation.enabled() and os.environ.get("FASTLOSS_EMU_COVERAGE") == "1"):
+        return
+    launches = emulation.launches()
+    missed = sorted(name for name, count in launches.items() if count == 0)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    write = reporter.write_line if reporter else print
+    write(f"kernels launched: {len(launches) - len(missed)} of {len(launches)}")
+    for name in missed:
+        write(f"  never launched: {name}")
+    if missed and session.exitstatus == 0:
+        session.exitstatus = 1
+
+
 def pytest_report_header(config):
     import fastloss
 

@@ -4,10 +4,14 @@ covered pairwise (every pair of values of two factors appears in some case, not 
 with losses and gradients compared; and what only a GPU shows: bitwise determinism, a side stream,
 a second device, CUDA graph capture, device-side asserts.
 
-Without a GPU the CUDA cases skip and the self-checks below run: the pairwise plans cover every
-pair, every case stays within 2^24 elements (bar the named large-index cases) and runs on the CPU.
-scripts/gpu_check.sh runs this file once per op family (`-k <family>`), each in its own process.
+Every CUDA test runs on two targets: "cuda" (a GPU; skipped without one) and "emulated" (the CUDA
+sources executed on the CPU by tests/cuda_emulation, under its race, barrier and bounds checks, with
+smaller cases: `make cuda-emulate`; left out of plain `make test` runs). Without either, the
+self-checks below run: the pairwise plans cover every pair, every case stays within 2^24 elements
+(bar the named large-index cases) and runs on the CPU. scripts/gpu_check.sh runs this file once per
+op family (`-k <family>`), each in its own process.
 """
+import contextlib
 import functools
 import itertools
 import os
@@ -20,10 +24,25 @@ import pytest
 import torch
 
 import fastloss
+from cuda_emulation import emulation
 from helpers import HAS_CUDA, random_boxes
 
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+# Where the CUDA kernels run: a GPU, or the emulation (tests marked `emulation`, which conftest.py
+# selects only in `make cuda-emulate` runs).
+TARGETS = [pytest.param("cuda", marks=needs_cuda), pytest.param("emulated", marks=pytest.mark.emulation)]
 LIMIT = 1 << 24  # elements per case, but for the named large-index cases
+EMULATED_LIMIT = 1 << 13  # elements per case in the emulation (past a few grid-stride waves of its device)
+
+
+def device_of(target):
+    """The device the target's tensors live on."""
+    return "cuda" if target == "cuda" else "cpu"
+
+
+def running_on(target):
+    """The context in which fastloss's ops run on the target."""
+    return emulation.emulated_cuda() if target == "emulated" else contextlib.nullcontext()
 FLOATS = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 # (rtol, atol) of CUDA against CPU: both compute in float32 (float64 for float64) but sum in other
 # orders, and half types round their outputs.
@@ -68,7 +87,7 @@ WAVES = 132 * 8 * 256 * 2 + 1  # past two full grid-stride waves of a 132-SM GPU
 SIGMOID = dict(dtype=FLOATS, rows=[1, 31, 33, 1025, 65537], classes=[1, 4, 31, 33, 80, 1203],
                targets=["labels", "one-hot", "soft"], reduction=["none", "mean", "sum"],
                weight=[None, "row", "class", "full"], contiguous=[True, False], gamma=[0.0, 0.5, 2.0, 1.7],
-               alpha=[0.25, -1.0], avg_factor=[None, "tensor"])
+               alpha=[0.25, -1.0], avg_factor=[None, "tensor"], layers=[0, 3])
 SOFTMAX = dict(dtype=FLOATS, layout=["rows", "spatial"], positions=[1, 31, 33, 1025, 65537],
                classes=[1, 4, 31, 33, 80, 1203, 32768], reduction=["none", "mean", "sum"],
                alpha=[None, "tensor"], weight=[None, "position"], ignore=[False, True], smoothing=[0.0, 0.1],
@@ -88,13 +107,34 @@ BOX_MATRIX = dict(dtype=FLOATS, n=[1, 31, 33, 257, 1025], m=[1, 17, 33, 4099], b
                   kind=["iou", "giou", "diou", "ciou", "eiou", "iof"], box_format=["xyxy", "xywh", "cxcywh"],
                   convention=["torchvision", "mmdet"], aligned=[False, True], out_dtype=[None, torch.float16],
                   grad=["boxes1", "both"], contiguous=[True, False])
+# The quality-aware losses (VFL, QFL: variants of the sigmoid focal kernel) and DFL; layers: per_layer.
+QUALITY = dict(dtype=FLOATS, loss=["varifocal", "quality_focal"], rows=[1, 33, 1025, 20000], classes=[1, 4, 80],
+               target=["sparse", "dense"], reduction=["none", "mean", "sum"], negative_mask=["score", "label"],
+               layers=[0, 2], weight=[None, "full"])
+DFL = dict(dtype=FLOATS, rows=[1, 33, 1025, 40000], bins=[2, 8, 16, 17], reduction=["none", "mean", "sum"],
+           weight=[None, "row"], target_max=[None, "clamp"])
+# Dice + cross entropy / softmax focal / sigmoid focal in one pass (fastloss::overlap_ce_sums).
+COMPOUND = dict(dtype=FLOATS, loss=["dice_ce", "dice_focal", "dice_focal_sigmoid"],
+                dice=["dice", "generalized_dice", "tversky"], n=[1, 2], classes=[2, 4, 21],
+                spatial=[(1,), (33,), (16, 16), (8, 8, 8), (128, 128)], target=["labels", "soft"],
+                gamma=[0.0, 2.0, 0.5], smoothing=[0.0, 0.1], ignore=[False, True], batch=[False, True],
+                include_background=[True, False], activation=["softmax", "sigmoid", "none"],
+                reduction=["mean", "sum"])
+# Task-aligned assignment (YOLOv8–11) and the DETR matching cost.
+TASK_ALIGNED = dict(dtype=FLOATS, batch=[1, 3], gts=[0, 1, 12, 40], classes=[1, 7, 80], size=[64, 160, 320],
+                    topk=[1, 10, 13], topk2=[None, 5], sparse=[False, True], quantized=[False, True])
+MATCHING = dict(dtype=FLOATS, kind=["focal", "softmax"], batch=[1, 3], queries=[1, 20, 300], targets=[0, 1, 7, 40],
+                layers=[0, 2], classes=[1, 9, 91])
 # named large-index cases, beyond the per-case limit
 LARGE = {"sigmoid_focal": dict(rows=400_000, classes=80), "box_iou": dict(pairs=5_000_000),
          "overlap": dict(n=2, classes=4, spatial=(160, 160, 160)), "softmax_focal": dict(positions=600_000, classes=81),
          "balanced_l1": dict(elements=20_000_000), "box_matrix": dict(n=40_000, m=60_000, out_dtype=torch.float16)}
 
 PLANS = {"sigmoid_focal": SIGMOID, "softmax_focal": SOFTMAX, "box_iou": BOXES, "overlap": OVERLAP,
-         "balanced_l1": BALANCED_L1, "box_matrix": BOX_MATRIX}
+         "balanced_l1": BALANCED_L1, "box_matrix": BOX_MATRIX, "quality_focal": QUALITY, "distribution_focal": DFL,
+         "compound": COMPOUND, "task_aligned": TASK_ALIGNED, "matching_cost": MATCHING}
+# The families whose outputs include decisions (indices, masks): compared modulo near-ties.
+ASSIGNMENTS = {"task_aligned"}
 
 
 def cases_of(family):
@@ -103,7 +143,15 @@ def cases_of(family):
 
 def elements(family, case):
     if family == "sigmoid_focal":
-        return case["rows"] * case["classes"]
+        return max(case["layers"], 1) * case["rows"] * case["classes"]
+    if family == "quality_focal":
+        return max(case["layers"], 1) * case["rows"] * case["classes"]
+    if family == "distribution_focal":
+        return case["rows"] * case["bins"]
+    if family == "task_aligned":
+        return case["batch"] * max(case["gts"], 1) * anchor_count(case["size"])
+    if family == "matching_cost":
+        return max(case["layers"], 1) * case["batch"] * case["queries"] * max(case["targets"], 1)
     if family == "softmax_focal":
         return case["positions"] * case["classes"]
     if family == "box_iou":
@@ -115,13 +163,26 @@ def elements(family, case):
     return case["n"] * case["classes"] * prod(case["spatial"])
 
 
-def fitted(family, case):
-    """The case with its leading size cut so that it stays within LIMIT elements."""
+def anchor_count(size):
+    return sum((size // stride) ** 2 for stride in (8, 16, 32))
+
+
+def fitted(family, case, limit=LIMIT):
+    """The case with its leading size cut so that it stays within `limit` elements (the overlap
+    family's spatial sizes halved, once LIMIT is below its largest cases)."""
     case = dict(case)
-    key = {"sigmoid_focal": "rows", "softmax_focal": "positions", "box_iou": "pairs",
-           "balanced_l1": "elements", "box_matrix": "m"}.get(family)
-    while elements(family, case) > LIMIT and key is not None:
-        case[key] //= 2
+    key = {"sigmoid_focal": "rows", "softmax_focal": "positions", "box_iou": "pairs", "balanced_l1": "elements",
+           "box_matrix": "m", "quality_focal": "rows", "distribution_focal": "rows", "matching_cost": "queries",
+           "task_aligned": "gts"}.get(family)
+    while elements(family, case) > limit and key is not None and case[key] > 1:
+        case[key] = (case[key] + 1) // 2
+    while family in ("overlap", "compound") and elements(family, case) > limit and max(case["spatial"]) > 1:
+        case["spatial"] = tuple((s + 1) // 2 for s in case["spatial"])
+    while family == "task_aligned" and elements(family, case) > limit and case["size"] > 32:
+        case["size"] //= 2
+    if family == "box_matrix":
+        while elements(family, case) > limit and case["n"] > 1:
+            case["n"] = (case["n"] + 1) // 2
     return case
 
 
@@ -148,27 +209,33 @@ def make_call(family, case, device, seed=0):
     CPU and CUDA see identical values."""
     g = torch.Generator().manual_seed(seed)
     dtype = case["dtype"]
+    dtype2 = case.get("dtype2") or dtype  # the second operand's (targets, boxes2, the boxes of assignments)
 
     def on(t, dt=None):
         return t.to(device=device, dtype=dt or t.dtype)
 
     if family == "sigmoid_focal":
-        rows, classes = case["rows"], case["classes"]
-        x = on(torch.randn(rows, classes, generator=g, dtype=torch.float64) * 3, dtype)
-        labels = torch.randint(-1, classes + 1, (rows,), generator=g)
+        rows, classes, layers = case["rows"], case["classes"], case["layers"]
+        lead = (layers, rows) if layers else (rows,)
+        x = on(torch.randn(*lead, classes, generator=g, dtype=torch.float64) * 3, dtype)
+        labels = torch.randint(-1, classes + 1, lead, generator=g)
         labels[::7] = -100
         if case["targets"] == "labels":
             t = on(labels)
         elif case["targets"] == "one-hot":
-            t = on((labels.unsqueeze(-1) == torch.arange(classes)).double(), dtype)
+            t = on((labels.unsqueeze(-1) == torch.arange(classes)).double(), dtype2)
         else:
-            t = on(torch.rand(rows, classes, generator=g, dtype=torch.float64), dtype)
-        w = {None: None, "row": torch.rand(rows, generator=g), "class": torch.rand(1, classes, generator=g),
-             "full": torch.rand(rows, classes, generator=g)}[case["weight"]]
+            t = on(torch.rand(*lead, classes, generator=g, dtype=torch.float64), dtype2)
+        if case.get("target_grad") and t.is_floating_point():
+            t.requires_grad_()
+        w = {None: None, "row": torch.rand(*lead, generator=g), "class": torch.rand(1, classes, generator=g),
+             "full": torch.rand(*lead, classes, generator=g)}[case["weight"]]
         kwargs = dict(alpha=case["alpha"], gamma=case["gamma"], reduction=case["reduction"],
                       weight=None if w is None else on(w, dtype))
         if case["avg_factor"] == "tensor" and case["reduction"] == "mean":
             kwargs["avg_factor"] = on(torch.tensor(7.0))
+        if layers and case["reduction"] != "none":
+            kwargs["per_layer"] = True
         return fastloss.sigmoid_focal_loss, [strided(x, case["contiguous"]), t], kwargs
     if family == "softmax_focal":
         positions, classes = case["positions"], case["classes"]
@@ -189,7 +256,7 @@ def make_call(family, case, device, seed=0):
         target = random_boxes(n, generator=g)
         pred = random_boxes(n, generator=g, near=target)
         from helpers import to_format
-        pred, target = on(to_format(pred, case["box_format"]), dtype), on(to_format(target, case["box_format"]), dtype)
+        pred, target = on(to_format(pred, case["box_format"]), dtype), on(to_format(target, case["box_format"]), dtype2)
         w = {None: None, "pair": torch.rand(n, generator=g), "coordinate": torch.rand(n, 4, generator=g)}[case["weight"]]
         kwargs = dict(reduction=case["reduction"], box_format=case["box_format"],
                       weight=None if w is None else on(w, dtype))
@@ -200,7 +267,7 @@ def make_call(family, case, device, seed=0):
         n, m = case["n"], case["n"] if case["aligned"] else case["m"]
         a = random_boxes(case["batch"] * n, generator=g).reshape(case["batch"], n, 4)
         b = random_boxes(case["batch"] * m, generator=g).reshape(case["batch"], m, 4)
-        a, b = on(to_format(a, case["box_format"]), dtype), on(to_format(b, case["box_format"]), dtype)
+        a, b = on(to_format(a, case["box_format"]), dtype), on(to_format(b, case["box_format"]), dtype2)
         kind = case["kind"] if case["convention"] == "torchvision" or case["kind"] in ("iou", "giou", "iof") else "iou"
         fn = functools.partial(box_matrix, kind, case["box_format"], case["convention"], case["aligned"],
                                case["out_dtype"])
@@ -211,7 +278,41 @@ def make_call(family, case, device, seed=0):
         pred = on(target + torch.randn(n, generator=g, dtype=torch.float64) * 1.5, dtype)
         w = {None: None, "full": torch.rand(n, generator=g), "row": torch.rand(1, generator=g)}[case["weight"]]
         kwargs = dict(reduction=case["reduction"], weight=None if w is None else on(w, dtype))
-        return fastloss.balanced_l1_loss, [strided(pred, case["contiguous"]), on(target, dtype)], kwargs
+        return fastloss.balanced_l1_loss, [strided(pred, case["contiguous"]), on(target, dtype2)], kwargs
+    if family == "quality_focal":
+        return quality_call(case, g, on)
+    if family == "distribution_focal":
+        rows, bins = case["rows"], case["bins"]
+        x = on(torch.randn(rows, bins, generator=g, dtype=torch.float64) * 2, dtype)
+        t = torch.rand(rows, generator=g, dtype=torch.float64) * (bins - 1)
+        t[::7] = 0
+        t[3::7] = bins - 1
+        kwargs = dict(reduction=case["reduction"])
+        if case["weight"] == "row":
+            kwargs["weight"] = on(torch.rand(rows, generator=g), dtype)
+        if case["target_max"] == "clamp":
+            kwargs["target_max"] = bins - 1 - 0.01
+        return fastloss.distribution_focal_loss, [x, on(t, dtype)], kwargs
+    if family == "compound":
+        return compound_call(case, g, on)
+    if family == "task_aligned":
+        from assign_cases import make
+        args = list(make(batch=case["batch"], gts=case["gts"], valid=max(case["gts"] - 2, 0), classes=case["classes"],
+                         size=case["size"], seed=seed, quantized=case["quantized"], dtype=dtype))
+        args[1], args[4] = args[1].to(dtype2), args[4].to(case.get("dtype3") or args[4].dtype)
+        fn = functools.partial(fastloss.task_aligned_assign, num_classes=case["classes"], topk=case["topk"],
+                               topk2=None if case["topk2"] is None else min(case["topk2"], case["topk"]),
+                               sparse=case["sparse"])
+        return fn, [on(t) for t in args], {}
+    if family == "matching_cost":
+        from assign_cases import detr_inputs
+        counts = tuple(min(case["targets"], (i * 7) % (case["targets"] + 1)) for i in range(case["batch"]))
+        counts = (case["targets"],) + counts[1:]
+        args = detr_inputs(batch=case["batch"], queries=case["queries"], classes=case["classes"],
+                           targets=case["targets"], counts=counts, layers=case["layers"] or None,
+                           softmax=case["kind"] == "softmax", dtype=dtype, seed=seed)
+        args = [args[0], args[1].to(dtype2), args[2], args[3].to(case.get("dtype3") or dtype2), args[4]]
+        return functools.partial(fastloss.matching_cost, class_cost=case["kind"]), [on(t) for t in args], {}
     shape = (case["n"], case["classes"]) + tuple(case["spatial"])
     x = on(torch.randn(shape, generator=g, dtype=torch.float64) * 2, dtype)
     if case["target"] == "labels":
@@ -220,7 +321,7 @@ def make_call(family, case, device, seed=0):
             t.view(-1)[::6] = 255
         t = on(t)
     else:
-        t = on((torch.rand(shape, generator=g) < 0.3).double(), dtype)
+        t = on((torch.rand(shape, generator=g) < 0.3).double(), dtype2)
     activation = case["activation"]
     if activation == "none":
         x = on(torch.rand(shape, generator=g, dtype=torch.float64), dtype)
@@ -238,6 +339,61 @@ def make_call(family, case, device, seed=0):
     return fn, [x, t], kwargs
 
 
+def quality_call(case, g, on):
+    """VFL or QFL on (rows, C) logits (or (L, rows, C) per layer): sparse (labels, scores) or dense
+    targets."""
+    dtype, rows, classes, layers = case["dtype"], case["rows"], case["classes"], case["layers"]
+    lead = (layers, rows) if layers else (rows,)
+    x = on(torch.randn(*lead, classes, generator=g, dtype=torch.float64) * 3, dtype)
+    labels = torch.randint(-1, classes + 1, lead, generator=g)
+    scores = torch.rand(lead, generator=g, dtype=torch.float64)
+    scores.view(-1)[::6] = 0
+    scores.view(-1)[1::6] = 1
+    if case["target"] == "sparse":
+        target = (on(labels), on(scores, dtype))
+    else:
+        target = on((labels.unsqueeze(-1) == torch.arange(classes)).double() * scores.unsqueeze(-1), dtype)
+    kwargs = dict(reduction=case["reduction"])
+    if case["weight"] == "full":
+        kwargs["weight"] = on(torch.rand(*lead, classes, generator=g), dtype)
+    if layers and case["reduction"] != "none":
+        kwargs["per_layer"] = True
+    if case["loss"] == "varifocal":
+        if case["target"] == "dense" and case["negative_mask"] == "label":  # (the labelled classes, as a mask)
+            kwargs["positive"] = on((labels.unsqueeze(-1) == torch.arange(classes)).double(), dtype)
+        return functools.partial(fastloss.varifocal_loss, negative_mask=case["negative_mask"]), [x, target], kwargs
+    return functools.partial(fastloss.quality_focal_loss, beta=1.5), [x, target], kwargs
+
+
+def compound_call(case, g, on):
+    """dice_ce_loss / dice_focal_loss (softmax or sigmoid focal) under the family's options."""
+    dtype, loss = case["dtype"], case["loss"]
+    shape = (case["n"], case["classes"]) + tuple(case["spatial"])
+    x = on(torch.randn(shape, generator=g, dtype=torch.float64) * 2, dtype)
+    soft = case["target"] == "soft" and loss == "dice_ce"
+    kwargs = dict(dice=case["dice"], batch=case["batch"], include_background=case["include_background"],
+                  reduction=case["reduction"])
+    if soft:
+        t = on(torch.softmax(torch.randn(shape, generator=g, dtype=torch.float64), 1), dtype)
+    else:
+        y = torch.randint(0, case["classes"], (shape[0],) + shape[2:], generator=g)
+        if case["ignore"]:
+            y.view(-1)[::5] = -1
+            kwargs["ignore_index"] = -1
+        t = on(y)
+    if case["dice"] == "tversky":
+        kwargs.update(tversky_alpha=0.3, tversky_beta=0.7)
+    if loss == "dice_ce":
+        kwargs["label_smoothing"] = case["smoothing"]
+        return fastloss.dice_ce_loss, [x, t], kwargs
+    kwargs["gamma"] = case["gamma"]
+    if loss == "dice_focal":
+        kwargs["label_smoothing"] = case["smoothing"]
+        return fastloss.dice_focal_loss, [x, t], kwargs
+    kwargs.update(focal="sigmoid", activation=case["activation"], alpha=0.25)
+    return fastloss.dice_focal_loss, [x, t], kwargs
+
+
 def box_loss(kind, convention, pred, target, reduction, box_format, weight):
     """Any kind of the fused box kernel under any face's convention (bounded_iou: its dx component)."""
     from fastloss.box_iou_loss import _fused
@@ -251,13 +407,31 @@ def box_matrix(kind, box_format, convention, aligned, out_dtype, boxes1, boxes2)
     return pairwise(boxes1, boxes2, kind, box_format, 1e-6, convention, aligned, out_dtype)
 
 
-def run(fn, tensors, kwargs):
-    """Loss and the gradients of every tensor that requires grad (tensors[0] always)."""
-    leaves = [tensors[0].detach().requires_grad_()] + [t.detach().requires_grad_(t.requires_grad) for t in tensors[1:]]
+def run(fn, tensors, kwargs, grad=True, autocast=None):
+    """Loss and the gradients of every tensor that requires grad (tensors[0] always); an op without a
+    gradient (the assignment, the matching cost), or grad=False, gives its outputs. autocast: run
+    under torch.autocast to that dtype."""
+    if autocast is not None:
+        with torch.autocast(tensors[0].device.type, dtype=autocast):
+            return run(fn, tensors, kwargs, grad)
+    if not grad or fn in NO_GRAD or getattr(fn, "func", None) in NO_GRAD:
+        with torch.no_grad():
+            out = fn(*tensors, **kwargs)
+        return list(out) if isinstance(out, (tuple, list)) else [out]
+
+    def leaf(t, grad):
+        return tuple(leaf(u, False) for u in t) if isinstance(t, tuple) else t.detach().requires_grad_(grad)
+    leaves = [leaf(tensors[0], True)] + [leaf(t, False) if isinstance(t, tuple) else leaf(t, t.requires_grad)
+                                         for t in tensors[1:]]
     loss = fn(*leaves, **kwargs)
-    wanted = [t for t in leaves if t.requires_grad]
+    wanted = [t for t in leaves if isinstance(t, torch.Tensor) and t.requires_grad]
+    if grad == "twice":  # (a second backward: an op that kept its gradient recomputes it)
+        torch.autograd.grad(loss.float().sum(), wanted, retain_graph=True)
     grads = torch.autograd.grad(loss.float().sum(), wanted)
     return [loss.detach()] + list(grads)
+
+
+NO_GRAD = {fastloss.task_aligned_assign, fastloss.matching_cost}
 
 
 # --------------------------------------------------------------------------- self-checks (any machine)
@@ -299,18 +473,44 @@ def test_pairwise_generator_on_a_known_plan():
 
 def assert_parity(got, want, dtype):
     rtol, atol = TOLERANCE[dtype]
+    assert len(got) == len(want)
     for g, w in zip(got, want):
         assert g.shape == w.shape and g.dtype == w.dtype
         torch.testing.assert_close(g.cpu().double(), w.double(), rtol=rtol, atol=atol, equal_nan=True)
 
 
-@needs_cuda
+def assert_same_assignment(got, want, call):
+    """Task-aligned assignments equal but at near-ties: two devices' last-place differences (FMA
+    contraction, their own pow/atan) may order two metrics within 1e-5 of each other differently. Such
+    anchors (undecided by the float64 metrics) may differ; every other output is equal, the scores
+    within the dtype's tolerance."""
+    from fastloss.reference.task_aligned import near_ties
+    fn, args, _ = call
+    got = [g.cpu() for g in got]
+    undecided = near_ties(*args, topk=fn.keywords["topk"], topk2=fn.keywords["topk2"])
+    decided = ~undecided
+    for name, g, w in zip(("target_labels", "target_bboxes", "target_scores", "fg_mask", "target_gt_idx"), got, want):
+        assert g.shape == w.shape and g.dtype == w.dtype, name
+        if name == "target_scores":
+            rtol, atol = TOLERANCE[args[0].dtype] if args[0].dtype != torch.float64 else (1e-9, 1e-11)
+            torch.testing.assert_close(g[decided].double(), w[decided].double(), rtol=max(rtol, 1e-4), atol=atol)
+        else:
+            assert torch.equal(g[decided], w[decided]), name
+
+
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("item", ALL_CASES, ids=case_id)
-def test_cuda_matches_cpu(item):
+def test_cuda_matches_cpu(item, target):
     family, _, case = item
+    if target == "emulated":
+        case = fitted(family, case, EMULATED_LIMIT)
     want = run(*make_call(family, case, "cpu"))
-    got = run(*make_call(family, case, "cuda"))
-    assert_parity(got, want, case["dtype"])
+    with running_on(target):
+        got = run(*make_call(family, case, device_of(target)))
+    if family in ASSIGNMENTS:
+        assert_same_assignment(got, want, make_call(family, case, "cpu"))
+    else:
+        assert_parity(got, want, case["dtype"])
 
 
 @needs_cuda
@@ -322,6 +522,81 @@ def test_cuda_large_index_case(family):
     want = run(*make_call(family, case, "cpu"))
     got = run(*make_call(family, case, "cuda"))
     assert_parity(got, want, torch.float16)
+
+
+# ----------------------------------------------------------- every instance the dispatch can reach
+
+SMALL = {"sigmoid_focal": dict(rows=257, classes=4), "softmax_focal": dict(positions=257, classes=4),
+         "box_iou": dict(pairs=300), "balanced_l1": dict(elements=1000), "overlap": dict(n=2, classes=4, spatial=(33,)),
+         "box_matrix": dict(n=31, m=17), "quality_focal": dict(rows=257, classes=4),
+         "distribution_focal": dict(rows=300), "compound": dict(classes=4, spatial=(33,)),
+         "task_aligned": dict(gts=12, size=64), "matching_cost": dict(queries=20, targets=7)}
+
+
+def small(family, **overrides):
+    """A small case of the family: each factor's first value, sizes past a block, then `overrides`."""
+    return {**{k: v[0] for k, v in PLANS[family].items()}, **SMALL[family], **overrides}
+
+
+def dtype_sweep(family):
+    """Small cases over every combination of the dtypes (and the variants that pick a kernel instance)
+    the family's dispatch can reach: the pairwise plans cover pairs, these the full product."""
+    pairs = list(itertools.product(FLOATS, FLOATS))
+    reductions = ["none", "mean"]
+    if family == "sigmoid_focal":
+        return [small(family, dtype=a, targets="labels", reduction=r, autocast=ac)
+                for a in FLOATS for r in reductions for ac in (None, torch.bfloat16)] + [
+            small(family, dtype=a, dtype2=b, targets="soft", target_grad=tg, reduction=r, autocast=ac)
+            for a, b in pairs for tg in (False, True) for r in reductions for ac in (None, torch.bfloat16)]
+    if family == "softmax_focal":  # the classes pick the lanes per row: 1, 2, 4, 8, 16, 32
+        return [small(family, dtype=a, classes=c, layout=layout, reduction=r) for a in FLOATS
+                for c, layout in ((1, "rows"), (2, "rows"), (3, "rows"), (5, "rows"), (9, "rows"), (33, "rows"),
+                                  (5, "spatial")) for r in reductions]
+    if family in ("box_iou", "box_matrix"):
+        grads = ("target_grad", (False, True)) if family == "box_iou" else ("grad", ("boxes1", "both"))
+        outs = [None] if family == "box_iou" else [None] + FLOATS
+        return [small(family, dtype=a, dtype2=b, reduction=r, out_dtype=o, **{grads[0]: v}) for a, b in pairs
+                for v in grads[1] for r in reductions for o in outs]
+    if family == "balanced_l1":
+        return [small(family, dtype=a, dtype2=b, reduction=r, grad=gr) for a, b in pairs for r in reductions
+                for gr in (True, False, "twice")]
+    if family == "overlap":  # n · chunks ≥ 2 SMs' worth of blocks picks 4 positions per thread
+        return [small(family, dtype=a, dtype2=b, target="float", spatial=sp, grad=gr) for a, b in pairs
+                for sp in ((33,), (64, 64)) for gr in (True, False)] + [
+            small(family, dtype=a, target="labels", spatial=sp) for a in FLOATS for sp in ((33,), (64, 64))]
+    if family == "quality_focal":
+        return [small(family, dtype=a, dtype2=b, target=t, reduction=r) for a, b in pairs
+                for t in ("sparse", "dense") for r in reductions]
+    if family == "distribution_focal":
+        return [small(family, dtype=a, reduction=r) for a in FLOATS for r in reductions]
+    if family == "compound":
+        return [small(family, dtype=a, loss=loss, spatial=sp) for a in FLOATS
+                for loss in PLANS["compound"]["loss"] for sp in ((33,), (64, 64))]
+    if family == "task_aligned":
+        return [small(family, dtype=a, dtype2=b, dtype3=c, sparse=sp, topk=10, topk2=k2) for a, b in pairs for c in FLOATS
+                for sp, k2 in ((False, None), (True, 5))]
+    if family == "matching_cost":
+        return [small(family, dtype=a, dtype2=b, kind=k) for a, b in pairs for k in ("focal", "softmax")]
+    raise KeyError(family)
+
+
+def loosest(*dtypes):
+    return max((d for d in dtypes if d is not None), key=lambda d: TOLERANCE[d][0])
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("family", list(PLANS))
+def test_every_dtype_combination_matches_cpu(family, target):
+    for case in dtype_sweep(family):
+        call = make_call(family, case, "cpu")
+        options = dict(grad=case.get("grad", True), autocast=case.get("autocast"))
+        want = run(*call, **options)
+        with running_on(target):
+            got = run(*make_call(family, case, device_of(target)), **options)
+        if family in ASSIGNMENTS:
+            assert_same_assignment(got, want, call)
+        else:
+            assert_parity(got, want, loosest(case["dtype"], case.get("dtype2"), case.get("dtype3"), case.get("autocast")))
 
 
 def mid(family, **sizes):

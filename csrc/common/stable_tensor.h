@@ -124,6 +124,24 @@ void dispatch_math(ScalarType t, const Fn& fn) {
   throw std::runtime_error(detail::message("fastloss: expected float32 or float64, got ", t));
 }
 
+// dispatch_math for data of type scalar_t, whose math type can only be its own or wider (a double
+// operand elsewhere promotes it): double data in float math is never compiled — no input reaches it.
+template <typename scalar_t, typename Fn>
+void dispatch_math_from(ScalarType t, const Fn& fn) {
+  if (t == kDouble) return fn(TypeTag<double>{});
+  if constexpr (!std::is_same_v<scalar_t, double>) {
+    if (t == kFloat) return fn(TypeTag<float>{});
+  }
+  throw std::runtime_error(detail::message("fastloss: no ", t, " math for ", scalar_type_of<scalar_t>, " data"));
+}
+
+// Whether promoting an operand of type T with others (torch.promote_types over the floating dtypes)
+// can give U: U is T itself, float32 (from anything but float64) or float64. Kernel variants for
+// other pairs are never compiled.
+template <typename T, typename U>
+constexpr bool promotes_to =
+    std::is_same_v<T, U> || std::is_same_v<U, double> || (std::is_same_v<U, float> && !std::is_same_v<T, double>);
+
 // ------------------------------------------------------------------------------- tensor helpers
 
 // Where and in which dtype a new tensor goes (the part of ATen's TensorOptions the kernels use).

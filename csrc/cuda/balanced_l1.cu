@@ -56,9 +56,12 @@ __global__ void backward_kernel(Args<scalar_t> a, const opmath_t* upstream, cons
 }
 
 struct CudaKernels {
+  // (only float32 and float64 keep their gradient: ops/balanced_l1.h refuses it for the half types)
   template <typename scalar_t>
   static void forward(const Args<scalar_t>& a, int64_t reduction, Tensor& loss, scalar_t* kept) {
-    if (kept != nullptr) return forward_keeping<true>(a, reduction, loss, kept);
+    if constexpr (std::is_floating_point_v<scalar_t>) {
+      if (kept != nullptr) return forward_keeping<true>(a, reduction, loss, kept);
+    }
     forward_keeping<false>(a, reduction, loss, kept);
   }
 
@@ -87,11 +90,12 @@ struct CudaKernels {
     const opmath_t* upstream = unreduced ? grad.const_data_ptr<opmath_t>() : nullptr;
     const opmath_t* grad_scalar = unreduced ? nullptr : grad.const_data_ptr<opmath_t>();
     scalar_t* out = grad_pred.mutable_data_ptr<scalar_t>();
-    if (in_place) {
-      cuda::launch_over(a.n, backward_kernel<true, scalar_t>, a, upstream, grad_scalar, reduction == kMean, out);
-    } else {
-      cuda::launch_over(a.n, backward_kernel<false, scalar_t>, a, upstream, grad_scalar, reduction == kMean, out);
+    if constexpr (std::is_floating_point_v<scalar_t>) {
+      if (in_place)
+        return cuda::launch_over(a.n, backward_kernel<true, scalar_t>, a, upstream, grad_scalar, reduction == kMean,
+                                 out);
     }
+    cuda::launch_over(a.n, backward_kernel<false, scalar_t>, a, upstream, grad_scalar, reduction == kMean, out);
   }
 };
 

@@ -9,11 +9,14 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include "common/stable_tensor.h"
+#include "cuda/kernel_launch.cuh"
+#include "cuda/warp.cuh"
 
 #ifndef USE_CUDA  // declared by the shim only under USE_CUDA; defined in libtorch_cuda
 extern "C" AOTITorchError aoti_torch_get_current_cuda_stream(int32_t device_index, void** ret_stream);
@@ -54,31 +57,27 @@ struct DeviceGuard {
   explicit DeviceGuard(const Tensor& t) : guard(t.get_device_index()) {}
 };
 
-// FASTLOSS_CUDA_LAUNCH=legacy selects the launch design every kernel had before the occupancy-based
-// one below (8 blocks per SM, a warp per softmax row, 4 positions per overlap thread, chunk sums
-// added serially): kept until a GPU run has compared the two side by side.
-inline bool legacy_launch() {
-  static const bool legacy = [] {
-    const char* v = std::getenv("FASTLOSS_CUDA_LAUNCH");
-    return v != nullptr && std::strcmp(v, "legacy") == 0;
-  }();
-  return legacy;
-}
-
 // Resident blocks of `kernel` per SM at kThreads threads, from its registers and shared memory
-// (cudaOccupancyMaxActiveBlocksPerMultiprocessor), cached per device; 8 in the legacy design.
-template <typename Kernel>
-inline int blocks_per_sm(Kernel kernel) {
-  if (legacy_launch()) return 8;
-  static std::array<int, 64> cached{};  // per kernel (this template's instance) and device
+// (cudaOccupancyMaxActiveBlocksPerMultiprocessor), asked once per kernel and device. Keyed by the
+// kernel's address: template variants of one signature differ in registers, hence in occupancy, and
+// a grid (so a reduction's bits) must not depend on which variant a process happened to run first.
+inline int blocks_per_sm(const void* kernel) {
+  static std::mutex mutex;
+  static std::map<std::pair<int, const void*>, int> cached;
   const int device = current_device();
-  int& per_sm = cached[device % 64];
+  const std::lock_guard<std::mutex> lock(mutex);
+  int& per_sm = cached[{device, kernel}];
   if (per_sm == 0) {
     int n = 0;
     check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, 0));
     per_sm = std::max(n, 1);
   }
   return per_sm;
+}
+
+template <typename... Params>
+inline int blocks_per_sm(void (*kernel)(Params...)) {
+  return blocks_per_sm(reinterpret_cast<const void*>(kernel));
 }
 
 // Blocks for a grid-stride loop of `kernel` over n elements: one full wave of resident blocks at
@@ -110,9 +109,19 @@ __device__ __forceinline__ void for_each_element(int64_t n, int64_t cols, const 
   }
 }
 
+// A launch configuration CUDA accepts: a grid beyond its limits is an error here, in words, never a
+// launch failure (grid.y and grid.z count segments and layers in some kernels).
+inline void check_grid(dim3 blocks) {
+  if (blocks.x < 1 || blocks.y < 1 || blocks.z < 1 || blocks.y > 65535 || blocks.z > 65535)
+    throw std::invalid_argument(detail::message("fastloss: a CUDA grid of (", blocks.x, ", ", blocks.y, ", ", blocks.z,
+                                                ") blocks is outside CUDA's limits (y and z at most 65535, each at "
+                                                "least 1): too many layers or segments for one launch"));
+}
+
 template <typename Kernel, typename... Args>
 inline void launch(dim3 blocks, Kernel kernel, Args... args) {
-  kernel<<<blocks, kThreads, 0, current_stream()>>>(args...);
+  check_grid(blocks);
+  launch_kernel(kernel, blocks, dim3(kThreads), current_stream(), args...);
   check(cudaGetLastError());
 }
 

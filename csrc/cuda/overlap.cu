@@ -143,19 +143,8 @@ struct SumsOut {
   }
 };
 
-template <typename opmath_t>
-__global__ void combine_chunks_serial_kernel(const opmath_t* partial, int64_t samples, int64_t chunks, int64_t per_sample,
-                                      SumsOut<opmath_t> out) {
-  cuda::for_each_element(samples * per_sample, per_sample, [&](int64_t, int64_t n, int64_t k) {
-    opmath_t total = 0;
-    for (int64_t chunk = 0; chunk < chunks; ++chunk) total += partial[(n * chunks + chunk) * per_sample + k];
-    out.at(n, k) = total;
-  });
-}
-
 // The chunks' partials of each (sample, class, k) added by one block in a fixed tree, in double: a
-// 512³ volume has 131072 chunks per sample, too many for one thread adding in float (the legacy
-// combine_chunks_serial_kernel).
+// 512³ volume has 131072 chunks per sample, too many for one thread adding in float.
 template <typename opmath_t>
 __global__ void combine_chunks_kernel(const opmath_t* partial, int64_t samples, int64_t chunks, int64_t per_sample,
                                       SumsOut<opmath_t> out) {
@@ -232,7 +221,7 @@ struct CudaKernels {
     }
     const int64_t sms = cuda::multiprocessors();
     const bool few_blocks = a.n * ((a.hw + chunk_positions<4>() - 1) / chunk_positions<4>()) < 2 * sms;
-    if (!cuda::legacy_launch() && few_blocks) {
+    if (few_blocks) {
       sums_with<1>(a, sums, probs);
     } else {
       sums_with<4>(a, sums, probs);
@@ -249,13 +238,8 @@ struct CudaKernels {
     cuda::launch(blocks, partial_sums_kernel<P, scalar_t, target_t>, a, chunks, per_sample,
                  partial.mutable_data_ptr<opmath_t>(), probs);
     const SumsOut<opmath_t> out{sums.mutable_data_ptr<opmath_t>(), a.ce_out, a.classes * 3};
-    if (cuda::legacy_launch()) {
-      cuda::launch_over(a.n * per_sample, combine_chunks_serial_kernel<opmath_t>, partial.const_data_ptr<opmath_t>(),
-                        a.n, chunks, per_sample, out);
-    } else {
-      cuda::launch(static_cast<int>(std::min<int64_t>(a.n * per_sample, 65535)), combine_chunks_kernel<opmath_t>,
-                   partial.const_data_ptr<opmath_t>(), a.n, chunks, per_sample, out);
-    }
+    cuda::launch(static_cast<int>(std::min<int64_t>(a.n * per_sample, 65535)), combine_chunks_kernel<opmath_t>,
+                 partial.const_data_ptr<opmath_t>(), a.n, chunks, per_sample, out);
   }
 
   template <typename scalar_t, typename target_t>
@@ -268,14 +252,7 @@ struct CudaKernels {
 };
 
 // The loss from the sums (math/overlap_score.h): a thread per (row, class) cell computes its score,
-// or writes its gradient; a "mean"/"sum" is then one block adding the cells in a fixed tree. (The
-// legacy design: one thread walks the whole matrix, in the CPU's order.)
-template <typename S>
-__global__ void scores_serial_kernel(const S* sums, const S* class_weight, int64_t n, int64_t classes,
-                                     ScoreParams<S> p, S* loss, const S* grad, S* grad_sums) {
-  if (threadIdx.x == 0 && blockIdx.x == 0) scores<S>(sums, class_weight, n, classes, p, loss, grad, grad_sums);
-}
-
+// or writes its gradient; a "mean"/"sum" is then one block adding the cells in a fixed tree.
 template <typename S>
 __global__ void cells_kernel(const S* sums, const S* class_weight, int64_t n, int64_t classes, ScoreParams<S> p,
                              S* cell_scores, const S* grad, S* grad_sums) {
@@ -307,12 +284,6 @@ struct CudaScores {
     const cuda::DeviceGuard guard(sums);
     const S* w = class_weight.defined() ? class_weight.const_data_ptr<S>() : nullptr;
     const int64_t n = sums.size(0), classes = sums.size(1);
-    if (cuda::legacy_launch()) {
-      cuda::launch(1, scores_serial_kernel<S>, sums.const_data_ptr<S>(), w, n, classes, p,
-                   loss ? loss->mutable_data_ptr<S>() : nullptr, grad ? grad->const_data_ptr<S>() : nullptr,
-                   grad_sums ? grad_sums->mutable_data_ptr<S>() : nullptr);
-      return;
-    }
     const Cells<S> cells(n, classes, p);
     if (grad != nullptr) {
       torch::stable::zero_(*grad_sums);  // the background's, when it is not scored

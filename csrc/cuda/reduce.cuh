@@ -10,14 +10,15 @@ namespace fastloss::cuda {
 // Sum over the block (blockDim.x == kThreads); the result is valid in thread 0.
 template <typename T>
 __device__ T block_sum(T v) {
-  __shared__ T warp_sums[kThreads / 32];
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  static_assert(kThreads % kWarpSize == 0 && kThreads / kWarpSize <= kWarpSize, "one warp adds the warps' sums");
+  __shared__ T warp_sums[kThreads / kWarpSize];
+  for (int o = kWarpSize / 2; o > 0; o >>= 1) v += __shfl_down_sync(kAllLanes, v, o);
   __syncthreads();  // a previous call may still be reading warp_sums
-  if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x >> 5] = v;
+  if (lane_id() == 0) warp_sums[warp_id()] = v;
   __syncthreads();
-  v = threadIdx.x < kThreads / 32 ? warp_sums[threadIdx.x] : T(0);
-  if (threadIdx.x < 32)
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  v = threadIdx.x < kThreads / kWarpSize ? warp_sums[threadIdx.x] : T(0);
+  if (threadIdx.x < kWarpSize)
+    for (int o = kWarpSize / 2; o > 0; o >>= 1) v += __shfl_down_sync(kAllLanes, v, o);
   return v;
 }
 

@@ -103,14 +103,14 @@ struct CudaKernels {
     const int64_t n = a.rows * a.cols;
     if (reduction == kNone) {
       if (n == 0) return;
-      if (loss.scalar_type() == scalar_type_of<scalar_t>) {
-        cuda::launch_over(n, forward_none_kernel<scalar_t, target_t, scalar_t>, a,
-                          loss.mutable_data_ptr<scalar_t>());
-      } else {
-        cuda::launch_over(n, forward_none_kernel<scalar_t, target_t, opmath_t>, a,
-                          loss.mutable_data_ptr<opmath_t>());
+      // (a loss in the logits' dtype only where the targets' dtype promotes into it)
+      if constexpr (promotes_to<target_t, scalar_t>) {
+        if (loss.scalar_type() == scalar_type_of<scalar_t>)
+          return cuda::launch_over(n, forward_none_kernel<scalar_t, target_t, scalar_t>, a,
+                                   loss.mutable_data_ptr<scalar_t>());
       }
-      return;
+      return cuda::launch_over(n, forward_none_kernel<scalar_t, target_t, opmath_t>, a,
+                               loss.mutable_data_ptr<opmath_t>());
     }
     cuda::reduce_launch_segments<opmath_t, opmath_t>(cuda::grid_size(forward_sum_kernel<scalar_t, target_t>, n),
                                                      static_cast<int>(std::max<int64_t>(layers, 1)), reduction == kMean,
@@ -129,15 +129,19 @@ struct CudaKernels {
     const int64_t* counted = count.const_data_ptr<int64_t>();
     if (reduction != kNone) {
       const auto kernel = backward_kernel<scalar_t, target_t, kGradT, opmath_t>;
-      cuda::launch(dim3(cuda::grid_size(kernel, n), static_cast<unsigned>(std::max<int64_t>(layers, 1))), kernel, a,
-                   RowOperand<opmath_t>{}, grad.const_data_ptr<opmath_t>(), counted, reduction == kMean, out_x, out_t);
-    } else if (grad.scalar_type() == scalar_type_of<scalar_t>) {
-      cuda::launch_over(n, backward_kernel<scalar_t, target_t, kGradT, scalar_t>, a, row_operand<scalar_t>(grad),
-                        static_cast<const opmath_t*>(nullptr), counted, false, out_x, out_t);
-    } else {
-      cuda::launch_over(n, backward_kernel<scalar_t, target_t, kGradT, opmath_t>, a, row_operand<opmath_t>(grad),
-                        static_cast<const opmath_t*>(nullptr), counted, false, out_x, out_t);
+      return cuda::launch(dim3(cuda::grid_size(kernel, n), static_cast<unsigned>(std::max<int64_t>(layers, 1))),
+                          kernel, a, RowOperand<opmath_t>{}, grad.const_data_ptr<opmath_t>(), counted,
+                          reduction == kMean, out_x, out_t);
     }
+    // the upstream gradient has the loss's dtype (see forward)
+    if constexpr (promotes_to<target_t, scalar_t>) {
+      if (grad.scalar_type() == scalar_type_of<scalar_t>)
+        return cuda::launch_over(n, backward_kernel<scalar_t, target_t, kGradT, scalar_t>, a,
+                                 row_operand<scalar_t>(grad), static_cast<const opmath_t*>(nullptr), counted, false,
+                                 out_x, out_t);
+    }
+    cuda::launch_over(n, backward_kernel<scalar_t, target_t, kGradT, opmath_t>, a, row_operand<opmath_t>(grad),
+                      static_cast<const opmath_t*>(nullptr), counted, false, out_x, out_t);
   }
 };
 

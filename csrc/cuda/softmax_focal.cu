@@ -5,7 +5,6 @@
 // threads own neighbouring positions, every class read is coalesced already, and the log-sum-exp
 // is one online pass over the classes (a running max rescales the sum), so a position's C logits,
 // `inner` apart and out of cache for large C, are read once in the forward instead of twice.
-// FASTLOSS_CUDA_LAUNCH=legacy restores a warp per row and the two-pass statistics.
 // Loss sums go through cuda/reduce.cuh (deterministic). A label outside [0, C) that is not
 // ignore_index fails a device-side assert (as F.cross_entropy's) and is never used as an address.
 #include <type_traits>
@@ -16,15 +15,16 @@
 namespace fastloss::softmax_focal {
 namespace {
 
-// The lanes of this thread's group within its warp (G divides 32): the shuffles' mask. Groups of
-// one warp may leave the grid-stride loop at different iterations; each group only ever waits for
+// The lanes of this thread's group within its warp (G divides the warp): the shuffles' mask. Groups
+// of one warp may leave the grid-stride loop at different iterations; each group only ever waits for
 // its own lanes.
 template <int G>
-__device__ __forceinline__ unsigned group_mask() {
-  if constexpr (G == 32) {
-    return 0xffffffffu;
-  } else {  // (a discarded branch: 1u << 32 would be undefined)
-    return ((1u << G) - 1u) << ((threadIdx.x % 32) / G * G);
+__device__ __forceinline__ cuda::LaneMask group_mask() {
+  static_assert(G <= cuda::kWarpSize && cuda::kWarpSize % G == 0, "a group lies within one warp");
+  if constexpr (G == cuda::kWarpSize) {
+    return cuda::kAllLanes;
+  } else {  // (a discarded branch: a shift by the mask's width would be undefined)
+    return ((cuda::LaneMask(1) << G) - 1) << (cuda::lane_id() / G * G);
   }
 }
 
@@ -60,10 +60,10 @@ struct Group {
   // max and log Σ exp(x − max) of the position: two passes, or (one lane per position) one pass
   // with a running max m that rescales the sum when a larger logit comes, one exp per logit.
   // −inf logits add nothing; NaN propagates; a second +inf makes the sum NaN, as torch's.
-  __device__ void stats(opmath_t& m, opmath_t& log_s, bool online) const {
+  __device__ void stats(opmath_t& m, opmath_t& log_s) const {
     opmath_t s = 0;
     m = -INFINITY;
-    if (G == 1 && online) {
+    if constexpr (G == 1) {
       for (int64_t c = 0; c < a.classes; ++c) {
         const opmath_t x = logit(c);
         if (x > m) {
@@ -111,14 +111,14 @@ __device__ __forceinline__ int64_t label_of(const Args<scalar_t>& a, int64_t pos
 }
 
 template <int G, typename scalar_t, typename opmath_t = math_type_t<scalar_t>>
-__global__ void forward_kernel(Args<scalar_t> a, bool online, LossOut<scalar_t, opmath_t> loss_out,
+__global__ void forward_kernel(Args<scalar_t> a, LossOut<scalar_t, opmath_t> loss_out,
                                opmath_t* lse_out, cuda::Partials<opmath_t> partials) {
   opmath_t sum = 0;
   int64_t count = 0;
   for_each_position<G>(a.n * a.inner, [&](int64_t q, int lane) {
     const Group<G, scalar_t> g{a, a.logits(q), lane};
     opmath_t m, log_s;
-    g.stats(m, log_s, online);
+    g.stats(m, log_s);
     const int64_t y = label_of(a, q);
     const opmath_t l = y < 0 ? opmath_t(0) : loss(g.position(y, m, log_s), a.prm) * a.weight_of(q);
     if (lane == 0) {
@@ -157,9 +157,8 @@ inline int blocks_for(Kernel kernel, int64_t positions, int group) {
   return cuda::grid_size(kernel, positions * group);
 }
 
-// The lanes per (N, C) row: min(32, the power of two ≥ C) — a warp in the legacy design.
+// The lanes per (N, C) row: min(32, the power of two ≥ C).
 inline int row_group(int64_t classes) {
-  if (cuda::legacy_launch()) return 32;
   int g = 1;
   while (g < 32 && g < classes) g *= 2;
   return g;
@@ -196,7 +195,6 @@ struct CudaKernels {
       Tensor total = empty({}, options(lse));
       const auto kernel = forward_kernel<G, scalar_t>;
       cuda::reduce_launch<opmath_t, opmath_t>(blocks_for(kernel, positions, G), false, total, count, kernel, a,
-                                              !cuda::legacy_launch(),
                                               fastloss::loss_out<scalar_t, opmath_t>(loss, reduction == kNone),
                                               lse.mutable_data_ptr<opmath_t>());
       if (reduction != kNone) torch::stable::copy_(loss, total);

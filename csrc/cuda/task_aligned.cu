@@ -10,15 +10,15 @@
 namespace fastloss::task_aligned {
 namespace {
 
-constexpr int kWarp = 32;
+constexpr int kWarp = cuda::kWarpSize;
 constexpr int kWarpsPerBlock = cuda::kThreads / kWarp;
 
 // The warp's best (metric, anchor) among the lanes' offers: larger metric, then lower anchor.
 template <typename S>
 __device__ __forceinline__ void warp_best(S& metric, int64_t& anchor) {
   for (int offset = kWarp / 2; offset > 0; offset /= 2) {
-    const S m = __shfl_xor_sync(0xffffffffu, metric, offset);
-    const int64_t a = __shfl_xor_sync(0xffffffffu, anchor, offset);
+    const S m = __shfl_xor_sync(cuda::kAllLanes, metric, offset);
+    const int64_t a = __shfl_xor_sync(cuda::kAllLanes, anchor, offset);
     if (TopK<S>::before(m, a, metric, anchor)) metric = m, anchor = a;
   }
 }
@@ -61,12 +61,12 @@ __global__ void gt_positives_kernel(Args<scalar_t, S> a) {
       const bool candidate = valid && a.pair(b, j, anchor, overlap, metric);
       const bool positive = candidate && metric > S(0);
       if (positive) top.offer(a.topk, metric, anchor);
-      const unsigned zero_lanes = __ballot_sync(0xffffffffu, valid && !positive);
+      const cuda::LaneMask zero_lanes = __ballot_sync(cuda::kAllLanes, valid && !positive);
       if (zero_count < a.topk && valid && !positive) {
-        const int64_t rank = zero_count + __popc(zero_lanes & ((1u << lane) - 1u));
+        const int64_t rank = zero_count + cuda::lane_count(zero_lanes & cuda::lanes_below(lane));
         if (rank < a.topk) zeros[warp][rank] = anchor, zero_is_candidate[warp][rank] = candidate;
       }
-      zero_count += __popc(zero_lanes);
+      zero_count += cuda::lane_count(zero_lanes);
     }
     __syncwarp();
     const int selected = warp_merge(top, a.topk, [&](int i, int64_t anchor) {
@@ -208,18 +208,21 @@ struct CudaKernels {
                        Tensor& bboxes, Tensor& scores) {
     const cuda::DeviceGuard guard(labels);
     const int64_t n = t.batch * t.anchors_n, classes = scores.dim() == 3 ? scores.size(2) : 0;
+    // the scores' dtype out_t promotes the GT boxes' (box_t); the math type is out_t's
     dispatch_floating(t.gt_in.scalar_type(), [&](auto box_type) {
       using box_t = typename decltype(box_type)::type;
       dispatch_floating(scores.scalar_type(), [&](auto out_type) {
         using out_t = typename decltype(out_type)::type;
-        dispatch_math(norm.scalar_type(), [&](auto math_type) {
-          using S = typename decltype(math_type)::type;
+        using S = math_type_t<out_t>;
+        if constexpr (promotes_to<box_t, out_t>) {
           cuda::launch_over(n, finalize_kernel<box_t, out_t, S>, n, t.anchors_n, t.gts, classes,
                             gt_idx.const_data_ptr<int64_t>(), fg.const_data_ptr<bool>(), norm.const_data_ptr<S>(),
                             t.labels.const_data_ptr<int64_t>(), t.gt_in.const_data_ptr<box_t>(),
                             labels.mutable_data_ptr<int64_t>(), bboxes.mutable_data_ptr<box_t>(),
                             scores.mutable_data_ptr<out_t>());
-        });
+        } else {
+          throw std::logic_error("fastloss: task_aligned_assign's scores do not promote its GT boxes' dtype");
+        }
       });
     });
   }

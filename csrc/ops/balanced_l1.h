@@ -132,7 +132,7 @@ void backward_in_place(const Tensor& grad, Tensor& kept, const std::optional<Ten
                    w.sizes());
   const Tensor g = upstream_gradient(grad, kept, reduction);
   const Tensors a{kept, kept, w.defined() ? as_contiguous(w) : w};
-  dispatch_floating(kept.scalar_type(), [&](auto type) {
+  dispatch_math(kept.scalar_type(), [&](auto type) {
     using scalar_t = typename decltype(type)::type;
     Kernels::template backward<scalar_t>(make_args<scalar_t>(a, 1.0, 1.0, 1.0), g, reduction, kept, true);
   });

@@ -95,7 +95,7 @@ Tensor box_fields_of(const Tensor& boxes, ScalarType math, int64_t format, bool 
   if (rows == 0) return out;
   dispatch_floating(boxes.scalar_type(), [&](auto s_type) {
     using scalar_t = typename decltype(s_type)::type;
-    dispatch_math(math, [&](auto m_type) {
+    dispatch_math_from<scalar_t>(math, [&](auto m_type) {
       using opmath_t = typename decltype(m_type)::type;
       Kernels::template fields<scalar_t, opmath_t>(boxes, static_cast<int>(format), angle, out);
     });

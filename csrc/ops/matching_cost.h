@@ -100,7 +100,7 @@ Tensor costs(const Tensor& logits, const Tensor& boxes, const Tensor& labels, co
   Tensor target_values = empty({kBoxValues, t.batch * t.targets}, opts);
   dispatch_floating(t.logits.scalar_type(), [&](auto s_type) {
     using scalar_t = typename decltype(s_type)::type;
-    dispatch_math(t.math, [&](auto m_type) {
+    dispatch_math_from<scalar_t>(t.math, [&](auto m_type) {
       using S = typename decltype(m_type)::type;
       Kernels::template prepare<scalar_t, S>(t, class_cost, softmax, target_values);
       Kernels::costs(Args<scalar_t, S>{t.logits.const_data_ptr<scalar_t>(), t.boxes.const_data_ptr<S>(),

@@ -141,7 +141,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> assign(const Tensor& scores, 
   Tensor per_anchor = zeros({2, t.batch, t.anchors_n}, opts.with(t.math));
   dispatch_floating(t.scores.scalar_type(), [&](auto s_type) {
     using scalar_t = typename decltype(s_type)::type;
-    dispatch_math(t.math, [&](auto m_type) {
+    dispatch_math_from<scalar_t>(t.math, [&](auto m_type) {
       using S = typename decltype(m_type)::type;
       S* pos_data = pos.mutable_data_ptr<S>();
       int32_t* claims_data = claims.mutable_data_ptr<int32_t>();

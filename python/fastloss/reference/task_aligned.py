@@ -36,10 +36,8 @@ def _lowest_where(mask, dim):
     return torch.where(mask, index, size).amin(dim)
 
 
-def task_aligned_assign(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, topk, topk2, num_classes,
-                        alpha, beta, eps, stride_val, sparse):
-    out_dtype = torch.promote_types(torch.promote_types(pd_scores.dtype, pd_bboxes.dtype), gt_bboxes.dtype)
-    math = torch.float64 if out_dtype == torch.float64 else torch.float32
+def pair_metrics(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, alpha, beta, stride_val, math):
+    """(candidate, overlap, metric), each (B, M, A), computed in `math`."""
     scores, pd, anc, gt = (t.detach().to(math) for t in (pd_scores, pd_bboxes, anc_points, gt_bboxes))
     batch, anchors, classes = scores.shape
     gts = gt.shape[1]
@@ -58,6 +56,17 @@ def task_aligned_assign(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, 
     s = score.sqrt() if alpha == 0.5 else score.pow(alpha)
     metric = s * overlap.pow(beta)
     metric = torch.where(candidate & ~metric.isnan(), metric, 0)
+    return candidate, overlap, metric
+
+
+def task_aligned_assign(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, topk, topk2, num_classes,
+                        alpha, beta, eps, stride_val, sparse):
+    out_dtype = torch.promote_types(torch.promote_types(pd_scores.dtype, pd_bboxes.dtype), gt_bboxes.dtype)
+    math = torch.float64 if out_dtype == torch.float64 else torch.float32
+    candidate, overlap, metric = pair_metrics(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, alpha,
+                                              beta, stride_val, math)
+    batch, anchors = pd_scores.shape[:2]
+    gts = gt_bboxes.shape[1]
     # positives: each GT's top-k that are its candidates; an anchor claimed twice goes to the GT of
     # highest overlap (ties: the lowest GT)
     positive = _top(metric, topk) & candidate
@@ -83,3 +92,33 @@ def task_aligned_assign(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, 
         one_hot = target_labels[..., None] == torch.arange(num_classes, device=owner.device)
         target_scores = (one_hot * norm[..., None]).to(out_dtype)
     return target_labels, target_bboxes, target_scores, fg, owner
+
+
+def near_ties(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, *, topk=10, topk2=None, alpha=0.5,
+              beta=6.0, stride=(8, 16, 32), rtol=1e-5):
+    """(B, A) bool: the anchors whose assignment a last-place difference in the float32 metrics may
+    change (two devices differ there: FMA contraction, their own pow and atan). With the metrics in
+    float64: every candidate of a GT whose k-th and (k+1)-th metrics (or k2-th and (k2+1)-th) differ
+    by at most rtol relative, but are not equal; and every anchor claimed by several GTs whose two
+    highest overlaps are that close. Exact ties are decided by the tie rules on every device."""
+    batch, gts = gt_bboxes.shape[:2]
+    labels, mask = gt_labels.reshape(batch, gts).long(), mask_gt.reshape(batch, gts).bool()
+    stride_val = stride[1] if len(stride) > 1 else stride[0]
+    candidate, overlap, metric = pair_metrics(pd_scores, pd_bboxes, anc_points, labels, gt_bboxes, mask, alpha, beta,
+                                              stride_val, torch.float64)
+
+    def close(a, b):  # a ≥ b: near, not equal (1e-30: float32 underflows below ~1e-38 where float64 does not)
+        return (a > b) & (a - b <= rtol * a.abs() + 1e-30)
+
+    def tied_at(k):
+        if metric.shape[-1] <= k:
+            return torch.zeros(metric.shape[:2], dtype=torch.bool, device=metric.device)
+        ranked = metric.sort(-1, descending=True).values
+        return close(ranked[..., k - 1], ranked[..., k])
+
+    tied = tied_at(topk) | (tied_at(topk2) if topk2 is not None and topk2 < topk else False)
+    undecided = (candidate & tied[..., None]).any(1)
+    if gts >= 2:
+        top2 = overlap.topk(2, dim=1).values
+        undecided |= (candidate.sum(1) > 1) & close(top2[:, 0], top2[:, 1])
+    return undecided
