@@ -16,7 +16,7 @@ export MAX_JOBS ?= 2
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: bench test peers build system-deps check info cmake-test wheel wheel-test sdist sdist-test \
-	second-torch-test oldest-torch-test aarch64-syntax sanitize gpu-wheelhouse gpu-check-dry clean
+	second-torch-test oldest-torch-test aarch64-syntax sanitize gpu-wheelhouse gpu-check-dry cuda-emulate clean
 
 $(VENV)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -145,6 +145,13 @@ gpu-check-dry: build
 # (scripts/sanitize.sh; built out of tree in build/sanitize).
 sanitize: $(VENV)/.deps system-deps
 	bash scripts/sanitize.sh $(PY)
+
+# Every CUDA kernel executed on the CPU (tests/cuda_emulation): csrc/cuda compiled unchanged as host
+# C++, each block's threads as fibers, under ThreadSanitizer (32-lane warps) and AddressSanitizer +
+# UBSan (64-lane warps); parity with the CPU kernels for every op family and dtype, thread schedules,
+# seeded defects, `kernels launched: N of N` (tests/cuda_emulation/run.py). Test-only: not in the wheel.
+cuda-emulate: build
+	$(PY) tests/cuda_emulation/run.py
 
 # The LibTorch build of the same sources (CPU; -DFASTLOSS_CUDA=ON for CUDA) and its C++ test.
 cmake-test: $(VENV)/.deps

@@ -20,8 +20,9 @@ CPU sources are always built; CUDA sources when torch has CUDA and nvcc is found
 FASTLOSS_CUDA=1 forces the CUDA build (and fails loudly if it cannot), FASTLOSS_CUDA=0 skips it.
 The CUDA toolkit is found from CUDA_HOME / CUDA_PATH, else /usr/local/cuda, else nvcc on PATH;
 the CUDA headers that pip's nvidia packages ship beside torch are added to the search path, so no
-CPATH/CUDA_HOME export is needed. TORCH_CUDA_ARCH_LIST is honoured; the default is "8.0;9.0+PTX"
-(A100, H100/H200, PTX for newer GPUs).
+CPATH/CUDA_HOME export is needed. TORCH_CUDA_ARCH_LIST is honoured; the default is torch's own cu130
+list, "7.5;8.0;8.6;9.0;10.0;12.0+PTX" (T4 to Blackwell, PTX for newer GPUs): a GPU outside it gets a
+plain error at its first call (fastloss/_backend.py).
 """
 import glob
 import os
@@ -33,7 +34,8 @@ import sys
 from setuptools import find_packages, setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_ARCHS = "8.0;9.0+PTX"
+# torch's cu130 architectures (torch._C._cuda_getArchFlags()), PTX for the newest.
+DEFAULT_ARCHS = "7.5;8.0;8.6;9.0;10.0;12.0+PTX"
 NO_TORCH = ("fastloss compiles against the torch installed in your environment, and this build "
             "environment has none: install torch, then build with `pip install --no-build-isolation .` "
             "(pip's default isolated build cannot see your torch).")
@@ -200,7 +202,9 @@ if with_cuda:
         os.environ["CPATH"] = os.pathsep.join(p for p in (os.environ.get("CPATH"), extra) if p)
     cuda_macros = build_macros + [("FASTLOSS_WITH_CUDA", None), ("FASTLOSS_CUDA_ARCHS", f'"{ARCHS}"'),
                                   ("FASTLOSS_BUILT_CUDA", f'"{torch.version.cuda}"')]
-    nvcc_flags = ["-O3"] + [flag for f in release for flag in ("-Xcompiler", f)]
+    # -fmad=false: nvcc contracts a*b + c into FMAs where it likes by default, so last places (and the
+    # decisions of top-k and argmax on near-ties) would follow its choices; the math writes fma itself.
+    nvcc_flags = ["-O3", "-fmad=false"] + [flag for f in release for flag in ("-Xcompiler", f)]
     extensions.append(CUDAExtension(name="fastloss._cuda", sources=[module_source] + sorted(glob.glob(os.path.join(
         "csrc", "cuda", "*.cu"))), extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
         define_macros=cuda_macros, **common))

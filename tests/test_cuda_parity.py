@@ -552,29 +552,29 @@ def dtype_sweep(family):
         return [small(family, dtype=a, classes=c, layout=layout, reduction=r) for a in FLOATS
                 for c, layout in ((1, "rows"), (2, "rows"), (3, "rows"), (5, "rows"), (9, "rows"), (33, "rows"),
                                   (5, "spatial")) for r in reductions]
-    if family in ("box_iou", "box_matrix"):
-        grads = ("target_grad", (False, True)) if family == "box_iou" else ("grad", ("boxes1", "both"))
-        outs = [None] if family == "box_iou" else [None] + FLOATS
-        return [small(family, dtype=a, dtype2=b, reduction=r, out_dtype=o, **{grads[0]: v}) for a, b in pairs
-                for v in grads[1] for r in reductions for o in outs]
+    if family == "box_iou":
+        return [small(family, dtype=a, dtype2=b, reduction=r, target_grad=tg) for a, b in pairs
+                for tg in (False, True) for r in reductions]
+    if family == "box_matrix":  # the output's dtype is any, from either math type
+        return [small(family, dtype=a, dtype2=b, grad="both") for a, b in pairs] + [
+            small(family, dtype=a, out_dtype=o) for a in (torch.float32, torch.float64) for o in FLOATS]
     if family == "balanced_l1":
         return [small(family, dtype=a, dtype2=b, reduction=r, grad=gr) for a, b in pairs for r in reductions
                 for gr in (True, False, "twice")]
     if family == "overlap":  # n · chunks ≥ 2 SMs' worth of blocks picks 4 positions per thread
-        return [small(family, dtype=a, dtype2=b, target="float", spatial=sp, grad=gr) for a, b in pairs
-                for sp in ((33,), (64, 64)) for gr in (True, False)] + [
-            small(family, dtype=a, target="labels", spatial=sp) for a in FLOATS for sp in ((33,), (64, 64))]
+        return [small(family, dtype=a, dtype2=b, target="float", n=n) for a, b in pairs for n in (2, 4)] + [
+            small(family, dtype=a, target="labels", n=n) for a in FLOATS for n in (2, 4)]
     if family == "quality_focal":
         return [small(family, dtype=a, dtype2=b, target=t, reduction=r) for a, b in pairs
                 for t in ("sparse", "dense") for r in reductions]
     if family == "distribution_focal":
         return [small(family, dtype=a, reduction=r) for a in FLOATS for r in reductions]
     if family == "compound":
-        return [small(family, dtype=a, loss=loss, spatial=sp) for a in FLOATS
-                for loss in PLANS["compound"]["loss"] for sp in ((33,), (64, 64))]
+        return [small(family, dtype=a, loss=loss, n=n) for a in FLOATS for loss in PLANS["compound"]["loss"]
+                for n in (2, 4)]
     if family == "task_aligned":
-        return [small(family, dtype=a, dtype2=b, dtype3=c, sparse=sp, topk=10, topk2=k2) for a, b in pairs for c in FLOATS
-                for sp, k2 in ((False, None), (True, 5))]
+        return [small(family, dtype=a, dtype2=b, dtype3=c, sparse=i % 2 == 1, topk=10, topk2=5 if i % 3 else None)
+                for i, (a, b, c) in enumerate(itertools.product(FLOATS, FLOATS, FLOATS))]
     if family == "matching_cost":
         return [small(family, dtype=a, dtype2=b, kind=k) for a, b in pairs for k in ("focal", "softmax")]
     raise KeyError(family)

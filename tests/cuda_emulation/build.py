@@ -22,11 +22,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 SANITIZER_COMMON = ["-O1", "-g", "-fno-omit-frame-pointer"]
+# preload: the runtimes the Python process must preload (ASAN's __cxa_throw interceptor needs
+# libstdc++ loaded when it starts); options: the sanitizer's, any report ending the process.
 VARIANTS = {
-    "tsan": dict(warp=32, sanitize=["-fsanitize=thread"], preload="libtsan.so"),
+    "tsan": dict(warp=32, sanitize=["-fsanitize=thread"], preload=["libtsan.so"],
+                 options={"TSAN_OPTIONS": "halt_on_error=1:exitcode=66:report_signal_unsafe=0"}),
     "asan64": dict(warp=64, sanitize=["-fsanitize=address,undefined", "-fno-sanitize=vptr",
-                                      "-fno-sanitize-recover=undefined"], preload="libasan.so"),
-    "plain": dict(warp=32, sanitize=[], preload=None),
+                                      "-fno-sanitize-recover=undefined"], preload=["libasan.so", "libstdc++.so"],
+                   options={"ASAN_OPTIONS": "detect_leaks=0:halt_on_error=1:exitcode=86",
+                            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=87"}),
+    "plain": dict(warp=32, sanitize=[], preload=[], options={}),
 }
 
 
@@ -39,13 +44,15 @@ def torch_paths():
         os.path.join(base, "lib")]
 
 
-def preload(variant):
-    """The sanitizer runtime the process must preload for this variant's library (or None)."""
-    name = VARIANTS[variant]["preload"]
-    if name is None:
-        return None
+def environment(variant, library):
+    """The environment variables of a process that runs the variant's library: its path, the runtimes
+    to preload (LD_PRELOAD, empty without a sanitizer) and the sanitizer's options."""
     cxx = os.environ.get("CXX", "g++")
-    return subprocess.run([cxx, f"-print-file-name={name}"], capture_output=True, text=True, check=True).stdout.strip()
+    paths = [subprocess.run([cxx, f"-print-file-name={name}"], capture_output=True, text=True,
+                            check=True).stdout.strip() for name in VARIANTS[variant]["preload"]]
+    # one CPU thread: the CPU kernels' OpenMP threads synchronise in libgomp, which no sanitizer sees
+    return {"FASTLOSS_CUDA_EMULATION": library, "LD_PRELOAD": " ".join(paths), "OMP_NUM_THREADS": "1",
+            **VARIANTS[variant]["options"]}
 
 
 def library_path(variant, out=None):
@@ -133,7 +140,8 @@ def build(variant, source=ROOT, out=None, only=None, quiet=False):
     if not os.path.exists(ninja):
         ninja = "ninja"
     jobs = os.environ.get("MAX_JOBS", str(os.cpu_count() or 2))
-    result = subprocess.run([ninja, "-C", out, "-j", jobs], capture_output=quiet, text=True)
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}  # (a sanitizer runtime would crash g++)
+    result = subprocess.run([ninja, "-C", out, "-j", jobs], capture_output=quiet, text=True, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"the CUDA emulation ({variant}) did not build:\n{result.stdout or ''}{result.stderr or ''}")
     return library_path(variant, out)

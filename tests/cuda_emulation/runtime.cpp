@@ -108,7 +108,7 @@ constexpr unsigned kMaxBlockThreads = 1024, kMaxBlockZ = 64, kMaxGridYZ = 65535;
 constexpr unsigned long long kMaxGridX = 0x7fffffffull;
 constexpr size_t kMaxStaticShared = 48 << 10;
 
-enum class State { kReady, kBarrier, kWarp, kExited };
+enum class State { kReady, kBarrier, kWarp, kExited, kAssert };
 
 const char* op_name(int op) {
   switch (op) {
@@ -139,8 +139,9 @@ struct Fiber {
   unsigned tid = 0, lane = 0, warp = 0;
   uint3 idx{};
   State state = State::kReady;
-  const char* file = nullptr;
+  const char* file = nullptr;  // where it waits (or its failed assert is)
   int line = 0;
+  const char* condition = nullptr;  // of a failed device-side assert
   // the pending warp operation
   int op = 0, arg = 0, width = 0;
   unsigned long long mask = 0;
@@ -154,7 +155,7 @@ struct Emulator {
   // configuration
   uint64_t seed = 0;
   void* current_stream = reinterpret_cast<void*>(0x5eed);  // torch's current stream, as this emulation has it
-  int multiprocessors = 4;
+  int multiprocessors = 2;  // (small grids: the emulation is slow; waves come quickly)
   // the running launch
   const char* kernel_name = nullptr;
   dim3 grid, block;
@@ -229,7 +230,8 @@ bool is_shared_variable(const std::string& demangled) {
 
 // "fastloss::...::name" of a demangled function, when `name` is a __global__ template (else empty).
 std::string kernel_template(std::string demangled) {
-  if (demangled.find("[clone") != std::string::npos) return {};
+  // (clones, and the lambdas of kernels that an unoptimised build keeps out of line, are not kernels)
+  if (demangled.find("[clone") != std::string::npos || demangled.find("{lambda") != std::string::npos) return {};
   for (size_t at; (at = demangled.find("(anonymous namespace)")) != std::string::npos;)
     demangled.replace(at, 21, "{anonymous}");
   size_t begin = demangled.rfind("void ", 0) == 0 ? 5 : 0, end = begin;
@@ -383,9 +385,16 @@ Context* new_context() {
   return c;
 }
 
-// A fiber that stopped inside a kernel (the launch failed) cannot be resumed: it is dropped.
+// A fiber that stopped inside a kernel (the launch failed) cannot be resumed: it is dropped. Its
+// accesses so far still happen before the host's next ones (as a failed grid's on a GPU): it releases
+// into the grid's end on its own behalf first.
 void drop_context(Context*& c) {
-  if (tsan()) __tsan_destroy_fiber(c->tsan);
+  if (tsan()) {
+    __tsan_switch_to_fiber(c->tsan, kTsanNoSync);
+    __tsan_release(emu().grid_done);
+    __tsan_switch_to_fiber(emu().scheduler_tsan, kTsanNoSync);
+    __tsan_destroy_fiber(c->tsan);
+  }
   munmap(c->stack - kPage, kStackSize + kPage);
   delete c;
   c = nullptr;
@@ -600,6 +609,9 @@ void run_block(const dim3& block_idx) {
       case State::kBarrier: check_barrier(ready); break;
       case State::kWarp: warp_arrived(*f, ready); break;
       case State::kReady: fail(where() + ", " + thread_of(*f) + ": yielded without waiting"); break;
+      case State::kAssert:
+        fail(where() + ", " + thread_of(*f) + ": device-side assert triggered: `" + f->condition + "` at " + site(*f));
+        break;
     }
   }
   for (Fiber& f : e.fibers)
@@ -662,11 +674,13 @@ EMU_EXPORT unsigned long long fastloss_emu_activemask() {
   return lanes;
 }
 
+// (The message is the scheduler's to write: a string built here would be this thread's memory access.)
 EMU_EXPORT void fastloss_emu_device_assert(const char* condition, const char* file, int line) {
   Fiber& f = running_fiber("a device-side assert");
-  fail(where() + ", " + thread_of(f) + ": device-side assert triggered: `" + condition + "` at " + file + ":" +
-       std::to_string(line));
-  f.state = State::kReady;  // (stopped inside the kernel: dropped, never resumed)
+  f.condition = condition;
+  f.file = file;
+  f.line = line;
+  f.state = State::kAssert;  // stopped inside the kernel: dropped, never resumed
   yield_to_scheduler(true);
   __builtin_trap();
 }

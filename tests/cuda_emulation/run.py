@@ -1,0 +1,48 @@
+"""`make cuda-emulate`: every CUDA kernel of csrc/cuda executed on the CPU, twice, each step timed.
+
+1. `tsan`: ThreadSanitizer, 32-lane warps — tests/test_cuda_parity.py (every op family: the pairwise
+   plans and every dtype combination the dispatch reaches, against the CPU kernels) and
+   tests/test_cuda_emulation.py (three thread schedules, two call histories, the seeded defects);
+2. `asan64`: AddressSanitizer + UBSan, 64-lane warps (ROCm's wavefront) — test_cuda_parity.py.
+
+Each run prints `kernels launched: N of M` over every __global__ template instance of its build and
+fails unless N = M. Any sanitizer report, barrier, mask or launch error fails it.
+
+    python tests/cuda_emulation/run.py [pytest arguments...]
+"""
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import build  # noqa: E402
+
+RUNS = [("tsan", ["tests/test_cuda_parity.py", "tests/test_cuda_emulation.py"]),
+        ("asan64", ["tests/test_cuda_parity.py"])]
+
+
+def main(extra):
+    start = time.time()
+    for variant, files in RUNS:
+        t0 = time.time()
+        library = build.build(variant)
+        print(f"=== cuda-emulate: {variant} built in {time.time() - t0:.0f} s", flush=True)
+        t0 = time.time()
+        env = {**os.environ, **build.environment(variant, library), "FASTLOSS_EMU_COVERAGE": "1",
+               "PYTHONDONTWRITEBYTECODE": "1"}
+        # -s: a sanitizer report ends the process at once, and must not die in pytest's capture
+        command = [sys.executable, "-m", "pytest", *files, "-m", "emulation", "-q", "-s", "-p", "no:cacheprovider",
+                   *extra]
+        result = subprocess.run(command, cwd=ROOT, env=env)
+        print(f"=== cuda-emulate: {variant} tests in {time.time() - t0:.0f} s", flush=True)
+        if result.returncode != 0:
+            sys.exit(f"cuda-emulate: the {variant} run failed")
+    print(f"=== cuda-emulate passed in {time.time() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
