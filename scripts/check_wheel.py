@@ -11,6 +11,8 @@
   SLEEF's libsleef.so.3 beside the x86 CPU kernels, and _build_info.py, no other binary; neither the
   source tree's nor torch's path inside a binary; no extension module references a C++ symbol of
   torch's (c10::, at::, torch::): nothing outside the stable C shim;
+- the CUDA kernels carry machine code (SASS) for every architecture of the build's CUDA_ARCHS, and
+  PTX for those marked +PTX (cuobjdump: the CUDA toolkit's, or the copy triton ships);
 - auditwheel: the glibc/libstdc++ symbol versions constrain the tag to manylinux_2_28 or better —
   torch's own libraries (libc10, libtorch*, its libgomp, the CUDA runtime) are torch's to provide;
 - the size, printed (and at most 50 MB).
@@ -46,6 +48,41 @@ def torch_cxx_symbols(path):
     out = subprocess.run(["nm", "-D", "--undefined-only", "-C", path], capture_output=True, text=True, check=True)
     return [line.split(None, 1)[-1] for line in out.stdout.splitlines()
             if re.search(r"\b(c10|at|torch)::", line)]
+
+
+def cuobjdump():
+    """The CUDA toolkit's cuobjdump, or the copy torch's triton ships; None if neither exists."""
+    import shutil
+    candidates = [shutil.which("cuobjdump"), os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin",
+                                                           "cuobjdump")]
+    try:
+        import triton
+        candidates.append(os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump"))
+    except ImportError:
+        pass
+    return next((c for c in candidates if c and os.path.exists(c)), None)
+
+
+def cuda_code(path):
+    """({"sm_90", ...} with machine code, {"sm_120", ...} with PTX) of a CUDA library."""
+    tool = cuobjdump()
+    found = []
+    for option in ("--list-elf", "--list-ptx"):
+        out = subprocess.run([tool, option, path], capture_output=True, text=True).stdout
+        found.append(set(re.findall(r"\.(sm_\d+)\.(?:cubin|ptx)", out)))
+    return found
+
+
+def expected_cuda_code(archs):
+    """The architectures a TORCH_CUDA_ARCH_LIST ("7.5;8.0;...;12.0+PTX") gives SASS and PTX for."""
+    sass, ptx = set(), set()
+    for arch in archs.replace(",", ";").replace(" ", ";").split(";"):
+        if arch:
+            code = "sm_" + arch.replace("+PTX", "").replace(".", "")
+            sass.add(code)
+            if arch.endswith("+PTX"):
+                ptx.add(code)
+    return sass, ptx
 
 
 def main():
@@ -94,6 +131,11 @@ def main():
             with open(path, "wb") as f:
                 f.write(data)
             torch_symbols[n] = torch_cxx_symbols(path)
+            if n.endswith("/_cuda.abi3.so") and cuobjdump():
+                sass, ptx = cuda_code(path)
+                want_sass, want_ptx = expected_cuda_code(build["CUDA_ARCHS"])
+                check((sass, ptx) == (want_sass, want_ptx), f"CUDA code for {build['CUDA_ARCHS']}: SASS "
+                      f"{sorted(sass, key=lambda a: int(a[3:]))}, PTX {sorted(ptx)}")
     bad = {n: s[:3] for n, s in torch_symbols.items() if s}
     check(not bad, f"no c10::/at::/torch:: symbol referenced by {sorted(torch_symbols)}: {bad or 'none'}")
     paths = [ROOT, os.path.dirname(os.path.abspath(torch.__file__))]  # the source tree, the build's torch

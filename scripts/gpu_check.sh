@@ -2,7 +2,8 @@
 # The one command for a lent GPU machine: a fresh box with one GPU, torch, pytest and nvcc, no
 # network, ≤ 10 minutes per command. Preflight, a build for that GPU only (one CPU flavour, all
 # cores), `check`, the CUDA tests and the CUDA-vs-CPU parity suite — one pytest process per op
-# family, so a device-side assert cannot hide the rest —, then the CUDA benchmark (torch.compile
+# family, so a device-side assert cannot hide the rest —, compute-sanitizer (memcheck, racecheck,
+# synccheck, initcheck) on tiny cases, then the CUDA benchmark (torch.compile
 # rows only where Triton exists and time is left). Every step has a time limit; everything lands in
 # $OUT (summary.json, preflight.json, bench JSON, junit XML, one log per step). Target: ≤ 7 minutes.
 #   bash scripts/gpu_check.sh              OUT=/tmp/r PYTHON=python3.12 bash scripts/gpu_check.sh
@@ -69,13 +70,27 @@ step check 180 "$PY" -m fastloss check --device $DEVICE
 # The CUDA tests (their CUDA variants; on a dry run they skip) and the parity suite, per op family.
 # (-k: the family's CUDA variants, and its parity cases — whose module name holds "cuda" too)
 for family in sigmoid_focal softmax_focal box_iou overlap balanced_l1 box_matrix task_aligned quality_focal compound \
-    distribution_focal; do
+    distribution_focal matching_cost; do
   step "pytest_$family" 240 "$PY" -m pytest -q -p no:cacheprovider -rs --junitxml="$OUT/pytest_$family.xml" \
     tests/test_cuda_parity.py "tests/test_${family}.py" \
     -k "(cuda and not test_cuda_parity) or (test_cuda_parity and $family)"
 done
 step pytest_guarantees 180 "$PY" -m pytest -q -p no:cacheprovider --junitxml="$OUT/pytest_guarantees.xml" \
   tests/test_guarantees.py tests/test_build.py -k "cuda"
+
+# NVIDIA's compute-sanitizer over tiny cases of every family (memcheck without torch's caching
+# allocator, so that its blocks' bounds are the tensors'), where the toolkit has it.
+SANITIZER="$(command -v compute-sanitizer || ls "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer" 2>/dev/null)"
+if [ $HAS_GPU -eq 1 ] && [ -n "$SANITIZER" ]; then
+  for tool in memcheck racecheck synccheck initcheck; do
+    step "sanitizer_$tool" 75 env PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$SANITIZER" --tool "$tool" --error-exitcode 1 \
+      "$PY" scripts/gpu_sanitize.py
+  done
+elif [ $DRY -eq 1 ]; then
+  step sanitizer_dry 60 "$PY" scripts/gpu_sanitize.py
+else
+  skip sanitizer "no compute-sanitizer in this CUDA toolkit"
+fi
 
 if [ $HAS_GPU -eq 1 ]; then
   step bench_cuda 180 "$PY" -m fastloss bench --device cuda --no-compile --json "$OUT/bench_cuda.json"

@@ -311,3 +311,18 @@ def test_a_build_without_torch_stops_with_one_sentence():
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().count("\n") == 0 and "pip install --no-build-isolation ." in out.stderr
+
+
+def test_default_cuda_architectures_are_torch_s_own():
+    """setup.py's and CMake's default TORCH_CUDA_ARCH_LIST is torch's cu130 build's list (T4 to
+    Blackwell), with PTX for the newest: what the release wheel carries (scripts/check_wheel.py
+    checks the wheel's code)."""
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    archs = re.search(r'DEFAULT_ARCHS = "([^"]+)"', open(os.path.join(root, "setup.py")).read()).group(1)
+    assert f'"{archs}"' in open(os.path.join(root, "CMakeLists.txt")).read()
+    assert archs.endswith("+PTX") and archs.count("+PTX") == 1
+    codes = {"sm_" + a.replace("+PTX", "").replace(".", "") for a in archs.split(";")}
+    if torch.version.cuda is not None:  # (a CPU-only torch lists none)
+        assert codes == set(torch._C._cuda_getArchFlags().split())
+    assert codes == {"sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"}

@@ -193,3 +193,35 @@ def test_a_device_side_assert_is_an_error_naming_the_label():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert result.returncode != 0
     assert "label 7 outside [0," in result.stdout + result.stderr and "device-side assert" in result.stderr
+
+
+def test_the_emulation_has_every_kernel_of_the_cuda_build():
+    """The emulation's kernel instances (whose launches the coverage counts) are the CUDA build's:
+    nvcc's cubin for sm_90 holds the same __global__ instances, name for name (anonymous namespaces
+    aside). Needs the CUDA build (`FASTLOSS_CUDA=1 make build`) and cuobjdump."""
+    import re
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import check_wheel
+    cuda = os.path.join(ROOT, "python", "fastloss", "_cuda.abi3.so")
+    tool = check_wheel.cuobjdump()
+    if not os.path.exists(cuda) or tool is None:
+        pytest.skip("no CUDA build here (FASTLOSS_CUDA=1 make build), or no cuobjdump")
+    elf = subprocess.run([tool, "-elf", "-arch", "sm_90", cuda], capture_output=True, text=True).stdout
+    mangled = set(re.findall(r"\.text\.(_Z\w+)", elf))
+    def gcc_anonymous(m):  # nvcc names an anonymous namespace after its file; GCC's is _GLOBAL__N_1
+        at = m.find("_GLOBAL__N__")
+        for k in (2, 3, 1):  # (the identifier's length prefix: the digits that cut it exactly)
+            digits = m[at - k:at]
+            ident = m[at:at + int(digits)] if at > 0 and digits.isdigit() else ""
+            if re.fullmatch(r"_GLOBAL__N__[0-9a-f]+_\d+_\w+_cu_[0-9a-f]+_\d+", ident) and m[at + len(ident)].isdigit():
+                return m[:at - k] + "12_GLOBAL__N_1" + m[at + len(ident):]
+        return m
+    mangled = {gcc_anonymous(m) for m in mangled}
+    demangled = subprocess.run(["c++filt"], input="\n".join(sorted(mangled)), capture_output=True,
+                               text=True).stdout.split("\n")
+    cuda_kernels = {d.replace("void ", "", 1).strip() for d in demangled if d.strip()}
+    emulated = {name.replace("void ", "", 1) for name in emulation.launches()}
+
+    def normal(name):  # (c10's long long / long spelling differs between the two compilers' demanglers)
+        return re.sub(r"\blong long\b", "long", name)
+    assert {normal(n) for n in cuda_kernels} == {normal(n) for n in emulated}

@@ -160,7 +160,7 @@ _checked_cuda_devices = set()
 
 
 def _arch_runs(archs, capability):
-    """True when code built for `archs` (TORCH_CUDA_ARCH_LIST: "8.0;9.0+PTX") runs on a GPU of
+    """True when code built for `archs` (TORCH_CUDA_ARCH_LIST: "8.6;9.0+PTX") runs on a GPU of
     `capability` (major, minor): machine code for the same major and a minor not above it, or PTX
     for a capability not above it (the driver compiles it)."""
     for arch in archs.replace(",", ";").replace(" ", ";").split(";"):

@@ -26,21 +26,36 @@ RUNS = [("tsan", ["tests/test_cuda_parity.py", "tests/test_cuda_emulation.py"]),
 
 
 def main(extra):
+    """Builds both variants, then runs their tests side by side (each is one CPU thread: fibers), and
+    prints each run's output when it ends."""
     start = time.time()
+    runs = []
     for variant, files in RUNS:
         t0 = time.time()
         library = build.build(variant)
         print(f"=== cuda-emulate: {variant} built in {time.time() - t0:.0f} s", flush=True)
-        t0 = time.time()
         env = {**os.environ, **build.environment(variant, library), "FASTLOSS_EMU_COVERAGE": "1",
                "PYTHONDONTWRITEBYTECODE": "1"}
         # -s: a sanitizer report ends the process at once, and must not die in pytest's capture
         command = [sys.executable, "-m", "pytest", *files, "-m", "emulation", "-q", "-s", "-p", "no:cacheprovider",
                    *extra]
-        result = subprocess.run(command, cwd=ROOT, env=env)
-        print(f"=== cuda-emulate: {variant} tests in {time.time() - t0:.0f} s", flush=True)
-        if result.returncode != 0:
-            sys.exit(f"cuda-emulate: the {variant} run failed")
+        runs.append((variant, command, env))
+    t0 = time.time()
+    logs, processes = {}, {}
+    for variant, command, env in runs:
+        logs[variant] = open(os.path.join(os.path.dirname(build.library_path(variant)), "tests.log"), "w+")
+        processes[variant] = subprocess.Popen(command, cwd=ROOT, env=env, stdout=logs[variant],
+                                              stderr=subprocess.STDOUT)
+    failed = []
+    for variant, process in processes.items():
+        code = process.wait()
+        logs[variant].seek(0)
+        print(f"=== cuda-emulate: {variant} tests ({'passed' if code == 0 else 'FAILED'}, "
+              f"{time.time() - t0:.0f} s since they started)\n{logs[variant].read()}", flush=True)
+        if code != 0:
+            failed.append(variant)
+    if failed:
+        sys.exit(f"cuda-emulate: the {', '.join(failed)} run failed")
     print(f"=== cuda-emulate passed in {time.time() - start:.0f} s")
 
 
