@@ -99,6 +99,9 @@ DEFECTS = [
      "  check(cudaGetLastError());\n  check(cudaDeviceSynchronize());\n}", "plain", "a host synchronisation"),
     ("a grid of 65536 rows (its check removed)", "cuda/launch.cuh", "  check_grid(blocks);\n", "",
      "plain", "outside CUDA's limits (x < 2^31, y and z <= 65535)"),
+    ("an output left as torch.empty made it", "cuda/reduce.cuh",
+     "    loss[blockIdx.x] = static_cast<scalar_t>(mean ? sum / static_cast<acc_t>(n > 0 ? n : 1) : sum);\n", "",
+     "plain", "differs from the CPU kernels"),
 ]
 
 # What runs the defective build: balanced_l1 forward and backward, compared with the CPU kernels;

@@ -87,7 +87,7 @@ WAVES = 132 * 8 * 256 * 2 + 1  # past two full grid-stride waves of a 132-SM GPU
 SIGMOID = dict(dtype=FLOATS, rows=[1, 31, 33, 1025, 65537], classes=[1, 4, 31, 33, 80, 1203],
                targets=["labels", "one-hot", "soft"], reduction=["none", "mean", "sum"],
                weight=[None, "row", "class", "full"], contiguous=[True, False], gamma=[0.0, 0.5, 2.0, 1.7],
-               alpha=[0.25, -1.0], avg_factor=[None, "tensor"], layers=[0, 3])
+               alpha=[0.25, -1.0], avg_factor=[None, "tensor"])
 SOFTMAX = dict(dtype=FLOATS, layout=["rows", "spatial"], positions=[1, 31, 33, 1025, 65537],
                classes=[1, 4, 31, 33, 80, 1203, 32768], reduction=["none", "mean", "sum"],
                alpha=[None, "tensor"], weight=[None, "position"], ignore=[False, True], smoothing=[0.0, 0.1],
@@ -146,7 +146,7 @@ def cases_of(family):
 
 def elements(family, case):
     if family == "sigmoid_focal":
-        return max(case["layers"], 1) * case["rows"] * case["classes"]
+        return max(case.get("layers", 0), 1) * case["rows"] * case["classes"]
     if family == "quality_focal":
         return max(case["layers"], 1) * case["rows"] * case["classes"]
     if family == "distribution_focal":
@@ -218,7 +218,7 @@ def make_call(family, case, device, seed=0):
         return t.to(device=device, dtype=dt or t.dtype)
 
     if family == "sigmoid_focal":
-        rows, classes, layers = case["rows"], case["classes"], case["layers"]
+        rows, classes, layers = case["rows"], case["classes"], case.get("layers", 0)
         lead = (layers, rows) if layers else (rows,)
         x = on(torch.randn(*lead, classes, generator=g, dtype=torch.float64) * 3, dtype)
         labels = torch.randint(-1, classes + 1, lead, generator=g)
@@ -585,6 +585,37 @@ def dtype_sweep(family):
     if family == "matching_cost":
         return [small(family, dtype=a, dtype2=b, kind=k) for a, b in pairs for k in ("focal", "softmax")]
     raise KeyError(family)
+
+
+# Empty inputs: a zero-size dimension of each family's operands.
+EMPTY = {"sigmoid_focal": [dict(rows=0), dict(classes=0)], "softmax_focal": [dict(positions=0)],
+         "box_iou": [dict(pairs=0)], "balanced_l1": [dict(elements=0)],
+         "overlap": [dict(spatial=(0,)), dict(n=0)], "box_matrix": [dict(n=0), dict(m=0)],
+         "quality_focal": [dict(rows=0)], "distribution_focal": [dict(rows=0)], "compound": [dict(spatial=(0,))],
+         "task_aligned": [dict(gts=0), dict(batch=0)], "matching_cost": [dict(queries=0), dict(targets=0)]}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("family", list(PLANS))
+def test_empty_inputs_match_cpu(family, target):
+    """Defined results (or the same error) for empty inputs, every reduction."""
+    for sizes in EMPTY[family]:
+        for reduction in ("none", "mean", "sum"):
+            case = small(family, reduction=reduction, **sizes)
+            if family == "compound" and reduction == "none":
+                continue
+            try:
+                want = run(*make_call(family, case, "cpu"))
+            except (ValueError, RuntimeError) as e:
+                with pytest.raises(type(e)), running_on(target):
+                    run(*make_call(family, case, device_of(target)))
+                continue
+            with running_on(target):
+                got = run(*make_call(family, case, device_of(target)))
+            if family in ASSIGNMENTS:
+                assert_same_assignment(got, want, make_call(family, case, "cpu"))
+            else:
+                assert_parity(got, want, case["dtype"])
 
 
 def loosest(*dtypes):

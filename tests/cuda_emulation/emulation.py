@@ -54,17 +54,25 @@ def op_names():
 
 @contextlib.contextmanager
 def emulated_cuda():
-    """Within the block, fastloss ops on CPU tensors run their (emulated) CUDA kernels."""
+    """Within the block, fastloss ops on CPU tensors run their (emulated) CUDA kernels, and every
+    torch.empty tensor comes filled with NaN (or the integer maximum): a kernel that reads one before
+    writing it gives another result than the CPU's (torch's deterministic mode fills them)."""
     load()
     lib = torch.library.Library("fastloss", "IMPL")
+    deterministic = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+                     torch.utils.deterministic.fill_uninitialized_memory)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # (overriding the CPU kernels is the point)
             for name in op_names():
                 lib.impl(name, getattr(torch.ops.fastloss_emulated, name).default, "CPU")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.utils.deterministic.fill_uninitialized_memory = True
         yield
     finally:
         lib._destroy()
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+        torch.utils.deterministic.fill_uninitialized_memory = deterministic[2]
 
 
 @contextlib.contextmanager
