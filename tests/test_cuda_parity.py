@@ -121,8 +121,12 @@ COMPOUND = dict(dtype=FLOATS, loss=["dice_ce", "dice_focal", "dice_focal_sigmoid
                 include_background=[True, False], activation=["softmax", "sigmoid", "none"],
                 reduction=["mean", "sum"])
 # Task-aligned assignment (YOLOv8–11) and the DETR matching cost.
-TASK_ALIGNED = dict(dtype=FLOATS, batch=[1, 3], gts=[0, 1, 12, 40], classes=[1, 7, 80], size=[64, 160, 320],
-                    topk=[1, 10, 13], topk2=[None, 5], sparse=[False, True], quantized=[False, True])
+# (size 16: fewer anchors than top-k; 100 GTs × 3 images: more GTs than the emulated grid has warps;
+# "zero_row": a GT over the first row of anchors, all of zero score but one — its top-k completed by
+# zero-metric anchors in index order)
+TASK_ALIGNED = dict(dtype=FLOATS, batch=[1, 3], gts=[0, 1, 12, 40, 100], classes=[1, 7, 80], size=[16, 64, 160, 320],
+                    topk=[1, 10, 13], topk2=[None, 5], sparse=[False, True], quantized=[False, True],
+                    scenario=["random", "zero_row"])
 MATCHING = dict(dtype=FLOATS, kind=["focal", "softmax"], batch=[1, 3], queries=[1, 20, 300], targets=[0, 1, 7, 40],
                 layers=[0, 2], classes=[1, 9, 91])
 # named large-index cases, beyond the per-case limit
@@ -174,6 +178,8 @@ def fitted(family, case, limit=LIMIT):
     """The case with its leading size cut so that it stays within `limit` elements (the overlap
     family's spatial sizes halved, once LIMIT is below its largest cases)."""
     case = dict(case)
+    while family == "task_aligned" and elements(family, case) > limit and case["size"] > 32:
+        case["size"] //= 2  # (fewer anchors first: the GTs' count decides the warps' loop)
     key = {"sigmoid_focal": "rows", "softmax_focal": "positions", "box_iou": "pairs", "balanced_l1": "elements",
            "box_matrix": "m", "quality_focal": "rows", "distribution_focal": "rows", "matching_cost": "queries",
            "task_aligned": "gts"}.get(family)
@@ -181,8 +187,7 @@ def fitted(family, case, limit=LIMIT):
         case[key] = (case[key] + 1) // 2
     while family in ("overlap", "compound") and elements(family, case) > limit and max(case["spatial"]) > 1:
         case["spatial"] = tuple((s + 1) // 2 for s in case["spatial"])
-    while family == "task_aligned" and elements(family, case) > limit and case["size"] > 32:
-        case["size"] //= 2
+
     if family == "box_matrix":
         while elements(family, case) > limit and case["n"] > 1:
             case["n"] = (case["n"] + 1) // 2
@@ -302,6 +307,8 @@ def make_call(family, case, device, seed=0):
         from assign_cases import make
         args = list(make(batch=case["batch"], gts=case["gts"], valid=max(case["gts"] - 2, 0), classes=case["classes"],
                          size=case["size"], seed=seed, quantized=case["quantized"], dtype=dtype))
+        if case.get("scenario") == "zero_row" and case["gts"] > 0:
+            zero_row(args, case["size"])
         args[1], args[4] = args[1].to(dtype2), args[4].to(case.get("dtype3") or args[4].dtype)
         fn = functools.partial(fastloss.task_aligned_assign, num_classes=case["classes"], topk=case["topk"],
                                topk2=None if case["topk2"] is None else min(case["topk2"], case["topk"]),
@@ -340,6 +347,18 @@ def make_call(family, case, device, seed=0):
         fn = fastloss.tversky_loss
         kwargs.update(alpha=0.3, beta=0.7, gamma=0.75 if loss == "focal_tversky" else 1.0)
     return fn, [x, t], kwargs
+
+
+def zero_row(args, size):
+    """GT 0 over the first row of anchors, class 0, every anchor's class-0 score 0 but one's (whose
+    box is GT 0's): its top-k is one positive, then zero-metric candidates in index order."""
+    scores, pd, _, labels, gt, mask = args
+    gt[:, 0] = torch.tensor([0.0, 0.0, float(size), 6.0])
+    labels[:, 0], mask[:, 0] = 0, 1
+    scores[..., 0] = 0
+    one = min(3, scores.shape[1] - 1)
+    scores[:, one, 0] = 0.9
+    pd[:, one] = gt[:, 0]
 
 
 def quality_call(case, g, on):
@@ -508,13 +527,20 @@ def test_cuda_matches_cpu(item, target):
     family, _, case = item
     if target == "emulated":
         case = fitted(family, case, EMULATED_LIMIT)
-    want = run(*make_call(family, case, "cpu"))
+    assert_target_matches_cpu(target, family, case)
+
+
+def assert_target_matches_cpu(target, family, case, dtype=None, **options):
+    """The family's case run on the target, against the CPU kernels (assignments modulo near-ties;
+    dtype: the tolerance's, default the case's; options: run()'s)."""
+    call = make_call(family, case, "cpu")
+    want = run(*call, **options)
     with running_on(target):
-        got = run(*make_call(family, case, device_of(target)))
+        got = run(*make_call(family, case, device_of(target)), **options)
     if family in ASSIGNMENTS:
-        assert_same_assignment(got, want, make_call(family, case, "cpu"))
+        assert_same_assignment(got, want, call)
     else:
-        assert_parity(got, want, case["dtype"])
+        assert_parity(got, want, dtype or case["dtype"])
 
 
 @needs_cuda
@@ -523,12 +549,7 @@ def test_cuda_large_index_case(family):
     case = {**{k: v[0] for k, v in PLANS[family].items()}, **LARGE[family], "dtype": torch.float16}
     if family == "sigmoid_focal":
         case["targets"] = "labels"
-    want = run(*make_call(family, case, "cpu"))
-    got = run(*make_call(family, case, "cuda"))
-    if family in ASSIGNMENTS:
-        assert_same_assignment(got, want, make_call(family, case, "cpu"))
-    else:
-        assert_parity(got, want, torch.float16)
+    assert_target_matches_cpu("cuda", family, case)
 
 
 # ----------------------------------------------------------- every instance the dispatch can reach
@@ -605,17 +626,12 @@ def test_empty_inputs_match_cpu(family, target):
             if family == "compound" and reduction == "none":
                 continue
             try:
-                want = run(*make_call(family, case, "cpu"))
+                run(*make_call(family, case, "cpu"))
             except (ValueError, RuntimeError) as e:
                 with pytest.raises(type(e)), running_on(target):
                     run(*make_call(family, case, device_of(target)))
                 continue
-            with running_on(target):
-                got = run(*make_call(family, case, device_of(target)))
-            if family in ASSIGNMENTS:
-                assert_same_assignment(got, want, make_call(family, case, "cpu"))
-            else:
-                assert_parity(got, want, case["dtype"])
+            assert_target_matches_cpu(target, family, case)
 
 
 def loosest(*dtypes):
@@ -626,15 +642,9 @@ def loosest(*dtypes):
 @pytest.mark.parametrize("family", list(PLANS))
 def test_every_dtype_combination_matches_cpu(family, target):
     for case in dtype_sweep(family):
-        call = make_call(family, case, "cpu")
-        options = dict(grad=case.get("grad", True), autocast=case.get("autocast"))
-        want = run(*call, **options)
-        with running_on(target):
-            got = run(*make_call(family, case, device_of(target)), **options)
-        if family in ASSIGNMENTS:
-            assert_same_assignment(got, want, call)
-        else:
-            assert_parity(got, want, loosest(case["dtype"], case.get("dtype2"), case.get("dtype3"), case.get("autocast")))
+        assert_target_matches_cpu(target, family, case,
+                                  loosest(case["dtype"], case.get("dtype2"), case.get("dtype3"), case.get("autocast")),
+                                  grad=case.get("grad", True), autocast=case.get("autocast"))
 
 
 def mid(family, **sizes):

@@ -127,10 +127,9 @@ __global__ void topk2_kernel(Args<scalar_t, S> a) {
     TopK<S> top;
     for (int64_t anchor = lane; anchor < a.anchors_n; anchor += kWarp)
       if (fg[anchor] && owner[anchor] == j && metrics[anchor] > S(0)) top.offer(a.topk2, metrics[anchor], anchor);
-    // the warp's top-k2 into every lane's `kept` list
+    // the warp's top-k2 into every lane's own `kept` list (registers: no barrier needed after it)
     int64_t kept[kMaxTopk];
     const int count = warp_merge(top, a.topk2, [&](int i, int64_t anchor) { kept[i] = anchor; });
-    __syncwarp();
     for (int64_t anchor = lane; anchor < a.anchors_n; anchor += kWarp) {
       if (!fg[anchor] || owner[anchor] != j) continue;
       bool keep = false;

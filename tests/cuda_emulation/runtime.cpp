@@ -101,6 +101,7 @@ namespace {
 constexpr int kWarp = FASTLOSS_EMU_WARP_SIZE;
 constexpr unsigned long long kWarpLanes = kWarp == 64 ? ~0ull : 0xffffffffull;
 constexpr size_t kStackSize = size_t(256) << 10;
+constexpr size_t kStackPoison = size_t(32) << 10;  // poisoned below a fiber's stack pointer before each block
 constexpr size_t kPage = 4096;
 constexpr unsigned kTsanNoSync = 1;  // __tsan_switch_to_fiber_no_sync
 // CUDA's limits (compute capability 7.5 to 12.0).
@@ -192,6 +193,10 @@ Emulator& emu() {
   static Emulator* e = new Emulator;  // (never destroyed: fibers may outlive static destruction)
   return *e;
 }
+
+// The word a block's shared memory and its threads' fresh stack space are filled with: NaN bytes
+// for even seeds, a signalling NaN for odd ones.
+uint32_t poison_word() { return emu().seed % 2 == 0 ? 0xffffffffu : 0x7fa00000u; }
 
 bool tsan() { return __tsan_switch_to_fiber != nullptr; }
 bool asan() { return __sanitizer_start_switch_fiber != nullptr; }
@@ -407,6 +412,11 @@ void start_thread(Fiber& f, unsigned tid, const dim3& block, size_t set) {
   if (e.contexts.size() <= slot) e.contexts.resize(slot + 1, nullptr);
   if (e.contexts[slot] == nullptr) e.contexts[slot] = new_context();
   f.ctx = e.contexts[slot];
+  // the stack below the fiber's pointer, where the kernel's frames go: a local read before its write
+  // then reads the poison (uninstrumented stores: no sanitizer counts them as the thread's)
+  auto* below = reinterpret_cast<volatile uint32_t*>(static_cast<char*>(f.ctx->sp) - kStackPoison);
+  const uint32_t word = poison_word();
+  for (size_t i = 0; i < kStackPoison / 4; ++i) below[i] = word;
   f.tid = tid;
   f.lane = tid % kWarp;
   f.warp = tid / kWarp;
@@ -566,7 +576,7 @@ std::string describe_deadlock() {
 // Poisons the block's shared memory (a read before any write then changes the result; the tests run
 // each case under two poisons) and makes it new memory for the race detector: each block has its own.
 void reset_shared_memory() {
-  const uint32_t word = emu().seed % 2 == 0 ? 0xffffffffu : 0x7fa00000u;  // NaN; a signalling NaN
+  const uint32_t word = poison_word();
   for (const auto& v : emu().shared) {
     for (size_t i = 0; i < v.size; ++i) v.at[i] = static_cast<char>(word >> (8 * (i % 4)));
     if (tsan()) {

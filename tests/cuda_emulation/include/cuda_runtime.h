@@ -192,23 +192,23 @@ inline T __ldg(const T* p) {
   return *p;
 }
 // CUDA's max/min: fmax/fmin for floating types (a NaN operand loses), the plain comparison otherwise.
-template <typename A, typename B>
-inline std::common_type_t<A, B> max(A a, B b) {
+template <bool kMax, typename A, typename B>
+inline std::common_type_t<A, B> fastloss_emu_extreme(A a, B b) {
   using T = std::common_type_t<A, B>;
+  const T x = static_cast<T>(a), y = static_cast<T>(b);
   if constexpr (std::is_floating_point_v<T>) {
-    return std::fmax(static_cast<T>(a), static_cast<T>(b));
+    return kMax ? std::fmax(x, y) : std::fmin(x, y);
   } else {
-    return static_cast<T>(a) < static_cast<T>(b) ? static_cast<T>(b) : static_cast<T>(a);
+    return (kMax ? x < y : y < x) ? y : x;
   }
 }
 template <typename A, typename B>
+inline std::common_type_t<A, B> max(A a, B b) {
+  return fastloss_emu_extreme<true>(a, b);
+}
+template <typename A, typename B>
 inline std::common_type_t<A, B> min(A a, B b) {
-  using T = std::common_type_t<A, B>;
-  if constexpr (std::is_floating_point_v<T>) {
-    return std::fmin(static_cast<T>(a), static_cast<T>(b));
-  } else {
-    return static_cast<T>(b) < static_cast<T>(a) ? static_cast<T>(b) : static_cast<T>(a);
-  }
+  return fastloss_emu_extreme<false>(a, b);
 }
 
 // A failed device-side assert stops the launch; the op raises "device-side assert triggered".
