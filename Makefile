@@ -14,6 +14,10 @@ VENV2 ?= .venv-torch$(basename $(SECOND_TORCH))
 PY2 := $(VENV2)/bin/python
 export MAX_JOBS ?= 2
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# torch.compile's kernel cache, one per CPU capability: Inductor's cache key leaves out
+# ATEN_CPU_CAPABILITY, and a kernel compiled under one capability and reused under another gave wrong
+# gradients (torch 2.14.1, on this AVX-512 machine with ATEN_CPU_CAPABILITY=avx2).
+export TORCHINDUCTOR_CACHE_DIR ?= $(CURDIR)/build/torchinductor-$(or $(ATEN_CPU_CAPABILITY),default)
 
 .PHONY: bench test peers build system-deps check info cmake-test wheel wheel-test sdist sdist-test \
 	second-torch-test oldest-torch-test aarch64-syntax sanitize gpu-wheelhouse gpu-check-dry cuda-emulate clean
@@ -26,11 +30,14 @@ $(VENV)/.deps: requirements-dev.txt
 	touch $@
 
 # SLEEF (libsleef.so.3), which the x86 CPU kernels call (csrc/cpu/sleef.h; setup.py copies it into
-# the package): Debian's libsleef-dev, installed when missing (CI runs as root).
-SLEEF_LIB := $(firstword $(wildcard /usr/lib/*/libsleef.so.3) $(FASTLOSS_SLEEF))
+# the package): the system's; else, without root, Debian's libsleef3 package unpacked into
+# .deps/sleef (apt-get download + dpkg -x: no install, so no root needed); else, as root, installed.
+SLEEF_LIB := $(firstword $(wildcard /usr/lib/*/libsleef.so.3) $(FASTLOSS_SLEEF) $(wildcard .deps/sleef/usr/lib/*/libsleef.so.3))
 system-deps:
 ifeq ($(SLEEF_LIB),)
-	apt-get install -y -q libsleef-dev
+	if [ "$$(id -u)" = 0 ]; then apt-get install -y -q libsleef-dev; else \
+	  rm -rf .deps/sleef && mkdir -p .deps/sleef && cd .deps && apt-get download -q libsleef3 && \
+	  dpkg -x libsleef3_*.deb sleef && rm -f libsleef3_*.deb; fi
 endif
 
 build: $(VENV)/.deps system-deps

@@ -13,7 +13,8 @@ API (one abi3 wheel for every CPython >= 3.10), are built without debug informat
 (csrc/compat; tagged manylinux_2_28 on x86-64).
 
 The x86 CPU kernels call SLEEF (csrc/cpu/sleef.h): the system's libsleef.so.3 (Debian/Ubuntu:
-`apt install libsleef-dev`; or FASTLOSS_SLEEF=/path/to/libsleef.so.3) is copied into the package
+`apt install libsleef-dev`; or FASTLOSS_SLEEF=/path/to/libsleef.so.3; `make` without root unpacks
+Debian's package into .deps/sleef) is copied into the package
 and bound privately at import.
 
 CPU sources are always built; CUDA sources when torch has CUDA and nvcc is found.
@@ -213,7 +214,8 @@ if with_cuda:
 def find_sleef():
     """The libsleef.so.3 the x86 CPU kernels bind (csrc/cpu/sleef.h), or exit saying how to get one."""
     candidates = [os.environ.get("FASTLOSS_SLEEF", "")] + sorted(glob.glob("/usr/lib/*/libsleef.so.3")) + [
-        "/usr/lib64/libsleef.so.3", "/usr/local/lib/libsleef.so.3"]
+        "/usr/lib64/libsleef.so.3", "/usr/local/lib/libsleef.so.3"] + sorted(
+        glob.glob(os.path.join(ROOT, ".deps", "sleef", "usr", "lib", "*", "libsleef.so.3")))  # (make, without root)
     for path in candidates:
         if path and os.path.exists(path):
             return os.path.realpath(path)

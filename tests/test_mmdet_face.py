@@ -389,3 +389,16 @@ def test_inverted_boxes_as_mmdet(mmdet, name):
         results.append((loss.detach(), torch.autograd.grad(loss.sum(), leaf)[0]))
     for got, want in zip(*results):
         torch.testing.assert_close(got, want, rtol=1e-7, atol=1e-9, equal_nan=True)
+
+
+def test_ciou_of_identical_boxes_is_the_finite_limit():
+    """mmdet's CIoU is NaN for identical float32 boxes (α = v / (1 − IoU + v) = 0/0 once IoU rounds to
+    1); the face gives the limit (α·v → 0) and a finite gradient, as the core ciou_loss does."""
+    box = torch.tensor([[10.0, 10.0, 50.0, 60.0], [0.0, 0.0, 1.0, 1.0], [5.0, 5.0, 5.0, 9.0]])
+    for dtype in (torch.float32, torch.float64, torch.float16):
+        pred = box.to(dtype).clone().requires_grad_()
+        loss = face.CIoULoss(reduction="none")(pred, box.to(dtype))
+        loss.sum().backward()
+        # (the zero-width box has no area: IoU 0 with itself, loss 1)
+        assert torch.isfinite(loss).all() and loss[:2].abs().max() < 1e-3 and loss[2] == 1, (dtype, loss)
+        assert torch.isfinite(pred.grad).all(), dtype

@@ -418,7 +418,9 @@ FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], 
           d = atan2_right_half(st * wt, O::abs(ht_s)) - atan2_right_half(sp * wp, O::abs(hp_s));
         }
         const V v = k * d * d;
-        V alpha = v / (one - iou + v + V(prm.aux_eps));
+        // α = v / (1 − IoU + v): 0/0 for identical boxes (mmdet's has no eps there), where α·v → 0 and
+        // its gradient too: that limit, never a NaN
+        V alpha = div_or_zero(v, one - iou + v + V(prm.aux_eps));
         if (mmdet) alpha = O::select(O::gt(iou, half), alpha, zero);
         loss = loss + alpha * v;
         if (mmdet) {  // 1 − clamp(CIoU, −1, 1): no gradient where the clamp holds (loss ≥ 0 already)

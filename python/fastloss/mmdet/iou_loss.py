@@ -83,7 +83,8 @@ class DIoULoss(_BoxLoss):
 
 class CIoULoss(_BoxLoss):
     """mmdet's CIoULoss: eps added to the heights of the aspect ratio, α = [IoU > 0.5]·v / (1 − IoU + v)
-    held constant, loss = 1 − clamp(CIoU, −1, 1)."""
+    held constant, loss = 1 − clamp(CIoU, −1, 1). Where mmdet's α is 0/0 (identical float32 boxes:
+    IoU rounds to 1 and v = 0) and its loss NaN, this gives the limit: α·v = 0, and its gradient."""
     kind = "ciou"
 
     def params(self):
