@@ -228,3 +228,57 @@ def test_the_emulation_has_every_kernel_of_the_cuda_build():
     def normal(name):  # (c10's long long / long spelling differs between the two compilers' demanglers)
         return re.sub(r"\blong long\b", "long", name)
     assert {normal(n) for n in cuda_kernels} == {normal(n) for n in emulated}
+
+
+def test_the_box_matrix_backward_spreads_over_the_gpu():
+    """A GT × anchor matrix's gradient with respect to the GTs: a thread per GT walking every anchor
+    made one block on a 132-SM GPU; a thread per (GT, chunk of anchors) fills it."""
+    import fastloss
+    emulation.set_multiprocessors(132)
+    try:
+        gts = torch.rand(1, 40, 4) * 100
+        gts[..., 2:] += gts[..., :2]
+        anchors = torch.rand(1, 3000, 4) * 100
+        anchors[..., 2:] += anchors[..., :2]
+        with emulation.emulated_cuda():
+            boxes = gts.clone().requires_grad_()
+            fastloss.box_iou(boxes[0], anchors[0]).sum().backward()
+    finally:
+        emulation.set_multiprocessors(2)
+    widest = max(blocks for name, (count, blocks) in emulation.report().items()
+                 if "box_matrix" in name and "backward" in name and count)
+    assert widest >= 132
+
+
+def test_too_many_layers_is_a_plain_error():
+    """grid.y counts the layers of a per-layer loss: past CUDA's 65535 a ValueError says so."""
+    import fastloss
+    x, t = torch.randn(65536, 1, 1), torch.zeros(65536, 1, dtype=torch.long)
+    assert fastloss.sigmoid_focal_loss(x, t, reduction="sum", per_layer=True).shape == (65536,)  # (the CPU's)
+    with emulation.emulated_cuda(), pytest.raises(ValueError, match="outside CUDA's limits"):
+        fastloss.sigmoid_focal_loss(x, t, reduction="sum", per_layer=True)
+
+
+def test_assignments_may_differ_only_at_near_ties():
+    """Two devices' last places differ (the CPU kernels contract a·b + c into FMAs; CUDA has its own
+    powf and atanf): a metric one last place from its GT's k-th may then rank on either side. Here
+    the CPU and the CUDA sources disagree on two such anchors — exact equality (the test before the
+    fix) fails — and near_ties names exactly them."""
+    import fastloss
+    from assign_cases import make
+    from fastloss.reference.task_aligned import near_ties, pair_metrics
+    args = [t.clone() for t in make(batch=1, gts=3, valid=3, classes=4, size=320, seed=0)]
+    labels, mask = args[3].view(1, -1).long(), args[5].view(1, -1).bool()
+    candidate, _, metric = pair_metrics(*args[:3], labels, args[4], mask, 0.5, 6.0, 16.0, torch.float64)
+    gt = int((candidate[0].sum(-1) > 10).nonzero()[0])
+    ranked = metric[0, gt].argsort(descending=True)
+    kth, rival = int(ranked[9]), int(ranked[10])
+    args[1][0, rival] = args[1][0, kth]  # the same box, and a score a last place above: a near-tie
+    args[0][0, rival] = args[0][0, kth] * (1 + 1e-7)
+    want = fastloss.task_aligned_assign(*args, num_classes=4)
+    with emulation.emulated_cuda():
+        got = fastloss.task_aligned_assign(*args, num_classes=4)
+    differ = (got[3] != want[3]) | (got[4] != want[4])
+    undecided = near_ties(*args, topk=10)
+    assert differ.any(), "the CPU and CUDA sources now agree here: make this case a near-tie again"
+    assert not (differ & ~undecided).any()

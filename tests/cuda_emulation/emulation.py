@@ -106,10 +106,15 @@ def warp_size():
     return load().fastloss_emu_warp_size()
 
 
-def launches():
-    """{kernel instance: launches so far} over every __global__ instance in the library."""
+def report():
+    """{kernel instance: (launches so far, the most blocks one had)} over every __global__ instance."""
     out = {}
     for line in load().fastloss_emu_report().decode().splitlines():
-        count, name = line.split("\t", 1)
-        out[name] = int(count)
+        count, blocks, name = line.split("\t", 2)
+        out[name] = (int(count), int(blocks))
     return out
+
+
+def launches():
+    """{kernel instance: launches so far} over every __global__ instance in the library."""
+    return {name: count for name, (count, _) in report().items()}

@@ -186,6 +186,7 @@ struct Emulator {
   std::vector<Shared> shared;  // every __shared__ variable instance of the library
   size_t shared_bytes = 0;
   std::map<const void*, uint64_t> launches;
+  std::map<const void*, uint64_t> widest;  // the most blocks a launch of the kernel had
   bool names_read = false;
 };
 
@@ -704,6 +705,8 @@ EMU_EXPORT void fastloss_emu_launch(const void* kernel, dim3 grid, dim3 block, s
   const std::lock_guard<std::mutex> lock(e.launch_mutex);
   const char* name = kernel_name(kernel);
   ++e.launches[kernel];
+  uint64_t& widest = e.widest[kernel];
+  widest = std::max<uint64_t>(widest, 1ull * grid.x * grid.y * grid.z);
   const std::string launch = std::string("CUDA emulation: kernel ") + name + ": ";
   const unsigned long long threads = 1ull * block.x * block.y * block.z;
   if (threads == 0 || threads > kMaxBlockThreads || block.z > kMaxBlockZ)
@@ -853,7 +856,8 @@ EMU_EXPORT uintptr_t fastloss_emu_current_stream() { return reinterpret_cast<uin
 EMU_EXPORT void fastloss_emu_set_multiprocessors(int n) { emu().multiprocessors = std::max(n, 1); }
 EMU_EXPORT int fastloss_emu_warp_size() { return kWarp; }
 
-// Every __global__ template instance of the library and how often it was launched: "count<TAB>name" lines.
+// Every __global__ template instance of the library, how often it was launched and its widest grid:
+// "count<TAB>blocks<TAB>name" lines.
 EMU_EXPORT const char* fastloss_emu_report() {
   static std::string report;
   Emulator& e = emu();
@@ -861,7 +865,9 @@ EMU_EXPORT const char* fastloss_emu_report() {
   std::ostringstream s;
   for (const auto& [at, name] : e.names) {
     auto it = e.launches.find(at);
-    s << (it == e.launches.end() ? 0 : it->second) << '\t' << name << '\n';
+    auto wide = e.widest.find(at);
+    s << (it == e.launches.end() ? 0 : it->second) << '\t' << (wide == e.widest.end() ? 0 : wide->second) << '\t'
+      << name << '\n';
   }
   report = s.str();
   return report.c_str();
