@@ -99,6 +99,8 @@ def current_stream(handle):
 
 
 def set_multiprocessors(n):
+    """Runs the following launches on an emulated GPU of n SMs: a device of its own (the library asks a
+    device's SM count once), so the count is not one that an earlier launch has already cached."""
     load().fastloss_emu_set_multiprocessors(n)
 
 

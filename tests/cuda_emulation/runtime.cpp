@@ -156,7 +156,11 @@ struct Emulator {
   // configuration
   uint64_t seed = 0;
   void* current_stream = reinterpret_cast<void*>(0x5eed);  // torch's current stream, as this emulation has it
-  int multiprocessors = 2;  // (small grids: the emulation is slow; waves come quickly)
+  // The emulated GPUs, by SM count, and the current one. Another SM count is another device, as the
+  // library asks a device's SM count and occupancies once.
+  std::vector<int> multiprocessors{2};  // (small grids: the emulation is slow; waves come quickly)
+  int device = 0;
+  bool valid_device(int d) const { return d >= 0 && d < static_cast<int>(multiprocessors.size()); }
   // the running launch
   const char* kernel_name = nullptr;
   dim3 grid, block;
@@ -787,14 +791,18 @@ EMU_EXPORT cudaError_t cudaGetLastError() {
 }
 EMU_EXPORT cudaError_t cudaPeekAtLastError() { return last_error; }
 EMU_EXPORT cudaError_t cudaGetDevice(int* device) {
-  *device = 0;
+  *device = emu().device;
   return cudaSuccess;
 }
-EMU_EXPORT cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
+EMU_EXPORT cudaError_t cudaSetDevice(int device) {
+  if (!emu().valid_device(device)) return cudaErrorInvalidDevice;
+  emu().device = device;
+  return cudaSuccess;
+}
 EMU_EXPORT cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
-  if (device != 0) return cudaErrorInvalidDevice;
+  if (!emu().valid_device(device)) return cudaErrorInvalidDevice;
   switch (attr) {
-    case cudaDevAttrMultiProcessorCount: *value = emu().multiprocessors; return cudaSuccess;
+    case cudaDevAttrMultiProcessorCount: *value = emu().multiprocessors[device]; return cudaSuccess;
     case cudaDevAttrMaxThreadsPerBlock: *value = 1024; return cudaSuccess;
     case cudaDevAttrMaxGridDimY: *value = 65535; return cudaSuccess;
     case cudaDevAttrComputeCapabilityMajor: *value = 9; return cudaSuccess;
@@ -825,22 +833,22 @@ EMU_EXPORT cudaError_t cudaMemcpy(void*, const void*, size_t, cudaMemcpyKind) { 
 EMU_EXPORT cudaError_t cudaStreamSynchronize(cudaStream_t) { host_sync("cudaStreamSynchronize"); }
 EMU_EXPORT cudaError_t cudaDeviceSynchronize() { host_sync("cudaDeviceSynchronize"); }
 
-// torch's side of the launch (the stable C shim's CUDA entries), as this emulation has it: one device,
-// index 0, whose tensors are the CPU's (index -1).
+// torch's side of the launch (the stable C shim's CUDA entries), as this emulation has it: the
+// tensors are the CPU's (index -1), the kernels run on the current emulated device.
 EMU_EXPORT AOTITorchError aoti_torch_get_current_cuda_stream(int32_t device_index, void** ret_stream) {
-  if (device_index != 0) return AOTI_TORCH_FAILURE;
+  if (device_index != emu().device) return AOTI_TORCH_FAILURE;
   *ret_stream = emu().current_stream;
   return AOTI_TORCH_SUCCESS;
 }
 EMU_EXPORT AOTITorchError aoti_torch_create_device_guard(int32_t device_index, DeviceGuardHandle* ret_guard) {
-  if (device_index != -1 && device_index != 0) return AOTI_TORCH_FAILURE;
+  if (device_index != -1 && device_index != emu().device) return AOTI_TORCH_FAILURE;
   static char guard;
   *ret_guard = reinterpret_cast<DeviceGuardHandle>(&guard);
   return AOTI_TORCH_SUCCESS;
 }
 EMU_EXPORT AOTITorchError aoti_torch_delete_device_guard(DeviceGuardHandle) { return AOTI_TORCH_SUCCESS; }
 EMU_EXPORT AOTITorchError aoti_torch_device_guard_set_index(DeviceGuardHandle, int32_t device_index) {
-  return device_index == -1 || device_index == 0 ? AOTI_TORCH_SUCCESS : AOTI_TORCH_FAILURE;
+  return device_index == -1 || device_index == emu().device ? AOTI_TORCH_SUCCESS : AOTI_TORCH_FAILURE;
 }
 
 // ----------------------------------------------------------------- configuration and report
@@ -853,7 +861,13 @@ EMU_EXPORT void fastloss_emu_set_current_stream(uintptr_t stream) {
   emu().current_stream = reinterpret_cast<void*>(stream);
 }
 EMU_EXPORT uintptr_t fastloss_emu_current_stream() { return reinterpret_cast<uintptr_t>(emu().current_stream); }
-EMU_EXPORT void fastloss_emu_set_multiprocessors(int n) { emu().multiprocessors = std::max(n, 1); }
+// Makes the current device one with n SMs (a device of its own per SM count).
+EMU_EXPORT void fastloss_emu_set_multiprocessors(int n) {
+  auto& sms = emu().multiprocessors;
+  n = std::max(n, 1);
+  emu().device = static_cast<int>(std::find(sms.begin(), sms.end(), n) - sms.begin());
+  if (emu().device == static_cast<int>(sms.size())) sms.push_back(n);
+}
 EMU_EXPORT int fastloss_emu_warp_size() { return kWarp; }
 
 // Every __global__ template instance of the library, how often it was launched and its widest grid:
