@@ -19,8 +19,8 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # gradients (torch 2.14.1, on this AVX-512 machine with ATEN_CPU_CAPABILITY=avx2).
 export TORCHINDUCTOR_CACHE_DIR ?= $(CURDIR)/build/torchinductor-$(or $(ATEN_CPU_CAPABILITY),default)
 
-.PHONY: bench test peers build system-deps check info cmake-test wheel wheel-test sdist sdist-test \
-	second-torch-test oldest-torch-test aarch64-syntax sanitize gpu-wheelhouse gpu-check-dry cuda-emulate clean
+.PHONY: bench test peers build check info cmake-test wheel wheel-test sdist sdist-test \
+	second-torch-test oldest-torch-test aarch64-syntax aarch64-math sanitize gpu-wheelhouse gpu-check-dry cuda-emulate math-exhaustive print-math-flags clean
 
 $(VENV)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,18 +29,7 @@ $(VENV)/.deps: requirements-dev.txt
 	echo "$(CURDIR)/python" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/fastloss-dev.pth"
 	touch $@
 
-# SLEEF (libsleef.so.3), which the x86 CPU kernels call (csrc/cpu/sleef.h; setup.py copies it into
-# the package): the system's; else, without root, Debian's libsleef3 package unpacked into
-# .deps/sleef (apt-get download + dpkg -x: no install, so no root needed); else, as root, installed.
-SLEEF_LIB := $(firstword $(wildcard /usr/lib/*/libsleef.so.3) $(FASTLOSS_SLEEF) $(wildcard .deps/sleef/usr/lib/*/libsleef.so.3))
-system-deps:
-ifeq ($(SLEEF_LIB),)
-	if [ "$$(id -u)" = 0 ]; then apt-get install -y -q libsleef-dev; else \
-	  rm -rf .deps/sleef && mkdir -p .deps/sleef && cd .deps && apt-get download -q libsleef3 && \
-	  dpkg -x libsleef3_*.deb sleef && rm -f libsleef3_*.deb; fi
-endif
-
-build: $(VENV)/.deps system-deps
+build: $(VENV)/.deps
 	$(PY) setup.py -q build_ext --inplace
 
 bench: build
@@ -132,6 +121,21 @@ aarch64-syntax: $(VENV)/.deps
 	    -Icsrc $$TORCH_INCLUDE $$f || exit 1; \
 	done; echo "aarch64: every CPU source compiles"
 
+# csrc/math/elementary.h executed on aarch64: tests/math/accuracy.cpp built by the cross g++ (static)
+# and run under qemu-user; the digest of its results must be this machine's, bit for bit.
+QEMU_AARCH64 ?= qemu-aarch64-static
+aarch64-math:
+	command -v $(AARCH64_CXX) >/dev/null || apt-get install -y -q g++-aarch64-linux-gnu
+	command -v $(QEMU_AARCH64) >/dev/null || apt-get install -y -q qemu-user-static
+	mkdir -p build/math
+	$(CXX) -std=c++20 -O2 -ffp-contract=off $(MATH_FLAGS) -Icsrc tests/math/accuracy.cpp -o build/math/digest-x86 -pthread
+	$(AARCH64_CXX) -std=c++20 -O2 -ffp-contract=off -static -Icsrc tests/math/accuracy.cpp -o build/math/digest-aarch64 \
+	  -pthread 2>&1 | { grep -v 'statically linked' || true; }
+	build/math/digest-x86 digest > build/math/digest-x86.txt
+	$(QEMU_AARCH64) build/math/digest-aarch64 digest > build/math/digest-aarch64.txt
+	diff build/math/digest-x86.txt build/math/digest-aarch64.txt
+	echo "aarch64: exp, expm1, log, log1p, pow and atan2 give this machine's bits"
+
 # What scripts/gpu_check.sh installs offline on the GPU machine (Python 3.12 there): ninja, without
 # which the build is serial, setuptools (a 3.12 venv has none), hypothesis with its dependencies.
 # Git-ignored; a few MiB.
@@ -150,7 +154,7 @@ gpu-check-dry: build
 # The CPU kernels (AVX2) and the LibTorch build under AddressSanitizer + UndefinedBehaviorSanitizer:
 # the kernel-reaching tests, the fuzzer (FUZZ_SECONDS, default 180) and ctest; any report fails it
 # (scripts/sanitize.sh; built out of tree in build/sanitize).
-sanitize: $(VENV)/.deps system-deps
+sanitize: $(VENV)/.deps
 	bash scripts/sanitize.sh $(PY)
 
 # Every CUDA kernel executed on the CPU (tests/cuda_emulation): csrc/cuda compiled unchanged as host
@@ -159,6 +163,17 @@ sanitize: $(VENV)/.deps system-deps
 # seeded defects, `kernels launched: N of N` (tests/cuda_emulation/run.py). Test-only: not in the wheel.
 cuda-emulate: build
 	$(PY) tests/cuda_emulation/run.py
+
+# csrc/math/elementary.h over every float32 input of exp, expm1, log, log1p, 10^9 float pairs of pow
+# and atan2, 10^8 doubles per function: the widest ULP error of each, special values against the C
+# library (tests/math/accuracy.cpp; docs/math.md holds its numbers). Torch-free; minutes on 2 cores.
+MATH_FLAGS := $(if $(shell grep -qw avx512dq /proc/cpuinfo && echo y),-mavx2 -mfma -mavx512f -mavx512dq,$(if $(shell grep -qw fma /proc/cpuinfo && echo y),-mavx2 -mfma,))
+print-math-flags:
+	@echo $(MATH_FLAGS)
+math-exhaustive:
+	mkdir -p build/math
+	$(CXX) -std=c++20 -O2 -ffp-contract=off $(MATH_FLAGS) -Icsrc tests/math/accuracy.cpp -o build/math/accuracy -pthread
+	time build/math/accuracy exhaustive
 
 # The LibTorch build of the same sources (CPU; -DFASTLOSS_CUDA=ON for CUDA) and its C++ test.
 cmake-test: $(VENV)/.deps

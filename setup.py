@@ -12,10 +12,8 @@ API (one abi3 wheel for every CPython >= 3.10), are built without debug informat
 -ffile-prefix-map (no build path inside), and need glibc 2.28 at most, as torch's own wheels
 (csrc/compat; tagged manylinux_2_28 on x86-64).
 
-The x86 CPU kernels call SLEEF (csrc/cpu/sleef.h): the system's libsleef.so.3 (Debian/Ubuntu:
-`apt install libsleef-dev`; or FASTLOSS_SLEEF=/path/to/libsleef.so.3; `make` without root unpacks
-Debian's package into .deps/sleef) is copied into the package
-and bound privately at import.
+The build needs a C++20 compiler and torch, nothing else: the CPU kernels' exp, log and the rest are
+fastloss's own (csrc/math/elementary.h).
 
 CPU sources are always built; CUDA sources when torch has CUDA and nvcc is found.
 FASTLOSS_CUDA=1 forces the CUDA build (and fails loudly if it cannot), FASTLOSS_CUDA=0 skips it.
@@ -152,10 +150,13 @@ TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
 release = ["-g0", f"-ffile-prefix-map={ROOT}=.", f"-ffile-prefix-map={TORCH_DIR}=torch"] + (
     ["-include", os.path.join(COMPAT, "glibc_2_28.h")] if X86_64_LINUX else [])
 # Hidden by default: nothing but PyInit_* is exported (torch's stable types are hidden too).
-cxx_flags = ["-O3", "-Wno-unknown-pragmas", "-fvisibility=hidden"] + release
+# -ffp-contract=off: GCC would fuse a*b + c into an FMA wherever inlining puts them side by side, so the
+# last bits would follow its inlining choices (different per flavour and optimisation level); the math
+# writes fma itself where it wants one.
+cxx_flags = ["-O3", "-ffp-contract=off", "-Wno-unknown-pragmas", "-fvisibility=hidden"] + release
 if SANITIZE:  # readable reports (frames, lines); -fno-wrapv undoes Python's -fwrapv, which would make
     # signed overflow defined and so hide it from UBSAN (a wrapped 32-bit index is what it must catch)
-    cxx_flags = ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-wrapv", "-Wno-unknown-pragmas",
+    cxx_flags = ["-O1", "-ffp-contract=off", "-g", "-fno-omit-frame-pointer", "-fno-wrapv", "-Wno-unknown-pragmas",
                  "-fvisibility=hidden"] + SANITIZER_FLAGS
 # The stable ABI of torch 2.10 and nothing newer (torch/csrc/stable/version.h).
 STABLE_ABI = ("TORCH_TARGET_VERSION", "0x%02x%02x000000000000" % MIN_TORCH)
@@ -211,21 +212,6 @@ if with_cuda:
         define_macros=cuda_macros, **common))
 
 
-def find_sleef():
-    """The libsleef.so.3 the x86 CPU kernels bind (csrc/cpu/sleef.h), or exit saying how to get one."""
-    candidates = [os.environ.get("FASTLOSS_SLEEF", "")] + sorted(glob.glob("/usr/lib/*/libsleef.so.3")) + [
-        "/usr/lib64/libsleef.so.3", "/usr/local/lib/libsleef.so.3"] + sorted(
-        glob.glob(os.path.join(ROOT, ".deps", "sleef", "usr", "lib", "*", "libsleef.so.3")))  # (make, without root)
-    for path in candidates:
-        if path and os.path.exists(path):
-            return os.path.realpath(path)
-    sys.exit("fastloss: the x86 CPU kernels need SLEEF's libsleef.so.3 (Debian/Ubuntu: apt install libsleef-dev; "
-             "or set FASTLOSS_SLEEF=/path/to/libsleef.so.3)")
-
-
-NEEDS_SLEEF = any(f in CPU_FLAVOURS for f in ("avx2", "avx512"))
-
-
 class BuildPerExtension(BuildExtension):
     """One object folder per extension: the same source compiled with each flavour's flags keeps its
     own object file, so incremental builds stay incremental. Writes fastloss/_build_info.py beside
@@ -239,14 +225,10 @@ class BuildPerExtension(BuildExtension):
             targets = []
         if not self.inplace:
             targets.append(os.path.join(self.build_lib, "fastloss"))
-        sleef = find_sleef() if NEEDS_SLEEF else None
         for folder in targets:
             os.makedirs(folder, exist_ok=True)
             with open(os.path.join(folder, "_build_info.py"), "w") as f:
                 f.write(BUILD_INFO)
-            target = os.path.join(folder, "libsleef.so.3")
-            if sleef and not (os.path.exists(target) and os.path.samefile(sleef, target)):
-                shutil.copyfile(sleef, target)
         super().run()
 
     def build_extension(self, ext):

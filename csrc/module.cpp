@@ -1,15 +1,9 @@
 // The Python module of each fastloss extension: fastloss._C (build facts, the CPU's features),
 // fastloss._cpu_<flavour> (the op schemas and the CPU kernels of one SIMD flavour) and fastloss._cuda
 // (the CUDA kernels). Importing one loads its library, whose static initialisers register with the
-// dispatcher through the stable ABI; the module carries build facts, and a CPU module binds its
-// SLEEF functions (cpu/sleef.h) or fails to import saying why. TORCH_EXTENSION_NAME names it.
+// dispatcher through the stable ABI; the module carries build facts. TORCH_EXTENSION_NAME names it.
 #include <Python.h>
 #include <string.h>
-#ifdef FASTLOSS_CPU_MODULE
-namespace fastloss::simd::sleef {
-const char* load();
-}
-#endif
 
 #ifndef FASTLOSS_CUDA_ARCHS
 #define FASTLOSS_CUDA_ARCHS ""
@@ -57,13 +51,6 @@ static const char* cpu_features() {
 extern "C" PyMODINIT_FUNC FASTLOSS_CONCAT(PyInit_, TORCH_EXTENSION_NAME)(void) {
   static PyModuleDef def = {PyModuleDef_HEAD_INIT, FASTLOSS_STR(TORCH_EXTENSION_NAME),
                             "fastloss kernels (registered as torch.ops.fastloss.*)", -1, nullptr};
-#ifdef FASTLOSS_CPU_MODULE
-  if (const char* error = fastloss::simd::sleef::load()) {
-    PyErr_Format(PyExc_ImportError, "fastloss.%s cannot bind its SLEEF functions: %s", FASTLOSS_STR(TORCH_EXTENSION_NAME),
-                 error);
-    return nullptr;
-  }
-#endif
   PyObject* m = PyModule_Create(&def);
   if (m == nullptr) return nullptr;
 #ifdef FASTLOSS_WITH_CUDA

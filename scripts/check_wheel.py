@@ -7,8 +7,8 @@
 - METADATA: Requires-Dist torch>=2.10 (the binaries use only torch 2.10's stable ABI),
   Requires-Python >=3.10, a local version naming the kind: +cu130 for CUDA 13 kernels (the CUDA
   major, from its _build_info.py), +cpu for a build without them; the LICENSE;
-- contents: the extension modules (_C, _cpu_avx512, _cpu_avx2 on x86-64, _cuda with CUDA kernels),
-  SLEEF's libsleef.so.3 beside the x86 CPU kernels, and _build_info.py, no other binary; neither the
+- contents: the extension modules (_C, _cpu_avx512, _cpu_avx2 on x86-64, _cuda with CUDA kernels)
+  and _build_info.py, no other binary (no system library travels with it); neither the
   source tree's nor torch's path inside a binary; no extension module references a C++ symbol of
   torch's (c10::, at::, torch::): nothing outside the stable C shim;
 - the CUDA kernels carry machine code (SASS) for every architecture of the build's CUDA_ARCHS, and
@@ -120,13 +120,10 @@ def main():
     flavours = ["avx512", "avx2"] if platform.machine() == "x86_64" else ["default"]
     expected = {"fastloss/_C.abi3.so"} | {f"fastloss/_cpu_{f}.abi3.so" for f in flavours}
     expected |= {"fastloss/_cuda.abi3.so"} if build["CUDA"] else set()
-    expected |= {"fastloss/libsleef.so.3"} if flavours != ["default"] else set()
     check(set(binaries) == expected, f"binaries {sorted(binaries)}")
     with tempfile.TemporaryDirectory() as tmp:
         torch_symbols = {}
         for n, data in binaries.items():
-            if "/_" not in n:
-                continue  # (SLEEF)
             path = os.path.join(tmp, os.path.basename(n))
             with open(path, "wb") as f:
                 f.write(data)

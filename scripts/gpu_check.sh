@@ -57,9 +57,6 @@ else
   CAP=$("$PY" -c "import json; print(json.load(open('$OUT/preflight.json'))['capability'])")
   flavour=avx2
   [ "$(uname -m)" = x86_64 ] || flavour=default
-  # The GPU machine has no libsleef-dev and no network: the run carries this tree's copy
-  # (python/fastloss/libsleef.so.3, which `make build` put there).
-  [ -n "$(ls /usr/lib/*/libsleef.so.3 2>/dev/null)" ] || export FASTLOSS_SLEEF="${FASTLOSS_SLEEF:-$PWD/python/fastloss/libsleef.so.3}"
   step build 360 env FASTLOSS_CUDA=1 TORCH_CUDA_ARCH_LIST="$CAP" FASTLOSS_CPU_FLAVOURS=$flavour MAX_JOBS="$(nproc)" \
     "$PY" setup.py build_ext --inplace || exit 1
   DEVICE=cuda

@@ -31,7 +31,7 @@ rm -rf "$lib"
 mkdir -p "$lib"
 # The package's Python files beside the sanitized binaries (nothing built in place is taken).
 cp -r python/fastloss "$lib/"
-find "$lib/fastloss" \( -name '*.so' -o -name 'libsleef.so.*' -o -name '_build_info.py' -o -name __pycache__ \) \
+find "$lib/fastloss" \( -name '*.so' -o -name '_build_info.py' -o -name __pycache__ \) \
   -prune -exec rm -rf {} +
 FASTLOSS_SANITIZE=1 "$py" setup.py -q build_ext --build-lib "$lib" --build-temp "$out/tmp" > "$out/build.log" 2>&1 ||
   { tail -n 40 "$out/build.log"; exit 1; }

@@ -3,19 +3,8 @@ the CUDA parity plans (tests/test_cuda_parity.py) and every case of tests/op_cas
 floating dtype — the loss and the gradient of every input that takes one — and the assigners'
 outputs (assignment_cases).
 
-Two sets, per SIMD flavour (tests/test_bitwise.py holds the build to both):
-- tests/data/bitwise_pre_port_<flavour>.json: the kernels before the port to the LibTorch stable ABI
-  (built against torch 2.14.1's full C++ API with ATen's Vectorized, commit 2cc93d5). The port
-  (cpu/simd.h) matches them bit for bit but in the cases listed in tests/data/bitwise_port_drift.json
-  (AVX2: 2, AVX-512: 3 — mmdet-convention IoU/GIoU forward, Dice with labels, one softmax focal
-  case), whose outputs differ in the last place in a few elements: GCC fuses a·b + c into
-  one FMA (C++'s default -ffp-contract=fast) wherever inlining puts the two next to each other,
-  and which of two products it fuses is an accident of its statement order. The pre-port build
-  itself was not consistent: in the IoU union wp·hp + wt·ht its AVX2 flavour fused the first
-  product and its AVX-512 flavour the second (plan box_iou-87, element by element), so no one
-  formula reproduces both; math/box_iou.h now fuses the second explicitly (O::fma), which matches
-  the pre-port AVX-512 build and gives both flavours (and CUDA) the same union.
-- tests/data/bitwise_<flavour>.json: the kernels since the port, bit for bit.
+One set per SIMD flavour, tests/data/bitwise_<flavour>.json (tests/test_bitwise.py holds the build to
+it): the kernels' outputs bit for bit.
 
 Record (only when a kernel's numbers change on purpose, with the reason in the commit):
     FASTLOSS_CPU_CAPABILITY=avx512 python tests/bitwise.py record
@@ -87,8 +76,8 @@ def flavour():
     return fastloss._backend._CPU.__name__.rsplit("_cpu_", 1)[-1]
 
 
-def path(name, pre_port=False):
-    return os.path.join(DATA, f"bitwise_{'pre_port_' if pre_port else ''}{name}.json")
+def path(name):
+    return os.path.join(DATA, f"bitwise_{name}.json")
 
 
 def compute():

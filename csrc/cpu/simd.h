@@ -4,10 +4,9 @@
 // 64 bytes, CPU_CAPABILITY_AVX2: 32, any other target: 16, e.g. aarch64 NEON). It is written in
 // GCC's vector extensions (portable: any other target compiles the generic branches, e.g. aarch64),
 // and on x86 every non-arithmetic operation is the intrinsic ATen's Vectorized uses (Native<T>).
-// Every operation gives the bits ATen's Vectorized gave (the kernels' outputs are held to digests
-// recorded with it: tests/test_bitwise.py): the same IEEE operations, ATen's NaN rules for min/max,
-// its reduction order, and the same SLEEF functions (cpu/sleef.h) for log, log1p, pow, atan2 and
-// double exp/expm1. Masks are vectors whose true lanes are all ones, as ATen's.
+// The operations are ATen's Vectorized's (the same IEEE operations, its NaN rules for min/max, its
+// reduction order); exp, expm1, log, log1p, pow and atan2 are fastloss's own (math/elementary.h).
+// Masks are vectors whose true lanes are all ones, as ATen's.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -33,7 +32,7 @@ constexpr int kBytes = 16;
 #endif
 }  // namespace fastloss::simd
 
-#include "cpu/sleef.h"
+#include "math/elementary.h"
 
 namespace fastloss::simd {
 
@@ -204,12 +203,12 @@ class Vec {
 #endif
   FASTLOSS_SIMD_INLINE Vec floor() const;
   FASTLOSS_SIMD_INLINE Vec sqrt() const;
-  Vec exp() const { return sleef::exp(v); }
-  Vec expm1() const { return sleef::expm1(v); }
-  Vec log() const { return sleef::log(v); }
-  Vec log1p() const { return sleef::log1p(v); }
-  Vec pow(const Vec& e) const { return sleef::pow(v, e.v); }
-  Vec atan2(const Vec& x) const { return sleef::atan2(v, x.v); }
+  FASTLOSS_SIMD_INLINE Vec exp() const { return math::exp(v); }
+  FASTLOSS_SIMD_INLINE Vec expm1() const { return math::expm1(v); }
+  FASTLOSS_SIMD_INLINE Vec log() const { return math::log(v); }
+  FASTLOSS_SIMD_INLINE Vec log1p() const { return math::log1p(v); }
+  FASTLOSS_SIMD_INLINE Vec pow(const Vec& e) const { return math::pow(v, e.v); }
+  FASTLOSS_SIMD_INLINE Vec atan2(const Vec& x) const { return math::atan2(v, x.v); }
 
   // Bit i set where lane i equals 0 (a true mask lane, all ones, is a NaN: never 0).
   FASTLOSS_SIMD_INLINE int zero_mask() const {

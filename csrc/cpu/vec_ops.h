@@ -3,7 +3,7 @@
 // 4 (double) lanes at a time, plus loads/stores that convert between the tensors' dtype and the
 // math type (whole vectors in registers; a row's last partial vector through a buffer).
 // The vector flavour is picked at compile time (CPU_CAPABILITY_AVX2 / _AVX512, set by setup.py and
-// CMakeLists.txt on x86-64; cpu/simd.h); exp is inline (exp_float below), log1p/pow/atan2 SLEEF's.
+// CMakeLists.txt on x86-64; cpu/simd.h); exp, log and the rest are math/elementary.h's.
 #include <cmath>
 #include <type_traits>
 #include <torch/headeronly/util/BFloat16.h>
@@ -15,49 +15,6 @@
 namespace fastloss {
 
 namespace cpu {
-
-// exp of float lanes, inline, written in Vectorized ops so AVX2 and AVX-512 share it: Cephes'
-// expf scheme (Cody–Waite reduction by ln 2 in two parts, a degree-5 polynomial; ≤ 2 ulp). Sleef's
-// exp is a call, and every call spills the loop's live vectors: inline, the focal and Dice kernels
-// ran faster. Inputs below ln(FLT_MIN) give exactly 0 (as exp must: exp(−1e4) is 0, not FLT_MIN),
-// above ln(FLT_MAX) +inf; NaN stays NaN (clamp_min/clamp_max propagate a NaN first operand).
-inline simd::Vec<float> exp_float(const simd::Vec<float>& x) {
-  using V = simd::Vec<float>;
-#if defined(CPU_CAPABILITY_AVX512)
-  // AVX-512's scalef multiplies by 2^n with IEEE under/overflow (0 below ln(FLT_MIN)·…, inf above
-  // ln(FLT_MAX)), so no clamps, compares or blends are needed: 12 instructions.
-  const __m512 n = _mm512_roundscale_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f)),
-                                        _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  __m512 v = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  v = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), v);
-  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-  y = _mm512_fmadd_ps(y, v, _mm512_set1_ps(1.3981999507e-3f));
-  y = _mm512_fmadd_ps(y, v, _mm512_set1_ps(8.3334519073e-3f));
-  y = _mm512_fmadd_ps(y, v, _mm512_set1_ps(4.1665795894e-2f));
-  y = _mm512_fmadd_ps(y, v, _mm512_set1_ps(1.6666665459e-1f));
-  y = _mm512_fmadd_ps(y, v, _mm512_set1_ps(5.0000001201e-1f));
-  y = _mm512_fmadd_ps(y, _mm512_mul_ps(v, v), _mm512_add_ps(v, _mm512_set1_ps(1.0f)));
-  return V(_mm512_scalef_ps(y, n));
-#else
-  using I = simd::Vec<int32_t>;
-  const V lo(-87.3365447505531f), hi(88.7228391116729f);
-  V v = simd::clamp_max(simd::clamp_min(x, lo), hi);
-  const V n = simd::fmadd(v, V(1.44269504088896341f), V(0.5f)).floor();
-  v = simd::fmadd(n, V(-0.693359375f), v);
-  v = simd::fmadd(n, V(2.12194440e-4f), v);
-  V y(1.9875691500e-4f);
-  y = simd::fmadd(y, v, V(1.3981999507e-3f));
-  y = simd::fmadd(y, v, V(8.3334519073e-3f));
-  y = simd::fmadd(y, v, V(4.1665795894e-2f));
-  y = simd::fmadd(y, v, V(1.6666665459e-1f));
-  y = simd::fmadd(y, v, V(5.0000001201e-1f));
-  y = simd::fmadd(y, v * v, v + V(1.0f));
-  const I two_n = (simd::convert_to_int(n) + I(127)) << I(23);  // 2^n's bits
-  y = y * simd::bitcast_float(two_n);
-  y = V::blendv(y, V(0.0f), x < lo);
-  return V::blendv(y, V(INFINITY), x > hi);
-#endif
-}
 
 // 1/x of float lanes: the hardware's reciprocal estimate (AVX-512: 14 bits, AVX2: 12 bits) and one
 // Newton step, r·(2 − x·r), which squares the error: ≤ 2 ulp with AVX2, correctly rounded almost
@@ -88,30 +45,6 @@ inline V reciprocal(const V& x) {
   return x.reciprocal();
 }
 
-// expm1 of float lanes, inline: Taylor to x⁹ where |x| < ½ (truncation < 1e-9 relative: float-
-// accurate, and exact-relative near 0, where exp(x) − 1 would cancel), exp(x) − 1 elsewhere (no
-// cancellation: |exp(x) − 1| > 0.39 there). Sleef's expm1 is a call that was 6% of the softmax
-// focal kernels.
-inline simd::Vec<float> expm1_float(const simd::Vec<float>& x) {
-  using V = simd::Vec<float>;
-  V p(1.0f / 362880);
-  for (const float c : {1.0f / 40320, 1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f})
-    p = simd::fmadd(p, x, V(c));
-  return V::blendv(exp_float(x) - V(1.0f), x * p, x.abs() < V(0.5f));
-}
-
-template <typename V>
-inline V expm1(const V& x) {
-  if constexpr (std::is_same_v<V, simd::Vec<float>> && V::size() > 1) return expm1_float(x);
-  return x.expm1();
-}
-
-template <typename V>
-inline V exp(const V& x) {
-  if constexpr (std::is_same_v<V, simd::Vec<float>> && V::size() > 1) return exp_float(x);
-  return x.exp();
-}
-
 }  // namespace cpu
 
 template <typename T>
@@ -119,9 +52,9 @@ struct Ops<simd::Vec<T>> {
   using V = simd::Vec<T>;
   using scalar_t = T;
   using Mask = V;  // all-ones lanes where true
-  static V exp(const V& x) { return cpu::exp(x); }
+  static V exp(const V& x) { return x.exp(); }
   static V log1p(const V& x) { return x.log1p(); }
-  static V expm1(const V& x) { return cpu::expm1(x); }
+  static V expm1(const V& x) { return x.expm1(); }
   static V reciprocal(const V& x) { return cpu::reciprocal(x); }
   static V pow(const V& x, const V& y) { return x.pow(y); }
   static V abs(const V& x) { return x.abs(); }

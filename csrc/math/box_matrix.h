@@ -55,7 +55,7 @@ FASTLOSS_HD void box_fields(const S (&b)[4], int format, bool angle, S (&f)[kFie
     f[kCX] = (b[0] + b[2]) / S(2), f[kCY] = (b[1] + b[3]) / S(2);
   }
   f[kArea] = f[kW] * f[kH];
-  f[kAngle] = angle ? std::atan(f[kW] / f[kH]) : S(0);  // ±π/2 at h = 0; NaN for 0/0, as torchvision
+  f[kAngle] = angle ? math::atan(f[kW] / f[kH]) : S(0);  // ±π/2 at h = 0; NaN for 0/0, as torchvision
   // NaN when a coordinate is NaN, else 0: added to every pair's metric (see pair_metric)
   f[kNaN] = b[0] != b[0] || b[1] != b[1] || b[2] != b[2] || b[3] != b[3] ? b[0] + b[1] + b[2] + b[3] : S(0);
 }

@@ -1,11 +1,12 @@
 #pragma once
 // Ops<V> gives the math headers one spelling of the few non-arithmetic functions they need, for
 // scalars (this file: CPU and CUDA) and for CPU SIMD vectors (cpu/vec_ops.h specialises it for
-// at::vec::Vectorized). A formula written against Ops<V> is therefore the same code on every
-// backend; only the loops around it differ.
+// simd::Vec). A formula written against Ops<V> is therefore the same code on every backend; only
+// the loops around it differ. exp, log and the rest are math/elementary.h's on both: the same bits.
 #include <cmath>
 #include <type_traits>
 #include "common/host_device.h"
+#include "math/elementary.h"
 
 namespace fastloss {
 
@@ -13,16 +14,16 @@ template <typename V>
 struct Ops {  // V = float or double
   using scalar_t = V;
   using Mask = bool;
-  static FASTLOSS_HD V exp(V x) { return std::exp(x); }
-  static FASTLOSS_HD V log1p(V x) { return std::log1p(x); }
-  static FASTLOSS_HD V expm1(V x) { return std::expm1(x); }
+  static FASTLOSS_HD V exp(V x) { return math::exp(x); }
+  static FASTLOSS_HD V log1p(V x) { return math::log1p(x); }
+  static FASTLOSS_HD V expm1(V x) { return math::expm1(x); }
   static FASTLOSS_HD V reciprocal(V x) { return V(1) / x; }
-  static FASTLOSS_HD V pow(V x, V y) { return std::pow(x, y); }
+  static FASTLOSS_HD V pow(V x, V y) { return math::pow(x, y); }
   static FASTLOSS_HD V abs(V x) { return std::abs(x); }
   static FASTLOSS_HD V neg(V x) { return -x; }
-  static FASTLOSS_HD V log(V x) { return std::log(x); }
+  static FASTLOSS_HD V log(V x) { return math::log(x); }
   static FASTLOSS_HD V sqrt(V x) { return std::sqrt(x); }
-  static FASTLOSS_HD V atan2(V y, V x) { return std::atan2(y, x); }
+  static FASTLOSS_HD V atan2(V y, V x) { return math::atan2(y, x); }
   static FASTLOSS_HD V fma(V a, V b, V c) { return std::fma(a, b, c); }
   // a NaN in a propagates, as in the SIMD versions (cpu/vec_ops.h) and torch
   static FASTLOSS_HD V max(V a, V b) { return a < b ? b : a; }
@@ -57,8 +58,8 @@ FASTLOSS_HD V times_unless_zero(V a, V b) {
 // log(1 + e) in float: 2·atanh(s), s = e / (2 + e) ≤ 1/3, by its series up to s^13 (truncation
 // < 2e-8 relative: float-accurate, and exact-relative for tiny e). On this interval no range
 // reduction is needed, so it is seven FMAs in Estrin's order (depth 4) sharing the division with σ:
-// several times cheaper than a general SIMD log1p (Sleef's took 3× the rest of the focal kernel).
-// Double precision uses the library log1p.
+// several times cheaper than a general log1p with its range reduction.
+// Double precision uses math::log1p.
 template <typename V>
 struct Logistic {
   V sigmoid;      // σ(x)
@@ -102,8 +103,8 @@ FASTLOSS_HD V sigmoid(V x) {
 // atan2(y, x) for x ≥ 0 (so in [−π/2, π/2], and 0 at the origin). In float: atan(r) on
 // r = min(|y|, x) / max(|y|, x) ∈ [0, 1] as r·P(r²), P a degree-8 least-squares minimax fit (≤ 2 ulp
 // evaluated in float), then π/2 − atan(r) where |y| > x, and y's sign: one division and nine FMAs
-// instead of a general SIMD atan2 (Sleef's cost the CIoU kernel about 80 cycles per call).
-// Double precision uses the library atan2.
+// instead of a general atan2 with its reduction (math::atan2).
+// Double precision uses math::atan2.
 template <typename V>
 FASTLOSS_HD V atan2_right_half(V y, V x) {
   using O = Ops<V>;

@@ -16,6 +16,7 @@
 // Per-pair formulas here, host and device; the loops (and the top-k bookkeeping) in cpu/ and cuda/.
 #include <cmath>
 #include "common/host_device.h"
+#include "math/elementary.h"
 
 namespace fastloss::task_aligned {
 
@@ -60,7 +61,7 @@ FASTLOSS_HD S ciou_overlap(const S (&g)[4], const S (&p)[4]) {
   const S c2 = cw * cw + ch * ch + eps;
   const S dx = p[0] + p[2] - g[0] - g[2], dy = p[1] + p[3] - g[1] - g[3];
   const S rho2 = (dx * dx + dy * dy) / S(4);
-  const S d = std::atan(w2 / h2) - std::atan(w1 / h1);
+  const S d = math::atan(w2 / h2) - math::atan(w1 / h1);
   const S v = S(0.405284734569351085775517852838911) * (d * d);
   const S alpha = v / (S(1) - iou + v + eps);
   return clamp0(iou - (rho2 / c2 + v * alpha));
@@ -69,8 +70,8 @@ FASTLOSS_HD S ciou_overlap(const S (&g)[4], const S (&p)[4]) {
 // score^α · overlap^β (α = 0.5 as a square root, as torch's pow takes it).
 template <typename S>
 FASTLOSS_HD S align_metric(S score, S overlap, S alpha, S beta) {
-  const S s = alpha == S(0.5) ? std::sqrt(score) : alpha == S(1) ? score : std::pow(score, alpha);
-  const S o = beta == S(1) ? overlap : std::pow(overlap, beta);
+  const S s = alpha == S(0.5) ? std::sqrt(score) : alpha == S(1) ? score : math::pow(score, alpha);
+  const S o = beta == S(1) ? overlap : math::pow(overlap, beta);
   return s * o;
 }
 

@@ -63,7 +63,8 @@ def write_ninja(variant, source, out, only):
     config = VARIANTS[variant]
     includes, libdirs = torch_paths()
     cxx = os.environ.get("CXX", "g++")
-    base = ["-std=c++20", "-fPIC", "-fvisibility=hidden", "-Wall", "-Wno-unknown-pragmas", "-Wno-maybe-uninitialized",
+    # (-ffp-contract=off: the kernels' nvcc build has -fmad=false, the CPU build this flag)
+    base = ["-std=c++20", "-ffp-contract=off", "-fPIC", "-fvisibility=hidden", "-Wall", "-Wno-unknown-pragmas", "-Wno-maybe-uninitialized",
             "-DTORCH_TARGET_VERSION=0x020a000000000000", f"-DFASTLOSS_EMU_WARP_SIZE={config['warp']}",
             f"-I{os.path.join(HERE, 'include')}", f"-I{os.path.join(source, 'csrc')}"]
     base += [f"-isystem{p}" for p in includes]

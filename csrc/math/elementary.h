@@ -1,0 +1,571 @@
+#pragma once
+// exp, expm1, log, log1p, pow and atan2 in float and double, written once for scalars and for GCC
+// vector lanes (cpu/simd.h's raw vectors: AVX2, AVX-512, NEON): fastloss's own, so a kernel's bits
+// depend on no system library, and the functions inline into the kernels. Every step is an IEEE
+// operation or an explicit fma, so every target that runs these lines gets the same bits.
+//
+// exp(x)   = 2ⁿ·exp(r), n = round(x/ln 2), r = x − n·ln 2 (Cody & Waite 1980: ln 2 in two parts,
+//            the first short enough that n·ln2_hi and x − n·ln2_hi are exact), |r| ≤ ½ln 2, and
+//            exp(r) = 1 + r + r²/2 + r³·q(r), q the rest of its Taylor series, in two parts.
+// expm1(x) = 2ⁿ·expm1(r) + (2ⁿ − 1), the three ranges of n arranged so no step cancels.
+// log(x)   = k·ln 2 + log(1 + f), x = 2ᵏ(1 + f), 1 + f ∈ [√½, √2); with s = f/(2 + f),
+//            log(1 + f) = 2·atanh(s) = f − (f²/2 − s·(f²/2 + R(s²))), R(w) = Σⱼ 2wʲ/(2j + 1):
+//            the leading f is exact and the rest is small (the arrangement of Tang 1990 and of
+//            fdlibm's e_log.c). log1p(x) takes 1 + f from u = 1 + x and adds (1 + x − u)/u, the
+//            rounding error of u (Fast2Sum, exact).
+// pow(x,y) = exp(y·log x): float through the double functions (a single final rounding); double
+//            with log x in double-double (s and its first odd term carried in two parts), y·log x
+//            as a double-double and exp of its low part folded into r.
+// atan2    = atan of q = min/max(|x|,|y|) ∈ [0, 1] around the nearest of c ∈ {0, ¼, ½, ¾, 1}:
+//            atan q = atan c + atan((q − c)/(1 + qc)), |(q − c)/(1 + qc)| ≤ ⅛, by its Taylor series;
+//            the division's remainder (an fma) corrects q; then the octant. Float through double.
+//
+// Special values (±0, ±inf, NaN, overflow, underflow, subnormals) are the C library's. Measured
+// accuracy: docs/math.md (`make math-exhaustive`, tests/test_math_functions.py).
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#if defined(__AVX512F__) || defined(__FMA__)
+#include <immintrin.h>
+#endif
+
+#if defined(__CUDACC__)
+#define FASTLOSS_MATH_INLINE __host__ __device__ __forceinline__
+#else
+#define FASTLOSS_MATH_INLINE inline __attribute__((always_inline))
+#endif
+
+namespace fastloss::math {
+
+namespace lanes {
+
+template <typename T>
+using int_of = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+
+// A lane type L is float, double, or a GCC vector of them; int_t is the integer lanes of its size.
+template <typename L, typename = void>
+struct Traits {
+  using scalar_t = L;
+  using int_t = int_of<L>;
+  static constexpr bool vector = false;
+};
+template <typename L>
+struct Traits<L, std::void_t<decltype(std::declval<L&>()[0])>> {
+  using scalar_t = std::remove_cv_t<std::remove_reference_t<decltype(std::declval<L&>()[0])>>;
+  typedef int_of<scalar_t> int_t __attribute__((vector_size(sizeof(L))));
+  static constexpr bool vector = true;
+};
+template <typename L>
+using scalar_t = typename Traits<L>::scalar_t;
+template <typename L>
+using int_t = typename Traits<L>::int_t;
+
+template <typename L>
+FASTLOSS_MATH_INLINE L splat(scalar_t<L> s) {
+  if constexpr (Traits<L>::vector) return s - L{};  // (s − 0 keeps −0; 0 + s would not)
+  else return s;
+}
+template <typename L>
+FASTLOSS_MATH_INLINE int_t<L> bits(L x) {
+  return __builtin_bit_cast(int_t<L>, x);
+}
+template <typename L>
+FASTLOSS_MATH_INLINE L from_bits(int_t<L> i) {
+  return __builtin_bit_cast(L, i);
+}
+// where(m, a, b): a where the comparison m holds, else b (m: a bool, or a vector of all-ones lanes).
+template <typename M, typename L>
+FASTLOSS_MATH_INLINE L where(M m, L a, L b) {
+  return m ? a : b;
+}
+template <typename M>
+FASTLOSS_MATH_INLINE M both(M a, M b) {
+  if constexpr (std::is_same_v<M, bool>) return a && b;
+  else return a & b;
+}
+template <typename M>
+FASTLOSS_MATH_INLINE M either(M a, M b) {
+  if constexpr (std::is_same_v<M, bool>) return a || b;
+  else return a | b;
+}
+
+// a·b + c, rounded once.
+template <typename L>
+FASTLOSS_MATH_INLINE L fma(L a, L b, L c) {
+  using S = scalar_t<L>;
+  if constexpr (!Traits<L>::vector) {
+    return std::fma(a, b, c);
+#if defined(__AVX512F__)
+  } else if constexpr (sizeof(L) == 64 && std::is_same_v<S, float>) {
+    return _mm512_fmadd_ps(a, b, c);
+  } else if constexpr (sizeof(L) == 64) {
+    return _mm512_fmadd_pd(a, b, c);
+#endif
+#if defined(__FMA__)
+  } else if constexpr (sizeof(L) == 32 && std::is_same_v<S, float>) {
+    return _mm256_fmadd_ps(a, b, c);
+  } else if constexpr (sizeof(L) == 32) {
+    return _mm256_fmadd_pd(a, b, c);
+  } else if constexpr (sizeof(L) == 16 && std::is_same_v<S, float>) {
+    return _mm_fmadd_ps(a, b, c);
+  } else if constexpr (sizeof(L) == 16) {
+    return _mm_fmadd_pd(a, b, c);
+#endif
+  } else {
+    L r;
+    for (int i = 0; i < int(sizeof(L) / sizeof(S)); ++i) r[i] = std::fma(a[i], b[i], c[i]);
+    return r;
+  }
+}
+
+// Horner's scheme, c0 + x·(c1 + x·(…)), each step one fma. (Coefficients as arguments, not arrays:
+// CUDA device code cannot read a host array.)
+template <typename L>
+FASTLOSS_MATH_INLINE L horner(L, scalar_t<L> c) {
+  return splat<L>(c);
+}
+template <typename L, typename... Rest>
+FASTLOSS_MATH_INLINE L horner(L x, scalar_t<L> c, Rest... rest) {
+  return fma(horner(x, static_cast<scalar_t<L>>(rest)...), x, splat<L>(c));
+}
+
+template <typename T, size_t kBytes>
+struct VectorOf {  // (a class member: GCC drops vector attributes on dependent local typedefs)
+  typedef T type __attribute__((vector_size(kBytes)));
+};
+
+}  // namespace lanes
+
+namespace detail {
+using namespace lanes;
+
+template <typename S>
+struct Constants;
+template <>
+struct Constants<float> {
+  static constexpr int kMantissa = 23, kBias = 127;
+  static constexpr float kRound = 0x1.8p23f;  // x + kRound − kRound rounds x to an integer (|x| < 2²²)
+  static constexpr float kLog2e = 0x1.715476p+0f;
+  static constexpr float kLn2Hi = 0x1.62e4p-1f, kLn2Lo = 0x1.7f7d1cp-20f;  // kLn2Hi: 16 bits
+  static constexpr float kExpLo = -104.0f, kExpHi = 89.0f;  // exp is 0 below, inf above
+  static constexpr float kExpm1Lo = -80.0f;                  // expm1 is −1 below
+  static constexpr int kExpm1Exact = 24;                     // 2ⁿ − 1 is exact for n ≤ this
+  static constexpr float kMinNormal = 0x1p-126f, kSubnormalScale = 0x1p25f;  // 2^(mantissa + 2)
+  static constexpr int32_t kSqrtHalfBits = 0x3f3504f3;  // √½
+  template <typename L>  // exp's Taylor series from its r³ term on, over r³
+  static FASTLOSS_MATH_INLINE L exp_taylor(L r) {
+    return horner(r, 1.0f / 6, 1.0f / 24, 1.0f / 120, 1.0f / 720, 1.0f / 5040, 1.0f / 40320);
+  }
+  template <typename L>  // Σⱼ 2wʲ/(2j + 1) over w
+  static FASTLOSS_MATH_INLINE L log_series(L w) {
+    return horner(w, 2.0f / 3, 2.0f / 5, 2.0f / 7, 2.0f / 9);
+  }
+};
+template <>
+struct Constants<double> {
+  static constexpr int kMantissa = 52, kBias = 1023;
+  static constexpr double kRound = 0x1.8p52;
+  static constexpr double kLog2e = 0x1.71547652b82fep+0;
+  static constexpr double kLn2Hi = 0x1.62e42feep-1, kLn2Lo = 0x1.a39ef35793c76p-33;  // kLn2Hi: 32 bits
+  static constexpr double kExpLo = -746.0, kExpHi = 710.0;
+  static constexpr double kExpm1Lo = -700.0;
+  static constexpr int kExpm1Exact = 53;
+  static constexpr double kMinNormal = 0x1p-1022, kSubnormalScale = 0x1p54;  // 2^(mantissa + 2)
+  static constexpr int64_t kSqrtHalfBits = 0x3fe6a09e667f3bcd;
+  template <typename L>
+  static FASTLOSS_MATH_INLINE L exp_taylor(L r) {
+    return horner(r, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320, 1.0 / 362880,
+                  1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800, 1.0 / 87178291200);
+  }
+  template <typename L>
+  static FASTLOSS_MATH_INLINE L log_series(L w) {
+    return horner(w, 2.0 / 3, 2.0 / 5, 2.0 / 7, 2.0 / 9, 2.0 / 11, 2.0 / 13, 2.0 / 15, 2.0 / 17, 2.0 / 19, 2.0 / 21);
+  }
+};
+
+// hi + lo = a + b exactly: Dekker's Fast2Sum (|a| ≥ |b|) and Knuth's TwoSum (any order).
+template <typename L>
+FASTLOSS_MATH_INLINE void fast_two_sum(L a, L b, L& hi, L& lo) {
+  hi = a + b;
+  lo = b - (hi - a);
+}
+template <typename L>
+FASTLOSS_MATH_INLINE void two_sum(L a, L b, L& hi, L& lo) {
+  hi = a + b;
+  const L b_part = hi - a;
+  lo = (a - (hi - b_part)) + (b - b_part);
+}
+
+// 2ⁿ for integer lanes n within the normal exponents.
+template <typename L>
+FASTLOSS_MATH_INLINE L exp2_int(int_t<L> n) {
+  using C = Constants<scalar_t<L>>;
+  return from_bits<L>((n + C::kBias) << C::kMantissa);
+}
+
+// n = round(x/ln 2), as a float and as an integer, and x − n·ln 2 as r + r_lo (n·ln2_hi and its
+// difference from x are exact; r_lo is the rounding error of adding −n·ln2_lo).
+template <typename L>
+struct Reduced {
+  L n, r, r_lo;
+  int_t<L> ni;
+};
+template <typename L>
+FASTLOSS_MATH_INLINE Reduced<L> reduce_ln2(L x, L x_lo = L{}) {
+  using C = Constants<scalar_t<L>>;
+  const L t = fma(x, splat<L>(C::kLog2e), splat<L>(C::kRound));
+  const L n = t - splat<L>(C::kRound);
+  const L r_hi = fma(n, splat<L>(-C::kLn2Hi), x);
+  const L c = fma(n, splat<L>(-C::kLn2Lo), x_lo);
+  const L r = r_hi + c;
+  return {n, r, c - (r - r_hi), bits(t) - bits(splat<L>(C::kRound))};  // (n sits in the low bits of t)
+}
+
+// exp(r + r_lo) − 1 for |r| ≤ ½ln 2 as e + e_lo = r + r²/2 + r³·q(r) + r_lo, q the rest of the
+// Taylor series (to r⁸ in float, r¹⁴ in double); r²/2 is carried in two parts, so that e stays
+// accurate where expm1 scales it by 2ⁿ and adds 2ⁿ − 1 of the other sign.
+template <typename L>
+FASTLOSS_MATH_INLINE void expm1_reduced(L r, L r_lo, L& e, L& e_lo) {
+  using S = scalar_t<L>;
+  const L r2 = r * r, half = splat<L>(S(0.5));
+  const L small = fma(r2 * r, Constants<S>::exp_taylor(r), fma(half, fma(r, r, -r2), r_lo));
+  L a, a_lo;
+  fast_two_sum(r, half * r2, a, a_lo);
+  fast_two_sum(a, a_lo + small, e, e_lo);
+}
+
+// (1 + e + e_lo)·2ⁿ, 2ⁿ in two factors, each a normal number, so results near overflow and in the
+// subnormals round once.
+template <typename L>
+FASTLOSS_MATH_INLINE L exp_finish(L e, L e_lo, int_t<L> ni) {
+  const L one = splat<L>(1);
+  const L y = one + e;
+  const L y_lo = (e - (y - one)) + e_lo;
+  const int_t<L> half = ni >> 1;
+  return (y + y_lo) * exp2_int<L>(ni - half) * exp2_int<L>(half);
+}
+
+// x with NaN kept and the rest clamped to [lo, hi].
+template <typename L>
+FASTLOSS_MATH_INLINE L clamp(L x, scalar_t<L> lo, scalar_t<L> hi) {
+  x = where(x < lo, splat<L>(lo), x);
+  return where(x > hi, splat<L>(hi), x);
+}
+
+// k and f of x = 2ᵏ(1 + f), 1 + f ∈ [√½, √2), for positive normal x; k as a float lane.
+template <typename L>
+FASTLOSS_MATH_INLINE void split_exponent(L x, L& k, L& f) {
+  using S = scalar_t<L>;
+  using C = Constants<S>;
+  using I = int_t<L>;
+  const I ix = bits(x) - C::kSqrtHalfBits;
+  const I ki = ix >> C::kMantissa;
+  const I mantissa = (ix & ((int_of<S>(1) << C::kMantissa) - 1)) + C::kSqrtHalfBits;
+  f = from_bits<L>(mantissa) - splat<L>(S(1));  // exact
+  k = from_bits<L>(ki + bits(splat<L>(C::kRound))) - splat<L>(C::kRound);
+}
+
+// k·ln 2 + log(1 + f) + c, c a small correction (log1p's rounding of 1 + x).
+template <typename L>
+FASTLOSS_MATH_INLINE L log_combine(L k, L f, L c) {
+  using S = scalar_t<L>;
+  using C = Constants<S>;
+  const L s = f / (splat<L>(S(2)) + f), w = s * s;
+  const L series = w * C::log_series(w);
+  const L half_f2 = splat<L>(S(0.5)) * f * f;
+  const L low = fma(s, half_f2 + series, fma(k, splat<L>(C::kLn2Lo), c));
+  return fma(k, splat<L>(C::kLn2Hi), f - (half_f2 - low));
+}
+
+}  // namespace detail
+
+template <typename L>
+FASTLOSS_MATH_INLINE L exp(L x) {
+  using namespace detail;
+  using C = Constants<scalar_t<L>>;
+  const auto [n, r, r_lo, ni] = reduce_ln2(clamp(x, C::kExpLo, C::kExpHi));
+  (void)n;
+  L e, e_lo;
+  expm1_reduced(r, r_lo, e, e_lo);
+  return exp_finish(e, e_lo, ni);
+}
+
+template <typename L>
+FASTLOSS_MATH_INLINE L expm1(L x) {
+  using namespace detail;
+  using S = scalar_t<L>;
+  using C = Constants<S>;
+  using I = int_t<L>;
+  const auto [n, r, r_lo, ni] = reduce_ln2(clamp(x, C::kExpm1Lo, C::kExpHi));
+  (void)n;
+  L e, e_lo;
+  expm1_reduced(r, r_lo, e, e_lo);
+  const L one = splat<L>(S(1));
+  const auto high = ni > C::kExpm1Exact, low = ni < -C::kMantissa;
+  // −mantissa ≤ n ≤ kExpm1Exact: 2ⁿ − 1 + 2ⁿ·e exactly as h + l (2ⁿ and 2ⁿ − 1 are exact), one rounding
+  const L s = exp2_int<L>(where(high, splat<I>(C::kExpm1Exact), where(low, splat<I>(-C::kMantissa), ni)));
+  L h, l;
+  two_sum(s - one, s * e, h, l);
+  const L y_mid = h + fma(s, e_lo, l);
+  // n below: −1 plus a term far below its last place
+  const L y_low = fma(exp2_int<L>(where(low, ni, splat<I>(0))), e + one, splat<L>(S(-1)));
+  // n above: 2ⁿ·(1 + e − 2⁻ⁿ), 2⁻ⁿ below e's last place past 2·mantissa
+  const I n_inv = where(ni > 2 * C::kMantissa, splat<I>(2 * C::kMantissa), ni);
+  const L y_high = exp_finish(e - exp2_int<L>(-where(high, n_inv, splat<I>(0))), e_lo, where(high, ni, splat<I>(0)));
+  const L y = where(high, y_high, where(low, y_low, y_mid));
+  return where(x == S(0), x, y);  // (±0 keeps its sign)
+}
+
+template <typename L>
+FASTLOSS_MATH_INLINE L log(L x) {
+  using namespace detail;
+  using S = scalar_t<L>;
+  using C = Constants<S>;
+  const auto subnormal = x < C::kMinNormal;
+  const L scaled = where(subnormal, x * splat<L>(C::kSubnormalScale), x);
+  L k, f;
+  split_exponent(scaled, k, f);
+  k = where(subnormal, k - splat<L>(S(C::kMantissa + 2)), k);  // (kSubnormalScale = 2^(mantissa + 2))
+  L y = log_combine(k, f, splat<L>(S(0)));
+  y = where(x == S(0), splat<L>(-S(INFINITY)), y);
+  y = where(x < S(0), splat<L>(S(NAN)), y);
+  return where(x < S(INFINITY), y, x);  // +inf and NaN are their own log
+}
+
+template <typename L>
+FASTLOSS_MATH_INLINE L log1p(L x) {
+  using namespace detail;
+  using S = scalar_t<L>;
+  const L one = splat<L>(S(1));
+  const L u = one + x;
+  // 1 + x − u exactly (Fast2Sum, the larger operand first)
+  const L error = where(x * x <= one, x - (u - one), one - (u - x));
+  L k, f;
+  split_exponent(u, k, f);
+  L y = log_combine(k, f, error / u);
+  y = where(x == S(-1), splat<L>(-S(INFINITY)), y);
+  y = where(x < S(-1), splat<L>(S(NAN)), y);
+  y = where(x == S(0), x, y);  // (±0 keeps its sign)
+  return where(x < S(INFINITY), y, x);
+}
+
+
+namespace detail {
+
+// log x as hi + lo, relative error about 2⁻⁶⁸, for positive finite double lanes x: pow's logarithm,
+// which y multiplies (up to |y·log x| ≈ 745) before exp.
+template <typename L>
+FASTLOSS_MATH_INLINE void log_double_double(L x, L& hi, L& lo) {
+  using C = Constants<double>;
+  const auto subnormal = x < C::kMinNormal;
+  L k, f;
+  split_exponent(where(subnormal, x * splat<L>(C::kSubnormalScale), x), k, f);
+  k = where(subnormal, k - splat<L>(double(C::kMantissa + 2)), k);
+  // s = f/(2 + f) in two parts: 2 + f exactly as d + d_lo, then the division's remainder
+  L d, d_lo;
+  fast_two_sum(splat<L>(2.0), f, d, d_lo);
+  const L s = f / d, s_lo = (fma(-s, d, f) - s * d_lo) / d;
+  // log(1 + f) = 2·atanh(s) = 2s + (2/3)s³ + Σⱼ≥₂ 2s^(2j+1)/(2j+1): 2s is exact, (2/3)s³ is carried in
+  // two parts, the rest (≤ 4e-5 of the whole) in double; s_lo enters through atanh's derivative
+  const L w = s * s, w_lo = fma(s, s, -w);
+  const L s3 = s * w, s3_lo = fma(s, w, -s3) + s * w_lo;
+  const L third = splat<L>(0x1.5555555555555p-1), third_lo = splat<L>(0x1.5555555555555p-55);  // 2/3
+  const L t = third * s3, t_lo = fma(third, s3, -t) + fma(third, s3_lo, third_lo * s3);
+  const L tail = s3 * w * horner(w, 2.0 / 5, 2.0 / 7, 2.0 / 9, 2.0 / 11, 2.0 / 13, 2.0 / 15, 2.0 / 17, 2.0 / 19,
+                                  2.0 / 21, 2.0 / 23, 2.0 / 25, 2.0 / 27);
+  const L ds = splat<L>(2.0) * s_lo * (splat<L>(1.0) + w);
+  L a, a_lo, b, b_lo;
+  two_sum(k * splat<L>(C::kLn2Hi), splat<L>(2.0) * s, a, a_lo);  // (k·ln2_hi and 2s: both exact)
+  fast_two_sum(a, t, b, b_lo);                                     // |t| < |2s|/30
+  const L small = ((a_lo + b_lo) + (t_lo + ds)) + (tail + k * splat<L>(C::kLn2Lo));
+  fast_two_sum(b, small, hi, lo);
+}
+
+// exp(p + p_lo) for double lanes, |p_lo| ≤ ulp(p): exp with p_lo added to the reduced argument.
+template <typename L>
+FASTLOSS_MATH_INLINE L exp_double_double(L p, L p_lo) {
+  using C = Constants<double>;
+  const L pc = clamp(p, C::kExpLo, C::kExpHi);
+  const auto [n, r, r_lo, ni] = reduce_ln2(pc, where(p == pc, p_lo, splat<L>(0.0)));
+  (void)n;
+  L e, e_lo;
+  expm1_reduced(r, r_lo, e, e_lo);
+  return exp_finish(e, e_lo, ni);
+}
+
+// y's kind, for finite y: an integer, and an odd one.
+template <typename L>
+FASTLOSS_MATH_INLINE void integer_kind(L y, decltype(L{} < L{})& integral, decltype(L{} < L{})& odd) {
+  const L ay = where(y < 0.0, -y, y);
+  // below 2⁵², adding 2⁵² rounds to an integer, whose parity is the sum's last bit; from 2⁵² on every
+  // double is an integer, its last bit the parity up to 2⁵³, even from there on
+  const auto below = ay < 0x1p52;
+  const L shifted = where(below, ay + splat<L>(0x1p52), ay);
+  const auto whole = either(ay >= 0x1p52, (shifted - splat<L>(0x1p52)) == ay);
+  integral = whole;
+  odd = both(both(ay < 0x1p53, whole), (bits(shifted) & 1) == 1);
+}
+
+// pow on double lanes, with the special values of C11 F.10.4.4. kForFloat: the lanes hold floats,
+// whose pow needs no double-double (y·log x ≤ 150 in magnitude there, so double's own error stays
+// ~2⁻⁴⁵ relative, far below a float's last place).
+template <bool kForFloat = false, typename L>
+FASTLOSS_MATH_INLINE L pow_double(L x, L y) {
+  const L inf = splat<L>(INFINITY), zero = splat<L>(0.0), one = splat<L>(1.0);
+  const L ax = where(x < 0.0, -x, x), ay = where(y < 0.0, -y, y);
+  const auto finite_x = both(ax > 0.0, ax < INFINITY), finite_y = ay < INFINITY;
+  const L yy = where(finite_y, y, zero);
+  L r;
+  if constexpr (kForFloat) {
+    r = exp(yy * log(where(finite_x, ax, one)));
+  } else {
+    L l_hi, l_lo;
+    log_double_double(where(finite_x, ax, one), l_hi, l_lo);
+    const L p = yy * l_hi;
+    r = exp_double_double(p, fma(yy, l_hi, -p) + yy * l_lo);
+  }
+  r = where(ax == 0.0, where(y < 0.0, inf, zero), r);  // 0^y
+  r = where(ax == INFINITY, where(y < 0.0, zero, inf), r);
+  r = where(ay == INFINITY, where(ax == 1.0, one, where((ax < 1.0) == (y < 0.0), inf, zero)), r);
+  decltype(L{} < L{}) integral, odd;
+  integer_kind(yy, integral, odd);
+  odd = both(odd, finite_y);
+  r = where(both(bits(x) < 0, odd), -r, r);  // a negative x (−0 and −inf too) to an odd power
+  r = where(both(both(x < 0.0, ax < INFINITY), both(finite_y, integral == 0)), splat<L>(NAN), r);
+  r = where(either(x != x, y != y), x + y, r);
+  return where(either(y == 0.0, x == 1.0), one, r);
+}
+
+// atan(q) for q ∈ [0, 1] as hi + lo (lo < ulp(hi)), q + q_lo the exact ratio.
+template <typename L>
+FASTLOSS_MATH_INLINE void atan_unit(L q, L q_lo, L& hi, L& lo) {
+  // the nearest c of {0, ¼, ½, ¾, 1} and atan c in two parts
+  const L c = fma(q, splat<L>(4.0), splat<L>(0x1.8p52)) - splat<L>(0x1.8p52);  // round(4q)
+  static constexpr double kHi[] = {0.0, 0x1.f5b75f92c80ddp-3, 0x1.dac670561bb4fp-2, 0x1.4978fa3269ee1p-1,
+                                   0x1.921fb54442d18p-1};
+  static constexpr double kLo[] = {0.0, 0x1.8ab6e3cf7afbdp-57, 0x1.a2b7f222f65e2p-56, 0x1.2419a87f2a458p-56,
+                                   0x1.1a62633145c07p-55};
+  L a_hi = splat<L>(kHi[0]), a_lo = splat<L>(kLo[0]);
+  for (int i = 1; i < 5; ++i) {
+    a_hi = where(c == double(i), splat<L>(kHi[i]), a_hi);
+    a_lo = where(c == double(i), splat<L>(kLo[i]), a_lo);
+  }
+  const L cq = c * splat<L>(0.25);
+  // t = (q − c)/(1 + qc): q − c is exact (Sterbenz), the division's remainder gives t's low part
+  const L num = q - cq, den = fma(q, cq, splat<L>(1.0));
+  const L t = num / den;
+  const L t_lo = (fma(-t, den, num) - t * fma(q, cq, splat<L>(1.0) - den)) / den;
+  // atan t = t − t³/3 + t⁵/5 − … (|t| ≤ ⅛: up to t²³)
+  const L w = t * t;
+  const L tail = t * w * horner(w, -1.0 / 3, 1.0 / 5, -1.0 / 7, 1.0 / 9, -1.0 / 11, 1.0 / 13, -1.0 / 15, 1.0 / 17,
+                                -1.0 / 19, 1.0 / 21, -1.0 / 23);
+  // q_lo moves t by q_lo·(1 + c²)/(1 + qc)², and atan t by that over 1 + t²
+  const L dq = q_lo / (den * den + num * num) * (splat<L>(1.0) + cq * cq);
+  fast_two_sum(a_hi, t, hi, lo);
+  lo = lo + (a_lo + (t_lo + dq + tail));
+}
+
+// atan2 on double lanes, with the special values of C11 F.10.1.4.
+template <typename L>
+FASTLOSS_MATH_INLINE L atan2_double(L y, L x) {
+  const L ax = where(x < 0.0, -x, x), ay = where(y < 0.0, -y, y);
+  const auto swap = ay > ax;
+  const L num = where(swap, ax, ay), den = where(swap, ay, ax);
+  const auto finite = both(den < INFINITY, den > 0.0);
+  const L dd = where(finite, den, splat<L>(1.0)), nn = where(finite, num, splat<L>(0.0));
+  const L q = nn / dd, q_lo = fma(-q, dd, nn) / dd;
+  L hi, lo;
+  atan_unit(q, q_lo, hi, lo);
+  // the octant: π/2 − a where |y| > |x|, then π − that where x < 0 (each constant in two parts)
+  const L half_pi = splat<L>(0x1.921fb54442d18p+0), half_pi_lo = splat<L>(0x1.1a62633145c07p-54);
+  L h, l;
+  fast_two_sum(half_pi, -hi, h, l);
+  hi = where(swap, h, hi);
+  lo = where(swap, (l + half_pi_lo) - lo, lo);
+  const L pi = splat<L>(0x1.921fb54442d18p+1), pi_lo = splat<L>(0x1.1a62633145c07p-53);
+  fast_two_sum(pi, -hi, h, l);
+  const auto negative_x = bits(x) < 0;
+  hi = where(negative_x, h, hi);
+  lo = where(negative_x, (l + pi_lo) - lo, lo);
+  L r = hi + lo;
+  // both infinite: the odd multiples of π/4; a NaN: NaN
+  const L quarter = where(negative_x, splat<L>(0x1.2d97c7f3321d2p+1), splat<L>(0x1.921fb54442d18p-1));
+  r = where(both(ax == INFINITY, ay == INFINITY), quarter, r);
+  r = where(either(x != x, y != y), x + y, r);
+  return where(bits(y) < 0, -r, r);  // (y's sign, −0 included)
+}
+
+// Float lanes through the double functions: one double vector of the same size holds half the lanes.
+#if !defined(__CUDACC__)  // (vectors exist on the CPU only; nvcc's front end cannot parse these)
+template <typename D, size_t kOffset, typename L, size_t... I>
+FASTLOSS_MATH_INLINE D widen_lanes(L v, std::index_sequence<I...>) {
+  return __builtin_convertvector(__builtin_shufflevector(v, v, (kOffset + I)...), D);
+}
+template <typename L, typename Half, size_t... I>
+FASTLOSS_MATH_INLINE L join_lanes(Half lo, Half hi, std::index_sequence<I...>) {
+  return __builtin_shufflevector(lo, hi, I...);
+}
+#endif
+template <typename L, typename Fn>
+FASTLOSS_MATH_INLINE L through_double(L a, L b, Fn fn) {
+  if constexpr (!Traits<L>::vector) {
+    return static_cast<float>(fn(static_cast<double>(a), static_cast<double>(b)));
+  } else {
+#if !defined(__CUDACC__)
+    constexpr size_t n = sizeof(L) / sizeof(float);
+    using D = typename VectorOf<double, sizeof(L)>::type;
+    using Half = typename VectorOf<float, sizeof(L) / 2>::type;
+    const auto half = std::make_index_sequence<n / 2>{};
+    const Half lo = __builtin_convertvector(fn(widen_lanes<D, 0>(a, half), widen_lanes<D, 0>(b, half)), Half);
+    const Half hi =
+        __builtin_convertvector(fn(widen_lanes<D, n / 2>(a, half), widen_lanes<D, n / 2>(b, half)), Half);
+    return join_lanes<L>(lo, hi, std::make_index_sequence<n>{});
+#endif
+  }
+}
+
+// (functors rather than lambdas: forced inline, and callable on the device)
+struct PowOfFloats {
+  template <typename D>
+  FASTLOSS_MATH_INLINE D operator()(D x, D y) const {
+    return pow_double<true>(x, y);
+  }
+};
+struct Atan2OfFloats {
+  template <typename D>
+  FASTLOSS_MATH_INLINE D operator()(D y, D x) const {
+    return atan2_double(y, x);
+  }
+};
+
+}  // namespace detail
+
+// x^y.
+template <typename L>
+FASTLOSS_MATH_INLINE L pow(L x, L y) {
+  if constexpr (std::is_same_v<lanes::scalar_t<L>, double>) {
+    return detail::pow_double(x, y);
+  } else {
+    return detail::through_double(x, y, detail::PowOfFloats{});
+  }
+}
+
+// atan2(y, x): the angle of (x, y), in [−π, π].
+template <typename L>
+FASTLOSS_MATH_INLINE L atan2(L y, L x) {
+  if constexpr (std::is_same_v<lanes::scalar_t<L>, double>) {
+    return detail::atan2_double(y, x);
+  } else {
+    return detail::through_double(y, x, detail::Atan2OfFloats{});
+  }
+}
+
+// atan(x) = atan2(x, 1).
+template <typename L>
+FASTLOSS_MATH_INLINE L atan(L x) {
+  return atan2(x, lanes::splat<L>(1));
+}
+
+}  // namespace fastloss::math
