@@ -38,10 +38,10 @@ struct CpuKernels {
       return;
     }
     const cpu::SumCount s = cpu::sum_chunks(a.n, [&](int64_t begin, int64_t end) {
-      Vec acc(0);
+      cpu::Wide<Vec> acc;
       for (int64_t i = begin; i < end; i += W) {
         const int64_t n = std::min(W, end - i);
-        acc = acc + cpu::first_lanes(eval(i, n), n);
+        acc += cpu::first_lanes(eval(i, n), n);
       }
       return cpu::SumCount{cpu::sum_lanes(acc), end - begin};
     });

@@ -74,10 +74,11 @@ struct CpuKernels {
       return;
     }
     const cpu::SumCount s = cpu::sum_chunks(a.pairs, [&](int64_t begin, int64_t end) {
-      Vec acc(0), unused[4];
+      cpu::Wide<Vec> acc;
+      Vec unused[4];
       for (int64_t i = begin; i < end; i += L::W) {
         const int64_t n = std::min(L::W, end - i);
-        acc = acc + cpu::first_lanes(eval<false>(a, i, n, unused, unused) * L::operand(a.weight, i, n), n);
+        acc += cpu::first_lanes(eval<false>(a, i, n, unused, unused) * L::operand(a.weight, i, n), n);
       }
       return cpu::SumCount{cpu::sum_lanes(acc), end - begin};
     });

@@ -78,13 +78,13 @@ struct CpuKernels {
     opmath_t* out2 = grad2.numel() > 0 ? grad2.mutable_data_ptr<opmath_t>() : nullptr;
     const int64_t rows = a.batch * a.n, rows_b = a.batch * a.m;
     // The adjoints of lanes [0, n) (lanes past n hold zero boxes, whose adjoints may be NaN).
-    auto pair = [&](const Vec (&fa)[kFields], const Vec (&fb)[kFields], const Vec& gv, int64_t n, Vec (&ga)[4],
-                    Vec (&gb)[4]) {
+    auto pair = [&](const Vec (&fa)[kFields], const Vec (&fb)[kFields], const Vec& gv, int64_t n, auto& ga,
+                    auto& gb) {
       Vec da[4] = {Vec(0), Vec(0), Vec(0), Vec(0)}, db[4] = {Vec(0), Vec(0), Vec(0), Vec(0)};
       pair_metric<true>(a.prm, fa, fb, gv, da, db);
       for (int c = 0; c < 4; ++c) {
-        ga[c] = ga[c] + cpu::first_lanes(da[c], n);
-        gb[c] = gb[c] + cpu::first_lanes(db[c], n);
+        ga[c] += cpu::first_lanes(da[c], n);
+        gb[c] += cpu::first_lanes(db[c], n);
       }
     };
     // Lane k of v (c = 0..3) into box i + k's four gradients, for k < n.
@@ -117,7 +117,8 @@ struct CpuKernels {
         for (int64_t r = begin; r < end; ++r) {
           const int64_t first_b = (r / a.n) * a.m;
           cpu::broadcast_item(a.fa, rows, r, fa);
-          Vec ga[4] = {Vec(0), Vec(0), Vec(0), Vec(0)}, unused[4] = {Vec(0), Vec(0), Vec(0), Vec(0)};
+          cpu::Wide<Vec> ga[4];  // (a sum along the row: the same lanes on every flavour)
+          Vec unused[4] = {Vec(0), Vec(0), Vec(0), Vec(0)};
           for (int64_t j = 0; j < a.m; j += L::W) {
             const int64_t n = std::min(L::W, a.m - j);
             cpu::load_items(a.fb, rows_b, first_b + j, n, fb);

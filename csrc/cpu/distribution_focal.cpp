@@ -18,10 +18,14 @@ struct Kernel {
   static constexpr int64_t W = Vec::size();
   const Args<scalar_t>& a;
 
-  // Bins [0, body) run along each row in whole vectors; the last `tail` = bins mod W columns (1 for
-  // 17 bins) run down W rows at once instead, so a 17-bin row costs one vector exp, not two.
-  // A wider remainder (3 or more columns) stays in the rows as a partial vector.
-  const int64_t tail = a.bins % W <= 2 ? a.bins % W : 0;
+  static constexpr auto kMax = [](const Vec& p, const Vec& q) { return simd::maximum(p, q); };
+
+  // Bins [0, body) run along each row in whole vectors; the last `tail` = bins mod 64 bytes' lanes
+  // (1 for 17 bins) run down W rows at once instead, so a 17-bin row costs one vector exp, not two.
+  // A wider remainder (3 or more columns) stays in the rows as a partial vector. (64 bytes' lanes,
+  // not W: the same split, so the same sums, on every flavour.)
+  static constexpr int64_t kLanes = cpu::Wide<Vec>::kLanes;
+  const int64_t tail = a.bins % kLanes <= 2 ? a.bins % kLanes : 0;
   const int64_t body = a.bins - tail;
 
   const scalar_t* row(int64_t r) const { return a.pred + r * a.bins; }
@@ -31,24 +35,24 @@ struct Kernel {
   // Σ exp(x − shift) over bins [0, end) of row r.
   opmath_t sum_exp(int64_t r, opmath_t shift, int64_t end) const {
     const scalar_t* x = row(r);
-    Vec s(0);
+    cpu::Wide<Vec> s;
     for (int64_t c = 0; c < end; c += W) {
       const int64_t n = std::min(W, end - c);
-      s = s + cpu::first_lanes(Ops<Vec>::exp(cpu::load_as<Vec>(x + c, n) - Vec(shift)), n);
+      s += cpu::first_lanes(Ops<Vec>::exp(cpu::load_as<Vec>(x + c, n) - Vec(shift)), n);
     }
-    return simd::reduce_all<opmath_t>([](const Vec& p, const Vec& q) { return p + q; }, s);
+    return s.sum();
   }
 
   opmath_t max_logit(int64_t r) const {
     constexpr opmath_t kInf = std::numeric_limits<opmath_t>::infinity();
     const scalar_t* x = row(r);
-    Vec m(-kInf);
+    cpu::Wide<Vec> m(-kInf);
     for (int64_t c = 0; c < a.bins; c += W) {
       const int64_t n = std::min(W, a.bins - c);
       const Vec v = cpu::load_as<Vec>(x + c, n);
-      m = simd::maximum(m, n == W ? v : Vec::set(Vec(-kInf), v, n));
+      m.fold(kMax, n == W ? v : Vec::set(Vec(-kInf), v, n));
     }
-    return simd::reduce_all<opmath_t>([](const Vec& p, const Vec& q) { return simd::maximum(p, q); }, m);
+    return m.reduce(kMax);
   }
 
   // The first loads of a row are its two target bins, scalar and data-dependent: without a hint they
@@ -73,7 +77,7 @@ struct Kernel {
   // The log of W rows' sums is one vector log.
   double forward_chunk(int64_t begin, int64_t end, opmath_t* out, opmath_t* lse_out) const {
     constexpr opmath_t kInf = std::numeric_limits<opmath_t>::infinity();
-    Vec total(0);
+    cpu::Wide<Vec> total;
     for (int64_t r = begin; r < end; r += W) {
       const int64_t k = std::min(W, end - r);
       opmath_t shift[W] = {}, x_left[W] = {}, x_right[W] = {}, w_left[W] = {}, w_right[W] = {}, weight[W] = {}, sum[W];
@@ -103,7 +107,7 @@ struct Kernel {
       const Vec loss = row_loss(lse, Vec::loadu(w_left), Vec::loadu(x_left), Vec::loadu(w_right),
                                 Vec::loadu(x_right)) * Vec::loadu(weight);
       if (out != nullptr) loss.store(out + r, k);
-      total = total + cpu::first_lanes(loss, k);
+      total += cpu::first_lanes(loss, k);
     }
     return cpu::sum_lanes(total);
   }

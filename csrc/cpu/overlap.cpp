@@ -108,20 +108,21 @@ struct CpuKernels {
     cpu::BadLabel bad;
     torch::stable::parallel_for(0, a.n * chunks, 1, [&](int64_t first, int64_t last) {
       K chunk(a);
-      std::vector<Vec> p(classes), t(classes), acc(3 * classes);  // a block's p_c, t_c; the sums
+      std::vector<Vec> p(classes), t(classes);  // a block's p_c, t_c
+      std::vector<cpu::Wide<Vec>> acc(3 * classes);  // the sums (the same lanes on every flavour)
       for (int64_t item = first; item < last; ++item) {
         chunk.load(item, chunks, bad);
         double* out = partial.data() + item * width;  // (not &partial[…]: empty when C = 0)
         // locals, so the compiler can take the branches out of the loops
         const bool squared = a.squared, soft = a.soft;
-        auto add = [squared, soft](Vec& pt, Vec& pp, Vec& tt, const Vec& pc, const Vec& tc) {
-          pt = pt + intersection(pc, tc, soft);
-          pp = pp + (squared ? pc * pc : pc);
-          tt = tt + (squared ? tc * tc : tc);
+        auto add = [squared, soft](auto& pt, auto& pp, auto& tt, const Vec& pc, const Vec& tc) {
+          pt += intersection(pc, tc, soft);
+          pp += squared ? pc * pc : pc;
+          tt += squared ? tc * tc : tc;
         };
         if (a.activation == kSoftmax) {
-          std::fill(acc.begin(), acc.end(), Vec(0));
-          Vec ce_loss_sum(0), ce_norm(0);
+          std::fill(acc.begin(), acc.end(), cpu::Wide<Vec>());
+          cpu::Wide<Vec> ce_loss_sum, ce_norm;
           for (int64_t j = 0; j < chunk.size; j += K::W) {
             const int64_t k = std::min(K::W, chunk.size - j);
             const Vec v = Vec::loadu(&chunk.valid[j]);
@@ -133,16 +134,18 @@ struct CpuKernels {
             }
             if (a.ce.softmax_ce()) {
               const auto ce = chunk.ce_sums(a.x, j, k, v, t.data(), stats.lse());
-              ce_loss_sum = ce_loss_sum + ce_loss(a.ce, ce.a, ce.log_py);
-              ce_norm = ce_norm + (a.labels != nullptr ? ce.w : v);
+              ce_loss_sum.current() += ce_loss(a.ce, ce.a, ce.log_py);
+              ce_norm.current() += a.labels != nullptr ? ce.w : v;
             }
             if (a.ce.sigmoid_focal()) {
               for (int64_t c = a.ce.first_class; c < classes; ++c) {  // (p overwrote the logits: read again)
                 const Vec xc = cpu::load_as<Vec>(chunk.x(c, j), k);
-                ce_loss_sum = ce_loss_sum + element_focal<false>(a.ce, c, xc, t[c], v);
-                ce_norm = ce_norm + v;
+                ce_loss_sum.current() += element_focal<false>(a.ce, c, xc, t[c], v);
+                ce_norm.current() += v;
               }
             }
+            ce_loss_sum.rotate();
+            ce_norm.rotate();
           }
           for (int64_t i = 0; i < 3 * classes; ++i) out[i] = cpu::sum_lanes(acc[i]);
           if (a.ce.on) {
@@ -151,10 +154,12 @@ struct CpuKernels {
           }
           continue;
         }
-        Vec focal_sum(0), focal_count(0);  // the sigmoid focal term's (math/overlap_ce.h)
+        cpu::Wide<Vec> focal_sum, focal_count;  // the sigmoid focal term's (math/overlap_ce.h)
         for (int64_t c = 0; c < classes; ++c) {
-          Vec pt(0), pp(0), tt(0);
+          cpu::Wide<Vec> pt, pp, tt;
           const bool focal = a.ce.sigmoid_focal() && c >= a.ce.first_class;
+          focal_sum.restart();
+          focal_count.restart();
           for (int64_t j = 0; j < chunk.size; j += K::W) {
             const int64_t k = std::min(K::W, chunk.size - j);
             const Vec v = Vec::loadu(&chunk.valid[j]), xc = cpu::load_as<Vec>(chunk.x(c, j), k);
@@ -162,8 +167,8 @@ struct CpuKernels {
             if (probs != nullptr) cpu::store_as(pc, probs + chunk.offset(c, j), k);
             add(pt, pp, tt, pc * v, tc);
             if (focal) {
-              focal_sum = focal_sum + element_focal<false>(a.ce, c, xc, tc, v);
-              focal_count = focal_count + v;
+              focal_sum += element_focal<false>(a.ce, c, xc, tc, v);
+              focal_count += v;
             }
           }
           out[3 * c] = cpu::sum_lanes(pt);

@@ -36,32 +36,29 @@ struct Row {
     }
     // Labels: every column is a negative except the label's, if it falls in this vector. The
     // label is only ever compared (never subtracted from before that: −2^63 − c would overflow),
-    // never used as an address, so any value is safe.
-    Vec sign(opmath_t(-1)), a_t(a.prm.alpha_neg);
+    // never used as an address, so any value is safe. Each lane takes the formula the CUDA kernel
+    // gives its element (the negatives' binary one; the label's own when it is a quality or scored
+    // target), whatever else shares its vector: the bits do not depend on the vector width.
     const int64_t label = a.labels[r];
-    if (label >= c && label - c < n) {
-      const int64_t lane = label - c;
-      const Vec positive = Vec::arange(opmath_t(0), opmath_t(1)) == Vec(opmath_t(lane));
-      if (quality) {  // the label's target is its score (1 without scores), the rest 0
-        const opmath_t score = a.scores != nullptr ? a.scores[r] : opmath_t(1);
-        const opmath_t m = a.prm.label_mask || score > 0 ? opmath_t(1) : opmath_t(0);
-        const Vec zero(opmath_t(0));
-        quality_focal::eval<kLoss, kGradX>(x, Vec::blendv(zero, Vec(score), positive),
-                                           Vec::blendv(zero, Vec(m), positive), a.prm, loss, dx);
-        return;
-      }
-      if (a.scores != nullptr) {  // the label's target is its score (soft), the rest 0
-        const Vec t = Vec::blendv(Vec(opmath_t(0)), Vec(a.scores[r]), positive);
-        Vec unused_dt;
-        soft<kLoss, kGradX, false>(x, t, a.prm, loss, dx, unused_dt);
-        return;
-      }
-      sign = Vec::blendv(sign, Vec(opmath_t(1)), positive);
-      a_t = Vec::blendv(a_t, Vec(a.prm.alpha_pos), positive);
-    }
+    const bool here = label >= c && label - c < n;
+    const Vec positive = Vec::arange(opmath_t(0), opmath_t(1)) == Vec(here ? opmath_t(label - c) : opmath_t(-1));
+    const Vec sign = Vec::blendv(Vec(opmath_t(-1)), Vec(opmath_t(1)), positive);
+    const Vec a_t = Vec::blendv(Vec(a.prm.alpha_neg), Vec(a.prm.alpha_pos), positive);
     Vec dz;
     binary<kLoss, kGradX>(x * sign, a_t, a.prm, loss, dz);
     if constexpr (kGradX) dx = dz * sign;
+    if (!here || (!quality && a.scores == nullptr)) return;
+    Vec label_loss, label_dx;
+    if (quality) {  // the label's target is its score (1 without scores)
+      const opmath_t score = a.scores != nullptr ? a.scores[r] : opmath_t(1);
+      const opmath_t m = a.prm.label_mask || score > 0 ? opmath_t(1) : opmath_t(0);
+      quality_focal::eval<kLoss, kGradX>(x, Vec(score), Vec(m), a.prm, label_loss, label_dx);
+    } else {  // the label's target is its score (soft)
+      Vec unused_dt;
+      soft<kLoss, kGradX, false>(x, Vec(a.scores[r]), a.prm, label_loss, label_dx, unused_dt);
+    }
+    if constexpr (kLoss) loss = Vec::blendv(loss, label_loss, positive);
+    if constexpr (kGradX) dx = Vec::blendv(dx, label_dx, positive);
   }
 };
 
@@ -109,15 +106,17 @@ cpu::SumCount forward_sum(Args<scalar_t, target_t> a) {
   flatten_if_dense(a, no_grad);
   const R row{a};
   return cpu::sum_chunks(a.rows * a.cols, [&](int64_t begin, int64_t end) {
-    Vec acc(0), loss, unused;
+    cpu::Wide<Vec> acc;
+    Vec loss, unused;
     int64_t count = 0;
     cpu::for_each_segment(begin, end, a.cols, [&](int64_t r, int64_t c0, int64_t c1) {
       if (row.ignored(r)) return;
       count += c1 - c0;
+      acc.restart();
       for (int64_t c = c0; c < c1; c += R::W) {
         const int64_t n = std::min(R::W, c1 - c);
         row.template eval<true, false, false>(r, c, n, loss, unused, unused);
-        acc = acc + cpu::first_lanes(loss * cpu::load_operand<Vec>(a.weight, r, c, n), n);
+        acc += cpu::first_lanes(loss * cpu::load_operand<Vec>(a.weight, r, c, n), n);
       }
     });
     return cpu::SumCount{cpu::sum_lanes(acc), count};

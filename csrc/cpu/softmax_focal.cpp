@@ -35,7 +35,8 @@ struct Kernel {
   // Positions per chunk: ~16k logits; whole vectors of positions in the channels layout.
   int64_t span() const {
     const int64_t positions = std::max<int64_t>(1, cpu::kChunk / std::max<int64_t>(1, a.classes));
-    return a.inner == 1 ? positions : (positions + W - 1) / W * W;
+    constexpr int64_t lanes = cpu::Wide<Vec>::kLanes;  // (a multiple of W on every flavour: the same chunks)
+    return a.inner == 1 ? positions : (positions + lanes - 1) / lanes * lanes;
   }
 
   // The label of a position, or -1 when it is ignored (or, after recording it, out of range).
@@ -59,31 +60,26 @@ struct Kernel {
     opmath_t shift[W], sum[W], xy[W], ay[W], ax[W];
   };
 
-  static opmath_t hmax(const Vec& v) {
-    return simd::reduce_all<opmath_t>([](const Vec& p, const Vec& q) { return simd::maximum(p, q); }, v);
-  }
-  static opmath_t hsum(const Vec& v) {
-    return simd::reduce_all<opmath_t>([](const Vec& p, const Vec& q) { return p + q; }, v);
-  }
-
+  // (row sums in cpu::Wide: the same lanes and order on every flavour)
   // Σ exp(x − shift) over a row.
   opmath_t row_sum_exp(const scalar_t* x, opmath_t shift) const {
-    Vec sum(0);
+    cpu::Wide<Vec> sum;
     for (int64_t c = 0; c < a.classes; c += W) {
       const int64_t n = std::min(W, a.classes - c);
-      sum = sum + cpu::first_lanes(Ops<Vec>::exp(cpu::load_as<Vec>(x + c, n) - Vec(shift)), n);
+      sum += cpu::first_lanes(Ops<Vec>::exp(cpu::load_as<Vec>(x + c, n) - Vec(shift)), n);
     }
-    return hsum(sum);
+    return sum.sum();
   }
 
   opmath_t row_max(const scalar_t* x) const {
-    Vec m(-kInf);
+    const auto max = [](const Vec& p, const Vec& q) { return simd::maximum(p, q); };
+    cpu::Wide<Vec> m(-kInf);
     for (int64_t c = 0; c < a.classes; c += W) {
       const int64_t n = std::min(W, a.classes - c);
       const Vec v = cpu::load_as<Vec>(x + c, n);
-      m = simd::maximum(m, n == W ? v : Vec::set(Vec(-kInf), v, n));
+      m.fold(max, n == W ? v : Vec::set(Vec(-kInf), v, n));
     }
-    return hmax(m);
+    return m.reduce(max);
   }
 
   // Rows [r, r + k) of the block. With lse given it is the shift. Else the shift is the label's
@@ -117,13 +113,14 @@ struct Kernel {
         }
       }
       if (a.prm.smoothing) {
-        Vec ax(0);
+        cpu::Wide<Vec> ax;
         for (int64_t c = 0; c < a.classes; c += W) {
           const int64_t n = std::min(W, a.classes - c);
           const Vec alpha = a.alpha == nullptr ? cpu::first_lanes(Vec(1), n) : cpu::load_as<Vec>(a.alpha + c, n);
-          ax = simd::fmadd(alpha, cpu::load_as<Vec>(x + c, n) - Vec(b.shift[j]), ax);
+          const Vec centred = cpu::load_as<Vec>(x + c, n) - Vec(b.shift[j]);
+          ax.fold([&](const Vec& acc, const Vec& al) { return simd::fmadd(al, centred, acc); }, alpha);
         }
-        b.ax[j] = hsum(ax);
+        b.ax[j] = ax.sum();
       }
     }
   }

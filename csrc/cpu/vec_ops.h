@@ -14,39 +14,6 @@
 
 namespace fastloss {
 
-namespace cpu {
-
-// 1/x of float lanes: the hardware's reciprocal estimate (AVX-512: 14 bits, AVX2: 12 bits) and one
-// Newton step, r·(2 − x·r), which squares the error: ≤ 2 ulp with AVX2, correctly rounded almost
-// always with AVX-512. A division is one instruction but slow, on one port (AVX-512: one per
-// ~8 cycles): in exp-and-divide loops (sigmoid) it was the bottleneck. x = ±0, ±inf give ±inf, ±0
-// (the estimate itself: the Newton step would make inf·0 = NaN there).
-inline simd::Vec<float> reciprocal_float(const simd::Vec<float>& x) {
-  using V = simd::Vec<float>;
-#if defined(CPU_CAPABILITY_AVX512)
-  const V r(_mm512_rcp14_ps(x));
-#elif defined(CPU_CAPABILITY_AVX2)
-  const V r(_mm256_rcp_ps(x));
-#else
-  return x.reciprocal();
-#endif
-#if defined(CPU_CAPABILITY_AVX512)
-  const __m512 refined = _mm512_mul_ps(r, _mm512_fnmadd_ps(x, r, _mm512_set1_ps(2.0f)));
-  return V(_mm512_mask_mov_ps(refined, _mm512_cmp_ps_mask(refined, refined, _CMP_UNORD_Q), r));
-#elif defined(CPU_CAPABILITY_AVX2)
-  const V refined = r * simd::fmadd(x.neg(), r, V(2.0f));
-  return V::blendv(refined, r, refined != refined);
-#endif
-}
-
-template <typename V>
-inline V reciprocal(const V& x) {
-  if constexpr (std::is_same_v<V, simd::Vec<float>> && V::size() > 1) return reciprocal_float(x);
-  return x.reciprocal();
-}
-
-}  // namespace cpu
-
 template <typename T>
 struct Ops<simd::Vec<T>> {
   using V = simd::Vec<T>;
@@ -55,7 +22,7 @@ struct Ops<simd::Vec<T>> {
   static V exp(const V& x) { return x.exp(); }
   static V log1p(const V& x) { return x.log1p(); }
   static V expm1(const V& x) { return x.expm1(); }
-  static V reciprocal(const V& x) { return cpu::reciprocal(x); }
+  static V reciprocal(const V& x) { return x.reciprocal(); }  // a division: correctly rounded, as on CUDA
   static V pow(const V& x, const V& y) { return x.pow(y); }
   static V abs(const V& x) { return x.abs(); }
   static V neg(const V& x) { return x.neg(); }
@@ -214,6 +181,86 @@ inline double sum_lanes(const Vec& v) {
   double s = 0;
   for (int64_t i = 0; i < Vec::size(); ++i) s += static_cast<double>(buf[i]);
   return s;
+}
+
+// A running sum (or max) of consecutive vectors, kept in 64 bytes of lanes (16 float, 8 double) on
+// every flavour: one AVX-512 register, two AVX2 ones, four 16-byte ones. Element i of a run always
+// lands in lane i mod 16 (8), and the lanes are combined in one order (sum_lanes: lane order, in
+// double; reduce: ATen's AVX-512 order), so reductions give the same bits on every CPU. Vector k of
+// a run adds into part k mod kParts: the add goes to part[0] and the parts rotate (register
+// renames, where an indexed part would live in memory).
+template <typename Vec>
+struct Wide {
+  using T = typename Vec::value_type;
+  static constexpr int kParts = 64 / static_cast<int>(sizeof(T) * Vec::size());
+  static constexpr int kLanes = 64 / static_cast<int>(sizeof(T));
+  Vec part[kParts];
+  int turned = 0;  // rotations since the run began, mod kParts
+
+  explicit Wide(T init = T(0)) {
+    for (Vec& p : part) p = Vec(init);
+  }
+  template <typename Op>  // part[0] = op(part[0], x), then the next part's turn
+  FASTLOSS_SIMD_INLINE void fold(const Op& op, const Vec& x) {
+    part[0] = op(part[0], x);
+    rotate();
+  }
+  FASTLOSS_SIMD_INLINE Wide& operator+=(const Vec& x) {
+    part[0] = part[0] + x;
+    rotate();
+    return *this;
+  }
+  // Several terms into one vector's lanes: current() += …, then rotate() once.
+  FASTLOSS_SIMD_INLINE Vec& current() { return part[0]; }
+  // The next vector starts a run of its own (lane 0): a new row segment.
+  FASTLOSS_SIMD_INLINE void restart() {
+    while (turned != 0) rotate();
+  }
+  FASTLOSS_SIMD_INLINE void rotate() {
+    if constexpr (kParts > 1) {
+      const Vec first = part[0];
+      for (int k = 0; k + 1 < kParts; ++k) part[k] = part[k + 1];
+      part[kParts - 1] = first;
+      turned = turned + 1 == kParts ? 0 : turned + 1;
+    }
+  }
+  // Logical part k (lanes [k·size, (k + 1)·size)).
+  FASTLOSS_SIMD_INLINE const Vec& logical(int k) const { return part[(k - turned + kParts) % kParts]; }
+
+  double sum_lanes() const {  // one running sum over all 64 bytes' lanes (not a sum of per-part sums)
+    T lanes[kLanes];
+    for (int k = 0; k < kParts; ++k) logical(k).store(lanes + k * Vec::size());
+    double s = 0;
+    for (int i = 0; i < kLanes; ++i) s += static_cast<double>(lanes[i]);
+    return s;
+  }
+  // op over the 64 bytes' lanes in ATen's AVX-512 order (simd::reduce_all): float pairs lanes i and
+  // i + half for half = 8, 4, 2, 1; double folds lane 0 with lanes 1, 2, … in turn.
+  template <typename Op>
+  T reduce(const Op& op) const {
+    if constexpr (std::is_same_v<T, float>) {
+      Vec half[kParts];
+      for (int k = 0; k < kParts; ++k) half[k] = logical(k);
+      for (int n = kParts / 2; n >= 1; n /= 2)
+        for (int k = 0; k < n; ++k) half[k] = op(half[k], half[k + n]);
+      if constexpr (Vec::size() > 1) return simd::butterfly<static_cast<int>(Vec::size() / 2)>(op, half[0]).v[0];
+      else return half[0].v[0];
+    } else {
+      T lanes[kLanes];
+      for (int k = 0; k < kParts; ++k) logical(k).store(lanes + k * Vec::size());
+      Vec acc(lanes[0]);
+      for (int i = 1; i < kLanes; ++i) acc = op(acc, Vec(lanes[i]));
+      return acc.v[0];
+    }
+  }
+  T sum() const {
+    return reduce([](const Vec& p, const Vec& q) { return p + q; });
+  }
+};
+
+template <typename Vec>
+inline double sum_lanes(const Wide<Vec>& w) {
+  return w.sum_lanes();
 }
 
 }  // namespace cpu
