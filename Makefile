@@ -20,7 +20,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export TORCHINDUCTOR_CACHE_DIR ?= $(CURDIR)/build/torchinductor-$(or $(ATEN_CPU_CAPABILITY),default)
 
 .PHONY: bench test peers build check info cmake-test wheel wheel-test sdist sdist-test \
-	second-torch-test oldest-torch-test aarch64-syntax aarch64-math sanitize gpu-wheelhouse gpu-check-dry cuda-emulate math-exhaustive print-math-flags clean
+	second-torch-test oldest-torch-test aarch64-kernels aarch64-math sanitize gpu-wheelhouse gpu-check-dry cuda-emulate math-exhaustive print-math-flags clean
 
 $(VENV)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -110,20 +110,22 @@ oldest-torch-test:
 	$(call torch_venv,$(VENV3),$(OLDEST_TORCH))
 	FASTLOSS_TESTS_MISSING_PEERS=torchvision,ultralytics bash scripts/test_installed.sh $(OLDEST_WHEEL) $(VENV3)/bin/python
 
-# The CPU kernels' C++ compiled for aarch64 (syntax only, Debian's cross g++): the SIMD layer
-# (csrc/cpu/simd.h) and everything above it stay portable.
+# The CPU kernels executed on aarch64, without torch (tests/replay): every op call the bitwise cases
+# make (tests/bitwise.py), recorded here with this build's kernels, replayed by csrc/ops.cpp and
+# csrc/cpu/*.cpp built with Debian's aarch64 cross g++ over tests/replay/fake_torch.cpp's buffers,
+# under qemu-user: each returned and written tensor must be the recorded one, bit for bit.
 AARCH64_CXX ?= aarch64-linux-gnu-g++
-aarch64-syntax: $(VENV)/.deps
+QEMU_AARCH64 ?= qemu-aarch64-static
+TORCH_INCLUDE = $$($(PY) -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "include"))')
+aarch64-kernels: build
 	command -v $(AARCH64_CXX) >/dev/null || apt-get install -y -q g++-aarch64-linux-gnu
-	TORCH_INCLUDE="$$($(PY) -c 'import torch.utils.cpp_extension as c; print(" ".join("-I" + p for p in c.include_paths()))')"; \
-	for f in csrc/ops.cpp csrc/cpu/*.cpp; do \
-	  $(AARCH64_CXX) -std=c++20 -fsyntax-only -fvisibility=hidden -DTORCH_TARGET_VERSION=0x020a000000000000 -DFASTLOSS_CPU_MODULE \
-	    -Icsrc $$TORCH_INCLUDE $$f || exit 1; \
-	done; echo "aarch64: every CPU source compiles"
+	command -v $(QEMU_AARCH64) >/dev/null || apt-get install -y -q qemu-user-static
+	$(PY) tests/replay/record.py build/replay/calls.bin
+	bash tests/replay/build.sh build/replay/aarch64 $(AARCH64_CXX) "$(TORCH_INCLUDE)"
+	$(QEMU_AARCH64) build/replay/aarch64/replay build/replay/calls.bin
 
 # csrc/math/elementary.h executed on aarch64: tests/math/accuracy.cpp built by the cross g++ (static)
 # and run under qemu-user; the digest of its results must be this machine's, bit for bit.
-QEMU_AARCH64 ?= qemu-aarch64-static
 aarch64-math:
 	command -v $(AARCH64_CXX) >/dev/null || apt-get install -y -q g++-aarch64-linux-gnu
 	command -v $(QEMU_AARCH64) >/dev/null || apt-get install -y -q qemu-user-static

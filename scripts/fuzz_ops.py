@@ -22,7 +22,6 @@ import sys
 import time
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
@@ -36,31 +35,13 @@ FLOATS = [0.0, -0.0, 1.0, -1.0, 0.5, 2.0, 1e-30, 1e30, -1e30, math.inf, -math.in
 SPECIAL = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1e30, -1e30, 6e4, 1e-40]
 
 
-class Recorder(TorchDispatchMode):
-    """Records (op, args) of every fastloss op dispatched while active (clones: ops may write)."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func.namespace == "fastloss":
-            assert not kwargs, func
-            self.calls.append((func, [a.clone() if isinstance(a, torch.Tensor) else a for a in args]))
-        return func(*args, **kwargs)
-
-
 def corpus():
+    """The recorded calls (tests/bitwise.py), by op name."""
     import bitwise
 
-    recorder = Recorder()
-    with recorder:
-        for _, thunk in bitwise.cases():
-            thunk()
     by_op = {}
-    for func, args in recorder.calls:
-        by_op.setdefault(op_name(func), []).append((func, args))
+    for call in bitwise.recorded_calls():
+        by_op.setdefault(op_name(call.op), []).append((call.op, call.args))
     return by_op
 
 

@@ -16,8 +16,10 @@ import hashlib
 import json
 import os
 import sys
+from typing import NamedTuple
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, os.path.dirname(__file__))
 
@@ -71,6 +73,43 @@ def assignment_cases():
                 args = detr_inputs(layers=2, softmax=kind == "softmax", dtype=dtype, seed=4)
                 return [fastloss.matching_cost(*args, class_cost=kind)]
             yield f"match matching_cost {str(dtype).split('.')[-1]} {kind}", thunk
+
+
+class Call(NamedTuple):
+    op: object  # the torch.ops.fastloss overload
+    args: list  # its arguments before the call (tensors cloned: ops may write)
+    results: list  # its returned tensors
+    written: list  # (index, value after the call) of each argument it writes (schema `Tensor(a!)`)
+
+
+class Recorder(TorchDispatchMode):
+    """Records every fastloss op dispatched while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func.namespace != "fastloss":
+            return func(*args, **kwargs)
+        assert not kwargs, func
+        before = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
+        out = func(*args)
+        returned = list(out) if isinstance(out, (tuple, list)) else [] if out is None else [out]
+        written = [(i, a.clone()) for i, (a, spec) in enumerate(zip(args, func._schema.arguments))
+                   if spec.alias_info is not None and spec.alias_info.is_write]
+        self.calls.append(Call(func, before, [r.clone() for r in returned], written))
+        return out
+
+
+def recorded_calls():
+    """Every call of a fastloss op that the cases make (forward and backward), in order."""
+    recorder = Recorder()
+    with recorder:
+        for _, thunk in cases():
+            thunk()
+    return recorder.calls
 
 
 def flavour():

@@ -194,23 +194,33 @@ struct Kernel {
       shift = cpu::load_as<Vec>(lse_in + first, k);
       out.lse = shift;
     } else {
-      // As load_rows: shift by x_y when every lane has a label and no sum overflows, else by the max.
+      // As load_rows, lane by lane (whatever shares its vector): shift by x_y when the position has
+      // a label and that sum does not overflow, else by the max.
       auto sum_exp = [&](const Vec& m) {
         Vec sum(0);
         for (int64_t c = 0; c < a.classes; ++c) sum = sum + Ops<Vec>::exp(cpu::load_as<Vec>(channel(n, c, i), k) - m);
         return sum;
       };
-      bool labelled = true;
-      for (int64_t j = 0; j < k; ++j) labelled &= out.y[j] >= 0;
-      Vec sum;
-      if (labelled) {
-        shift = Vec::loadu(xy);
-        sum = sum_exp(shift);
-      }
+      Vec max;
+      bool have_max = false;
+      auto use_max = [&](const Vec& lanes) {  // (lanes: a mask; the max pass only when some lane needs it)
+        if (!have_max) {
+          max = Vec(-kInf);
+          for (int64_t c = 0; c < a.classes; ++c) max = simd::maximum(max, cpu::load_as<Vec>(channel(n, c, i), k));
+          have_max = true;
+        }
+        shift = Vec::blendv(shift, max, lanes);
+      };
+      opmath_t unlabelled[W];
+      for (int64_t j = 0; j < W; ++j) unlabelled[j] = j < k && out.y[j] < 0;  // (lanes past k: x_y = 0 will do)
+      shift = Vec::loadu(xy);
+      const Vec no_label = Vec::loadu(unlabelled) != Vec(0);
+      if (no_label.zero_mask() != (1 << W) - 1) use_max(no_label);
+      Vec sum = sum_exp(shift);
       // (a lane's sum is inf when a logit is ~88 above x_y, NaN when x_y = −inf: both need the max)
-      if (!labelled || (sum < Vec(kInf)).zero_mask() != 0) {
-        shift = Vec(-kInf);
-        for (int64_t c = 0; c < a.classes; ++c) shift = simd::maximum(shift, cpu::load_as<Vec>(channel(n, c, i), k));
+      const Vec overflow = (sum < Vec(kInf)) == Vec(0);
+      if (overflow.zero_mask() != (1 << W) - 1) {
+        use_max(overflow);
         sum = sum_exp(shift);
       }
       log_s = sum.log();

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds tests/replay's torch-free replay of the CPU kernels: csrc/ops.cpp and csrc/cpu/*.cpp, as the
+# release build compiles them (-O3, -ffp-contract=off), with fake_torch.cpp and replay.cpp.
+#   tests/replay/build.sh OUT_DIR CXX TORCH_INCLUDE_DIR [flavour flags...]
+set -euo pipefail
+out=$1 cxx=$2 torch_include=$3
+shift 3
+root=$(cd "$(dirname "$0")/../.." && pwd)
+mkdir -p "$out"
+flags=(-std=c++20 -O3 -ffp-contract=off -Wno-unknown-pragmas -fvisibility=hidden -DTORCH_TARGET_VERSION=0x020a000000000000
+       -DFASTLOSS_CPU_MODULE "-I$root/csrc" "-I$root/tests/replay" "-I$torch_include" "$@")
+sources=("$root/csrc/ops.cpp" "$root"/csrc/cpu/*.cpp "$root/tests/replay/fake_torch.cpp" "$root/tests/replay/replay.cpp")
+printf '%s\n' "${sources[@]}" | xargs -P "${MAX_JOBS:-2}" -I{} sh -c \
+  'o="$0/$(basename {} .cpp).o"; cxx=$1; shift; "$cxx" "$@" -c {} -o "$o" || exit 255' "$out" "$cxx" "${flags[@]}"
+"$cxx" -static -pthread "$out"/*.o -o "$out/replay" 2>&1 | { grep -v -e 'statically linked' -e 'libtorch_symbol' || true; }  # (ops.cpp's dlopen: null here)
+echo "$out/replay"
