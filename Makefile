@@ -1,7 +1,7 @@
 # The README's two commands, from a fresh clone:
 #   make bench   the main job: virtualenv + pinned dev requirements, build the extension, benchmark
 #   make test    the same environment and build, then the test suite
-# Release (README "Installing"): make wheel, make wheel-test, make sdist-test, make second-torch-test.
+# Release (docs/installing.md): make wheel, make wheel-test, make sdist-test, make second-torch-test.
 # FASTLOSS_CUDA=1 forces the CUDA kernels to compile (CI does), =0 skips them; default: when possible.
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,7 +20,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export TORCHINDUCTOR_CACHE_DIR ?= $(CURDIR)/build/torchinductor-$(or $(ATEN_CPU_CAPABILITY),default)
 
 .PHONY: bench test peers build check info cmake-test wheel wheel-test sdist sdist-test \
-	second-torch-test oldest-torch-test aarch64-kernels aarch64-math sanitize gpu-wheelhouse gpu-check-dry cuda-emulate math-exhaustive print-math-flags clean
+	second-torch-test oldest-torch-test docs aarch64-kernels aarch64-math sanitize gpu-wheelhouse gpu-check-dry cuda-emulate math-exhaustive print-math-flags clean
 
 $(VENV)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ $(MMDET_WHEEL): $(VENV)/.deps
 	$(PY) -m pip download -q --no-deps mmdet==3.3.0 -d .peers
 $(NNUNET_WHEEL): $(VENV)/.deps
 	$(PY) -m pip download -q --no-deps nnunetv2==2.8.1 -d .peers
+
+# The documentation site (docs/: Sphinx, MyST pages, API pages from the docstrings) into build/docs;
+# a warning fails it.
+docs: build
+	$(PY) -m sphinx -W --keep-going -q -b html docs build/docs
+	@echo "documentation: build/docs/index.html"
 
 check: build
 	$(PY) -m fastloss check
@@ -101,7 +107,7 @@ second-torch-test: $(VENV2)/.deps
 # torch 2.10.0, the oldest torch the stable ABI admits: the CPU wheel of `make sdist-test` (built
 # against this venv's torch 2.14), tested the same way. PyPI's torch 2.10.0 is a CUDA 12.8 build
 # (several GB), under which the +cu130 wheel's CUDA module is refused by design: run by hand, its
-# result recorded in the README.
+# result recorded in docs/installing.md.
 OLDEST_TORCH ?= 2.10.0
 VENV3 ?= .venv-torch$(OLDEST_TORCH)
 OLDEST_WHEEL ?= build/from-sdist/dist/fastloss-*.whl

@@ -1,4 +1,4 @@
-"""Check a built fastloss wheel against what a release wheel promises (README, "Installing"):
+"""Check a built fastloss wheel against what a release wheel promises (docs/installing.md):
 
   python scripts/check_wheel.py dist/fastloss-*.whl
 

@@ -1,4 +1,4 @@
-"""The guarantees every fastloss op keeps (README "Guarantees"), held over every loss in
+"""The guarantees every fastloss op keeps (docs/guarantees.md), held over every loss in
 tests/op_cases.py: higher-order gradients, torch.func, torch.compile with dynamic shapes, pickling,
 infinite and other special inputs, mixed dtypes, autocast, and the errors of bad input."""
 import copy

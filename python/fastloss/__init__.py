@@ -1,7 +1,7 @@
 """fastloss: fused forward and backward kernels for detection and segmentation losses (CPU and CUDA).
 
 Every loss has the same signature in fastloss.reference (pure torch) and an mmdet-style module in
-fastloss.nn. See README.md for the catalogue.
+fastloss.nn. The catalogue: docs/catalogue.md.
 """
 from . import _backend
 

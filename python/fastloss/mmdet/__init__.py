@@ -1,7 +1,7 @@
 """Drop-in replacements for mmdetection 3.x's losses, on fastloss's fused kernels.
 
 Each class has mmdet's name, constructor arguments, defaults, attributes, forward signature and
-numbers (see README "Coming from mmdet"); none has a parameter or buffer, as in mmdet. Importable
+numbers (see docs/faces.md); none has a parameter or buffer, as in mmdet. Importable
 without mmdet. When mmdet (and mmengine) are installed, importing this module also registers the
 classes in mmdet's MODELS registry as "Fast" + the mmdet name, e.g. in a config:
 
