@@ -78,12 +78,18 @@ sdist: $(VENV)/.deps
 	$(PY) -m build -q --sdist --no-isolation -o dist/sdist .
 	$(PY) scripts/check_sdist.py dist/sdist/fastloss-*.tar.gz
 
+# What tells another build (the sdist's) or another torch apart from the one `make test` ran, for
+# sdist-test and second-torch-test: the build and CLI tests, every kernel call of the bitwise cases
+# against the recorded digests, the guarantees over every op (torch.compile, torch.func, autocast,
+# higher-order gradients, special values), the examples and the README's. RELEASE_TESTS= runs all.
+RELEASE_TESTS ?= test_build.py test_bitwise.py test_guarantees.py test_examples.py test_readme.py
+
 sdist-test: sdist
 	rm -rf build/from-sdist && mkdir -p build/from-sdist
 	tar -xzf dist/sdist/fastloss-*.tar.gz -C build/from-sdist --strip-components=1
 	cd build/from-sdist && FASTLOSS_CUDA=0 $(CURDIR)/$(PY) -m pip wheel -q --no-build-isolation --no-deps -w dist .
 	$(PY) scripts/check_wheel.py build/from-sdist/dist/fastloss-*.whl
-	bash scripts/test_installed.sh build/from-sdist/dist/fastloss-*.whl
+	TEST_FILES="$(RELEASE_TESTS)" bash scripts/test_installed.sh build/from-sdist/dist/fastloss-*.whl
 
 # The supported-torch claim, tested: the release wheel of `make wheel` (built against this venv's torch,
 # CUDA kernels included), installed unchanged under SECOND_TORCH (CPU-only) and tested there.
@@ -102,7 +108,8 @@ $(VENV2)/.deps: requirements-dev.txt
 
 second-torch-test: $(VENV2)/.deps
 	test -n "$$(ls dist/fastloss-*.whl)"  # (make wheel first)
-	FASTLOSS_TESTS_MISSING_PEERS=torchvision,ultralytics bash scripts/test_installed.sh dist/fastloss-*.whl $(PY2)
+	FASTLOSS_TESTS_MISSING_PEERS=torchvision,ultralytics TEST_FILES="$(RELEASE_TESTS)" \
+	  bash scripts/test_installed.sh dist/fastloss-*.whl $(PY2)
 
 # torch 2.10.0, the oldest torch the stable ABI admits: the CPU wheel of `make sdist-test` (built
 # against this venv's torch 2.14), tested the same way. PyPI's torch 2.10.0 is a CUDA 12.8 build

@@ -5,7 +5,7 @@
 # or the second-torch environment's) through one .pth line — never the package in python/ — and
 # the wheel with --no-deps; `pip check` then proves its torch pin is satisfied. Runs `python -m
 # fastloss info`, `check`, and the test suite against the installed package (test_build.py asserts
-# where fastloss was imported from). Extra pytest arguments: PYTEST_ARGS.
+# where fastloss was imported from). Extra pytest arguments: PYTEST_ARGS; a part of the suite: TEST_FILES.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 wheel="$(realpath "$1")"
@@ -19,5 +19,9 @@ cd "$work"
 "$py" -m fastloss check
 # the registration test asks for CUDA kernels exactly when the wheel says it has them (+cuXYZ)
 case "$(basename "$wheel")" in *+cu*) cuda=1 ;; *) cuda=0 ;; esac
-FASTLOSS_CUDA=$cuda FASTLOSS_EXPECT_INSTALLED="$work/venv" "$py" -m pytest "$root/tests" -q -p no:cacheprovider \
+# TEST_FILES: test files under tests/ to run (space-separated); default: the whole suite
+paths=()
+for name in ${TEST_FILES:-}; do paths+=("$root/tests/$name"); done
+[ ${#paths[@]} -gt 0 ] || paths=("$root/tests")
+FASTLOSS_CUDA=$cuda FASTLOSS_EXPECT_INSTALLED="$work/venv" "$py" -m pytest "${paths[@]}" -q -p no:cacheprovider \
   ${PYTEST_ARGS:-}
