@@ -200,8 +200,9 @@ def test_a_device_side_assert_is_an_error_naming_the_label():
 
 def test_the_emulation_has_every_kernel_of_the_cuda_build():
     """The emulation's kernel instances (whose launches the coverage counts) are the CUDA build's:
-    nvcc's cubin for sm_90 holds the same __global__ instances, name for name (anonymous namespaces
-    aside). Needs the CUDA build (`FASTLOSS_CUDA=1 make build`) and cuobjdump."""
+    nvcc's cubin for the build's newest architecture holds the same __global__ instances, name for
+    name (anonymous namespaces aside). Needs the CUDA build (`FASTLOSS_CUDA=1 make build`) and
+    cuobjdump."""
     import re
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
     import check_wheel
@@ -209,7 +210,11 @@ def test_the_emulation_has_every_kernel_of_the_cuda_build():
     tool = check_wheel.cuobjdump()
     if not os.path.exists(cuda) or tool is None:
         pytest.skip("no CUDA build here (FASTLOSS_CUDA=1 make build), or no cuobjdump")
-    elf = subprocess.run([tool, "-elf", "-arch", "sm_90", cuda], capture_output=True, text=True).stdout
+    with open(os.path.join(ROOT, "python", "fastloss", "_build_info.py")) as f:
+        archs = re.search(r"CUDA_ARCHS = '([^']*)'", f.read()).group(1)
+    newest = max(check_wheel.expected_cuda_code(archs)[0], key=lambda code: int(code[3:]))
+    elf = subprocess.run([tool, "-elf", "-arch", newest, cuda], capture_output=True, text=True).stdout
+    assert elf, f"cuobjdump found no {newest} code in {cuda}"
     mangled = set(re.findall(r"\.text\.(_Z\w+)", elf))
     def gcc_anonymous(m):  # nvcc names an anonymous namespace after its file; GCC's is _GLOBAL__N_1
         at = m.find("_GLOBAL__N__")
