@@ -68,9 +68,10 @@ wheel: build
 	$(PY) -m pip wheel -q --no-build-isolation --no-deps -w dist .
 	$(PY) scripts/check_wheel.py dist/fastloss-*.whl
 
-# That wheel installed into a clean virtualenv (no source tree on its path): check + the test suite.
+# That wheel installed into a clean virtualenv (no source tree on its path): check + RELEASE_TESTS
+# (below; `make test` ran the whole suite on the same objects in place; RELEASE_TESTS= runs it all).
 wheel-test: wheel
-	bash scripts/test_installed.sh dist/fastloss-*.whl
+	TEST_FILES="$(RELEASE_TESTS)" bash scripts/test_installed.sh dist/fastloss-*.whl
 
 # The sdist: complete (against git ls-files), and it builds (CPU kernels) and passes the tests.
 sdist: $(VENV)/.deps
@@ -78,10 +79,11 @@ sdist: $(VENV)/.deps
 	$(PY) -m build -q --sdist --no-isolation -o dist/sdist .
 	$(PY) scripts/check_sdist.py dist/sdist/fastloss-*.tar.gz
 
-# What tells another build (the sdist's) or another torch apart from the one `make test` ran, for
-# sdist-test and second-torch-test: the build and CLI tests, every kernel call of the bitwise cases
-# against the recorded digests, the guarantees over every op (torch.compile, torch.func, autocast,
-# higher-order gradients, special values), the examples and the README's. RELEASE_TESTS= runs all.
+# What tells an installed wheel, another build (the sdist's) or another torch apart from what
+# `make test` ran, for wheel-test, sdist-test and second-torch-test: the build and CLI tests, every
+# kernel call of the bitwise cases against the recorded digests, the guarantees over every op
+# (torch.compile, torch.func, autocast, higher-order gradients, special values), the examples and
+# the README's. RELEASE_TESTS= runs the whole suite.
 RELEASE_TESTS ?= test_build.py test_bitwise.py test_guarantees.py test_examples.py test_readme.py
 
 sdist-test: sdist
