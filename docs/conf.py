@@ -1,5 +1,6 @@
 """Sphinx configuration of fastloss's documentation: `make docs` builds it into build/docs, warnings as errors."""
 import os
+import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -9,7 +10,7 @@ import fastloss  # noqa: E402  (the package documented is the checkout's)
 project = "fastloss"
 release = fastloss.__version__
 version = release.split("+")[0]
-extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.mathjax"]
+extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax"]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build"]
 myst_heading_anchors = 3
@@ -23,9 +24,7 @@ html_title = f"fastloss {version}"
 # formulas that use *, | and _ as text. Before napoleon reads them: those characters are escaped,
 # and a line indented deeper or shallower than the one before it outside a section gets a blank
 # line between, so free text becomes paragraphs and block quotes instead of malformed markup.
-extensions.append("sphinx.ext.napoleon")
 napoleon_numpy_docstring = False
-import re  # noqa: E402
 
 SECTION = re.compile(r"^\s*(Args|Arguments|Returns|Raises|Yields|Keyword Args|Attributes|Example|Examples|Note|Notes):\s*$")
 
