@@ -8,6 +8,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
+# The suite runs on TEST_JOBS pytest-xdist workers (default: one per CPU, at most 4; each is a torch
+# process of about 1 GiB; the > 2^31-element tests share one worker: tests/test_large_index.py).
+# TEST_JOBS=0 runs it in this one process. Exported to scripts/test_installed.sh and sanitize.sh.
+TEST_JOBS ?= $(shell n=$$(nproc); echo $$((n < 4 ? n : 4)))
+export PYTEST_XDIST := -n $(TEST_JOBS) --dist loadgroup
 # The second torch CI tests against (CPU-only; lies on this machine's disk), in its own virtualenv.
 SECOND_TORCH ?= 2.13.0+cpu
 VENV2 ?= .venv-torch$(basename $(SECOND_TORCH))
@@ -20,7 +25,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export TORCHINDUCTOR_CACHE_DIR ?= $(CURDIR)/build/torchinductor-$(or $(ATEN_CPU_CAPABILITY),default)
 
 .PHONY: bench test peers build check info cmake-test wheel wheel-test sdist sdist-test \
-	second-torch-test oldest-torch-test docs aarch64-kernels aarch64-math sanitize gpu-wheelhouse gpu-check-dry cuda-emulate math-exhaustive print-math-flags clean
+	second-torch-test oldest-torch-test docs lint format aarch64-kernels aarch64-math sanitize gpu-wheelhouse gpu-check-dry cuda-emulate math-exhaustive print-math-flags clean
 
 $(VENV)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +41,7 @@ bench: build
 	$(PY) -m fastloss bench --peers scripts/bench_peers.py $(BENCH_ARGS)
 
 test: build peers
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 # Test oracles that cannot be pip-installed here: mmdet 3.3.0's wheel, whose pure-torch loss files
 # tests/mmdet_peer.py loads (mmdet itself needs a compiled mmcv that no wheel provides for this torch),
@@ -48,6 +53,21 @@ $(MMDET_WHEEL): $(VENV)/.deps
 	$(PY) -m pip download -q --no-deps mmdet==3.3.0 -d .peers
 $(NNUNET_WHEEL): $(VENV)/.deps
 	$(PY) -m pip download -q --no-deps nnunetv2==2.8.1 -d .peers
+
+# Lint: ruff's formatter and linter over the Python (pyproject.toml's [tool.ruff]), clang-format over
+# the C++ and CUDA (.clang-format); `make format` rewrites the files instead of failing.
+CXX_SOURCES = $(shell find csrc tests -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' | sort)
+lint: $(VENV)/.deps
+	$(VENV)/bin/ruff format --check --quiet .
+	$(VENV)/bin/ruff check --quiet .
+	@echo "clang-format --dry-run --Werror: $(words $(CXX_SOURCES)) C++/CUDA files"
+	@$(VENV)/bin/clang-format --dry-run --Werror $(CXX_SOURCES)
+	@echo "lint: clean"
+
+format: $(VENV)/.deps
+	$(VENV)/bin/ruff format --quiet .
+	$(VENV)/bin/ruff check --fix --quiet .
+	$(VENV)/bin/clang-format -i $(CXX_SOURCES)
 
 # The documentation site (docs/: Sphinx, MyST pages, API pages from the docstrings) into build/docs;
 # a warning fails it.
@@ -173,7 +193,7 @@ gpu-check-dry: build
 # The CPU kernels (AVX2) and the LibTorch build under AddressSanitizer + UndefinedBehaviorSanitizer:
 # the kernel-reaching tests, the fuzzer (FUZZ_SECONDS, default 180) and ctest; any report fails it
 # (scripts/sanitize.sh; built out of tree in build/sanitize).
-sanitize: $(VENV)/.deps
+sanitize: $(VENV)/.deps peers
 	bash scripts/sanitize.sh $(PY)
 
 # Every CUDA kernel executed on the CPU (tests/cuda_emulation): csrc/cuda compiled unchanged as host

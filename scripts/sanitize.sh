@@ -61,7 +61,8 @@ grep -q __ubsan_handle_add_overflow <<< "$undefined" || { echo "sanitize: $modul
 echo "sanitize: $module (ASAN + UBSAN)"
 
 # (--capture=sys: pytest's default fd capture would swallow a report written to fd 2 as the process dies)
-run "$py" -m pytest -q -p no:cacheprovider --capture=sys -x "${tests[@]}"
+# (PYTEST_XDIST, the Makefile's: the workers inherit the preload)
+run "$py" -m pytest -q -p no:cacheprovider --capture=sys -x ${PYTEST_XDIST:-} "${tests[@]}"
 run "$py" scripts/fuzz_ops.py --seconds "$FUZZ_SECONDS"
 
 # The LibTorch build and its C++ test, instrumented the same way (an executable: no preload needed).

@@ -5,7 +5,8 @@
 # or the second-torch environment's) through one .pth line — never the package in python/ — and
 # the wheel with --no-deps; `pip check` then proves its torch pin is satisfied. Runs `python -m
 # fastloss info`, `check`, and the test suite against the installed package (test_build.py asserts
-# where fastloss was imported from). Extra pytest arguments: PYTEST_ARGS; a part of the suite: TEST_FILES.
+# where fastloss was imported from). Extra pytest arguments: PYTEST_ARGS; a part of the suite: TEST_FILES;
+# pytest-xdist's workers: PYTEST_XDIST (the Makefile's).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 wheel="$(realpath "$1")"
@@ -24,4 +25,4 @@ paths=()
 for name in ${TEST_FILES:-}; do paths+=("$root/tests/$name"); done
 [ ${#paths[@]} -gt 0 ] || paths=("$root/tests")
 FASTLOSS_CUDA=$cuda FASTLOSS_EXPECT_INSTALLED="$work/venv" "$py" -m pytest "${paths[@]}" -q -p no:cacheprovider \
-  ${PYTEST_ARGS:-}
+  ${PYTEST_XDIST:-} ${PYTEST_ARGS:-}

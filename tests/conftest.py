@@ -5,13 +5,14 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))  # tests/helpers.py
 
-from helpers import peer  # noqa: E402
+from helpers import peer
 
 if peer("hypothesis") is not None:
     from hypothesis import settings
 
-    settings.register_profile("fastloss", deadline=None, derandomize=True,
-                              max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "60")))
+    settings.register_profile(
+        "fastloss", deadline=None, derandomize=True, max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "60"))
+    )
     settings.load_profile("fastloss")
 
 
@@ -34,12 +35,19 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_sessionfinish(session, exitstatus):
     """FASTLOSS_EMU_COVERAGE=1 (make cuda-emulate's full run): every __global__ template instance of the
-    emulation library must have been launched; prints `kernels launched: N of M`."""
+    emulation library must have been launched; prints `kernels launched: N of M`. Under pytest-xdist
+    each worker hands its counts to the controller (pytest_testnodedown), which adds them up."""
     from cuda_emulation import emulation
 
     if not (emulation.enabled() and os.environ.get("FASTLOSS_EMU_COVERAGE") == "1"):
         return
     launches = emulation.launches()
+    if hasattr(session.config, "workeroutput"):  # an xdist worker
+        session.config.workeroutput["emulation_launches"] = launches
+        return
+    for worker in getattr(session.config, "emulation_worker_launches", []):
+        for name, count in worker.items():
+            launches[name] = launches.get(name, 0) + count
     missed = sorted(name for name, count in launches.items() if count == 0)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     write = reporter.write_line if reporter else print
@@ -48,6 +56,16 @@ def pytest_sessionfinish(session, exitstatus):
         write(f"  never launched: {name}")
     if missed and session.exitstatus == 0:
         session.exitstatus = 1
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """(pytest-xdist, in the controller) a worker's emulated-kernel launch counts, for the total above."""
+    launches = getattr(node, "workeroutput", {}).get("emulation_launches")
+    if launches is not None:
+        if not hasattr(node.config, "emulation_worker_launches"):
+            node.config.emulation_worker_launches = []
+        node.config.emulation_worker_launches.append(launches)
 
 
 def pytest_report_header(config):

@@ -4,6 +4,7 @@ checked at the far end, where a 32-bit offset would have wrapped. All rows but t
 the ignored label, so the kernels skip them (they still write their zero gradient): fast enough to
 run under AddressSanitizer too (scripts/sanitize.sh), which also catches a wrapped access that
 happens to land in mapped memory."""
+
 import math
 
 import pytest
@@ -13,6 +14,8 @@ import fastloss
 
 CLASSES = 64
 ROWS = 2**31 // CLASSES + 3
+# ~9 GiB each: under pytest-xdist these run one after the other, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("large_index")
 
 
 @pytest.fixture

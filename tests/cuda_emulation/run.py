@@ -10,6 +10,7 @@ fails unless N = M. Any sanitizer report, barrier, mask or launch error fails it
 
     python tests/cuda_emulation/run.py [pytest arguments...]
 """
+
 import os
 import subprocess
 import sys
@@ -21,8 +22,12 @@ sys.path.insert(0, HERE)
 
 import build  # noqa: E402
 
-RUNS = [("tsan", ["tests/test_cuda_parity.py", "tests/test_cuda_emulation.py"]),
-        ("asan64", ["tests/test_cuda_parity.py"])]
+# (variant, test files, pytest-xdist workers): TSAN's run is about twice ASAN's, so it takes two
+# workers and the three processes share the machine's cores; the launch counts add up over workers
+RUNS = [
+    ("tsan", ["tests/test_cuda_parity.py", "tests/test_cuda_emulation.py"], 2),
+    ("asan64", ["tests/test_cuda_parity.py"], 0),
+]
 
 
 def main(extra):
@@ -30,28 +35,48 @@ def main(extra):
     prints each run's output when it ends."""
     start = time.time()
     runs = []
-    for variant, files in RUNS:
+    for variant, files, workers in RUNS:
         t0 = time.time()
         library = build.build(variant)
         print(f"=== cuda-emulate: {variant} built in {time.time() - t0:.0f} s", flush=True)
-        env = {**os.environ, **build.environment(variant, library), "FASTLOSS_EMU_COVERAGE": "1",
-               "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {
+            **os.environ,
+            **build.environment(variant, library),
+            "FASTLOSS_EMU_COVERAGE": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
         # -s: a sanitizer report ends the process at once, and must not die in pytest's capture
-        command = [sys.executable, "-m", "pytest", *files, "-m", "emulation", "-q", "-s", "-p", "no:cacheprovider",
-                   *extra]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            *files,
+            "-m",
+            "emulation",
+            "-q",
+            "-s",
+            "-p",
+            "no:cacheprovider",
+            *(["-n", str(workers)] if workers else []),
+            *extra,
+        ]
         runs.append((variant, command, env))
     t0 = time.time()
     logs, processes = {}, {}
     for variant, command, env in runs:
         logs[variant] = open(os.path.join(os.path.dirname(build.library_path(variant)), "tests.log"), "w+")
-        processes[variant] = subprocess.Popen(command, cwd=ROOT, env=env, stdout=logs[variant],
-                                              stderr=subprocess.STDOUT)
+        processes[variant] = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=logs[variant], stderr=subprocess.STDOUT
+        )
     failed = []
     for variant, process in processes.items():
         code = process.wait()
         logs[variant].seek(0)
-        print(f"=== cuda-emulate: {variant} tests ({'passed' if code == 0 else 'FAILED'}, "
-              f"{time.time() - t0:.0f} s since they started)\n{logs[variant].read()}", flush=True)
+        print(
+            f"=== cuda-emulate: {variant} tests ({'passed' if code == 0 else 'FAILED'}, "
+            f"{time.time() - t0:.0f} s since they started)\n{logs[variant].read()}",
+            flush=True,
+        )
         if code != 0:
             failed.append(variant)
     if failed:
