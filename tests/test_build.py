@@ -1,10 +1,12 @@
 """The build and the package around the kernels: registration per backend, fallbacks, the CLI."""
+
 import json
 import os
 import pathlib
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -13,7 +15,7 @@ import fastloss
 from helpers import peer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
-import check_wheel  # noqa: E402  (its symbol check, shared)
+import check_wheel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,8 +28,10 @@ def test_kernels_are_loaded():
     assert fastloss._backend.info()["backend"] == "kernels", fastloss._backend.unavailable_reason
 
 
-@pytest.mark.skipif("FASTLOSS_EXPECT_INSTALLED" not in os.environ, reason="only when testing an installed wheel "
-                    "(scripts/test_installed.sh)")
+@pytest.mark.skipif(
+    "FASTLOSS_EXPECT_INSTALLED" not in os.environ,
+    reason="only when testing an installed wheel (scripts/test_installed.sh)",
+)
 def test_the_installed_package_is_tested():
     """scripts/test_installed.sh: the tests run against the wheel installed in a clean virtualenv."""
     assert fastloss.__file__.startswith(os.environ["FASTLOSS_EXPECT_INSTALLED"])
@@ -58,8 +62,9 @@ def test_every_op_has_a_cuda_kernel_when_cuda_was_built():
 
 
 def run_python(code, **env):
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, **env}, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env}, timeout=600
+    )
 
 
 def test_best_cpu_flavour_is_loaded():
@@ -75,15 +80,17 @@ def test_every_cpu_flavour_gives_the_same_losses(flavour):
     """Each flavour in its own process (two CPU kernel libraries cannot both register)."""
     if flavour not in fastloss._backend._cpu_flavours(fastloss._backend._C)[0]:
         pytest.skip(f"this CPU does not run {flavour}")
-    code = ("import torch, fastloss\n"
-            "g = torch.Generator().manual_seed(0)\n"
-            "x, b = torch.randn(300, 21, generator=g), torch.rand(300, 4, generator=g)\n"
-            "y = torch.randint(0, 21, (300,), generator=g)\n"
-            "m = torch.randn(2, 5, 40, generator=g); t = torch.randint(0, 5, (2, 40), generator=g)\n"
-            "print('flavour:' + fastloss._backend.info()['cpu_capability'])\n"
-            "print(fastloss.sigmoid_focal_loss(x, y, reduction='sum').item(),"
-            " fastloss.softmax_focal_loss(x, y).item(), fastloss.giou_loss(torch.cat([b[:, :2], b[:, :2] + b[:, 2:]], 1),"
-            " torch.cat([b[:, 2:], b[:, 2:] + 1], 1), reduction='sum').item(), fastloss.dice_loss(m, t).item())")
+    code = (
+        "import torch, fastloss\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "x, b = torch.randn(300, 21, generator=g), torch.rand(300, 4, generator=g)\n"
+        "y = torch.randint(0, 21, (300,), generator=g)\n"
+        "m = torch.randn(2, 5, 40, generator=g); t = torch.randint(0, 5, (2, 40), generator=g)\n"
+        "print('flavour:' + fastloss._backend.info()['cpu_capability'])\n"
+        "print(fastloss.sigmoid_focal_loss(x, y, reduction='sum').item(),"
+        " fastloss.softmax_focal_loss(x, y).item(), fastloss.giou_loss(torch.cat([b[:, :2], b[:, :2] + b[:, 2:]], 1),"
+        " torch.cat([b[:, 2:], b[:, 2:] + 1], 1), reduction='sum').item(), fastloss.dice_loss(m, t).item())"
+    )
     out = run_python(code, FASTLOSS_CPU_CAPABILITY=flavour)
     assert out.returncode == 0, out.stderr
     got = out.stdout.split()
@@ -101,10 +108,12 @@ def test_unusable_cpu_flavour_is_an_import_error():
 
 
 def test_reference_backend_by_environment():
-    out = run_python("import torch, fastloss; x = torch.randn(4, 3, requires_grad=True); "
-                     "loss = fastloss.sigmoid_focal_loss(x, torch.tensor([0, 1, 2, 3]), reduction='sum'); "
-                     "print(fastloss._backend.info()['backend'], type(loss.grad_fn).__name__)",
-                     FASTLOSS_BACKEND="reference")
+    out = run_python(
+        "import torch, fastloss; x = torch.randn(4, 3, requires_grad=True); "
+        "loss = fastloss.sigmoid_focal_loss(x, torch.tensor([0, 1, 2, 3]), reduction='sum'); "
+        "print(fastloss._backend.info()['backend'], type(loss.grad_fn).__name__)",
+        FASTLOSS_BACKEND="reference",
+    )
     assert out.returncode == 0, out.stderr
     backend, grad_fn = out.stdout.split()
     assert backend == "reference" and "fastloss" not in grad_fn
@@ -121,15 +130,17 @@ def package_copy(tmp_path, keep_libraries):
 
 def test_unbuilt_checkout_warns_once_and_uses_the_reference(tmp_path):
     package_copy(tmp_path, keep_libraries=False)
-    code = ("import warnings\n"
-            "with warnings.catch_warnings(record=True) as w:\n"
-            "    warnings.simplefilter('always')\n"
-            "    import torch, fastloss\n"
-            "    x = torch.randn(4, 3, dtype=torch.float64)\n"
-            "    a = fastloss.sigmoid_focal_loss(x, torch.tensor([0, 1, 2, 3]), reduction='sum')\n"
-            "    b = fastloss.reference.sigmoid_focal_loss(x, torch.tensor([0, 1, 2, 3]), reduction='sum')\n"
-            "msgs = [str(m.message) for m in w if 'fastloss' in str(m.message)]\n"
-            "print(fastloss.__file__.startswith(%r), len(msgs), bool(torch.equal(a, b)), msgs)" % str(tmp_path))
+    code = (
+        "import warnings\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import torch, fastloss\n"
+        "    x = torch.randn(4, 3, dtype=torch.float64)\n"
+        "    a = fastloss.sigmoid_focal_loss(x, torch.tensor([0, 1, 2, 3]), reduction='sum')\n"
+        "    b = fastloss.reference.sigmoid_focal_loss(x, torch.tensor([0, 1, 2, 3]), reduction='sum')\n"
+        "msgs = [str(m.message) for m in w if 'fastloss' in str(m.message)]\n"
+        "print(fastloss.__file__.startswith(%r), len(msgs), bool(torch.equal(a, b)), msgs)" % str(tmp_path)
+    )
     out = run_python(code, PYTHONPATH=str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("True 1 True") and "never built" in out.stdout
@@ -157,16 +168,22 @@ def test_a_library_that_cannot_load_is_a_plain_import_error(tmp_path):
 def test_a_torch_older_than_the_stable_abi_is_refused():
     """The binaries target torch 2.10's stable ABI: any later torch loads them (CI runs the suite
     under 2.13 with the 2.14 build), an older one is refused in one plain sentence."""
-    with pytest.raises(ImportError, match=r"needs torch 2.10 or later .* this is torch 2.9.1\+cpu. Upgrade torch: "
-                                          r"pip install 'torch>=2.10'"):
+    with pytest.raises(
+        ImportError,
+        match=r"needs torch 2.10 or later .* this is torch 2.9.1\+cpu. Upgrade torch: "
+        r"pip install 'torch>=2.10'",
+    ):
         fastloss._backend.check_torch("2.9.1+cpu")
     for version in ("2.10.0", "2.13.0+cpu", "2.14.1+cu130", "2.15.0.dev20270101"):
         fastloss._backend.check_torch(version)
 
 
 def test_cuda_kernels_of_another_cuda_major_are_refused():
-    with pytest.raises(ImportError, match=r"built for CUDA 13 \(CUDA 13.0\); this torch .* uses CUDA 12.8. Install "
-                                          r"the fastloss wheel for CUDA 12 \(local version \+cu120\)"):
+    with pytest.raises(
+        ImportError,
+        match=r"built for CUDA 13 \(CUDA 13.0\); this torch .* uses CUDA 12.8. Install "
+        r"the fastloss wheel for CUDA 12 \(local version \+cu120\)",
+    ):
         fastloss._backend.check_cuda_major("13.0", "12.8")
     fastloss._backend.check_cuda_major("13.0", "13.2")  # the same major: the kernels load
     fastloss._backend.check_cuda_major("13.0", None)  # a CPU-only torch: the CPU kernels serve
@@ -184,11 +201,19 @@ def test_extension_modules_reference_no_torch_cxx_symbol():
             assert "libtorch_cpu.so" in needed, module
 
 
-@pytest.mark.parametrize("archs,capability,runs", [
-    ("8.0;9.0+PTX", (8, 0), True), ("8.0;9.0+PTX", (8, 6), True), ("8.0;9.0+PTX", (9, 0), True),
-    ("8.0;9.0+PTX", (10, 0), True), ("8.0;9.0+PTX", (7, 5), False), ("8.0;9.0", (10, 0), False),
-    ("9.0", (8, 9), False), ("7.5 8.6", (8, 9), True),
-])
+@pytest.mark.parametrize(
+    "archs,capability,runs",
+    [
+        ("8.0;9.0+PTX", (8, 0), True),
+        ("8.0;9.0+PTX", (8, 6), True),
+        ("8.0;9.0+PTX", (9, 0), True),
+        ("8.0;9.0+PTX", (10, 0), True),
+        ("8.0;9.0+PTX", (7, 5), False),
+        ("8.0;9.0", (10, 0), False),
+        ("9.0", (8, 9), False),
+        ("7.5 8.6", (8, 9), True),
+    ],
+)
 def test_cuda_architecture_check(archs, capability, runs):
     assert fastloss._backend._arch_runs(archs, capability) == runs
 
@@ -199,8 +224,13 @@ def test_unknown_backend_is_an_error():
 
 
 def run_cli(*args, **env):
-    return subprocess.run([sys.executable, "-m", "fastloss", *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **env})
+    return subprocess.run(
+        [sys.executable, "-m", "fastloss", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **env},
+    )
 
 
 def test_cli_info_lines_are_name_value():
@@ -226,13 +256,16 @@ def test_cli_check_fails_when_the_kernels_did_not_load():
     assert "reference vs reference" in out.stdout and "did not load" in out.stdout and "all good" not in out.stdout
 
 
-@pytest.mark.parametrize("args,message", [
-    (("bench", "--repeat", "0"), "--repeat must be >= 1"),
-    (("bench", "--warmup", "-1"), "--warmup must be >= 0"),
-    (("bench", "--device", "tpu"), "--device tpu"),
-    (("bench", "--device", "cuda:7"), "--device cuda:7"),
-    (("bench", "--case", "no such case"), "no benchmark case matches"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("bench", "--repeat", "0"), "--repeat must be >= 1"),
+        (("bench", "--warmup", "-1"), "--warmup must be >= 0"),
+        (("bench", "--device", "tpu"), "--device tpu"),
+        (("bench", "--device", "cuda:7"), "--device cuda:7"),
+        (("bench", "--case", "no such case"), "no benchmark case matches"),
+    ],
+)
 def test_cli_bad_arguments_give_one_line_errors(args, message):
     out = run_cli(*args)
     assert out.returncode == 2
@@ -242,8 +275,20 @@ def test_cli_bad_arguments_give_one_line_errors(args, message):
 
 def test_cli_bench_writes_table_and_json(tmp_path):
     path = tmp_path / "bench.json"
-    out = run_cli("bench", "--device", "cpu", "--case", "labels", "--repeat", "1", "--warmup", "1", "--no-compile",
-                  "--json", str(path))
+    out = run_cli(
+        "bench",
+        "--device",
+        "cpu",
+        "--case",
+        "labels",
+        "--repeat",
+        "1",
+        "--warmup",
+        "1",
+        "--no-compile",
+        "--json",
+        str(path),
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "| sigmoid_focal labels" in out.stdout
     rows = json.loads(path.read_text())["rows"]
@@ -262,31 +307,104 @@ def test_cli_bench_writes_table_and_json(tmp_path):
     assert "[1/1] sigmoid_focal labels" in out.stderr  # progress, on stderr
 
 
+def test_bench_default_rows_are_each_competitors_strongest_form():
+    """Without --full: torch.compile(reference) stands for the eager reference, and a peer's compiled row
+    for its eager one, where the case has one; --no-compile keeps the eager rows."""
+    from fastloss import bench
+
+    def f(x):
+        return x.sum()
+
+    both = bench.Case(
+        name="t", make_inputs=None, grad=(), fastloss=f, reference=f, peers={"lib": f, "lib torch.compile": f}
+    )
+    eager_only = bench.Case(name="u", make_inputs=None, grad=(), fastloss=f, reference=f, peers={"lib": f})
+    assert list(bench.implementations(both, True, full=False)) == [
+        "fastloss",
+        "reference+torch.compile",
+        "lib torch.compile",
+    ]
+    assert list(bench.implementations(eager_only, True, full=False)) == ["fastloss", "reference+torch.compile", "lib"]
+    assert list(bench.implementations(both, False, full=False)) == ["fastloss", "reference", "lib", "lib torch.compile"]
+    assert list(bench.implementations(both, True, full=True)) == [
+        "fastloss",
+        "reference",
+        "reference+torch.compile",
+        "lib",
+        "lib torch.compile",
+    ]
+
+
+def test_bench_time_box():
+    """A row's repeats stop once the time box has passed (one repeat when three boxes pass); without a
+    box, every repeat runs."""
+    from fastloss import bench
+
+    calls = []
+
+    def slow(x):
+        calls.append(1)
+        time.sleep(0.01)
+        return x.sum()
+
+    x = torch.ones(3)
+    for seconds, want in ((0.0, 1 + 1), (1000.0, 1 + 10), (None, 1 + 10)):
+        calls.clear()
+        bench.time_ms(slow, {"x": x}, (), torch.device("cpu"), repeat=10, warmup=1, backward=False, seconds=seconds)
+        assert len(calls) == want, seconds
+
+
+def test_cli_bench_prints_only_its_progress_and_table():
+    """No profiler start/stop lines (its memory measurement), no torch.compile log lines."""
+    out = run_cli("bench", "--device", "cpu", "--case", "cdiou", "--repeat", "1", "--warmup", "0")
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert lines[0].startswith("[1/1] cdiou_loss") and len(lines) == 3, out.stderr  # the case, then its two rows
+    assert "USDT" not in out.stdout + out.stderr and "profiler" not in out.stdout + out.stderr
+
+
 def test_cli_bench_plot(tmp_path):
     path = tmp_path / "bench.png"
-    out = run_cli("bench", "--device", "cpu", "--case", "cdiou", "--repeat", "1", "--warmup", "0", "--no-compile",
-                  "--plot", str(path))
+    out = run_cli(
+        "bench",
+        "--device",
+        "cpu",
+        "--case",
+        "cdiou",
+        "--repeat",
+        "1",
+        "--warmup",
+        "0",
+        "--no-compile",
+        "--plot",
+        str(path),
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def pretend_build(monkeypatch, cuda_compiled, cuda_archs):
     """Make fastloss._backend see a build with (or without) CUDA kernels for `cuda_archs`."""
+
     class Cuda:
         pass
 
     Cuda.cuda_archs = cuda_archs
     monkeypatch.setattr(fastloss._backend, "_CUDA", Cuda if cuda_compiled else None)
-    monkeypatch.setattr(fastloss._backend, "cuda_unavailable_reason", "" if cuda_compiled else "this build has no "
-                        "CUDA kernels")
+    monkeypatch.setattr(
+        fastloss._backend, "cuda_unavailable_reason", "" if cuda_compiled else "this build has no CUDA kernels"
+    )
     monkeypatch.setattr(fastloss._backend, "_checked_cuda_devices", set())
 
 
 def test_cuda_tensors_without_cuda_kernels_raise(monkeypatch):
     """A build without CUDA kernels never runs the reference on CUDA tensors quietly."""
     pretend_build(monkeypatch, False, "")
-    with pytest.raises(RuntimeError, match=r"no CUDA kernels loaded \(this build has no CUDA kernels\), and this "
-                                           r"tensor is on cuda:0"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"no CUDA kernels loaded \(this build has no CUDA kernels\), and this "
+        r"tensor is on cuda:0",
+    ):
         fastloss._backend.use_kernels(torch.device("cuda", 0))
 
 
@@ -294,8 +412,11 @@ def test_a_gpu_outside_the_built_architectures_raises(monkeypatch):
     pretend_build(monkeypatch, True, "8.0;9.0")
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: (7, 5))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: "Tesla T4")
-    with pytest.raises(RuntimeError, match=r"built for the architectures 8.0;9.0, none of which runs on this GPU "
-                                           r"\(Tesla T4, compute capability 7.5\)"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"built for the architectures 8.0;9.0, none of which runs on this GPU "
+        r"\(Tesla T4, compute capability 7.5\)",
+    ):
         fastloss._backend.use_kernels(torch.device("cuda", 0))
 
 
@@ -306,8 +427,7 @@ def test_a_build_without_torch_stops_with_one_sentence():
     base_python = os.path.join(sys.base_prefix, "bin", "python3")
     probe = subprocess.run([base_python, "-c", "import torch"], capture_output=True)
     assert probe.returncode != 0, "the base interpreter has torch: this test needs one without"
-    out = subprocess.run([base_python, "setup.py", "--version"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run([base_python, "setup.py", "--version"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().count("\n") == 0 and "pip install --no-build-isolation ." in out.stderr
@@ -318,6 +438,7 @@ def test_default_cuda_architectures_are_torch_s_own():
     Blackwell), with PTX for the newest: what the release wheel carries (scripts/check_wheel.py
     checks the wheel's code)."""
     import re
+
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     archs = re.search(r'DEFAULT_ARCHS = "([^"]+)"', open(os.path.join(root, "setup.py")).read()).group(1)
     assert f'"{archs}"' in open(os.path.join(root, "CMakeLists.txt")).read()

@@ -1,4 +1,5 @@
 """python -m fastloss {bench, check, info}."""
+
 import argparse
 import sys
 
@@ -41,22 +42,35 @@ def _cases(pattern):
 
 
 def cmd_bench(args):
-    from . import bench
-
     if args.repeat < 1:
         _fail(f"--repeat must be >= 1, got {args.repeat}")
+    if args.warmup is None:
+        args.warmup = 3 if args.full else 1
     if args.warmup < 0:
         _fail(f"--warmup must be >= 0, got {args.warmup}")
     device, dtype = _device(args.device), DTYPES[args.dtype]
+    from . import bench  # (the cases import the peers: after the arguments are known good)
+
     for path in args.peers or []:
         bench.load_peers(path)
     meta = bench.metadata(device, dtype)
     if args.plot:
         bench.plot_available()
-    print(f"running {len(_cases(args.case))} case(s) on {meta['device_name']} ({device}), {args.dtype}; "
-          f"torch.compile warm-up takes a while; progress on stderr", flush=True)
-    rows = bench.run(_cases(args.case), device, dtype, repeat=args.repeat, warmup=args.warmup,
-                     compile_reference=not args.no_compile)
+    rows_said = "every implementation" if args.full else "fastloss beside the strongest form of each competitor"
+    print(
+        f"running {len(_cases(args.case))} case(s) on {meta['device_name']} ({device}), {args.dtype}, "
+        f"{rows_said}; torch.compile warm-up takes a while; progress on stderr",
+        flush=True,
+    )
+    rows = bench.run(
+        _cases(args.case),
+        device,
+        dtype,
+        repeat=args.repeat,
+        warmup=args.warmup,
+        compile_reference=not args.no_compile,
+        full=args.full,
+    )
     print()
     print(bench.format_table(rows, meta))
     if args.json:
@@ -73,8 +87,11 @@ def cmd_check(args):
     from . import _backend, bench
 
     info = _backend.info()
-    devices = [_device(args.device)] if args.device else \
-        [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    devices = (
+        [_device(args.device)]
+        if args.device
+        else [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    )
     problems = []
     if info["backend"] != "kernels":
         problems.append(f"the compiled kernels did not load ({info['unavailable_reason']})")
@@ -82,9 +99,15 @@ def cmd_check(args):
         problems.append(f"a GPU is present but no CUDA kernels are loaded ({info['cuda_unavailable_reason']})")
     failures = 0
     for device in devices:
-        tested = "reference vs reference" if info["backend"] != "kernels" else (
-            f"CUDA kernels (archs {info['cuda_archs']})" if device.type == "cuda" else
-            f"CPU kernels ({info['cpu_capability']})")
+        tested = (
+            "reference vs reference"
+            if info["backend"] != "kernels"
+            else (
+                f"CUDA kernels (archs {info['cuda_archs']})"
+                if device.type == "cuda"
+                else f"CPU kernels ({info['cpu_capability']})"
+            )
+        )
         print(f"checking {tested} against fastloss.reference on {device}")
         failures += bench.check(_cases(args.case), device)
     if failures:
@@ -110,8 +133,11 @@ def cmd_info(_args):
         "backend": info["backend"] + (f" ({info['unavailable_reason']})" if info["unavailable_reason"] else ""),
         "CPU kernels": info["cpu_capability"] or "not loaded",
         "CPU threads": torch.get_num_threads(),
-        "CUDA kernels": (f"loaded, compiled for archs {info['cuda_archs']}" if info["cuda_loaded"] else
-                         f"not loaded ({info['cuda_unavailable_reason']})"),
+        "CUDA kernels": (
+            f"loaded, compiled for archs {info['cuda_archs']}"
+            if info["cuda_loaded"]
+            else f"not loaded ({info['cuda_unavailable_reason']})"
+        ),
         "CUDA device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none available",
     }
     for name, value in lines.items():
@@ -125,15 +151,29 @@ def main(argv=None):
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    p.add_argument("--plot", metavar="FILE.png", help="also draw time and memory per case and implementation "
-                                                      "(needs matplotlib)")
+    p.add_argument(
+        "--plot", metavar="FILE.png", help="also draw time and memory per case and implementation (needs matplotlib)"
+    )
     p.add_argument("--case", help="only cases whose name contains this (or any of several, comma-separated)")
-    p.add_argument("--repeat", type=int, default=10, help="timed steps per implementation (>= 1)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (>= 0)")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="every implementation (the eager reference, the peers' eager rows beside their torch.compile "
+        "ones), each timed over all --repeat steps; default: fastloss beside the strongest form of "
+        "each competitor, repeats stopped after about a second",
+    )
+    p.add_argument(
+        "--repeat", type=int, default=10, help="timed steps per implementation (>= 1; at most, without --full)"
+    )
+    p.add_argument("--warmup", type=int, help="untimed steps first (>= 0; default 1, 3 with --full)")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile(reference)")
-    p.add_argument("--peers", metavar="FILE.py", action="append",
-                   help="a Python file that adds peer rows (bench.add_peer), e.g. scripts/bench_peers.py for peers "
-                        "the package must not import (ultralytics is AGPL); may be repeated")
+    p.add_argument(
+        "--peers",
+        metavar="FILE.py",
+        action="append",
+        help="a Python file that adds peer rows (bench.add_peer), e.g. scripts/bench_peers.py for peers "
+        "the package must not import (ultralytics is AGPL); may be repeated",
+    )
     p.set_defaults(fn=cmd_bench)
     p = sub.add_parser("check", help="quick self-test of the built kernels against the reference")
     p.add_argument("--device")

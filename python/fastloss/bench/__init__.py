@@ -6,19 +6,33 @@ torch.compile(reference), and peers such as torchvision. For each, the runner ti
 forward + backward (median of repeats after warm-up) and measures the peak memory allocated during
 one forward + backward beyond the inputs: on CUDA from the allocator's statistics, on CPU exactly
 from the profiler's allocation events (not RSS).
+
+By default each case runs fastloss beside the strongest form of each competitor: torch.compile of
+the reference rather than the eager reference, and where a peer has a torch.compile row, that row
+rather than its eager one; a row's repeats are time-boxed (ROW_SECONDS). The full
+table (every implementation, every repeat) is `full=True` (`python -m fastloss bench --full`).
 """
+
+import contextlib
 import dataclasses
 import datetime
+import importlib
 import json
+import logging
+import os
 import platform
 import statistics
 import sys
 import time
+import warnings
 from typing import Callable, Dict, List, Tuple
 
 import torch
 
 MiB = 1 << 20
+# the default run's time box per timed row: its repeats stop once this has passed with three of them
+# in, or three times this with one (a row of seconds per call is not the one in doubt)
+ROW_SECONDS = 1.0
 
 
 @dataclasses.dataclass
@@ -56,6 +70,7 @@ def add_peer(case_pattern: str, name: str, fn: Callable[..., torch.Tensor]) -> i
 def load_peers(path):
     """Runs a peers file (python -m fastloss bench --peers FILE): its add_peer calls add rows."""
     import runpy
+
     runpy.run_path(path, run_name="fastloss_bench_peers")
 
 
@@ -73,18 +88,57 @@ def _step(fn, inputs, grad_names, backward=True):
         (loss if loss.dim() == 0 else loss.sum()).backward()
 
 
-def time_ms(fn, inputs, grad_names, device, repeat, warmup, backward=True):
-    """Median ms of forward + backward (or of the forward alone, autograd graph recorded)."""
-    for _ in range(warmup):
-        _step(fn, inputs, grad_names, backward)
-    _sync(device)
+def time_ms(fn, inputs, grad_names, device, repeat, warmup, backward=True, seconds=None):
+    """Median ms of forward + backward (or of the forward alone, autograd graph recorded) over `repeat`
+    steps, or fewer once `seconds` have passed with three in, or 3·`seconds` with one. The warm-up's
+    output is not ours to print (torch.compile's compiler processes start there, and log)."""
+    with _quiet_stderr():
+        for _ in range(warmup):
+            _step(fn, inputs, grad_names, backward)
+        _sync(device)
     times = []
+    began = time.perf_counter()
     for _ in range(repeat):
         start = time.perf_counter()
         _step(fn, inputs, grad_names, backward)
         _sync(device)
         times.append((time.perf_counter() - start) * 1e3)
+        spent = time.perf_counter() - began
+        if seconds is not None and spent > seconds and (len(times) >= 3 or spent > 3 * seconds):
+            break
     return statistics.median(times)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """File descriptor 2 to /dev/null for a while: the profiler's C++ side logs a start/stop pair (and
+    on a machine without a GPU, a failed device count) per measurement, which is not ours to print."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@contextlib.contextmanager
+def _quiet_compile():
+    """torch.compile's warnings and log lines (a peer's formula that falls back to eager, recompiles)
+    kept out of the benchmark's output: the table says what ran."""
+    names = ("torch._dynamo", "torch._inductor", "torch.fx.experimental.symbolic_shapes", "torch.utils.cpp_extension")
+    levels = {name: logging.getLogger(name).level for name in names}
+    try:
+        for name in names:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def peak_bytes(fn, inputs, grad_names, device, backward=True):
@@ -101,7 +155,7 @@ def peak_bytes(fn, inputs, grad_names, device, backward=True):
         return torch.cuda.max_memory_allocated(device) - base
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         _step(fn, inputs, grad_names, backward)
     events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     running = peak = 0
@@ -111,11 +165,17 @@ def peak_bytes(fn, inputs, grad_names, device, backward=True):
     return peak
 
 
-def implementations(case: Case, compile_reference: bool):
-    impls = {"fastloss": case.fastloss, "reference": case.reference}
+def implementations(case: Case, compile_reference: bool, full: bool = True):
+    """The rows of a case: every implementation (full), or fastloss beside the strongest form of each
+    competitor: torch.compile(reference) for the eager reference (when compiling), and the peers'
+    torch.compile rows for their eager ones where the case has such rows."""
+    impls = {"fastloss": case.fastloss}
+    if full or not compile_reference:
+        impls["reference"] = case.reference
     if compile_reference:
         impls["reference+torch.compile"] = torch.compile(case.reference)
-    impls.update(case.peers)
+    compiled_peers = compile_reference and any("torch.compile" in name for name in case.peers)
+    impls.update({name: fn for name, fn in case.peers.items() if full or not compiled_peers or "torch.compile" in name})
     return impls
 
 
@@ -163,13 +223,22 @@ def compile_available(device):
     if device.type != "cuda":
         return True
     import importlib.util
+
     return importlib.util.find_spec("triton") is not None
 
 
-def run(cases, device, dtype, repeat=10, warmup=3, compile_reference=True, log=progress):
+def run(cases, device, dtype, repeat=10, warmup=3, compile_reference=True, log=progress, full=True):
+    """Times and measures every case's rows (implementations(); full=False: the strongest ones, each
+    row's repeats time-boxed to ROW_SECONDS); returns one dict per row."""
     if compile_reference and not compile_available(device):
         log("no Triton here: torch.compile cannot compile for CUDA, so the reference+torch.compile rows are skipped")
         compile_reference = False
+    with _quiet_compile():
+        return _run(cases, device, dtype, repeat, warmup, compile_reference, log, full)
+
+
+def _run(cases, device, dtype, repeat, warmup, compile_reference, log, full):
+    seconds = None if full else ROW_SECONDS
     rows = []
     for number, case in enumerate(cases, 1):
         inputs = case.make_inputs(device, dtype, False)
@@ -177,52 +246,69 @@ def run(cases, device, dtype, repeat=10, warmup=3, compile_reference=True, log=p
         grad_bytes = sum(inputs[n].numel() * inputs[n].element_size() for n in case.grad) + out_bytes
         moved = moved_bytes(inputs, case.grad, out_bytes)
         copy_bps = copy_bandwidth(moved, device)
-        log(f"[{number}/{len(cases)}] {case.name}: {moved / MiB:.1f} MiB to move; copy runs at {copy_bps / 1e9:.1f} GB/s")
+        log(
+            f"[{number}/{len(cases)}] {case.name}: {moved / MiB:.1f} MiB to move; "
+            f"copy runs at {copy_bps / 1e9:.1f} GB/s"
+        )
         base_ms = None
-        for impl, fn in implementations(case, compile_reference).items():
+        for impl, fn in implementations(case, compile_reference, full).items():
             if case.forward_only:
-                ms = forward_ms = time_ms(fn, inputs, case.grad, device, repeat, warmup, backward=False)
+                ms = forward_ms = time_ms(fn, inputs, case.grad, device, repeat, warmup, False, seconds)
             else:
-                ms = time_ms(fn, inputs, case.grad, device, repeat, warmup)
-                forward_ms = time_ms(fn, inputs, case.grad, device, repeat, 1, backward=False)
+                ms = time_ms(fn, inputs, case.grad, device, repeat, warmup, True, seconds)
+                forward_ms = time_ms(fn, inputs, case.grad, device, repeat, 1 if full else 0, False, seconds)
             peak = peak_bytes(fn, inputs, case.grad, device, backward=not case.forward_only)
             base_ms = ms if base_ms is None else base_ms
             gbps = moved / (ms / 1e3) / 1e9
-            row = dict(case=case.name, impl=impl, ms=ms, forward_ms=forward_ms, fastloss_over_this=base_ms / ms,
-                       peak_bytes=peak, peak_over_grad=peak / grad_bytes if grad_bytes else float("nan"),
-                       moved_bytes=moved, gb_per_s=gbps, copy_gb_per_s=copy_bps / 1e9,
-                       of_copy=gbps / (copy_bps / 1e9))
+            row = dict(
+                case=case.name,
+                impl=impl,
+                ms=ms,
+                forward_ms=forward_ms,
+                fastloss_over_this=base_ms / ms,
+                peak_bytes=peak,
+                peak_over_grad=peak / grad_bytes if grad_bytes else float("nan"),
+                moved_bytes=moved,
+                gb_per_s=gbps,
+                copy_gb_per_s=copy_bps / 1e9,
+                of_copy=gbps / (copy_bps / 1e9),
+            )
             rows.append(row)
-            log(f"      {impl:<24} {ms:9.2f} ms (forward {forward_ms:.2f})  {gbps:6.1f} GB/s  "
-                f"peak {peak / MiB:8.1f} MiB")
+            log(
+                f"      {impl:<24} {ms:9.2f} ms (forward {forward_ms:.2f})  {gbps:6.1f} GB/s  "
+                f"peak {peak / MiB:8.1f} MiB"
+            )
         for name in case.grad:
             inputs[name].grad = None
     return rows
 
 
 def format_table(rows, meta):
-    lines = [f"fastloss bench: {meta['device_name']}, {meta['dtype']}, {meta['threads']} CPU threads, "
-             f"torch {meta['torch']}, {meta['date']}",
-             f"command: {meta['command']}",
-             "fwd+bwd: median time of forward + backward (fwd: the forward alone); fastloss/this: fastloss's "
-             "fwd+bwd time ÷ this row's (below 1 = fastloss faster); GB/s: the bytes forward + backward must move "
-             "(inputs read once, gradient written once) ÷ fwd+bwd time; of copy: that ÷ the bandwidth of "
-             "Tensor.copy_ of as many bytes in the same run (1.00 = at the memory roofline); peak: memory allocated "
-             "during forward + backward beyond the inputs; peak/grad: that ÷ the size of the gradient (1.00 is the "
-             "floor). Forward-only cases (the assigners' matrices, no gradient): fwd+bwd is the forward, and "
-             "peak/grad is ÷ the output's size.",
-             "",
-             f"| {'case':<34} | {'implementation':<24} | {'fwd+bwd ms':>10} | {'fwd ms':>8} | {'fastloss/this':>13} | "
-             f"{'GB/s':>6} | {'of copy':>7} | {'peak MiB':>9} | {'peak/grad':>9} |",
-             f"|{'-' * 36}|{'-' * 26}|{'-' * 11}:|{'-' * 9}:|{'-' * 14}:|{'-' * 7}:|{'-' * 8}:|{'-' * 10}:|"
-             f"{'-' * 10}:|"]
+    lines = [
+        f"fastloss bench: {meta['device_name']}, {meta['dtype']}, {meta['threads']} CPU threads, "
+        f"torch {meta['torch']}, {meta['date']}",
+        f"command: {meta['command']}",
+        "fwd+bwd: median time of forward + backward (fwd: the forward alone); fastloss/this: fastloss's "
+        "fwd+bwd time ÷ this row's (below 1 = fastloss faster); GB/s: the bytes forward + backward must move "
+        "(inputs read once, gradient written once) ÷ fwd+bwd time; of copy: that ÷ the bandwidth of "
+        "Tensor.copy_ of as many bytes in the same run (1.00 = at the memory roofline); peak: memory allocated "
+        "during forward + backward beyond the inputs; peak/grad: that ÷ the size of the gradient (1.00 is the "
+        "floor). Forward-only cases (the assigners' matrices, no gradient): fwd+bwd is the forward, and "
+        "peak/grad is ÷ the output's size.",
+        "",
+        f"| {'case':<34} | {'implementation':<24} | {'fwd+bwd ms':>10} | {'fwd ms':>8} | {'fastloss/this':>13} | "
+        f"{'GB/s':>6} | {'of copy':>7} | {'peak MiB':>9} | {'peak/grad':>9} |",
+        f"|{'-' * 36}|{'-' * 26}|{'-' * 11}:|{'-' * 9}:|{'-' * 14}:|{'-' * 7}:|{'-' * 8}:|{'-' * 10}:|{'-' * 10}:|",
+    ]
     last = None
     for r in rows:
         case = r["case"] if r["case"] != last else ""
         last = r["case"]
-        lines.append(f"| {case:<34} | {r['impl']:<24} | {r['ms']:>10.2f} | {r['forward_ms']:>8.2f} | "
-                     f"{r['fastloss_over_this']:>13.2f} | {r['gb_per_s']:>6.1f} | {r['of_copy']:>7.2f} | "
-                     f"{r['peak_bytes'] / MiB:>9.1f} | {r['peak_over_grad']:>9.2f} |")
+        lines.append(
+            f"| {case:<34} | {r['impl']:<24} | {r['ms']:>10.2f} | {r['forward_ms']:>8.2f} | "
+            f"{r['fastloss_over_this']:>13.2f} | {r['gb_per_s']:>6.1f} | {r['of_copy']:>7.2f} | "
+            f"{r['peak_bytes'] / MiB:>9.1f} | {r['peak_over_grad']:>9.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -239,10 +325,12 @@ def plot(rows, meta, path):
     """Time and peak memory of every case and implementation, side by side, into a PNG."""
     plot_available()
     import matplotlib
+
     matplotlib.use("Agg")
+    import matplotlib.patches
     import matplotlib.pyplot as plt
-    import matplotlib.patches  # noqa: F401
-    import matplotlib.ticker  # noqa: F401
+    import matplotlib.ticker
+
     cases = list(dict.fromkeys(r["case"] for r in rows))
     impls = list(dict.fromkeys(r["impl"] for r in rows))
     core = ["fastloss", "reference", "reference+torch.compile"]
@@ -263,8 +351,9 @@ def plot(rows, meta, path):
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks([i + 0.4 - height / 2 for i in range(len(cases))], cases)
     axes[0].invert_yaxis()
-    axes[1].legend(handles=[matplotlib.patches.Patch(color=colors[i], label=i) for i in impls], loc="lower right",
-                   fontsize="small")
+    axes[1].legend(
+        handles=[matplotlib.patches.Patch(color=colors[i], label=i) for i in impls], loc="lower right", fontsize="small"
+    )
     fig.suptitle(f"fastloss bench: {meta['device_name']}, {meta['dtype']}, torch {meta['torch']}, {meta['date']}")
     fig.tight_layout(rect=(0, 0, 1, 0.98))
     fig.savefig(path, dpi=90)
@@ -276,13 +365,18 @@ def metadata(device, dtype):
     if device.type == "cpu":
         try:
             with open("/proc/cpuinfo") as f:
-                name = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), name)
+                name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
         except OSError:
             pass
-    return dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                device=str(device), device_name=name, dtype=str(dtype).replace("torch.", ""),
-                threads=torch.get_num_threads(), torch=torch.__version__,
-                command="python -m fastloss " + " ".join(sys.argv[1:]))
+    return dict(
+        date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        device=str(device),
+        device_name=name,
+        dtype=str(dtype).replace("torch.", ""),
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        command="python -m fastloss " + " ".join(sys.argv[1:]),
+    )
 
 
 def check(cases, device, log=print):
@@ -322,5 +416,16 @@ def write_json(path, rows, meta):
 
 
 # One import per loss: each module registers its cases.
-from . import (balanced_l1, box_iou, box_matrix, compound, matching_cost, overlap, quality_focal,  # noqa: E402,F401
-               sigmoid_focal, softmax_focal, task_aligned)
+for _loss in (
+    "balanced_l1",
+    "box_iou",
+    "box_matrix",
+    "compound",
+    "matching_cost",
+    "overlap",
+    "quality_focal",
+    "sigmoid_focal",
+    "softmax_focal",
+    "task_aligned",
+):
+    importlib.import_module(f".{_loss}", __name__)
