@@ -16,12 +16,14 @@ namespace fastloss::sigmoid_focal {
 // ops' `variant` argument), and the varifocal options (its higher bits).
 enum Variant : int { kFocal = 0, kVarifocal = 1, kQualityFocal = 2 };
 enum VariantFlag : int { kIouWeighted = 4, kLabelMask = 8, kDetachWeight = 16, kNoIgnoreIndex = 32 };
+// A packed `variant` code holds its Variant in these low bits and VariantFlags above them.
+constexpr int kVariantMask = 3;
 
 template <typename S>
 struct Params {
-  S alpha_pos;  // α_t of a positive (t = 1): α, or 1 without α weighting
-  S alpha_neg;  // α_t of a negative (t = 0): 1 − α, or 1; varifocal: α; quality focal: 1
-  S gamma;      // focal γ; varifocal γ; quality focal β
+  S alpha_pos;     // α_t of a positive (t = 1): α, or 1 without α weighting
+  S alpha_neg;     // α_t of a negative (t = 0): 1 − α, or 1; varifocal: α; quality focal: 1
+  S gamma;         // focal γ; varifocal γ; quality focal β
   int gamma_kind;  // GammaKind
   S gamma_grad;    // γ where the modulating factor is differentiated, 0 where it is detached
   int variant = kFocal;
@@ -31,15 +33,21 @@ struct Params {
 
 template <typename S>
 inline Params<S> make_params(double alpha, double gamma, int variant = kFocal) {
-  const int kind = variant & 3;
+  const int kind = variant & kVariantMask;
   if (kind == kFocal) {
     const bool use_alpha = alpha >= 0;
     return Params<S>{S(use_alpha ? alpha : 1.0), S(use_alpha ? 1.0 - alpha : 1.0), S(gamma), classify_gamma(gamma),
                      S(gamma)};
   }
   const bool detach = (variant & kDetachWeight) != 0;
-  return Params<S>{S(1), S(kind == kVarifocal ? alpha : 1.0), S(gamma), classify_gamma(gamma), S(detach ? 0.0 : gamma),
-                   kind, (variant & kIouWeighted) != 0, (variant & kLabelMask) != 0};
+  return Params<S>{S(1),
+                   S(kind == kVarifocal ? alpha : 1.0),
+                   S(gamma),
+                   classify_gamma(gamma),
+                   S(detach ? 0.0 : gamma),
+                   kind,
+                   (variant & kIouWeighted) != 0,
+                   (variant & kLabelMask) != 0};
 }
 
 // Hard target given as a signed logit: z = x for the positive class, z = −x otherwise, so that

@@ -13,10 +13,10 @@ constexpr const char* kOp = "fastloss::sigmoid_focal_loss";
 
 // One call's tensors, checked and laid out for the kernels. Float targets keep their own dtype.
 struct Tensors {
-  Tensor x;       // logits, contiguous, (..., C)
-  Tensor t;       // float targets (contiguous, x's shape, any float dtype) or int64 labels (x.shape[:-1])
-  Tensor weight;  // undefined, or a rows × cols view in the math type (see as_rows)
-  Tensor scores;  // undefined, or with labels the label's target (the labels' shape, math type)
+  Tensor x;         // logits, contiguous, (..., C)
+  Tensor t;         // float targets (contiguous, x's shape, any float dtype) or int64 labels (x.shape[:-1])
+  Tensor weight;    // undefined, or a rows × cols view in the math type (see as_rows)
+  Tensor scores;    // undefined, or with labels the label's target (the labels' shape, math type)
   Tensor positive;  // undefined, or the varifocal positive indicator of float targets (x's shape, math type)
   bool labels = false;
   ScalarType math = kFloat;  // the math type of x's and t's dtypes
@@ -24,12 +24,12 @@ struct Tensors {
   int64_t layers = 0;  // > 0: reduced per leading index (rows split evenly into `layers` slices)
 };
 
-inline Tensors check(const Tensor& inputs, const Tensor& targets, const std::optional<Tensor>& weight,
-                     double alpha, double gamma, int64_t reduction, const std::optional<Tensor>& scores,
-                     int64_t variant, const std::optional<Tensor>& positive, int64_t layers) {
+inline Tensors check(const Tensor& inputs, const Tensor& targets, const std::optional<Tensor>& weight, double alpha,
+                     double gamma, int64_t reduction, const std::optional<Tensor>& scores, int64_t variant,
+                     const std::optional<Tensor>& positive, int64_t layers) {
   FASTLOSS_CHECK(is_floating(inputs.scalar_type()), kOp, ": inputs must be a floating point tensor, got ",
-              inputs.scalar_type());
-  const int64_t kind = variant & 3;
+                 inputs.scalar_type());
+  const int64_t kind = variant & kVariantMask;
   FASTLOSS_CHECK(kind <= kQualityFocal && variant >= 0 && variant < 64, kOp, ": unknown variant code ", variant);
   if (kind == kFocal) {
     FASTLOSS_CHECK((alpha >= 0 && alpha <= 1) || alpha == -1, kOp, ": alpha must be in [0, 1] or -1, got ", alpha);
@@ -45,15 +45,15 @@ inline Tensors check(const Tensor& inputs, const Tensor& targets, const std::opt
   a.math = op_math_type(inputs.scalar_type());
   if (is_floating(targets.scalar_type())) {
     FASTLOSS_CHECK(targets.sizes() == inputs.sizes(), kOp, ": float targets must have the inputs' shape ",
-                inputs.sizes(), ", got ", targets.sizes());
+                   inputs.sizes(), ", got ", targets.sizes());
     a.t = as_contiguous(targets);
     a.math = pair_math_type(inputs.scalar_type(), targets.scalar_type());
   } else {
     FASTLOSS_CHECK(is_integral(targets.scalar_type()), kOp,
-                ": targets must be floating point or integer class labels, got ", targets.scalar_type());
+                   ": targets must be floating point or integer class labels, got ", targets.scalar_type());
     FASTLOSS_CHECK(inputs.dim() >= 1 && targets.sizes() == inputs.sizes().slice(0, inputs.dim() - 1), kOp,
-                ": label targets must have shape inputs.shape[:-1], got ", targets.sizes(), " for inputs ",
-                inputs.sizes());
+                   ": label targets must have shape inputs.shape[:-1], got ", targets.sizes(), " for inputs ",
+                   inputs.sizes());
     a.t = as_contiguous(as_type(targets, kLong));
     a.labels = true;
   }
@@ -80,8 +80,10 @@ inline Tensors check(const Tensor& inputs, const Tensor& targets, const std::opt
   }
   FASTLOSS_CHECK(layers >= 0, kOp, ": layers must be >= 0, got ", layers);
   if (layers > 0 && reduction != kNone) {
-    FASTLOSS_CHECK_VALUE(inputs.dim() >= 2 && inputs.size(0) == layers, kOp, ": per-layer losses need inputs of "
-                         "shape (layers, ..., C) with layers = ", layers, ", got ", inputs.sizes());
+    FASTLOSS_CHECK_VALUE(inputs.dim() >= 2 && inputs.size(0) == layers, kOp,
+                         ": per-layer losses need inputs of "
+                         "shape (layers, ..., C) with layers = ",
+                         layers, ", got ", inputs.sizes());
     a.layers = layers;
   }
   return a;
@@ -100,9 +102,9 @@ template <typename scalar_t, typename target_t = scalar_t>
 struct Args {
   using opmath_t = pair_math_t<scalar_t, target_t>;
   const scalar_t* x;
-  const target_t* t;       // float targets, or nullptr
-  const int64_t* labels;   // labels, or nullptr
-  const opmath_t* scores;  // with labels: the label's target per row (1 when nullptr)
+  const target_t* t;         // float targets, or nullptr
+  const int64_t* labels;     // labels, or nullptr
+  const opmath_t* scores;    // with labels: the label's target per row (1 when nullptr)
   const opmath_t* positive;  // varifocal label mask of float targets: m per element, or nullptr
   RowOperand<opmath_t> weight;
   int64_t rows, cols, ignore_index;
@@ -175,37 +177,35 @@ inline Tensor check_grad(const Tensor& grad, const Tensors& a, int64_t reduction
 // ignored (the "mean" divisor; 0 for "none"), which backward takes back. backward's grad of "none"
 // is in scalar_t or the math type (check_grad); gx has the inputs' dtype, gt the targets'.
 template <typename Kernels>
-std::tuple<Tensor, Tensor> forward(const Tensor& inputs, const Tensor& targets,
-                                           const std::optional<Tensor>& weight, double alpha, double gamma,
-                                           int64_t reduction, int64_t ignore_index, bool math_type_loss,
-                                           const std::optional<Tensor>& scores, int64_t variant,
-                                           const std::optional<Tensor>& positive, int64_t layers) {
+std::tuple<Tensor, Tensor> forward(const Tensor& inputs, const Tensor& targets, const std::optional<Tensor>& weight,
+                                   double alpha, double gamma, int64_t reduction, int64_t ignore_index,
+                                   bool math_type_loss, const std::optional<Tensor>& scores, int64_t variant,
+                                   const std::optional<Tensor>& positive, int64_t layers) {
   const Tensors a = check(inputs, targets, weight, alpha, gamma, reduction, scores, variant, positive, layers);
   // A reduced loss stays in the math type (the Python layer casts it after avg_factor divides: a
   // float16 sum can exceed float16's range before the division).
   Tensor loss = reduction == kNone ? empty(a.x.sizes(), options(a.x).with(loss_dtype(a, math_type_loss)))
-                : a.layers > 0   ? empty({a.layers}, options(a.x).with(a.math))
-                                 : empty({}, options(a.x).with(a.math));
+                : a.layers > 0     ? empty({a.layers}, options(a.x).with(a.math))
+                                   : empty({}, options(a.x).with(a.math));
   Tensor count = a.layers > 0 ? zeros({a.layers}, options(a.x).with(kLong)) : zeros({}, options(a.x).with(kLong));
   dispatch_target(a.x, a.t, a.labels, [&](auto x_type, auto t_type) {
     using scalar_t = typename decltype(x_type)::type;
     using target_t = typename decltype(t_type)::type;
-    Kernels::template forward<scalar_t, target_t>(
-        make_args<scalar_t, target_t>(a, alpha, gamma, ignore_index, variant), a.layers, reduction, loss, count);
+    Kernels::template forward<scalar_t, target_t>(make_args<scalar_t, target_t>(a, alpha, gamma, ignore_index, variant),
+                                                  a.layers, reduction, loss, count);
   });
   return {loss, count};
 }
 
 template <typename Kernels>
-std::tuple<Tensor, Tensor> backward(const Tensor& grad, const Tensor& inputs,
-                                            const Tensor& targets, const std::optional<Tensor>& weight,
-                                            const Tensor& count, double alpha, double gamma, int64_t reduction,
-                                            int64_t ignore_index, bool targets_grad,
-                                            const std::optional<Tensor>& scores, int64_t variant,
-                                            const std::optional<Tensor>& positive, int64_t layers) {
+std::tuple<Tensor, Tensor> backward(const Tensor& grad, const Tensor& inputs, const Tensor& targets,
+                                    const std::optional<Tensor>& weight, const Tensor& count, double alpha,
+                                    double gamma, int64_t reduction, int64_t ignore_index, bool targets_grad,
+                                    const std::optional<Tensor>& scores, int64_t variant,
+                                    const std::optional<Tensor>& positive, int64_t layers) {
   const Tensors a = check(inputs, targets, weight, alpha, gamma, reduction, scores, variant, positive, layers);
   FASTLOSS_CHECK(!(targets_grad && a.labels), kOp, ": label targets have no gradient");
-  FASTLOSS_CHECK(!(targets_grad && (variant & 3) != kFocal), kOp,
+  FASTLOSS_CHECK(!(targets_grad && (variant & kVariantMask) != kFocal), kOp,
                  ": the varifocal and quality focal targets have no gradient");
   FASTLOSS_CHECK(count.numel() == std::max<int64_t>(a.layers, 1) && count.scalar_type() == kLong, kOp,
                  ": count must be one int64 per layer");

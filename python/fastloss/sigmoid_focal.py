@@ -3,6 +3,7 @@
 Kernels: csrc/math/sigmoid_focal.h (the formula), csrc/cpu/ and csrc/cuda/sigmoid_focal.*. This file
 registers the op's fake kernel and autograd formula with torch.library and exposes the function.
 """
+
 import torch
 
 from . import _autocast, _autograd, _backend, _vmap
@@ -13,8 +14,18 @@ from .reference import sigmoid_focal as _reference
 _OP = "fastloss::sigmoid_focal_loss"
 
 
-def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *, weight=None, avg_factor=None,
-                       ignore_index=-100, per_layer=False):
+def sigmoid_focal_loss(
+    inputs,
+    targets,
+    alpha=0.25,
+    gamma=2.0,
+    reduction="none",
+    *,
+    weight=None,
+    avg_factor=None,
+    ignore_index=-100,
+    per_layer=False,
+):
     """Sigmoid focal loss, a drop-in for torchvision.ops.sigmoid_focal_loss.
 
     loss = α_t · (1 − p_t)^γ · BCEWithLogits(x, t), p = σ(x), p_t = p·t + (1 − p)(1 − t),
@@ -63,9 +74,20 @@ def run(a):
     if not _backend.use_kernels(a.inputs.device):
         return _reference.compute(a)
     dtype = _reference.loss_dtype(a)
-    loss, _ = torch.ops.fastloss.sigmoid_focal_loss(a.inputs, a.targets, a.weight, a.alpha, a.gamma, a.reduction,
-                                                    a.ignore_index, dtype != _unreduced_dtype(a), a.scores, a.variant,
-                                                    a.positive, a.layers)
+    loss, _ = torch.ops.fastloss.sigmoid_focal_loss(
+        a.inputs,
+        a.targets,
+        a.weight,
+        a.alpha,
+        a.gamma,
+        a.reduction,
+        a.ignore_index,
+        dtype != _unreduced_dtype(a),
+        a.scores,
+        a.variant,
+        a.positive,
+        a.layers,
+    )
     return apply_avg_factor(loss, a.avg_factor).to(dtype)
 
 
@@ -77,28 +99,59 @@ def _unreduced_dtype(a):
 def _backward(ctx, args, saved, grads, needs):
     x, targets, weight, alpha, gamma, reduction, ignore_index, _, scores, variant, positive, layers = args
     refuse_grad(needs, [("weight", 2), ("scores", 8), ("positive", 10)], "sigmoid_focal_loss")
-    if needs[1] and variant & 3 != _reference.FOCAL:
-        raise RuntimeError("fastloss: gradients with respect to the varifocal / quality focal targets are not "
-                           "supported (they are quality scores: pass target.detach())")
+    if needs[1] and variant & _reference.VARIANT_MASK != _reference.FOCAL:
+        raise RuntimeError(
+            "fastloss: gradients with respect to the varifocal / quality focal targets are not "
+            "supported (they are quality scores: pass target.detach())"
+        )
     grad_loss = grads[0]
-    grad_x, grad_t = torch.ops.fastloss.sigmoid_focal_loss_backward(grad_loss, x, targets, weight, saved[0], alpha,
-                                                                    gamma, reduction, ignore_index, needs[1], scores,
-                                                                    variant, positive, layers)
+    grad_x, grad_t = torch.ops.fastloss.sigmoid_focal_loss_backward(
+        grad_loss,
+        x,
+        targets,
+        weight,
+        saved[0],
+        alpha,
+        gamma,
+        reduction,
+        ignore_index,
+        needs[1],
+        scores,
+        variant,
+        positive,
+        layers,
+    )
     return (grad_x if needs[0] else None, grad_t if needs[1] else None) + (None,) * 10
 
 
-def _vmap_rule(info, in_dims, inputs, targets, weight, alpha, gamma, reduction, ignore_index, math_type_loss=False,
-               scores=None, variant=0, positive=None, layers=0):
+def _vmap_rule(
+    info,
+    in_dims,
+    inputs,
+    targets,
+    weight,
+    alpha,
+    gamma,
+    reduction,
+    ignore_index,
+    math_type_loss=False,
+    scores=None,
+    variant=0,
+    positive=None,
+    layers=0,
+):
     if layers > 0 and reduction != NONE:
-        raise NotImplementedError("fastloss: per_layer losses under torch.vmap are not supported; vmap over the "
-                                  "layers instead")
+        raise NotImplementedError(
+            "fastloss: per_layer losses under torch.vmap are not supported; vmap over the layers instead"
+        )
     batch = info.batch_size
     x, t = _vmap.front(inputs, in_dims[0], batch), _vmap.front(targets, in_dims[1], batch)
     w = _vmap.aligned(weight, in_dims[2], batch, x.dim() - 1)
     s = _vmap.front(scores, in_dims[8] if len(in_dims) > 8 else None, batch)
     m = _vmap.front(positive, in_dims[10] if len(in_dims) > 10 else None, batch)
-    loss, count = torch.ops.fastloss.sigmoid_focal_loss(x, t, w, alpha, gamma, NONE, ignore_index, math_type_loss, s,
-                                                        variant, m)
+    loss, count = torch.ops.fastloss.sigmoid_focal_loss(
+        x, t, w, alpha, gamma, NONE, ignore_index, math_type_loss, s, variant, m
+    )
     if reduction == NONE:
         return (loss, count), (0, None)
     if t.dtype.is_floating_point or variant & _reference.NO_IGNORE_INDEX:
@@ -110,25 +163,54 @@ def _vmap_rule(info, in_dims, inputs, targets, weight, alpha, gamma, reduction, 
 
 def _register():
     @torch.library.register_fake(_OP)
-    def _(inputs, targets, weight, alpha, gamma, reduction, ignore_index, math_type_loss=False, scores=None, variant=0,
-          positive=None, layers=0):
+    def _(
+        inputs,
+        targets,
+        weight,
+        alpha,
+        gamma,
+        reduction,
+        ignore_index,
+        math_type_loss=False,
+        scores=None,
+        variant=0,
+        positive=None,
+        layers=0,
+    ):
         labels = not targets.dtype.is_floating_point
         math = opmath_dtype(inputs.dtype if labels else torch.promote_types(inputs.dtype, targets.dtype))
-        unreduced = math if math_type_loss else (inputs.dtype if labels else
-                                                 torch.promote_types(inputs.dtype, targets.dtype))
+        unreduced = (
+            math if math_type_loss else (inputs.dtype if labels else torch.promote_types(inputs.dtype, targets.dtype))
+        )
         if reduction == 0:
             return inputs.new_empty(inputs.shape, dtype=unreduced), inputs.new_empty((), dtype=torch.int64)
         shape = (layers,) if layers > 0 else ()
         return inputs.new_empty(shape, dtype=math), inputs.new_empty(shape, dtype=torch.int64)
 
     @torch.library.register_fake(_OP + "_backward")
-    def _(grad, inputs, targets, weight, count, alpha, gamma, reduction, ignore_index, targets_grad, scores=None,
-          variant=0, positive=None, layers=0):
-        return inputs.new_empty(inputs.shape), (targets.new_empty(targets.shape) if targets_grad else
-                                                inputs.new_empty((0,)))
+    def _(
+        grad,
+        inputs,
+        targets,
+        weight,
+        count,
+        alpha,
+        gamma,
+        reduction,
+        ignore_index,
+        targets_grad,
+        scores=None,
+        variant=0,
+        positive=None,
+        layers=0,
+    ):
+        return inputs.new_empty(inputs.shape), (
+            targets.new_empty(targets.shape) if targets_grad else inputs.new_empty((0,))
+        )
 
-    _autograd.register(_autograd.Spec("sigmoid_focal_loss", _backward, _reference.op, save_outputs=(1,),
-                                      non_differentiable=(1,)))
+    _autograd.register(
+        _autograd.Spec("sigmoid_focal_loss", _backward, _reference.op, save_outputs=(1,), non_differentiable=(1,))
+    )
     _vmap.register("sigmoid_focal_loss", _vmap_rule)
     _autocast.register("sigmoid_focal_loss", math_type_loss=True)
 

@@ -9,6 +9,7 @@ and Quality Focal (Li et al. 2020, arXiv 2006.04388), w = |t − p|^β.
 
 The checks live here, beside the definition, and fastloss.sigmoid_focal_loss uses the same ones.
 """
+
 from typing import NamedTuple, Optional
 
 import torch
@@ -51,6 +52,7 @@ class FocalArgs(NamedTuple):
 # The op's `variant` codes (csrc/math/sigmoid_focal.h)
 FOCAL, VARIFOCAL, QUALITY_FOCAL = 0, 1, 2
 IOU_WEIGHTED, LABEL_MASK, DETACH_WEIGHT, NO_IGNORE_INDEX = 4, 8, 16, 32
+VARIANT_MASK = 3  # a packed variant code: the kind in these low bits, the flags above
 
 
 def _check_sparse(inputs, targets):
@@ -65,17 +67,18 @@ def _check_sparse(inputs, targets):
     if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.dtype.is_complex:
         raise TypeError(f"targets[0] (labels) must be integer class labels, got {labels.dtype}")
     if scores.shape != labels.shape:
-        raise ValueError(f"targets[1] (scores) must have the labels' shape {tuple(labels.shape)}, got "
-                         f"{tuple(scores.shape)}")
+        raise ValueError(
+            f"targets[1] (scores) must have the labels' shape {tuple(labels.shape)}, got {tuple(scores.shape)}"
+        )
     if scores.requires_grad:
-        raise ValueError("targets[1] (scores) requires grad, but sparse targets take no gradient; pass "
-                         "scores.detach()")
+        raise ValueError("targets[1] (scores) requires grad, but sparse targets take no gradient; pass scores.detach()")
     check_range("targets[1] (scores)", scores, 0, 1)
     return labels, scores
 
 
-def check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ignore_index, per_layer=False,
-               focal=True) -> FocalArgs:
+def check_args(
+    inputs, targets, alpha, gamma, reduction, weight, avg_factor, ignore_index, per_layer=False, focal=True
+) -> FocalArgs:
     """The checked arguments; focal=False leaves alpha's range (and -1) to the caller."""
     check_floating("inputs", inputs)
     scores = None
@@ -98,7 +101,8 @@ def check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ign
         if targets.shape != inputs.shape:
             raise ValueError(
                 f"float targets must have the inputs' shape {tuple(inputs.shape)}, got {tuple(targets.shape)} "
-                f"(integer class labels have shape inputs.shape[:-1])")
+                f"(integer class labels have shape inputs.shape[:-1])"
+            )
         labels = False  # each keeps its dtype: the math runs in their promoted math type
     elif targets.dtype in (torch.bool,) or targets.dtype.is_complex:
         raise TypeError(f"targets must be a float tensor or integer class labels, got {targets.dtype}")
@@ -106,12 +110,26 @@ def check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ign
         if inputs.dim() == 0 or targets.shape != inputs.shape[:-1]:
             raise ValueError(
                 f"integer label targets must have shape inputs.shape[:-1] = {tuple(inputs.shape[:-1])}, "
-                f"got {tuple(targets.shape)}")
+                f"got {tuple(targets.shape)}"
+            )
         labels = True
     weight = prepare_weight(weight, inputs)
     variant = FOCAL if ignore_index is not None else NO_IGNORE_INDEX
-    return FocalArgs(inputs, targets, labels, alpha, gamma, code, weight, avg_factor,
-                     -100 if ignore_index is None else ignore_index, scores, variant, None, layers)
+    return FocalArgs(
+        inputs,
+        targets,
+        labels,
+        alpha,
+        gamma,
+        code,
+        weight,
+        avg_factor,
+        -100 if ignore_index is None else ignore_index,
+        scores,
+        variant,
+        None,
+        layers,
+    )
 
 
 def _infinite_logit_limit(x, t, ce):
@@ -148,7 +166,7 @@ def compute(a: FocalArgs, dtype=None) -> torch.Tensor:
             kept = (a.targets != a.ignore_index).unsqueeze(-1).expand(x.shape)
     else:
         t = a.targets.to(x.dtype)
-    kind = a.variant & 3
+    kind = a.variant & VARIANT_MASK
     if kind == FOCAL:
         loss = elementwise(x, t, a.alpha, a.gamma)
     else:
@@ -174,7 +192,7 @@ def compute(a: FocalArgs, dtype=None) -> torch.Tensor:
 def _quality_weight(a: FocalArgs, x, t, one_hot):
     """The varifocal or quality focal weight w of w · ce (t detached: these targets take no gradient)."""
     p = torch.sigmoid(x)
-    if a.variant & 3 == QUALITY_FOCAL:
+    if a.variant & VARIANT_MASK == QUALITY_FOCAL:
         return (t - p).abs().pow(a.gamma)
     if a.positive is not None:
         m = a.positive.to(x.dtype)
@@ -198,30 +216,47 @@ def math_dtype(a: FocalArgs):
     return opmath_dtype(a.inputs.dtype if a.labels else torch.promote_types(a.inputs.dtype, a.targets.dtype))
 
 
-def op(inputs, targets, weight, alpha, gamma, reduction, ignore_index, math_type_loss=False, scores=None, variant=0,
-       positive=None, layers=0):
+def op(
+    inputs,
+    targets,
+    weight,
+    alpha,
+    gamma,
+    reduction,
+    ignore_index,
+    math_type_loss=False,
+    scores=None,
+    variant=0,
+    positive=None,
+    layers=0,
+):
     """fastloss::sigmoid_focal_loss in torch ops: (loss, count) as the kernels return them — the
     loss in the inputs' dtype ("none") or the math type (reduced; one per layer with layers > 0),
     count = the elements not ignored (0 for "none")."""
     labels = not targets.dtype.is_floating_point
     layers = layers if reduction != NONE else 0
-    a = FocalArgs(inputs, targets, labels, alpha, gamma, reduction, weight, None, ignore_index, scores, variant, positive,
-                  layers)
-    unreduced = math_dtype(a) if math_type_loss else (inputs.dtype if labels else
-                                                      torch.promote_types(inputs.dtype, targets.dtype))
+    a = FocalArgs(
+        inputs, targets, labels, alpha, gamma, reduction, weight, None, ignore_index, scores, variant, positive, layers
+    )
+    unreduced = (
+        math_dtype(a)
+        if math_type_loss
+        else (inputs.dtype if labels else torch.promote_types(inputs.dtype, targets.dtype))
+    )
     loss = compute(a, unreduced if reduction == NONE else math_dtype(a))
     shape = (layers,) if layers > 0 else ()
     if reduction == NONE:
         count = torch.zeros((), dtype=torch.int64, device=inputs.device)
     elif labels and not variant & NO_IGNORE_INDEX:
-        kept = (targets != ignore_index)
+        kept = targets != ignore_index
         count = (kept.reshape(layers, -1).sum(1) if layers > 0 else kept.sum()) * inputs.shape[-1]
     else:
         count = torch.full(shape, inputs.numel() // max(layers, 1), dtype=torch.int64, device=inputs.device)
     return loss, count
 
 
-def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *, weight=None, avg_factor=None,
-                       ignore_index=-100):
+def sigmoid_focal_loss(
+    inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *, weight=None, avg_factor=None, ignore_index=-100
+):
     """Reference of fastloss.sigmoid_focal_loss (same signature and semantics)."""
     return compute(check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ignore_index))
