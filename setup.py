@@ -23,6 +23,7 @@ CPATH/CUDA_HOME export is needed. TORCH_CUDA_ARCH_LIST is honoured; the default 
 list, "7.5;8.0;8.6;9.0;10.0;12.0+PTX" (T4 to Blackwell, PTX for newer GPUs): a GPU outside it gets a
 plain error at its first call (fastloss/_backend.py).
 """
+
 import glob
 import os
 import platform
@@ -35,12 +36,14 @@ from setuptools import find_packages, setup
 ROOT = os.path.dirname(os.path.abspath(__file__))
 # torch's cu130 architectures (torch._C._cuda_getArchFlags()), PTX for the newest.
 DEFAULT_ARCHS = "7.5;8.0;8.6;9.0;10.0;12.0+PTX"
-NO_TORCH = ("fastloss compiles against the torch installed in your environment, and this build "
-            "environment has none: install torch, then build with `pip install --no-build-isolation .` "
-            "(pip's default isolated build cannot see your torch).")
+NO_TORCH = (
+    "fastloss compiles against the torch installed in your environment, and this build "
+    "environment has none: install torch, then build with `pip install --no-build-isolation .` "
+    "(pip's default isolated build cannot see your torch)."
+)
 
 try:
-    import torch  # noqa: F401  (only the version; cpp_extension is imported once CUDA_HOME is set)
+    import torch
 except ImportError:
     sys.exit(NO_TORCH)
 
@@ -122,8 +125,10 @@ def read_version():
 # The oldest torch whose stable ABI the binaries target (TORCH_TARGET_VERSION below).
 MIN_TORCH = (2, 10)
 if tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) < MIN_TORCH:
-    sys.exit(f"fastloss builds against torch >= {MIN_TORCH[0]}.{MIN_TORCH[1]} (its LibTorch stable ABI); "
-             f"this is torch {torch.__version__}")
+    sys.exit(
+        f"fastloss builds against torch >= {MIN_TORCH[0]}.{MIN_TORCH[1]} (its LibTorch stable ABI); "
+        f"this is torch {torch.__version__}"
+    )
 ARCHS = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCHS) if with_cuda else ""
 # The CUDA kernels run under any torch of the same CUDA major: the tag names only the major.
 CUDA_TAG = f"cu{torch.version.cuda.split('.')[0]}0" if with_cuda else "cpu"
@@ -135,9 +140,11 @@ X86_64_LINUX = sys.platform.startswith("linux") and platform.machine().lower() i
 PLAT_NAME = "manylinux_2_28_x86_64" if X86_64_LINUX else None
 
 # The build facts, for the import-time check (fastloss/_backend.py) — also compiled into the modules.
-BUILD_INFO = ('"""Written by setup.py: what these binaries were built for (fastloss/_backend.py checks it)."""\n'
-              f"VERSION = {VERSION!r}\nTORCH = {torch.__version__!r}\n"
-              f"CUDA = {torch.version.cuda if with_cuda else None!r}\nCUDA_ARCHS = {ARCHS!r}\n")
+BUILD_INFO = (
+    '"""Written by setup.py: what these binaries were built for (fastloss/_backend.py checks it)."""\n'
+    f"VERSION = {VERSION!r}\nTORCH = {torch.__version__!r}\n"
+    f"CUDA = {torch.version.cuda if with_cuda else None!r}\nCUDA_ARCHS = {ARCHS!r}\n"
+)
 
 module_source = os.path.join("csrc", "module.cpp")
 cpu_sources = [os.path.join("csrc", "ops.cpp"), module_source] + sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
@@ -148,7 +155,8 @@ COMPAT = os.path.join(ROOT, "csrc", "compat")
 # (torch's headers are mapped too: their __FILE__ in inlined checks would name the build's environment.)
 TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
 release = ["-g0", f"-ffile-prefix-map={ROOT}=.", f"-ffile-prefix-map={TORCH_DIR}=torch"] + (
-    ["-include", os.path.join(COMPAT, "glibc_2_28.h")] if X86_64_LINUX else [])
+    ["-include", os.path.join(COMPAT, "glibc_2_28.h")] if X86_64_LINUX else []
+)
 # Hidden by default: nothing but PyInit_* is exported (torch's stable types are hidden too).
 # -ffp-contract=off: GCC would fuse a*b + c into an FMA wherever inlining puts them side by side, so the
 # last bits would follow its inlining choices (different per flavour and optimisation level); the math
@@ -156,15 +164,25 @@ release = ["-g0", f"-ffile-prefix-map={ROOT}=.", f"-ffile-prefix-map={TORCH_DIR}
 cxx_flags = ["-O3", "-ffp-contract=off", "-Wno-unknown-pragmas", "-fvisibility=hidden"] + release
 if SANITIZE:  # readable reports (frames, lines); -fno-wrapv undoes Python's -fwrapv, which would make
     # signed overflow defined and so hide it from UBSAN (a wrapped 32-bit index is what it must catch)
-    cxx_flags = ["-O1", "-ffp-contract=off", "-g", "-fno-omit-frame-pointer", "-fno-wrapv", "-Wno-unknown-pragmas",
-                 "-fvisibility=hidden"] + SANITIZER_FLAGS
+    cxx_flags = [
+        "-O1",
+        "-ffp-contract=off",
+        "-g",
+        "-fno-omit-frame-pointer",
+        "-fno-wrapv",
+        "-Wno-unknown-pragmas",
+        "-fvisibility=hidden",
+    ] + SANITIZER_FLAGS
 # The stable ABI of torch 2.10 and nothing newer (torch/csrc/stable/version.h).
 STABLE_ABI = ("TORCH_TARGET_VERSION", "0x%02x%02x000000000000" % MIN_TORCH)
 build_macros = [STABLE_ABI, ("FASTLOSS_BUILT_TORCH", f'"{torch.__version__}"')]
 # libtorch_cpu (and libtorch_cuda) stay NEEDED even where unused symbols would let the linker drop
 # them: the stable C shim the kernels call lives there.
-common = dict(extra_link_args=["-Wl,--no-as-needed", "-ldl"] + (SANITIZER_FLAGS if SANITIZE else []), include_dirs=[COMPAT, os.path.join(ROOT, "csrc")],
-              py_limited_api=True)
+common = dict(
+    extra_link_args=["-Wl,--no-as-needed", "-ldl"] + (SANITIZER_FLAGS if SANITIZE else []),
+    include_dirs=[COMPAT, os.path.join(ROOT, "csrc")],
+    py_limited_api=True,
+)
 
 # The CPU kernels per vector flavour: simd::Vec<T> takes its width from CPU_CAPABILITY_* at compile
 # time (csrc/cpu/simd.h), so each flavour is its own library with its own flags.
@@ -172,9 +190,17 @@ if platform.machine().lower() in ("x86_64", "amd64"):
     avx2 = ["-mavx2", "-mfma", "-mf16c"]
     CPU_FLAVOURS = {
         # (GCC 12 warns about _mm512_undefined_* inside its own AVX-512 headers: silenced.)
-        "avx512": avx2 + ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-Wno-uninitialized",
-                          "-Wno-maybe-uninitialized", "-DCPU_CAPABILITY_AVX512",
-                          "-DCPU_CAPABILITY=AVX512"],
+        "avx512": avx2
+        + [
+            "-mavx512f",
+            "-mavx512bw",
+            "-mavx512vl",
+            "-mavx512dq",
+            "-Wno-uninitialized",
+            "-Wno-maybe-uninitialized",
+            "-DCPU_CAPABILITY_AVX512",
+            "-DCPU_CAPABILITY=AVX512",
+        ],
         "avx2": avx2 + ["-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"],
     }
 else:
@@ -188,28 +214,48 @@ if ONLY:
         raise SystemExit(f"FASTLOSS_CPU_FLAVOURS: {unknown} are not among this platform's {sorted(CPU_FLAVOURS)}")
     CPU_FLAVOURS = {f: flags for f, flags in CPU_FLAVOURS.items() if f in ONLY}
 extensions = [
-    CppExtension(name=f"fastloss._cpu_{flavour}", sources=cpu_sources,
-                 extra_compile_args={"cxx": cxx_flags + flags},
-                 define_macros=build_macros + [("FASTLOSS_CPU_CAPABILITY", f'"{flavour}"'), ("FASTLOSS_CPU_MODULE", None)],
-                 **common)
+    CppExtension(
+        name=f"fastloss._cpu_{flavour}",
+        sources=cpu_sources,
+        extra_compile_args={"cxx": cxx_flags + flags},
+        define_macros=build_macros + [("FASTLOSS_CPU_CAPABILITY", f'"{flavour}"'), ("FASTLOSS_CPU_MODULE", None)],
+        **common,
+    )
     for flavour, flags in CPU_FLAVOURS.items()
 ]
 
-extensions.insert(0, CppExtension(name="fastloss._C", sources=[module_source], extra_compile_args={"cxx": cxx_flags},
-                                  define_macros=build_macros, **common))
+extensions.insert(
+    0,
+    CppExtension(
+        name="fastloss._C",
+        sources=[module_source],
+        extra_compile_args={"cxx": cxx_flags},
+        define_macros=build_macros,
+        **common,
+    ),
+)
 if with_cuda:
     # After the toolkit's own headers, like CPATH: pip's copies only fill what the toolkit lacks.
     extra = os.pathsep.join(nvidia_include_dirs())
     if extra:
         os.environ["CPATH"] = os.pathsep.join(p for p in (os.environ.get("CPATH"), extra) if p)
-    cuda_macros = build_macros + [("FASTLOSS_WITH_CUDA", None), ("FASTLOSS_CUDA_ARCHS", f'"{ARCHS}"'),
-                                  ("FASTLOSS_BUILT_CUDA", f'"{torch.version.cuda}"')]
+    cuda_macros = build_macros + [
+        ("FASTLOSS_WITH_CUDA", None),
+        ("FASTLOSS_CUDA_ARCHS", f'"{ARCHS}"'),
+        ("FASTLOSS_BUILT_CUDA", f'"{torch.version.cuda}"'),
+    ]
     # -fmad=false: nvcc contracts a*b + c into FMAs where it likes by default, so last places (and the
     # decisions of top-k and argmax on near-ties) would follow its choices; the math writes fma itself.
     nvcc_flags = ["-O3", "-fmad=false"] + [flag for f in release for flag in ("-Xcompiler", f)]
-    extensions.append(CUDAExtension(name="fastloss._cuda", sources=[module_source] + sorted(glob.glob(os.path.join(
-        "csrc", "cuda", "*.cu"))), extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
-        define_macros=cuda_macros, **common))
+    extensions.append(
+        CUDAExtension(
+            name="fastloss._cuda",
+            sources=[module_source] + sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu"))),
+            extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
+            define_macros=cuda_macros,
+            **common,
+        )
+    )
 
 
 class BuildPerExtension(BuildExtension):

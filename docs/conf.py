@@ -1,4 +1,5 @@
 """Sphinx configuration of fastloss's documentation: `make docs` builds it into build/docs, warnings as errors."""
+
 import os
 import re
 import sys
@@ -26,7 +27,9 @@ html_title = f"fastloss {version}"
 # line between, so free text becomes paragraphs and block quotes instead of malformed markup.
 napoleon_numpy_docstring = False
 
-SECTION = re.compile(r"^\s*(Args|Arguments|Returns|Raises|Yields|Keyword Args|Attributes|Example|Examples|Note|Notes):\s*$")
+SECTION = re.compile(
+    r"^\s*(Args|Arguments|Returns|Raises|Yields|Keyword Args|Attributes|Example|Examples|Note|Notes):\s*$"
+)
 
 
 def _indent(line):
@@ -34,8 +37,14 @@ def _indent(line):
 
 
 def plain_text_docstring(app, what, name, obj, options, lines):
-    escaped = [re.sub(r"(\w)_(?=\W|$)", r"\1\\_", line.replace("\\", "\\\\").replace("*", "\\*").replace("|", "\\|").replace("`", "``"))
-               for line in lines]
+    escaped = [
+        re.sub(
+            r"(\w)_(?=\W|$)",
+            r"\1\\_",
+            line.replace("\\", "\\\\").replace("*", "\\*").replace("|", "\\|").replace("`", "``"),
+        )
+        for line in lines
+    ]
     out, section_indent = [], None
     for line in escaped:
         if SECTION.match(line):

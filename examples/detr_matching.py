@@ -4,6 +4,7 @@ matchers build across images; scipy's linear_sum_assignment then matches each im
 
 Run: python examples/detr_matching.py
 """
+
 import torch
 from scipy.optimize import linear_sum_assignment
 
@@ -22,13 +23,22 @@ def hungarian_match(pred_logits, pred_boxes, targets, cost_class=2.0, cost_bbox=
     for i, t in enumerate(targets):
         n = len(t["labels"])
         labels[i, :n], boxes[i, :n], mask[i, :n] = t["labels"], t["boxes"], True
-    cost = fastloss.matching_cost(pred_logits, pred_boxes, labels, boxes, mask, class_cost="focal",
-                                  cost_class=cost_class, cost_bbox=cost_bbox, cost_giou=cost_giou).cpu()
+    cost = fastloss.matching_cost(
+        pred_logits,
+        pred_boxes,
+        labels,
+        boxes,
+        mask,
+        class_cost="focal",
+        cost_class=cost_class,
+        cost_bbox=cost_bbox,
+        cost_giou=cost_giou,
+    ).cpu()
     layers = []
     for layer in cost:
         matches = []
         for i, t in enumerate(targets):
-            rows, cols = linear_sum_assignment(layer[i, :, :len(t["labels"])].numpy())
+            rows, cols = linear_sum_assignment(layer[i, :, : len(t["labels"])].numpy())
             matches.append((torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)))
         layers.append(matches)
     return layers
@@ -38,9 +48,16 @@ def synthetic(generator, layers=6, batch=2, queries=100, classes=91, counts=(7, 
     logits = torch.randn(layers, batch, queries, classes, generator=generator)
     centre = torch.rand(layers, batch, queries, 2, generator=generator) * 0.6 + 0.2
     boxes = torch.cat([centre, torch.rand(layers, batch, queries, 2, generator=generator) * 0.3 + 0.05], -1)
-    targets = [{"labels": torch.randint(0, classes, (n,), generator=generator),
-                "boxes": torch.cat([torch.rand(n, 2, generator=generator) * 0.6 + 0.2,
-                                    torch.rand(n, 2, generator=generator) * 0.3 + 0.05], -1)} for n in counts]
+    targets = [
+        {
+            "labels": torch.randint(0, classes, (n,), generator=generator),
+            "boxes": torch.cat(
+                [torch.rand(n, 2, generator=generator) * 0.6 + 0.2, torch.rand(n, 2, generator=generator) * 0.3 + 0.05],
+                -1,
+            ),
+        }
+        for n in counts
+    ]
     return logits, boxes, targets
 
 

@@ -12,6 +12,7 @@ mmdet itself needs a compiled mmcv (none exists for this torch), so this example
 config entries through an mmengine Registry of its own, registered with fastloss.mmdet.register.
 Run: python examples/mmdet_config.py
 """
+
 import torch
 from mmengine import Registry
 
@@ -47,9 +48,11 @@ def synthetic_head_outputs(generator, anchors=500, classes=4):
 def step(losses, generator):
     scores, labels, pred, target, centerness, centerness_target, positives = synthetic_head_outputs(generator)
     avg_factor = torch.tensor(float(positives))  # a tensor: no host sync in the loss
-    total = (losses["loss_cls"](scores, labels, avg_factor=avg_factor)
-             + losses["loss_bbox"](pred, target, weight=centerness_target, avg_factor=centerness_target.sum())
-             + losses["loss_centerness"](centerness, centerness_target, avg_factor=avg_factor))
+    total = (
+        losses["loss_cls"](scores, labels, avg_factor=avg_factor)
+        + losses["loss_bbox"](pred, target, weight=centerness_target, avg_factor=centerness_target.sum())
+        + losses["loss_centerness"](centerness, centerness_target, avg_factor=avg_factor)
+    )
     total.backward()
     return total.item(), scores.grad.abs().sum().item()
 

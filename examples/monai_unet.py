@@ -7,6 +7,7 @@ arguments and give MONAI's numbers, so switching is an import:
 
 Run: python examples/monai_unet.py  (CPU, a few seconds)
 """
+
 import torch
 from monai.networks.nets import UNet
 
@@ -15,8 +16,9 @@ import fastloss.monai
 
 def make_model(seed=0, classes=3):
     torch.manual_seed(seed)
-    return UNet(spatial_dims=2, in_channels=1, out_channels=classes, channels=(8, 16, 32), strides=(2, 2),
-                num_res_units=1)
+    return UNet(
+        spatial_dims=2, in_channels=1, out_channels=classes, channels=(8, 16, 32), strides=(2, 2), num_res_units=1
+    )
 
 
 def synthetic_batch(generator, batch=4, size=64, classes=3):
@@ -26,7 +28,7 @@ def synthetic_batch(generator, batch=4, size=64, classes=3):
     yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
     for i in range(batch):
         x0, y0 = torch.randint(4, size // 2, (2,), generator=generator).tolist()
-        labels[i, 0, y0:y0 + 16, x0:x0 + 16] = 1
+        labels[i, 0, y0 : y0 + 16, x0 : x0 + 16] = 1
         cx, cy = torch.randint(size // 2, size - 10, (2,), generator=generator).tolist()
         labels[i, 0][(yy - cy) ** 2 + (xx - cx) ** 2 < 64] = 2
     images = images + (labels > 0).float() * 0.8
@@ -63,6 +65,7 @@ def train(steps=5):
 
 def main():
     import monai.losses
+
     ours, theirs = loss_at_step0(fastloss.monai), loss_at_step0(monai.losses)
     print(f"step 0: fastloss.monai {ours:.6f}, monai.losses {theirs:.6f}")
     history = train()

@@ -12,6 +12,7 @@ on synthetic images here.
 
 Run: python examples/nnunet_deep_supervision.py  (CPU, a few seconds)
 """
+
 import torch
 import torch.nn.functional as F
 
@@ -56,8 +57,14 @@ def synthetic_batch(generator, batch=4, size=48):
 
 def nnunet_criterion(module=fastloss.nnunet, dice_class=None, levels=3):
     """nnU-Net's trainer loss from `module` (fastloss.nnunet, or nnU-Net's own classes)."""
-    loss = module.DC_and_CE_loss({"batch_dice": True, "smooth": 1e-5, "do_bg": False, "ddp": False}, {},
-                                 weight_ce=1, weight_dice=1, ignore_label=None, dice_class=dice_class)
+    loss = module.DC_and_CE_loss(
+        {"batch_dice": True, "smooth": 1e-5, "do_bg": False, "ddp": False},
+        {},
+        weight_ce=1,
+        weight_dice=1,
+        ignore_label=None,
+        dice_class=dice_class,
+    )
     return module.DeepSupervisionWrapper(loss, fastloss.nnunet.nnunet_weights(levels))
 
 

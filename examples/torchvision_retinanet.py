@@ -9,6 +9,7 @@ assignments switch a torchvision detector to the fused kernels:
 
 Run: python examples/torchvision_retinanet.py  (CPU, well under a minute; nothing is downloaded)
 """
+
 import contextlib
 
 import torch
@@ -37,15 +38,17 @@ def synthetic_batch(generator, batch=2, size=128, classes=3):
         n = 3
         xy = torch.rand(n, 2, generator=generator) * size * 0.6
         wh = torch.rand(n, 2, generator=generator) * size * 0.3 + 8
-        targets.append({"boxes": torch.cat([xy, xy + wh], 1),
-                        "labels": torch.randint(1, classes, (n,), generator=generator)})
+        targets.append(
+            {"boxes": torch.cat([xy, xy + wh], 1), "labels": torch.randint(1, classes, (n,), generator=generator)}
+        )
     return images, targets
 
 
 def make_model(seed=0, classes=3):
     torch.manual_seed(seed)
-    model = torchvision.models.detection.retinanet_resnet50_fpn(weights=None, weights_backbone=None,
-                                                                 num_classes=classes, min_size=128, max_size=128)
+    model = torchvision.models.detection.retinanet_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=classes, min_size=128, max_size=128
+    )
     model.head.regression_head._loss_type = "giou"  # RetinaNet v2's box loss
     return model
 

@@ -2,6 +2,7 @@
 scripts/bench_peers.py` (`make bench` passes it): ultralytics' TaskAlignedAssigner and DFLoss
 (AGPL-licensed; a benchmark and test oracle only, run from this repository file, never from the
 package), and mmdet's and nnU-Net's loss files from their wheels (`make peers`)."""
+
 from fastloss import bench
 
 try:
@@ -19,12 +20,12 @@ if TaskAlignedAssigner is not None:
 
 
 # ---- the quality-aware losses' peers: their dense-target code, eager and under torch.compile -------
-import os  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
+import os
+import sys
+import tempfile
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import torch
+import torch.nn.functional as F
 
 
 def _with_compiled(pattern, name, fn):
@@ -58,8 +59,9 @@ if mmdet is not None:
         return mmdet_vfl(pred, _dense(labels, scores, pred.shape[-1], pred.dtype), reduction="mean")
 
     def mmdet_quality_focal(pred, labels, scores):  # its tensor-target form (the tuple form indexes)
-        return mmdet_gfl.quality_focal_loss_tensor_target(pred, _dense(labels, scores, pred.shape[-1], pred.dtype),
-                                                          reduction="mean")
+        return mmdet_gfl.quality_focal_loss_tensor_target(
+            pred, _dense(labels, scores, pred.shape[-1], pred.dtype), reduction="mean"
+        )
 
     def mmdet_dfl(pred, target):
         return mmdet_gfl.distribution_focal_loss(pred, target, reduction="mean")
@@ -87,8 +89,13 @@ if DFLoss is not None:
 
 nnunet = _from_wheel("nnunet_peer")  # nnU-Net 2.8.1
 if nnunet is not None:
-    nnunet_loss = nnunet.DC_and_CE_loss({"batch_dice": False, "smooth": 1e-5, "do_bg": False, "ddp": False}, {},
-                                        weight_ce=1, weight_dice=1, dice_class=nnunet.MemoryEfficientSoftDiceLoss)
+    nnunet_loss = nnunet.DC_and_CE_loss(
+        {"batch_dice": False, "smooth": 1e-5, "do_bg": False, "ddp": False},
+        {},
+        weight_ce=1,
+        weight_dice=1,
+        dice_class=nnunet.MemoryEfficientSoftDiceLoss,
+    )
 
     def nnunet_dc_and_ce(input, target):
         return nnunet_loss(input, target.unsqueeze(1))

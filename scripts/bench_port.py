@@ -7,6 +7,7 @@ cannot hold two builds: both register the fastloss ops), median of the rounds' m
 Each round runs each build's process once; each process times every case `--reps` times after a
 warm-up and prints its per-case median. Prints one line per case: old ms, new ms, new/old.
 """
+
 import argparse
 import json
 import statistics
@@ -44,8 +45,13 @@ def main():
     results = {"old": [], "new": []}
     for r in range(a.rounds):
         for which in ("old", "new") if r % 2 == 0 else ("new", "old"):
-            out = subprocess.run([sys.executable, "-c", CHILD, a.case, str(a.reps)], capture_output=True, text=True,
-                                 env={"PYTHONPATH": getattr(a, which), "PATH": "/usr/bin:/bin"}, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, a.case, str(a.reps)],
+                capture_output=True,
+                text=True,
+                env={"PYTHONPATH": getattr(a, which), "PATH": "/usr/bin:/bin"},
+                check=True,
+            )
             results[which].append(json.loads(out.stdout.strip().splitlines()[-1]))
     worst = 0.0
     for name in results["old"][0]:

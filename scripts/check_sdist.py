@@ -5,6 +5,7 @@
 Every file `git ls-files` lists (but .gitignore) must be in it, and no build output (.so, .o,
 _build_info.py). Prints what is missing; exit status 1 if anything is.
 """
+
 import os
 import subprocess
 import sys

@@ -18,6 +18,7 @@
 - the size, printed (and at most 50 MB).
 Prints one line per check; exit status 1 if any fails.
 """
+
 import argparse
 import email.parser
 import os
@@ -46,17 +47,20 @@ def check(ok, what):
 def torch_cxx_symbols(path):
     """The undefined C++ symbols of torch's namespaces a library references (demangled)."""
     out = subprocess.run(["nm", "-D", "--undefined-only", "-C", path], capture_output=True, text=True, check=True)
-    return [line.split(None, 1)[-1] for line in out.stdout.splitlines()
-            if re.search(r"\b(c10|at|torch)::", line)]
+    return [line.split(None, 1)[-1] for line in out.stdout.splitlines() if re.search(r"\b(c10|at|torch)::", line)]
 
 
 def cuobjdump():
     """The CUDA toolkit's cuobjdump, or the copy torch's triton ships; None if neither exists."""
     import shutil
-    candidates = [shutil.which("cuobjdump"), os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin",
-                                                           "cuobjdump")]
+
+    candidates = [
+        shutil.which("cuobjdump"),
+        os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "cuobjdump"),
+    ]
     try:
         import triton
+
         candidates.append(os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump"))
     except ImportError:
         pass
@@ -96,11 +100,13 @@ def main():
     local = f"+cu{build['CUDA'].split('.')[0]}0" if build["CUDA"] else "+cpu"
     print(f"info built with torch {build['TORCH']}, CUDA {build['CUDA']}")
 
-    parts = name[:-len(".whl")].split("-")
+    parts = name[: -len(".whl")].split("-")
     check(len(parts) == 5 and parts[0] == "fastloss", f"file name {name}")
     version, python_tag, abi_tag, platform_tag = parts[1:5] if len(parts) == 5 else ("", "", "", "")
     check(version.endswith(local) and version.count("+") == 1, f"local version {version!r} ends with {local!r}")
-    check((python_tag, abi_tag) == ("cp310", "abi3"), f"tags {python_tag}-{abi_tag}: one abi3 wheel for CPython >= 3.10")
+    check(
+        (python_tag, abi_tag) == ("cp310", "abi3"), f"tags {python_tag}-{abi_tag}: one abi3 wheel for CPython >= 3.10"
+    )
     if PLATFORM:
         check(platform_tag == PLATFORM, f"platform tag {platform_tag} == {PLATFORM}")
 
@@ -131,32 +137,41 @@ def main():
             if n.endswith("/_cuda.abi3.so") and cuobjdump():
                 sass, ptx = cuda_code(path)
                 want_sass, want_ptx = expected_cuda_code(build["CUDA_ARCHS"])
-                check((sass, ptx) == (want_sass, want_ptx), f"CUDA code for {build['CUDA_ARCHS']}: SASS "
-                      f"{sorted(sass, key=lambda a: int(a[3:]))}, PTX {sorted(ptx)}")
+                check(
+                    (sass, ptx) == (want_sass, want_ptx),
+                    f"CUDA code for {build['CUDA_ARCHS']}: SASS "
+                    f"{sorted(sass, key=lambda a: int(a[3:]))}, PTX {sorted(ptx)}",
+                )
     bad = {n: s[:3] for n, s in torch_symbols.items() if s}
     check(not bad, f"no c10::/at::/torch:: symbol referenced by {sorted(torch_symbols)}: {bad or 'none'}")
     paths = [ROOT, os.path.dirname(os.path.abspath(torch.__file__))]  # the source tree, the build's torch
     leaked = [n for n, data in binaries.items() if any(p.encode() in data for p in paths)]
     check(not leaked, f"no build path ({', '.join(paths)}) inside {leaked or 'any binary'}")
 
-    audit = subprocess.run([sys.executable, "-m", "abi3audit", "--strict", "--report", args.wheel],
-                           capture_output=True, text=True)
+    audit = subprocess.run(
+        [sys.executable, "-m", "abi3audit", "--strict", "--report", args.wheel], capture_output=True, text=True
+    )
     check(audit.returncode == 0, f"abi3audit --strict: {'clean' if audit.returncode == 0 else audit.stdout[-500:]}")
 
     if PLATFORM:
         torch_lib = os.path.join(os.path.dirname(torch.__file__), "lib")
-        env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(filter(None, [torch_lib,
-                                                                               os.environ.get("LD_LIBRARY_PATH")]))}
-        show = subprocess.run([sys.executable, "-m", "auditwheel", "show", args.wheel], capture_output=True, text=True,
-                              env=env)
+        env = {
+            **os.environ,
+            "LD_LIBRARY_PATH": os.pathsep.join(filter(None, [torch_lib, os.environ.get("LD_LIBRARY_PATH")])),
+        }
+        show = subprocess.run(
+            [sys.executable, "-m", "auditwheel", "show", args.wheel], capture_output=True, text=True, env=env
+        )
         text = " ".join(show.stdout.split())
         found = re.search(r'This constrains the platform tag to "([^"]+)"', text)
         constrained = found.group(1) if found else f"(not found: {text[-300:]})"
         level = re.match(r"manylinux_(\d+)_(\d+)_", constrained)
-        check(level is not None and (int(level.group(1)), int(level.group(2))) <= (2, 28),
-              f"auditwheel: the system symbol versions constrain the tag to {constrained} (torch's libraries excluded)")
+        check(
+            level is not None and (int(level.group(1)), int(level.group(2))) <= (2, 28),
+            f"auditwheel: the system symbol versions constrain the tag to {constrained} (torch's libraries excluded)",
+        )
 
-    size_mb = os.path.getsize(args.wheel) / 2 ** 20
+    size_mb = os.path.getsize(args.wheel) / 2**20
     check(size_mb <= MAX_MB, f"size {size_mb:.1f} MB")
     print(f"{len(failures)} failure(s)" if failures else "wheel OK")
     return 1 if failures else 0

@@ -14,6 +14,7 @@ the sanitizer's report. Iteration i depends on (seed, i) only: `--replay N`, N t
 number printed (every 20,000), runs from there describing each call before it is made, so the last
 description before a report is the call that caused it.
 """
+
 import argparse
 import math
 import os
@@ -28,9 +29,17 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 ALLOWED = (RuntimeError, ValueError, TypeError, IndexError, OverflowError, NotImplementedError)
 MAX_ELEMENTS = 1 << 14  # per mutated tensor: many calls per second, little memory under ASAN
-DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int64, torch.int32, torch.uint8,
-          torch.bool]
-INTS = [-2**63, -2**31, -101, -100, -1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 100, 2**31 - 1, 2**31, 2**63 - 1]
+DTYPES = [
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+    torch.int64,
+    torch.int32,
+    torch.uint8,
+    torch.bool,
+]
+INTS = [-(2**63), -(2**31), -101, -100, -1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 100, 2**31 - 1, 2**31, 2**63 - 1]
 FLOATS = [0.0, -0.0, 1.0, -1.0, 0.5, 2.0, 1e-30, 1e30, -1e30, math.inf, -math.inf, math.nan]
 SPECIAL = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1e30, -1e30, 6e4, 1e-40]
 
@@ -138,6 +147,7 @@ def describe(func, args):
         if isinstance(a, torch.Tensor):
             return f"Tensor({a.dtype}, {tuple(a.shape)}, stride={a.stride()}, offset={a.storage_offset()})"
         return repr(a)
+
     return f"{func}({', '.join(one(a) for a in args)})"
 
 
@@ -168,12 +178,16 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=180)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--replay", type=int, default=None,
-                   help="start at iteration N and describe each call before making it")
+    p.add_argument(
+        "--replay", type=int, default=None, help="start at iteration N and describe each call before making it"
+    )
     a = p.parse_args()
     calls = corpus()
-    print(f"fuzz: {sum(map(len, calls.values()))} recorded calls of {len(calls)} ops: "
-          f"{', '.join(f'{name} ({len(c)})' for name, c in sorted(calls.items()))}", flush=True)
+    print(
+        f"fuzz: {sum(map(len, calls.values()))} recorded calls of {len(calls)} ops: "
+        f"{', '.join(f'{name} ({len(c)})' for name, c in sorted(calls.items()))}",
+        flush=True,
+    )
     first = a.replay or 0
     start, i, raised, per_op = time.monotonic(), first, 0, {}
     while time.monotonic() - start < a.seconds:
@@ -193,8 +207,10 @@ def main():
         raised += error is not None
         i += 1
     counts = ", ".join(f"{name} {n}" for name, n in sorted(per_op.items()))
-    print(f"fuzz: {i - first} mutated calls in {a.seconds:.0f} s ({raised} raised a Python error, the rest returned); "
-          f"per op: {counts}")
+    print(
+        f"fuzz: {i - first} mutated calls in {a.seconds:.0f} s ({raised} raised a Python error, the rest returned); "
+        f"per op: {counts}"
+    )
     registered = {s.name.split("::")[-1] for s in torch._C._jit_get_all_schemas() if s.name.startswith("fastloss::")}
     missing = sorted(registered - set(per_op))
     if missing:

@@ -2,6 +2,7 @@
 its CUDA, nvcc (its major must be torch's), Triton (torch.compile on CUDA), ninja, hypothesis, cores.
 Writes JSON to argv[1] and prints it; exit status 1 when the build cannot work (no nvcc, or an nvcc
 whose CUDA major differs from torch's) — unless the machine has no GPU (a dry run)."""
+
 import importlib.util
 import json
 import os
@@ -21,11 +22,18 @@ def run(*cmd):
 
 
 def main(path):
-    facts = {"python": sys.version.split()[0], "torch": torch.__version__, "torch_cuda": torch.version.cuda,
-             "cores": os.cpu_count(), "gpu": None, "capability": None, "driver": None,
-             "triton": importlib.util.find_spec("triton") is not None,
-             "ninja": shutil.which("ninja") is not None or importlib.util.find_spec("ninja") is not None,
-             "hypothesis": importlib.util.find_spec("hypothesis") is not None}
+    facts = {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "cores": os.cpu_count(),
+        "gpu": None,
+        "capability": None,
+        "driver": None,
+        "triton": importlib.util.find_spec("triton") is not None,
+        "ninja": shutil.which("ninja") is not None or importlib.util.find_spec("ninja") is not None,
+        "hypothesis": importlib.util.find_spec("hypothesis") is not None,
+    }
     if torch.cuda.is_available():
         facts["gpu"] = torch.cuda.get_device_name(0)
         facts["gpus"] = torch.cuda.device_count()
@@ -40,8 +48,10 @@ def main(path):
     if facts["nvcc"] is None:
         problems.append("no nvcc found")
     elif torch.version.cuda and facts["nvcc"].split(".")[0] != torch.version.cuda.split(".")[0]:
-        problems.append(f"nvcc {facts['nvcc']} and torch's CUDA {torch.version.cuda} differ in their major version: "
-                        "extensions built by it would not load")
+        problems.append(
+            f"nvcc {facts['nvcc']} and torch's CUDA {torch.version.cuda} differ in their major version: "
+            "extensions built by it would not load"
+        )
     if torch.version.cuda is None:
         problems.append(f"torch {torch.__version__} is a CPU-only build")
     facts["problems"] = problems

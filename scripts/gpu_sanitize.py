@@ -8,6 +8,7 @@ forward and backward, float32 and float16: every kernel runs at least once, on a
 a GPU it says so and exits 0 (the dry run); the CPU emulation (`make cuda-emulate`) checks the same
 kernels there.
 """
+
 import os
 import sys
 

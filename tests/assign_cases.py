@@ -1,5 +1,6 @@
 """Inputs of the assigners as the detectors' losses pass them (tests/test_task_aligned.py, and the
 bitwise digests of tests/bitwise.py)."""
+
 import torch
 
 
@@ -13,8 +14,18 @@ def anchor_points(size=320, strides=(8, 16, 32)):
     return torch.cat(points)
 
 
-def make(batch=2, gts=12, valid=9, classes=7, size=320, seed=0, outside=False, tiny=False, quantized=False,
-         dtype=torch.float32):
+def make(
+    batch=2,
+    gts=12,
+    valid=9,
+    classes=7,
+    size=320,
+    seed=0,
+    outside=False,
+    tiny=False,
+    quantized=False,
+    dtype=torch.float32,
+):
     """(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt) as v8DetectionLoss passes them:
     predictions jittered around the GTs, GTs padded with zeros past `valid` per image."""
     g = torch.Generator().manual_seed(seed)
@@ -41,8 +52,18 @@ def make(batch=2, gts=12, valid=9, classes=7, size=320, seed=0, outside=False, t
     return scores.to(dtype), pd, anc, labels, gt, mask
 
 
-def detr_inputs(batch=3, queries=20, classes=9, targets=7, counts=(4, 7, 0), layers=None, softmax=False,
-                dtype=torch.float32, seed=0, scale=3.0):
+def detr_inputs(
+    batch=3,
+    queries=20,
+    classes=9,
+    targets=7,
+    counts=(4, 7, 0),
+    layers=None,
+    softmax=False,
+    dtype=torch.float32,
+    seed=0,
+    scale=3.0,
+):
     """(pred_logits, pred_boxes, tgt_labels, tgt_boxes, tgt_mask) of a DETR-style matcher: normalised
     cxcywh boxes, targets padded to `targets` per image (counts[i] real ones)."""
     g = torch.Generator().manual_seed(seed)
@@ -51,7 +72,12 @@ def detr_inputs(batch=3, queries=20, classes=9, targets=7, counts=(4, 7, 0), lay
     centre = torch.rand(*lead, queries, 2, generator=g) * 0.6 + 0.2
     boxes = torch.cat([centre, torch.rand(*lead, queries, 2, generator=g) * 0.3 + 0.02], -1)
     labels = torch.randint(0, classes, (batch, targets), generator=g)
-    tgt = torch.cat([torch.rand(batch, targets, 2, generator=g) * 0.6 + 0.2,
-                     torch.rand(batch, targets, 2, generator=g) * 0.3 + 0.02], -1)
+    tgt = torch.cat(
+        [
+            torch.rand(batch, targets, 2, generator=g) * 0.6 + 0.2,
+            torch.rand(batch, targets, 2, generator=g) * 0.3 + 0.02,
+        ],
+        -1,
+    )
     mask = torch.arange(targets)[None] < torch.tensor(counts)[:, None]
     return logits.to(dtype), boxes.to(dtype), labels, tgt.to(dtype), mask

@@ -12,6 +12,7 @@ estimates, and every sum across lanes kept in 64 bytes of lanes (cpu::Wide).
 Record (only when a kernel's numbers change on purpose, with the reason in the commit):
     python tests/bitwise.py record
 """
+
 import hashlib
 import json
 import os
@@ -47,10 +48,12 @@ def cases():
             yield f"plan {family}-{i}", lambda f=family, c=case: parity.run(*parity.make_call(f, c, "cpu"))
     for case in CASES:
         for dtype in DTYPES:
+
             def thunk(case=case, dtype=dtype):
                 g = torch.Generator().manual_seed(0)
                 tensors, kwargs = case.make(257, dtype, "cpu", g)
                 return parity.run(case.fn, list(tensors), kwargs)
+
             yield f"op {case.name} {str(dtype).split('.')[-1]}", thunk
     yield from assignment_cases()
 
@@ -63,15 +66,19 @@ def assignment_cases():
 
     for dtype in (torch.float16, torch.float32, torch.float64):
         for topk2 in (None, 4):
+
             def thunk(dtype=dtype, topk2=topk2):
                 args = make(batch=2, gts=9, valid=7, seed=3, dtype=dtype)
                 return list(fastloss.task_aligned_assign(*args, num_classes=7, topk2=topk2, sparse=topk2 is None))
+
             yield f"assign task_aligned {str(dtype).split('.')[-1]} topk2={topk2}", thunk
     for dtype in (torch.float16, torch.float32, torch.float64):
         for kind in ("focal", "softmax"):
+
             def thunk(dtype=dtype, kind=kind):
                 args = detr_inputs(layers=2, softmax=kind == "softmax", dtype=dtype, seed=4)
                 return [fastloss.matching_cost(*args, class_cost=kind)]
+
             yield f"match matching_cost {str(dtype).split('.')[-1]} {kind}", thunk
 
 
@@ -97,8 +104,11 @@ class Recorder(TorchDispatchMode):
         before = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
         out = func(*args)
         returned = list(out) if isinstance(out, (tuple, list)) else [] if out is None else [out]
-        written = [(i, a.clone()) for i, (a, spec) in enumerate(zip(args, func._schema.arguments))
-                   if spec.alias_info is not None and spec.alias_info.is_write]
+        written = [
+            (i, a.clone())
+            for i, (a, spec) in enumerate(zip(args, func._schema.arguments))
+            if spec.alias_info is not None and spec.alias_info.is_write
+        ]
         self.calls.append(Call(func, before, [r.clone() for r in returned], written))
         return out
 
@@ -114,6 +124,7 @@ def recorded_calls():
 
 def flavour():
     import fastloss
+
     return fastloss._backend._CPU.__name__.rsplit("_cpu_", 1)[-1]
 
 

@@ -1,4 +1,5 @@
 """Shared by every test file: devices, dtypes and their tolerances, comparisons, peers."""
+
 import importlib
 import os
 
@@ -31,8 +32,13 @@ def assert_close(got, want, dtype=None, rtol=None, atol=None):
     """got ≈ want with the tolerance of `dtype` (default: got's dtype); want may be more precise."""
     dtype = dtype or got.dtype
     default_rtol, default_atol = TOLERANCES[dtype]
-    torch.testing.assert_close(got.double(), want.double(), rtol=default_rtol if rtol is None else rtol,
-                               atol=default_atol if atol is None else atol, equal_nan=False)
+    torch.testing.assert_close(
+        got.double(),
+        want.double(),
+        rtol=default_rtol if rtol is None else rtol,
+        atol=default_atol if atol is None else atol,
+        equal_nan=False,
+    )
 
 
 def loss_and_grads(fn, tensors, **kwargs):
@@ -68,8 +74,10 @@ def peer(module):
 
 def needs(module):
     present = peer(module) is not None
-    return pytest.mark.skipif(not present, reason=f"{module} cannot be imported next to torch {torch.__version__} "
-                                                  f"({_WHY_MISSING.get(module, '')})")
+    return pytest.mark.skipif(
+        not present,
+        reason=f"{module} cannot be imported next to torch {torch.__version__} ({_WHY_MISSING.get(module, '')})",
+    )
 
 
 def random_boxes(n, *, device="cpu", dtype=torch.float64, generator=None, near=None, scale=10.0):

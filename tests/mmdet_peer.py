@@ -6,16 +6,29 @@ mmdet/structures/bbox/bbox_overlaps.py from the wheel (`make peers` downloads it
 FASTLOSS_MMDET_WHEEL names it) under stand-in `mmdet`, `mmdet.registry` and `mmcv.ops` modules, without
 running mmdet's package __init__. Only the test suite does this; the package never imports mmdet.
 """
+
 import importlib
 import os
 import sys
 import types
 import zipfile
 
-WHEEL = os.environ.get("FASTLOSS_MMDET_WHEEL") or os.path.join(os.path.dirname(__file__), os.pardir, ".peers",
-                                                                "mmdet-3.3.0-py3-none-any.whl")
-NAMES = ("utils", "accuracy", "focal_loss", "cross_entropy_loss", "iou_loss", "smooth_l1_loss", "mse_loss",
-         "dice_loss", "balanced_l1_loss", "varifocal_loss", "gfocal_loss")
+WHEEL = os.environ.get("FASTLOSS_MMDET_WHEEL") or os.path.join(
+    os.path.dirname(__file__), os.pardir, ".peers", "mmdet-3.3.0-py3-none-any.whl"
+)
+NAMES = (
+    "utils",
+    "accuracy",
+    "focal_loss",
+    "cross_entropy_loss",
+    "iou_loss",
+    "smooth_l1_loss",
+    "mse_loss",
+    "dice_loss",
+    "balanced_l1_loss",
+    "varifocal_loss",
+    "gfocal_loss",
+)
 
 
 class _Registry:
@@ -44,17 +57,22 @@ def load(cache_dir):
         def unavailable(*args, **kwargs):
             raise RuntimeError("mmcv's compiled op is not available in the tests")
 
-        sys.modules.update({
-            "mmdet": _module("mmdet", __path__=[root]),
-            "mmdet.registry": _module("mmdet.registry", MODELS=_Registry()),
-            "mmdet.models": _module("mmdet.models", __path__=[os.path.join(root, "models")]),
-            "mmdet.models.losses": _module("mmdet.models.losses", __path__=[os.path.join(root, "models", "losses")]),
-            "mmdet.structures": _module("mmdet.structures", __path__=[]),
-            "mmcv": _module("mmcv", __path__=[]),
-            "mmcv.ops": _module("mmcv.ops", sigmoid_focal_loss=unavailable, softmax_focal_loss=unavailable),
-        })
+        sys.modules.update(
+            {
+                "mmdet": _module("mmdet", __path__=[root]),
+                "mmdet.registry": _module("mmdet.registry", MODELS=_Registry()),
+                "mmdet.models": _module("mmdet.models", __path__=[os.path.join(root, "models")]),
+                "mmdet.models.losses": _module(
+                    "mmdet.models.losses", __path__=[os.path.join(root, "models", "losses")]
+                ),
+                "mmdet.structures": _module("mmdet.structures", __path__=[]),
+                "mmcv": _module("mmcv", __path__=[]),
+                "mmcv.ops": _module("mmcv.ops", sigmoid_focal_loss=unavailable, softmax_focal_loss=unavailable),
+            }
+        )
         spec = importlib.util.spec_from_file_location(
-            "mmdet.structures.bbox.bbox_overlaps", os.path.join(root, "structures", "bbox", "bbox_overlaps.py"))
+            "mmdet.structures.bbox.bbox_overlaps", os.path.join(root, "structures", "bbox", "bbox_overlaps.py")
+        )
         overlaps = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(overlaps)
         sys.modules["mmdet.structures.bbox"] = _module("mmdet.structures.bbox", bbox_overlaps=overlaps.bbox_overlaps)

@@ -4,6 +4,7 @@ guarantees (tests/test_guarantees.py). A new loss adds one line to CASES.
 A case makes (tensors, kwargs) for fn(*tensors, **kwargs): tensors[0] is the differentiable input
 (logits, predicted boxes); `n` scales the leading size so tests can change shapes.
 """
+
 import dataclasses
 from typing import Callable
 
@@ -55,6 +56,7 @@ def sigmoid_sparse(n, dtype, device, g):
 def _sparse(fn):
     def loss(inputs, labels, scores, **kwargs):
         return fn(inputs, (labels, scores), **kwargs)
+
     return loss
 
 
@@ -83,6 +85,7 @@ def quality_positive(n, dtype, device, g):
 def _positive(fn):
     def loss(inputs, target, positive, **kwargs):
         return fn(inputs, target, positive=positive, **kwargs)
+
     return loss
 
 
@@ -114,8 +117,10 @@ def boxes(n, dtype, device, g):
 
 def box_sets(n, dtype, device, g):
     """boxes1 (n, 4) and boxes2 (n + 3, 4) for the pairwise metrics (the SIMD lanes run along boxes2)."""
-    return (random_boxes(n, generator=g).to(device=device, dtype=dtype),
-            random_boxes(n + 3, generator=g).to(device=device, dtype=dtype)), {}
+    return (
+        random_boxes(n, generator=g).to(device=device, dtype=dtype),
+        random_boxes(n + 3, generator=g).to(device=device, dtype=dtype),
+    ), {}
 
 
 def _matrix(kind, fused, convention="torchvision"):
@@ -128,16 +133,19 @@ def _matrix(kind, fused, convention="torchvision"):
         if fused:
             matrix = pairwise(boxes1, boxes2, kind, eps=1e-6, convention=convention)
         else:
-            matrix = ref.box_iou_matrix(boxes1[None], boxes2[None], ref.KINDS[kind], 0, 1e-6,
-                                        ref.CONVENTIONS[convention], False, 0)[0]
+            matrix = ref.box_iou_matrix(
+                boxes1[None], boxes2[None], ref.KINDS[kind], 0, 1e-6, ref.CONVENTIONS[convention], False, 0
+            )[0]
         return reduce_unreduced(matrix, REDUCTIONS[reduction], None)
+
     return loss
 
 
 def _matrix_case(kind, convention="torchvision"):
     name = "bbox_overlaps " + kind if convention == "mmdet" else "box_iou_matrix " + kind
-    return OpCase(name, _matrix(kind, True, convention), _matrix(kind, False, convention), box_sets,
-                  frozen_factor=kind == "ciou")
+    return OpCase(
+        name, _matrix(kind, True, convention), _matrix(kind, False, convention), box_sets, frozen_factor=kind == "ciou"
+    )
 
 
 def overlap_labels(n, dtype, device, g):
@@ -166,6 +174,7 @@ def _with(make, **extra):
     def made(n, dtype, device, g):
         tensors, kwargs = make(n, dtype, device, g)
         return tensors, {**kwargs, **extra}
+
     return made
 
 
@@ -181,6 +190,7 @@ def _convention(kind, convention, fused, **params):
 
     def loss(pred, target, reduction="mean"):
         return implementation(kind, pred, target, reduction, 1e-6, None, None, "xyxy", convention=convention, **params)
+
     return loss
 
 
@@ -191,30 +201,54 @@ def _bounded_iou(fused):
     def loss(pred, target, reduction="mean"):
         stacked = torch.stack([c(pred, target, "none") for c in components], -1)
         return {"none": stacked, "sum": stacked.sum(), "mean": stacked.sum() / max(stacked.numel(), 1)}[reduction]
+
     return loss
 
 
 def _face_case(name, kind, convention, **params):
-    return OpCase(name, _convention(kind, convention, True, **params), _convention(kind, convention, False, **params),
-                  boxes, frozen_factor=kind == "ciou")
+    return OpCase(
+        name,
+        _convention(kind, convention, True, **params),
+        _convention(kind, convention, False, **params),
+        boxes,
+        frozen_factor=kind == "ciou",
+    )
 
 
 CASES = [
     OpCase("sigmoid_focal labels", fastloss.sigmoid_focal_loss, reference.sigmoid_focal_loss, sigmoid_labels),
     OpCase("sigmoid_focal soft", fastloss.sigmoid_focal_loss, reference.sigmoid_focal_loss, sigmoid_soft),
-    OpCase("sigmoid_focal sparse", _sparse(fastloss.sigmoid_focal_loss), _sparse(reference.sigmoid_focal_loss),
-           sigmoid_sparse),
+    OpCase(
+        "sigmoid_focal sparse",
+        _sparse(fastloss.sigmoid_focal_loss),
+        _sparse(reference.sigmoid_focal_loss),
+        sigmoid_sparse,
+    ),
     OpCase("varifocal dense", fastloss.varifocal_loss, reference.varifocal_loss, _with(quality_dense, gamma=1.5)),
-    OpCase("varifocal sparse", _sparse(fastloss.varifocal_loss), _sparse(reference.varifocal_loss),
-           _with(quality_sparse, negative_mask="label", detach_weight=True), frozen_factor=True),
-    OpCase("varifocal positive", _positive(fastloss.varifocal_loss), _positive(reference.varifocal_loss),
-           quality_positive),
+    OpCase(
+        "varifocal sparse",
+        _sparse(fastloss.varifocal_loss),
+        _sparse(reference.varifocal_loss),
+        _with(quality_sparse, negative_mask="label", detach_weight=True),
+        frozen_factor=True,
+    ),
+    OpCase(
+        "varifocal positive", _positive(fastloss.varifocal_loss), _positive(reference.varifocal_loss), quality_positive
+    ),
     OpCase("quality_focal dense", fastloss.quality_focal_loss, reference.quality_focal_loss, quality_dense),
-    OpCase("quality_focal sparse", _sparse(fastloss.quality_focal_loss), _sparse(reference.quality_focal_loss),
-           _with(quality_sparse, beta=1.5, reduction="mean")),
+    OpCase(
+        "quality_focal sparse",
+        _sparse(fastloss.quality_focal_loss),
+        _sparse(reference.quality_focal_loss),
+        _with(quality_sparse, beta=1.5, reduction="mean"),
+    ),
     OpCase("distribution_focal", fastloss.distribution_focal_loss, reference.distribution_focal_loss, distribution),
-    OpCase("distribution_focal ultralytics", fastloss.distribution_focal_loss, reference.distribution_focal_loss,
-           _with(distribution, target_max=15.99, reduction="mean")),
+    OpCase(
+        "distribution_focal ultralytics",
+        fastloss.distribution_focal_loss,
+        reference.distribution_focal_loss,
+        _with(distribution, target_max=15.99, reduction="mean"),
+    ),
     OpCase("softmax_focal rows", fastloss.softmax_focal_loss, reference.softmax_focal_loss, softmax_rows),
     OpCase("softmax_focal spatial", fastloss.softmax_focal_loss, reference.softmax_focal_loss, softmax_spatial),
     OpCase("iou", fastloss.iou_loss, reference.iou_loss, _with(boxes, mode="log")),
@@ -226,20 +260,46 @@ CASES = [
     OpCase("cdiou", fastloss.cdiou_loss, reference.cdiou_loss, boxes),
     OpCase("dice labels", fastloss.dice_loss, reference.dice_loss, _with(overlap_labels, squared_pred=True)),
     OpCase("dice soft", fastloss.dice_loss, reference.dice_loss, _with(overlap_soft, batch=True)),
-    OpCase("tversky soft_label", fastloss.tversky_loss, reference.tversky_loss,
-           _with(overlap_soft, soft_label=True, alpha=0.3, beta=0.7)),
-    OpCase("tversky labels", fastloss.tversky_loss, reference.tversky_loss,
-           _with(overlap_labels, alpha=0.3, beta=0.7, gamma=1.5, class_weight=[1.0, 2.0, 0.5])),
-    OpCase("dice_ce labels", fastloss.dice_ce_loss, reference.dice_ce_loss,
-           _with(compound_labels, ce_weight=[1.0, 2.0, 0.5], label_smoothing=0.1, batch=True), unreduced=False),
-    OpCase("dice_ce soft", fastloss.dice_ce_loss, reference.dice_ce_loss,
-           _with(compound_soft, dice="generalized_dice", reduction="sum"), unreduced=False),
-    OpCase("dice_focal labels", fastloss.dice_focal_loss, reference.dice_focal_loss,
-           _with(compound_labels, gamma=1.5, dice="tversky", tversky_alpha=0.3, include_background=False),
-           unreduced=False),
-    OpCase("dice_focal sigmoid", fastloss.dice_focal_loss, reference.dice_focal_loss,
-           _with(compound_labels, focal="sigmoid", activation="sigmoid", alpha=0.25, include_background=False),
-           unreduced=False),
+    OpCase(
+        "tversky soft_label",
+        fastloss.tversky_loss,
+        reference.tversky_loss,
+        _with(overlap_soft, soft_label=True, alpha=0.3, beta=0.7),
+    ),
+    OpCase(
+        "tversky labels",
+        fastloss.tversky_loss,
+        reference.tversky_loss,
+        _with(overlap_labels, alpha=0.3, beta=0.7, gamma=1.5, class_weight=[1.0, 2.0, 0.5]),
+    ),
+    OpCase(
+        "dice_ce labels",
+        fastloss.dice_ce_loss,
+        reference.dice_ce_loss,
+        _with(compound_labels, ce_weight=[1.0, 2.0, 0.5], label_smoothing=0.1, batch=True),
+        unreduced=False,
+    ),
+    OpCase(
+        "dice_ce soft",
+        fastloss.dice_ce_loss,
+        reference.dice_ce_loss,
+        _with(compound_soft, dice="generalized_dice", reduction="sum"),
+        unreduced=False,
+    ),
+    OpCase(
+        "dice_focal labels",
+        fastloss.dice_focal_loss,
+        reference.dice_focal_loss,
+        _with(compound_labels, gamma=1.5, dice="tversky", tversky_alpha=0.3, include_background=False),
+        unreduced=False,
+    ),
+    OpCase(
+        "dice_focal sigmoid",
+        fastloss.dice_focal_loss,
+        reference.dice_focal_loss,
+        _with(compound_labels, focal="sigmoid", activation="sigmoid", alpha=0.25, include_background=False),
+        unreduced=False,
+    ),
     OpCase("l1", fastloss.l1_loss, reference.l1_loss, _with(boxes, reduction="sum")),
     OpCase("smooth_l1", fastloss.smooth_l1_loss, reference.smooth_l1_loss, _with(boxes, beta=0.5)),
     OpCase("balanced_l1", fastloss.balanced_l1_loss, reference.balanced_l1_loss, _with(boxes, beta=2.0, alpha=0.4)),

@@ -1,6 +1,7 @@
 """fastloss.balanced_l1_loss (Libra R-CNN) against its pure-torch reference (mmdet's formula):
 values and gradients over dtypes, shapes, SIMD tails, weights and reductions; gradcheck, opcheck,
 torch.compile, bad input."""
+
 import pytest
 import torch
 
@@ -22,10 +23,13 @@ def deltas(*shape, device="cpu", dtype=torch.float64, seed=0):
 def test_matches_reference(device, dtype, reduction):
     pred, target = deltas(257, 4, device=device, dtype=dtype)
     for options in ({}, dict(alpha=0.3, gamma=2.0, beta=0.5), dict(beta=3.0)):
-        got = loss_and_grads(fastloss.balanced_l1_loss, (pred.requires_grad_(), target), reduction=reduction,
-                             **options)
-        want = loss_and_grads(reference.balanced_l1_loss, (pred.double().requires_grad_(), target.double()),
-                              reduction=reduction, **options)
+        got = loss_and_grads(fastloss.balanced_l1_loss, (pred.requires_grad_(), target), reduction=reduction, **options)
+        want = loss_and_grads(
+            reference.balanced_l1_loss,
+            (pred.double().requires_grad_(), target.double()),
+            reduction=reduction,
+            **options,
+        )
         assert_close(got[0], want[0], dtype)
         assert_close(got[1][0], want[1][0], dtype)
         assert got[1][0].dtype == dtype
@@ -42,10 +46,16 @@ def test_every_simd_tail_and_chunk_edge(n):
 
 def test_weights_avg_factor_noncontiguous_and_empty():
     pred, target = deltas(64, 4)
-    for weight in (torch.rand(64, 4, dtype=torch.float64), torch.rand(64, 1, dtype=torch.float64),
-                   torch.rand(4, dtype=torch.float64)):
-        for kwargs in (dict(reduction="none"), dict(reduction="mean", avg_factor=7.0),
-                       dict(reduction="mean", avg_factor=torch.tensor(3.0, dtype=torch.float64))):
+    for weight in (
+        torch.rand(64, 4, dtype=torch.float64),
+        torch.rand(64, 1, dtype=torch.float64),
+        torch.rand(4, dtype=torch.float64),
+    ):
+        for kwargs in (
+            dict(reduction="none"),
+            dict(reduction="mean", avg_factor=7.0),
+            dict(reduction="mean", avg_factor=torch.tensor(3.0, dtype=torch.float64)),
+        ):
             got = loss_and_grads(fastloss.balanced_l1_loss, (pred.requires_grad_(), target), weight=weight, **kwargs)
             want = loss_and_grads(reference.balanced_l1_loss, (pred.requires_grad_(), target), weight=weight, **kwargs)
             assert_close(got[0], want[0])
@@ -69,8 +79,9 @@ def test_gradient_at_zero_difference_and_gradcheck():
     assert loss[1].item() == pytest.approx(loss[2].item(), abs=1e-8)
     assert grad[1].item() == pytest.approx(grad[2].item(), abs=1e-6)  # b = e^{γ/α} − 1 makes them meet
     pred, target = deltas(30, 4)
-    assert torch.autograd.gradcheck(lambda p: fastloss.balanced_l1_loss(p, target, "mean", alpha=0.4),
-                                    (pred.requires_grad_(),))
+    assert torch.autograd.gradcheck(
+        lambda p: fastloss.balanced_l1_loss(p, target, "mean", alpha=0.4), (pred.requires_grad_(),)
+    )
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -78,16 +89,21 @@ def test_opcheck(device):
     pred, target = deltas(9, 4, device=device)
     weight = torch.rand(9, 4, dtype=torch.float64, device=device)
     for reduction in (0, 1, 2):
-        torch.library.opcheck(torch.ops.fastloss.balanced_l1_loss.default,
-                              (pred.requires_grad_(), target, weight, 0.5, 1.5, 1.0, reduction))
+        torch.library.opcheck(
+            torch.ops.fastloss.balanced_l1_loss.default,
+            (pred.requires_grad_(), target, weight, 0.5, 1.5, 1.0, reduction),
+        )
         # With keep_grad the second output is the buffer the backward turns into the gradient: not a graph
         # output, which AOT's check makes it (the compiled loss keeps it inside: test_torch_compile_*).
-        torch.library.opcheck(torch.ops.fastloss.balanced_l1_loss.default,
-                              (pred.requires_grad_(), target, weight, 0.5, 1.5, 1.0, reduction, True),
-                              test_utils=["test_schema", "test_autograd_registration", "test_faketensor"])
+        torch.library.opcheck(
+            torch.ops.fastloss.balanced_l1_loss.default,
+            (pred.requires_grad_(), target, weight, 0.5, 1.5, 1.0, reduction, True),
+            test_utils=["test_schema", "test_autograd_registration", "test_faketensor"],
+        )
     grad = torch.ones(9, 4, dtype=torch.float64, device=device)
-    torch.library.opcheck(torch.ops.fastloss.balanced_l1_loss_backward.default,
-                          (grad, pred.detach(), target, None, 0.5, 1.5, 1.0, 0))
+    torch.library.opcheck(
+        torch.ops.fastloss.balanced_l1_loss_backward.default, (grad, pred.detach(), target, None, 0.5, 1.5, 1.0, 0)
+    )
     kept = torch.randn(9, 4, dtype=torch.float64, device=device)
     torch.library.opcheck(torch.ops.fastloss.balanced_l1_loss_backward_.default, (grad, kept, weight, 0))
 

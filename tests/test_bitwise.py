@@ -1,5 +1,6 @@
 """The CPU kernels give, bit for bit, the numbers recorded, whichever SIMD flavour is loaded
 (tests/bitwise.py: which cases, how they are digested and recorded)."""
+
 import json
 
 import pytest
@@ -24,5 +25,7 @@ def test_outputs_are_bitwise_those_recorded(digests):
     recorded = load(bitwise.PATH)
     assert set(digests) == set(recorded), "the case list changed: record the digests again (tests/bitwise.py)"
     changed = sorted(name for name in digests if digests[name] != recorded[name])
-    assert not changed, (f"{len(changed)} of {len(digests)} cases differ from the recorded digests with the "
-                         f"{bitwise.flavour()} kernels: {changed[:20]}")
+    assert not changed, (
+        f"{len(changed)} of {len(digests)} cases differ from the recorded digests with the "
+        f"{bitwise.flavour()} kernels: {changed[:20]}"
+    )

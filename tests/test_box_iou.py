@@ -1,5 +1,6 @@
 """The IoU family (IoU, GIoU, DIoU, CIoU, EIoU, Focal-EIoU, CDIoU) against the reference and
 torchvision: values, gradients, formats, bad boxes, registration, torch.compile, bad input."""
+
 import pytest
 import torch
 
@@ -12,8 +13,11 @@ needs_torchvision = needs("torchvision.ops")
 KINDS = ["iou", "giou", "diou", "ciou", "eiou", "focal_eiou", "cdiou"]
 FORMATS = ["xyxy", "xywh", "cxcywh"]
 REDUCTIONS = ["none", "mean", "sum"]
-TORCHVISION_NAMES = {"giou": "generalized_box_iou_loss", "diou": "distance_box_iou_loss",
-                     "ciou": "complete_box_iou_loss"}
+TORCHVISION_NAMES = {
+    "giou": "generalized_box_iou_loss",
+    "diou": "distance_box_iou_loss",
+    "ciou": "complete_box_iou_loss",
+}
 
 
 def fused(kind):
@@ -43,7 +47,7 @@ def test_torchvision_published_cases():
     assert fastloss.generalized_box_iou_loss(firsts, seconds).tolist() == pytest.approx([0.0, 0.75, 1.0, 1.5], abs=1e-6)
     assert fastloss.distance_box_iou_loss(firsts, seconds).tolist() == pytest.approx([0.0, 0.8125, 1.2, 1.25], abs=1e-6)
     assert fastloss.complete_box_iou_loss(box1, box2).item() == pytest.approx(0.8125, abs=1e-6)  # a (4,) pair
-    for kind, name in TORCHVISION_NAMES.items():
+    for name in TORCHVISION_NAMES.values():
         want = getattr(torchvision_ops, name)(firsts, seconds)
         torch.testing.assert_close(getattr(fastloss, name)(firsts, seconds), want)
 
@@ -55,8 +59,11 @@ def test_torchvision_published_cases():
 def test_matches_torchvision_float64_with_gradients(device, kind, reduction):
     pred, target = pairs(device=device)
     tv = getattr(torchvision_ops, TORCHVISION_NAMES[kind])
-    got, got_grads = loss_and_grads(getattr(fastloss, TORCHVISION_NAMES[kind]), (pred.requires_grad_(),
-                                    target.requires_grad_()), reduction=reduction)
+    got, got_grads = loss_and_grads(
+        getattr(fastloss, TORCHVISION_NAMES[kind]),
+        (pred.requires_grad_(), target.requires_grad_()),
+        reduction=reduction,
+    )
     want, want_grads = loss_and_grads(tv, (pred, target), reduction=reduction)
     assert_close(got, want)
     for g, w in zip(got_grads, want_grads):
@@ -86,15 +93,15 @@ def test_ciou_aspect_ratio_term():
     iou = 1 - fastloss.iou_loss(pred, target)
     w_p, h_p = pred[:, 2] - pred[:, 0], pred[:, 3] - pred[:, 1]
     w_t, h_t = target[:, 2] - target[:, 0], target[:, 3] - target[:, 1]
-    v = 4 / torch.pi ** 2 * (torch.atan(w_t / h_t) - torch.atan(w_p / h_p)) ** 2
+    v = 4 / torch.pi**2 * (torch.atan(w_t / h_t) - torch.atan(w_p / h_p)) ** 2
     alpha = v / (1 - iou + v + 1e-7)
     assert (v > 0.05).all()
     assert_close(ciou, diou + alpha * v)
     assert_close(ciou, reference.ciou_loss(pred, target))
     if torchvision_ops is not None:
         assert_close(ciou, torchvision_ops.complete_box_iou_loss(pred, target))
-    g1, = torch.autograd.grad(ciou.sum(), pred)
-    g2, = torch.autograd.grad(reference.ciou_loss(pred, target).sum(), pred)
+    (g1,) = torch.autograd.grad(ciou.sum(), pred)
+    (g2,) = torch.autograd.grad(reference.ciou_loss(pred, target).sum(), pred)
     assert_close(g1, g2)
 
 
@@ -107,8 +114,9 @@ def test_ciou_aspect_ratio_term():
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_matches_reference_all_kinds_and_formats(device, kind, box_format, reduction):
     pred, target = (to_format(b, box_format) for b in pairs(device=device))
-    got, got_grads = loss_and_grads(fused(kind), (pred.requires_grad_(), target.requires_grad_()),
-                                    reduction=reduction, box_format=box_format)
+    got, got_grads = loss_and_grads(
+        fused(kind), (pred.requires_grad_(), target.requires_grad_()), reduction=reduction, box_format=box_format
+    )
     want, want_grads = loss_and_grads(ref(kind), (pred, target), reduction=reduction, box_format=box_format)
     assert_close(got, want)
     for g, w in zip(got_grads, want_grads):
@@ -120,8 +128,12 @@ def test_matches_reference_all_kinds_and_formats(device, kind, box_format, reduc
 def test_formats_give_the_xyxy_loss(kind, box_format):
     pred, target = pairs()
     want = fused(kind)(pred, target)
-    assert_close(fused(kind)(to_format(pred, box_format), to_format(target, box_format), box_format=box_format), want,
-                 rtol=1e-9, atol=1e-12)
+    assert_close(
+        fused(kind)(to_format(pred, box_format), to_format(target, box_format), box_format=box_format),
+        want,
+        rtol=1e-9,
+        atol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -142,7 +154,7 @@ def test_dtypes(device, dtype, kind):
 def test_iou_modes(mode):
     pred, target = pairs()
     iou = 1 - fastloss.iou_loss(pred, target)
-    want = {"linear": 1 - iou, "log": -iou.clamp(min=1e-7).log(), "square": 1 - iou ** 2}[mode]
+    want = {"linear": 1 - iou, "log": -iou.clamp(min=1e-7).log(), "square": 1 - iou**2}[mode]
     assert_close(fastloss.iou_loss(pred, target, mode=mode), want)
 
 
@@ -150,7 +162,7 @@ def test_focal_eiou_weights_eiou_by_iou_power():
     pred, target = pairs()
     iou = 1 - fastloss.iou_loss(pred, target)
     for gamma in (0.5, 0.0, 1.0, 2.0, 1.7):
-        want = iou ** gamma * fastloss.eiou_loss(pred, target)
+        want = iou**gamma * fastloss.eiou_loss(pred, target)
         assert_close(fastloss.focal_eiou_loss(pred, target, gamma=gamma), want)
 
 
@@ -178,7 +190,8 @@ def test_gradcheck_iou_modes(box_format):
     pred, target = (to_format(b, box_format).requires_grad_() for b in pairs(12, seed=4))
     for mode in ("log", "square"):
         assert torch.autograd.gradcheck(
-            lambda p, t: fastloss.iou_loss(p, t, "sum", box_format=box_format, mode=mode), (pred, target))
+            lambda p, t: fastloss.iou_loss(p, t, "sum", box_format=box_format, mode=mode), (pred, target)
+        )
 
 
 @pytest.mark.parametrize("box_format", FORMATS)
@@ -212,7 +225,7 @@ def to_xyxy(boxes, box_format):
 def _v(p, t, box_format):
     x1, y1, x2, y2 = _corners(p, box_format)
     x1g, y1g, x2g, y2g = _corners(t, box_format)
-    return 4 / torch.pi ** 2 * (torch.atan2(x2g - x1g, y2g - y1g) - torch.atan2(x2 - x1, y2 - y1)) ** 2
+    return 4 / torch.pi**2 * (torch.atan2(x2g - x1g, y2g - y1g) - torch.atan2(x2 - x1, y2 - y1)) ** 2
 
 
 def _alpha(p, t, box_format):
@@ -232,7 +245,7 @@ def test_gradcheck_focal_eiou_with_weight_frozen(box_format, gamma):
     def frozen(p, t):
         with torch.no_grad():
             iou = 1 - fastloss.iou_loss(p, t, box_format=box_format)
-            correction = (weight0 - iou ** gamma) * fastloss.eiou_loss(p, t, box_format=box_format)
+            correction = (weight0 - iou**gamma) * fastloss.eiou_loss(p, t, box_format=box_format)
         return fastloss.focal_eiou_loss(p, t, box_format=box_format, gamma=gamma) + correction
 
     assert torch.autograd.gradcheck(frozen, (pred0.requires_grad_(), target0.requires_grad_()))
@@ -251,10 +264,30 @@ def test_gradcheck_weighted_mean_three_dim():
 def bad_boxes(dtype=torch.float32):
     """(pred, target) rows: zero width, zero height, zero size both, identical, touching, one inside
     the other, inverted pred, inverted both, huge coordinates."""
-    pred = [[0, 0, 0, 2], [0, 0, 2, 0], [1, 1, 1, 1], [1, 2, 3, 5], [0, 0, 1, 1], [2, 2, 3, 3], [3, 3, 1, 1],
-            [3, 3, 1, 1], [0, 0, 1e4, 1e4], [1e4, 1e4, 1.2e4, 1.1e4]]
-    target = [[0, 0, 1, 2], [0, 0, 2, 1], [1, 1, 1, 1], [1, 2, 3, 5], [1, 0, 2, 1], [0, 0, 5, 5], [0, 0, 2, 2],
-              [2, 2, 0, 0], [1, 1, 9e3, 9.5e3], [0, 0, 1, 1]]
+    pred = [
+        [0, 0, 0, 2],
+        [0, 0, 2, 0],
+        [1, 1, 1, 1],
+        [1, 2, 3, 5],
+        [0, 0, 1, 1],
+        [2, 2, 3, 3],
+        [3, 3, 1, 1],
+        [3, 3, 1, 1],
+        [0, 0, 1e4, 1e4],
+        [1e4, 1e4, 1.2e4, 1.1e4],
+    ]
+    target = [
+        [0, 0, 1, 2],
+        [0, 0, 2, 1],
+        [1, 1, 1, 1],
+        [1, 2, 3, 5],
+        [1, 0, 2, 1],
+        [0, 0, 5, 5],
+        [0, 0, 2, 2],
+        [2, 2, 0, 0],
+        [1, 1, 9e3, 9.5e3],
+        [0, 0, 1, 1],
+    ]
     return torch.tensor(pred, dtype=dtype), torch.tensor(target, dtype=dtype)
 
 
@@ -312,8 +345,11 @@ def test_weights(device, shape, reduction):
     got, (gp,) = loss_and_grads(fastloss.diou_loss, (pred, target), reduction=reduction, weight=w)
     per_pair = w.mean(-1) if shape == (30, 4) else w
     unweighted = reference.diou_loss(pred.detach(), target)
-    want = {"none": unweighted * per_pair, "sum": (unweighted * per_pair).sum(),
-            "mean": (unweighted * per_pair).mean()}[reduction]
+    want = {
+        "none": unweighted * per_pair,
+        "sum": (unweighted * per_pair).sum(),
+        "mean": (unweighted * per_pair).mean(),
+    }[reduction]
     assert_close(got, want)
     _, (wp,) = loss_and_grads(reference.diou_loss, (pred, target), reduction=reduction, weight=w)
     assert_close(gp, wp)
@@ -375,17 +411,66 @@ def test_deterministic_across_runs_and_thread_counts(kind):
 
 OPCHECK_ARGS = {
     "giou mean": lambda d: (*[b.requires_grad_() for b in pairs(9, device=d)], None, 1, 0, 0, 1e-7, 0.5, 1.0, 2),
-    "ciou none cxcywh weighted": lambda d: (*[to_format(b, "cxcywh").requires_grad_() for b in pairs(9, device=d)],
-                                            torch.rand(9, dtype=torch.float64, device=d), 3, 0, 2, 1e-7, 0.5, 1.0, 0),
-    "focal_eiou sum float32": lambda d: (*[b.float().requires_grad_() for b in pairs(9, device=d)], None, 5, 0, 1, 1e-6,
-                                         0.5, 1.0, 1),
-    "iou log bfloat16": lambda d: (*[b.bfloat16().requires_grad_() for b in pairs(9, device=d)], None, 0, 1, 0, 1e-7,
-                                   0.5, 1.0, 2),
+    "ciou none cxcywh weighted": lambda d: (
+        *[to_format(b, "cxcywh").requires_grad_() for b in pairs(9, device=d)],
+        torch.rand(9, dtype=torch.float64, device=d),
+        3,
+        0,
+        2,
+        1e-7,
+        0.5,
+        1.0,
+        0,
+    ),
+    "focal_eiou sum float32": lambda d: (
+        *[b.float().requires_grad_() for b in pairs(9, device=d)],
+        None,
+        5,
+        0,
+        1,
+        1e-6,
+        0.5,
+        1.0,
+        1,
+    ),
+    "iou log bfloat16": lambda d: (
+        *[b.bfloat16().requires_grad_() for b in pairs(9, device=d)],
+        None,
+        0,
+        1,
+        0,
+        1e-7,
+        0.5,
+        1.0,
+        2,
+    ),
     # the faces' conventions (1 mmdet, 2 ultralytics) and the second eps
-    "ciou mmdet": lambda d: (*[b.requires_grad_() for b in pairs(9, device=d)], None, 3, 0, 0, 1e-6, 0.5, 1.0, 0, 1,
-                             0.0),
-    "giou ultralytics": lambda d: (*[b.requires_grad_() for b in pairs(9, device=d)], None, 1, 0, 0, 1e-7, 0.5, 1.0, 2,
-                                   2, -1.0),
+    "ciou mmdet": lambda d: (
+        *[b.requires_grad_() for b in pairs(9, device=d)],
+        None,
+        3,
+        0,
+        0,
+        1e-6,
+        0.5,
+        1.0,
+        0,
+        1,
+        0.0,
+    ),
+    "giou ultralytics": lambda d: (
+        *[b.requires_grad_() for b in pairs(9, device=d)],
+        None,
+        1,
+        0,
+        0,
+        1e-7,
+        0.5,
+        1.0,
+        2,
+        2,
+        -1.0,
+    ),
 }
 
 
@@ -399,10 +484,14 @@ def test_opcheck(device, case):
 def test_opcheck_backward_op(device):
     pred, target = pairs(9, device=device)
     grad = torch.ones(9, dtype=torch.float64, device=device)
-    torch.library.opcheck(torch.ops.fastloss.box_iou_loss_backward.default,
-                          (grad, pred, target, None, 6, 0, 0, 1e-7, 0.5, 1.0, 0, True, True))
-    torch.library.opcheck(torch.ops.fastloss.box_iou_loss_backward.default,
-                          (grad, pred, target, None, 0, 2, 0, 1e-6, 0.5, 1.0, 0, True, True, 1, 1e-3))
+    torch.library.opcheck(
+        torch.ops.fastloss.box_iou_loss_backward.default,
+        (grad, pred, target, None, 6, 0, 0, 1e-7, 0.5, 1.0, 0, True, True),
+    )
+    torch.library.opcheck(
+        torch.ops.fastloss.box_iou_loss_backward.default,
+        (grad, pred, target, None, 0, 2, 0, 1e-6, 0.5, 1.0, 0, True, True, 1, 1e-3),
+    )
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -429,12 +518,16 @@ def test_modules_mmdet_style():
     assert_close(got, 2.0 * fastloss.giou_loss(pred, target, "sum", 1e-6, weight=w.mean(-1)) / 4.0)
     assert module(pred, target, reduction_override="none").shape == (16,)
     assert_close(fastloss.nn.IoULoss()(pred, target), fastloss.iou_loss(pred, target, "mean", 1e-6, mode="log"))
-    assert_close(fastloss.nn.FocalEIoULoss(gamma=1.0)(pred, target),
-                 fastloss.focal_eiou_loss(pred, target, "mean", 1e-6, gamma=1.0))
-    assert_close(fastloss.nn.CDIoULoss(lambd=0.5, box_format="xywh")(pred, target),
-                 fastloss.cdiou_loss(pred, target, "mean", 1e-6, box_format="xywh", lambd=0.5))
+    assert_close(
+        fastloss.nn.FocalEIoULoss(gamma=1.0)(pred, target),
+        fastloss.focal_eiou_loss(pred, target, "mean", 1e-6, gamma=1.0),
+    )
+    assert_close(
+        fastloss.nn.CDIoULoss(lambd=0.5, box_format="xywh")(pred, target),
+        fastloss.cdiou_loss(pred, target, "mean", 1e-6, box_format="xywh", lambd=0.5),
+    )
     for name in ("DIoULoss", "CIoULoss", "EIoULoss"):
-        kind = name[:-len("Loss")].lower()
+        kind = name[: -len("Loss")].lower()
         assert_close(getattr(fastloss.nn, name)()(pred, target), fused(kind)(pred, target, "mean", 1e-6))
 
 
@@ -453,8 +546,11 @@ BAD_INPUTS = [
     (_args(pred=torch.zeros(6, 3, dtype=torch.float64)), ValueError, r"pred must have shape \(\.\.\., 4\)"),
     (_args(target=torch.zeros(6, 5, dtype=torch.float64)), ValueError, r"target must have shape \(\.\.\., 4\)"),
     (_args(target=torch.zeros(5, 4, dtype=torch.float64)), ValueError, "pred and target must have the same shape"),
-    (_args(target=torch.zeros(6, 4, dtype=torch.float64, device="meta")), ValueError,
-     "target and pred must be on the same device"),
+    (
+        _args(target=torch.zeros(6, 4, dtype=torch.float64, device="meta")),
+        ValueError,
+        "target and pred must be on the same device",
+    ),
     (_args(pred=torch.zeros(6, 4, dtype=torch.bool)), TypeError, "pred must be a floating point"),
     (_args(box_format="yxyx"), ValueError, "box_format must be one of"),
     (_args(mode="cubic"), ValueError, "mode must be one of"),
@@ -512,7 +608,7 @@ def test_ciou_of_a_point_box_uses_its_angle_zero(dtype):
     got, got_grads = loss_and_grads(fastloss.ciou_loss, (pred.requires_grad_(), target.requires_grad_()))
     want, want_grads = loss_and_grads(reference.ciou_loss, (pred, target))
     assert_close(got, want)
-    for g, w in zip(got_grads, want_grads):
+    for g in got_grads:
         assert torch.isfinite(g).all()
 
 
@@ -542,10 +638,14 @@ def test_float16_collinear_zero_height_boxes_overflow_as_torchvision():
     pred = torch.tensor([[0.0, 0.0, 2.0, 0.0]])
     target = torch.tensor([[1.0, 0.0, 3.0, 0.0]])
     for dtype in (torch.float16, torch.float32):
-        got = loss_and_grads(fastloss.generalized_box_iou_loss, (pred.to(dtype).requires_grad_(), target.to(dtype)),
-                             reduction="sum")
-        want = loss_and_grads(torchvision_ops.generalized_box_iou_loss,
-                              (pred.to(dtype).requires_grad_(), target.to(dtype)), reduction="sum")
+        got = loss_and_grads(
+            fastloss.generalized_box_iou_loss, (pred.to(dtype).requires_grad_(), target.to(dtype)), reduction="sum"
+        )
+        want = loss_and_grads(
+            torchvision_ops.generalized_box_iou_loss,
+            (pred.to(dtype).requires_grad_(), target.to(dtype)),
+            reduction="sum",
+        )
         assert torch.equal(got[1][0].isinf(), want[1][0].isinf())
         assert got[1][0].isfinite().all() == (dtype == torch.float32)
         assert torch.equal(got[1][0].sign(), want[1][0].sign())
@@ -553,6 +653,7 @@ def test_float16_collinear_zero_height_boxes_overflow_as_torchvision():
 
 def test_torch_export():
     """torch.export, the supported way to export a model using fastloss (TorchScript is refused)."""
+
     class Head(torch.nn.Module):
         def forward(self, pred, target):
             return fastloss.giou_loss(pred, target, "mean") + fastloss.ciou_loss(pred, target, "sum")

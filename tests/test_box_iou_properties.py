@@ -1,5 +1,6 @@
 """Property test of the IoU family against the reference over random box pairs (valid, degenerate
 and inverted), shapes, formats, kinds, loss parameters, weights and reductions (hypothesis)."""
+
 import pytest
 import torch
 
@@ -9,8 +10,8 @@ from helpers import assert_close, loss_and_grads, peer
 
 if peer("hypothesis") is None:
     pytest.skip("hypothesis is not installed", allow_module_level=True)
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import given
+from hypothesis import strategies as st
 
 KINDS = ["iou", "giou", "diou", "ciou", "eiou", "focal_eiou", "cdiou"]
 
@@ -19,11 +20,21 @@ KINDS = ["iou", "giou", "diou", "ciou", "eiou", "focal_eiou", "cdiou"]
 def box_problems(draw):
     shape = tuple(draw(st.lists(st.integers(0, 7), min_size=0, max_size=2))) + (4,)
     kind = draw(st.sampled_from(KINDS))
-    params = {"iou": {"mode": draw(st.sampled_from(["linear", "log", "square"]))},
-              "focal_eiou": {"gamma": draw(st.floats(0, 3))}, "cdiou": {"lambd": draw(st.floats(0, 4))}}.get(kind, {})
-    return (shape, kind, params, draw(st.sampled_from(["xyxy", "xywh", "cxcywh"])),
-            draw(st.sampled_from(["none", "mean", "sum"])), draw(st.sampled_from([None, "pair", "coordinate"])),
-            draw(st.floats(1e-9, 1e-3)), draw(st.integers(0, 2**31 - 1)))
+    params = {
+        "iou": {"mode": draw(st.sampled_from(["linear", "log", "square"]))},
+        "focal_eiou": {"gamma": draw(st.floats(0, 3))},
+        "cdiou": {"lambd": draw(st.floats(0, 4))},
+    }.get(kind, {})
+    return (
+        shape,
+        kind,
+        params,
+        draw(st.sampled_from(["xyxy", "xywh", "cxcywh"])),
+        draw(st.sampled_from(["none", "mean", "sum"])),
+        draw(st.sampled_from([None, "pair", "coordinate"])),
+        draw(st.floats(1e-9, 1e-3)),
+        draw(st.integers(0, 2**31 - 1)),
+    )
 
 
 @given(box_problems())
@@ -32,8 +43,11 @@ def test_property_matches_reference(problem):
     g = torch.Generator().manual_seed(seed)
     target = torch.rand(shape, generator=g, dtype=torch.float64) * 10
     pred = target + torch.randn(shape, generator=g, dtype=torch.float64) * 2  # some inverted, some disjoint
-    w = {None: None, "pair": torch.rand(shape[:-1], generator=g, dtype=torch.float64),
-         "coordinate": torch.rand(shape, generator=g, dtype=torch.float64)}[weight_kind]
+    w = {
+        None: None,
+        "pair": torch.rand(shape[:-1], generator=g, dtype=torch.float64),
+        "coordinate": torch.rand(shape, generator=g, dtype=torch.float64),
+    }[weight_kind]
     kwargs = dict(reduction=reduction, eps=eps, weight=w, box_format=box_format, **params)
     tensors = (pred.requires_grad_(), target.requires_grad_())
     got, got_grads = loss_and_grads(getattr(fastloss, kind + "_loss"), tensors, **kwargs)

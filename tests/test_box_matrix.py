@@ -2,6 +2,7 @@
 fastloss.mmdet.bbox_overlaps) against torchvision, mmdet 3.3.0's bbox_overlaps and the pure-torch
 reference: values, gradients of both sets, dtypes, formats, batching, edge cases, bad input,
 opcheck and torch.compile."""
+
 import pytest
 import torch
 
@@ -18,8 +19,12 @@ DROP_INS = ["box_iou", "generalized_box_iou", "distance_box_iou", "complete_box_
 KIND_OF = {"box_iou": "iou", "generalized_box_iou": "giou", "distance_box_iou": "diou", "complete_box_iou": "ciou"}
 KINDS = list(reference.KINDS)
 # (rtol, atol) against torchvision, which rounds its half inputs' differences in half before upcasting
-PEER_TOLERANCE = {torch.float64: (1e-12, 1e-12), torch.float32: (2e-6, 2e-6), torch.float16: (0, 2e-3),
-                  torch.bfloat16: (0, 2e-2)}
+PEER_TOLERANCE = {
+    torch.float64: (1e-12, 1e-12),
+    torch.float32: (2e-6, 2e-6),
+    torch.float16: (0, 2e-3),
+    torch.bfloat16: (0, 2e-2),
+}
 
 
 def boxes(*shape, dtype=torch.float64, device="cpu", seed=0, spread=10.0):
@@ -87,8 +92,9 @@ def test_integer_boxes_as_torchvision():
 @pytest.mark.parametrize("fmt", ["xyxy", "xywh", "cxcywh"])
 def test_box_iou_formats_equal_torchvision(fmt):
     a, b = to_format(boxes(29, dtype=torch.float32), fmt), to_format(boxes(33, dtype=torch.float32, seed=1), fmt)
-    torch.testing.assert_close(fastloss.box_iou(a, b, fmt=fmt), torchvision_ops.box_iou(a, b, fmt=fmt),
-                               rtol=2e-6, atol=2e-6)
+    torch.testing.assert_close(
+        fastloss.box_iou(a, b, fmt=fmt), torchvision_ops.box_iou(a, b, fmt=fmt), rtol=2e-6, atol=2e-6
+    )
 
 
 @needs_torchvision
@@ -134,8 +140,11 @@ def test_bbox_overlaps_gradients_equal_mmdet(mmdet_overlaps, mode, aligned):
 
 @pytest.mark.parametrize("aligned", [False, True])
 def test_bbox_overlaps_empty_as_mmdet(mmdet_overlaps, aligned):
-    for a, b in ((torch.zeros(0, 4), boxes(5, dtype=torch.float32)), (torch.zeros(2, 0, 4), torch.zeros(2, 0, 4)),
-                 (torch.zeros(0, 4), torch.zeros(0, 4))):
+    for a, b in (
+        (torch.zeros(0, 4), boxes(5, dtype=torch.float32)),
+        (torch.zeros(2, 0, 4), torch.zeros(2, 0, 4)),
+        (torch.zeros(0, 4), torch.zeros(0, 4)),
+    ):
         if aligned and a.shape[-2] != b.shape[-2]:
             continue
         got, want = fastloss.mmdet.bbox_overlaps(a, b, is_aligned=aligned), mmdet_overlaps(a, b, is_aligned=aligned)
@@ -189,6 +198,7 @@ def test_out_dtype_rounds_the_math_type_result(out_dtype, dtype):
 def test_aligned_pairs_are_the_diagonal(kind):
     a, b = boxes(4, 33), boxes(4, 33, seed=1)
     from fastloss.box_matrix import pairwise
+
     aligned = pairwise(a, b, kind, aligned=True)
     assert torch.equal(aligned, torch.diagonal(fastloss.box_iou_matrix(a, b, kind), dim1=-2, dim2=-1))
 
@@ -233,10 +243,10 @@ def test_backward_keeps_nothing_of_n_by_m():
     """A forward + backward of the matrix's sum allocates the output and nothing else of N × M (the
     expanded gradient of the sum is read through its zero strides)."""
     from fastloss import bench
+
     a, b = boxes(400, dtype=torch.float32).requires_grad_(), boxes(3000, dtype=torch.float32, seed=1)
     a.requires_grad_()
-    peak = bench.peak_bytes(lambda a, b: fastloss.box_iou_matrix(a, b, "diou"), {"a": a, "b": b}, ["a", "b"],
-                            a.device)
+    peak = bench.peak_bytes(lambda a, b: fastloss.box_iou_matrix(a, b, "diou"), {"a": a, "b": b}, ["a", "b"], a.device)
     assert peak <= 1.1 * 400 * 3000 * 4, peak
 
 
@@ -277,27 +287,43 @@ if hypothesis is not None:
 # ------------------------------------------------------------------------------------ bad input
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda: fastloss.box_iou_matrix(boxes(3)[:, :3], boxes(3)), ValueError, "boxes1 must have shape"),
-    (lambda: fastloss.box_iou_matrix(boxes(3), boxes(3)[0]), ValueError, "boxes2 must have shape"),
-    (lambda: fastloss.box_iou_matrix(boxes(2, 3), boxes(3, 3)), ValueError, "do not broadcast"),
-    (lambda: fastloss.box_iou_matrix(boxes(3), boxes(3), "siou"), ValueError, "kind must be one of"),
-    (lambda: fastloss.box_iou_matrix(boxes(3), boxes(3), box_format="yxyx"), ValueError, "box_format"),
-    (lambda: fastloss.box_iou_matrix(boxes(3), boxes(3), eps=-1.0), ValueError, "eps must be >= 0"),
-    (lambda: fastloss.box_iou_matrix(boxes(3), boxes(3), out_dtype=torch.int32), ValueError, "out_dtype"),
-    (lambda: fastloss.box_iou_matrix(boxes(3) > 0, boxes(3)), TypeError, "boxes1 must be a floating"),
-    (lambda: fastloss.box_iou_matrix([[0, 0, 1, 1]], boxes(3)), TypeError, "boxes1 must be a torch.Tensor"),
-    (lambda: fastloss.box_iou_matrix(boxes(3), boxes(3, device="meta")), ValueError, "same device"),
-    (lambda: fastloss.box_iou(boxes(3), boxes(3), fmt="cxcywhr"), ValueError, "rotated"),
-    (lambda: torch.ops.fastloss.box_iou_matrix(boxes(1, 3), boxes(2, 3), 0, 0, 0.0, 0, False, 0), ValueError,
-     "same batch size"),
-    (lambda: torch.ops.fastloss.box_iou_matrix(boxes(1, 3), boxes(1, 3), 2, 0, 0.0, 1, False, 0), ValueError,
-     "unknown convention"),
-    (lambda: torch.ops.fastloss.box_iou_matrix(boxes(1, 3), boxes(1, 4), 0, 0, 0.0, 0, True, 0), ValueError,
-     "aligned pairs"),
-    (lambda: torch.ops.fastloss.box_iou_matrix(boxes(1, 3), boxes(1, 3), 0, 0, float("nan"), 0, False, 0), ValueError,
-     "eps must be finite"),
-], ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: fastloss.box_iou_matrix(boxes(3)[:, :3], boxes(3)), ValueError, "boxes1 must have shape"),
+        (lambda: fastloss.box_iou_matrix(boxes(3), boxes(3)[0]), ValueError, "boxes2 must have shape"),
+        (lambda: fastloss.box_iou_matrix(boxes(2, 3), boxes(3, 3)), ValueError, "do not broadcast"),
+        (lambda: fastloss.box_iou_matrix(boxes(3), boxes(3), "siou"), ValueError, "kind must be one of"),
+        (lambda: fastloss.box_iou_matrix(boxes(3), boxes(3), box_format="yxyx"), ValueError, "box_format"),
+        (lambda: fastloss.box_iou_matrix(boxes(3), boxes(3), eps=-1.0), ValueError, "eps must be >= 0"),
+        (lambda: fastloss.box_iou_matrix(boxes(3), boxes(3), out_dtype=torch.int32), ValueError, "out_dtype"),
+        (lambda: fastloss.box_iou_matrix(boxes(3) > 0, boxes(3)), TypeError, "boxes1 must be a floating"),
+        (lambda: fastloss.box_iou_matrix([[0, 0, 1, 1]], boxes(3)), TypeError, "boxes1 must be a torch.Tensor"),
+        (lambda: fastloss.box_iou_matrix(boxes(3), boxes(3, device="meta")), ValueError, "same device"),
+        (lambda: fastloss.box_iou(boxes(3), boxes(3), fmt="cxcywhr"), ValueError, "rotated"),
+        (
+            lambda: torch.ops.fastloss.box_iou_matrix(boxes(1, 3), boxes(2, 3), 0, 0, 0.0, 0, False, 0),
+            ValueError,
+            "same batch size",
+        ),
+        (
+            lambda: torch.ops.fastloss.box_iou_matrix(boxes(1, 3), boxes(1, 3), 2, 0, 0.0, 1, False, 0),
+            ValueError,
+            "unknown convention",
+        ),
+        (
+            lambda: torch.ops.fastloss.box_iou_matrix(boxes(1, 3), boxes(1, 4), 0, 0, 0.0, 0, True, 0),
+            ValueError,
+            "aligned pairs",
+        ),
+        (
+            lambda: torch.ops.fastloss.box_iou_matrix(boxes(1, 3), boxes(1, 3), 0, 0, float("nan"), 0, False, 0),
+            ValueError,
+            "eps must be finite",
+        ),
+    ],
+    ids=lambda x: x if isinstance(x, str) else "",
+)
 def test_bad_input_is_a_clear_error(call, error, message):
     with pytest.raises(error, match=message):
         call()
@@ -320,8 +346,10 @@ def test_compile_fullgraph(dynamic):
     torch._dynamo.reset()
 
     def step(a, b):
-        return fastloss.box_iou_matrix(a, b, "ciou", out_dtype=torch.bfloat16).float().sum() + \
-            fastloss.mmdet.bbox_overlaps(a, b, "giou").sum()
+        return (
+            fastloss.box_iou_matrix(a, b, "ciou", out_dtype=torch.bfloat16).float().sum()
+            + fastloss.mmdet.bbox_overlaps(a, b, "giou").sum()
+        )
 
     compiled = torch.compile(step, fullgraph=True, dynamic=dynamic)
     for n, m in ((5, 9), (7, 13), (11, 4)):

@@ -1,5 +1,6 @@
 """fastloss.l1_loss / mse_loss / smooth_l1_loss and their modules: torch's results without weight,
 mmdet's weighted-loss convention with weight and avg_factor, bad input."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -48,8 +49,9 @@ def test_weight_and_avg_factor_follow_mmdet(loss):
 def test_smooth_l1_beta():
     x, y = logits(20, 4), logits(20, 4, scale=1.0)
     d = (x - y).abs()
-    assert_close(fastloss.smooth_l1_loss(x, y, beta=0.5, reduction="none"),
-                 torch.where(d < 0.5, 0.5 * d * d / 0.5, d - 0.25))
+    assert_close(
+        fastloss.smooth_l1_loss(x, y, beta=0.5, reduction="none"), torch.where(d < 0.5, 0.5 * d * d / 0.5, d - 0.25)
+    )
     assert_close(fastloss.smooth_l1_loss(x, y, beta=0.0), fastloss.l1_loss(x, y))
     assert "beta=0.5" in repr(fastloss.nn.SmoothL1Loss(beta=0.5))
 
@@ -65,13 +67,16 @@ def test_gradients_reach_pred_and_a_weight_that_requires_grad_is_refused():
 
 
 @pytest.mark.parametrize("loss", list(FORMULAS))
-@pytest.mark.parametrize("call,error,message", [
-    (dict(target=torch.zeros(3, 4)), ValueError, "pred and target must have the same shape"),
-    (dict(target=torch.zeros(5, 4, dtype=torch.long)), TypeError, "target must be a float16"),
-    (dict(weight=torch.ones(3)), ValueError, "weight of shape"),
-    (dict(reduction="avg"), ValueError, "Invalid reduction"),
-    (dict(reduction="sum", avg_factor=2.0), ValueError, "avg_factor can only be used with reduction='mean'"),
-])
+@pytest.mark.parametrize(
+    "call,error,message",
+    [
+        (dict(target=torch.zeros(3, 4)), ValueError, "pred and target must have the same shape"),
+        (dict(target=torch.zeros(5, 4, dtype=torch.long)), TypeError, "target must be a float16"),
+        (dict(weight=torch.ones(3)), ValueError, "weight of shape"),
+        (dict(reduction="avg"), ValueError, "Invalid reduction"),
+        (dict(reduction="sum", avg_factor=2.0), ValueError, "avg_factor can only be used with reduction='mean'"),
+    ],
+)
 def test_bad_input(loss, call, error, message):
     args = dict(pred=torch.zeros(5, 4), target=torch.zeros(5, 4))
     args.update(call)

@@ -3,6 +3,7 @@ entropy), their faces fastloss.monai.DiceCELoss / DiceFocalLoss and fastloss.nnu
 against the references, the composition of fastloss's own losses, torch's cross entropy, MONAI and
 nnU-Net (loaded from its wheel: tests/nnunet_peer.py); gradients, the op's contract, compile,
 properties, memory, bad input."""
+
 import warnings
 
 import pytest
@@ -43,11 +44,16 @@ def value_and_grad(fn, x, *args, **kwargs):
     return loss.detach(), grad
 
 
-GRID = [dict(), dict(dice="generalized_dice"), dict(dice="tversky", tversky_alpha=0.3, tversky_beta=0.7),
-        dict(dice="tversky", tversky_gamma=1.5, class_weight=[1.0, 2.0, 0.5, 1.0]),
-        dict(ce_weight=[1.0, 2.0, 0.5, 1.5], label_smoothing=0.1, include_background=False, batch=True),
-        dict(reduction="sum", squared_pred=True), dict(jaccard=True, lambda_dice=0.3, lambda_ce=2.0),
-        dict(ignore_index=255, ce_weight=2.0, smooth_nr=0.0, smooth_dr=1e-3)]
+GRID = [
+    dict(),
+    dict(dice="generalized_dice"),
+    dict(dice="tversky", tversky_alpha=0.3, tversky_beta=0.7),
+    dict(dice="tversky", tversky_gamma=1.5, class_weight=[1.0, 2.0, 0.5, 1.0]),
+    dict(ce_weight=[1.0, 2.0, 0.5, 1.5], label_smoothing=0.1, include_background=False, batch=True),
+    dict(reduction="sum", squared_pred=True),
+    dict(jaccard=True, lambda_dice=0.3, lambda_ce=2.0),
+    dict(ignore_index=255, ce_weight=2.0, smooth_nr=0.0, smooth_dr=1e-3),
+]
 
 
 @pytest.mark.parametrize("options", GRID, ids=str)
@@ -63,11 +69,13 @@ def test_equals_the_reference(name, options):
         assert_close(g, w)
 
 
-SIGMOID_GRID = [dict(), dict(activation="sigmoid", alpha=0.25, gamma=1.5, include_background=False,
-                           ce_weight=[1.0, 2.0, 0.5, 1.5]),
-                dict(activation="none", reduction="sum", gamma=0.0, batch=True),
-                dict(ignore_index=2, gamma=0.5, dice="generalized_dice"),
-                dict(activation="sigmoid", dice="tversky", tversky_alpha=0.7, gamma=3.0, alpha=0.9)]
+SIGMOID_GRID = [
+    dict(),
+    dict(activation="sigmoid", alpha=0.25, gamma=1.5, include_background=False, ce_weight=[1.0, 2.0, 0.5, 1.5]),
+    dict(activation="none", reduction="sum", gamma=0.0, batch=True),
+    dict(ignore_index=2, gamma=0.5, dice="generalized_dice"),
+    dict(activation="sigmoid", dice="tversky", tversky_alpha=0.7, gamma=3.0, alpha=0.9),
+]
 
 
 @pytest.mark.parametrize("options", SIGMOID_GRID, ids=str)
@@ -84,18 +92,28 @@ def test_sigmoid_focal_term_is_dice_plus_sigmoid_focal(options, labels):
     for g, w in zip(got, value_and_grad(reference.dice_focal_loss, x, t, **options)):
         assert_close(g, w)
     first = 0 if options.get("include_background", True) else 1
-    dice_options = {k: v for k, v in options.items() if k in ("activation", "include_background", "batch",
-                                                               "ignore_index", "reduction")}
-    dice_fn = {"dice": fastloss.dice_loss, "generalized_dice": fastloss.generalized_dice_loss,
-               "tversky": lambda *a, **k: fastloss.tversky_loss(*a, alpha=options["tversky_alpha"], **k)}[
-        options.get("dice", "dice")]
+    dice_options = {
+        k: v
+        for k, v in options.items()
+        if k in ("activation", "include_background", "batch", "ignore_index", "reduction")
+    }
+    dice_fn = {
+        "dice": fastloss.dice_loss,
+        "generalized_dice": fastloss.generalized_dice_loss,
+        "tversky": lambda *a, **k: fastloss.tversky_loss(*a, alpha=options["tversky_alpha"], **k),
+    }[options.get("dice", "dice")]
 
     def composed(v, t):
         target = F.one_hot(t.clamp(0, C - 1), C).movedim(-1, 1).double() if labels else t
         kept = (t != options.get("ignore_index", -1)).unsqueeze(1).double() if labels else torch.ones_like(v)
         w = torch.tensor(options.get("ce_weight", [1.0] * C), dtype=torch.float64).view(1, -1, 1, 1)
-        focal = fastloss.sigmoid_focal_loss(v, target, alpha=options.get("alpha", -1.0),
-                                            gamma=options.get("gamma", 2.0), reduction="none") * w * kept
+        focal = (
+            fastloss.sigmoid_focal_loss(
+                v, target, alpha=options.get("alpha", -1.0), gamma=options.get("gamma", 2.0), reduction="none"
+            )
+            * w
+            * kept
+        )
         focal = focal[:, first:]
         count = kept.expand(-1, C, -1, -1)[:, first:].sum()
         total = focal.sum() if options.get("reduction") == "sum" else focal.sum() / count
@@ -111,8 +129,16 @@ def test_is_dice_plus_softmax_focal(gamma, smoothing):
     """dice_focal_loss = dice_loss + softmax_focal_loss with the same options (gamma 0: F.cross_entropy)."""
     x, y = inputs(2, ignore=-100)
     w = torch.tensor([1.0, 2.0, 0.5, 1.5], dtype=torch.float64)
-    got = value_and_grad(fastloss.dice_focal_loss, x, y, gamma=gamma, ce_weight=w, label_smoothing=smoothing,
-                         ignore_index=-100, lambda_dice=0.7)
+    got = value_and_grad(
+        fastloss.dice_focal_loss,
+        x,
+        y,
+        gamma=gamma,
+        ce_weight=w,
+        label_smoothing=smoothing,
+        ignore_index=-100,
+        lambda_dice=0.7,
+    )
 
     def composed(v, y):
         focal = fastloss.softmax_focal_loss(v, y, alpha=w, gamma=gamma, label_smoothing=smoothing)
@@ -122,8 +148,14 @@ def test_is_dice_plus_softmax_focal(gamma, smoothing):
     for g, v in zip(got, want):
         assert_close(g, v)
     if gamma == 0:
-        ce = value_and_grad(lambda v, y: 0.7 * fastloss.dice_loss(v, y, ignore_index=-100)
-                            + F.cross_entropy(v, y, weight=w, label_smoothing=smoothing), x, y)
+        ce = value_and_grad(
+            lambda v, y: (
+                0.7 * fastloss.dice_loss(v, y, ignore_index=-100)
+                + F.cross_entropy(v, y, weight=w, label_smoothing=smoothing)
+            ),
+            x,
+            y,
+        )
         for g, v in zip(got, ce):
             assert_close(g, v)
 
@@ -135,8 +167,7 @@ def test_soft_targets_are_torch_cross_entropy_with_probabilities(dice):
     got = value_and_grad(fastloss.dice_ce_loss, x, t, dice=dice, label_smoothing=0.1, ce_weight=[1.0, 3.0, 1.0, 0.5])
     dice_fn = fastloss.generalized_dice_loss if dice == "generalized_dice" else getattr(fastloss, dice + "_loss")
     weight = torch.tensor([1.0, 3.0, 1.0, 0.5], dtype=torch.float64)
-    want = value_and_grad(lambda v, t: dice_fn(v, t) + F.cross_entropy(v, t, weight=weight, label_smoothing=0.1),
-                          x, t)
+    want = value_and_grad(lambda v, t: dice_fn(v, t) + F.cross_entropy(v, t, weight=weight, label_smoothing=0.1), x, t)
     for g, w in zip(got, want):
         assert_close(g, w)
 
@@ -153,8 +184,14 @@ def test_low_precision_follows_float64(dtype):
         assert_close(got[1], want[1], dtype, atol=2e-3 if dtype != torch.float32 else None)
 
 
-@pytest.mark.parametrize("options", [dict(), dict(gamma=1.5, label_smoothing=0.2, ignore_index=0, batch=True),
-                                     dict(gamma=0.5, dice="generalized_dice", ce_weight=[1.0, 0.5, 2.0])])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(gamma=1.5, label_smoothing=0.2, ignore_index=0, batch=True),
+        dict(gamma=0.5, dice="generalized_dice", ce_weight=[1.0, 0.5, 2.0]),
+    ],
+)
 def test_gradcheck(options):
     x, y = inputs(5, classes=3, spatial=(3, 4))
     x.requires_grad_()
@@ -162,8 +199,9 @@ def test_gradcheck(options):
     t = soft_target(x.detach())
     assert torch.autograd.gradcheck(lambda v: fastloss.dice_ce_loss(v, t, label_smoothing=0.3), (x,))
     sigmoid = {k: v for k, v in options.items() if k != "label_smoothing"}
-    assert torch.autograd.gradcheck(lambda v: fastloss.dice_focal_loss(v, y, focal="sigmoid", alpha=0.3,
-                                                                       activation="sigmoid", **sigmoid), (x,))
+    assert torch.autograd.gradcheck(
+        lambda v: fastloss.dice_focal_loss(v, y, focal="sigmoid", alpha=0.3, activation="sigmoid", **sigmoid), (x,)
+    )
 
 
 def test_minus_inf_logit_of_another_class_keeps_the_loss_finite():
@@ -181,10 +219,12 @@ def test_opcheck():
     x, y = inputs(7, classes=3)
     x3, y2 = x.reshape(N, 3, -1), y.reshape(N, -1)
     w = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
-    for args in ((x3.clone().requires_grad_(), y2, w, 2.0, 0.1, False, None, True),
-                 (x3.clone().requires_grad_(), y2, None, 0.0, 0.0, True, 1, True),
-                 (x3.clone().requires_grad_(), y2, w, 1.5, 0.1, False, 0, False),
-                 (x3.clone(), soft_target(x3), None, 0.0, 0.2, False, None, False, True)):
+    for args in (
+        (x3.clone().requires_grad_(), y2, w, 2.0, 0.1, False, None, True),
+        (x3.clone().requires_grad_(), y2, None, 0.0, 0.0, True, 1, True),
+        (x3.clone().requires_grad_(), y2, w, 1.5, 0.1, False, 0, False),
+        (x3.clone(), soft_target(x3), None, 0.0, 0.2, False, None, False, True),
+    ):
         # As overlap_sums: with keep_probs the probs output is the buffer the backward turns into the
         # gradient, not a graph output; the compiled loss is checked by test_compile_fullgraph.
         utils = ["test_schema", "test_autograd_registration", "test_faketensor"]
@@ -192,13 +232,26 @@ def test_opcheck():
             utils.append("test_aot_dispatch_dynamic")
         torch.library.opcheck(torch.ops.fastloss.overlap_ce_sums.default, args, test_utils=utils)
     probs = torch.softmax(x3, 1)
-    torch.library.opcheck(torch.ops.fastloss.overlap_ce_sums_backward_.default,
-                          (torch.randn(N, 3, 3, dtype=torch.float64), torch.randn(N, 2, dtype=torch.float64), probs,
-                           x3, y2, w, 1.5, 0.1, False, None))
+    torch.library.opcheck(
+        torch.ops.fastloss.overlap_ce_sums_backward_.default,
+        (
+            torch.randn(N, 3, 3, dtype=torch.float64),
+            torch.randn(N, 2, dtype=torch.float64),
+            probs,
+            x3,
+            y2,
+            w,
+            1.5,
+            0.1,
+            False,
+            None,
+        ),
+    )
 
 
 def test_raw_op_outputs_equal_the_torch_definition():
     from fastloss.compound import sums_op
+
     x, y = inputs(8)
     x3, y2 = x.reshape(N, C, -1), y.reshape(N, -1)
     w = torch.tensor([1.0, 2.0, 0.5, 1.5], dtype=torch.float64)
@@ -212,11 +265,23 @@ def test_raw_op_outputs_equal_the_torch_definition():
 def test_compile_fullgraph(dynamic):
     torch._dynamo.reset()
     x, y = inputs(9, dtype=torch.float32)
-    fn = torch.compile(lambda v, y: fastloss.dice_focal_loss(v, y, gamma=2.0, label_smoothing=0.1, batch=True)
-                       + fastloss.dice_ce_loss(v, y, dice="generalized_dice"), fullgraph=True, dynamic=dynamic)
+    fn = torch.compile(
+        lambda v, y: (
+            fastloss.dice_focal_loss(v, y, gamma=2.0, label_smoothing=0.1, batch=True)
+            + fastloss.dice_ce_loss(v, y, dice="generalized_dice")
+        ),
+        fullgraph=True,
+        dynamic=dynamic,
+    )
     got = value_and_grad(fn, x, y)
-    want = value_and_grad(lambda v, y: fastloss.dice_focal_loss(v, y, gamma=2.0, label_smoothing=0.1, batch=True)
-                          + fastloss.dice_ce_loss(v, y, dice="generalized_dice"), x, y)
+    want = value_and_grad(
+        lambda v, y: (
+            fastloss.dice_focal_loss(v, y, gamma=2.0, label_smoothing=0.1, batch=True)
+            + fastloss.dice_ce_loss(v, y, dice="generalized_dice")
+        ),
+        x,
+        y,
+    )
     for g, w in zip(got, want):
         assert_close(g, w)
 
@@ -231,8 +296,12 @@ def test_retain_graph_then_second_backward():
 
 
 @settings(max_examples=25, deadline=None)
-@given(lambda_dice=st.floats(0, 3), lambda_ce=st.floats(0, 3), seed=st.integers(0, 2 ** 16),
-       gamma=st.sampled_from([0.0, 1.0, 2.0]))
+@given(
+    lambda_dice=st.floats(0, 3),
+    lambda_ce=st.floats(0, 3),
+    seed=st.integers(0, 2**16),
+    gamma=st.sampled_from([0.0, 1.0, 2.0]),
+)
 def test_the_lambdas_weigh_the_parts(lambda_dice, lambda_ce, seed, gamma):
     """λ_dice·Dice + λ_ce·CE: the loss is linear in the lambdas; each part alone is its own loss."""
     x, y = inputs(seed, classes=3, spatial=(4, 3))
@@ -247,10 +316,10 @@ def test_the_lambdas_weigh_the_parts(lambda_dice, lambda_ce, seed, gamma):
 @pytest.mark.parametrize("name", ["dice_ce_loss", "dice_focal_loss"])
 def test_memory_is_the_gradient(name):
     from fastloss import bench
+
     x, y = inputs(11, classes=8, dtype=torch.float32, spatial=(64, 64))
     x.requires_grad_()
-    peak = bench.peak_bytes(lambda x, y: getattr(fastloss, name)(x, y), {"x": x, "y": y}, ("x",),
-                            torch.device("cpu"))
+    peak = bench.peak_bytes(lambda x, y: getattr(fastloss, name)(x, y), {"x": x, "y": y}, ("x",), torch.device("cpu"))
     assert peak <= 1.1 * x.numel() * x.element_size()
 
 
@@ -268,26 +337,33 @@ def test_empty_and_all_ignored():
     assert fastloss.dice_ce_loss(x, y, ignore_index=255, lambda_dice=0.0, reduction="sum") == 0
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda x, y: fastloss.dice_ce_loss(x, y, reduction="none"), ValueError, "reduction"),
-    (lambda x, y: fastloss.dice_ce_loss(x[:, :1], y.clamp(max=0)), ValueError, "softmax"),
-    (lambda x, y: fastloss.dice_ce_loss(x, y, ce_weight=[1.0, 2.0]), ValueError, "ce_weight"),
-    (lambda x, y: fastloss.dice_ce_loss(x, y, ce_weight=[1.0, -2.0, 1.0, 1.0]), ValueError, "ce_weight"),
-    (lambda x, y: fastloss.dice_ce_loss(x, y, label_smoothing=1.5), ValueError, "label_smoothing"),
-    (lambda x, y: fastloss.dice_ce_loss(x, y, lambda_ce=-1.0), ValueError, "lambda_ce"),
-    (lambda x, y: fastloss.dice_ce_loss(x, y, dice="cldice"), ValueError, "dice"),
-    (lambda x, y: fastloss.dice_ce_loss(x, y, dice="generalized_dice", class_weight=1.0), ValueError, "w_type"),
-    (lambda x, y: fastloss.dice_focal_loss(x, soft_target(x)), ValueError, "gamma"),
-    (lambda x, y: fastloss.dice_focal_loss(x, y, gamma=-1.0), ValueError, "gamma"),
-    (lambda x, y: fastloss.dice_focal_loss(x, y, activation="sigmoid"), ValueError, "activation"),
-    (lambda x, y: fastloss.dice_focal_loss(x, y, alpha=0.25), ValueError, "alpha"),
-    (lambda x, y: fastloss.dice_focal_loss(x, y, focal="sigmoid", alpha=1.5), ValueError, "alpha"),
-    (lambda x, y: fastloss.dice_focal_loss(x, y, focal="sigmoid", label_smoothing=0.1), ValueError, "label_smoothing"),
-    (lambda x, y: fastloss.dice_focal_loss(x, y, focal="tanh"), ValueError, "focal"),
-    (lambda x, y: fastloss.dice_ce_loss(x, y + 1), ValueError, "label"),
-    (lambda x, y: fastloss.dice_ce_loss(x, y[:, :3]), ValueError, "target"),
-    (lambda x, y: fastloss.dice_ce_loss(x, y.float()), ValueError, "target"),
-])
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda x, y: fastloss.dice_ce_loss(x, y, reduction="none"), ValueError, "reduction"),
+        (lambda x, y: fastloss.dice_ce_loss(x[:, :1], y.clamp(max=0)), ValueError, "softmax"),
+        (lambda x, y: fastloss.dice_ce_loss(x, y, ce_weight=[1.0, 2.0]), ValueError, "ce_weight"),
+        (lambda x, y: fastloss.dice_ce_loss(x, y, ce_weight=[1.0, -2.0, 1.0, 1.0]), ValueError, "ce_weight"),
+        (lambda x, y: fastloss.dice_ce_loss(x, y, label_smoothing=1.5), ValueError, "label_smoothing"),
+        (lambda x, y: fastloss.dice_ce_loss(x, y, lambda_ce=-1.0), ValueError, "lambda_ce"),
+        (lambda x, y: fastloss.dice_ce_loss(x, y, dice="cldice"), ValueError, "dice"),
+        (lambda x, y: fastloss.dice_ce_loss(x, y, dice="generalized_dice", class_weight=1.0), ValueError, "w_type"),
+        (lambda x, y: fastloss.dice_focal_loss(x, soft_target(x)), ValueError, "gamma"),
+        (lambda x, y: fastloss.dice_focal_loss(x, y, gamma=-1.0), ValueError, "gamma"),
+        (lambda x, y: fastloss.dice_focal_loss(x, y, activation="sigmoid"), ValueError, "activation"),
+        (lambda x, y: fastloss.dice_focal_loss(x, y, alpha=0.25), ValueError, "alpha"),
+        (lambda x, y: fastloss.dice_focal_loss(x, y, focal="sigmoid", alpha=1.5), ValueError, "alpha"),
+        (
+            lambda x, y: fastloss.dice_focal_loss(x, y, focal="sigmoid", label_smoothing=0.1),
+            ValueError,
+            "label_smoothing",
+        ),
+        (lambda x, y: fastloss.dice_focal_loss(x, y, focal="tanh"), ValueError, "focal"),
+        (lambda x, y: fastloss.dice_ce_loss(x, y + 1), ValueError, "label"),
+        (lambda x, y: fastloss.dice_ce_loss(x, y[:, :3]), ValueError, "target"),
+        (lambda x, y: fastloss.dice_ce_loss(x, y.float()), ValueError, "target"),
+    ],
+)
 def test_bad_input_is_a_clear_error(call, error, message):
     x, y = inputs(13)
     with pytest.raises(error, match=message):
@@ -299,8 +375,7 @@ def test_bad_input_is_a_clear_error(call, error, message):
 
 def pyramid(seed=14, levels=3, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
-    xs = [torch.randn(N, C, 16 // 2 ** i, 12 // 2 ** i, generator=g, dtype=torch.float64).to(dtype)
-          for i in range(levels)]
+    xs = [torch.randn(N, C, 16 // 2**i, 12 // 2**i, generator=g, dtype=torch.float64).to(dtype) for i in range(levels)]
     y = torch.randint(0, C, (N, 1, 16, 12), generator=g)
     return xs, y
 
@@ -340,17 +415,20 @@ def test_deep_supervision_takes_given_targets_and_any_loss():
     assert_close(got, want)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda xs, y: fastloss.deep_supervision_loss([], y), "non-empty"),
-    (lambda xs, y: fastloss.deep_supervision_loss(xs[::-1], y), "decreasing"),
-    (lambda xs, y: fastloss.deep_supervision_loss([xs[0], xs[1][:, :2]], y), r"inputs\[1\]"),
-    (lambda xs, y: fastloss.deep_supervision_loss(xs, y, weights=[1.0]), "one value per level"),
-    (lambda xs, y: fastloss.deep_supervision_loss(xs, y[..., :5]), "spatial shape"),
-    (lambda xs, y: fastloss.deep_supervision_loss(xs, [y, y]), "one target per level"),
-    (lambda xs, y: fastloss.deep_supervision_loss(xs, y.float()), "integer labels"),
-    (lambda xs, y: fastloss.deep_supervision_loss(xs, [y, y, y]), "target"),
-    (lambda xs, y: fastloss.deep_supervision_loss(xs, y, weights=[0, 0, 0]), "weight"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda xs, y: fastloss.deep_supervision_loss([], y), "non-empty"),
+        (lambda xs, y: fastloss.deep_supervision_loss(xs[::-1], y), "decreasing"),
+        (lambda xs, y: fastloss.deep_supervision_loss([xs[0], xs[1][:, :2]], y), r"inputs\[1\]"),
+        (lambda xs, y: fastloss.deep_supervision_loss(xs, y, weights=[1.0]), "one value per level"),
+        (lambda xs, y: fastloss.deep_supervision_loss(xs, y[..., :5]), "spatial shape"),
+        (lambda xs, y: fastloss.deep_supervision_loss(xs, [y, y]), "one target per level"),
+        (lambda xs, y: fastloss.deep_supervision_loss(xs, y.float()), "integer labels"),
+        (lambda xs, y: fastloss.deep_supervision_loss(xs, [y, y, y]), "target"),
+        (lambda xs, y: fastloss.deep_supervision_loss(xs, y, weights=[0, 0, 0]), "weight"),
+    ],
+)
 def test_deep_supervision_bad_input(call, message):
     xs, y = pyramid(16)
     with pytest.raises(ValueError, match=message):
@@ -359,12 +437,17 @@ def test_deep_supervision_bad_input(call, message):
 
 def test_deep_supervision_memory_is_the_gradients():
     from fastloss import bench
+
     xs, y = pyramid(17, dtype=torch.float32)
-    xs = [torch.randn(N, 8, 64 // 2 ** i, 64 // 2 ** i) for i in range(3)]
+    xs = [torch.randn(N, 8, 64 // 2**i, 64 // 2**i) for i in range(3)]
     y = torch.randint(0, 8, (N, 64, 64))
     tensors = {f"x{i}": x.requires_grad_() for i, x in enumerate(xs)}
-    peak = bench.peak_bytes(lambda **t: fastloss.deep_supervision_loss([t["x0"], t["x1"], t["x2"]], t["y"]),
-                            {**tensors, "y": y}, tuple(tensors), torch.device("cpu"))
+    peak = bench.peak_bytes(
+        lambda **t: fastloss.deep_supervision_loss([t["x0"], t["x1"], t["x2"]], t["y"]),
+        {**tensors, "y": y},
+        tuple(tensors),
+        torch.device("cpu"),
+    )
     # the gradients of the two supervised levels, and the downsampled labels (int64, one per position)
     labels = sum(N * x.shape[2] * x.shape[3] * 8 for x in xs[1:])
     assert peak <= 1.1 * sum(x.numel() * 4 for x in xs[:2]) + labels
@@ -373,13 +456,22 @@ def test_deep_supervision_memory_is_the_gradients():
 # ---------------------------------------------------------------------------------------- MONAI faces
 
 
-MONAI_CE_GRID = [dict(to_onehot_y=True, softmax=True),
-                 dict(to_onehot_y=True, softmax=True, include_background=False, weight=[1.0, 2.0, 0.5, 1.5],
-                      label_smoothing=0.1, batch=True),
-                 dict(softmax=True, reduction="sum", squared_pred=True, jaccard=True, lambda_dice=0.5, lambda_ce=2.0),
-                 dict(softmax=True, weight=[1.0, 2.0, 0.5, 1.5], label_smoothing=0.2),
-                 dict(sigmoid=True, to_onehot_y=True), dict(to_onehot_y=True),
-                 dict(other_act=torch.tanh, to_onehot_y=True, smooth_nr=0.0, smooth_dr=1e-4)]
+MONAI_CE_GRID = [
+    dict(to_onehot_y=True, softmax=True),
+    dict(
+        to_onehot_y=True,
+        softmax=True,
+        include_background=False,
+        weight=[1.0, 2.0, 0.5, 1.5],
+        label_smoothing=0.1,
+        batch=True,
+    ),
+    dict(softmax=True, reduction="sum", squared_pred=True, jaccard=True, lambda_dice=0.5, lambda_ce=2.0),
+    dict(softmax=True, weight=[1.0, 2.0, 0.5, 1.5], label_smoothing=0.2),
+    dict(sigmoid=True, to_onehot_y=True),
+    dict(to_onehot_y=True),
+    dict(other_act=torch.tanh, to_onehot_y=True, smooth_nr=0.0, smooth_dr=1e-4),
+]
 
 
 def _compare(ours, theirs, x, target, dtype=None):
@@ -423,14 +515,16 @@ def test_monai_dice_ce_loss_state_dict_and_errors():
         monai_face.DiceCELoss(softmax=True)(x, x[:, :2])
 
 
-MONAI_FOCAL_GRID = [dict(to_onehot_y=True, softmax=True), dict(to_onehot_y=True, sigmoid=True, gamma=1.5, alpha=0.25),
-                    dict(softmax=True, include_background=False, weight=[2.0, 0.5, 1.5], batch=True,
-                         lambda_focal=0.5),
-                    dict(to_onehot_y=True, softmax=True, reduction="sum", gamma=0.0),
-                    dict(reduction="sum", weight=2.0, alpha=0.75, include_background=False, gamma=0.5),  # no activation
-                    dict(sigmoid=True, weight=(3, 2.0, 1, 0.5), squared_pred=True, jaccard=True, lambda_dice=0.3),
-                    dict(to_onehot_y=True, softmax=True, reduction="none"),  # two kernels: "none" shapes
-                    dict(to_onehot_y=True, other_act=torch.tanh, reduction="sum")]
+MONAI_FOCAL_GRID = [
+    dict(to_onehot_y=True, softmax=True),
+    dict(to_onehot_y=True, sigmoid=True, gamma=1.5, alpha=0.25),
+    dict(softmax=True, include_background=False, weight=[2.0, 0.5, 1.5], batch=True, lambda_focal=0.5),
+    dict(to_onehot_y=True, softmax=True, reduction="sum", gamma=0.0),
+    dict(reduction="sum", weight=2.0, alpha=0.75, include_background=False, gamma=0.5),  # no activation
+    dict(sigmoid=True, weight=(3, 2.0, 1, 0.5), squared_pred=True, jaccard=True, lambda_dice=0.3),
+    dict(to_onehot_y=True, softmax=True, reduction="none"),  # two kernels: "none" shapes
+    dict(to_onehot_y=True, other_act=torch.tanh, reduction="sum"),
+]
 
 
 @needs("monai")
@@ -442,19 +536,26 @@ def test_monai_dice_focal_loss(options):
         warnings.simplefilter("ignore")
         # MONAI's FocalLoss computes in float32 whatever the input's dtype: float32's tolerance
         for dtype in (torch.float64, torch.float32):
-            _compare(monai_face.DiceFocalLoss(**options), monai_losses.DiceFocalLoss(**options), x.to(dtype),
-                     target.to(dtype), torch.float32)
+            _compare(
+                monai_face.DiceFocalLoss(**options),
+                monai_losses.DiceFocalLoss(**options),
+                x.to(dtype),
+                target.to(dtype),
+                torch.float32,
+            )
 
 
 @needs("monai")
 def test_monai_dice_focal_loss_is_one_pass():
     """The fused path: one overlap_ce_sums call (no sigmoid focal kernel) and the gradient's memory."""
     from fastloss import bench
+
     x, y = inputs(25, classes=8, dtype=torch.float32, spatial=(64, 64))
     loss = monai_face.DiceFocalLoss(to_onehot_y=True, softmax=True, include_background=False, alpha=0.25)
     target = y.unsqueeze(1)
-    peak = bench.peak_bytes(lambda x, t: loss(x, t), {"x": x.requires_grad_(), "t": target}, ("x",),
-                            torch.device("cpu"))
+    peak = bench.peak_bytes(
+        lambda x, t: loss(x, t), {"x": x.requires_grad_(), "t": target}, ("x",), torch.device("cpu")
+    )
     assert peak <= 1.1 * x.numel() * x.element_size()
     generalized = monai_face.GeneralizedDiceFocalLoss(to_onehot_y=True, sigmoid=True, weight=2.0)
     peak = bench.peak_bytes(lambda x, t: generalized(x, t), {"x": x, "t": target}, ("x",), torch.device("cpu"))
@@ -469,18 +570,28 @@ def test_monai_dice_focal_loss_is_one_pass():
 
 
 @needs("monai")
-@pytest.mark.parametrize("options", [dict(to_onehot_y=True, softmax=True), dict(to_onehot_y=True, sigmoid=True,
-                                     w_type="simple", weight=[1.0, 2.0, 0.5, 1.5], reduction="sum", batch=True),
-                                     dict(softmax=True, include_background=False, gamma=1.0, lambda_gdl=0.5),
-                                     dict(w_type="uniform", weight=0.5, reduction="none")],
-                         ids=lambda o: ",".join(f"{k}" for k in o))
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(to_onehot_y=True, softmax=True),
+        dict(to_onehot_y=True, sigmoid=True, w_type="simple", weight=[1.0, 2.0, 0.5, 1.5], reduction="sum", batch=True),
+        dict(softmax=True, include_background=False, gamma=1.0, lambda_gdl=0.5),
+        dict(w_type="uniform", weight=0.5, reduction="none"),
+    ],
+    ids=lambda o: ",".join(f"{k}" for k in o),
+)
 def test_monai_generalized_dice_focal_loss(options):
     x, y = inputs(24)
     target = y.unsqueeze(1).double() if options.get("to_onehot_y") else F.one_hot(y, C).movedim(-1, 1).double()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _compare(monai_face.GeneralizedDiceFocalLoss(**options), monai_losses.GeneralizedDiceFocalLoss(**options), x,
-                 target, torch.float32)
+        _compare(
+            monai_face.GeneralizedDiceFocalLoss(**options),
+            monai_losses.GeneralizedDiceFocalLoss(**options),
+            x,
+            target,
+            torch.float32,
+        )
     with pytest.raises(ValueError, match="lambda_gdl"):
         monai_face.GeneralizedDiceFocalLoss(lambda_gdl=-1.0)
 
@@ -493,11 +604,13 @@ def nnunet(tmp_path_factory):
     return load_nnunet(str(tmp_path_factory.mktemp("nnunet")))
 
 
-NNUNET_GRID = [(dict(batch_dice=False, smooth=1e-5, do_bg=False, ddp=False), {}, None),
-               (dict(batch_dice=True, smooth=1e-5, do_bg=False, ddp=False), {}, 3),
-               (dict(batch_dice=True, smooth=1e-5, do_bg=True, ddp=False), dict(label_smoothing=0.1), None),
-               (dict(batch_dice=False, smooth=1.0, do_bg=True, ddp=False), dict(weight=[1.0, 2.0, 0.5]), 3),
-               (dict(batch_dice=False, smooth=0.0, do_bg=False, ddp=False), {}, None)]
+NNUNET_GRID = [
+    (dict(batch_dice=False, smooth=1e-5, do_bg=False, ddp=False), {}, None),
+    (dict(batch_dice=True, smooth=1e-5, do_bg=False, ddp=False), {}, 3),
+    (dict(batch_dice=True, smooth=1e-5, do_bg=True, ddp=False), dict(label_smoothing=0.1), None),
+    (dict(batch_dice=False, smooth=1.0, do_bg=True, ddp=False), dict(weight=[1.0, 2.0, 0.5]), 3),
+    (dict(batch_dice=False, smooth=0.0, do_bg=False, ddp=False), {}, None),
+]
 
 
 @pytest.mark.parametrize("dice_kwargs, ce_kwargs, ignore_label", NNUNET_GRID, ids=str)
@@ -511,10 +624,12 @@ def test_nnunet_dc_and_ce_loss(nnunet, dice_kwargs, ce_kwargs, ignore_label, dic
     theirs_ce = dict(ce_kwargs)
     if "weight" in theirs_ce:
         theirs_ce["weight"] = torch.tensor(theirs_ce["weight"], dtype=torch.float64)
-    theirs = nnunet.DC_and_CE_loss(dict(dice_kwargs), theirs_ce, ignore_label=ignore_label,
-                                   dice_class=getattr(nnunet, dice_class))
-    ours = nnunet_face.DC_and_CE_loss(dict(dice_kwargs), dict(ce_kwargs), ignore_label=ignore_label,
-                                      dice_class=getattr(nnunet, dice_class))
+    theirs = nnunet.DC_and_CE_loss(
+        dict(dice_kwargs), theirs_ce, ignore_label=ignore_label, dice_class=getattr(nnunet, dice_class)
+    )
+    ours = nnunet_face.DC_and_CE_loss(
+        dict(dice_kwargs), dict(ce_kwargs), ignore_label=ignore_label, dice_class=getattr(nnunet, dice_class)
+    )
     # nnU-Net sums in float32 (its sum dtype), whatever the input's dtype
     _compare(ours, theirs, x, target, torch.float32)
 
@@ -523,10 +638,12 @@ def test_nnunet_value_is_ce_minus_dice_and_can_be_negative(nnunet):
     x, y = inputs(31)
     x = F.one_hot(y, C).movedim(-1, 1).double() * 20  # confident and right: CE ~ 0, Dice ~ 1
     loss = nnunet_face.DC_and_CE_loss(dict(batch_dice=True, smooth=1e-5, do_bg=False, ddp=False), {})(
-        x, y.unsqueeze(1).float())
+        x, y.unsqueeze(1).float()
+    )
     assert loss < -0.99
-    theirs = nnunet.DC_and_CE_loss(dict(batch_dice=True, smooth=1e-5, do_bg=False, ddp=False), {},
-                                   dice_class=nnunet.MemoryEfficientSoftDiceLoss)(x, y.unsqueeze(1).float())
+    theirs = nnunet.DC_and_CE_loss(
+        dict(batch_dice=True, smooth=1e-5, do_bg=False, ddp=False), {}, dice_class=nnunet.MemoryEfficientSoftDiceLoss
+    )(x, y.unsqueeze(1).float())
     assert_close(loss, theirs, torch.float32)
 
 
@@ -535,8 +652,9 @@ def test_nnunet_all_ignored_has_no_cross_entropy(nnunet):
     target = torch.full_like(y, 3).unsqueeze(1).float()
     options = dict(batch_dice=False, smooth=1e-5, do_bg=False, ddp=False)
     ours = nnunet_face.DC_and_CE_loss(dict(options), {}, ignore_label=3)(x, target)
-    theirs = nnunet.DC_and_CE_loss(dict(options), {}, ignore_label=3,
-                                   dice_class=nnunet.MemoryEfficientSoftDiceLoss)(x, target)
+    theirs = nnunet.DC_and_CE_loss(dict(options), {}, ignore_label=3, dice_class=nnunet.MemoryEfficientSoftDiceLoss)(
+        x, target
+    )
     assert torch.isfinite(ours)
     assert_close(ours, theirs, torch.float32)
 
@@ -548,7 +666,8 @@ def test_nnunet_deep_supervision_wrapper(nnunet):
     options = dict(batch_dice=True, smooth=1e-5, do_bg=False, ddp=False)
     ours = nnunet_face.DeepSupervisionWrapper(nnunet_face.DC_and_CE_loss(dict(options), {}), weights)
     theirs = nnunet.DeepSupervisionWrapper(
-        nnunet.DC_and_CE_loss(dict(options), {}, dice_class=nnunet.MemoryEfficientSoftDiceLoss), weights)
+        nnunet.DC_and_CE_loss(dict(options), {}, dice_class=nnunet.MemoryEfficientSoftDiceLoss), weights
+    )
     assert_close(ours(xs, targets), theirs(xs, targets), torch.float32)
     # fastloss's core call with the same weights and nnU-Net's own target downsampling
     core = fastloss.deep_supervision_loss(xs, y, loss=lambda x, t: ours.loss(x, t.float()))
@@ -574,9 +693,15 @@ def test_nnunet_bad_input():
 
 @pytest.mark.parametrize("device", DEVICES[1:])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-@pytest.mark.parametrize("options", [dict(), dict(gamma=2.0, label_smoothing=0.1, ignore_index=-1, batch=True),
-                                     dict(gamma=0.5, ce_weight=[1.0, 2.0, 0.5, 1.5], include_background=False)],
-                         ids=str)
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(gamma=2.0, label_smoothing=0.1, ignore_index=-1, batch=True),
+        dict(gamma=0.5, ce_weight=[1.0, 2.0, 0.5, 1.5], include_background=False),
+    ],
+    ids=str,
+)
 def test_cuda_equals_cpu(device, dtype, options):
     x, y = inputs(40, dtype=dtype, ignore=-1, spatial=(33, 65))
     got = value_and_grad(fastloss.dice_focal_loss, x.to(device), y.to(device), **options)
@@ -589,8 +714,13 @@ def test_cuda_equals_cpu(device, dtype, options):
     for g, w in zip(got, want):
         assert_close(g.cpu(), w, dtype)
     for activation in ("softmax", "sigmoid", "none"):
-        sigmoid = dict(focal="sigmoid", activation=activation, alpha=0.25, gamma=options.get("gamma", 2.0),
-                       include_background=options.get("include_background", True))
+        sigmoid = dict(
+            focal="sigmoid",
+            activation=activation,
+            alpha=0.25,
+            gamma=options.get("gamma", 2.0),
+            include_background=options.get("include_background", True),
+        )
         got = value_and_grad(fastloss.dice_focal_loss, x.to(device), y.to(device), ignore_index=-1, **sigmoid)
         want = value_and_grad(fastloss.dice_focal_loss, x, y, ignore_index=-1, **sigmoid)
         for g, w in zip(got, want):

@@ -7,6 +7,7 @@
 - the emulation catches what it is built to catch: each seeded defect below, applied to a copy of
   csrc/cuda and built, makes the run fail with the report that names it.
 """
+
 import os
 import shutil
 import subprocess
@@ -37,12 +38,19 @@ def test_bitwise_identical_under_three_schedules(family):
 
 
 # sizes past one wave of the emulated device (2 SMs, up to 8 blocks each)
-SCHEDULE_SIZES = {"sigmoid_focal": dict(rows=4099, classes=5), "softmax_focal": dict(positions=9001),
-                  "box_iou": dict(pairs=20001), "balanced_l1": dict(elements=70001),
-                  "overlap": dict(n=2, spatial=(64, 64)), "box_matrix": dict(n=65, m=129),
-                  "quality_focal": dict(rows=4099), "distribution_focal": dict(rows=9001),
-                  "compound": dict(spatial=(64, 64)), "task_aligned": dict(gts=40, size=160),
-                  "matching_cost": dict(queries=300, targets=40)}
+SCHEDULE_SIZES = {
+    "sigmoid_focal": dict(rows=4099, classes=5),
+    "softmax_focal": dict(positions=9001),
+    "box_iou": dict(pairs=20001),
+    "balanced_l1": dict(elements=70001),
+    "overlap": dict(n=2, spatial=(64, 64)),
+    "box_matrix": dict(n=65, m=129),
+    "quality_focal": dict(rows=4099),
+    "distribution_focal": dict(rows=9001),
+    "compound": dict(spatial=(64, 64)),
+    "task_aligned": dict(gts=40, size=160),
+    "matching_cost": dict(queries=300, targets=40),
+}
 
 # Two processes, two histories: the gradient-keeping forward of balanced_l1 after its plain
 # forward, or alone. Its sum's grid comes from the variant's occupancy; a cache keyed by the kernel's
@@ -81,27 +89,78 @@ def test_bitwise_identical_across_processes_with_other_histories():
 # applied alone to a copy of the sources; balanced_l1's kernels (grid-stride loops, the block
 # reduction, the launch) run it.
 DEFECTS = [
-    ("a removed __syncthreads in the block reduction", "cuda/reduce.cuh",
-     "  if (lane_id() == 0) warp_sums[warp_id()] = v;\n  __syncthreads();\n",
-     "  if (lane_id() == 0) warp_sums[warp_id()] = v;\n", "tsan", "ThreadSanitizer: data race"),
-    ("a shuffle with a wrong mask", "cuda/reduce.cuh",
-     "v += __shfl_down_sync(kAllLanes, v, o);\n  __syncthreads();",
-     "v += __shfl_down_sync(kAllLanes >> 1, v, o);\n  __syncthreads();", "plain", "leaves out"),
-    ("an off-by-one bound in the grid-stride loop", "cuda/launch.cuh", "  for (; i < n; i += stride) {",
-     "  for (; i <= n; i += stride) {", "asan64", "AddressSanitizer: heap-buffer-overflow"),
-    ("a block of 2048 threads", "cuda/launch.cuh", "launch_kernel(kernel, blocks, dim3(kThreads),",
-     "launch_kernel(kernel, blocks, dim3(2048),", "plain", "is outside CUDA's limits (1 to 1024 threads)"),
-    ("a shared-memory read before its write", "cuda/reduce.cuh", "  if (lane_id() == 0) warp_sums[warp_id()] = v;",
-     "  if (lane_id() == 0 && warp_id() > 0) warp_sums[warp_id()] = v;", "plain", "differs from the CPU kernels"),
-    ("a launch off torch's current stream", "cuda/launch.cuh", "dim3(kThreads), current_stream(), args...);",
-     "dim3(kThreads), nullptr, args...);", "plain", "not on torch's current stream"),
-    ("a host synchronisation inside an op", "cuda/launch.cuh", "  check(cudaGetLastError());\n}",
-     "  check(cudaGetLastError());\n  check(cudaDeviceSynchronize());\n}", "plain", "a host synchronisation"),
-    ("a grid of 65536 rows (its check removed)", "cuda/launch.cuh", "  check_grid(blocks);\n", "",
-     "plain", "outside CUDA's limits (x < 2^31, y and z <= 65535)"),
-    ("an output left as torch.empty made it", "cuda/reduce.cuh",
-     "    loss[blockIdx.x] = static_cast<scalar_t>(mean ? sum / static_cast<acc_t>(n > 0 ? n : 1) : sum);\n", "",
-     "plain", "differs from the CPU kernels"),
+    (
+        "a removed __syncthreads in the block reduction",
+        "cuda/reduce.cuh",
+        "  if (lane_id() == 0) warp_sums[warp_id()] = v;\n  __syncthreads();\n",
+        "  if (lane_id() == 0) warp_sums[warp_id()] = v;\n",
+        "tsan",
+        "ThreadSanitizer: data race",
+    ),
+    (
+        "a shuffle with a wrong mask",
+        "cuda/reduce.cuh",
+        "v += __shfl_down_sync(kAllLanes, v, o);\n  __syncthreads();",
+        "v += __shfl_down_sync(kAllLanes >> 1, v, o);\n  __syncthreads();",
+        "plain",
+        "leaves out",
+    ),
+    (
+        "an off-by-one bound in the grid-stride loop",
+        "cuda/launch.cuh",
+        "  for (; i < n; i += stride) {",
+        "  for (; i <= n; i += stride) {",
+        "asan64",
+        "AddressSanitizer: heap-buffer-overflow",
+    ),
+    (
+        "a block of 2048 threads",
+        "cuda/launch.cuh",
+        "launch_kernel(kernel, blocks, dim3(kThreads),",
+        "launch_kernel(kernel, blocks, dim3(2048),",
+        "plain",
+        "is outside CUDA's limits (1 to 1024 threads)",
+    ),
+    (
+        "a shared-memory read before its write",
+        "cuda/reduce.cuh",
+        "  if (lane_id() == 0) warp_sums[warp_id()] = v;",
+        "  if (lane_id() == 0 && warp_id() > 0) warp_sums[warp_id()] = v;",
+        "plain",
+        "differs from the CPU kernels",
+    ),
+    (
+        "a launch off torch's current stream",
+        "cuda/launch.cuh",
+        "dim3(kThreads), current_stream(), args...);",
+        "dim3(kThreads), nullptr, args...);",
+        "plain",
+        "not on torch's current stream",
+    ),
+    (
+        "a host synchronisation inside an op",
+        "cuda/launch.cuh",
+        "  check(cudaGetLastError());\n}",
+        "  check(cudaGetLastError());\n  check(cudaDeviceSynchronize());\n}",
+        "plain",
+        "a host synchronisation",
+    ),
+    (
+        "a grid of 65536 rows (its check removed)",
+        "cuda/launch.cuh",
+        "  check_grid(blocks);\n",
+        "",
+        "plain",
+        "outside CUDA's limits (x < 2^31, y and z <= 65535)",
+    ),
+    (
+        "an output left as torch.empty made it",
+        "cuda/reduce.cuh",
+        "    loss[blockIdx.x] = static_cast<scalar_t>(mean ? sum / static_cast<acc_t>(n > 0 ? n : 1) : sum);\n",
+        "",
+        "plain",
+        "differs from the CPU kernels",
+    ),
 ]
 
 # What runs the defective build: balanced_l1 forward and backward, compared with the CPU kernels;
@@ -143,8 +202,9 @@ CLEAN = {}  # variant → the run of the unpatched build passed
 
 def run_defective(tree, variant, layers):
     families = ["balanced_l1", "sigmoid_focal"] if layers else ["balanced_l1"]
-    library = build.build(variant, source=str(tree), out=str(tree / f"build-{variant}-{len(families)}"),
-                          only=families, quiet=True)
+    library = build.build(
+        variant, source=str(tree), out=str(tree / f"build-{variant}-{len(families)}"), only=families, quiet=True
+    )
     env = {**os.environ, **build.environment(variant, library)}
     code = DEFECT_RUN.format(tests=TESTS, layers=layers)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, env=env)
@@ -204,9 +264,11 @@ def test_the_emulation_has_every_kernel_of_the_cuda_build():
     name (anonymous namespaces aside). Needs the CUDA build (`FASTLOSS_CUDA=1 make build`) and
     cuobjdump."""
     import re
+
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
     import check_wheel
     import fastloss
+
     cuda = os.path.join(ROOT, "python", "fastloss", "_cuda.abi3.so")
     tool = check_wheel.cuobjdump()
     if not os.path.exists(cuda) or tool is None:
@@ -216,22 +278,26 @@ def test_the_emulation_has_every_kernel_of_the_cuda_build():
     elf = subprocess.run([tool, "-elf", "-arch", newest, cuda], capture_output=True, text=True).stdout
     assert elf, f"cuobjdump found no {newest} code in {cuda}"
     mangled = set(re.findall(r"\.text\.(_Z\w+)", elf))
+
     def gcc_anonymous(m):  # nvcc names an anonymous namespace after its file; GCC's is _GLOBAL__N_1
         at = m.find("_GLOBAL__N__")
         for k in (2, 3, 1):  # (the identifier's length prefix: the digits that cut it exactly)
-            digits = m[at - k:at]
-            ident = m[at:at + int(digits)] if at > 0 and digits.isdigit() else ""
+            digits = m[at - k : at]
+            ident = m[at : at + int(digits)] if at > 0 and digits.isdigit() else ""
             if re.fullmatch(r"_GLOBAL__N__[0-9a-f]+_\d+_\w+_cu_[0-9a-f]+_\d+", ident) and m[at + len(ident)].isdigit():
-                return m[:at - k] + "12_GLOBAL__N_1" + m[at + len(ident):]
+                return m[: at - k] + "12_GLOBAL__N_1" + m[at + len(ident) :]
         return m
+
     mangled = {gcc_anonymous(m) for m in mangled}
-    demangled = subprocess.run(["c++filt"], input="\n".join(sorted(mangled)), capture_output=True,
-                               text=True).stdout.split("\n")
+    demangled = subprocess.run(
+        ["c++filt"], input="\n".join(sorted(mangled)), capture_output=True, text=True
+    ).stdout.split("\n")
     cuda_kernels = {d.replace("void ", "", 1).strip() for d in demangled if d.strip()}
     emulated = {name.replace("void ", "", 1) for name in emulation.launches()}
 
     def normal(name):  # (c10's long long / long spelling differs between the two compilers' demanglers)
         return re.sub(r"\blong long\b", "long", name)
+
     assert {normal(n) for n in cuda_kernels} == {normal(n) for n in emulated}
 
 
@@ -239,6 +305,7 @@ def test_the_box_matrix_backward_spreads_over_the_gpu():
     """A GT × anchor matrix's gradient with respect to the GTs: a thread per GT walking every anchor
     made one block on a 132-SM GPU; a thread per (GT, chunk of anchors) fills it."""
     import fastloss
+
     gts = torch.rand(1, 40, 4) * 100
     gts[..., 2:] += gts[..., :2]
     anchors = torch.rand(1, 3000, 4) * 100
@@ -248,20 +315,25 @@ def test_the_box_matrix_backward_spreads_over_the_gpu():
         with emulation.emulated_cuda():
             boxes = gts.clone().requires_grad_()
             fastloss.box_iou(boxes[0], anchors[0]).sum().backward()
+
     backward()  # first on the small default device, as earlier tests of a run do
     emulation.set_multiprocessors(132)
     try:
         backward()
     finally:
         emulation.set_multiprocessors(2)
-    widest = max(blocks for name, (count, blocks) in emulation.report().items()
-                 if "box_matrix" in name and "backward" in name and count)
+    widest = max(
+        blocks
+        for name, (count, blocks) in emulation.report().items()
+        if "box_matrix" in name and "backward" in name and count
+    )
     assert widest >= 132
 
 
 def test_too_many_layers_is_a_plain_error():
     """grid.y counts the layers of a per-layer loss: past CUDA's 65535 a ValueError says so."""
     import fastloss
+
     x, t = torch.randn(65536, 1, 1), torch.zeros(65536, 1, dtype=torch.long)
     assert fastloss.sigmoid_focal_loss(x, t, reduction="sum", per_layer=True).shape == (65536,)  # (the CPU's)
     with emulation.emulated_cuda(), pytest.raises(ValueError, match="outside CUDA's limits"):
@@ -276,6 +348,7 @@ def test_assignments_equal_at_a_near_tie():
     import fastloss
     from assign_cases import make
     from fastloss.reference.task_aligned import near_ties, pair_metrics
+
     args = [t.clone() for t in make(batch=1, gts=3, valid=3, classes=4, size=320, seed=0)]
     labels, mask = args[3].view(1, -1).long(), args[5].view(1, -1).bool()
     candidate, _, metric = pair_metrics(*args[:3], labels, args[4], mask, 0.5, 6.0, 16.0, torch.float64)

@@ -11,6 +11,7 @@ self-checks below run: the pairwise plans cover every pair, every case stays wit
 (bar the named large-index cases) and runs on the CPU. scripts/gpu_check.sh runs this file once per
 op family (`-k <family>`), each in its own process.
 """
+
 import contextlib
 import functools
 import itertools
@@ -43,19 +44,29 @@ def device_of(target):
 def running_on(target):
     """The context in which fastloss's ops run on the target."""
     return emulation.emulated_cuda() if target == "emulated" else contextlib.nullcontext()
+
+
 FLOATS = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 # (rtol, atol) of CUDA against CPU: both compute in float32 (float64 for float64) but sum in other
 # orders, and half types round their outputs.
-TOLERANCE = {torch.float64: (1e-9, 1e-11), torch.float32: (2e-4, 2e-5), torch.float16: (1e-2, 2e-3),
-             torch.bfloat16: (6e-2, 2e-2)}
+TOLERANCE = {
+    torch.float64: (1e-9, 1e-11),
+    torch.float32: (2e-4, 2e-5),
+    torch.float16: (1e-2, 2e-3),
+    torch.bfloat16: (6e-2, 2e-2),
+}
 
 
 def pairwise(factors, seed=0):
     """A small list of cases (dicts) in which every pair of values of any two factors appears: the
     greedy all-pairs construction, deterministic for a seed."""
     names = list(factors)
-    uncovered = {(a, va, b, vb) for a, b in itertools.combinations(names, 2)
-                 for va in range(len(factors[a])) for vb in range(len(factors[b]))}
+    uncovered = {
+        (a, va, b, vb)
+        for a, b in itertools.combinations(names, 2)
+        for va in range(len(factors[a]))
+        for vb in range(len(factors[b]))
+    }
     rng = random.Random(seed)
     cases = []
     while uncovered:
@@ -66,8 +77,11 @@ def pairwise(factors, seed=0):
                 continue
 
             def gain(v, name=name):
-                return sum(((min(name, n), v if name < n else c, max(name, n), c if name < n else v) in uncovered)
-                           for n, c in choice.items())
+                return sum(
+                    ((min(name, n), v if name < n else c, max(name, n), c if name < n else v) in uncovered)
+                    for n, c in choice.items()
+                )
+
             choice[name] = max(range(len(factors[name])), key=lambda v: (gain(v), -v))
         for x, y in itertools.combinations(names, 2):
             uncovered.discard((x, choice[x], y, choice[y]))
@@ -76,70 +90,176 @@ def pairwise(factors, seed=0):
 
 
 def covered(factors, cases):
-    return all({(c[a], c[b]) for c in cases} >= set(itertools.product(factors[a], factors[b]))
-               for a, b in itertools.combinations(factors, 2))
+    return all(
+        {(c[a], c[b]) for c in cases} >= set(itertools.product(factors[a], factors[b]))
+        for a, b in itertools.combinations(factors, 2)
+    )
 
 
 # --------------------------------------------------------------------------------------- the plans
 
 WAVES = 132 * 8 * 256 * 2 + 1  # past two full grid-stride waves of a 132-SM GPU (H200)
 
-SIGMOID = dict(dtype=FLOATS, rows=[1, 31, 33, 1025, 65537], classes=[1, 4, 31, 33, 80, 1203],
-               targets=["labels", "one-hot", "soft"], reduction=["none", "mean", "sum"],
-               weight=[None, "row", "class", "full"], contiguous=[True, False], gamma=[0.0, 0.5, 2.0, 1.7],
-               alpha=[0.25, -1.0], avg_factor=[None, "tensor"])
-SOFTMAX = dict(dtype=FLOATS, layout=["rows", "spatial"], positions=[1, 31, 33, 1025, 65537],
-               classes=[1, 4, 31, 33, 80, 1203, 32768], reduction=["none", "mean", "sum"],
-               alpha=[None, "tensor"], weight=[None, "position"], ignore=[False, True], smoothing=[0.0, 0.1],
-               gamma=[0.0, 2.0, 0.5], contiguous=[True, False])
-BOXES = dict(dtype=FLOATS, pairs=[1, 31, 33, 1025, 65537, WAVES],
-             kind=["iou", "giou", "diou", "ciou", "eiou", "focal_eiou", "cdiou", "siou", "smooth_eiou", "bounded_iou"],
-             box_format=["xyxy", "xywh", "cxcywh"], convention=["torchvision", "mmdet", "ultralytics"],
-             reduction=["none", "mean", "sum"], weight=[None, "pair", "coordinate"], contiguous=[True, False],
-             target_grad=[False, True])
-BALANCED_L1 = dict(dtype=FLOATS, elements=[1, 31, 33, 1025, 65537, WAVES], reduction=["none", "mean", "sum"],
-                   weight=[None, "full", "row"], contiguous=[True, False])
-OVERLAP = dict(dtype=FLOATS, activation=["softmax", "sigmoid", "none"], target=["labels", "float"], n=[1, 2, 5],
-               classes=[2, 4, 21], spatial=[(1,), (31,), (33, 33), (128, 128), (16, 16, 16)], squared=[False, True],
-               loss=["dice", "jaccard", "tversky", "focal_tversky"], batch=[False, True],
-               include_background=[True, False], reduction=["none", "mean", "sum"], ignore=[False, True])
-BOX_MATRIX = dict(dtype=FLOATS, n=[1, 31, 33, 257, 1025], m=[1, 17, 33, 4099], batch=[1, 3],
-                  kind=["iou", "giou", "diou", "ciou", "eiou", "iof"], box_format=["xyxy", "xywh", "cxcywh"],
-                  convention=["torchvision", "mmdet"], aligned=[False, True], out_dtype=[None, torch.float16],
-                  grad=["boxes1", "both"], contiguous=[True, False])
+SIGMOID = dict(
+    dtype=FLOATS,
+    rows=[1, 31, 33, 1025, 65537],
+    classes=[1, 4, 31, 33, 80, 1203],
+    targets=["labels", "one-hot", "soft"],
+    reduction=["none", "mean", "sum"],
+    weight=[None, "row", "class", "full"],
+    contiguous=[True, False],
+    gamma=[0.0, 0.5, 2.0, 1.7],
+    alpha=[0.25, -1.0],
+    avg_factor=[None, "tensor"],
+)
+SOFTMAX = dict(
+    dtype=FLOATS,
+    layout=["rows", "spatial"],
+    positions=[1, 31, 33, 1025, 65537],
+    classes=[1, 4, 31, 33, 80, 1203, 32768],
+    reduction=["none", "mean", "sum"],
+    alpha=[None, "tensor"],
+    weight=[None, "position"],
+    ignore=[False, True],
+    smoothing=[0.0, 0.1],
+    gamma=[0.0, 2.0, 0.5],
+    contiguous=[True, False],
+)
+BOXES = dict(
+    dtype=FLOATS,
+    pairs=[1, 31, 33, 1025, 65537, WAVES],
+    kind=["iou", "giou", "diou", "ciou", "eiou", "focal_eiou", "cdiou", "siou", "smooth_eiou", "bounded_iou"],
+    box_format=["xyxy", "xywh", "cxcywh"],
+    convention=["torchvision", "mmdet", "ultralytics"],
+    reduction=["none", "mean", "sum"],
+    weight=[None, "pair", "coordinate"],
+    contiguous=[True, False],
+    target_grad=[False, True],
+)
+BALANCED_L1 = dict(
+    dtype=FLOATS,
+    elements=[1, 31, 33, 1025, 65537, WAVES],
+    reduction=["none", "mean", "sum"],
+    weight=[None, "full", "row"],
+    contiguous=[True, False],
+)
+OVERLAP = dict(
+    dtype=FLOATS,
+    activation=["softmax", "sigmoid", "none"],
+    target=["labels", "float"],
+    n=[1, 2, 5],
+    classes=[2, 4, 21],
+    spatial=[(1,), (31,), (33, 33), (128, 128), (16, 16, 16)],
+    squared=[False, True],
+    loss=["dice", "jaccard", "tversky", "focal_tversky"],
+    batch=[False, True],
+    include_background=[True, False],
+    reduction=["none", "mean", "sum"],
+    ignore=[False, True],
+)
+BOX_MATRIX = dict(
+    dtype=FLOATS,
+    n=[1, 31, 33, 257, 1025],
+    m=[1, 17, 33, 4099],
+    batch=[1, 3],
+    kind=["iou", "giou", "diou", "ciou", "eiou", "iof"],
+    box_format=["xyxy", "xywh", "cxcywh"],
+    convention=["torchvision", "mmdet"],
+    aligned=[False, True],
+    out_dtype=[None, torch.float16],
+    grad=["boxes1", "both"],
+    contiguous=[True, False],
+)
 # The quality-aware losses (VFL, QFL: variants of the sigmoid focal kernel) and DFL; layers: per_layer.
-QUALITY = dict(dtype=FLOATS, loss=["varifocal", "quality_focal"], rows=[1, 33, 1025, 20000], classes=[1, 4, 80],
-               target=["sparse", "dense"], reduction=["none", "mean", "sum"], negative_mask=["score", "label"],
-               layers=[0, 2], weight=[None, "full"])
-DFL = dict(dtype=FLOATS, rows=[1, 33, 1025, 40000], bins=[2, 8, 16, 17], reduction=["none", "mean", "sum"],
-           weight=[None, "row"], target_max=[None, "clamp"])
+QUALITY = dict(
+    dtype=FLOATS,
+    loss=["varifocal", "quality_focal"],
+    rows=[1, 33, 1025, 20000],
+    classes=[1, 4, 80],
+    target=["sparse", "dense"],
+    reduction=["none", "mean", "sum"],
+    negative_mask=["score", "label"],
+    layers=[0, 2],
+    weight=[None, "full"],
+)
+DFL = dict(
+    dtype=FLOATS,
+    rows=[1, 33, 1025, 40000],
+    bins=[2, 8, 16, 17],
+    reduction=["none", "mean", "sum"],
+    weight=[None, "row"],
+    target_max=[None, "clamp"],
+)
 # Dice + cross entropy / softmax focal / sigmoid focal in one pass (fastloss::overlap_ce_sums).
-COMPOUND = dict(dtype=FLOATS, loss=["dice_ce", "dice_focal", "dice_focal_sigmoid"],
-                dice=["dice", "generalized_dice", "tversky"], n=[1, 2], classes=[2, 4, 21],
-                spatial=[(1,), (33,), (16, 16), (8, 8, 8), (128, 128)], target=["labels", "soft"],
-                gamma=[0.0, 2.0, 0.5], smoothing=[0.0, 0.1], ignore=[False, True], batch=[False, True],
-                include_background=[True, False], activation=["softmax", "sigmoid", "none"],
-                reduction=["mean", "sum"])
+COMPOUND = dict(
+    dtype=FLOATS,
+    loss=["dice_ce", "dice_focal", "dice_focal_sigmoid"],
+    dice=["dice", "generalized_dice", "tversky"],
+    n=[1, 2],
+    classes=[2, 4, 21],
+    spatial=[(1,), (33,), (16, 16), (8, 8, 8), (128, 128)],
+    target=["labels", "soft"],
+    gamma=[0.0, 2.0, 0.5],
+    smoothing=[0.0, 0.1],
+    ignore=[False, True],
+    batch=[False, True],
+    include_background=[True, False],
+    activation=["softmax", "sigmoid", "none"],
+    reduction=["mean", "sum"],
+)
 # Task-aligned assignment (YOLOv8–11) and the DETR matching cost.
 # (size 16: fewer anchors than top-k; 100 GTs × 3 images: more GTs than the emulated grid has warps;
 # "zero_row": a GT over the first row of anchors, all of zero score but one — its top-k completed by
 # zero-metric anchors in index order)
-TASK_ALIGNED = dict(dtype=FLOATS, batch=[1, 3], gts=[0, 1, 12, 40, 100], classes=[1, 7, 80], size=[16, 64, 160, 320],
-                    topk=[1, 10, 13], topk2=[None, 5], sparse=[False, True], quantized=[False, True],
-                    scenario=["random", "zero_row"])
-MATCHING = dict(dtype=FLOATS, kind=["focal", "softmax"], batch=[1, 3], queries=[1, 20, 300], targets=[0, 1, 7, 40],
-                layers=[0, 2], classes=[1, 9, 91])
+TASK_ALIGNED = dict(
+    dtype=FLOATS,
+    batch=[1, 3],
+    gts=[0, 1, 12, 40, 100],
+    classes=[1, 7, 80],
+    size=[16, 64, 160, 320],
+    topk=[1, 10, 13],
+    topk2=[None, 5],
+    sparse=[False, True],
+    quantized=[False, True],
+    scenario=["random", "zero_row"],
+)
+MATCHING = dict(
+    dtype=FLOATS,
+    kind=["focal", "softmax"],
+    batch=[1, 3],
+    queries=[1, 20, 300],
+    targets=[0, 1, 7, 40],
+    layers=[0, 2],
+    classes=[1, 9, 91],
+)
 # named large-index cases, beyond the per-case limit
-LARGE = {"sigmoid_focal": dict(rows=400_000, classes=80), "box_iou": dict(pairs=5_000_000),
-         "overlap": dict(n=2, classes=4, spatial=(160, 160, 160)), "softmax_focal": dict(positions=600_000, classes=81),
-         "balanced_l1": dict(elements=20_000_000), "box_matrix": dict(n=40_000, m=60_000, out_dtype=torch.float16),
-         "quality_focal": dict(rows=400_000, classes=80), "distribution_focal": dict(rows=2_000_000, bins=17),
-         "compound": dict(n=2, classes=4, spatial=(160, 160, 160)), "task_aligned": dict(batch=8, gts=400, size=640),
-         "matching_cost": dict(layers=6, batch=16, queries=900, targets=300)}
+LARGE = {
+    "sigmoid_focal": dict(rows=400_000, classes=80),
+    "box_iou": dict(pairs=5_000_000),
+    "overlap": dict(n=2, classes=4, spatial=(160, 160, 160)),
+    "softmax_focal": dict(positions=600_000, classes=81),
+    "balanced_l1": dict(elements=20_000_000),
+    "box_matrix": dict(n=40_000, m=60_000, out_dtype=torch.float16),
+    "quality_focal": dict(rows=400_000, classes=80),
+    "distribution_focal": dict(rows=2_000_000, bins=17),
+    "compound": dict(n=2, classes=4, spatial=(160, 160, 160)),
+    "task_aligned": dict(batch=8, gts=400, size=640),
+    "matching_cost": dict(layers=6, batch=16, queries=900, targets=300),
+}
 
-PLANS = {"sigmoid_focal": SIGMOID, "softmax_focal": SOFTMAX, "box_iou": BOXES, "overlap": OVERLAP,
-         "balanced_l1": BALANCED_L1, "box_matrix": BOX_MATRIX, "quality_focal": QUALITY, "distribution_focal": DFL,
-         "compound": COMPOUND, "task_aligned": TASK_ALIGNED, "matching_cost": MATCHING}
+PLANS = {
+    "sigmoid_focal": SIGMOID,
+    "softmax_focal": SOFTMAX,
+    "box_iou": BOXES,
+    "overlap": OVERLAP,
+    "balanced_l1": BALANCED_L1,
+    "box_matrix": BOX_MATRIX,
+    "quality_focal": QUALITY,
+    "distribution_focal": DFL,
+    "compound": COMPOUND,
+    "task_aligned": TASK_ALIGNED,
+    "matching_cost": MATCHING,
+}
 # The families whose outputs include decisions (indices, masks): compared modulo near-ties.
 ASSIGNMENTS = {"task_aligned"}
 
@@ -180,9 +300,17 @@ def fitted(family, case, limit=LIMIT):
     case = dict(case)
     while family == "task_aligned" and elements(family, case) > limit and case["size"] > 32:
         case["size"] //= 2  # (fewer anchors first: the GTs' count decides the warps' loop)
-    key = {"sigmoid_focal": "rows", "softmax_focal": "positions", "box_iou": "pairs", "balanced_l1": "elements",
-           "box_matrix": "m", "quality_focal": "rows", "distribution_focal": "rows", "matching_cost": "queries",
-           "task_aligned": "gts"}.get(family)
+    key = {
+        "sigmoid_focal": "rows",
+        "softmax_focal": "positions",
+        "box_iou": "pairs",
+        "balanced_l1": "elements",
+        "box_matrix": "m",
+        "quality_focal": "rows",
+        "distribution_focal": "rows",
+        "matching_cost": "queries",
+        "task_aligned": "gts",
+    }.get(family)
     while elements(family, case) > limit and key is not None and case[key] > 1:
         case[key] = (case[key] + 1) // 2
     while family in ("overlap", "compound") and elements(family, case) > limit and max(case["spatial"]) > 1:
@@ -236,10 +364,18 @@ def make_call(family, case, device, seed=0):
             t = on(torch.rand(*lead, classes, generator=g, dtype=torch.float64), dtype2)
         if case.get("target_grad") and t.is_floating_point():
             t.requires_grad_()
-        w = {None: None, "row": torch.rand(*lead, generator=g), "class": torch.rand(1, classes, generator=g),
-             "full": torch.rand(*lead, classes, generator=g)}[case["weight"]]
-        kwargs = dict(alpha=case["alpha"], gamma=case["gamma"], reduction=case["reduction"],
-                      weight=None if w is None else on(w, dtype))
+        w = {
+            None: None,
+            "row": torch.rand(*lead, generator=g),
+            "class": torch.rand(1, classes, generator=g),
+            "full": torch.rand(*lead, classes, generator=g),
+        }[case["weight"]]
+        kwargs = dict(
+            alpha=case["alpha"],
+            gamma=case["gamma"],
+            reduction=case["reduction"],
+            weight=None if w is None else on(w, dtype),
+        )
         if case["avg_factor"] == "tensor" and case["reduction"] == "mean":
             kwargs["avg_factor"] = on(torch.tensor(7.0))
         if layers and case["reduction"] != "none":
@@ -264,21 +400,27 @@ def make_call(family, case, device, seed=0):
         target = random_boxes(n, generator=g)
         pred = random_boxes(n, generator=g, near=target)
         from helpers import to_format
+
         pred, target = on(to_format(pred, case["box_format"]), dtype), on(to_format(target, case["box_format"]), dtype2)
-        w = {None: None, "pair": torch.rand(n, generator=g), "coordinate": torch.rand(n, 4, generator=g)}[case["weight"]]
-        kwargs = dict(reduction=case["reduction"], box_format=case["box_format"],
-                      weight=None if w is None else on(w, dtype))
+        w = {None: None, "pair": torch.rand(n, generator=g), "coordinate": torch.rand(n, 4, generator=g)}[
+            case["weight"]
+        ]
+        kwargs = dict(
+            reduction=case["reduction"], box_format=case["box_format"], weight=None if w is None else on(w, dtype)
+        )
         fn = functools.partial(box_loss, case["kind"], case["convention"])
         return fn, [strided(pred, case["contiguous"]), target.requires_grad_(case["target_grad"])], kwargs
     if family == "box_matrix":
         from helpers import to_format
+
         n, m = case["n"], case["n"] if case["aligned"] else case["m"]
         a = random_boxes(case["batch"] * n, generator=g).reshape(case["batch"], n, 4)
         b = random_boxes(case["batch"] * m, generator=g).reshape(case["batch"], m, 4)
         a, b = on(to_format(a, case["box_format"]), dtype), on(to_format(b, case["box_format"]), dtype2)
         kind = case["kind"] if case["convention"] == "torchvision" or case["kind"] in ("iou", "giou", "iof") else "iou"
-        fn = functools.partial(box_matrix, kind, case["box_format"], case["convention"], case["aligned"],
-                               case["out_dtype"])
+        fn = functools.partial(
+            box_matrix, kind, case["box_format"], case["convention"], case["aligned"], case["out_dtype"]
+        )
         return fn, [strided(a, case["contiguous"]), b.requires_grad_(case["grad"] == "both")], {}
     if family == "balanced_l1":
         n = case["elements"]
@@ -305,22 +447,46 @@ def make_call(family, case, device, seed=0):
         return compound_call(case, g, on)
     if family == "task_aligned":
         from assign_cases import make
-        args = list(make(batch=case["batch"], gts=case["gts"], valid=max(case["gts"] - 2, 0), classes=case["classes"],
-                         size=case["size"], seed=seed, quantized=case["quantized"], dtype=dtype))
+
+        args = list(
+            make(
+                batch=case["batch"],
+                gts=case["gts"],
+                valid=max(case["gts"] - 2, 0),
+                classes=case["classes"],
+                size=case["size"],
+                seed=seed,
+                quantized=case["quantized"],
+                dtype=dtype,
+            )
+        )
         if case.get("scenario") == "zero_row" and case["gts"] > 0:
             zero_row(args, case["size"])
         args[1], args[4] = args[1].to(dtype2), args[4].to(case.get("dtype3") or args[4].dtype)
-        fn = functools.partial(fastloss.task_aligned_assign, num_classes=case["classes"], topk=case["topk"],
-                               topk2=None if case["topk2"] is None else min(case["topk2"], case["topk"]),
-                               sparse=case["sparse"])
+        fn = functools.partial(
+            fastloss.task_aligned_assign,
+            num_classes=case["classes"],
+            topk=case["topk"],
+            topk2=None if case["topk2"] is None else min(case["topk2"], case["topk"]),
+            sparse=case["sparse"],
+        )
         return fn, [on(t) for t in args], {}
     if family == "matching_cost":
         from assign_cases import detr_inputs
+
         counts = tuple(min(case["targets"], (i * 7) % (case["targets"] + 1)) for i in range(case["batch"]))
         counts = (case["targets"],) + counts[1:]
-        args = detr_inputs(batch=case["batch"], queries=case["queries"], classes=case["classes"],
-                           targets=case["targets"], counts=counts, layers=case["layers"] or None,
-                           softmax=case["kind"] == "softmax", dtype=dtype, seed=seed)
+        args = detr_inputs(
+            batch=case["batch"],
+            queries=case["queries"],
+            classes=case["classes"],
+            targets=case["targets"],
+            counts=counts,
+            layers=case["layers"] or None,
+            softmax=case["kind"] == "softmax",
+            dtype=dtype,
+            seed=seed,
+        )
         args = [args[0], args[1].to(dtype2), args[2], args[3].to(case.get("dtype3") or dtype2), args[4]]
         return functools.partial(fastloss.matching_cost, class_cost=case["kind"]), [on(t) for t in args], {}
     shape = (case["n"], case["classes"]) + tuple(case["spatial"])
@@ -336,8 +502,12 @@ def make_call(family, case, device, seed=0):
     if activation == "none":
         x = on(torch.rand(shape, generator=g, dtype=torch.float64), dtype)
     loss = case["loss"]
-    kwargs = dict(activation=activation, include_background=case["include_background"], batch=case["batch"],
-                  reduction=case["reduction"])
+    kwargs = dict(
+        activation=activation,
+        include_background=case["include_background"],
+        batch=case["batch"],
+        reduction=case["reduction"],
+    )
     if case["target"] == "labels" and case["ignore"]:
         kwargs["ignore_index"] = 255
     if loss in ("dice", "jaccard"):
@@ -393,8 +563,12 @@ def compound_call(case, g, on):
     shape = (case["n"], case["classes"]) + tuple(case["spatial"])
     x = on(torch.randn(shape, generator=g, dtype=torch.float64) * 2, dtype)
     soft = case["target"] == "soft" and loss == "dice_ce"
-    kwargs = dict(dice=case["dice"], batch=case["batch"], include_background=case["include_background"],
-                  reduction=case["reduction"])
+    kwargs = dict(
+        dice=case["dice"],
+        batch=case["batch"],
+        include_background=case["include_background"],
+        reduction=case["reduction"],
+    )
     if soft:
         t = on(torch.softmax(torch.randn(shape, generator=g, dtype=torch.float64), 1), dtype)
     else:
@@ -419,6 +593,7 @@ def compound_call(case, g, on):
 def box_loss(kind, convention, pred, target, reduction, box_format, weight):
     """Any kind of the fused box kernel under any face's convention (bounded_iou: its dx component)."""
     from fastloss.box_iou_loss import _fused
+
     params = {"mode": "dx", "lambd": 0.2} if kind == "bounded_iou" else {}
     return _fused(kind, pred, target, reduction, 1e-6, weight, None, box_format, convention=convention, **params)
 
@@ -426,6 +601,7 @@ def box_loss(kind, convention, pred, target, reduction, box_format, weight):
 def box_matrix(kind, box_format, convention, aligned, out_dtype, boxes1, boxes2):
     """The pairwise metric kernel under any option, as the faces call it."""
     from fastloss.box_matrix import pairwise
+
     return pairwise(boxes1, boxes2, kind, box_format, 1e-6, convention, aligned, out_dtype)
 
 
@@ -443,8 +619,10 @@ def run(fn, tensors, kwargs, grad=True, autocast=None):
 
     def leaf(t, grad):
         return tuple(leaf(u, False) for u in t) if isinstance(t, tuple) else t.detach().requires_grad_(grad)
-    leaves = [leaf(tensors[0], True)] + [leaf(t, False) if isinstance(t, tuple) else leaf(t, t.requires_grad)
-                                         for t in tensors[1:]]
+
+    leaves = [leaf(tensors[0], True)] + [
+        leaf(t, False) if isinstance(t, tuple) else leaf(t, t.requires_grad) for t in tensors[1:]
+    ]
     loss = fn(*leaves, **kwargs)
     wanted = [t for t in leaves if isinstance(t, torch.Tensor) and t.requires_grad]
     if grad == "twice":  # (a second backward: an op that kept its gradient recomputes it)
@@ -521,7 +699,8 @@ def assert_parity(got, want, dtype, exact=range(0)):
             g = g.cpu()
             assert torch.equal(g.isnan(), w.isnan()) and torch.equal(g.nan_to_num(), w.nan_to_num()), (
                 f"output {i} is not bitwise the CPU's: {int((g != w).sum())} of {g.numel()} values differ, by up "
-                f"to {float((g.double() - w.double()).abs().nan_to_num().max()):.3g}")
+                f"to {float((g.double() - w.double()).abs().nan_to_num().max()):.3g}"
+            )
         else:
             torch.testing.assert_close(g.cpu().double(), w.double(), rtol=rtol, atol=atol, equal_nan=True)
 
@@ -568,11 +747,19 @@ def test_cuda_large_index_case(family):
 
 # ----------------------------------------------------------- every instance the dispatch can reach
 
-SMALL = {"sigmoid_focal": dict(rows=257, classes=4), "softmax_focal": dict(positions=257, classes=4),
-         "box_iou": dict(pairs=300), "balanced_l1": dict(elements=1000), "overlap": dict(n=2, classes=4, spatial=(33,)),
-         "box_matrix": dict(n=31, m=17), "quality_focal": dict(rows=257, classes=4),
-         "distribution_focal": dict(rows=300), "compound": dict(classes=4, spatial=(33,)),
-         "task_aligned": dict(gts=12, size=64), "matching_cost": dict(queries=20, targets=7)}
+SMALL = {
+    "sigmoid_focal": dict(rows=257, classes=4),
+    "softmax_focal": dict(positions=257, classes=4),
+    "box_iou": dict(pairs=300),
+    "balanced_l1": dict(elements=1000),
+    "overlap": dict(n=2, classes=4, spatial=(33,)),
+    "box_matrix": dict(n=31, m=17),
+    "quality_focal": dict(rows=257, classes=4),
+    "distribution_focal": dict(rows=300),
+    "compound": dict(classes=4, spatial=(33,)),
+    "task_aligned": dict(gts=12, size=64),
+    "matching_cost": dict(queries=20, targets=7),
+}
 
 
 def small(family, **overrides):
@@ -586,48 +773,92 @@ def dtype_sweep(family):
     pairs = list(itertools.product(FLOATS, FLOATS))
     reductions = ["none", "mean"]
     if family == "sigmoid_focal":
-        return [small(family, dtype=a, targets="labels", reduction=r, autocast=ac)
-                for a in FLOATS for r in reductions for ac in (None, torch.bfloat16)] + [
+        return [
+            small(family, dtype=a, targets="labels", reduction=r, autocast=ac)
+            for a in FLOATS
+            for r in reductions
+            for ac in (None, torch.bfloat16)
+        ] + [
             small(family, dtype=a, dtype2=b, targets="soft", target_grad=tg, reduction=r, autocast=ac)
-            for a, b in pairs for tg in (False, True) for r in reductions for ac in (None, torch.bfloat16)]
+            for a, b in pairs
+            for tg in (False, True)
+            for r in reductions
+            for ac in (None, torch.bfloat16)
+        ]
     if family == "softmax_focal":  # the classes pick the lanes per row: 1, 2, 4, 8, 16, 32
-        return [small(family, dtype=a, classes=c, layout=layout, reduction=r) for a in FLOATS
-                for c, layout in ((1, "rows"), (2, "rows"), (3, "rows"), (5, "rows"), (9, "rows"), (33, "rows"),
-                                  (5, "spatial")) for r in reductions]
+        return [
+            small(family, dtype=a, classes=c, layout=layout, reduction=r)
+            for a in FLOATS
+            for c, layout in (
+                (1, "rows"),
+                (2, "rows"),
+                (3, "rows"),
+                (5, "rows"),
+                (9, "rows"),
+                (33, "rows"),
+                (5, "spatial"),
+            )
+            for r in reductions
+        ]
     if family == "box_iou":
-        return [small(family, dtype=a, dtype2=b, reduction=r, target_grad=tg) for a, b in pairs
-                for tg in (False, True) for r in reductions]
+        return [
+            small(family, dtype=a, dtype2=b, reduction=r, target_grad=tg)
+            for a, b in pairs
+            for tg in (False, True)
+            for r in reductions
+        ]
     if family == "box_matrix":  # the output's dtype is any, from either math type
         return [small(family, dtype=a, dtype2=b, grad="both") for a, b in pairs] + [
-            small(family, dtype=a, out_dtype=o) for a in (torch.float32, torch.float64) for o in FLOATS]
+            small(family, dtype=a, out_dtype=o) for a in (torch.float32, torch.float64) for o in FLOATS
+        ]
     if family == "balanced_l1":
-        return [small(family, dtype=a, dtype2=b, reduction=r, grad=gr) for a, b in pairs for r in reductions
-                for gr in (True, False, "twice")]
+        return [
+            small(family, dtype=a, dtype2=b, reduction=r, grad=gr)
+            for a, b in pairs
+            for r in reductions
+            for gr in (True, False, "twice")
+        ]
     if family == "overlap":  # n · chunks ≥ 2 SMs' worth of blocks picks 4 positions per thread
         return [small(family, dtype=a, dtype2=b, target="float", n=n) for a, b in pairs for n in (2, 4)] + [
-            small(family, dtype=a, target="labels", n=n) for a in FLOATS for n in (2, 4)]
+            small(family, dtype=a, target="labels", n=n) for a in FLOATS for n in (2, 4)
+        ]
     if family == "quality_focal":
-        return [small(family, dtype=a, dtype2=b, target=t, reduction=r) for a, b in pairs
-                for t in ("sparse", "dense") for r in reductions]
+        return [
+            small(family, dtype=a, dtype2=b, target=t, reduction=r)
+            for a, b in pairs
+            for t in ("sparse", "dense")
+            for r in reductions
+        ]
     if family == "distribution_focal":
         return [small(family, dtype=a, reduction=r) for a in FLOATS for r in reductions]
     if family == "compound":
-        return [small(family, dtype=a, loss=loss, n=n) for a in FLOATS for loss in PLANS["compound"]["loss"]
-                for n in (2, 4)]
+        return [
+            small(family, dtype=a, loss=loss, n=n) for a in FLOATS for loss in PLANS["compound"]["loss"] for n in (2, 4)
+        ]
     if family == "task_aligned":
-        return [small(family, dtype=a, dtype2=b, dtype3=c, sparse=i % 2 == 1, topk=10, topk2=5 if i % 3 else None)
-                for i, (a, b, c) in enumerate(itertools.product(FLOATS, FLOATS, FLOATS))]
+        return [
+            small(family, dtype=a, dtype2=b, dtype3=c, sparse=i % 2 == 1, topk=10, topk2=5 if i % 3 else None)
+            for i, (a, b, c) in enumerate(itertools.product(FLOATS, FLOATS, FLOATS))
+        ]
     if family == "matching_cost":
         return [small(family, dtype=a, dtype2=b, kind=k) for a, b in pairs for k in ("focal", "softmax")]
     raise KeyError(family)
 
 
 # Empty inputs: a zero-size dimension of each family's operands.
-EMPTY = {"sigmoid_focal": [dict(rows=0), dict(classes=0)], "softmax_focal": [dict(positions=0)],
-         "box_iou": [dict(pairs=0)], "balanced_l1": [dict(elements=0)],
-         "overlap": [dict(spatial=(0,)), dict(n=0)], "box_matrix": [dict(n=0), dict(m=0)],
-         "quality_focal": [dict(rows=0)], "distribution_focal": [dict(rows=0)], "compound": [dict(spatial=(0,))],
-         "task_aligned": [dict(gts=0), dict(batch=0)], "matching_cost": [dict(queries=0), dict(targets=0)]}
+EMPTY = {
+    "sigmoid_focal": [dict(rows=0), dict(classes=0)],
+    "softmax_focal": [dict(positions=0)],
+    "box_iou": [dict(pairs=0)],
+    "balanced_l1": [dict(elements=0)],
+    "overlap": [dict(spatial=(0,)), dict(n=0)],
+    "box_matrix": [dict(n=0), dict(m=0)],
+    "quality_focal": [dict(rows=0)],
+    "distribution_focal": [dict(rows=0)],
+    "compound": [dict(spatial=(0,))],
+    "task_aligned": [dict(gts=0), dict(batch=0)],
+    "matching_cost": [dict(queries=0), dict(targets=0)],
+}
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -656,9 +887,14 @@ def loosest(*dtypes):
 @pytest.mark.parametrize("family", list(PLANS))
 def test_every_dtype_combination_matches_cpu(family, target):
     for case in dtype_sweep(family):
-        assert_target_matches_cpu(target, family, case,
-                                  loosest(case["dtype"], case.get("dtype2"), case.get("dtype3"), case.get("autocast")),
-                                  grad=case.get("grad", True), autocast=case.get("autocast"))
+        assert_target_matches_cpu(
+            target,
+            family,
+            case,
+            loosest(case["dtype"], case.get("dtype2"), case.get("dtype3"), case.get("autocast")),
+            grad=case.get("grad", True),
+            autocast=case.get("autocast"),
+        )
 
 
 def mid(family, **sizes):
@@ -666,14 +902,19 @@ def mid(family, **sizes):
     return {**{k: v[0] for k, v in PLANS[family].items()}, "dtype": torch.float32, "reduction": "mean", **sizes}
 
 
-MID = {"sigmoid_focal": mid("sigmoid_focal", rows=70001, classes=80),
-       "softmax_focal": mid("softmax_focal", positions=70001, classes=81),
-       "box_iou": mid("box_iou", pairs=300001), "overlap": mid("overlap", spatial=(64, 64), n=2),
-       "balanced_l1": mid("balanced_l1", elements=1_000_001), "box_matrix": mid("box_matrix", n=1025, m=4099),
-       "quality_focal": mid("quality_focal", rows=70001, classes=80),
-       "distribution_focal": mid("distribution_focal", rows=300001, bins=17),
-       "compound": mid("compound", spatial=(64, 64), n=2), "task_aligned": mid("task_aligned", gts=100, size=640),
-       "matching_cost": mid("matching_cost", layers=6, queries=300, targets=100)}
+MID = {
+    "sigmoid_focal": mid("sigmoid_focal", rows=70001, classes=80),
+    "softmax_focal": mid("softmax_focal", positions=70001, classes=81),
+    "box_iou": mid("box_iou", pairs=300001),
+    "overlap": mid("overlap", spatial=(64, 64), n=2),
+    "balanced_l1": mid("balanced_l1", elements=1_000_001),
+    "box_matrix": mid("box_matrix", n=1025, m=4099),
+    "quality_focal": mid("quality_focal", rows=70001, classes=80),
+    "distribution_focal": mid("distribution_focal", rows=300001, bins=17),
+    "compound": mid("compound", spatial=(64, 64), n=2),
+    "task_aligned": mid("task_aligned", gts=100, size=640),
+    "matching_cost": mid("matching_cost", layers=6, queries=300, targets=100),
+}
 # (the emulation's: past a few waves of its small device)
 EMULATED_MID = {family: fitted(family, case, 4 * EMULATED_LIMIT) for family, case in MID.items()}
 DIFFERENTIABLE = [family for family in PLANS if family not in ("task_aligned", "matching_cost")]
@@ -701,7 +942,7 @@ def test_cuda_side_stream(family, target):
     with running_on(target):
         want = run(*call)
         if target == "emulated":
-            with emulation.current_stream(0x5eed5):
+            with emulation.current_stream(0x5EED5):
                 got = run(*call)
         else:
             stream = torch.cuda.Stream()
@@ -757,7 +998,7 @@ def test_cuda_graph_capture_and_replay(family):
 
 BAD_LABELS = {
     "softmax_focal": "fastloss.softmax_focal_loss(torch.randn(8, 5, device='cuda'), "
-                     "torch.tensor([0, 1, 7, 2, 3, 4, 0, 1], device='cuda'))",
+    "torch.tensor([0, 1, 7, 2, 3, 4, 0, 1], device='cuda'))",
     "overlap": "fastloss.dice_loss(torch.randn(2, 3, 8, device='cuda'), torch.full((2, 8), 7, device='cuda'))",
 }
 
@@ -767,8 +1008,13 @@ BAD_LABELS = {
 def test_cuda_bad_label_is_a_device_assert_naming_it(family):
     """In its own process: a device-side assert poisons the CUDA context for the rest of a process."""
     code = f"import torch, fastloss\n{BAD_LABELS[family]}\ntorch.cuda.synchronize()\n"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "CUDA_LAUNCH_BLOCKING": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "CUDA_LAUNCH_BLOCKING": "1"},
+    )
     assert out.returncode != 0
     text = out.stdout + out.stderr
     assert "label 7 outside [0," in text and "device-side assert" in text

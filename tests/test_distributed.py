@@ -3,6 +3,7 @@ multi-process gloo runs (2 and 4 processes on this machine): every rank's loss e
 concatenated batch, and after DDP's gradient averaging the parameters' gradients equal a single
 process's on the concatenated batch; a group of one (a subgroup of each run) equals the local loss.
 (No run with world size 1: its gloo process aborted at exit under torch 2.13.)"""
+
 import os
 
 import pytest
@@ -30,20 +31,32 @@ def model():
 
 LOSSES = {
     "dice": lambda x, t, group: fastloss.dice_loss(x, t, batch=True, process_group=group),
-    "dice none": lambda x, t, group: fastloss.dice_loss(x, t, batch=True, reduction="none", jaccard=True,
-                                                        process_group=group).sum(),
-    "tversky": lambda x, t, group: fastloss.tversky_loss(x, t, batch=True, alpha=0.3, beta=0.7, gamma=0.75,
-                                                         activation="sigmoid", include_background=False,
-                                                         process_group=group),
+    "dice none": lambda x, t, group: fastloss.dice_loss(
+        x, t, batch=True, reduction="none", jaccard=True, process_group=group
+    ).sum(),
+    "tversky": lambda x, t, group: fastloss.tversky_loss(
+        x,
+        t,
+        batch=True,
+        alpha=0.3,
+        beta=0.7,
+        gamma=0.75,
+        activation="sigmoid",
+        include_background=False,
+        process_group=group,
+    ),
     # the class weights 1/(Σt)² come from the global sums too
     "generalized dice": lambda x, t, group: fastloss.generalized_dice_loss(x, t, batch=True, process_group=group),
     # the cross entropy's sums (Σ loss, Σ w_y) are all-reduced with the Dice sums
-    "dice ce": lambda x, t, group: fastloss.dice_focal_loss(x, t, batch=True, gamma=1.5, ce_weight=[1.0, 2.0, 0.5],
-                                                            dice="generalized_dice", process_group=group),
-    "dice ce sum": lambda x, t, group: fastloss.dice_ce_loss(x, t, batch=True, reduction="sum", label_smoothing=0.1,
-                                                             process_group=group),
-    "dice sigmoid focal": lambda x, t, group: fastloss.dice_focal_loss(x, t, batch=True, focal="sigmoid", alpha=0.25,
-                                                                       activation="sigmoid", process_group=group),
+    "dice ce": lambda x, t, group: fastloss.dice_focal_loss(
+        x, t, batch=True, gamma=1.5, ce_weight=[1.0, 2.0, 0.5], dice="generalized_dice", process_group=group
+    ),
+    "dice ce sum": lambda x, t, group: fastloss.dice_ce_loss(
+        x, t, batch=True, reduction="sum", label_smoothing=0.1, process_group=group
+    ),
+    "dice sigmoid focal": lambda x, t, group: fastloss.dice_focal_loss(
+        x, t, batch=True, focal="sigmoid", alpha=0.25, activation="sigmoid", process_group=group
+    ),
 }
 
 
@@ -62,8 +75,10 @@ def _worker(rank, world, init_file, out_dir):
     # a group of one (every rank creates every group, in the same order, as new_group requires)
     alone = [dist.new_group([r]) for r in range(world)][rank]
     x = model()(features[mine])
-    results["group of one"] = (fastloss.dice_loss(x, labels[mine], batch=True, process_group=alone).detach(),
-                               fastloss.dice_loss(x, labels[mine], batch=True).detach())
+    results["group of one"] = (
+        fastloss.dice_loss(x, labels[mine], batch=True, process_group=alone).detach(),
+        fastloss.dice_loss(x, labels[mine], batch=True).detach(),
+    )
     torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
     # Every rank has written its results; then leave without tearing the process group down: its
     # threads raced at exit now and then (std::terminate, SIGABRT) in CI. An exception above still
@@ -78,14 +93,17 @@ def test_ddp_equals_one_process_on_the_whole_batch(world, tmp_path):
     features, labels = data()
     for name, loss_fn in LOSSES.items():
         net = model()
-        loss = {"dice": lambda: fastloss.dice_loss(net(features), labels, batch=True),
-                "dice none": lambda: fastloss.dice_loss(net(features), labels, batch=True, reduction="none",
-                                                        jaccard=True).sum(),
-                "tversky": lambda: loss_fn(net(features), labels, None),
-                "generalized dice": lambda: loss_fn(net(features), labels, None),
-                "dice ce": lambda: loss_fn(net(features), labels, None),
-                "dice ce sum": lambda: loss_fn(net(features), labels, None),
-                "dice sigmoid focal": lambda: loss_fn(net(features), labels, None)}[name]()
+        loss = {
+            "dice": lambda: fastloss.dice_loss(net(features), labels, batch=True),
+            "dice none": lambda: fastloss.dice_loss(
+                net(features), labels, batch=True, reduction="none", jaccard=True
+            ).sum(),
+            "tversky": lambda: loss_fn(net(features), labels, None),
+            "generalized dice": lambda: loss_fn(net(features), labels, None),
+            "dice ce": lambda: loss_fn(net(features), labels, None),
+            "dice ce sum": lambda: loss_fn(net(features), labels, None),
+            "dice sigmoid focal": lambda: loss_fn(net(features), labels, None),
+        }[name]()
         loss.backward()
         want_grads = [p.grad for p in net.parameters()]
         for rank in range(world):

@@ -2,6 +2,7 @@
 (from its wheel), ultralytics' DFLoss and the pure-torch reference: values, gradients, both ends of the
 bins, registration, bad input. (gradgradcheck, vmap, torch.func, compile dynamic, autocast, empty
 inputs: the tests/op_cases.py cases in test_guarantees.py.)"""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -101,12 +102,15 @@ def test_is_two_cross_entropies():
     one plain cross entropy; the (..., n) layout of 4 box sides equals the flat one."""
     x, t = dfl_inputs(64, 17, seed=3, ends=False)
     left = t.long()
-    want = ((left + 1 - t) * F.cross_entropy(x, left, reduction="none") +
-            (t - left) * F.cross_entropy(x, left + 1, reduction="none"))
+    want = (left + 1 - t) * F.cross_entropy(x, left, reduction="none") + (t - left) * F.cross_entropy(
+        x, left + 1, reduction="none"
+    )
     assert_close(fastloss.distribution_focal_loss(x, t, reduction="none"), want)
     integers = t.floor()
-    assert_close(fastloss.distribution_focal_loss(x, integers, reduction="none"),
-                 F.cross_entropy(x, integers.long(), reduction="none"))
+    assert_close(
+        fastloss.distribution_focal_loss(x, integers, reduction="none"),
+        F.cross_entropy(x, integers.long(), reduction="none"),
+    )
     sides = fastloss.distribution_focal_loss(x.reshape(16, 4, 17), t.reshape(16, 4), reduction="none")
     assert_close(sides.reshape(-1), want)
 
@@ -116,14 +120,17 @@ def test_gradcheck_and_opcheck():
     x.requires_grad_()
     w = torch.rand(12, dtype=torch.float64)
     for reduction in REDUCTIONS:
-        assert torch.autograd.gradcheck(lambda v: fastloss.distribution_focal_loss(v, t, reduction=reduction,
-                                                                                   weight=w), (x,))
+        assert torch.autograd.gradcheck(
+            lambda v: fastloss.distribution_focal_loss(v, t, reduction=reduction, weight=w), (x,)
+        )
     op = torch.ops.fastloss.distribution_focal_loss.default
     for args in [(x, t, None, -1.0, 2), (x, t, w, 4.5, 0), (x.float(), t.float(), None, -1.0, 1)]:
         torch.library.opcheck(op, args)
     loss, lse = op(x.detach(), t, w, -1.0, 1)
-    torch.library.opcheck(torch.ops.fastloss.distribution_focal_loss_backward.default,
-                          (torch.ones((), dtype=torch.float64), x.detach(), t, w, lse, -1.0, 1))
+    torch.library.opcheck(
+        torch.ops.fastloss.distribution_focal_loss_backward.default,
+        (torch.ones((), dtype=torch.float64), x.detach(), t, w, lse, -1.0, 1),
+    )
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -134,8 +141,11 @@ def test_compile_fullgraph(device):
         return fastloss.distribution_focal_loss(v, t, target_max=15 - 0.01)
 
     for dynamic in (False, True):
-        assert_same(value_and_grad(torch.compile(step, fullgraph=True, dynamic=dynamic), x), value_and_grad(step, x),
-                    torch.float32)
+        assert_same(
+            value_and_grad(torch.compile(step, fullgraph=True, dynamic=dynamic), x),
+            value_and_grad(step, x),
+            torch.float32,
+        )
 
 
 @settings(max_examples=25, deadline=None)

@@ -1,4 +1,5 @@
 """The examples in examples/ run (CPU), give their peer's loss at step 0, and training proceeds."""
+
 import importlib
 import math
 import os
@@ -41,13 +42,15 @@ def test_nnunet_deep_supervision(tmp_path):
     """Step 0 against nnU-Net 2.8.1's own DeepSupervisionWrapper(DC_and_CE_loss) (from its wheel),
     the core one-call form equal to the wrapper, and training proceeds."""
     from nnunet_peer import load as load_nnunet
+
     module = example("nnunet_deep_supervision")
     model, images, labels, wrapped, core, history = module.main()
     nnunet = load_nnunet(str(tmp_path))
     torch.manual_seed(0)
     outputs = module.DeepSupervisedNet()(images)
     theirs = module.nnunet_criterion(nnunet, nnunet.MemoryEfficientSoftDiceLoss)(
-        outputs, module.targets_per_level(labels, outputs))
+        outputs, module.targets_per_level(labels, outputs)
+    )
     assert wrapped == pytest.approx(theirs.item(), rel=1e-5)
     assert core == pytest.approx(wrapped, rel=1e-6)
     assert all(math.isfinite(x) for x in history) and history[-1] < history[0]
@@ -60,8 +63,11 @@ def test_mmdet_config(tmp_path):
     module = example("mmdet_config")
     ours = module.build_losses()
     mmdet = load(str(tmp_path))
-    classes = {"FocalLoss": mmdet["focal_loss"].FocalLoss, "GIoULoss": mmdet["iou_loss"].GIoULoss,
-               "CrossEntropyLoss": mmdet["cross_entropy_loss"].CrossEntropyLoss}
+    classes = {
+        "FocalLoss": mmdet["focal_loss"].FocalLoss,
+        "GIoULoss": mmdet["iou_loss"].GIoULoss,
+        "CrossEntropyLoss": mmdet["cross_entropy_loss"].CrossEntropyLoss,
+    }
     theirs = {}
     for name, cfg in module.LOSS_CONFIG.items():
         cfg = dict(cfg)
@@ -85,13 +91,24 @@ def test_detr_matching():
     """Each layer's and image's matching equals scipy's on the matchers' own (unpadded) cost block."""
     from scipy.optimize import linear_sum_assignment
     from fastloss.reference.matching_cost import matching_cost as reference
+
     logits, boxes, targets, layers = example("detr_matching").main()
     for layer, matches in enumerate(layers):
         for i, (rows, cols) in enumerate(matches):
             t = targets[i]
-            cost = reference(logits[layer, i][None, None], boxes[layer, i][None, None], t["labels"][None],
-                             t["boxes"][None], torch.ones(1, len(t["labels"]), dtype=torch.bool), 0, 0.25, 2.0, 2.0,
-                             5.0, 2.0)[0, 0]
+            cost = reference(
+                logits[layer, i][None, None],
+                boxes[layer, i][None, None],
+                t["labels"][None],
+                t["boxes"][None],
+                torch.ones(1, len(t["labels"]), dtype=torch.bool),
+                0,
+                0.25,
+                2.0,
+                2.0,
+                5.0,
+                2.0,
+            )[0, 0]
             want_rows, want_cols = linear_sum_assignment(cost.numpy())
             assert rows.tolist() == want_rows.tolist() and cols.tolist() == want_cols.tolist()
             assert len(rows) == len(t["labels"])

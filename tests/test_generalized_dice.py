@@ -1,5 +1,6 @@
 """fastloss.generalized_dice_loss: MONAI's GeneralizedDiceLoss numbers (also through fastloss.monai's face,
 tests/test_monai_face.py), shapes, gradients, bad input."""
+
 import pytest
 import torch
 
@@ -25,8 +26,9 @@ def test_equals_monai(w_type, batch, include_background):
         pytest.skip("MONAI is not installed")
     x, labels = inputs()
     ours = fastloss.generalized_dice_loss(x, labels, w_type=w_type, batch=batch, include_background=include_background)
-    theirs = monai_losses.GeneralizedDiceLoss(softmax=True, to_onehot_y=True, w_type=w_type, batch=batch,
-                                              include_background=include_background)(x, labels.unsqueeze(1))
+    theirs = monai_losses.GeneralizedDiceLoss(
+        softmax=True, to_onehot_y=True, w_type=w_type, batch=batch, include_background=include_background
+    )(x, labels.unsqueeze(1))
     assert_close(ours, theirs)
 
 
@@ -38,8 +40,9 @@ def test_shapes_gradcheck_and_reference_sums(batch):
     assert none.shape == ((1,) if batch else (n,))
     assert_close(fastloss.generalized_dice_loss(x, labels, batch=batch, reduction="sum"), none.sum())
     x.requires_grad_()
-    assert torch.autograd.gradcheck(lambda v: fastloss.generalized_dice_loss(v, labels, batch=batch,
-                                                                             w_type="simple"), (x,))
+    assert torch.autograd.gradcheck(
+        lambda v: fastloss.generalized_dice_loss(v, labels, batch=batch, w_type="simple"), (x,)
+    )
 
 
 def test_bad_input():

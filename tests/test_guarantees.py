@@ -1,6 +1,7 @@
 """The guarantees every fastloss op keeps (docs/guarantees.md), held over every loss in
 tests/op_cases.py: higher-order gradients, torch.func, torch.compile with dynamic shapes, pickling,
 infinite and other special inputs, mixed dtypes, autocast, and the errors of bad input."""
+
 import copy
 import io
 import pickle
@@ -34,8 +35,9 @@ def test_gradgradcheck(case):
 
 def test_gradgradcheck_with_respect_to_soft_targets():
     x, (t,), kwargs = split(next(c for c in CASES if c.name == "sigmoid_focal soft"), n=4)
-    assert torch.autograd.gradgradcheck(lambda x, t: fastloss.sigmoid_focal_loss(x, t, gamma=1.5, reduction="none"),
-                                        (x, t.requires_grad_()))
+    assert torch.autograd.gradgradcheck(
+        lambda x, t: fastloss.sigmoid_focal_loss(x, t, gamma=1.5, reduction="none"), (x, t.requires_grad_())
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=repr)
@@ -47,7 +49,7 @@ def test_gradient_penalty_equals_the_reference(case):
         x, rest, kwargs = split(case)
         (g,) = torch.autograd.grad(fn(x, *rest, **kwargs), x, create_graph=True)
         assert g.requires_grad and g.grad_fn is not None
-        (h,) = torch.autograd.grad((g ** 2).sum() + fn(x, *rest, **kwargs), x)
+        (h,) = torch.autograd.grad((g**2).sum() + fn(x, *rest, **kwargs), x)
         results.append((g.detach(), h))
     for got, want in zip(*results):
         assert_close(got, want)
@@ -60,7 +62,7 @@ def test_gradient_penalty_equals_torchvision(name):
     for fn in (getattr(fastloss, name), getattr(torchvision_ops, name)):
         x, (t,), _ = split(next(c for c in CASES if c.name == "giou"))
         (g,) = torch.autograd.grad(fn(x, t, reduction="sum"), x, create_graph=True)
-        (h,) = torch.autograd.grad((g ** 2).sum(), x)
+        (h,) = torch.autograd.grad((g**2).sum(), x)
         results.append(h)
     assert_close(*results)
 
@@ -120,8 +122,9 @@ def test_vmap_of_grad_gives_per_sample_gradients(case):
     assert_close(got, want)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.name in ("sigmoid_focal labels", "giou", "dice soft")],
-                         ids=repr)
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c.name in ("sigmoid_focal labels", "giou", "dice soft")], ids=repr
+)
 def test_func_hessian_equals_the_reference(case):
     x, rest, kwargs = split(case, n=3, grad=False)
     got = torch.func.hessian(lambda x: case.fn(x, *rest, **kwargs).sum())(x)
@@ -174,8 +177,9 @@ def test_compile_reduce_overhead_cuda_graphs(case):
 
 def test_compile_with_a_tensor_avg_factor():
     x, (t,), _ = split(CASES[0], dtype=torch.float32)
-    step = torch.compile(lambda x, t, a: fastloss.sigmoid_focal_loss(x, t, reduction="mean", avg_factor=a),
-                         fullgraph=True, dynamic=True)
+    step = torch.compile(
+        lambda x, t, a: fastloss.sigmoid_focal_loss(x, t, reduction="mean", avg_factor=a), fullgraph=True, dynamic=True
+    )
     a = torch.tensor(3.0)
     assert_close(step(x, t, a), fastloss.sigmoid_focal_loss(x, t, reduction="mean", avg_factor=a))
 
@@ -184,12 +188,23 @@ def test_compile_with_a_tensor_avg_factor():
 
 
 MODULES = [
-    fnn.SigmoidFocalLoss(alpha=0.3), fnn.IoULoss(mode="linear"), fnn.GIoULoss(), fnn.DIoULoss(), fnn.CIoULoss(),
-    fnn.EIoULoss(), fnn.FocalEIoULoss(gamma=0.7), fnn.CDIoULoss(lambd=0.5),
-    fnn.DiceLoss(class_weight=[1.0, 2.0, 3.0]), fnn.TverskyLoss(class_weight=torch.tensor([0.5, 1.0, 2.0])),
-    fnn.DiceLoss(class_weight=0.5), fnn.SoftmaxFocalLoss(alpha=torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])),
-    fnn.CrossEntropyLoss(class_weight=[1.0, 2.0, 3.0, 4.0, 5.0]), fnn.L1Loss(), fnn.MSELoss(),
-    fnn.SmoothL1Loss(beta=0.5), fnn.DiceCELoss(ce_weight=[1.0, 2.0, 0.5]),
+    fnn.SigmoidFocalLoss(alpha=0.3),
+    fnn.IoULoss(mode="linear"),
+    fnn.GIoULoss(),
+    fnn.DIoULoss(),
+    fnn.CIoULoss(),
+    fnn.EIoULoss(),
+    fnn.FocalEIoULoss(gamma=0.7),
+    fnn.CDIoULoss(lambd=0.5),
+    fnn.DiceLoss(class_weight=[1.0, 2.0, 3.0]),
+    fnn.TverskyLoss(class_weight=torch.tensor([0.5, 1.0, 2.0])),
+    fnn.DiceLoss(class_weight=0.5),
+    fnn.SoftmaxFocalLoss(alpha=torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])),
+    fnn.CrossEntropyLoss(class_weight=[1.0, 2.0, 3.0, 4.0, 5.0]),
+    fnn.L1Loss(),
+    fnn.MSELoss(),
+    fnn.SmoothL1Loss(beta=0.5),
+    fnn.DiceCELoss(ce_weight=[1.0, 2.0, 0.5]),
     fnn.DiceFocalLoss(class_weight=torch.tensor([0.5, 1.0, 2.0]), gamma=1.5, ce_weight=2.0),
     fnn.DiceFocalLoss(focal="sigmoid", alpha=0.25, activation="sigmoid", ce_weight=[1.0, 2.0, 0.5]),
 ]
@@ -225,7 +240,7 @@ def test_module_pickles_copies_and_saves(module):
 @pytest.mark.parametrize("module", [m for m in MODULES if len(m.state_dict())], ids=lambda m: type(m).__name__)
 def test_class_weights_are_buffers(module):
     """state_dict holds them, .to() moves them, and a fresh module loads them strictly."""
-    (name, value), = module.state_dict().items()
+    ((name, value),) = module.state_dict().items()
     moved = copy.deepcopy(module).to(torch.float64)
     assert getattr(moved, name).dtype == torch.float64
     fresh = copy.deepcopy(module)
@@ -261,8 +276,9 @@ def test_cross_entropy_minus_inf_at_the_label_is_inf_with_a_finite_gradient(layo
 
 
 def test_softmax_focal_minus_inf_at_the_label_keeps_a_finite_gradient():
-    loss, g = loss_and_grad(fastloss.softmax_focal_loss, torch.tensor([[-INF, 1.0, 2.0]]), torch.tensor([0]),
-                            gamma=2.0, reduction="none")
+    loss, g = loss_and_grad(
+        fastloss.softmax_focal_loss, torch.tensor([[-INF, 1.0, 2.0]]), torch.tensor([0]), gamma=2.0, reduction="none"
+    )
     assert loss.item() == INF and torch.isfinite(g).all()
 
 
@@ -302,8 +318,11 @@ if hypothesis is not None:
     SPECIAL = [INF, -INF, float("nan"), 1e4, -1e4, 1e-40, -1e-40, 0.0, 1.0, -1.0]
 
     @settings(max_examples=300)
-    @given(case=st.sampled_from(CASES), seed=st.integers(0, 2 ** 16),
-           specials=st.lists(st.tuples(st.integers(0, 10 ** 6), st.sampled_from(SPECIAL)), min_size=1, max_size=6))
+    @given(
+        case=st.sampled_from(CASES),
+        seed=st.integers(0, 2**16),
+        specials=st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(SPECIAL)), min_size=1, max_size=6),
+    )
     def test_special_values_are_classified_as_the_reference(case, seed, specials):
         """±inf, NaN, ±1e4, subnormals, exact 0 and 1 pushed into the inputs (and soft targets): each
         element of the loss is finite / inf / NaN exactly where the reference's is, and — where no loss
@@ -313,8 +332,9 @@ if hypothesis is not None:
         for position, value in specials:
             floats = [t for t in tensors if t.dtype.is_floating_point]
             target = floats[position % len(floats)]
-            if target is not tensors[0] and case.name.startswith(("sigmoid", "dice", "tversky", "varifocal",
-                                                                  "quality_focal", "distribution_focal")):
+            if target is not tensors[0] and case.name.startswith(
+                ("sigmoid", "dice", "tversky", "varifocal", "quality_focal", "distribution_focal")
+            ):
                 # soft targets and quality scores are probabilities (a DFL target in [0, 1] is two bins')
                 value = min(max(value, 0.0), 1.0) if value == value else 0.5
             target.view(-1)[position % target.numel()] = value
@@ -329,8 +349,14 @@ if hypothesis is not None:
 
 # ------------------------------------------------------------------------------------ mixed dtypes
 
-PAIRS = [(torch.float16, torch.float32), (torch.bfloat16, torch.float32), (torch.float32, torch.float64),
-         (torch.float64, torch.float32), (torch.float32, torch.float16), (torch.float16, torch.bfloat16)]
+PAIRS = [
+    (torch.float16, torch.float32),
+    (torch.bfloat16, torch.float32),
+    (torch.float32, torch.float64),
+    (torch.float64, torch.float32),
+    (torch.float32, torch.float16),
+    (torch.float16, torch.bfloat16),
+]
 MIXED = [c for c in CASES if c.name in ("sigmoid_focal soft", "giou", "ciou", "dice soft")]
 
 
@@ -344,8 +370,9 @@ def test_mixed_dtypes_promote_inside_the_kernel(device, case, dtypes):
     x, t = x.to(dtypes[0]).requires_grad_(), t.to(dtypes[1]).requires_grad_(case.name != "dice soft")
     loss = case.fn(x, t, **kwargs)
     promoted = torch.promote_types(*dtypes)
-    want_dtype = promoted if case.name.startswith("sigmoid") else (
-        torch.float64 if promoted == torch.float64 else torch.float32)
+    want_dtype = (
+        promoted if case.name.startswith("sigmoid") else (torch.float64 if promoted == torch.float64 else torch.float32)
+    )
     assert loss.dtype == want_dtype
     wanted = [x, t] if t.requires_grad else [x]
     grads = torch.autograd.grad(loss, wanted)
@@ -360,8 +387,9 @@ def test_mixed_dtype_memory_is_the_gradient():
 
     x = torch.randn(4000, 80).half().requires_grad_()
     t = (torch.rand(4000, 80) < 0.02).float()
-    peak = bench.peak_bytes(lambda x, t: fastloss.sigmoid_focal_loss(x, t, reduction="mean"), {"x": x, "t": t},
-                            ("x",), torch.device("cpu"))
+    peak = bench.peak_bytes(
+        lambda x, t: fastloss.sigmoid_focal_loss(x, t, reduction="mean"), {"x": x, "t": t}, ("x",), torch.device("cpu")
+    )
     assert peak <= 1.1 * x.numel() * x.element_size()
 
 
@@ -381,8 +409,11 @@ def test_autocast_computes_in_float32_and_returns_float32(case, device):
         loss = case.fn(x, *rest, **{**kwargs, "reduction": reduction})
         (g,) = torch.autograd.grad(loss.sum(), x)
     assert loss.dtype == torch.float32 and g.dtype == half
-    want = case.fn(x.detach().float(), *(r.float() if r.dtype.is_floating_point else r for r in rest),
-                   **{**kwargs, "reduction": reduction})
+    want = case.fn(
+        x.detach().float(),
+        *(r.float() if r.dtype.is_floating_point else r for r in rest),
+        **{**kwargs, "reduction": reduction},
+    )
     assert_close(loss, want, dtype=torch.float32, rtol=1e-5, atol=1e-5)
 
 
@@ -413,25 +444,63 @@ def test_autocast_does_not_copy_the_logits():
 # ------------------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("call,error,message", [
-    (lambda: fastloss.sigmoid_focal_loss(torch.randn(3, 4), torch.zeros(3, dtype=torch.long), ignore_index=2 ** 70),
-     ValueError, "ignore_index must fit in int64"),
-    (lambda: fastloss.giou_loss(torch.rand(3, 4), torch.rand(3, 4), weight=torch.ones(3, 4, dtype=torch.long)),
-     TypeError, "weight must be a float16"),
-    (lambda: fastloss.dice_loss(torch.randn(2, 3, 4), torch.zeros(2, 4, dtype=torch.long),
-                                class_weight=torch.ones(3, requires_grad=True)), ValueError, "class_weight requires grad"),
-    (lambda: fastloss.dice_loss(torch.randn(2, 3, 4), torch.zeros(2, 4, dtype=torch.long),
-                                class_weight=[1.0, float("nan"), 1.0]), ValueError, "class_weight must be finite"),
-    (lambda: fastloss.tversky_loss(torch.randn(2, 3, 4), torch.zeros(2, 4, dtype=torch.long),
-                                   class_weight=torch.tensor([1.0, float("inf"), 1.0])), ValueError,
-     "class_weight must be finite"),
-    (lambda: fastloss.dice_loss(torch.randn(2, 0, 4), torch.zeros(2, 4, dtype=torch.long)), ValueError,
-     "at least one class"),
-    (lambda: fastloss.softmax_focal_loss(torch.randn(2, 0), torch.zeros(2, dtype=torch.long)), ValueError,
-     "at least one class"),
-    (lambda: fastloss.mse_loss(torch.randn(3), torch.randn(3), weight=torch.ones(3, requires_grad=True)),
-     ValueError, "weight requires grad"),
-])
+@pytest.mark.parametrize(
+    "call,error,message",
+    [
+        (
+            lambda: fastloss.sigmoid_focal_loss(
+                torch.randn(3, 4), torch.zeros(3, dtype=torch.long), ignore_index=2**70
+            ),
+            ValueError,
+            "ignore_index must fit in int64",
+        ),
+        (
+            lambda: fastloss.giou_loss(torch.rand(3, 4), torch.rand(3, 4), weight=torch.ones(3, 4, dtype=torch.long)),
+            TypeError,
+            "weight must be a float16",
+        ),
+        (
+            lambda: fastloss.dice_loss(
+                torch.randn(2, 3, 4),
+                torch.zeros(2, 4, dtype=torch.long),
+                class_weight=torch.ones(3, requires_grad=True),
+            ),
+            ValueError,
+            "class_weight requires grad",
+        ),
+        (
+            lambda: fastloss.dice_loss(
+                torch.randn(2, 3, 4), torch.zeros(2, 4, dtype=torch.long), class_weight=[1.0, float("nan"), 1.0]
+            ),
+            ValueError,
+            "class_weight must be finite",
+        ),
+        (
+            lambda: fastloss.tversky_loss(
+                torch.randn(2, 3, 4),
+                torch.zeros(2, 4, dtype=torch.long),
+                class_weight=torch.tensor([1.0, float("inf"), 1.0]),
+            ),
+            ValueError,
+            "class_weight must be finite",
+        ),
+        (
+            lambda: fastloss.dice_loss(torch.randn(2, 0, 4), torch.zeros(2, 4, dtype=torch.long)),
+            ValueError,
+            "at least one class",
+        ),
+        (
+            lambda: fastloss.softmax_focal_loss(torch.randn(2, 0), torch.zeros(2, dtype=torch.long)),
+            ValueError,
+            "at least one class",
+        ),
+        (
+            lambda: fastloss.mse_loss(torch.randn(3), torch.randn(3), weight=torch.ones(3, requires_grad=True)),
+            ValueError,
+            "weight requires grad",
+        ),
+    ],
+)
 def test_bad_input_is_a_clear_error(call, error, message):
     with pytest.raises(error, match=message):
         call()
@@ -450,6 +519,7 @@ def test_empty_batch_dice_is_defined(reduction):
 def test_cpu_flavour_comes_from_the_cpu_itself():
     """The CPU's features are asked of the CPU (cpuid), not read from /proc/cpuinfo: a CPU that reports
     no AVX2 gets no AVX2 kernels, whatever a file says."""
+
     class NoAvx:
         cpu_features = ""
 
@@ -457,6 +527,7 @@ def test_cpu_flavour_comes_from_the_cpu_itself():
         cpu_features = "avx2 fma f16c"
 
     import platform
+
     if platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("x86-64 only")
     assert fastloss._backend._cpu_flavours(NoAvx)[0] == []
@@ -487,8 +558,10 @@ def test_an_empty_mean_is_zero_with_a_working_backward(case):
 
 
 def test_an_empty_softmax_focal_mean_is_zero_in_both_layouts():
-    for x, y in ((torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)),
-                 (torch.zeros(2, 4, 0), torch.zeros(2, 0, dtype=torch.long))):
+    for x, y in (
+        (torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)),
+        (torch.zeros(2, 4, 0), torch.zeros(2, 0, dtype=torch.long)),
+    ):
         assert fastloss.softmax_focal_loss(x.requires_grad_(), y).item() == 0
 
 

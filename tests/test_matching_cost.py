@@ -2,6 +2,7 @@
 form and DETR's softmax, written here from their formulas over the concatenated targets, as their
 HungarianMatcher computes them, then split per image) and the pure-torch reference: padded targets,
 stacked layers, half logits, edge cases, bad input, opcheck, torch.compile, and the Hungarian example."""
+
 import pytest
 import torch
 
@@ -15,8 +16,9 @@ needs_torchvision = needs("torchvision.ops")
 needs_scipy = needs("scipy.optimize")
 
 
-def matcher_blocks(logits, boxes, labels, tgt_boxes, mask, kind="focal", alpha=0.25, gamma=2.0, w_class=2.0,
-                   w_bbox=5.0, w_giou=2.0):
+def matcher_blocks(
+    logits, boxes, labels, tgt_boxes, mask, kind="focal", alpha=0.25, gamma=2.0, w_class=2.0, w_bbox=5.0, w_giou=2.0
+):
     """The matchers' way: every query against the targets of all images ((B·Q) × ΣT), then each image's
     block. Returns a list of (Q, T_i) blocks."""
     batch, queries = logits.shape[:2]
@@ -25,7 +27,7 @@ def matcher_blocks(logits, boxes, labels, tgt_boxes, mask, kind="focal", alpha=0
     out_bbox = boxes.flatten(0, 1).float()
     if kind == "focal":
         p = logits.flatten(0, 1).float().sigmoid()
-        neg = (1 - alpha) * (p ** gamma) * (-(1 - p + 1e-8).log())
+        neg = (1 - alpha) * (p**gamma) * (-(1 - p + 1e-8).log())
         pos = alpha * ((1 - p) ** gamma) * (-(p + 1e-8).log())
         cost_class = pos[:, tgt_ids] - neg[:, tgt_ids]
     else:
@@ -35,6 +37,7 @@ def matcher_blocks(logits, boxes, labels, tgt_boxes, mask, kind="focal", alpha=0
     def xyxy(b):
         cx, cy, w, h = b.unbind(-1)
         return torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], -1)
+
     cost_giou = -torchvision_ops.generalized_box_iou(xyxy(out_bbox), xyxy(tgt_bbox.float()))
     cost = (w_bbox * cost_bbox + w_class * cost_class + w_giou * cost_giou).view(batch, queries, -1)
     return [c[i] for i, c in enumerate(cost.split(counts, -1))]
@@ -43,13 +46,15 @@ def matcher_blocks(logits, boxes, labels, tgt_boxes, mask, kind="focal", alpha=0
 @needs_torchvision
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", ["focal", "softmax"])
-@pytest.mark.parametrize("options", [dict(), dict(alpha=0.5, gamma=1.5, w_class=1.0, w_bbox=3.0, w_giou=4.0),
-                                     dict(gamma=0.0)], ids=str)
+@pytest.mark.parametrize(
+    "options", [dict(), dict(alpha=0.5, gamma=1.5, w_class=1.0, w_bbox=3.0, w_giou=4.0), dict(gamma=0.0)], ids=str
+)
 def test_equals_the_matchers_cost_blocks(kind, options, device):
     args = detr_inputs(batch=4, queries=30, classes=11, targets=9, counts=(3, 9, 0, 6), softmax=kind == "softmax")
     names = dict(w_class="cost_class", w_bbox="cost_bbox", w_giou="cost_giou")
-    got = fastloss.matching_cost(*(t.to(device) for t in args), class_cost=kind,
-                                 **{names.get(k, k): v for k, v in options.items()}).cpu()
+    got = fastloss.matching_cost(
+        *(t.to(device) for t in args), class_cost=kind, **{names.get(k, k): v for k, v in options.items()}
+    ).cpu()
     logits, boxes, labels, tgt, mask = args
     assert got.shape == (4, 30, 9) and got.dtype == torch.float32
     for i, block in enumerate(matcher_blocks(*args, kind=kind, **options)):
@@ -95,6 +100,7 @@ def test_no_real_targets(counts, targets):
 def test_hungarian_on_the_padded_matrix_matches_the_unpadded_one(kind):
     """The documented property of the 0 columns: for Q ≥ T the real targets get the same queries."""
     from scipy.optimize import linear_sum_assignment
+
     args = detr_inputs(batch=3, queries=12, targets=8, counts=(5, 8, 2), softmax=kind == "softmax", seed=3)
     cost = fastloss.matching_cost(*args, class_cost=kind)
     for i in range(3):
@@ -105,16 +111,20 @@ def test_hungarian_on_the_padded_matrix_matches_the_unpadded_one(kind):
         assert sorted(zip(cols[real], rows[real])) == sorted(zip(cols_u, rows_u))
 
 
-@pytest.mark.parametrize("change, error, message", [
-    (lambda a: (a[0][..., 0],) + a[1:], ValueError, "pred_logits must have shape"),
-    (lambda a: (a[0], a[1][:, :-1]) + a[2:], ValueError, "pred_boxes must match"),
-    (lambda a: a[:3] + (a[3][..., :3],) + a[4:], ValueError, "tgt_boxes must have shape"),
-    (lambda a: a[:2] + (a[2][:, :-1],) + a[3:], ValueError, "tgt_labels must have shape"),
-    (lambda a: a[:2] + (a[2] + 9,) + a[3:], ValueError, "tgt_labels has label 9"),
-    (lambda a: a[:2] + (a[2].float(),) + a[3:], TypeError, "tgt_labels must be an integer"),
-    (lambda a: a[:4] + (a[4][:2],), ValueError, "tgt_mask must have shape"),
-    (lambda a: (a[0].to("meta"),) + a[1:], ValueError, "must be on pred_logits' device"),
-], ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize(
+    "change, error, message",
+    [
+        (lambda a: (a[0][..., 0],) + a[1:], ValueError, "pred_logits must have shape"),
+        (lambda a: (a[0], a[1][:, :-1]) + a[2:], ValueError, "pred_boxes must match"),
+        (lambda a: a[:3] + (a[3][..., :3],) + a[4:], ValueError, "tgt_boxes must have shape"),
+        (lambda a: a[:2] + (a[2][:, :-1],) + a[3:], ValueError, "tgt_labels must have shape"),
+        (lambda a: a[:2] + (a[2] + 9,) + a[3:], ValueError, "tgt_labels has label 9"),
+        (lambda a: a[:2] + (a[2].float(),) + a[3:], TypeError, "tgt_labels must be an integer"),
+        (lambda a: a[:4] + (a[4][:2],), ValueError, "tgt_mask must have shape"),
+        (lambda a: (a[0].to("meta"),) + a[1:], ValueError, "must be on pred_logits' device"),
+    ],
+    ids=lambda x: x if isinstance(x, str) else "",
+)
 def test_bad_input_is_a_clear_error(change, error, message):
     with pytest.raises(error, match=message):
         fastloss.matching_cost(*change(detr_inputs()))
@@ -132,8 +142,9 @@ def test_a_no_object_label_is_refused_with_softmax():
 @pytest.mark.parametrize("kind", [0, 1])
 def test_opcheck(kind):
     logits, boxes, labels, tgt, mask = detr_inputs(layers=2, softmax=kind == 1)
-    torch.library.opcheck(torch.ops.fastloss.matching_cost.default,
-                          (logits, boxes, labels, tgt, mask, kind, 0.25, 2.0, 2.0, 5.0, 2.0))
+    torch.library.opcheck(
+        torch.ops.fastloss.matching_cost.default, (logits, boxes, labels, tgt, mask, kind, 0.25, 2.0, 2.0, 5.0, 2.0)
+    )
 
 
 @pytest.mark.parametrize("dynamic", [False, True])
@@ -148,7 +159,18 @@ def test_compile_fullgraph(dynamic):
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
 @pytest.mark.parametrize("kind", ["focal", "softmax"])
 def test_cuda_equals_cpu_at_scale(kind):
-    args = detr_inputs(batch=16, queries=900, classes=91, targets=100, counts=tuple(range(0, 160, 10)), layers=6,
-                       softmax=kind == "softmax")
-    torch.testing.assert_close(fastloss.matching_cost(*(t.cuda() for t in args), class_cost=kind).cpu(),
-                               fastloss.matching_cost(*args, class_cost=kind), rtol=2e-5, atol=2e-5)
+    args = detr_inputs(
+        batch=16,
+        queries=900,
+        classes=91,
+        targets=100,
+        counts=tuple(range(0, 160, 10)),
+        layers=6,
+        softmax=kind == "softmax",
+    )
+    torch.testing.assert_close(
+        fastloss.matching_cost(*(t.cuda() for t in args), class_cost=kind).cpu(),
+        fastloss.matching_cost(*args, class_cost=kind),
+        rtol=2e-5,
+        atol=2e-5,
+    )

@@ -2,6 +2,7 @@
 harness tests/math/accuracy.cpp on a stratified sample (`make math-exhaustive` runs every float32 input):
 within 1 ULP of a more precise reference, the C library's special values, and the same bits from the
 generic (16-byte, any target: aarch64's width), AVX2 and AVX-512 builds of the same lines."""
+
 import os
 import re
 import shutil
@@ -12,7 +13,6 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE = os.path.join(ROOT, "tests", "math", "accuracy.cpp")
 FUNCTIONS = ["expf", "expm1f", "logf", "log1pf", "powf", "atan2f", "exp", "expm1", "log", "log1p", "pow", "atan2"]
-
 
 
 def cpu_flags():
@@ -42,8 +42,22 @@ def runs(tmp_path_factory):
     results = {}
     for name, flags in VARIANTS.items():
         binary = str(out / f"accuracy_{name}")
-        subprocess.run([compiler(), "-std=c++20", "-O2", "-ffp-contract=off", *flags, "-I", os.path.join(ROOT, "csrc"),
-                        SOURCE, "-o", binary, "-pthread"], check=True)
+        subprocess.run(
+            [
+                compiler(),
+                "-std=c++20",
+                "-O2",
+                "-ffp-contract=off",
+                *flags,
+                "-I",
+                os.path.join(ROOT, "csrc"),
+                SOURCE,
+                "-o",
+                binary,
+                "-pthread",
+            ],
+            check=True,
+        )
         done = subprocess.run([binary, "sample"], capture_output=True, text=True, timeout=600)
         results[name] = (done.returncode, done.stdout + done.stderr)
     return results
@@ -79,11 +93,24 @@ def test_the_harness_sees_a_wrong_last_bit(tmp_path):
     broken = tmp_path / "broken.cpp"
     with open(SOURCE) as f:
         source = f.read()
-    source = source.replace('[](VF x) { return fm::exp(x); }', '[](VF x) { return fm::exp(x) * 1.0000003f; }', 1)
+    source = source.replace("[](VF x) { return fm::exp(x); }", "[](VF x) { return fm::exp(x) * 1.0000003f; }", 1)
     broken.write_text(source)
     binary = str(tmp_path / "broken")
-    subprocess.run([compiler(), "-std=c++20", "-O2", "-ffp-contract=off", "-I", os.path.join(ROOT, "csrc"), str(broken),
-                    "-o", binary, "-pthread"], check=True)
+    subprocess.run(
+        [
+            compiler(),
+            "-std=c++20",
+            "-O2",
+            "-ffp-contract=off",
+            "-I",
+            os.path.join(ROOT, "csrc"),
+            str(broken),
+            "-o",
+            binary,
+            "-pthread",
+        ],
+        check=True,
+    )
     done = subprocess.run([binary, "sample"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 1
     assert errors(done.stdout)["expf"] > 1.0

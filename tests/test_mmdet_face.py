@@ -1,5 +1,6 @@
 """fastloss.mmdet against mmdet 3.3.0's own loss modules (loaded from its wheel: tests/mmdet_peer.py),
 values and gradients, over their options; mmdet's registry through mmengine."""
+
 import itertools
 import pickle
 import sys
@@ -51,16 +52,24 @@ def test_focal_loss(mmdet, reduction, target_kind, weight_kind):
     g = torch.Generator().manual_seed(1)
     pred = torch.randn(N, C, generator=g, dtype=torch.float64) * 3
     labels = torch.randint(0, C + 1, (N,), generator=g)
-    target = {"labels": labels,
-              "one_hot_float": torch.nn.functional.one_hot(labels, C + 1)[:, :C].double(),
-              "one_hot_int": torch.nn.functional.one_hot(labels, C + 1)[:, :C]}[target_kind]
-    weight = {None: None, "anchor": torch.rand(N, generator=g, dtype=torch.float64),
-              "element": torch.rand(N, C, generator=g, dtype=torch.float64),
-              "flat": torch.rand(N * C, generator=g, dtype=torch.float64)}[weight_kind]
+    target = {
+        "labels": labels,
+        "one_hot_float": torch.nn.functional.one_hot(labels, C + 1)[:, :C].double(),
+        "one_hot_int": torch.nn.functional.one_hot(labels, C + 1)[:, :C],
+    }[target_kind]
+    weight = {
+        None: None,
+        "anchor": torch.rand(N, generator=g, dtype=torch.float64),
+        "element": torch.rand(N, C, generator=g, dtype=torch.float64),
+        "flat": torch.rand(N * C, generator=g, dtype=torch.float64),
+    }[weight_kind]
     for options in ({}, {"gamma": 1.5, "alpha": 0.6, "loss_weight": 2.0}):
-        compare(face.FocalLoss(reduction=reduction, **options), mmdet["focal_loss"].FocalLoss(reduction=reduction,
-                                                                                             **options),
-                (pred, target), (weight,))
+        compare(
+            face.FocalLoss(reduction=reduction, **options),
+            mmdet["focal_loss"].FocalLoss(reduction=reduction, **options),
+            (pred, target),
+            (weight,),
+        )
 
 
 @pytest.mark.parametrize("avg_factor", [7, 0, 0.0, "tensor", "tensor0"])
@@ -70,10 +79,16 @@ def test_focal_loss_avg_factor(mmdet, avg_factor, reduction):
     not NaN); with "none" it is ignored."""
     pred = torch.randn(N, C, dtype=torch.float64)
     labels = torch.randint(0, C + 1, (N,))
-    avg_factor = {"tensor": torch.tensor(5.0, dtype=torch.float64), "tensor0": torch.tensor(0.0)}.get(avg_factor,
-                                                                                                       avg_factor)
-    compare(face.FocalLoss(), mmdet["focal_loss"].FocalLoss(), (pred, labels), (),
-            {"avg_factor": avg_factor, "reduction_override": reduction})
+    avg_factor = {"tensor": torch.tensor(5.0, dtype=torch.float64), "tensor0": torch.tensor(0.0)}.get(
+        avg_factor, avg_factor
+    )
+    compare(
+        face.FocalLoss(),
+        mmdet["focal_loss"].FocalLoss(),
+        (pred, labels),
+        (),
+        {"avg_factor": avg_factor, "reduction_override": reduction},
+    )
     if float(avg_factor) == 0 and reduction == "mean":
         assert face.FocalLoss()(pred, labels, torch.zeros(N, dtype=torch.float64), avg_factor=avg_factor).item() == 0
 
@@ -84,8 +99,13 @@ def test_focal_loss_activated(mmdet):
     probs = torch.rand(N, C, generator=g, dtype=torch.float64) * 0.98 + 0.01
     labels = torch.randint(0, C + 1, (N,), generator=g)
     for target in (labels, torch.nn.functional.one_hot(labels, C + 1)[:, :C].double()):
-        compare(face.FocalLoss(activated=True), mmdet["focal_loss"].FocalLoss(activated=True), (probs, target),
-                rtol=1e-9, atol=1e-12)
+        compare(
+            face.FocalLoss(activated=True),
+            mmdet["focal_loss"].FocalLoss(activated=True),
+            (probs, target),
+            rtol=1e-9,
+            atol=1e-12,
+        )
 
 
 def test_focal_loss_arguments():
@@ -110,8 +130,13 @@ def test_cross_entropy(mmdet, class_weight, ignore_index, avg_non_ignore, reduct
     labels = torch.randint(0, C, (N,), generator=g)
     labels[::4] = -100 if ignore_index is None else ignore_index
     weight = torch.rand(N, generator=g, dtype=torch.float64)
-    options = dict(class_weight=class_weight, ignore_index=ignore_index, avg_non_ignore=avg_non_ignore,
-                   reduction=reduction, loss_weight=1.5)
+    options = dict(
+        class_weight=class_weight,
+        ignore_index=ignore_index,
+        avg_non_ignore=avg_non_ignore,
+        reduction=reduction,
+        loss_weight=1.5,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ours, theirs = face.CrossEntropyLoss(**options), mmdet["cross_entropy_loss"].CrossEntropyLoss(**options)
@@ -123,8 +148,10 @@ def test_cross_entropy(mmdet, class_weight, ignore_index, avg_non_ignore, reduct
 
 def test_cross_entropy_all_ignored_and_spatial(mmdet):
     """All positions ignored: 0 with avg_non_ignore (mmdet's eps); (N, C, H, W) scores."""
-    ours, theirs = face.CrossEntropyLoss(avg_non_ignore=True), mmdet["cross_entropy_loss"].CrossEntropyLoss(
-        avg_non_ignore=True)
+    ours, theirs = (
+        face.CrossEntropyLoss(avg_non_ignore=True),
+        mmdet["cross_entropy_loss"].CrossEntropyLoss(avg_non_ignore=True),
+    )
     pred = torch.randn(6, C, dtype=torch.float64)
     labels = torch.full((6,), -100)
     compare(ours, theirs, (pred, labels))
@@ -150,8 +177,13 @@ def test_binary_cross_entropy(mmdet, label_kind, avg_non_ignore, reduction):
         label[0, :2] = -1.0
         weight = torch.rand(N, C, generator=g, dtype=torch.float32)
     for class_weight in (None, [0.5, 2.0, 1.0, 3.0, 0.25]):  # class_weight: BCE's pos_weight
-        options = dict(use_sigmoid=True, ignore_index=255, avg_non_ignore=avg_non_ignore, reduction=reduction,
-                       class_weight=class_weight)
+        options = dict(
+            use_sigmoid=True,
+            ignore_index=255,
+            avg_non_ignore=avg_non_ignore,
+            reduction=reduction,
+            class_weight=class_weight,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ours, theirs = face.CrossEntropyLoss(**options), mmdet["cross_entropy_loss"].CrossEntropyLoss(**options)
@@ -164,8 +196,12 @@ def test_mask_cross_entropy(mmdet):
     pred = torch.randn(6, C, 7, 7, generator=g, dtype=torch.float64)
     target = torch.rand(6, 7, 7, generator=g, dtype=torch.float64).round()
     label = torch.randint(0, C, (6,), generator=g)
-    compare(face.CrossEntropyLoss(use_mask=True), mmdet["cross_entropy_loss"].CrossEntropyLoss(use_mask=True),
-            (pred, target), (label,))
+    compare(
+        face.CrossEntropyLoss(use_mask=True),
+        mmdet["cross_entropy_loss"].CrossEntropyLoss(use_mask=True),
+        (pred, target),
+        (label,),
+    )
 
 
 def test_cross_entropy_state_dict_and_pickle(mmdet):
@@ -183,15 +219,23 @@ def test_cross_entropy_state_dict_and_pickle(mmdet):
 def test_face_constructor_arguments_match_mmdet(mmdet):
     """Each class takes exactly mmdet's constructor arguments, with mmdet's defaults and attributes."""
     import inspect
-    pairs = [(face.FocalLoss, mmdet["focal_loss"].FocalLoss),
-             (face.CrossEntropyLoss, mmdet["cross_entropy_loss"].CrossEntropyLoss),
-             (face.IoULoss, mmdet["iou_loss"].IoULoss), (face.GIoULoss, mmdet["iou_loss"].GIoULoss),
-             (face.DIoULoss, mmdet["iou_loss"].DIoULoss), (face.CIoULoss, mmdet["iou_loss"].CIoULoss),
-             (face.SIoULoss, mmdet["iou_loss"].SIoULoss), (face.EIoULoss, mmdet["iou_loss"].EIoULoss),
-             (face.BoundedIoULoss, mmdet["iou_loss"].BoundedIoULoss),
-             (face.L1Loss, mmdet["smooth_l1_loss"].L1Loss), (face.SmoothL1Loss, mmdet["smooth_l1_loss"].SmoothL1Loss),
-             (face.BalancedL1Loss, mmdet["balanced_l1_loss"].BalancedL1Loss),
-             (face.MSELoss, mmdet["mse_loss"].MSELoss), (face.DiceLoss, mmdet["dice_loss"].DiceLoss)]
+
+    pairs = [
+        (face.FocalLoss, mmdet["focal_loss"].FocalLoss),
+        (face.CrossEntropyLoss, mmdet["cross_entropy_loss"].CrossEntropyLoss),
+        (face.IoULoss, mmdet["iou_loss"].IoULoss),
+        (face.GIoULoss, mmdet["iou_loss"].GIoULoss),
+        (face.DIoULoss, mmdet["iou_loss"].DIoULoss),
+        (face.CIoULoss, mmdet["iou_loss"].CIoULoss),
+        (face.SIoULoss, mmdet["iou_loss"].SIoULoss),
+        (face.EIoULoss, mmdet["iou_loss"].EIoULoss),
+        (face.BoundedIoULoss, mmdet["iou_loss"].BoundedIoULoss),
+        (face.L1Loss, mmdet["smooth_l1_loss"].L1Loss),
+        (face.SmoothL1Loss, mmdet["smooth_l1_loss"].SmoothL1Loss),
+        (face.BalancedL1Loss, mmdet["balanced_l1_loss"].BalancedL1Loss),
+        (face.MSELoss, mmdet["mse_loss"].MSELoss),
+        (face.DiceLoss, mmdet["dice_loss"].DiceLoss),
+    ]
     for ours, theirs in pairs:
         ours_params = [(p.name, p.default) for p in inspect.signature(ours.__init__).parameters.values()]
         theirs_params = [(p.name, p.default) for p in inspect.signature(theirs.__init__).parameters.values()]
@@ -224,14 +268,22 @@ IOU_CLASSES = ["IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "SIoULoss", "EIoUL
 def test_iou_family(mmdet, name, near, eps, reduction):
     pred, target = box_pairs(200, 6, near)
     weight = torch.rand(200, dtype=torch.float64)
-    variants = {"IoULoss": [{"mode": m} for m in ("log", "linear", "square")],
-                "SIoULoss": [{}, {"neg_gamma": True}], "EIoULoss": [{}, {"smooth_point": 0.4}]}.get(name, [{}])
+    variants = {
+        "IoULoss": [{"mode": m} for m in ("log", "linear", "square")],
+        "SIoULoss": [{}, {"neg_gamma": True}],
+        "EIoULoss": [{}, {"smooth_point": 0.4}],
+    }.get(name, [{}])
     for variant, w in itertools.product(variants, (None, weight, weight[:, None].expand(200, 4).contiguous())):
         options = dict(eps=eps, reduction=reduction, loss_weight=1.5, **variant)
         compare(getattr(face, name)(**options), getattr(mmdet["iou_loss"], name)(**options), (pred, target), (w,))
         if reduction == "mean":
-            compare(getattr(face, name)(**options), getattr(mmdet["iou_loss"], name)(**options), (pred, target),
-                    (w,), {"avg_factor": 13})
+            compare(
+                getattr(face, name)(**options),
+                getattr(mmdet["iou_loss"], name)(**options),
+                (pred, target),
+                (w,),
+                {"avg_factor": 13},
+            )
 
 
 def test_iou_family_gate_and_mixed_overlaps(mmdet):
@@ -253,10 +305,15 @@ def test_bounded_iou(mmdet, near, reduction):
     pred, target = box_pairs(200, 14, near)
     g = torch.Generator().manual_seed(15)
     for options in ({}, {"beta": 0.5, "eps": 1e-2, "loss_weight": 2.0}):
-        ours, theirs = face.BoundedIoULoss(reduction=reduction, **options), mmdet["iou_loss"].BoundedIoULoss(
-            reduction=reduction, **options)
-        for w in (None, torch.rand(200, 4, generator=g, dtype=torch.float64),
-                  torch.rand(200, 1, generator=g, dtype=torch.float64)):
+        ours, theirs = (
+            face.BoundedIoULoss(reduction=reduction, **options),
+            mmdet["iou_loss"].BoundedIoULoss(reduction=reduction, **options),
+        )
+        for w in (
+            None,
+            torch.rand(200, 4, generator=g, dtype=torch.float64),
+            torch.rand(200, 1, generator=g, dtype=torch.float64),
+        ):
             compare(ours, theirs, (pred, target), (w,))
         if reduction == "mean":
             compare(ours, theirs, (pred, target), (None,), {"avg_factor": 17.0})
@@ -270,13 +327,18 @@ def test_all_zero_weight(mmdet, name):
     """No positive weight: mmdet returns (pred * weight).sum() — here without reading the weights."""
     pred, target = box_pairs(10, 9, True)
     module_file = "iou_loss" if name in IOU_CLASSES else "smooth_l1_loss"
-    weights = [torch.zeros(10, 4, dtype=torch.float64)] + ([torch.zeros(10, dtype=torch.float64)]
-                                                           if name in IOU_CLASSES else [])
+    weights = [torch.zeros(10, 4, dtype=torch.float64)] + (
+        [torch.zeros(10, dtype=torch.float64)] if name in IOU_CLASSES else []
+    )
     module_file = "iou_loss" if name in IOU_CLASSES + ["BoundedIoULoss"] else module_file
     for weight in weights:
         for reduction in ("mean", "sum"):
-            compare(getattr(face, name)(reduction=reduction), getattr(mmdet[module_file], name)(reduction=reduction),
-                    (pred, target), (weight,))
+            compare(
+                getattr(face, name)(reduction=reduction),
+                getattr(mmdet[module_file], name)(reduction=reduction),
+                (pred, target),
+                (weight,),
+            )
 
 
 def test_iou_float16_pred(mmdet):
@@ -297,13 +359,22 @@ def test_iou_float16_pred(mmdet):
 # ---- L1, Smooth L1, MSE ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name,module_file", [("L1Loss", "smooth_l1_loss"), ("SmoothL1Loss", "smooth_l1_loss"),
-                                              ("MSELoss", "mse_loss"), ("BalancedL1Loss", "balanced_l1_loss")])
+@pytest.mark.parametrize(
+    "name,module_file",
+    [
+        ("L1Loss", "smooth_l1_loss"),
+        ("SmoothL1Loss", "smooth_l1_loss"),
+        ("MSELoss", "mse_loss"),
+        ("BalancedL1Loss", "balanced_l1_loss"),
+    ],
+)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_element_losses(mmdet, name, module_file, reduction):
     g = torch.Generator().manual_seed(11)
-    pred, target = torch.randn(N, 4, generator=g, dtype=torch.float64), torch.randn(N, 4, generator=g,
-                                                                                      dtype=torch.float64)
+    pred, target = (
+        torch.randn(N, 4, generator=g, dtype=torch.float64),
+        torch.randn(N, 4, generator=g, dtype=torch.float64),
+    )
     weight = torch.rand(N, 4, generator=g, dtype=torch.float64)
     options = {"SmoothL1Loss": {"beta": 0.5}, "BalancedL1Loss": {"alpha": 0.4, "gamma": 1.8, "beta": 0.8}}.get(name, {})
     ours = getattr(face, name)(reduction=reduction, loss_weight=2.0, **options)
@@ -368,8 +439,14 @@ def test_registry_with_mmengine(monkeypatch):
 
 
 def test_torchscript_says_what_to_use():
-    for obj in (face.FocalLoss(), face.GIoULoss(), fastloss.nn.DiceLoss(), fastloss.giou_loss,
-                fastloss.sigmoid_focal_loss, fastloss.reference.dice_loss):
+    for obj in (
+        face.FocalLoss(),
+        face.GIoULoss(),
+        fastloss.nn.DiceLoss(),
+        fastloss.giou_loss,
+        fastloss.sigmoid_focal_loss,
+        fastloss.reference.dice_loss,
+    ):
         with pytest.raises(RuntimeError, match="torch.compile"):
             torch.jit.script(obj)
 
@@ -380,8 +457,10 @@ def test_inverted_boxes_as_mmdet(mmdet, name):
     negative sides, their products as areas, the enclosing box's sides clamped at 0 — NaN where
     mmdet's are (SIoU's |w_p − w_t| / max(w_p, w_t) of two negative widths)."""
     g = torch.Generator().manual_seed(13)
-    pred, target = torch.rand(500, 4, generator=g, dtype=torch.float64) * 10, torch.rand(
-        500, 4, generator=g, dtype=torch.float64) * 10
+    pred, target = (
+        torch.rand(500, 4, generator=g, dtype=torch.float64) * 10,
+        torch.rand(500, 4, generator=g, dtype=torch.float64) * 10,
+    )
     results = []
     for module in (getattr(face, name)(reduction="none"), getattr(mmdet["iou_loss"], name)(reduction="none")):
         leaf = pred.clone().requires_grad_()

@@ -1,5 +1,6 @@
 """fastloss.monai against installed MONAI (pinned in requirements-dev.txt) over its option grid:
 values, gradients, "none" shapes, state_dict keys, warnings."""
+
 import itertools
 import warnings
 
@@ -53,8 +54,13 @@ ACTIVATIONS = [dict(softmax=True), dict(sigmoid=True), dict(other_act=torch.tanh
 @pytest.mark.parametrize("activation", ACTIVATIONS, ids=["softmax", "sigmoid", "other_act", "none"])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_dice_loss(activation, reduction):
-    for options in grid(include_background=[True, False], squared_pred=[False, True], jaccard=[False, True],
-                        batch=[False, True], weight=[None, [1.0, 2.0, 0.5, 1.5]]):
+    for options in grid(
+        include_background=[True, False],
+        squared_pred=[False, True],
+        jaccard=[False, True],
+        batch=[False, True],
+        weight=[None, [1.0, 2.0, 0.5, 1.5]],
+    ):
         if options["weight"] is not None and not options["include_background"]:
             options["weight"] = [2.0, 0.5, 1.5]
         x, labels = inputs(1)
@@ -62,8 +68,13 @@ def test_dice_loss(activation, reduction):
         # with squared_pred MONAI takes tp = (‖p‖² + ‖t‖² − ‖p − t‖²) / 2, equal to fastloss's Σ p·t up
         # to its cancellation (1e-8 relative in float64)
         tolerance = dict(rtol=1e-6, atol=1e-9) if options["squared_pred"] else {}
-        compare(face.DiceLoss(to_onehot_y=True, **kwargs), monai_losses.DiceLoss(to_onehot_y=True, **kwargs), x,
-                labels, **tolerance)
+        compare(
+            face.DiceLoss(to_onehot_y=True, **kwargs),
+            monai_losses.DiceLoss(to_onehot_y=True, **kwargs),
+            x,
+            labels,
+            **tolerance,
+        )
         x, one_hot = inputs(2, label_target=False)
         compare(face.DiceLoss(**kwargs), monai_losses.DiceLoss(**kwargs), x, one_hot, **tolerance)
 
@@ -73,9 +84,12 @@ def test_dice_ignore_index_and_soft_label(reduction):
     x, labels = inputs(3)
     labels[:, :, 0] = 255
     for options in grid(ignore_index=[255], soft_label=[False, True], softmax=[True], include_background=[True, False]):
-        compare(face.DiceLoss(to_onehot_y=True, reduction=reduction, **options),
-                monai_losses.DiceLoss(to_onehot_y=True, reduction=reduction, **options), x, labels)
-
+        compare(
+            face.DiceLoss(to_onehot_y=True, reduction=reduction, **options),
+            monai_losses.DiceLoss(to_onehot_y=True, reduction=reduction, **options),
+            x,
+            labels,
+        )
 
 
 @pytest.mark.parametrize("cls", ["DiceLoss", "TverskyLoss", "GeneralizedDiceLoss"])
@@ -89,8 +103,14 @@ def test_soft_label_with_soft_targets(cls, squared_pred):
     target = torch.softmax(torch.randn(N, C, H, W, generator=g, dtype=torch.float64) * 2, 1)
     options = dict(softmax=True, soft_label=True, **({"squared_pred": True} if squared_pred else {}))
     for reduction in ("mean", "none"):
-        compare(getattr(face, cls)(reduction=reduction, **options),
-                getattr(monai_losses, cls)(reduction=reduction, **options), x, target, rtol=1e-6, atol=1e-9)
+        compare(
+            getattr(face, cls)(reduction=reduction, **options),
+            getattr(monai_losses, cls)(reduction=reduction, **options),
+            x,
+            target,
+            rtol=1e-6,
+            atol=1e-9,
+        )
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS, ids=["softmax", "sigmoid", "other_act", "none"])
@@ -99,8 +119,12 @@ def test_tversky_loss(activation, reduction):
     for options in grid(include_background=[True, False], alpha=[0.5, 0.3], beta=[0.5, 0.9], batch=[False, True]):
         x, labels = inputs(4)
         kwargs = dict(activation, reduction=reduction, **options)
-        compare(face.TverskyLoss(to_onehot_y=True, **kwargs), monai_losses.TverskyLoss(to_onehot_y=True, **kwargs), x,
-                labels)
+        compare(
+            face.TverskyLoss(to_onehot_y=True, **kwargs),
+            monai_losses.TverskyLoss(to_onehot_y=True, **kwargs),
+            x,
+            labels,
+        )
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS, ids=["softmax", "sigmoid", "other_act", "none"])
@@ -110,8 +134,12 @@ def test_generalized_dice_loss(activation, reduction):
         x, labels = inputs(5)
         labels[0] = labels[0].clamp(max=1)  # classes with no ground truth in a sample: the infinite weights
         kwargs = dict(activation, reduction=reduction, **options)
-        compare(face.GeneralizedDiceLoss(to_onehot_y=True, **kwargs),
-                monai_losses.GeneralizedDiceLoss(to_onehot_y=True, **kwargs), x, labels)
+        compare(
+            face.GeneralizedDiceLoss(to_onehot_y=True, **kwargs),
+            monai_losses.GeneralizedDiceLoss(to_onehot_y=True, **kwargs),
+            x,
+            labels,
+        )
         x, one_hot = inputs(6, label_target=False)
         compare(face.GeneralizedDiceLoss(**kwargs), monai_losses.GeneralizedDiceLoss(**kwargs), x, one_hot)
 
@@ -119,8 +147,12 @@ def test_generalized_dice_loss(activation, reduction):
 @pytest.mark.parametrize("use_softmax", [False, True])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_focal_loss(use_softmax, reduction):
-    for options in grid(include_background=[True, False], gamma=[2.0, 0.5], alpha=[None, 0.25, "per class"],
-                        weight=[None, 2.0, "per class"]):
+    for options in grid(
+        include_background=[True, False],
+        gamma=[2.0, 0.5],
+        alpha=[None, 0.25, "per class"],
+        weight=[None, 2.0, "per class"],
+    ):
         scored = C if options["include_background"] else C - 1
         if options["alpha"] == "per class":
             options["alpha"] = [0.1, 0.4, 0.3, 0.8][:scored]
@@ -128,8 +160,9 @@ def test_focal_loss(use_softmax, reduction):
             options["weight"] = [1.0, 0.5, 2.0, 1.5][:scored]
         kwargs = dict(options, reduction=reduction, use_softmax=use_softmax)
         x, labels = inputs(7, dtype=torch.float32)
-        compare(face.FocalLoss(to_onehot_y=True, **kwargs), monai_losses.FocalLoss(to_onehot_y=True, **kwargs), x,
-                labels)
+        compare(
+            face.FocalLoss(to_onehot_y=True, **kwargs), monai_losses.FocalLoss(to_onehot_y=True, **kwargs), x, labels
+        )
         x, one_hot = inputs(8, label_target=False, dtype=torch.float32)
         compare(face.FocalLoss(**kwargs), monai_losses.FocalLoss(**kwargs), x, one_hot)
 
@@ -150,19 +183,26 @@ def test_single_channel_warns_like_monai():
     for cls in ("DiceLoss", "GeneralizedDiceLoss", "TverskyLoss"):
         for options in (dict(include_background=False, sigmoid=True), dict(softmax=True), dict(to_onehot_y=True)):
             compare(getattr(face, cls)(**options), getattr(monai_losses, cls)(**options), x, target)
-    compare(face.FocalLoss(include_background=False), monai_losses.FocalLoss(include_background=False), x, target,
-            torch.float32)
+    compare(
+        face.FocalLoss(include_background=False),
+        monai_losses.FocalLoss(include_background=False),
+        x,
+        target,
+        torch.float32,
+    )
 
 
 def test_state_dict_and_arguments_match_monai():
     import inspect
+
     for cls in ("DiceLoss", "GeneralizedDiceLoss", "TverskyLoss", "FocalLoss"):
         ours, theirs = getattr(face, cls), getattr(monai_losses, cls)
-        assert [p.name for p in inspect.signature(ours.__init__).parameters.values()] == \
-            [p.name for p in inspect.signature(theirs.__init__).parameters.values()], cls
-        assert [p.default for p in inspect.signature(ours.__init__).parameters.values()][1:] == \
-            [getattr(p.default, "value", p.default) for p in
-             inspect.signature(theirs.__init__).parameters.values()][1:], cls
+        assert [p.name for p in inspect.signature(ours.__init__).parameters.values()] == [
+            p.name for p in inspect.signature(theirs.__init__).parameters.values()
+        ], cls
+        assert [p.default for p in inspect.signature(ours.__init__).parameters.values()][1:] == [
+            getattr(p.default, "value", p.default) for p in inspect.signature(theirs.__init__).parameters.values()
+        ][1:], cls
     for options in ({}, {"weight": [1.0, 2.0]}):
         for cls in ("DiceLoss", "FocalLoss"):
             ours, theirs = getattr(face, cls)(**options), getattr(monai_losses, cls)(**options)

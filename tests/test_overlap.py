@@ -1,5 +1,6 @@
 """Dice, Jaccard, Tversky and focal Tversky against MONAI and the reference: values, gradients,
 options, shapes, registration, torch.compile, determinism, bad input."""
+
 import warnings
 
 import pytest
@@ -43,9 +44,17 @@ def monai_call(loss, input, target):
 
 # --------------------------------------------------------------------------------------------- MONAI
 
-DICE_OPTIONS = [dict(), dict(include_background=False), dict(squared_pred=True), dict(jaccard=True),
-                dict(batch=True), dict(smooth_nr=0.0, smooth_dr=1e-6), dict(reduction="sum"), dict(reduction="none"),
-                dict(jaccard=True, squared_pred=True, batch=True, include_background=False)]
+DICE_OPTIONS = [
+    dict(),
+    dict(include_background=False),
+    dict(squared_pred=True),
+    dict(jaccard=True),
+    dict(batch=True),
+    dict(smooth_nr=0.0, smooth_dr=1e-6),
+    dict(reduction="sum"),
+    dict(reduction="none"),
+    dict(jaccard=True, squared_pred=True, batch=True, include_background=False),
+]
 
 
 def _same_as_monai(got, want, reduction):
@@ -112,9 +121,15 @@ def test_class_weight_matches_monai(weight):
     assert_close(g1, g2)
 
 
-TVERSKY_OPTIONS = [dict(), dict(alpha=0.3, beta=0.7), dict(alpha=0.7, beta=0.3, batch=True),
-                   dict(include_background=False, alpha=0.2, beta=0.8), dict(reduction="sum"), dict(reduction="none"),
-                   dict(smooth_nr=0.0, smooth_dr=1e-6)]
+TVERSKY_OPTIONS = [
+    dict(),
+    dict(alpha=0.3, beta=0.7),
+    dict(alpha=0.7, beta=0.3, batch=True),
+    dict(include_background=False, alpha=0.2, beta=0.8),
+    dict(reduction="sum"),
+    dict(reduction="none"),
+    dict(smooth_nr=0.0, smooth_dr=1e-6),
+]
 
 
 @needs_monai
@@ -124,12 +139,17 @@ TVERSKY_OPTIONS = [dict(), dict(alpha=0.3, beta=0.7), dict(alpha=0.7, beta=0.3, 
 def test_tversky_matches_monai(device, options, targets):
     x = logits(device=device).requires_grad_()
     if targets == "labels":
-        t, monai_t, act = labels(device=device), labels(device=device).unsqueeze(1), dict(softmax=True, to_onehot_y=True)
+        t, monai_t, act = (
+            labels(device=device),
+            labels(device=device).unsqueeze(1),
+            dict(softmax=True, to_onehot_y=True),
+        )
     else:
         t = monai_t = multilabel(x)
         act = dict(sigmoid=True)
-    got, (g1,) = loss_and_grads(fastloss.tversky_loss, (x, t), activation="softmax" if targets == "labels" else
-                                "sigmoid", **options)
+    got, (g1,) = loss_and_grads(
+        fastloss.tversky_loss, (x, t), activation="softmax" if targets == "labels" else "sigmoid", **options
+    )
     m = monai("TverskyLoss", **act, **options)
     want, (g2,) = loss_and_grads(lambda x, t: monai_call(m, x, t), (x, monai_t))
     assert_close(got, want)
@@ -162,7 +182,7 @@ def test_focal_tversky_is_tversky_to_the_gamma(gamma):
     x, y = logits(), labels()
     tversky = fastloss.tversky_loss(x, y, alpha=0.3, beta=0.7, reduction="none")
     focal = fastloss.tversky_loss(x, y, alpha=0.3, beta=0.7, gamma=gamma, reduction="none")
-    assert_close(focal, tversky ** gamma)
+    assert_close(focal, tversky**gamma)
     assert_close(fastloss.tversky_loss(x, y, gamma=gamma), reference.tversky_loss(x, y, gamma=gamma))
 
 
@@ -226,8 +246,10 @@ def test_channels_last_and_non_contiguous_inputs():
     want = fastloss.dice_loss(x, y, reduction="none")
     assert_close(fastloss.dice_loss(x.to(memory_format=torch.channels_last), y, reduction="none"), want)
     wide = logits(2, 6, (8, 9))
-    assert_close(fastloss.dice_loss(wide[:, ::2], y, reduction="none"),
-                 fastloss.dice_loss(wide[:, ::2].contiguous(), y, reduction="none"))
+    assert_close(
+        fastloss.dice_loss(wide[:, ::2], y, reduction="none"),
+        fastloss.dice_loss(wide[:, ::2].contiguous(), y, reduction="none"),
+    )
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -273,14 +295,39 @@ def test_gradcheck(device, loss, activation, targets, options):
 
 
 OPCHECK_ARGS = {
-    "softmax labels ignore": lambda d: (logits(2, 4, (15,), device=d).requires_grad_(), labels(2, 4, (15,), device=d),
-                                        0, False, 3, True),
-    "sigmoid float squared": lambda d: (logits(2, 4, (15,), device=d).requires_grad_(),
-                                        multilabel(logits(2, 4, (15,), device=d)), 1, True, None, True),
-    "none bfloat16 no probs": lambda d: (logits(2, 4, (15,), device=d, dtype=torch.bfloat16),
-                                         labels(2, 4, (15,), device=d), 2, False, None, False),
-    "softmax soft_label no probs": lambda d: (logits(2, 4, (15,), device=d), multilabel(logits(2, 4, (15,), device=d)),
-                                              0, False, None, False, True),
+    "softmax labels ignore": lambda d: (
+        logits(2, 4, (15,), device=d).requires_grad_(),
+        labels(2, 4, (15,), device=d),
+        0,
+        False,
+        3,
+        True,
+    ),
+    "sigmoid float squared": lambda d: (
+        logits(2, 4, (15,), device=d).requires_grad_(),
+        multilabel(logits(2, 4, (15,), device=d)),
+        1,
+        True,
+        None,
+        True,
+    ),
+    "none bfloat16 no probs": lambda d: (
+        logits(2, 4, (15,), device=d, dtype=torch.bfloat16),
+        labels(2, 4, (15,), device=d),
+        2,
+        False,
+        None,
+        False,
+    ),
+    "softmax soft_label no probs": lambda d: (
+        logits(2, 4, (15,), device=d),
+        multilabel(logits(2, 4, (15,), device=d)),
+        0,
+        False,
+        None,
+        False,
+        True,
+    ),
 }
 
 
@@ -306,8 +353,20 @@ def test_opcheck_backward_op(device):
 
 SCORE_ARGS = {  # sums, class_weight, loss, jaccard, smooth_nr, smooth_dr, alpha, beta, gamma, background, batch, red.
     "dice mean": lambda s, d: (s, None, 0, False, 1e-5, 1e-5, 0.5, 0.5, 1.0, True, False, 2),
-    "jaccard none weights": lambda s, d: (s, torch.tensor([1.0, 2.0, 0.5], dtype=s.dtype, device=d), 0, True, 0.0,
-                                          1e-5, 0.5, 0.5, 1.0, False, False, 0),
+    "jaccard none weights": lambda s, d: (
+        s,
+        torch.tensor([1.0, 2.0, 0.5], dtype=s.dtype, device=d),
+        0,
+        True,
+        0.0,
+        1e-5,
+        0.5,
+        0.5,
+        1.0,
+        False,
+        False,
+        0,
+    ),
     "focal tversky batch sum": lambda s, d: (s, None, 1, False, 1.0, 1.0, 0.3, 0.7, 0.75, True, True, 1),
 }
 
@@ -332,11 +391,12 @@ def test_second_backward_with_retain_graph(device, activation):
     the same graph computes them again and gives the same gradient."""
     x = logits(2, 3, (4, 5), device=device, dtype=torch.float32).requires_grad_()
     loss = fastloss.dice_loss(x, labels(2, 3, (4, 5), device=device), activation=activation)
-    first, = torch.autograd.grad(loss, x, retain_graph=True)
-    second, = torch.autograd.grad(loss, x)
+    (first,) = torch.autograd.grad(loss, x, retain_graph=True)
+    (second,) = torch.autograd.grad(loss, x)
     assert torch.equal(first, second)
-    expected, = torch.autograd.grad(fastloss.reference.dice_loss(x, labels(2, 3, (4, 5), device=device),
-                                                                 activation=activation), x)
+    (expected,) = torch.autograd.grad(
+        fastloss.reference.dice_loss(x, labels(2, 3, (4, 5), device=device), activation=activation), x
+    )
     assert_close(first, expected)
 
 
@@ -389,13 +449,23 @@ BAD_INPUTS = [
     (_call(target=torch.zeros(3, 6, 6, dtype=torch.long)), ValueError, r"integer label target must have shape"),
     (_call(target=torch.zeros(3, 2, 6, 7, dtype=torch.long)), ValueError, r"integer label target must have shape"),
     (_call(target=torch.zeros(3, 6, 7, dtype=torch.bool)), TypeError, "target must be a float tensor or integer"),
-    (_call(target=torch.zeros(3, 4, 6, 7, dtype=torch.float64), ignore_index=0), ValueError,
-     "ignore_index needs integer label targets"),
-    (_call(target=torch.zeros(3, 4, 6, 7, dtype=torch.float64, requires_grad=True)), ValueError, "target requires grad"),
+    (
+        _call(target=torch.zeros(3, 4, 6, 7, dtype=torch.float64), ignore_index=0),
+        ValueError,
+        "ignore_index needs integer label targets",
+    ),
+    (
+        _call(target=torch.zeros(3, 4, 6, 7, dtype=torch.float64, requires_grad=True)),
+        ValueError,
+        "target requires grad",
+    ),
     (_call(activation="relu"), ValueError, "activation must be one of"),
     (_call(input=logits(3, 1)), ValueError, "activation='softmax' needs more than one class"),
-    (_call(input=logits(3, 1), activation="sigmoid", include_background=False), ValueError,
-     "include_background=False needs more than one class"),
+    (
+        _call(input=logits(3, 1), activation="sigmoid", include_background=False),
+        ValueError,
+        "include_background=False needs more than one class",
+    ),
     (_call(target=labels().fill_(7)), ValueError, r"label 7 outside \[0, 4\)"),
     (_call(target=labels().fill_(-1)), ValueError, r"label -1 outside \[0, 4\)"),
     (_call(class_weight=[1.0, 2.0]), ValueError, "class_weight must have one weight per class"),
@@ -422,6 +492,7 @@ def test_bad_input_raises_clear_error(impl, call, error, message):
 def test_no_classes_give_empty_sums(activation):
     """The raw op with C = 0 (the Python layer refuses it): empty sums, nothing read (the softmax once
     read its first class unconditionally: scripts/sanitize.sh's fuzzer found it)."""
-    sums, probs = torch.ops.fastloss.overlap_sums(torch.randn(2, 0, 5), torch.zeros(2, 0, 5), activation, False, None,
-                                                  True)
+    sums, probs = torch.ops.fastloss.overlap_sums(
+        torch.randn(2, 0, 5), torch.zeros(2, 0, 5), activation, False, None, True
+    )
     assert sums.shape == (2, 0, 3) and probs.shape == (2, 0, 5)

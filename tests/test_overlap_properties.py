@@ -1,5 +1,6 @@
 """Property test of the overlap losses against the reference over random shapes (C = 1 included,
 empty and missing spatial dims), activations, target kinds, ignored positions and options."""
+
 import pytest
 import torch
 
@@ -9,8 +10,8 @@ from helpers import assert_close, loss_and_grads, peer
 
 if peer("hypothesis") is None:
     pytest.skip("hypothesis is not installed", allow_module_level=True)
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 @st.composite
@@ -20,14 +21,20 @@ def problems(draw):
     activation = draw(st.sampled_from(["sigmoid", "none"] if classes == 1 else ["softmax", "sigmoid", "none"]))
     targets = draw(st.sampled_from(["labels", "float"]))
     loss = draw(st.sampled_from(["dice_loss", "tversky_loss"]))
-    options = dict(activation=activation, batch=draw(st.booleans()), reduction=draw(st.sampled_from(["mean", "sum", "none"])),
-                   include_background=classes == 1 or draw(st.booleans()),
-                   smooth_nr=draw(st.sampled_from([0.0, 1e-5, 1.0])), smooth_dr=draw(st.sampled_from([1e-5, 1.0])))
+    options = dict(
+        activation=activation,
+        batch=draw(st.booleans()),
+        reduction=draw(st.sampled_from(["mean", "sum", "none"])),
+        include_background=classes == 1 or draw(st.booleans()),
+        smooth_nr=draw(st.sampled_from([0.0, 1e-5, 1.0])),
+        smooth_dr=draw(st.sampled_from([1e-5, 1.0])),
+    )
     if loss == "dice_loss":
         options.update(squared_pred=draw(st.booleans()), jaccard=draw(st.booleans()))
     else:
-        options.update(alpha=draw(st.floats(0, 1)), beta=draw(st.floats(0, 1)),
-                       gamma=draw(st.sampled_from([1.0, 0.75, 2.0])))
+        options.update(
+            alpha=draw(st.floats(0, 1)), beta=draw(st.floats(0, 1)), gamma=draw(st.sampled_from([1.0, 0.75, 2.0]))
+        )
     if targets == "labels" and draw(st.booleans()):
         options["ignore_index"] = draw(st.sampled_from([0, 255, -1]))
     return n, classes, spatial, targets, loss, options, draw(st.integers(0, 2**31 - 1))

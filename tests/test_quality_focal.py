@@ -4,6 +4,7 @@ RT-DETR's / D-FINE's VFL as their code writes it — and the pure-torch referenc
 targets, per-layer losses, gradients, registration, numerics and bad input. (gradgradcheck, vmap,
 torch.func, compile dynamic/CUDA graphs, autocast, empty inputs and SIMD tails: tests/op_cases.py
 cases in test_guarantees.py.)"""
+
 import itertools
 
 import pytest
@@ -109,8 +110,16 @@ def test_varifocal_equals_rtdetr(alpha, gamma):
     scores = torch.rand(4, 30, generator=g, dtype=torch.float64) * (labels < C)
     num_boxes = 17.0
     want = value_and_grad(lambda v: rtdetr_vfl(v, labels, scores, num_boxes, alpha, gamma), x)
-    got = value_and_grad(fastloss.varifocal_loss, x, (labels, scores), alpha=alpha, gamma=gamma,
-                         negative_mask="label", detach_weight=True, avg_factor=num_boxes)
+    got = value_and_grad(
+        fastloss.varifocal_loss,
+        x,
+        (labels, scores),
+        alpha=alpha,
+        gamma=gamma,
+        negative_mask="label",
+        detach_weight=True,
+        avg_factor=num_boxes,
+    )
     assert_same(got, want)
     module = fastloss.nn.VarifocalLoss(alpha=alpha, gamma=gamma, negative_mask="label", detach_weight=True)
     assert_same(value_and_grad(module, x, (labels, scores), avg_factor=torch.tensor(num_boxes)), want)
@@ -126,21 +135,31 @@ def test_per_layer_equals_one_call_per_decoder_layer():
     scores = torch.rand(L, 2, 25, generator=g, dtype=torch.float64)
     boxes = torch.arange(1.0, L + 1, dtype=torch.float64) * 3
     layer_weight = torch.rand(L, generator=g, dtype=torch.float64)
-    want = value_and_grad(lambda v: torch.stack([rtdetr_vfl(v[i], labels[i], scores[i], boxes[i]) for i in range(L)])
-                          * layer_weight, x)
-    got = value_and_grad(lambda v: fastloss.varifocal_loss(v, (labels, scores), negative_mask="label",
-                                                           detach_weight=True, avg_factor=boxes, per_layer=True)
-                         * layer_weight, x)
+    want = value_and_grad(
+        lambda v: torch.stack([rtdetr_vfl(v[i], labels[i], scores[i], boxes[i]) for i in range(L)]) * layer_weight, x
+    )
+    got = value_and_grad(
+        lambda v: (
+            fastloss.varifocal_loss(
+                v, (labels, scores), negative_mask="label", detach_weight=True, avg_factor=boxes, per_layer=True
+            )
+            * layer_weight
+        ),
+        x,
+    )
     assert_same(got, want)
     # "mean" per layer without avg_factor, and "sum"; the summed loss is the sum of the layers'
     for reduction in ("mean", "sum"):
         per_layer = fastloss.quality_focal_loss(x, (labels, scores), reduction=reduction, per_layer=True)
-        each = torch.stack([fastloss.quality_focal_loss(x[i], (labels[i], scores[i]), reduction=reduction)
-                            for i in range(L)])
+        each = torch.stack(
+            [fastloss.quality_focal_loss(x[i], (labels[i], scores[i]), reduction=reduction) for i in range(L)]
+        )
         assert per_layer.shape == (L,)
         assert_close(per_layer, each)
-    assert_close(fastloss.quality_focal_loss(x, (labels, scores), reduction="sum", per_layer=True).sum(),
-                 fastloss.quality_focal_loss(x, (labels, scores), reduction="sum"))
+    assert_close(
+        fastloss.quality_focal_loss(x, (labels, scores), reduction="sum", per_layer=True).sum(),
+        fastloss.quality_focal_loss(x, (labels, scores), reduction="sum"),
+    )
     # reduction "none" is elementwise whatever per_layer says
     assert fastloss.varifocal_loss(x, (labels, scores), reduction="none", per_layer=True).shape == x.shape
 
@@ -149,8 +168,10 @@ def test_per_layer_opcheck_and_compile():
     x, labels, scores, _ = inputs(n=12)
     x3 = torch.stack([x, x * 0.5, -x]).requires_grad_()
     lab3, sc3 = labels.expand(3, -1).contiguous(), scores.expand(3, -1).contiguous()
-    torch.library.opcheck(torch.ops.fastloss.sigmoid_focal_loss.default,
-                          (x3, lab3, None, 0.75, 2.0, 2, -100, False, sc3, 1 | 4 | 8 | 32, None, 3))
+    torch.library.opcheck(
+        torch.ops.fastloss.sigmoid_focal_loss.default,
+        (x3, lab3, None, 0.75, 2.0, 2, -100, False, sc3, 1 | 4 | 8 | 32, None, 3),
+    )
 
     def step(v):
         return fastloss.varifocal_loss(v, (lab3, sc3), negative_mask="label", per_layer=True)
@@ -192,18 +213,17 @@ def test_quality_focal_equals_mmdet(mmdet, beta, reduction, weighted):
     x, labels, scores, dense = inputs(seed=5)
     weight = torch.rand(N, dtype=torch.float64) if weighted else None
     kwargs = dict(beta=beta, reduction=reduction)
-    want = value_and_grad(gfl.quality_focal_loss, x, (labels.clamp(min=0) * (labels >= 0) + C * (labels < 0), scores),
-                          weight, **kwargs)
+    want = value_and_grad(
+        gfl.quality_focal_loss, x, (labels.clamp(min=0) * (labels >= 0) + C * (labels < 0), scores), weight, **kwargs
+    )
     want_dense = value_and_grad(gfl.quality_focal_loss_tensor_target, x, dense, weight, **kwargs)
     assert_same(want, want_dense)  # mmdet's two forms agree here
     # mmdet sums each row over its classes: the face does; the core reduces elements
     face = mmdet_face.QualityFocalLoss(beta=beta, reduction=reduction)
     assert_same(value_and_grad(face, x, (labels, scores), weight), want)
     assert_same(value_and_grad(face, x, dense, weight), want)
-    core = value_and_grad(fastloss.quality_focal_loss, x, (labels, scores), beta=beta, reduction="none",
-                          weight=weight)
-    assert_close(core[0].sum(-1) if reduction == "none" else core[0].sum() / (N if reduction == "mean" else 1),
-                 want[0])
+    core = value_and_grad(fastloss.quality_focal_loss, x, (labels, scores), beta=beta, reduction="none", weight=weight)
+    assert_close(core[0].sum(-1) if reduction == "none" else core[0].sum() / (N if reduction == "mean" else 1), want[0])
 
 
 @pytest.mark.parametrize("avg_factor", [None, 11.0])
@@ -220,17 +240,27 @@ def test_mmdet_quality_focal_module(mmdet, avg_factor, reduction, activated):
     weight = torch.rand(N, dtype=torch.float64)
     for target in ((labels, scores), dense):
         kwargs = dict(weight=weight, avg_factor=avg_factor, reduction_override=reduction)
-        mm_target = (labels.clamp(min=0) * (labels >= 0) + C * (labels < 0), scores) if isinstance(target, tuple) \
-            else target
-        assert_same(value_and_grad(ours, pred, target, **kwargs), value_and_grad(theirs, pred, mm_target, **kwargs),
-                    rtol=1e-9, atol=1e-10)
+        mm_target = (
+            (labels.clamp(min=0) * (labels >= 0) + C * (labels < 0), scores) if isinstance(target, tuple) else target
+        )
+        assert_same(
+            value_and_grad(ours, pred, target, **kwargs),
+            value_and_grad(theirs, pred, mm_target, **kwargs),
+            rtol=1e-9,
+            atol=1e-10,
+        )
 
 
 def test_mmdet_constructor_arguments(mmdet):
     import inspect
-    for name, file in (("VarifocalLoss", "varifocal_loss"), ("QualityFocalLoss", "gfocal_loss"),
-                       ("DistributionFocalLoss", "gfocal_loss")):
+
+    for name, file in (
+        ("VarifocalLoss", "varifocal_loss"),
+        ("QualityFocalLoss", "gfocal_loss"),
+        ("DistributionFocalLoss", "gfocal_loss"),
+    ):
         ours, theirs = getattr(mmdet_face, name), getattr(mmdet[file], name)
+
         def names_defaults(f):
             return [(p.name, p.default) for p in inspect.signature(f).parameters.values()]
 
@@ -242,8 +272,13 @@ def test_mmdet_constructor_arguments(mmdet):
 # ---- against the reference: every dtype, device, option ---------------------------------------------
 
 
-VFL_OPTIONS = [dict(), dict(iou_weighted=False), dict(negative_mask="label"),
-               dict(negative_mask="label", detach_weight=True, gamma=0.5), dict(alpha=0.3, gamma=3.0)]
+VFL_OPTIONS = [
+    dict(),
+    dict(iou_weighted=False),
+    dict(negative_mask="label"),
+    dict(negative_mask="label", detach_weight=True, gamma=0.5),
+    dict(alpha=0.3, gamma=3.0),
+]
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -262,17 +297,29 @@ def test_matches_reference(device, dtype, options, sparse, reduction):
         kwargs = dict(beta=[2.0, 0.5, 1.3][options - len(VFL_OPTIONS)])
     target = (labels, scores) if sparse else dense
     got = value_and_grad(fn, x, target, reduction=reduction, **kwargs)
-    exact = value_and_grad(ref, x.double(), (labels, scores.double()) if sparse else dense.double(),
-                           reduction=reduction, **{k: (v.double() if isinstance(v, torch.Tensor) and
-                                                       v.is_floating_point() else v) for k, v in kwargs.items()})
+    exact = value_and_grad(
+        ref,
+        x.double(),
+        (labels, scores.double()) if sparse else dense.double(),
+        reduction=reduction,
+        **{k: (v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v) for k, v in kwargs.items()},
+    )
     assert got[0].dtype == dtype and got[1].dtype == dtype
     assert_same(got, exact, dtype)
 
 
 @pytest.mark.parametrize("sparse", [True, False])
-@pytest.mark.parametrize("case", [("vfl", {}), ("vfl", dict(iou_weighted=False, gamma=0.7)),
-                                  ("vfl", dict(negative_mask="label")), ("qfl", {}), ("qfl", dict(beta=0.6)),
-                                  ("qfl", dict(beta=1.0))])
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("vfl", {}),
+        ("vfl", dict(iou_weighted=False, gamma=0.7)),
+        ("vfl", dict(negative_mask="label")),
+        ("qfl", {}),
+        ("qfl", dict(beta=0.6)),
+        ("qfl", dict(beta=1.0)),
+    ],
+)
 def test_gradcheck(sparse, case):
     kind, kwargs = case
     fn = fastloss.varifocal_loss if kind == "vfl" else fastloss.quality_focal_loss
@@ -291,15 +338,31 @@ def test_opcheck_variants():
     x.requires_grad_()
     op = torch.ops.fastloss.sigmoid_focal_loss.default
     positive = (dense > 0).double()
-    for args in [(x, dense, None, 0.75, 2.0, 0, -100, False, None, 1 | 4),
-                 (x, labels, None, 0.75, 2.0, 2, -100, False, scores, 1 | 4 | 8 | 16 | 32),
-                 (x, dense, None, 0.75, 1.5, 1, -100, False, None, 1 | 8, positive),
-                 (x, labels, None, 1.0, 2.0, 1, -1, False, scores, 2),
-                 (x, dense, torch.rand(11, 1, dtype=torch.float64), 1.0, 0.5, 2, -100, False, None, 2 | 32)]:
+    for args in [
+        (x, dense, None, 0.75, 2.0, 0, -100, False, None, 1 | 4),
+        (x, labels, None, 0.75, 2.0, 2, -100, False, scores, 1 | 4 | 8 | 16 | 32),
+        (x, dense, None, 0.75, 1.5, 1, -100, False, None, 1 | 8, positive),
+        (x, labels, None, 1.0, 2.0, 1, -1, False, scores, 2),
+        (x, dense, torch.rand(11, 1, dtype=torch.float64), 1.0, 0.5, 2, -100, False, None, 2 | 32),
+    ]:
         torch.library.opcheck(op, args)
-    torch.library.opcheck(torch.ops.fastloss.sigmoid_focal_loss_backward.default,
-                          (torch.ones((), dtype=torch.float64), x.detach(), labels, None,
-                           torch.tensor(55), 0.75, 2.0, 1, -100, False, scores, 1 | 4 | 32))
+    torch.library.opcheck(
+        torch.ops.fastloss.sigmoid_focal_loss_backward.default,
+        (
+            torch.ones((), dtype=torch.float64),
+            x.detach(),
+            labels,
+            None,
+            torch.tensor(55),
+            0.75,
+            2.0,
+            1,
+            -100,
+            False,
+            scores,
+            1 | 4 | 32,
+        ),
+    )
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -327,14 +390,17 @@ def test_extreme_logits_are_finite(dtype, kind):
     x = values.repeat(6, 1).to(dtype)
     labels = torch.tensor([0, 3, 6, 7, -1, 2])
     scores = torch.tensor([1.0, 0.0, 0.5, 1.0, 0.3, 1e-30], dtype=torch.float64).to(dtype)
-    fn, kwargs = {"vfl": (fastloss.varifocal_loss, {}),
-                  "vfl_label": (fastloss.varifocal_loss, dict(negative_mask="label", gamma=0.5)),
-                  "qfl": (fastloss.quality_focal_loss, {}),
-                  "qfl_half": (fastloss.quality_focal_loss, dict(beta=0.5))}[kind]
+    fn, kwargs = {
+        "vfl": (fastloss.varifocal_loss, {}),
+        "vfl_label": (fastloss.varifocal_loss, dict(negative_mask="label", gamma=0.5)),
+        "qfl": (fastloss.quality_focal_loss, {}),
+        "qfl_half": (fastloss.quality_focal_loss, dict(beta=0.5)),
+    }[kind]
     loss, grad = value_and_grad(fn, x, (labels, scores), reduction="none", **kwargs)
     assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
-    ref, ref_grad = value_and_grad(getattr(reference, fn.__name__), x.double(),
-                                   (labels, scores.double()), reduction="none", **kwargs)
+    ref, ref_grad = value_and_grad(
+        getattr(reference, fn.__name__), x.double(), (labels, scores.double()), reduction="none", **kwargs
+    )
     assert_close(loss, ref, dtype)
     # the reference's p^γ for γ < 1 has a NaN derivative where p rounds to 0 (pow's inf · 0, even where
     # it is multiplied by 0); ours takes the limit there (finite, checked above)
@@ -345,8 +411,10 @@ def test_extreme_logits_are_finite(dtype, kind):
 def test_infinite_logits_take_their_limits():
     x = torch.tensor([[float("inf"), float("-inf"), 3.0]], dtype=torch.float64)
     for fn in (fastloss.varifocal_loss, fastloss.quality_focal_loss):
-        for target in ((torch.tensor([0]), torch.tensor([1.0], dtype=torch.float64)),
-                       (torch.tensor([1]), torch.tensor([0.5], dtype=torch.float64))):
+        for target in (
+            (torch.tensor([0]), torch.tensor([1.0], dtype=torch.float64)),
+            (torch.tensor([1]), torch.tensor([0.5], dtype=torch.float64)),
+        ):
             loss, grad = value_and_grad(fn, x, target, reduction="none")
             ref = getattr(reference, fn.__name__)(x, target, reduction="none")
             torch.testing.assert_close(loss, ref)
@@ -368,21 +436,30 @@ def test_half_logits_need_no_autocast_guard():
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(0, 20), c=st.integers(1, 19), seed=st.integers(0, 2**16), beta=st.sampled_from([0.0, 0.5, 2.0]),
-       gamma=st.sampled_from([0.0, 1.0, 2.0, 2.5]), iou=st.booleans())
+@given(
+    n=st.integers(0, 20),
+    c=st.integers(1, 19),
+    seed=st.integers(0, 2**16),
+    beta=st.sampled_from([0.0, 0.5, 2.0]),
+    gamma=st.sampled_from([0.0, 1.0, 2.0, 2.5]),
+    iou=st.booleans(),
+)
 def test_properties(n, c, seed, beta, gamma, iou):
     """Sparse equals dense; both losses are >= 0; γ = 0, α = 1 VFL with iou_weighted=False is BCE; β = 0
     QFL is BCE."""
     x, labels, scores, dense = inputs(n, c, seed)
-    for fn, kwargs in ((fastloss.varifocal_loss, dict(gamma=gamma, iou_weighted=iou)),
-                       (fastloss.quality_focal_loss, dict(beta=beta))):
+    for fn, kwargs in (
+        (fastloss.varifocal_loss, dict(gamma=gamma, iou_weighted=iou)),
+        (fastloss.quality_focal_loss, dict(beta=beta)),
+    ):
         sparse = fn(x, (labels, scores), reduction="none", **kwargs)
         torch.testing.assert_close(sparse, fn(x, dense, reduction="none", **kwargs))
         assert (sparse >= 0).all()
     bce = F.binary_cross_entropy_with_logits(x, dense, reduction="none")
     assert_close(fastloss.quality_focal_loss(x, (labels, scores), beta=0.0, reduction="none"), bce)
-    assert_close(fastloss.varifocal_loss(x, (labels, scores), alpha=1.0, gamma=0.0, iou_weighted=False,
-                                         reduction="none"), bce)
+    assert_close(
+        fastloss.varifocal_loss(x, (labels, scores), alpha=1.0, gamma=0.0, iou_weighted=False, reduction="none"), bce
+    )
 
 
 # ---- bad input ------------------------------------------------------------------------------------
@@ -399,16 +476,25 @@ def test_bad_input_is_a_clear_error():
         (lambda: fastloss.quality_focal_loss(x, dense[:, :2]), ValueError, "shape"),
         (lambda: fastloss.varifocal_loss(x, dense, negative_mask="iou"), ValueError, "negative_mask"),
         (lambda: fastloss.varifocal_loss(x, dense, negative_mask="label"), ValueError, "positive"),
-        (lambda: fastloss.varifocal_loss(x, (labels, scores), negative_mask="label", positive=dense > 0), ValueError,
-         "positive"),
-        (lambda: fastloss.varifocal_loss(x, dense, negative_mask="label", positive=dense[:2] > 0), ValueError,
-         "positive must have"),
+        (
+            lambda: fastloss.varifocal_loss(x, (labels, scores), negative_mask="label", positive=dense > 0),
+            ValueError,
+            "positive",
+        ),
+        (
+            lambda: fastloss.varifocal_loss(x, dense, negative_mask="label", positive=dense[:2] > 0),
+            ValueError,
+            "positive must have",
+        ),
         (lambda: fastloss.varifocal_loss(x, dense, alpha=-1.0), ValueError, "alpha"),
         (lambda: fastloss.quality_focal_loss(x, dense, beta=-1.0), ValueError, "gamma|beta"),
         (lambda: fastloss.varifocal_loss(x, (labels.float(), scores)), TypeError, "integer"),
         (lambda: fastloss.varifocal_loss(x, dense, iou_weighted=1), TypeError, "iou_weighted"),
-        (lambda: fastloss.quality_focal_loss(x, dense, per_layer=True, avg_factor=torch.ones(3)), ValueError,
-         "avg_factor"),
+        (
+            lambda: fastloss.quality_focal_loss(x, dense, per_layer=True, avg_factor=torch.ones(3)),
+            ValueError,
+            "avg_factor",
+        ),
         (lambda: fastloss.quality_focal_loss(x[0], (labels[0], scores[0]), per_layer=True), ValueError, "per_layer"),
     ]
     for call, error, message in cases:
@@ -426,12 +512,19 @@ def test_targets_take_no_gradient():
             fn(x, (labels, scores.clone().requires_grad_()))
 
 
-@pytest.mark.parametrize("cls,args", [(fastloss.nn.VarifocalLoss, dict(negative_mask="label")),
-                                      (fastloss.nn.QualityFocalLoss, dict(beta=1.5)),
-                                      (mmdet_face.VarifocalLoss, {}), (mmdet_face.QualityFocalLoss, {}),
-                                      (ultralytics_face.VarifocalLoss, {})])
+@pytest.mark.parametrize(
+    "cls,args",
+    [
+        (fastloss.nn.VarifocalLoss, dict(negative_mask="label")),
+        (fastloss.nn.QualityFocalLoss, dict(beta=1.5)),
+        (mmdet_face.VarifocalLoss, {}),
+        (mmdet_face.QualityFocalLoss, {}),
+        (ultralytics_face.VarifocalLoss, {}),
+    ],
+)
 def test_modules_pickle(cls, args):
     import pickle
+
     module = cls(**args)
     assert repr(pickle.loads(pickle.dumps(module))) == repr(module)
     assert module.state_dict() == {} or isinstance(module.state_dict(), dict)
@@ -450,7 +543,8 @@ def test_cuda_equals_cpu(sparse):
         assert_same(tuple(t.cpu() for t in got), want, torch.float32)
     L = torch.stack([x, -x])
     lab2, sc2 = labels.expand(2, -1).contiguous(), scores.expand(2, -1).contiguous()
-    got = value_and_grad(fastloss.varifocal_loss, L.cuda(), (lab2.cuda(), sc2.cuda()), per_layer=True,
-                         negative_mask="label")
+    got = value_and_grad(
+        fastloss.varifocal_loss, L.cuda(), (lab2.cuda(), sc2.cuda()), per_layer=True, negative_mask="label"
+    )
     want = value_and_grad(fastloss.varifocal_loss, L, (lab2, sc2), per_layer=True, negative_mask="label")
     assert_same(tuple(t.cpu() for t in got), want, torch.float32)

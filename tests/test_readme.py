@@ -1,4 +1,5 @@
 """The README's Python examples run as printed and do what their comments say."""
+
 import ast
 import os
 import re
@@ -50,11 +51,13 @@ def check_core(ns):
 
 def check_torchvision(ns):
     import torchvision
+
     torch.testing.assert_close(ns["iou"], torchvision.ops.box_iou(ns["boxes"], ns["boxes"]))
 
 
 def check_mmdet(ns):
     import fastloss.mmdet
+
     assert isinstance(ns["focal"], fastloss.mmdet.FocalLoss) and isinstance(ns["giou"], fastloss.mmdet.GIoULoss)
     assert ns["focal"].gamma == 2.0 and ns["giou"].loss_weight == 2.0
 

@@ -1,5 +1,6 @@
 """fastloss.sigmoid_focal_loss against the reference, torchvision and torch; gradients, registration,
 torch.compile, determinism, edge cases and bad input."""
+
 import itertools
 
 import pytest
@@ -8,8 +9,18 @@ import torch.nn.functional as F
 
 import fastloss
 from fastloss import reference
-from helpers import (DEVICES, FLOAT_DTYPES, HALF_DTYPES, assert_close, labels_for, logits, loss_and_grads, needs,
-                     one_hot, peer)
+from helpers import (
+    DEVICES,
+    FLOAT_DTYPES,
+    HALF_DTYPES,
+    assert_close,
+    labels_for,
+    logits,
+    loss_and_grads,
+    needs,
+    one_hot,
+    peer,
+)
 
 torchvision_ops = peer("torchvision.ops")
 tv_focal = torchvision_ops.sigmoid_focal_loss if torchvision_ops else None
@@ -98,8 +109,9 @@ def test_labels_equal_one_hot_float_targets(device, reduction, gamma):
     x = logits(400, 9, device=device).requires_grad_()
     labels = labels_for((400,), 9, device)
     got, (g1,) = loss_and_grads(fastloss.sigmoid_focal_loss, (x, labels), gamma=gamma, reduction=reduction)
-    want, (g2,) = loss_and_grads(fastloss.sigmoid_focal_loss, (x, one_hot(labels, 9, x.dtype)), gamma=gamma,
-                                 reduction=reduction)
+    want, (g2,) = loss_and_grads(
+        fastloss.sigmoid_focal_loss, (x, one_hot(labels, 9, x.dtype)), gamma=gamma, reduction=reduction
+    )
     assert_close(got, want)
     assert_close(g1, g2)
 
@@ -138,7 +150,7 @@ def test_labels_outside_classes_are_all_negative(device):
     """Any label value is safe: labels are compared with the class index, never used as addresses."""
     x = logits(8, 4, device=device)
     # (−2^63 and 2^63 − 1 too: the kernel once subtracted the column from the label before comparing)
-    labels = torch.tensor([4, -1, 2**62, -2**62, 10**9, -7, -2**63, 2**63 - 1], device=device)
+    labels = torch.tensor([4, -1, 2**62, -(2**62), 10**9, -7, -(2**63), 2**63 - 1], device=device)
     got = fastloss.sigmoid_focal_loss(x, labels, reduction="none")
     assert_close(got, fastloss.sigmoid_focal_loss(x, torch.zeros_like(x), reduction="none"))
 
@@ -159,8 +171,14 @@ def test_three_dim_inputs_with_per_anchor_weight(device):
 # ------------------------------------------------------------------------ weights, avg_factor, empty
 
 
-WEIGHT_SHAPES = {"per element": (40, 9), "per anchor": (40,), "per class": (9,), "per class (1, C)": (1, 9),
-                 "per anchor (N, 1)": (40, 1), "scalar": ()}
+WEIGHT_SHAPES = {
+    "per element": (40, 9),
+    "per anchor": (40,),
+    "per class": (9,),
+    "per class (1, C)": (1, 9),
+    "per anchor (N, 1)": (40, 1),
+    "scalar": (),
+}
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -195,8 +213,9 @@ def test_avg_factor(avg_factor):
     x = logits(50, 4).requires_grad_()
     labels = labels_for((50,), 4)
     got, (gx,) = loss_and_grads(fastloss.sigmoid_focal_loss, (x, labels), reduction="mean", avg_factor=avg_factor)
-    want, (wx,) = loss_and_grads(lambda x, t: fastloss.sigmoid_focal_loss(x, t, reduction="sum") / avg_factor,
-                                 (x, labels))
+    want, (wx,) = loss_and_grads(
+        lambda x, t: fastloss.sigmoid_focal_loss(x, t, reduction="sum") / avg_factor, (x, labels)
+    )
     assert_close(got, want)
     assert_close(gx, wx)
 
@@ -302,15 +321,42 @@ def test_gradcheck_unreduced_with_non_contiguous_grad():
 
 
 OPCHECK_CASES = {
-    "labels mean": lambda d: (logits(9, 4, device=d).requires_grad_(), labels_for((9,), 4, d), None, 0.25, 2.0, 2,
-                              -100),
-    "soft none weighted": lambda d: (logits(9, 4, device=d).requires_grad_(),
-                                     torch.rand(9, 4, dtype=torch.float64, device=d).requires_grad_(),
-                                     torch.rand(9, 1, dtype=torch.float64, device=d), 0.25, 1.5, 0, -100),
-    "float32 sum": lambda d: (logits(5, 3, 4, dtype=torch.float32, device=d).requires_grad_(),
-                              labels_for((5, 3), 4, d), None, -1.0, 0.0, 1, 2),
-    "bfloat16 mean": lambda d: (logits(9, 4, dtype=torch.bfloat16, device=d).requires_grad_(), labels_for((9,), 4, d),
-                                None, 0.25, 2.0, 2, -100),
+    "labels mean": lambda d: (
+        logits(9, 4, device=d).requires_grad_(),
+        labels_for((9,), 4, d),
+        None,
+        0.25,
+        2.0,
+        2,
+        -100,
+    ),
+    "soft none weighted": lambda d: (
+        logits(9, 4, device=d).requires_grad_(),
+        torch.rand(9, 4, dtype=torch.float64, device=d).requires_grad_(),
+        torch.rand(9, 1, dtype=torch.float64, device=d),
+        0.25,
+        1.5,
+        0,
+        -100,
+    ),
+    "float32 sum": lambda d: (
+        logits(5, 3, 4, dtype=torch.float32, device=d).requires_grad_(),
+        labels_for((5, 3), 4, d),
+        None,
+        -1.0,
+        0.0,
+        1,
+        2,
+    ),
+    "bfloat16 mean": lambda d: (
+        logits(9, 4, dtype=torch.bfloat16, device=d).requires_grad_(),
+        labels_for((9,), 4, d),
+        None,
+        0.25,
+        2.0,
+        2,
+        -100,
+    ),
 }
 
 
@@ -325,8 +371,10 @@ def test_opcheck_backward_op(device):
     x, labels = logits(9, 4, device=device), labels_for((9,), 4, device)
     _, count = torch.ops.fastloss.sigmoid_focal_loss(x, labels, None, 0.25, 2.0, 2, -100)
     grad = torch.ones((), dtype=torch.float64, device=device)
-    torch.library.opcheck(torch.ops.fastloss.sigmoid_focal_loss_backward.default,
-                          (grad, x, labels, None, count, 0.25, 2.0, 2, -100, False))
+    torch.library.opcheck(
+        torch.ops.fastloss.sigmoid_focal_loss_backward.default,
+        (grad, x, labels, None, count, 0.25, 2.0, 2, -100, False),
+    )
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -420,8 +468,11 @@ BAD_INPUTS = [
     (_bad(targets=[1, 2]), TypeError, "targets must be a torch.Tensor"),
     (_bad(targets=torch.zeros(8, 4, dtype=torch.bool)), TypeError, "targets must be a float tensor or integer"),
     (_bad(targets=torch.zeros(8, 3)), ValueError, "float targets must have the inputs' shape"),
-    (_bad(targets=torch.zeros(8, 4, dtype=torch.int64)), ValueError,
-     r"labels? targets must have shape inputs.shape\[:-1\]"),
+    (
+        _bad(targets=torch.zeros(8, 4, dtype=torch.int64)),
+        ValueError,
+        r"labels? targets must have shape inputs.shape\[:-1\]",
+    ),
     (_bad(targets=torch.zeros(7, dtype=torch.int64)), ValueError, r"targets must have shape inputs.shape\[:-1\]"),
     (_bad(inputs=torch.tensor(1.0), targets=torch.tensor(1)), ValueError, r"inputs.shape\[:-1\]"),
     (_bad(alpha=1.5), ValueError, "alpha must be in"),
@@ -438,10 +489,16 @@ BAD_INPUTS = [
     (_bad(weight=torch.ones(8, 4, dtype=torch.int32)), TypeError, "weight must be a float16"),
     (_bad(weight=torch.ones(8, requires_grad=True)), ValueError, "weight requires grad"),
     (_bad(ignore_index=1.5), TypeError, "ignore_index must be an int"),
-    (_bad(inputs=torch.zeros(8, 4, device="meta")), ValueError,
-     "targets and inputs must be on the same device; targets is on cpu"),
-    (_bad(weight=torch.ones(8, device="meta")), ValueError,
-     "weight and inputs must be on the same device; weight is on meta"),
+    (
+        _bad(inputs=torch.zeros(8, 4, device="meta")),
+        ValueError,
+        "targets and inputs must be on the same device; targets is on cpu",
+    ),
+    (
+        _bad(weight=torch.ones(8, device="meta")),
+        ValueError,
+        "weight and inputs must be on the same device; weight is on meta",
+    ),
 ]
 
 
@@ -459,11 +516,13 @@ def test_direct_op_call_checks_shapes():
     with pytest.raises(RuntimeError, match="label targets must have shape"):
         torch.ops.fastloss.sigmoid_focal_loss(logits(8, 4), torch.zeros(9, dtype=torch.int64), None, 0.25, 2.0, 2, -100)
     with pytest.raises(RuntimeError, match="float targets must have the inputs' shape"):
-        torch.ops.fastloss.sigmoid_focal_loss(logits(8, 4), torch.zeros(8, 3, dtype=torch.float64), None, 0.25, 2.0, 2,
-                                              -100)
+        torch.ops.fastloss.sigmoid_focal_loss(
+            logits(8, 4), torch.zeros(8, 3, dtype=torch.float64), None, 0.25, 2.0, 2, -100
+        )
     with pytest.raises(RuntimeError, match=r"shape \[5\] does not broadcast to the loss's shape \[8, 4\]"):
-        torch.ops.fastloss.sigmoid_focal_loss(logits(8, 4), torch.zeros(8, dtype=torch.int64), torch.ones(5), 0.25,
-                                              2.0, 0, -100)
+        torch.ops.fastloss.sigmoid_focal_loss(
+            logits(8, 4), torch.zeros(8, dtype=torch.int64), torch.ones(5), 0.25, 2.0, 0, -100
+        )
 
 
 # --------------------------------------------------------------------------------------- CUDA only
@@ -557,10 +616,13 @@ def test_sparse_targets_are_bce_against_the_dense_one_hot_times_score(reduction,
     F.binary_cross_entropy_with_logits(x, one_hot(label) · score)."""
     x, labels, scores = (t.to(device) for t in sparse_inputs(dtype=dtype))
     dense = (labels[:, None] == torch.arange(80, device=device)).to(dtype) * scores[:, None]
-    got, (got_grad,) = loss_and_grads(lambda x: fastloss.sigmoid_focal_loss(x, (labels, scores), alpha=-1, gamma=0.0,
-                                                                              reduction=reduction), [x.requires_grad_()])
-    want, (want_grad,) = loss_and_grads(lambda x: F.binary_cross_entropy_with_logits(x, dense, reduction=reduction),
-                                        [x])
+    got, (got_grad,) = loss_and_grads(
+        lambda x: fastloss.sigmoid_focal_loss(x, (labels, scores), alpha=-1, gamma=0.0, reduction=reduction),
+        [x.requires_grad_()],
+    )
+    want, (want_grad,) = loss_and_grads(
+        lambda x: F.binary_cross_entropy_with_logits(x, dense, reduction=reduction), [x]
+    )
     assert_close(got, want)
     assert_close(got_grad, want_grad)
 
@@ -572,10 +634,12 @@ def test_sparse_targets_equal_the_dense_soft_targets(gamma, alpha):
     dense = (labels[:, None] == torch.arange(80)).double() * scores[:, None]
     kept = labels != -100
     for reduction in ("none", "sum"):
-        got, (g1,) = loss_and_grads(lambda x: fastloss.sigmoid_focal_loss(x, (labels, scores), alpha, gamma, reduction),
-                                    [x.requires_grad_()])
-        want, (g2,) = loss_and_grads(lambda x: fastloss.sigmoid_focal_loss(x[kept], dense[kept], alpha, gamma,
-                                                                           reduction), [x])
+        got, (g1,) = loss_and_grads(
+            lambda x: fastloss.sigmoid_focal_loss(x, (labels, scores), alpha, gamma, reduction), [x.requires_grad_()]
+        )
+        want, (g2,) = loss_and_grads(
+            lambda x: fastloss.sigmoid_focal_loss(x[kept], dense[kept], alpha, gamma, reduction), [x]
+        )
         assert_close(got[kept] if reduction == "none" else got, want)
         assert_close(g1[kept], g2[kept])
         assert not g1[~kept].any()
@@ -583,18 +647,27 @@ def test_sparse_targets_equal_the_dense_soft_targets(gamma, alpha):
 
 def test_sparse_targets_gradcheck():
     x, labels, scores = sparse_inputs(rows=6, classes=5)
-    assert torch.autograd.gradcheck(lambda x: fastloss.sigmoid_focal_loss(x, (labels, scores), gamma=1.5,
-                                                                          reduction="sum"), (x.requires_grad_(),))
+    assert torch.autograd.gradcheck(
+        lambda x: fastloss.sigmoid_focal_loss(x, (labels, scores), gamma=1.5, reduction="sum"), (x.requires_grad_(),)
+    )
 
 
-@pytest.mark.parametrize("targets, error, message", [
-    (lambda l, s: (l, s + 1.5), ValueError, "targets\\[1\\] \\(scores\\) has values in .* outside \\[0, 1\\]"),
-    (lambda l, s: (l, s[:-1]), ValueError, "must have the labels' shape"),
-    (lambda l, s: (l.float(), s), TypeError, "must be integer class labels"),
-    (lambda l, s: (l, s.requires_grad_()), ValueError, "take no gradient"),
-    (lambda l, s: (l, s, s), ValueError, "must be \\(labels, scores\\)"),
-    (lambda l, s: (l, s.long()), TypeError, "targets\\[1\\] \\(scores\\) must be a float"),
-], ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize(
+    "targets, error, message",
+    [
+        (
+            lambda labels, s: (labels, s + 1.5),
+            ValueError,
+            "targets\\[1\\] \\(scores\\) has values in .* outside \\[0, 1\\]",
+        ),
+        (lambda labels, s: (labels, s[:-1]), ValueError, "must have the labels' shape"),
+        (lambda labels, s: (labels.float(), s), TypeError, "must be integer class labels"),
+        (lambda labels, s: (labels, s.requires_grad_()), ValueError, "take no gradient"),
+        (lambda labels, s: (labels, s, s), ValueError, "must be \\(labels, scores\\)"),
+        (lambda labels, s: (labels, s.long()), TypeError, "targets\\[1\\] \\(scores\\) must be a float"),
+    ],
+    ids=lambda x: x if isinstance(x, str) else "",
+)
 def test_sparse_targets_bad_input(targets, error, message):
     x, labels, scores = sparse_inputs()
     with pytest.raises(error, match=message):
@@ -611,11 +684,14 @@ def test_sparse_targets_raw_op_checks():
 
 def test_sparse_targets_opcheck_and_compile():
     x, labels, scores = sparse_inputs(dtype=torch.float32)
-    torch.library.opcheck(torch.ops.fastloss.sigmoid_focal_loss.default,
-                          (x.requires_grad_(), labels, None, 0.25, 2.0, 2, -100, False, scores))
+    torch.library.opcheck(
+        torch.ops.fastloss.sigmoid_focal_loss.default,
+        (x.requires_grad_(), labels, None, 0.25, 2.0, 2, -100, False, scores),
+    )
     torch._dynamo.reset()
-    step = torch.compile(lambda x, l, s: fastloss.sigmoid_focal_loss(x, (l, s), reduction="mean"), fullgraph=True,
-                         dynamic=True)
+    step = torch.compile(
+        lambda x, labels, s: fastloss.sigmoid_focal_loss(x, (labels, s), reduction="mean"), fullgraph=True, dynamic=True
+    )
     for rows in (7, 13):
         x, labels, scores = sparse_inputs(rows=rows, dtype=torch.float32, seed=rows)
         x.requires_grad_()
@@ -629,8 +705,9 @@ def test_sparse_targets_opcheck_and_compile():
 def test_sparse_targets_cuda_matches_cpu(reduction):
     x, labels, scores = sparse_inputs(rows=70001, dtype=torch.float32, seed=2)
     labels[::9] = -100
-    want, (want_grad,) = loss_and_grads(lambda x: fastloss.sigmoid_focal_loss(x, (labels, scores), reduction=reduction),
-                                        [x.requires_grad_()])
+    want, (want_grad,) = loss_and_grads(
+        lambda x: fastloss.sigmoid_focal_loss(x, (labels, scores), reduction=reduction), [x.requires_grad_()]
+    )
     xc, lc, sc = x.detach().cuda().requires_grad_(), labels.cuda(), scores.cuda()
     got, (got_grad,) = loss_and_grads(lambda x: fastloss.sigmoid_focal_loss(x, (lc, sc), reduction=reduction), [xc])
     torch.testing.assert_close(got.cpu(), want, rtol=2e-5, atol=2e-6)

@@ -1,5 +1,6 @@
 """Property test of fastloss.sigmoid_focal_loss against the reference over random shapes, targets,
 α, γ, reductions and weights (hypothesis)."""
+
 import pytest
 import torch
 
@@ -9,8 +10,8 @@ from helpers import assert_close, loss_and_grads, one_hot, peer
 
 if peer("hypothesis") is None:
     pytest.skip("hypothesis is not installed", allow_module_level=True)
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import given
+from hypothesis import strategies as st
 
 REDUCTIONS = ["none", "mean", "sum"]
 
@@ -42,14 +43,19 @@ def test_property_matches_reference(problem):
         t = one_hot(labels, shape[-1], torch.float64)
     else:
         t = torch.rand(shape, generator=g, dtype=torch.float64).requires_grad_()
-    w = {None: None, "element": torch.rand(shape, generator=g, dtype=torch.float64),
-         "anchor": torch.rand(shape[:-1], generator=g, dtype=torch.float64),
-         "class": torch.rand(shape[-1:], generator=g, dtype=torch.float64)}[weight_kind]
+    w = {
+        None: None,
+        "element": torch.rand(shape, generator=g, dtype=torch.float64),
+        "anchor": torch.rand(shape[:-1], generator=g, dtype=torch.float64),
+        "class": torch.rand(shape[-1:], generator=g, dtype=torch.float64),
+    }[weight_kind]
     tensors = (x, t)
-    got, got_grads = loss_and_grads(fastloss.sigmoid_focal_loss, tensors, alpha=alpha, gamma=gamma,
-                                    reduction=reduction, weight=w)
-    want, want_grads = loss_and_grads(reference.sigmoid_focal_loss, tensors, alpha=alpha, gamma=gamma,
-                                      reduction=reduction, weight=w)
+    got, got_grads = loss_and_grads(
+        fastloss.sigmoid_focal_loss, tensors, alpha=alpha, gamma=gamma, reduction=reduction, weight=w
+    )
+    want, want_grads = loss_and_grads(
+        reference.sigmoid_focal_loss, tensors, alpha=alpha, gamma=gamma, reduction=reduction, weight=w
+    )
     assert_close(got, want, rtol=1e-9, atol=1e-11)
     for a, b in zip(got_grads, want_grads):
         assert_close(a, b, rtol=1e-9, atol=1e-11)

@@ -1,6 +1,7 @@
 """fastloss.softmax_focal_loss: equal to F.cross_entropy at γ = 0 (weights, ignore_index, label
 smoothing, every reduction, gradients), to the reference for γ > 0, on (N, C) and (N, C, *spatial)
 inputs and every dtype; gradcheck, opcheck, torch.compile, determinism, edge cases, bad input."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -23,7 +24,9 @@ def labels(shape, device="cpu", ignore_index=-100, seed=0):
 
 
 def class_weights(classes, device="cpu", dtype=torch.float64):
-    return (torch.rand(classes, generator=torch.Generator().manual_seed(1), dtype=torch.float64) + 0.2).to(device, dtype)
+    return (torch.rand(classes, generator=torch.Generator().manual_seed(1), dtype=torch.float64) + 0.2).to(
+        device, dtype
+    )
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -36,8 +39,9 @@ def test_gamma_zero_is_cross_entropy(device, shape, reduction, alpha, smoothing,
     shape = SHAPES[shape]
     x, y = logits(*shape, device=device, dtype=dtype).requires_grad_(), labels(shape, device)
     w = class_weights(shape[1], device, dtype) if alpha else None
-    got, (g1,) = loss_and_grads(fastloss.softmax_focal_loss, (x, y), gamma=0, alpha=w, reduction=reduction,
-                                label_smoothing=smoothing)
+    got, (g1,) = loss_and_grads(
+        fastloss.softmax_focal_loss, (x, y), gamma=0, alpha=w, reduction=reduction, label_smoothing=smoothing
+    )
     want, (g2,) = loss_and_grads(F.cross_entropy, (x, y), weight=w, reduction=reduction, label_smoothing=smoothing)
     # The issue's fp32 rel. 1e-6. Per position ("none") a loss is a difference of logs, exact to the
     # rounding of log Σ exp (about 1e-7 absolute in both torch and fastloss, whose sums add in
@@ -61,8 +65,16 @@ def test_gamma_zero_ignore_index_is_cross_entropy(device, ignore_index):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shape", list(SHAPES))
 @pytest.mark.parametrize("gamma", [2.0, 0.5, 1.0, 1.7, 3.0])
-@pytest.mark.parametrize("options", [{}, {"alpha": "tensor"}, {"alpha": 0.25, "reduction": "sum"},
-                                     {"label_smoothing": 0.1, "alpha": "tensor"}, {"reduction": "none"}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"alpha": "tensor"},
+        {"alpha": 0.25, "reduction": "sum"},
+        {"label_smoothing": 0.1, "alpha": "tensor"},
+        {"reduction": "none"},
+    ],
+)
 def test_matches_reference(device, shape, gamma, options):
     shape, options = SHAPES[shape], dict(options)
     if options.get("alpha") == "tensor":
@@ -124,7 +136,7 @@ def test_all_ignored(device):
     assert fastloss.softmax_focal_loss(x, y, reduction="sum").item() == 0
     mean = fastloss.softmax_focal_loss(x, y)
     assert torch.isnan(mean) and torch.isnan(F.cross_entropy(x, y))  # as F.cross_entropy
-    grad, = torch.autograd.grad(fastloss.softmax_focal_loss(x, y, reduction="sum"), x)
+    (grad,) = torch.autograd.grad(fastloss.softmax_focal_loss(x, y, reduction="sum"), x)
     assert torch.equal(grad, torch.zeros_like(grad))
 
 
@@ -149,15 +161,21 @@ def test_extreme_logits_are_finite(device, dtype, gamma):
         xl = (x if layout == "rows" else x.t().unsqueeze(0).contiguous()).requires_grad_()
         yl = y if layout == "rows" else y.unsqueeze(0)
         loss = fastloss.softmax_focal_loss(xl, yl, gamma=gamma, reduction="none").view(-1)
-        grad, = torch.autograd.grad(loss.sum(), xl)
+        (grad,) = torch.autograd.grad(loss.sum(), xl)
         assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
         assert loss[0].item() == 0 and loss[1].item() > 1e3
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shape", ["rows", "spatial", "C=1"])
-@pytest.mark.parametrize("options", [{"gamma": 2.0}, {"gamma": 0.5, "alpha": "tensor", "label_smoothing": 0.2},
-                                     {"gamma": 0.0, "reduction": "none", "label_smoothing": 0.1}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"gamma": 2.0},
+        {"gamma": 0.5, "alpha": "tensor", "label_smoothing": 0.2},
+        {"gamma": 0.0, "reduction": "none", "label_smoothing": 0.1},
+    ],
+)
 def test_gradcheck(device, shape, options):
     shape, options = SHAPES[shape], dict(options)
     if options.get("alpha") == "tensor":
@@ -168,13 +186,36 @@ def test_gradcheck(device, shape, options):
 
 
 OPCHECK_ARGS = {
-    "rows sum": lambda d: (logits(9, 5, 1, device=d).requires_grad_(), labels((9, 5), d).view(9, 1), None, None, 2.0,
-                           0.0, 1, -100),
-    "spatial none alpha weight": lambda d: (logits(2, 4, 6, device=d).requires_grad_(), labels((2, 4, 6), d),
-                                            class_weights(4, d), torch.rand(2, 6, dtype=torch.float64, device=d), 0.5,
-                                            0.1, 0, -100),
-    "bfloat16": lambda d: (logits(7, 3, 1, device=d, dtype=torch.bfloat16).requires_grad_(),
-                           labels((7, 3), d).view(7, 1), None, None, 2.0, 0.0, 1, -100),
+    "rows sum": lambda d: (
+        logits(9, 5, 1, device=d).requires_grad_(),
+        labels((9, 5), d).view(9, 1),
+        None,
+        None,
+        2.0,
+        0.0,
+        1,
+        -100,
+    ),
+    "spatial none alpha weight": lambda d: (
+        logits(2, 4, 6, device=d).requires_grad_(),
+        labels((2, 4, 6), d),
+        class_weights(4, d),
+        torch.rand(2, 6, dtype=torch.float64, device=d),
+        0.5,
+        0.1,
+        0,
+        -100,
+    ),
+    "bfloat16": lambda d: (
+        logits(7, 3, 1, device=d, dtype=torch.bfloat16).requires_grad_(),
+        labels((7, 3), d).view(7, 1),
+        None,
+        None,
+        2.0,
+        0.0,
+        1,
+        -100,
+    ),
 }
 
 
@@ -189,8 +230,9 @@ def test_opcheck_backward_op(device):
     x, y = logits(2, 4, 6, device=device), labels((2, 4, 6), device)
     _, lse, _ = torch.ops.fastloss.softmax_focal_loss(x, y, None, None, 2.0, 0.1, 0, -100)
     grad = torch.randn(2, 6, dtype=torch.float64, device=device)
-    torch.library.opcheck(torch.ops.fastloss.softmax_focal_loss_backward.default,
-                          (grad, x, y, None, None, lse, 2.0, 0.1, 0, -100))
+    torch.library.opcheck(
+        torch.ops.fastloss.softmax_focal_loss_backward.default, (grad, x, y, None, None, lse, 2.0, 0.1, 0, -100)
+    )
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -237,8 +279,10 @@ def test_non_contiguous_and_channels_last():
 @pytest.mark.parametrize("label_dtype", [torch.int64, torch.int32, torch.uint8])
 def test_integer_label_dtypes(label_dtype):
     x, y = logits(10, 4), labels((10, 4), ignore_index=0)
-    assert_close(fastloss.softmax_focal_loss(x, y.to(label_dtype), ignore_index=0),
-                 fastloss.softmax_focal_loss(x, y, ignore_index=0))
+    assert_close(
+        fastloss.softmax_focal_loss(x, y.to(label_dtype), ignore_index=0),
+        fastloss.softmax_focal_loss(x, y, ignore_index=0),
+    )
 
 
 # ---------------------------------------------------------------------------------------- bad input
@@ -280,10 +324,14 @@ def test_modules():
     x, y = logits(8, 5), labels((8, 5))
     weight = torch.rand(8, dtype=torch.float64)
     focal = fastloss.nn.SoftmaxFocalLoss(gamma=1.5, label_smoothing=0.1, loss_weight=2.0)
-    assert_close(focal(x, y, weight=weight, avg_factor=4.0),
-                 2 * fastloss.softmax_focal_loss(x, y, gamma=1.5, label_smoothing=0.1, weight=weight, avg_factor=4.0))
-    assert_close(focal(x, y, reduction_override="none"),
-                 2 * fastloss.softmax_focal_loss(x, y, gamma=1.5, label_smoothing=0.1, reduction="none"))
+    assert_close(
+        focal(x, y, weight=weight, avg_factor=4.0),
+        2 * fastloss.softmax_focal_loss(x, y, gamma=1.5, label_smoothing=0.1, weight=weight, avg_factor=4.0),
+    )
+    assert_close(
+        focal(x, y, reduction_override="none"),
+        2 * fastloss.softmax_focal_loss(x, y, gamma=1.5, label_smoothing=0.1, reduction="none"),
+    )
     w = class_weights(5)
     ce = fastloss.nn.CrossEntropyLoss(class_weight=w, label_smoothing=0.05)
     assert_close(ce(x, y), F.cross_entropy(x, y, weight=w, label_smoothing=0.05))
@@ -329,6 +377,7 @@ def test_a_reduced_loss_grad_of_one_element_is_one_scale_for_every_position(grad
     _, lse, _ = torch.ops.fastloss.softmax_focal_loss(x, y, None, None, 2.0, 0.1, SUM, -100)
     grad = torch.full(grad_shape, 0.5, dtype=torch.float64)
     got = torch.ops.fastloss.softmax_focal_loss_backward(grad, x, y, None, None, lse, 2.0, 0.1, SUM, -100)
-    want = torch.ops.fastloss.softmax_focal_loss_backward(torch.tensor(0.5, dtype=torch.float64), x, y, None, None,
-                                                          lse, 2.0, 0.1, SUM, -100)
+    want = torch.ops.fastloss.softmax_focal_loss_backward(
+        torch.tensor(0.5, dtype=torch.float64), x, y, None, None, lse, 2.0, 0.1, SUM, -100
+    )
     assert torch.equal(got, want)

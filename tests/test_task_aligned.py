@@ -2,6 +2,7 @@
 imported only here) and the pure-torch reference with the same tie rules: random and realistic
 inputs, no GT, padded GTs, 1,000 GTs per image, boxes outside the image, tiny GTs, top-k2, dtypes,
 sparse targets, NaN boxes, bad input, opcheck and torch.compile."""
+
 import pytest
 import torch
 
@@ -21,8 +22,9 @@ def ours(args, device=None, **kw):
 
 
 def theirs(args, topk=10, topk2=None):
-    assigner = tal.TaskAlignedAssigner(topk=topk, num_classes=args[0].shape[-1], alpha=0.5, beta=6.0,
-                                       stride=[8, 16, 32], topk2=topk2)
+    assigner = tal.TaskAlignedAssigner(
+        topk=topk, num_classes=args[0].shape[-1], alpha=0.5, beta=6.0, stride=[8, 16, 32], topk2=topk2
+    )
     return assigner, assigner(*args)
 
 
@@ -67,10 +69,18 @@ def assert_like_ultralytics(args, topk=10, topk2=None, min_decided=0.5):
 
 
 @needs_ultralytics
-@pytest.mark.parametrize("scenario", [
-    dict(), dict(seed=1, batch=3, gts=20, valid=20), dict(seed=2, outside=True), dict(seed=3, tiny=True),
-    dict(seed=4, gts=40, valid=3), dict(seed=5, classes=80, gts=50, valid=31),
-], ids=str)
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        dict(),
+        dict(seed=1, batch=3, gts=20, valid=20),
+        dict(seed=2, outside=True),
+        dict(seed=3, tiny=True),
+        dict(seed=4, gts=40, valid=3),
+        dict(seed=5, classes=80, gts=50, valid=31),
+    ],
+    ids=str,
+)
 def test_equals_ultralytics(scenario):
     got = assert_like_ultralytics(make(**scenario))
     assert got[3].any()  # (a test with positives)
@@ -91,6 +101,7 @@ def test_topk_and_topk2_equal_ultralytics(topk, topk2):
 def test_the_ultralytics_face_in_v8_detection_loss():
     """fastloss.ultralytics.TaskAlignedAssigner swapped into the assigner's place: same results."""
     import fastloss.ultralytics
+
     args = make(seed=16, gts=15, valid=12)
     face = fastloss.ultralytics.TaskAlignedAssigner(topk=10, num_classes=7, alpha=0.5, beta=6.0, stride=[8, 16, 32])
     for x, y in zip(face(*args), ours(args)):
@@ -126,19 +137,42 @@ def test_half_scores_as_under_amp():
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("scenario", [
-    dict(), dict(quantized=True, seed=1), dict(quantized=True, gts=30, valid=30, seed=2), dict(tiny=True, seed=3),
-    dict(outside=True, seed=4), dict(dtype=torch.float64, seed=5), dict(dtype=torch.float16, seed=6),
-], ids=str)
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        dict(),
+        dict(quantized=True, seed=1),
+        dict(quantized=True, gts=30, valid=30, seed=2),
+        dict(tiny=True, seed=3),
+        dict(outside=True, seed=4),
+        dict(dtype=torch.float64, seed=5),
+        dict(dtype=torch.float16, seed=6),
+    ],
+    ids=str,
+)
 @pytest.mark.parametrize("topk, topk2", [(10, None), (4, 2), (64, None)])
 @pytest.mark.parametrize("sparse", [False, True])
 def test_equals_the_reference_ties_included(scenario, topk, topk2, sparse, device):
     """The kernels and the pure-torch reference share the tie rules: equal everywhere, ties included."""
     args = make(**scenario)
     got = ours(args, device, topk=topk, topk2=topk2, sparse=sparse)
-    s, p, a, l, g, m = args
-    want = reference(s, p, a, l.squeeze(-1).long(), g, m.squeeze(-1).bool(), topk, topk2 or topk, s.shape[-1], 0.5,
-                     6.0, 1e-9, 16.0, sparse)
+    s, p, a, labels, g, m = args
+    want = reference(
+        s,
+        p,
+        a,
+        labels.squeeze(-1).long(),
+        g,
+        m.squeeze(-1).bool(),
+        topk,
+        topk2 or topk,
+        s.shape[-1],
+        0.5,
+        6.0,
+        1e-9,
+        16.0,
+        sparse,
+    )
     for name, x, y in zip(NAMES, got, want):
         x = x.cpu()
         assert x.dtype == y.dtype and x.shape == y.shape, name
@@ -187,13 +221,15 @@ def test_deterministic_across_thread_counts():
 def test_memory_is_the_outputs_and_the_top_k_lists():
     """No (B, M, A) tensor: the peak is the outputs plus O(B·A + B·M·topk) bookkeeping."""
     from fastloss import bench
+
     args = make(batch=2, gts=300, valid=300, classes=20, size=640, seed=13)
     names = ["pd_scores", "pd_bboxes", "anc_points", "gt_labels", "gt_bboxes", "mask_gt"]
     inputs = dict(zip(names, args))
     outs = ours(args)
     out_bytes = sum(t.numel() * t.element_size() for t in outs)
-    peak = bench.peak_bytes(lambda **kw: ours(tuple(kw[n] for n in names))[2], inputs, [], torch.device("cpu"),
-                            backward=False)
+    peak = bench.peak_bytes(
+        lambda **kw: ours(tuple(kw[n] for n in names))[2], inputs, [], torch.device("cpu"), backward=False
+    )
     batch, gts, anchors = 2, 300, args[2].shape[0]
     bookkeeping = batch * gts * 10 * 8 + batch * anchors * 24 + batch * gts * 64
     assert peak <= out_bytes + bookkeeping, (peak, out_bytes)
@@ -203,26 +239,38 @@ def test_memory_is_the_outputs_and_the_top_k_lists():
 # ----------------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("change, error, message", [
-    (lambda a: (a[0][..., 0],) + a[1:], ValueError, "pd_scores must have shape"),
-    (lambda a: (a[0], a[1][:, :-1]) + a[2:], ValueError, "must agree on B and A"),
-    (lambda a: a[:2] + (a[2][:, :1],) + a[3:], ValueError, "anc_points must have shape"),
-    (lambda a: a[:4] + (a[4][:1],) + a[5:], ValueError, "batch size"),
-    (lambda a: a[:3] + (a[3][:, :-1],) + a[4:], ValueError, "gt_labels must have shape"),
-    (lambda a: a[:5] + (a[5][:, :-1],), ValueError, "mask_gt must have shape"),
-    (lambda a: a[:3] + (a[3] + 100,) + a[4:], ValueError, "gt_labels has label 10"),
-    (lambda a: a[:3] + (a[3] - 5,) + a[4:], ValueError, "outside \\[0, 7\\)"),
-    (lambda a: (a[0].long(),) + a[1:], TypeError, "pd_scores must be a floating"),
-    (lambda a: (a[0].to("meta"),) + a[1:], ValueError, "must be on pd_scores' device"),
-], ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize(
+    "change, error, message",
+    [
+        (lambda a: (a[0][..., 0],) + a[1:], ValueError, "pd_scores must have shape"),
+        (lambda a: (a[0], a[1][:, :-1]) + a[2:], ValueError, "must agree on B and A"),
+        (lambda a: a[:2] + (a[2][:, :1],) + a[3:], ValueError, "anc_points must have shape"),
+        (lambda a: a[:4] + (a[4][:1],) + a[5:], ValueError, "batch size"),
+        (lambda a: a[:3] + (a[3][:, :-1],) + a[4:], ValueError, "gt_labels must have shape"),
+        (lambda a: a[:5] + (a[5][:, :-1],), ValueError, "mask_gt must have shape"),
+        (lambda a: a[:3] + (a[3] + 100,) + a[4:], ValueError, "gt_labels has label 10"),
+        (lambda a: a[:3] + (a[3] - 5,) + a[4:], ValueError, "outside \\[0, 7\\)"),
+        (lambda a: (a[0].long(),) + a[1:], TypeError, "pd_scores must be a floating"),
+        (lambda a: (a[0].to("meta"),) + a[1:], ValueError, "must be on pd_scores' device"),
+    ],
+    ids=lambda x: x if isinstance(x, str) else "",
+)
 def test_bad_input_is_a_clear_error(change, error, message):
     with pytest.raises(error, match=message):
         ours(change(make()))
 
 
-@pytest.mark.parametrize("kw, message", [(dict(topk=0), "topk must be"), (dict(topk=65), "topk must be"),
-                                         (dict(topk=5, topk2=6), "topk2 must be"), (dict(num_classes=0), "num_classes"),
-                                         (dict(eps=-1.0), "eps must be >= 0"), (dict(alpha=float("nan")), "finite")])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(topk=0), "topk must be"),
+        (dict(topk=65), "topk must be"),
+        (dict(topk=5, topk2=6), "topk2 must be"),
+        (dict(num_classes=0), "num_classes"),
+        (dict(eps=-1.0), "eps must be >= 0"),
+        (dict(alpha=float("nan")), "finite"),
+    ],
+)
 def test_bad_options_are_clear_errors(kw, message):
     with pytest.raises(ValueError, match=message):
         ours(make(), **kw)
@@ -232,8 +280,23 @@ def test_bad_options_are_clear_errors(kw, message):
 
 
 def raw_args(args, sparse=False):
-    s, p, a, l, g, m = args
-    return (s, p, a, l.squeeze(-1).long(), g, m.squeeze(-1).bool(), 10, 4, s.shape[-1], 0.5, 6.0, 1e-9, 16.0, sparse)
+    s, p, a, labels, g, m = args
+    return (
+        s,
+        p,
+        a,
+        labels.squeeze(-1).long(),
+        g,
+        m.squeeze(-1).bool(),
+        10,
+        4,
+        s.shape[-1],
+        0.5,
+        6.0,
+        1e-9,
+        16.0,
+        sparse,
+    )
 
 
 @pytest.mark.parametrize("sparse", [False, True])
@@ -244,8 +307,9 @@ def test_opcheck(sparse):
 @pytest.mark.parametrize("dynamic", [False, True])
 def test_compile_fullgraph(dynamic):
     torch._dynamo.reset()
-    step = torch.compile(lambda *a: fastloss.task_aligned_assign(*a, num_classes=7, topk=10), fullgraph=True,
-                         dynamic=dynamic)
+    step = torch.compile(
+        lambda *a: fastloss.task_aligned_assign(*a, num_classes=7, topk=10), fullgraph=True, dynamic=dynamic
+    )
     for gts in (5, 9):
         args = make(gts=gts, valid=gts - 2, seed=gts)
         for x, y in zip(step(*args), ours(args)):
@@ -257,6 +321,7 @@ def test_cuda_equals_cpu_at_scale():
     """Equal but at near-ties (nvcc's pow and atan are not glibc's: two metrics within 1e-5 may order
     differently), which fastloss.reference.task_aligned.near_ties names."""
     from fastloss.reference.task_aligned import near_ties
+
     args = make(batch=4, gts=300, valid=250, classes=80, size=640, seed=15)
     for topk2 in (None, 5):
         decided = ~near_ties(*args, topk=10, topk2=topk2)
@@ -272,6 +337,7 @@ def test_cuda_equals_cpu_at_scale():
 def test_near_ties_are_found():
     """The near-tie rule finds an anchor whose metric is a last-place step from its GT's k-th."""
     from fastloss.reference.task_aligned import near_ties, pair_metrics
+
     args = make(batch=1, gts=3, valid=3, classes=4, size=320, seed=3)
     assert not near_ties(*args, topk=10).any()
     labels, mask = args[3].view(1, -1).long(), args[5].view(1, -1).bool()

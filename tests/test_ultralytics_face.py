@@ -1,5 +1,6 @@
 """fastloss.ultralytics.bbox_iou against ultralytics' own bbox_iou (the installed package, pinned in
 requirements-dev.txt; AGPL: a test oracle only), values and gradients, and its BboxLoss patched."""
+
 import itertools
 
 import pytest
@@ -81,8 +82,9 @@ def test_bbox_loss_one_line_switch(monkeypatch):
     batch, anchors, reg_max = 2, 64, 16
     anchor_points = torch.rand(anchors, 2, generator=g) * 20
     target = random_boxes(batch * anchors, generator=g, dtype=torch.float32).view(batch, anchors, 4)
-    pred_boxes = random_boxes(batch * anchors, generator=g, near=target.view(-1, 4).double(),
-                              dtype=torch.float32).view(batch, anchors, 4)
+    pred_boxes = random_boxes(batch * anchors, generator=g, near=target.view(-1, 4).double(), dtype=torch.float32).view(
+        batch, anchors, 4
+    )
     pred_dist = torch.randn(batch, anchors, 4 * reg_max, generator=g)
     scores = torch.rand(batch, anchors, 3, generator=g)
     fg = torch.rand(batch, anchors, generator=g) > 0.5
@@ -91,8 +93,9 @@ def test_bbox_loss_one_line_switch(monkeypatch):
         if patched:
             monkeypatch.setattr(loss_module, "bbox_iou", face.bbox_iou)
         boxes, dist = pred_boxes.clone().requires_grad_(), pred_dist.clone().requires_grad_()
-        loss_iou, loss_dfl = loss_module.BboxLoss(reg_max)(dist, boxes, anchor_points, target, scores, scores.sum(), fg,
-                                                           torch.tensor([640, 640]), torch.tensor(8.0))
+        loss_iou, loss_dfl = loss_module.BboxLoss(reg_max)(
+            dist, boxes, anchor_points, target, scores, scores.sum(), fg, torch.tensor([640, 640]), torch.tensor(8.0)
+        )
         results.append((loss_iou.detach(), torch.autograd.grad(loss_iou, boxes)[0]))
     (want, want_grad), (got, got_grad) = results
     assert_close(got, want, torch.float32)
@@ -103,8 +106,10 @@ def test_flags_take_ultralytics_precedence():
     """CIoU over DIoU over GIoU, as ultralytics' branches."""
     box1, box2 = pairs(20, 5)
     for a, b in itertools.combinations(["GIoU", "DIoU", "CIoU"], 2):
-        assert torch.equal(face.bbox_iou(box1, box2, xywh=False, **{a: True, b: True}),
-                           face.bbox_iou(box1, box2, xywh=False, **{b: True}))
+        assert torch.equal(
+            face.bbox_iou(box1, box2, xywh=False, **{a: True, b: True}),
+            face.bbox_iou(box1, box2, xywh=False, **{b: True}),
+        )
 
 
 @pytest.mark.parametrize("flags", FLAGS[:4])
@@ -112,8 +117,10 @@ def test_flags_take_ultralytics_precedence():
 def test_inverted_boxes_as_ultralytics(flags, xywh):
     """Random corners (or negative sizes): ultralytics' formulas on them, not fastloss's repair."""
     g = torch.Generator().manual_seed(6)
-    box1, box2 = torch.rand(500, 4, generator=g, dtype=torch.float64) * 10 - 2, torch.rand(
-        500, 4, generator=g, dtype=torch.float64) * 10 - 2
+    box1, box2 = (
+        torch.rand(500, 4, generator=g, dtype=torch.float64) * 10 - 2,
+        torch.rand(500, 4, generator=g, dtype=torch.float64) * 10 - 2,
+    )
     results = []
     for fn in (face.bbox_iou, metrics.bbox_iou):
         a = box1.clone().requires_grad_()

@@ -17,7 +17,9 @@ struct RowOperand {
   FASTLOSS_HD bool present() const { return data != nullptr; }
   FASTLOSS_HD const T* at(int64_t r, int64_t c) const { return data + r * row_stride + c * col_stride; }
   template <typename R>
-  FASTLOSS_HD R value(int64_t r, int64_t c) const { return data != nullptr ? static_cast<R>(*at(r, c)) : R(1); }
+  FASTLOSS_HD R value(int64_t r, int64_t c) const {
+    return data != nullptr ? static_cast<R>(*at(r, c)) : R(1);
+  }
 };
 
 }  // namespace fastloss

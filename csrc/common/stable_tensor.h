@@ -65,12 +65,12 @@ std::string message(const Args&... args) {
 }  // namespace detail
 
 // FASTLOSS_CHECK: RuntimeError, as TORCH_CHECK; FASTLOSS_CHECK_VALUE: ValueError, as TORCH_CHECK_VALUE.
-#define FASTLOSS_CHECK(cond, ...)                                                \
-  do {                                                                           \
+#define FASTLOSS_CHECK(cond, ...)                                                    \
+  do {                                                                               \
     if (!(cond)) throw std::runtime_error(::fastloss::detail::message(__VA_ARGS__)); \
   } while (0)
-#define FASTLOSS_CHECK_VALUE(cond, ...)                                              \
-  do {                                                                               \
+#define FASTLOSS_CHECK_VALUE(cond, ...)                                                 \
+  do {                                                                                  \
     if (!(cond)) throw std::invalid_argument(::fastloss::detail::message(__VA_ARGS__)); \
   } while (0)
 

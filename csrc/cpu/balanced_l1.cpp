@@ -22,8 +22,7 @@ struct CpuKernels {
     constexpr int64_t W = Vec::size();
     auto eval = [&](int64_t i, int64_t n) {
       Vec g;
-      Vec l = element_loss<true, kKeep>(a.prm, cpu::load_as<Vec>(a.pred + i, n), cpu::load_as<Vec>(a.target + i, n),
-                                        g);
+      Vec l = element_loss<true, kKeep>(a.prm, cpu::load_as<Vec>(a.pred + i, n), cpu::load_as<Vec>(a.target + i, n), g);
       if constexpr (kKeep) cpu::store_as(g, kept + i, n);
       return a.weight != nullptr ? l * Vec::loadu(a.weight + i, n) : l;
     };
@@ -56,9 +55,10 @@ struct CpuKernels {
     using Vec = simd::Vec<opmath_t>;
     constexpr int64_t W = Vec::size();
     const opmath_t* upstream = reduction == kNone ? grad.const_data_ptr<opmath_t>() : nullptr;
-    const opmath_t scale = reduction == kNone ? opmath_t(1)
-                                              : *grad.const_data_ptr<opmath_t>() /
-                                                    static_cast<opmath_t>(reduction == kMean ? std::max<int64_t>(a.n, 1) : 1);
+    const opmath_t scale = reduction == kNone
+                               ? opmath_t(1)
+                               : *grad.const_data_ptr<opmath_t>() /
+                                     static_cast<opmath_t>(reduction == kMean ? std::max<int64_t>(a.n, 1) : 1);
     scalar_t* out = grad_pred.mutable_data_ptr<scalar_t>();
     cpu::parallel_chunks(a.n, [&](int64_t, int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; i += W) {

@@ -87,8 +87,8 @@ struct CpuKernels {
   }
 
   template <typename scalar_t, typename target_t>
-  static void backward(const Args<scalar_t, target_t>& a, const Tensor& grad, int64_t reduction,
-                       Tensor& gp, Tensor& gt) {
+  static void backward(const Args<scalar_t, target_t>& a, const Tensor& grad, int64_t reduction, Tensor& gp,
+                       Tensor& gt) {
     using opmath_t = pair_math_t<scalar_t, target_t>;
     using L = Lanes<opmath_t>;
     using Vec = typename L::Vec;

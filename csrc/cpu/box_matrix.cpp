@@ -78,8 +78,7 @@ struct CpuKernels {
     opmath_t* out2 = grad2.numel() > 0 ? grad2.mutable_data_ptr<opmath_t>() : nullptr;
     const int64_t rows = a.batch * a.n, rows_b = a.batch * a.m;
     // The adjoints of lanes [0, n) (lanes past n hold zero boxes, whose adjoints may be NaN).
-    auto pair = [&](const Vec (&fa)[kFields], const Vec (&fb)[kFields], const Vec& gv, int64_t n, auto& ga,
-                    auto& gb) {
+    auto pair = [&](const Vec(&fa)[kFields], const Vec(&fb)[kFields], const Vec& gv, int64_t n, auto& ga, auto& gb) {
       Vec da[4] = {Vec(0), Vec(0), Vec(0), Vec(0)}, db[4] = {Vec(0), Vec(0), Vec(0), Vec(0)};
       pair_metric<true>(a.prm, fa, fb, gv, da, db);
       for (int c = 0; c < 4; ++c) {
@@ -88,7 +87,7 @@ struct CpuKernels {
       }
     };
     // Lane k of v (c = 0..3) into box i + k's four gradients, for k < n.
-    auto scatter = [&](const Vec (&v)[4], opmath_t* out, int64_t i, int64_t n) {
+    auto scatter = [&](const Vec(&v)[4], opmath_t* out, int64_t i, int64_t n) {
       opmath_t buf[4][L::W];
       for (int c = 0; c < 4; ++c) v[c].store(buf[c]);
       for (int64_t k = 0; k < n; ++k) {

@@ -104,8 +104,8 @@ struct Kernel {
       }
       const Vec lse = Vec::loadu(shift) + sums.log();
       lse.store(lse_out + r, k);
-      const Vec loss = row_loss(lse, Vec::loadu(w_left), Vec::loadu(x_left), Vec::loadu(w_right),
-                                Vec::loadu(x_right)) * Vec::loadu(weight);
+      const Vec loss = row_loss(lse, Vec::loadu(w_left), Vec::loadu(x_left), Vec::loadu(w_right), Vec::loadu(x_right)) *
+                       Vec::loadu(weight);
       if (out != nullptr) loss.store(out + r, k);
       total += cpu::first_lanes(loss, k);
     }
@@ -160,7 +160,8 @@ struct CpuKernels {
     opmath_t* lse_out = lse.mutable_data_ptr<opmath_t>();
     if (reduction == kNone) {
       opmath_t* out = loss.mutable_data_ptr<opmath_t>();
-      cpu::parallel_chunks(a.rows, [&](int64_t, int64_t begin, int64_t end) { k.forward_chunk(begin, end, out, lse_out); });
+      cpu::parallel_chunks(a.rows,
+                           [&](int64_t, int64_t begin, int64_t end) { k.forward_chunk(begin, end, out, lse_out); });
       return;
     }
     const cpu::SumCount s = cpu::sum_chunks(a.rows, [&](int64_t begin, int64_t end) {
@@ -176,9 +177,10 @@ struct CpuKernels {
     using opmath_t = math_type_t<scalar_t>;
     const Kernel<scalar_t> k{a};
     const opmath_t* upstream = reduction == kNone ? grad.const_data_ptr<opmath_t>() : nullptr;
-    const opmath_t scale = reduction == kNone ? opmath_t(1)
-                                              : *grad.const_data_ptr<opmath_t>() /
-                                                    static_cast<opmath_t>(reduction == kMean ? std::max<int64_t>(a.rows, 1) : 1);
+    const opmath_t scale = reduction == kNone
+                               ? opmath_t(1)
+                               : *grad.const_data_ptr<opmath_t>() /
+                                     static_cast<opmath_t>(reduction == kMean ? std::max<int64_t>(a.rows, 1) : 1);
     scalar_t* out = grad_pred.mutable_data_ptr<scalar_t>();
     cpu::parallel_chunks(a.rows, [&](int64_t, int64_t begin, int64_t end) {
       k.backward_chunk(begin, end, lse.const_data_ptr<opmath_t>(), upstream, scale, out);

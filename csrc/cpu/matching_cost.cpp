@@ -19,7 +19,8 @@ struct CpuKernels {
       const scalar_t* logits = t.logits.const_data_ptr<scalar_t>();
       S* stats = softmax.mutable_data_ptr<S>();
       torch::stable::parallel_for(0, rows, 256, [&](int64_t begin, int64_t end) {
-        for (int64_t r = begin; r < end; ++r) softmax_stats(logits + r * t.classes, t.classes, stats[r], stats[rows + r]);
+        for (int64_t r = begin; r < end; ++r)
+          softmax_stats(logits + r * t.classes, t.classes, stats[r], stats[rows + r]);
       });
     }
     for (int64_t i = 0; i < columns; ++i) write_box_values(tgt, i, columns, v);
@@ -51,8 +52,8 @@ struct CpuKernels {
             valid[k] = c >= 0 ? S(1) : S(0);
           }
           const Vec logit = Vec::loadu(x);
-          const Vec class_cost = a.prm.class_cost == kFocal ? focal_class(a.prm, logit)
-                                                             : (Ops<Vec>::exp(logit - max) * inv_sum).neg();
+          const Vec class_cost =
+              a.prm.class_cost == kFocal ? focal_class(a.prm, logit) : (Ops<Vec>::exp(logit - max) * inv_sum).neg();
           const Vec c = pair_cost(a.prm, q, t, class_cost);
           // padded targets (and labels outside the classes, refused before) cost exactly 0
           Ops<Vec>::select(Vec::loadu(valid) > Vec(S(0)), c, Vec(S(0))).store(cost + r * a.targets + j, n);
@@ -64,8 +65,6 @@ struct CpuKernels {
 
 }  // namespace
 
-STABLE_TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
-  m.impl("matching_cost", TORCH_BOX(&costs<CpuKernels>));
-}
+STABLE_TORCH_LIBRARY_IMPL(fastloss, CPU, m) { m.impl("matching_cost", TORCH_BOX(&costs<CpuKernels>)); }
 
 }  // namespace fastloss::matching_cost

@@ -108,7 +108,7 @@ struct CpuKernels {
     cpu::BadLabel bad;
     torch::stable::parallel_for(0, a.n * chunks, 1, [&](int64_t first, int64_t last) {
       K chunk(a);
-      std::vector<Vec> p(classes), t(classes);  // a block's p_c, t_c
+      std::vector<Vec> p(classes), t(classes);       // a block's p_c, t_c
       std::vector<cpu::Wide<Vec>> acc(3 * classes);  // the sums (the same lanes on every flavour)
       for (int64_t item = first; item < last; ++item) {
         chunk.load(item, chunks, bad);
@@ -236,9 +236,12 @@ struct CpuKernels {
               continue;
             }
             // dL/dx_c = p_c·(g_c − dot + s·(f·T + G)) − s·(f·u_c + G·t_c), s = dL/d(Σ CE) of the sample
-            const Vec lse = a.logits != nullptr ? softmax_stats<Vec>(classes, [&](int64_t c) {
-              return cpu::load_as<Vec>(a.logits + chunk.offset(c, j), k);
-            }).lse() : Vec(0);
+            const Vec lse =
+                a.logits != nullptr
+                    ? softmax_stats<Vec>(classes,
+                                         [&](int64_t c) { return cpu::load_as<Vec>(a.logits + chunk.offset(c, j), k); })
+                          .lse()
+                    : Vec(0);
             const auto ce = chunk.ce_sums(a.logits, j, k, v, t.data(), lse);
             const auto coef = ce_coefficients(a.ce, ce.a, ce.log_py);
             const Vec s(a.ce_grad[chunk.n * 2]), shift = s * (coef.f * ce.u + coef.g) - dot;
@@ -275,7 +278,8 @@ struct CpuScores {
                      const Tensor* grad, Tensor* grad_sums) {
     overlap::scores<S>(sums.const_data_ptr<S>(), class_weight.defined() ? class_weight.const_data_ptr<S>() : nullptr,
                        sums.size(0), sums.size(1), p, loss ? loss->mutable_data_ptr<S>() : nullptr,
-                       grad ? grad->const_data_ptr<S>() : nullptr, grad_sums ? grad_sums->mutable_data_ptr<S>() : nullptr);
+                       grad ? grad->const_data_ptr<S>() : nullptr,
+                       grad_sums ? grad_sums->mutable_data_ptr<S>() : nullptr);
   }
 };
 

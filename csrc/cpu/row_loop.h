@@ -69,7 +69,7 @@ struct BadLabel {
   }
   void check(const char* op, int64_t count) const {
     FASTLOSS_CHECK_VALUE(!seen.load(), op, ": target has label ", value.load(), " outside [0, ", count,
-                      ") that is not ignore_index");
+                         ") that is not ignore_index");
   }
 };
 

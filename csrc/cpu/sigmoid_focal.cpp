@@ -66,8 +66,9 @@ struct Row {
 // one long row so that small C (even C = 1) still fills whole vectors.
 template <typename scalar_t, typename target_t, typename G>
 void flatten_if_dense(Args<scalar_t, target_t>& a, RowOperand<G>& grad) {
-  auto dense = [&](const auto& op) { return !op.present() || (op.col_stride == 1 && op.row_stride == a.cols) ||
-                                             (a.cols == 1 && op.row_stride == 1); };
+  auto dense = [&](const auto& op) {
+    return !op.present() || (op.col_stride == 1 && op.row_stride == a.cols) || (a.cols == 1 && op.row_stride == 1);
+  };
   if (a.labels != nullptr || !dense(a.weight) || !dense(grad)) return;
   if (a.weight.present()) a.weight = {a.weight.data, 0, 1};
   if (grad.present()) grad = {grad.data, 0, 1};

@@ -52,41 +52,40 @@ struct Lanes {
 #else
 #define FASTLOSS_X86(op, sfx) _mm256_##op##_##sfx
 #endif
-#define FASTLOSS_NATIVE(T, sfx, epi, ones)                                                          \
-  template <>                                                                                     \
-  struct Native<T> {                                                                              \
-    using R = typename Lanes<T>::raw;                                                             \
-    static inline R set1(T s) { return FASTLOSS_X86(set1, sfx)(s); }                              \
-    static inline R abs(R v) { return FASTLOSS_X86(andnot, sfx)(FASTLOSS_X86(set1, sfx)(-0.), v); } \
-    static inline R neg(R v) { return FASTLOSS_X86(xor, sfx)(FASTLOSS_X86(set1, sfx)(-0.), v); }    \
+#define FASTLOSS_NATIVE(T, sfx, epi, ones)                                                            \
+  template <>                                                                                         \
+  struct Native<T> {                                                                                  \
+    using R = typename Lanes<T>::raw;                                                                 \
+    static inline R set1(T s) { return FASTLOSS_X86(set1, sfx)(s); }                                  \
+    static inline R abs(R v) { return FASTLOSS_X86(andnot, sfx)(FASTLOSS_X86(set1, sfx)(-0.), v); }   \
+    static inline R neg(R v) { return FASTLOSS_X86(xor, sfx)(FASTLOSS_X86(set1, sfx)(-0.), v); }      \
     static inline R reciprocal(R v) { return FASTLOSS_X86(div, sfx)(FASTLOSS_X86(set1, sfx)(1), v); } \
-    static inline R max(R a, R b) { return FASTLOSS_X86(max, sfx)(a, b); }                        \
-    static inline R min(R a, R b) { return FASTLOSS_X86(min, sfx)(a, b); }                        \
-    static inline R bit_or(R a, R b) { return FASTLOSS_X86(or, sfx)(a, b); }                      \
-    static inline R floor(R v) { return FASTLOSS_X86(floor, sfx)(v); }                            \
-    static inline R sqrt(R v) { return FASTLOSS_X86(sqrt, sfx)(v); }                              \
-    static inline R fmadd(R a, R b, R c) { return FASTLOSS_X86(fmadd, sfx)(a, b, c); }            \
-    FASTLOSS_NATIVE_CMP(T, sfx, epi, ones)                                                        \
+    static inline R max(R a, R b) { return FASTLOSS_X86(max, sfx)(a, b); }                            \
+    static inline R min(R a, R b) { return FASTLOSS_X86(min, sfx)(a, b); }                            \
+    static inline R bit_or(R a, R b) { return FASTLOSS_X86(or, sfx)(a, b); }                          \
+    static inline R floor(R v) { return FASTLOSS_X86(floor, sfx)(v); }                                \
+    static inline R sqrt(R v) { return FASTLOSS_X86(sqrt, sfx)(v); }                                  \
+    static inline R fmadd(R a, R b, R c) { return FASTLOSS_X86(fmadd, sfx)(a, b, c); }                \
+    FASTLOSS_NATIVE_CMP(T, sfx, epi, ones)                                                            \
   };
 #if defined(CPU_CAPABILITY_AVX512)
 // (comparisons give a bit mask; ATen widens it to all-ones lanes, and blends on all-ones lanes)
-#define FASTLOSS_NATIVE_CMP(T, sfx, epi, ones)                                                     \
-  template <int P>                                                                               \
-  static inline R cmp(R a, R b) {                                                                \
-    return _mm512_castsi512_##sfx(                                                               \
-        _mm512_mask_set1_##epi(_mm512_set1_##epi(0), _mm512_cmp_##sfx##_mask(a, b, P), ones));   \
-  }                                                                                              \
-  static inline R blendv(R a, R b, R mask) {                                                     \
-    const auto m = _mm512_cmp_##epi##_mask(_mm512_cast##sfx##_si512(mask), _mm512_set1_##epi(ones), \
-                                           _MM_CMPINT_EQ);                                       \
-    return _mm512_mask_blend_##sfx(m, a, b);                                                     \
+#define FASTLOSS_NATIVE_CMP(T, sfx, epi, ones)                                                                      \
+  template <int P>                                                                                                  \
+  static inline R cmp(R a, R b) {                                                                                   \
+    return _mm512_castsi512_##sfx(                                                                                  \
+        _mm512_mask_set1_##epi(_mm512_set1_##epi(0), _mm512_cmp_##sfx##_mask(a, b, P), ones));                      \
+  }                                                                                                                 \
+  static inline R blendv(R a, R b, R mask) {                                                                        \
+    const auto m = _mm512_cmp_##epi##_mask(_mm512_cast##sfx##_si512(mask), _mm512_set1_##epi(ones), _MM_CMPINT_EQ); \
+    return _mm512_mask_blend_##sfx(m, a, b);                                                                        \
   }
 #else
-#define FASTLOSS_NATIVE_CMP(T, sfx, epi, ones)                                  \
-  template <int P>                                                              \
-  static inline R cmp(R a, R b) {                                               \
-    return _mm256_cmp_##sfx(a, b, P);                                           \
-  }                                                                             \
+#define FASTLOSS_NATIVE_CMP(T, sfx, epi, ones) \
+  template <int P>                             \
+  static inline R cmp(R a, R b) {              \
+    return _mm256_cmp_##sfx(a, b, P);          \
+  }                                            \
   static inline R blendv(R a, R b, R mask) { return _mm256_blendv_##sfx(a, b, mask); }
 #endif
 template <typename T>
@@ -145,11 +144,15 @@ class Vec {
   FASTLOSS_SIMD_INLINE static Vec loadu(const void* p, int64_t n) {
     if (n == size()) return loadu(p);
 #if defined(CPU_CAPABILITY_AVX512)
-    if constexpr (sizeof(T) == 4) return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p);
-    else return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1), p);
+    if constexpr (sizeof(T) == 4)
+      return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p);
+    else
+      return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1), p);
 #elif defined(CPU_CAPABILITY_AVX2)
-    if constexpr (sizeof(T) == 4) return _mm256_maskload_ps(static_cast<const float*>(p), lanes_below(n));
-    else return _mm256_maskload_pd(static_cast<const double*>(p), lanes_below(n));
+    if constexpr (sizeof(T) == 4)
+      return _mm256_maskload_ps(static_cast<const float*>(p), lanes_below(n));
+    else
+      return _mm256_maskload_pd(static_cast<const double*>(p), lanes_below(n));
 #else
     Vec r;
     std::memcpy(&r.v, p, n * sizeof(T));
@@ -160,11 +163,15 @@ class Vec {
   FASTLOSS_SIMD_INLINE void store(void* p, int64_t n) const {
     if (n == size()) return store(p);
 #if defined(CPU_CAPABILITY_AVX512)
-    if constexpr (sizeof(T) == 4) _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v);
-    else _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1), v);
+    if constexpr (sizeof(T) == 4)
+      _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v);
+    else
+      _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1), v);
 #elif defined(CPU_CAPABILITY_AVX2)
-    if constexpr (sizeof(T) == 4) _mm256_maskstore_ps(static_cast<float*>(p), lanes_below(n), v);
-    else _mm256_maskstore_pd(static_cast<double*>(p), lanes_below(n), v);
+    if constexpr (sizeof(T) == 4)
+      _mm256_maskstore_ps(static_cast<float*>(p), lanes_below(n), v);
+    else
+      _mm256_maskstore_pd(static_cast<double*>(p), lanes_below(n), v);
 #else
     T buf[size()];
     store(buf);
@@ -213,11 +220,15 @@ class Vec {
   // Bit i set where lane i equals 0 (a true mask lane, all ones, is a NaN: never 0).
   FASTLOSS_SIMD_INLINE int zero_mask() const {
 #if defined(CPU_CAPABILITY_AVX512)
-    if constexpr (sizeof(T) == 4) return _mm512_cmp_ps_mask(v, raw{}, _CMP_EQ_OQ);
-    else return _mm512_cmp_pd_mask(v, raw{}, _CMP_EQ_OQ);
+    if constexpr (sizeof(T) == 4)
+      return _mm512_cmp_ps_mask(v, raw{}, _CMP_EQ_OQ);
+    else
+      return _mm512_cmp_pd_mask(v, raw{}, _CMP_EQ_OQ);
 #elif defined(CPU_CAPABILITY_AVX2)
-    if constexpr (sizeof(T) == 4) return _mm256_movemask_ps(_mm256_cmp_ps(v, raw{}, _CMP_EQ_OQ));
-    else return _mm256_movemask_pd(_mm256_cmp_pd(v, raw{}, _CMP_EQ_OQ));
+    if constexpr (sizeof(T) == 4)
+      return _mm256_movemask_ps(_mm256_cmp_ps(v, raw{}, _CMP_EQ_OQ));
+    else
+      return _mm256_movemask_pd(_mm256_cmp_pd(v, raw{}, _CMP_EQ_OQ));
 #else
     const raw_int z = v == raw{};
     int m = 0;
@@ -236,8 +247,10 @@ class Vec {
   FASTLOSS_SIMD_INLINE Vec& operator*=(const Vec& b) { return *this = *this * b; }
   FASTLOSS_SIMD_INLINE Vec& operator/=(const Vec& b) { return *this = *this / b; }
 #ifdef FASTLOSS_SIMD_X86
-#define FASTLOSS_SIMD_CMP(op, predicate) \
-  FASTLOSS_SIMD_INLINE friend Vec operator op(const Vec& a, const Vec& b) { return Native<T>::template cmp<predicate>(a.v, b.v); }
+#define FASTLOSS_SIMD_CMP(op, predicate)                                    \
+  FASTLOSS_SIMD_INLINE friend Vec operator op(const Vec& a, const Vec& b) { \
+    return Native<T>::template cmp<predicate>(a.v, b.v);                    \
+  }
 #else
 #define FASTLOSS_SIMD_CMP(op, predicate) \
   FASTLOSS_SIMD_INLINE friend Vec operator op(const Vec& a, const Vec& b) { return from_bits(a.v op b.v); }
@@ -363,8 +376,10 @@ FASTLOSS_SIMD_INLINE Vec<T> butterfly_step(const Op& op, const Vec<T>& x, std::i
 template <int half, typename T, typename Op>
 FASTLOSS_SIMD_INLINE Vec<T> butterfly(const Op& op, const Vec<T>& x) {
   const Vec<T> y = butterfly_step<half>(op, x, typename Vec<T>::Indices{});
-  if constexpr (half > 1) return butterfly<half / 2>(op, y);
-  else return y;
+  if constexpr (half > 1)
+    return butterfly<half / 2>(op, y);
+  else
+    return y;
 }
 
 // op over the lanes, in ATen's order: float pairs lanes i and i ^ half for half = size/2 … 1 (its

@@ -296,8 +296,7 @@ struct Kernel {
 
 struct CpuKernels {
   template <typename scalar_t>
-  static void forward(const Args<scalar_t>& a, int64_t reduction, Tensor& loss, Tensor& lse,
-                      Tensor& count) {
+  static void forward(const Args<scalar_t>& a, int64_t reduction, Tensor& loss, Tensor& lse, Tensor& count) {
     using opmath_t = math_type_t<scalar_t>;
     cpu::BadLabel bad;
     const Kernel<scalar_t> k{a, bad};
@@ -317,8 +316,7 @@ struct CpuKernels {
   }
 
   template <typename scalar_t>
-  static void backward(const Args<scalar_t>& a, const Tensor& grad, const Tensor& lse,
-                       Tensor& grad_input) {
+  static void backward(const Args<scalar_t>& a, const Tensor& grad, const Tensor& lse, Tensor& grad_input) {
     using opmath_t = math_type_t<scalar_t>;
     cpu::BadLabel bad;
     const Kernel<scalar_t> k{a, bad};

@@ -161,8 +161,6 @@ struct CpuKernels {
 
 }  // namespace
 
-STABLE_TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
-  m.impl("task_aligned_assign", TORCH_BOX(&assign<CpuKernels>));
-}
+STABLE_TORCH_LIBRARY_IMPL(fastloss, CPU, m) { m.impl("task_aligned_assign", TORCH_BOX(&assign<CpuKernels>)); }
 
 }  // namespace fastloss::task_aligned

@@ -48,8 +48,8 @@ namespace cpu {
 // upper half, rounded to nearest even, NaN → 0x7FC0. Lane by lane through a buffer, float16 inputs
 // made the sigmoid focal kernel 1.9× slower than float32.
 template <typename scalar_t>
-constexpr bool kHalfLanes = std::is_same_v<scalar_t, torch::headeronly::Half> ||
-                            std::is_same_v<scalar_t, torch::headeronly::BFloat16>;
+constexpr bool kHalfLanes =
+    std::is_same_v<scalar_t, torch::headeronly::Half> || std::is_same_v<scalar_t, torch::headeronly::BFloat16>;
 
 #if defined(CPU_CAPABILITY_AVX512)
 using HalfBits = __m256i;  // 16 half lanes
@@ -243,8 +243,10 @@ struct Wide {
       for (int k = 0; k < kParts; ++k) half[k] = logical(k);
       for (int n = kParts / 2; n >= 1; n /= 2)
         for (int k = 0; k < n; ++k) half[k] = op(half[k], half[k + n]);
-      if constexpr (Vec::size() > 1) return simd::butterfly<static_cast<int>(Vec::size() / 2)>(op, half[0]).v[0];
-      else return half[0].v[0];
+      if constexpr (Vec::size() > 1)
+        return simd::butterfly<static_cast<int>(Vec::size() / 2)>(op, half[0]).v[0];
+      else
+        return half[0].v[0];
     } else {
       T lanes[kLanes];
       for (int k = 0; k < kParts; ++k) logical(k).store(lanes + k * Vec::size());

@@ -12,8 +12,8 @@ namespace {
 template <bool kKeep, typename scalar_t, typename opmath_t = math_type_t<scalar_t>>
 __device__ __forceinline__ opmath_t weighted(const Args<scalar_t>& a, int64_t i, scalar_t* kept) {
   opmath_t g;
-  const opmath_t l = element_loss<true, kKeep>(a.prm, static_cast<opmath_t>(a.pred[i]),
-                                               static_cast<opmath_t>(a.target[i]), g);
+  const opmath_t l =
+      element_loss<true, kKeep>(a.prm, static_cast<opmath_t>(a.pred[i]), static_cast<opmath_t>(a.target[i]), g);
   if constexpr (kKeep) kept[i] = static_cast<scalar_t>(g);
   return a.weight != nullptr ? l * a.weight[i] : l;
 }

@@ -63,28 +63,26 @@ struct CudaKernels {
     const cuda::DeviceGuard guard(loss);
     if (reduction == kNone) {
       if (a.pairs > 0)
-        cuda::launch_over(a.pairs, forward_none_kernel<scalar_t, target_t>, a,
-                          loss.mutable_data_ptr<opmath_t>());
+        cuda::launch_over(a.pairs, forward_none_kernel<scalar_t, target_t>, a, loss.mutable_data_ptr<opmath_t>());
       return;
     }
     Tensor count = empty({}, options(loss).with(kLong));
     cuda::reduce_launch<opmath_t, opmath_t>(cuda::grid_size(forward_sum_kernel<scalar_t, target_t>, a.pairs),
-                                            reduction == kMean, loss, count,
-                                            forward_sum_kernel<scalar_t, target_t>, a);
+                                            reduction == kMean, loss, count, forward_sum_kernel<scalar_t, target_t>, a);
   }
 
   template <typename scalar_t, typename target_t>
-  static void backward(const Args<scalar_t, target_t>& a, const Tensor& grad, int64_t reduction,
-                       Tensor& gp, Tensor& gt) {
+  static void backward(const Args<scalar_t, target_t>& a, const Tensor& grad, int64_t reduction, Tensor& gp,
+                       Tensor& gt) {
     using opmath_t = pair_math_t<scalar_t, target_t>;
     const cuda::DeviceGuard guard(grad);
     if (a.pairs == 0) return;
     const bool unreduced = reduction == kNone;
     cuda::launch_over(a.pairs, backward_kernel<scalar_t, target_t>, a,
-                 unreduced ? row_operand<opmath_t>(grad) : RowOperand<opmath_t>{},
-                 unreduced ? nullptr : grad.const_data_ptr<opmath_t>(), reduction == kMean,
-                 gp.numel() > 0 ? gp.mutable_data_ptr<scalar_t>() : nullptr,
-                 gt.numel() > 0 ? gt.mutable_data_ptr<target_t>() : nullptr);
+                      unreduced ? row_operand<opmath_t>(grad) : RowOperand<opmath_t>{},
+                      unreduced ? nullptr : grad.const_data_ptr<opmath_t>(), reduction == kMean,
+                      gp.numel() > 0 ? gp.mutable_data_ptr<scalar_t>() : nullptr,
+                      gt.numel() > 0 ? gt.mutable_data_ptr<target_t>() : nullptr);
   }
 };
 

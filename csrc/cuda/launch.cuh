@@ -27,7 +27,8 @@ namespace fastloss::cuda {
 constexpr int kThreads = 256;
 
 inline void check(cudaError_t status) {
-  if (status != cudaSuccess) throw std::runtime_error(std::string("fastloss: CUDA error: ") + cudaGetErrorString(status));
+  if (status != cudaSuccess)
+    throw std::runtime_error(std::string("fastloss: CUDA error: ") + cudaGetErrorString(status));
 }
 
 inline int current_device() {

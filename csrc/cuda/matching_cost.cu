@@ -32,8 +32,8 @@ __global__ void cost_kernel(Args<scalar_t, S> a, S* cost) {
     a.query_values(r, q);
     for (int k = 0; k < kBoxValues; ++k) t[k] = a.target_values[k * columns + image * a.targets + j];
     const S x = static_cast<S>(a.logits[r * a.classes + c]);
-    const S class_cost = a.prm.class_cost == kFocal ? focal_class(a.prm, x)
-                                                    : -(std::exp(x - a.softmax[r]) * a.softmax[rows + r]);
+    const S class_cost =
+        a.prm.class_cost == kFocal ? focal_class(a.prm, x) : -(std::exp(x - a.softmax[r]) * a.softmax[rows + r]);
     cost[i] = pair_cost(a.prm, q, t, class_cost);
   });
 }
@@ -60,8 +60,6 @@ struct CudaKernels {
 
 }  // namespace
 
-STABLE_TORCH_LIBRARY_IMPL(fastloss, CUDA, m) {
-  m.impl("matching_cost", TORCH_BOX(&costs<CudaKernels>));
-}
+STABLE_TORCH_LIBRARY_IMPL(fastloss, CUDA, m) { m.impl("matching_cost", TORCH_BOX(&costs<CudaKernels>)); }
 
 }  // namespace fastloss::matching_cost

@@ -33,9 +33,12 @@ struct Position {
       valid = !(a->has_ignore && label == a->ignore_index);
       const bool in_range = !valid || (label >= 0 && label < a->label_count());
       if (!in_range)  // name it: the assert's own message cannot
-        printf("fastloss.dice_loss/tversky_loss: target has label %lld outside [0, %lld) that is not "
-               "ignore_index\n", static_cast<long long>(label), static_cast<long long>(a->label_count()));
-      CUDA_KERNEL_ASSERT(in_range && "dice_loss/tversky_loss: target has a label outside [0, C) that is not ignore_index");
+        printf(
+            "fastloss.dice_loss/tversky_loss: target has label %lld outside [0, %lld) that is not "
+            "ignore_index\n",
+            static_cast<long long>(label), static_cast<long long>(a->label_count()));
+      CUDA_KERNEL_ASSERT(in_range &&
+                         "dice_loss/tversky_loss: target has a label outside [0, C) that is not ignore_index");
     }
   }
   __device__ int64_t offset(int64_t c) const { return (n * a->classes + c) * a->hw + i; }
@@ -182,9 +185,12 @@ __global__ void backward_kernel(Args<scalar_t, target_t> a, const opmath_t* coef
     opmath_t shift = -dot;
     CeCoefficients<opmath_t> coef{0, 0};
     if (a.ce.softmax_ce()) {
-      const opmath_t lse = a.logits != nullptr ? softmax_stats<opmath_t>(a.classes, [&](int64_t c) {
-        return static_cast<opmath_t>(a.logits[pos.offset(c)]);
-      }).lse() : opmath_t(0);
+      const opmath_t lse =
+          a.logits != nullptr
+              ? softmax_stats<opmath_t>(a.classes,
+                                        [&](int64_t c) { return static_cast<opmath_t>(a.logits[pos.offset(c)]); })
+                    .lse()
+              : opmath_t(0);
       const auto ce = pos.ce_sums(a.logits, lse);
       coef = ce_coefficients(a.ce, ce.a, ce.log_py);
       shift += s * (coef.f * ce.u + coef.g);

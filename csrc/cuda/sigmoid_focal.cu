@@ -129,9 +129,9 @@ struct CudaKernels {
     const int64_t* counted = count.const_data_ptr<int64_t>();
     if (reduction != kNone) {
       const auto kernel = backward_kernel<scalar_t, target_t, kGradT, opmath_t>;
-      return cuda::launch(dim3(cuda::grid_size(kernel, n), static_cast<unsigned>(std::max<int64_t>(layers, 1))),
-                          kernel, a, RowOperand<opmath_t>{}, grad.const_data_ptr<opmath_t>(), counted,
-                          reduction == kMean, out_x, out_t);
+      return cuda::launch(dim3(cuda::grid_size(kernel, n), static_cast<unsigned>(std::max<int64_t>(layers, 1))), kernel,
+                          a, RowOperand<opmath_t>{}, grad.const_data_ptr<opmath_t>(), counted, reduction == kMean,
+                          out_x, out_t);
     }
     // the upstream gradient has the loss's dtype (see forward)
     if constexpr (promotes_to<target_t, scalar_t>) {

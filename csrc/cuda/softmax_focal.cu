@@ -111,8 +111,8 @@ __device__ __forceinline__ int64_t label_of(const Args<scalar_t>& a, int64_t pos
 }
 
 template <int G, typename scalar_t, typename opmath_t = math_type_t<scalar_t>>
-__global__ void forward_kernel(Args<scalar_t> a, LossOut<scalar_t, opmath_t> loss_out,
-                               opmath_t* lse_out, cuda::Partials<opmath_t> partials) {
+__global__ void forward_kernel(Args<scalar_t> a, LossOut<scalar_t, opmath_t> loss_out, opmath_t* lse_out,
+                               cuda::Partials<opmath_t> partials) {
   opmath_t sum = 0;
   int64_t count = 0;
   for_each_position<G>(a.n * a.inner, [&](int64_t q, int lane) {
@@ -179,8 +179,7 @@ void with_group(int64_t inner, int64_t classes, const Fn& fn) {
 
 struct CudaKernels {
   template <typename scalar_t>
-  static void forward(const Args<scalar_t>& a, int64_t reduction, Tensor& loss, Tensor& lse,
-                      Tensor& count) {
+  static void forward(const Args<scalar_t>& a, int64_t reduction, Tensor& loss, Tensor& lse, Tensor& count) {
     using opmath_t = math_type_t<scalar_t>;
     const cuda::DeviceGuard guard(loss);
     const int64_t positions = a.n * a.inner;
@@ -202,8 +201,7 @@ struct CudaKernels {
   }
 
   template <typename scalar_t>
-  static void backward(const Args<scalar_t>& a, const Tensor& grad, const Tensor& lse,
-                       Tensor& grad_input) {
+  static void backward(const Args<scalar_t>& a, const Tensor& grad, const Tensor& lse, Tensor& grad_input) {
     using opmath_t = math_type_t<scalar_t>;
     const cuda::DeviceGuard guard(grad_input);
     const int64_t positions = a.n * a.inner;

@@ -193,8 +193,8 @@ struct CudaKernels {
   static void assign(const Tensor& on, const Args<scalar_t, S>& a) {
     const cuda::DeviceGuard guard(on);
     const int64_t gts = a.batch * a.gts, anchors = a.batch * a.anchors_n;
-    const int gt_blocks = static_cast<int>(std::clamp<int64_t>((gts + kWarpsPerBlock - 1) / kWarpsPerBlock, 1,
-                                                               cuda::multiprocessors() * 8));
+    const int gt_blocks = static_cast<int>(
+        std::clamp<int64_t>((gts + kWarpsPerBlock - 1) / kWarpsPerBlock, 1, cuda::multiprocessors() * 8));
     cuda::launch(gt_blocks, gt_positives_kernel<scalar_t, S>, a);
     if (gts * a.topk > 0) cuda::launch_over(gts * a.topk, claims_kernel<scalar_t, S>, a);
     cuda::launch_over(anchors, resolve_kernel<scalar_t, S>, a);
@@ -229,8 +229,6 @@ struct CudaKernels {
 
 }  // namespace
 
-STABLE_TORCH_LIBRARY_IMPL(fastloss, CUDA, m) {
-  m.impl("task_aligned_assign", TORCH_BOX(&assign<CudaKernels>));
-}
+STABLE_TORCH_LIBRARY_IMPL(fastloss, CUDA, m) { m.impl("task_aligned_assign", TORCH_BOX(&assign<CudaKernels>)); }
 
 }  // namespace fastloss::task_aligned

@@ -47,7 +47,15 @@ namespace fastloss::box_iou {
 
 // Codes shared with python/fastloss/reference/box_iou.py.
 enum Kind : int {
-  kIoU = 0, kGIoU = 1, kDIoU = 2, kCIoU = 3, kEIoU = 4, kFocalEIoU = 5, kCDIoU = 6, kSIoU = 7, kSmoothEIoU = 8,
+  kIoU = 0,
+  kGIoU = 1,
+  kDIoU = 2,
+  kCIoU = 3,
+  kEIoU = 4,
+  kFocalEIoU = 5,
+  kCDIoU = 6,
+  kSIoU = 7,
+  kSmoothEIoU = 8,
   kBoundedIoU = 9
 };
 enum IouMode : int { kLinear = 0, kLog = 1, kSquare = 2 };
@@ -256,11 +264,13 @@ FASTLOSS_HD_ALWAYS_INLINE V bounded_iou(const Params<S>& prm, const Box<V>& p, c
   using O = Ops<V>;
   const V zero(S(0)), one(S(1)), two(S(2)), half(S(0.5)), eps(prm.eps), beta(prm.lambd);
   const bool along_y = prm.mode == 1 || prm.mode == 3;
-  const V p1 = along_y ? p.y1 : p.x1, p2 = along_y ? p.y2 : p.x2, t1 = along_y ? t.y1 : t.x1, t2 = along_y ? t.y2 : t.x2;
+  const V p1 = along_y ? p.y1 : p.x1, p2 = along_y ? p.y2 : p.x2, t1 = along_y ? t.y1 : t.x1,
+          t2 = along_y ? t.y2 : t.x2;
   const V w_t = t2 - t1;
   V comb, g_p1 = zero, g_p2 = zero;  // g_*: d comb / d p1, p2
-  if (prm.mode <= 1) {  // the centre's offset, relative to the target's size
-    const V d = half * (t1 + t2) - half * (p1 + p2), a = O::abs(d), den = w_t + two * a + eps, r = (w_t - two * a) / den;
+  if (prm.mode <= 1) {               // the centre's offset, relative to the target's size
+    const V d = half * (t1 + t2) - half * (p1 + p2), a = O::abs(d), den = w_t + two * a + eps,
+            r = (w_t - two * a) / den;
     comb = one - O::max(r, zero);
     if constexpr (kGrad) {
       const V g_d = O::neg(max_share(r, zero)) * (O::neg(two) * (two * w_t + eps) / (den * den)) * sign_of(d);
@@ -414,7 +424,8 @@ FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], 
         if (repair) {  // w, h >= 0: both angles in [0, π/2]
           d = atan2_right_half(wt * hp_a - wp * ht_a, ht_a * hp_a + wt * wp);
         } else {  // any signs: atan(w/h) is the angle of sign(h)·(h, w) (sign(0) = 1), in [−π/2, π/2]
-          const V st = O::select(O::gt(zero, ht_s), O::neg(one), one), sp = O::select(O::gt(zero, hp_s), O::neg(one), one);
+          const V st = O::select(O::gt(zero, ht_s), O::neg(one), one),
+                  sp = O::select(O::gt(zero, hp_s), O::neg(one), one);
           d = atan2_right_half(st * wt, O::abs(ht_s)) - atan2_right_half(sp * wp, O::abs(hp_s));
         }
         const V v = k * d * d;

@@ -14,9 +14,9 @@ namespace fastloss::distribution_focal {
 
 template <typename S>
 struct Bins {
-  int64_t left;   // l, always a valid bin (NaN or out-of-range targets are caught before the kernels;
-                  // here they only pick a safe bin, and a NaN target still gives a NaN loss)
-  int64_t right;  // r, or -1 where it is past the last bin
+  int64_t left;       // l, always a valid bin (NaN or out-of-range targets are caught before the kernels;
+                      // here they only pick a safe bin, and a NaN target still gives a NaN loss)
+  int64_t right;      // r, or -1 where it is past the last bin
   S w_left, w_right;  // w_right = 0 without a right bin
 };
 

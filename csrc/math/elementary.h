@@ -64,8 +64,10 @@ using int_t = typename Traits<L>::int_t;
 
 template <typename L>
 FASTLOSS_MATH_INLINE L splat(scalar_t<L> s) {
-  if constexpr (Traits<L>::vector) return s - L{};  // (s − 0 keeps −0; 0 + s would not)
-  else return s;
+  if constexpr (Traits<L>::vector)
+    return s - L{};  // (s − 0 keeps −0; 0 + s would not)
+  else
+    return s;
 }
 template <typename L>
 FASTLOSS_MATH_INLINE int_t<L> bits(L x) {
@@ -82,13 +84,17 @@ FASTLOSS_MATH_INLINE L where(M m, L a, L b) {
 }
 template <typename M>
 FASTLOSS_MATH_INLINE M both(M a, M b) {
-  if constexpr (std::is_same_v<M, bool>) return a && b;
-  else return a & b;
+  if constexpr (std::is_same_v<M, bool>)
+    return a && b;
+  else
+    return a & b;
 }
 template <typename M>
 FASTLOSS_MATH_INLINE M either(M a, M b) {
-  if constexpr (std::is_same_v<M, bool>) return a || b;
-  else return a | b;
+  if constexpr (std::is_same_v<M, bool>)
+    return a || b;
+  else
+    return a | b;
 }
 
 // a·b + c, rounded once.
@@ -148,12 +154,12 @@ struct Constants<float> {
   static constexpr int kMantissa = 23, kBias = 127;
   static constexpr float kRound = 0x1.8p23f;  // x + kRound − kRound rounds x to an integer (|x| < 2²²)
   static constexpr float kLog2e = 0x1.715476p+0f;
-  static constexpr float kLn2Hi = 0x1.62e4p-1f, kLn2Lo = 0x1.7f7d1cp-20f;  // kLn2Hi: 16 bits
-  static constexpr float kExpLo = -104.0f, kExpHi = 89.0f;  // exp is 0 below, inf above
-  static constexpr float kExpm1Lo = -80.0f;                  // expm1 is −1 below
-  static constexpr int kExpm1Exact = 24;                     // 2ⁿ − 1 is exact for n ≤ this
+  static constexpr float kLn2Hi = 0x1.62e4p-1f, kLn2Lo = 0x1.7f7d1cp-20f;    // kLn2Hi: 16 bits
+  static constexpr float kExpLo = -104.0f, kExpHi = 89.0f;                   // exp is 0 below, inf above
+  static constexpr float kExpm1Lo = -80.0f;                                  // expm1 is −1 below
+  static constexpr int kExpm1Exact = 24;                                     // 2ⁿ − 1 is exact for n ≤ this
   static constexpr float kMinNormal = 0x1p-126f, kSubnormalScale = 0x1p25f;  // 2^(mantissa + 2)
-  static constexpr int32_t kSqrtHalfBits = 0x3f3504f3;  // √½
+  static constexpr int32_t kSqrtHalfBits = 0x3f3504f3;                       // √½
   template <typename L>  // exp's Taylor series from its r³ term on, over r³
   static FASTLOSS_MATH_INLINE L exp_taylor(L r) {
     return horner(r, 1.0f / 6, 1.0f / 24, 1.0f / 120, 1.0f / 720, 1.0f / 5040, 1.0f / 40320);
@@ -176,8 +182,8 @@ struct Constants<double> {
   static constexpr int64_t kSqrtHalfBits = 0x3fe6a09e667f3bcd;
   template <typename L>
   static FASTLOSS_MATH_INLINE L exp_taylor(L r) {
-    return horner(r, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320, 1.0 / 362880,
-                  1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800, 1.0 / 87178291200);
+    return horner(r, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320, 1.0 / 362880, 1.0 / 3628800,
+                  1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800, 1.0 / 87178291200);
   }
   template <typename L>
   static FASTLOSS_MATH_INLINE L log_series(L w) {
@@ -351,7 +357,6 @@ FASTLOSS_MATH_INLINE L log1p(L x) {
   return where(x < S(INFINITY), y, x);
 }
 
-
 namespace detail {
 
 // log x as hi + lo, relative error about 2⁻⁶⁸, for positive finite double lanes x: pow's logarithm,
@@ -373,12 +378,13 @@ FASTLOSS_MATH_INLINE void log_double_double(L x, L& hi, L& lo) {
   const L s3 = s * w, s3_lo = fma(s, w, -s3) + s * w_lo;
   const L third = splat<L>(0x1.5555555555555p-1), third_lo = splat<L>(0x1.5555555555555p-55);  // 2/3
   const L t = third * s3, t_lo = fma(third, s3, -t) + fma(third, s3_lo, third_lo * s3);
-  const L tail = s3 * w * horner(w, 2.0 / 5, 2.0 / 7, 2.0 / 9, 2.0 / 11, 2.0 / 13, 2.0 / 15, 2.0 / 17, 2.0 / 19,
-                                  2.0 / 21, 2.0 / 23, 2.0 / 25, 2.0 / 27);
+  const L tail = s3 * w *
+                 horner(w, 2.0 / 5, 2.0 / 7, 2.0 / 9, 2.0 / 11, 2.0 / 13, 2.0 / 15, 2.0 / 17, 2.0 / 19, 2.0 / 21,
+                        2.0 / 23, 2.0 / 25, 2.0 / 27);
   const L ds = splat<L>(2.0) * s_lo * (splat<L>(1.0) + w);
   L a, a_lo, b, b_lo;
   two_sum(k * splat<L>(C::kLn2Hi), splat<L>(2.0) * s, a, a_lo);  // (k·ln2_hi and 2s: both exact)
-  fast_two_sum(a, t, b, b_lo);                                     // |t| < |2s|/30
+  fast_two_sum(a, t, b, b_lo);                                   // |t| < |2s|/30
   const L small = ((a_lo + b_lo) + (t_lo + ds)) + (tail + k * splat<L>(C::kLn2Lo));
   fast_two_sum(b, small, hi, lo);
 }
@@ -459,8 +465,9 @@ FASTLOSS_MATH_INLINE void atan_unit(L q, L q_lo, L& hi, L& lo) {
   const L t_lo = (fma(-t, den, num) - t * fma(q, cq, splat<L>(1.0) - den)) / den;
   // atan t = t − t³/3 + t⁵/5 − … (|t| ≤ ⅛: up to t²³)
   const L w = t * t;
-  const L tail = t * w * horner(w, -1.0 / 3, 1.0 / 5, -1.0 / 7, 1.0 / 9, -1.0 / 11, 1.0 / 13, -1.0 / 15, 1.0 / 17,
-                                -1.0 / 19, 1.0 / 21, -1.0 / 23);
+  const L tail = t * w *
+                 horner(w, -1.0 / 3, 1.0 / 5, -1.0 / 7, 1.0 / 9, -1.0 / 11, 1.0 / 13, -1.0 / 15, 1.0 / 17, -1.0 / 19,
+                        1.0 / 21, -1.0 / 23);
   // q_lo moves t by q_lo·(1 + c²)/(1 + qc)², and atan t by that over 1 + t²
   const L dq = q_lo / (den * den + num * num) * (splat<L>(1.0) + cq * cq);
   fast_two_sum(a_hi, t, hi, lo);
@@ -519,8 +526,7 @@ FASTLOSS_MATH_INLINE L through_double(L a, L b, Fn fn) {
     using Half = typename VectorOf<float, sizeof(L) / 2>::type;
     const auto half = std::make_index_sequence<n / 2>{};
     const Half lo = __builtin_convertvector(fn(widen_lanes<D, 0>(a, half), widen_lanes<D, 0>(b, half)), Half);
-    const Half hi =
-        __builtin_convertvector(fn(widen_lanes<D, n / 2>(a, half), widen_lanes<D, n / 2>(b, half)), Half);
+    const Half hi = __builtin_convertvector(fn(widen_lanes<D, n / 2>(a, half), widen_lanes<D, n / 2>(b, half)), Half);
     return join_lanes<L>(lo, hi, std::make_index_sequence<n>{});
 #endif
   }

@@ -48,7 +48,6 @@ FASTLOSS_HD SoftmaxStats<V> softmax_in_place(int64_t classes, V* x) {
 // From logits read through x(c) (CUDA reads them from memory again rather than keep them): the
 // statistics, then p_c = prob(x(c)) — two exps per logit.
 
-
 template <typename V, typename Logit>
 FASTLOSS_HD SoftmaxStats<V> softmax_stats(int64_t classes, const Logit& x) {
   using O = Ops<V>;

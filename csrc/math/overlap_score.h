@@ -64,14 +64,16 @@ template <typename S>
 struct Cells {
   int64_t first, scored, rows, count;
   FASTLOSS_HD Cells(int64_t n, int64_t classes, const ScoreParams<S>& p)
-      : first(p.include_background ? 0 : 1), scored(classes - (p.include_background ? 0 : 1)),
-        rows(p.batch ? 1 : n), count((p.batch ? 1 : n) * (classes - (p.include_background ? 0 : 1))) {}
+      : first(p.include_background ? 0 : 1),
+        scored(classes - (p.include_background ? 0 : 1)),
+        rows(p.batch ? 1 : n),
+        count((p.batch ? 1 : n) * (classes - (p.include_background ? 0 : 1))) {}
 };
 
 // Cell (r, c): the weighted score f and its derivatives d = (df/dS_pt, df/dS_p, df/dS_t).
 template <typename S>
-FASTLOSS_HD S cell(const S* sums, const S* class_weight, int64_t n, int64_t classes, const ScoreParams<S>& p,
-                   int64_t r, int64_t c, S (&d)[3]) {
+FASTLOSS_HD S cell(const S* sums, const S* class_weight, int64_t n, int64_t classes, const ScoreParams<S>& p, int64_t r,
+                   int64_t c, S (&d)[3]) {
   const int64_t first = p.include_background ? 0 : 1;
   S s[3] = {0, 0, 0};  // with batch, summed over the samples in order
   for (int64_t m = p.batch ? 0 : r; m < (p.batch ? n : r + 1); ++m)

@@ -39,8 +39,7 @@ FASTLOSS_HD void eval(V x, V t, V m, const Params<S>& prm, V& loss, V& dx) {
     w = pow_gamma(a, prm.gamma, prm.gamma_kind);
     if constexpr (kGrad) {
       const V sign = O::select(O::gt(d, zero), one, O::select(O::gt(zero, d), V(S(-1)), zero));
-      dw_ce = O::neg(V(prm.gamma_grad) * pow_gamma_minus_one(a, prm.gamma, prm.gamma_kind) * sign) *
-              (s * s_bar * c.ce);
+      dw_ce = O::neg(V(prm.gamma_grad) * pow_gamma_minus_one(a, prm.gamma, prm.gamma_kind) * sign) * (s * s_bar * c.ce);
     }
   }
   if constexpr (kLoss) {

@@ -21,10 +21,10 @@ namespace fastloss::softmax_focal {
 template <typename S>
 struct Params {
   S gamma;
-  int gamma_kind;   // GammaKind of gamma
-  S keep;           // 1 − ε
-  S spread;         // ε / C
-  bool smoothing;   // ε > 0
+  int gamma_kind;  // GammaKind of gamma
+  S keep;          // 1 − ε
+  S spread;        // ε / C
+  bool smoothing;  // ε > 0
 };
 
 template <typename V>

@@ -24,11 +24,17 @@ constexpr int kMaxTopk = 64;  // top-k lists live in registers / on the stack
 
 // NaN-propagating min/max and clamp at 0, as torch's minimum/maximum/clamp.
 template <typename S>
-FASTLOSS_HD S fmin_nan(S a, S b) { return a != a || b != b ? a + b : (a < b ? a : b); }
+FASTLOSS_HD S fmin_nan(S a, S b) {
+  return a != a || b != b ? a + b : (a < b ? a : b);
+}
 template <typename S>
-FASTLOSS_HD S fmax_nan(S a, S b) { return a != a || b != b ? a + b : (a > b ? a : b); }
+FASTLOSS_HD S fmax_nan(S a, S b) {
+  return a != a || b != b ? a + b : (a > b ? a : b);
+}
 template <typename S>
-FASTLOSS_HD S clamp0(S x) { return x < S(0) ? S(0) : x; }
+FASTLOSS_HD S clamp0(S x) {
+  return x < S(0) ? S(0) : x;
+}
 
 // GT j's box for the in-box test: sides shorter than stride_val raised to it about the centre,
 // through ultralytics' centre/size round trip (which every box takes).

@@ -18,20 +18,20 @@ struct Tensors {
   Tensor pred, target, weight;
 };
 
-inline Tensors check(const Tensor& pred, const Tensor& target, const std::optional<Tensor>& weight,
-                     double alpha, double gamma, double beta, int64_t reduction) {
+inline Tensors check(const Tensor& pred, const Tensor& target, const std::optional<Tensor>& weight, double alpha,
+                     double gamma, double beta, int64_t reduction) {
   FASTLOSS_CHECK(is_floating(pred.scalar_type()), kOp, ": pred must be floating point, got ", pred.scalar_type());
   FASTLOSS_CHECK(target.scalar_type() == pred.scalar_type(), kOp, ": target must have pred's dtype ",
-              pred.scalar_type(), ", got ", target.scalar_type());
+                 pred.scalar_type(), ", got ", target.scalar_type());
   FASTLOSS_CHECK(target.sizes() == pred.sizes(), kOp, ": target must have pred's shape ", pred.sizes(), ", got ",
-              target.sizes());
+                 target.sizes());
   check_same_device(kOp, pred, target, "target");
   FASTLOSS_CHECK(alpha > 0 && gamma > 0 && beta > 0, kOp, ": alpha, gamma and beta must be > 0");
   FASTLOSS_CHECK(reduction >= kNone && reduction <= kMean, kOp, ": unknown reduction code ", reduction);
   Tensors a{as_contiguous(pred), as_contiguous(target), math_operand(kOp, pred, weight, "weight")};
   if (a.weight.defined()) {
     FASTLOSS_CHECK(a.weight.sizes() == pred.sizes(), kOp, ": weight must have pred's shape ", pred.sizes(), ", got ",
-                a.weight.sizes());
+                   a.weight.sizes());
     a.weight = as_contiguous(a.weight);
   }
   return a;
@@ -51,12 +51,12 @@ template <typename scalar_t>
 inline Args<scalar_t> make_args(const Tensors& a, double alpha, double gamma, double beta) {
   using opmath_t = math_type_t<scalar_t>;
   const double b = std::expm1(gamma / alpha);
-  return Args<scalar_t>{a.pred.const_data_ptr<scalar_t>(), a.target.const_data_ptr<scalar_t>(),
-                        a.weight.defined() ? a.weight.const_data_ptr<opmath_t>() : nullptr, a.pred.numel(),
-                        Params<opmath_t>{static_cast<opmath_t>(alpha), static_cast<opmath_t>(gamma),
-                                         static_cast<opmath_t>(beta), static_cast<opmath_t>(b / beta),
-                                         static_cast<opmath_t>(1 / beta), static_cast<opmath_t>(alpha / b),
-                                         static_cast<opmath_t>(gamma / b - alpha * beta), beta == 1.0}};
+  return Args<scalar_t>{
+      a.pred.const_data_ptr<scalar_t>(), a.target.const_data_ptr<scalar_t>(),
+      a.weight.defined() ? a.weight.const_data_ptr<opmath_t>() : nullptr, a.pred.numel(),
+      Params<opmath_t>{static_cast<opmath_t>(alpha), static_cast<opmath_t>(gamma), static_cast<opmath_t>(beta),
+                       static_cast<opmath_t>(b / beta), static_cast<opmath_t>(1 / beta),
+                       static_cast<opmath_t>(alpha / b), static_cast<opmath_t>(gamma / b - alpha * beta), beta == 1.0}};
 }
 
 // Entry points, registered by the CPU and CUDA files with their loops:
@@ -104,9 +104,8 @@ inline Tensor upstream_gradient(const Tensor& grad, const Tensor& pred, int64_t 
 }
 
 template <typename Kernels>
-Tensor backward(const Tensor& grad, const Tensor& pred, const Tensor& target,
-                    const std::optional<Tensor>& weight, double alpha, double gamma, double beta,
-                    int64_t reduction) {
+Tensor backward(const Tensor& grad, const Tensor& pred, const Tensor& target, const std::optional<Tensor>& weight,
+                double alpha, double gamma, double beta, int64_t reduction) {
   const Tensors a = check(pred, target, weight, alpha, gamma, beta, reduction);
   const Tensor g = upstream_gradient(grad, a.pred, reduction);
   Tensor grad_pred = empty(a.pred.sizes(), options(a.pred));

@@ -20,14 +20,13 @@ struct Tensors {
   ScalarType math = kFloat;
 };
 
-inline Tensors check(const Tensor& pred, const Tensor& target, const std::optional<Tensor>& weight,
-                     int64_t kind, int64_t mode, int64_t format, double eps, int64_t reduction, int64_t convention) {
+inline Tensors check(const Tensor& pred, const Tensor& target, const std::optional<Tensor>& weight, int64_t kind,
+                     int64_t mode, int64_t format, double eps, int64_t reduction, int64_t convention) {
   FASTLOSS_CHECK(is_floating(pred.scalar_type()), kOp, ": pred must be floating point, got ", pred.scalar_type());
   FASTLOSS_CHECK(pred.dim() >= 1 && pred.size(-1) == 4, kOp, ": pred must have shape (..., 4), got ", pred.sizes());
   FASTLOSS_CHECK(target.sizes() == pred.sizes(), kOp, ": target must have pred's shape ", pred.sizes(), ", got ",
-              target.sizes());
-  FASTLOSS_CHECK(is_floating(target.scalar_type()), kOp, ": target must be floating point, got ",
-              target.scalar_type());
+                 target.sizes());
+  FASTLOSS_CHECK(is_floating(target.scalar_type()), kOp, ": target must be floating point, got ", target.scalar_type());
   check_same_device(kOp, pred, target, "target");
   FASTLOSS_CHECK(kind >= kIoU && kind <= kBoundedIoU, kOp, ": unknown kind ", kind);
   FASTLOSS_CHECK(mode >= 0 && mode <= (kind == kBoundedIoU ? 3 : kSquare), kOp, ": unknown mode ", mode);
@@ -60,14 +59,12 @@ template <typename scalar_t, typename target_t>
 inline Args<scalar_t, target_t> make_args(const Tensors& a, int64_t kind, int64_t mode, int64_t format, double eps,
                                           double gamma, double lambd, int64_t convention, double aux_eps) {
   using opmath_t = pair_math_t<scalar_t, target_t>;
-  return Args<scalar_t, target_t>{a.p.const_data_ptr<scalar_t>(), a.t.const_data_ptr<target_t>(),
-                                  row_operand<opmath_t>(a.weight), a.pairs,
-                                  Params<opmath_t>{static_cast<int>(kind), static_cast<int>(mode),
-                                                   static_cast<int>(format), static_cast<int>(convention),
-                                                   static_cast<opmath_t>(eps), static_cast<opmath_t>(gamma),
-                                                   static_cast<opmath_t>(lambd),
-                                                   static_cast<opmath_t>(aux_eps < 0 ? eps : aux_eps),
-                                                   classify_gamma(gamma)}};
+  return Args<scalar_t, target_t>{
+      a.p.const_data_ptr<scalar_t>(), a.t.const_data_ptr<target_t>(), row_operand<opmath_t>(a.weight), a.pairs,
+      Params<opmath_t>{static_cast<int>(kind), static_cast<int>(mode), static_cast<int>(format),
+                       static_cast<int>(convention), static_cast<opmath_t>(eps), static_cast<opmath_t>(gamma),
+                       static_cast<opmath_t>(lambd), static_cast<opmath_t>(aux_eps < 0 ? eps : aux_eps),
+                       classify_gamma(gamma)}};
 }
 
 // Entry points, registered by the CPU and CUDA files with their loops:
@@ -80,9 +77,9 @@ inline Args<scalar_t, target_t> make_args(const Tensors& a, int64_t kind, int64_
 // The loss is in the math type (float32 for half inputs, as torchvision): pred.shape[:-1] for "none".
 // grad_pred has pred's dtype, grad_target target's.
 template <typename Kernels>
-Tensor forward(const Tensor& pred, const Tensor& target, const std::optional<Tensor>& weight,
-                   int64_t kind, int64_t mode, int64_t format, double eps, double gamma, double lambd,
-                   int64_t reduction, int64_t convention, double aux_eps) {
+Tensor forward(const Tensor& pred, const Tensor& target, const std::optional<Tensor>& weight, int64_t kind,
+               int64_t mode, int64_t format, double eps, double gamma, double lambd, int64_t reduction,
+               int64_t convention, double aux_eps) {
   const Tensors a = check(pred, target, weight, kind, mode, format, eps, reduction, convention);
   const auto opts = options(a.p).with(a.math);
   Tensor loss = reduction == kNone ? empty(a.loss_shape, opts) : empty({}, opts);
@@ -90,17 +87,16 @@ Tensor forward(const Tensor& pred, const Tensor& target, const std::optional<Ten
     using scalar_t = typename decltype(p_type)::type;
     using target_t = typename decltype(t_type)::type;
     Kernels::template forward<scalar_t, target_t>(
-        make_args<scalar_t, target_t>(a, kind, mode, format, eps, gamma, lambd, convention, aux_eps), reduction,
-        loss);
+        make_args<scalar_t, target_t>(a, kind, mode, format, eps, gamma, lambd, convention, aux_eps), reduction, loss);
   });
   return loss;
 }
 
 template <typename Kernels>
 std::tuple<Tensor, Tensor> backward(const Tensor& grad, const Tensor& pred, const Tensor& target,
-                                            const std::optional<Tensor>& weight, int64_t kind, int64_t mode,
-                                            int64_t format, double eps, double gamma, double lambd, int64_t reduction,
-                                            bool pred_grad, bool target_grad, int64_t convention, double aux_eps) {
+                                    const std::optional<Tensor>& weight, int64_t kind, int64_t mode, int64_t format,
+                                    double eps, double gamma, double lambd, int64_t reduction, bool pred_grad,
+                                    bool target_grad, int64_t convention, double aux_eps) {
   const Tensors a = check(pred, target, weight, kind, mode, format, eps, reduction, convention);
   check_same_device(kOp, a.p, grad, "grad");
   const auto math_type = a.math;
@@ -117,8 +113,8 @@ std::tuple<Tensor, Tensor> backward(const Tensor& grad, const Tensor& pred, cons
     using scalar_t = typename decltype(p_type)::type;
     using target_t = typename decltype(t_type)::type;
     Kernels::template backward<scalar_t, target_t>(
-        make_args<scalar_t, target_t>(a, kind, mode, format, eps, gamma, lambd, convention, aux_eps), g, reduction,
-        gp, gt);
+        make_args<scalar_t, target_t>(a, kind, mode, format, eps, gamma, lambd, convention, aux_eps), g, reduction, gp,
+        gt);
   });
   return {gp, gt};
 }

@@ -43,9 +43,9 @@ inline Tensors check(const Tensor& boxes1, const Tensor& boxes2, int64_t kind, i
                        ": aligned pairs need as many boxes in boxes1 as in boxes2, got ", boxes1.size(1), " and ",
                        boxes2.size(1));
   FASTLOSS_CHECK_VALUE(kind >= kIoU && kind <= kIoF, kOp, ": unknown kind ", kind);
-  FASTLOSS_CHECK_VALUE(convention == kTorchvision || (convention == kMmdet && (kind == kIoU || kind == kGIoU ||
-                                                                               kind == kIoF)),
-                       kOp, ": unknown convention ", convention, " for kind ", kind);
+  FASTLOSS_CHECK_VALUE(
+      convention == kTorchvision || (convention == kMmdet && (kind == kIoU || kind == kGIoU || kind == kIoF)), kOp,
+      ": unknown convention ", convention, " for kind ", kind);
   FASTLOSS_CHECK_VALUE(format >= kXYXY && format <= kCXCYWH, kOp, ": unknown box format ", format);
   FASTLOSS_CHECK_VALUE(eps >= 0 && std::isfinite(eps), kOp, ": eps must be finite and >= 0, got ", eps);
   FASTLOSS_CHECK_VALUE(out_code >= 0 && out_code <= 4, kOp, ": unknown output dtype code ", out_code);
@@ -111,16 +111,16 @@ void with_args(const Tensors& t, int64_t kind, int64_t format, double eps, int64
   const Tensor fb = box_fields_of<Kernels>(t.b, t.math, format, angle);
   dispatch_math(t.math, [&](auto m_type) {
     using opmath_t = typename decltype(m_type)::type;
-    fn(Args<opmath_t>{fa.const_data_ptr<opmath_t>(), fb.const_data_ptr<opmath_t>(), t.batch, t.n, t.m, aligned,
-                      static_cast<int>(format),
-                      Params<opmath_t>{static_cast<int>(kind), static_cast<int>(convention),
-                                       static_cast<opmath_t>(eps)}});
+    fn(Args<opmath_t>{
+        fa.const_data_ptr<opmath_t>(), fb.const_data_ptr<opmath_t>(), t.batch, t.n, t.m, aligned,
+        static_cast<int>(format),
+        Params<opmath_t>{static_cast<int>(kind), static_cast<int>(convention), static_cast<opmath_t>(eps)}});
   });
 }
 
 template <typename Kernels>
-Tensor forward(const Tensor& boxes1, const Tensor& boxes2, int64_t kind, int64_t format, double eps,
-               int64_t convention, bool aligned, int64_t out_code) {
+Tensor forward(const Tensor& boxes1, const Tensor& boxes2, int64_t kind, int64_t format, double eps, int64_t convention,
+               bool aligned, int64_t out_code) {
   const Tensors t = check(boxes1, boxes2, kind, format, eps, convention, aligned, out_code);
   const Shape shape = aligned ? Shape{t.batch, t.n} : Shape{t.batch, t.n, t.m};
   Tensor out = empty(shape, options(t.a).with(out_type(out_code, t.math)));
@@ -146,8 +146,7 @@ std::tuple<Tensor, Tensor> backward(const Tensor& grad, const Tensor& boxes1, co
   const Shape shape = aligned ? Shape{t.batch, t.n} : Shape{t.batch, t.n, t.m};
   FASTLOSS_CHECK_VALUE(sizes(grad) == shape, kOp, ": grad must have the result's shape ", shape, ", got ",
                        grad.sizes());
-  FASTLOSS_CHECK_VALUE(is_floating(grad.scalar_type()), kOp, ": grad must be floating point, got ",
-                       grad.scalar_type());
+  FASTLOSS_CHECK_VALUE(is_floating(grad.scalar_type()), kOp, ": grad must be floating point, got ", grad.scalar_type());
   Tensor g = as_type(grad, t.math);
   if (aligned || (g.stride(2) != 0 && g.stride(2) != 1)) g = as_contiguous(g);
   const auto opts = options(t.a).with(t.math);

@@ -19,22 +19,21 @@ struct Tensors {
   int64_t rows = 0, bins = 0;
 };
 
-inline Tensors check(const Tensor& pred, const Tensor& target, const std::optional<Tensor>& weight,
-                     double target_max, int64_t reduction) {
+inline Tensors check(const Tensor& pred, const Tensor& target, const std::optional<Tensor>& weight, double target_max,
+                     int64_t reduction) {
   FASTLOSS_CHECK(is_floating(pred.scalar_type()), kOp, ": pred must be floating point, got ", pred.scalar_type());
   FASTLOSS_CHECK(pred.dim() >= 1 && pred.size(-1) >= 1, kOp, ": pred must have a bin dimension, got ", pred.sizes());
   FASTLOSS_CHECK_VALUE(target.sizes() == pred.sizes().slice(0, pred.dim() - 1), kOp,
                        ": target must have shape pred.shape[:-1] = ", pred.sizes().slice(0, pred.dim() - 1), ", got ",
                        target.sizes());
-  FASTLOSS_CHECK(is_floating(target.scalar_type()), kOp, ": target must be floating point, got ",
-                 target.scalar_type());
+  FASTLOSS_CHECK(is_floating(target.scalar_type()), kOp, ": target must be floating point, got ", target.scalar_type());
   check_same_device(kOp, pred, target, "target");
   FASTLOSS_CHECK(std::isfinite(target_max) && (target_max < 0 || target_max <= pred.size(-1) - 1), kOp,
                  ": target_max must be in [0, bins - 1] (or negative: none), got ", target_max);
   FASTLOSS_CHECK(reduction >= kNone && reduction <= kMean, kOp, ": unknown reduction code ", reduction);
   const auto math = op_math_type(pred.scalar_type());
-  Tensors a{as_contiguous(pred), as_contiguous(as_type(target, math)),
-            math_operand(kOp, pred, weight, "weight"), 0, pred.size(-1)};
+  Tensors a{as_contiguous(pred), as_contiguous(as_type(target, math)), math_operand(kOp, pred, weight, "weight"), 0,
+            pred.size(-1)};
   a.rows = target.numel();
   if (a.weight.defined()) {
     FASTLOSS_CHECK_VALUE(a.weight.sizes() == target.sizes(), kOp, ": weight must have the target's shape ",
@@ -51,7 +50,7 @@ struct Args {
   const opmath_t* target;
   const opmath_t* weight;  // or nullptr
   int64_t rows, bins;
-  opmath_t target_max;     // < 0: no clamp
+  opmath_t target_max;  // < 0: no clamp
 
   FASTLOSS_HD Bins<opmath_t> row_bins(int64_t r) const { return distribution_focal::bins(target[r], bins, target_max); }
   FASTLOSS_HD opmath_t weight_of(int64_t r) const { return weight != nullptr ? weight[r] : opmath_t(1); }
@@ -60,8 +59,11 @@ struct Args {
 template <typename scalar_t>
 inline Args<scalar_t> make_args(const Tensors& a, double target_max) {
   using opmath_t = math_type_t<scalar_t>;
-  return Args<scalar_t>{a.pred.const_data_ptr<scalar_t>(), a.target.const_data_ptr<opmath_t>(),
-                        a.weight.defined() ? a.weight.const_data_ptr<opmath_t>() : nullptr, a.rows, a.bins,
+  return Args<scalar_t>{a.pred.const_data_ptr<scalar_t>(),
+                        a.target.const_data_ptr<opmath_t>(),
+                        a.weight.defined() ? a.weight.const_data_ptr<opmath_t>() : nullptr,
+                        a.rows,
+                        a.bins,
                         static_cast<opmath_t>(target_max)};
 }
 

@@ -26,16 +26,15 @@ inline Tensors check(const Tensor& logits, const Tensor& boxes, const Tensor& la
                            boxes.size(1) == b && boxes.size(2) == q && boxes.size(3) == 4,
                        kOp, ": pred_boxes must be a floating (L, B, Q, 4) tensor matching pred_logits, got ",
                        boxes.sizes());
-  FASTLOSS_CHECK_VALUE(is_floating(tgt_boxes.scalar_type()) && tgt_boxes.dim() == 3 && tgt_boxes.size(0) == b &&
-                           tgt_boxes.size(2) == 4,
-                       kOp, ": tgt_boxes must be a floating (B, T, 4) tensor, got ", tgt_boxes.sizes());
+  FASTLOSS_CHECK_VALUE(
+      is_floating(tgt_boxes.scalar_type()) && tgt_boxes.dim() == 3 && tgt_boxes.size(0) == b && tgt_boxes.size(2) == 4,
+      kOp, ": tgt_boxes must be a floating (B, T, 4) tensor, got ", tgt_boxes.sizes());
   const int64_t t = tgt_boxes.size(1);
-  FASTLOSS_CHECK_VALUE(labels.scalar_type() == kLong && labels.dim() == 2 && labels.size(0) == b &&
-                           labels.size(1) == t,
+  FASTLOSS_CHECK_VALUE(labels.scalar_type() == kLong && labels.dim() == 2 && labels.size(0) == b && labels.size(1) == t,
                        kOp, ": tgt_labels must be an int64 (B, T) tensor, got ", labels.sizes());
-  FASTLOSS_CHECK_VALUE(mask.scalar_type() == ScalarType::Bool && mask.dim() == 2 && mask.size(0) == b &&
-                           mask.size(1) == t,
-                       kOp, ": tgt_mask must be a bool (B, T) tensor, got ", mask.sizes());
+  FASTLOSS_CHECK_VALUE(
+      mask.scalar_type() == ScalarType::Bool && mask.dim() == 2 && mask.size(0) == b && mask.size(1) == t, kOp,
+      ": tgt_mask must be a bool (B, T) tensor, got ", mask.sizes());
   FASTLOSS_CHECK_VALUE(class_cost == kFocal || class_cost == kSoftmax, kOp, ": unknown class cost ", class_cost);
   FASTLOSS_CHECK_VALUE(logits.size(3) >= (class_cost == kSoftmax ? 2 : 1), kOp,
                        ": pred_logits needs at least one class (and the no-object column for softmax)");
@@ -43,8 +42,8 @@ inline Tensors check(const Tensor& logits, const Tensor& boxes, const Tensor& la
                        ": alpha must be finite and gamma finite and >= 0");
   Tensors r;
   r.layers = l, r.batch = b, r.queries = q, r.classes = logits.size(3), r.targets = t;
-  r.math = op_math_type(promote_floating(promote_floating(logits.scalar_type(), boxes.scalar_type()),
-                                         tgt_boxes.scalar_type()));
+  r.math = op_math_type(
+      promote_floating(promote_floating(logits.scalar_type(), boxes.scalar_type()), tgt_boxes.scalar_type()));
   r.logits = as_contiguous(logits);
   r.boxes = as_contiguous(as_type(boxes, r.math));
   r.labels = as_contiguous(labels);
@@ -103,16 +102,15 @@ Tensor costs(const Tensor& logits, const Tensor& boxes, const Tensor& labels, co
     dispatch_math_from<scalar_t>(t.math, [&](auto m_type) {
       using S = typename decltype(m_type)::type;
       Kernels::template prepare<scalar_t, S>(t, class_cost, softmax, target_values);
-      Kernels::costs(Args<scalar_t, S>{t.logits.const_data_ptr<scalar_t>(), t.boxes.const_data_ptr<S>(),
-                                       softmax.numel() > 0 ? softmax.const_data_ptr<S>() : nullptr,
-                                       target_values.const_data_ptr<S>(), t.labels.const_data_ptr<int64_t>(),
-                                       t.mask.const_data_ptr<bool>(), t.layers, t.batch, t.queries, t.classes,
-                                       t.targets,
-                                       Params<S>{static_cast<int>(class_cost), static_cast<S>(alpha),
-                                                 static_cast<S>(gamma), classify_gamma(gamma),
-                                                 static_cast<S>(cost_class), static_cast<S>(cost_bbox),
-                                                 static_cast<S>(cost_giou)}},
-                     out);
+      Kernels::costs(
+          Args<scalar_t, S>{t.logits.const_data_ptr<scalar_t>(), t.boxes.const_data_ptr<S>(),
+                            softmax.numel() > 0 ? softmax.const_data_ptr<S>() : nullptr,
+                            target_values.const_data_ptr<S>(), t.labels.const_data_ptr<int64_t>(),
+                            t.mask.const_data_ptr<bool>(), t.layers, t.batch, t.queries, t.classes, t.targets,
+                            Params<S>{static_cast<int>(class_cost), static_cast<S>(alpha), static_cast<S>(gamma),
+                                      classify_gamma(gamma), static_cast<S>(cost_class), static_cast<S>(cost_bbox),
+                                      static_cast<S>(cost_giou)}},
+          out);
     });
   });
   return out;

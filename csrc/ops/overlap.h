@@ -21,8 +21,7 @@ struct Tensors {
 };
 
 inline Tensors check(const Tensor& input, const Tensor& target, int64_t activation) {
-  FASTLOSS_CHECK(is_floating(input.scalar_type()), kOp, ": input must be floating point, got ",
-              input.scalar_type());
+  FASTLOSS_CHECK(is_floating(input.scalar_type()), kOp, ": input must be floating point, got ", input.scalar_type());
   FASTLOSS_CHECK(input.dim() == 3, kOp, ": input must be (N, C, HW), got ", input.sizes());
   FASTLOSS_CHECK(activation >= kSoftmax && activation <= kNone, kOp, ": unknown activation ", activation);
   check_same_device(kOp, input, target, "target");
@@ -36,7 +35,7 @@ inline Tensors check(const Tensor& input, const Tensor& target, int64_t activati
   } else {
     FASTLOSS_CHECK(is_integral(target.scalar_type()), kOp, ": target must be float or integer labels");
     FASTLOSS_CHECK(target.dim() == 2 && target.size(0) == input.size(0) && target.size(1) == input.size(2), kOp,
-                ": label target must be (N, HW) for input (N, C, HW), got ", target.sizes());
+                   ": label target must be (N, HW) for input (N, C, HW), got ", target.sizes());
     a.t = as_contiguous(as_type(target, kLong));
     a.labels = true;
   }
@@ -75,17 +74,17 @@ inline Args<scalar_t, target_t> make_args(const Tensors& a, int64_t activation, 
                                           std::optional<int64_t> ignore_index, bool soft_label) {
   const int64_t classes = a.x.size(1);
   return Args<scalar_t, target_t>{a.x.const_data_ptr<scalar_t>(),
-                        a.labels ? nullptr : a.t.const_data_ptr<target_t>(),
-                        a.labels ? a.t.const_data_ptr<int64_t>() : nullptr,
-                        a.x.size(0),
-                        classes,
-                        a.x.size(2),
-                        static_cast<int>(activation),
-                        squared,
-                        soft_label && !squared,  // with squared sums MONAI's soft tp is Σ p·t
-                        ignore_index.has_value(),
-                        ignore_index.value_or(0),
-                        classes == 1 ? 1 : 0};
+                                  a.labels ? nullptr : a.t.const_data_ptr<target_t>(),
+                                  a.labels ? a.t.const_data_ptr<int64_t>() : nullptr,
+                                  a.x.size(0),
+                                  classes,
+                                  a.x.size(2),
+                                  static_cast<int>(activation),
+                                  squared,
+                                  soft_label && !squared,  // with squared sums MONAI's soft tp is Σ p·t
+                                  ignore_index.has_value(),
+                                  ignore_index.value_or(0),
+                                  classes == 1 ? 1 : 0};
 }
 
 // Entry points, registered by the CPU and CUDA files with their loops:
@@ -117,15 +116,15 @@ std::tuple<Tensor, Tensor> forward_with(const Tensors& a, int64_t activation, bo
     using target_t = typename decltype(t_type)::type;
     auto args = make_args<scalar_t, target_t>(a, activation, squared, ignore_index, soft_label);
     setup(args);
-    Kernels::template forward<scalar_t, target_t>(args, sums, keep_probs ? probs.mutable_data_ptr<scalar_t>() : nullptr);
+    Kernels::template forward<scalar_t, target_t>(args, sums,
+                                                  keep_probs ? probs.mutable_data_ptr<scalar_t>() : nullptr);
   });
   return {sums, probs};
 }
 
 template <typename Kernels>
-std::tuple<Tensor, Tensor> forward(const Tensor& input, const Tensor& target, int64_t activation,
-                                           bool squared, std::optional<int64_t> ignore_index, bool keep_probs,
-                                           bool soft_label) {
+std::tuple<Tensor, Tensor> forward(const Tensor& input, const Tensor& target, int64_t activation, bool squared,
+                                   std::optional<int64_t> ignore_index, bool keep_probs, bool soft_label) {
   return forward_with<Kernels>(check(input, target, activation), activation, squared, ignore_index, keep_probs,
                                soft_label);
 }
@@ -135,8 +134,8 @@ void backward_with(const Tensor& grad_sums, Tensor& probs, const Tensors& a, int
                    std::optional<int64_t> ignore_index, bool soft_label, const Setup& setup = {}) {
   FASTLOSS_CHECK(probs.is_contiguous(), kOp, "_backward_: probs must be the contiguous buffer the forward wrote");
   check_same_device(kOp, a.x, grad_sums, "grad");
-  FASTLOSS_CHECK(grad_sums.sizes() == IntArrayRef({a.x.size(0), a.x.size(1), 3}), kOp,
-              ": grad must be (N, C, 3), got ", grad_sums.sizes());
+  FASTLOSS_CHECK(grad_sums.sizes() == IntArrayRef({a.x.size(0), a.x.size(1), 3}), kOp, ": grad must be (N, C, 3), got ",
+                 grad_sums.sizes());
   const Tensor g = as_contiguous(as_type(grad_sums, a.math));
   dispatch_target(a.x, a.t, a.labels, [&](auto x_type, auto t_type) {
     using scalar_t = typename decltype(x_type)::type;
@@ -148,8 +147,8 @@ void backward_with(const Tensor& grad_sums, Tensor& probs, const Tensors& a, int
 }
 
 template <typename Kernels>
-void backward(const Tensor& grad_sums, Tensor& probs, const Tensor& target, int64_t activation,
-              bool squared, std::optional<int64_t> ignore_index, bool soft_label) {
+void backward(const Tensor& grad_sums, Tensor& probs, const Tensor& target, int64_t activation, bool squared,
+              std::optional<int64_t> ignore_index, bool soft_label) {
   backward_with<Kernels>(grad_sums, probs, check(probs, target, activation), activation, squared, ignore_index,
                          soft_label);
 }
@@ -174,13 +173,12 @@ inline Tensor check_cross_entropy(const Tensors& a, const std::optional<Tensor>&
   if (o.term == kSoftmaxCe) {
     FASTLOSS_CHECK(o.activation == kSoftmax, kCeOp, ": the softmax cross entropy needs activation softmax");
     FASTLOSS_CHECK(a.x.size(1) > 1, kCeOp, ": the softmax cross entropy needs more than one class");
-    FASTLOSS_CHECK(o.label_smoothing >= 0 && o.label_smoothing <= 1, kCeOp,
-                   ": label_smoothing must be in [0, 1], got ", o.label_smoothing);
+    FASTLOSS_CHECK(o.label_smoothing >= 0 && o.label_smoothing <= 1, kCeOp, ": label_smoothing must be in [0, 1], got ",
+                   o.label_smoothing);
     FASTLOSS_CHECK(a.labels || o.gamma == 0, kCeOp, ": gamma > 0 needs integer label targets");
   } else {
     FASTLOSS_CHECK(o.label_smoothing == 0, kCeOp, ": the sigmoid focal term takes no label_smoothing");
-    FASTLOSS_CHECK(o.alpha < 0 || o.alpha <= 1, kCeOp, ": alpha must be in [0, 1] (or negative: none), got ",
-                   o.alpha);
+    FASTLOSS_CHECK(o.alpha < 0 || o.alpha <= 1, kCeOp, ": alpha must be in [0, 1] (or negative: none), got ", o.alpha);
     FASTLOSS_CHECK(o.first_class >= 0 && o.first_class < a.x.size(1), kCeOp, ": first_class must be in [0, C), got ",
                    o.first_class);
   }
@@ -195,9 +193,9 @@ inline Tensor check_cross_entropy(const Tensors& a, const std::optional<Tensor>&
 struct CeSetup {
   const Tensor& weight;
   const TermOptions& o;
-  Tensor* out;             // forward: (N, 2)
-  const Tensor* grad;      // backward: (N, 2) in the math type (column 0 is read)
-  const Tensor* logits;    // backward: read where the term's derivative needs the logits
+  Tensor* out;           // forward: (N, 2)
+  const Tensor* grad;    // backward: (N, 2) in the math type (column 0 is read)
+  const Tensor* logits;  // backward: read where the term's derivative needs the logits
 
   template <typename A>
   void operator()(A& args) const {
@@ -222,9 +220,9 @@ struct CeSetup {
 template <typename Kernels>
 std::tuple<Tensor, Tensor, Tensor> ce_forward(const Tensor& input, const Tensor& target,
                                               const std::optional<Tensor>& ce_weight, double gamma,
-                                              double label_smoothing, bool squared,
-                                              std::optional<int64_t> ignore_index, bool keep_probs, bool soft_label,
-                                              int64_t activation, int64_t term, double alpha, int64_t first_class) {
+                                              double label_smoothing, bool squared, std::optional<int64_t> ignore_index,
+                                              bool keep_probs, bool soft_label, int64_t activation, int64_t term,
+                                              double alpha, int64_t first_class) {
   const TermOptions o{gamma, label_smoothing, activation, term, alpha, first_class};
   const Tensors a = check(input, target, activation);
   const Tensor w = check_cross_entropy(a, ce_weight, o);
@@ -263,23 +261,26 @@ void ce_backward(const Tensor& grad_sums, const Tensor& grad_ce, Tensor& probs, 
 template <typename S>
 ScoreParams<S> make_score_params(int64_t loss, bool jaccard, double smooth_nr, double smooth_dr, double alpha,
                                  double beta, double gamma, bool include_background, bool batch, int64_t reduction) {
-  return {static_cast<int>(loss), jaccard, S(smooth_nr), S(smooth_dr), S(alpha), S(beta), S(gamma),
-          classify_gamma(gamma), include_background, batch, reduction};
+  return {
+      static_cast<int>(loss), jaccard, S(smooth_nr), S(smooth_dr), S(alpha), S(beta), S(gamma), classify_gamma(gamma),
+      include_background,     batch,   reduction};
 }
 
 inline Tensor check_scores(const Tensor& sums, const std::optional<Tensor>& class_weight, int64_t loss,
-                               bool include_background, int64_t reduction) {
+                           bool include_background, int64_t reduction) {
   constexpr const char* op = "fastloss::overlap_score";
-  FASTLOSS_CHECK(sums.dim() == 3 && sums.size(2) == 3 && (sums.scalar_type() == kFloat || sums.scalar_type() == kDouble),
-              op, ": sums must be a float32/float64 (N, C, 3) tensor, got ", sums.scalar_type(), " ", sums.sizes());
+  FASTLOSS_CHECK(
+      sums.dim() == 3 && sums.size(2) == 3 && (sums.scalar_type() == kFloat || sums.scalar_type() == kDouble), op,
+      ": sums must be a float32/float64 (N, C, 3) tensor, got ", sums.scalar_type(), " ", sums.sizes());
   FASTLOSS_CHECK(loss == kDice || loss == kTversky, op, ": unknown loss code ", loss);
-  FASTLOSS_CHECK(reduction >= Reduction::kNone && reduction <= Reduction::kMean, op, ": unknown reduction code ", reduction);
+  FASTLOSS_CHECK(reduction >= Reduction::kNone && reduction <= Reduction::kMean, op, ": unknown reduction code ",
+                 reduction);
   FASTLOSS_CHECK(include_background || sums.size(1) > 1, op, ": include_background=False needs more than one class");
   const Tensor w = math_operand(op, sums, class_weight, "class_weight");
   if (!w.defined()) return w;
   const int64_t scored = sums.size(1) - (include_background ? 0 : 1);
   FASTLOSS_CHECK(w.dim() == 1 && w.size(0) == scored, op, ": class_weight must have one weight per scored class (",
-              scored, "), got ", w.sizes());
+                 scored, "), got ", w.sizes());
   return as_contiguous(w);
 }
 
@@ -290,35 +291,39 @@ inline std::vector<int64_t> score_shape(const Tensor& sums, bool include_backgro
 }
 
 template <typename Kernels>
-Tensor score_forward(const Tensor& sums, const std::optional<Tensor>& class_weight, int64_t loss,
-                         bool jaccard, double smooth_nr, double smooth_dr, double alpha, double beta, double gamma,
-                         bool include_background, bool batch, int64_t reduction) {
+Tensor score_forward(const Tensor& sums, const std::optional<Tensor>& class_weight, int64_t loss, bool jaccard,
+                     double smooth_nr, double smooth_dr, double alpha, double beta, double gamma,
+                     bool include_background, bool batch, int64_t reduction) {
   const Tensor w = check_scores(sums, class_weight, loss, include_background, reduction);
   const Tensor s = as_contiguous(sums);
   Tensor out = empty(score_shape(s, include_background, batch, reduction), options(s));
   dispatch_math(s.scalar_type(), [&](auto type) {
     using scalar_t = typename decltype(type)::type;
-    Kernels::template scores<scalar_t>(s, w, make_score_params<scalar_t>(loss, jaccard, smooth_nr, smooth_dr, alpha,
-        beta, gamma, include_background, batch, reduction), &out, nullptr, nullptr);
+    Kernels::template scores<scalar_t>(s, w,
+                                       make_score_params<scalar_t>(loss, jaccard, smooth_nr, smooth_dr, alpha, beta,
+                                                                   gamma, include_background, batch, reduction),
+                                       &out, nullptr, nullptr);
   });
   return out;
 }
 
 template <typename Kernels>
-Tensor score_backward(const Tensor& grad, const Tensor& sums, const std::optional<Tensor>& class_weight,
-                          int64_t loss, bool jaccard, double smooth_nr, double smooth_dr, double alpha, double beta,
-                          double gamma, bool include_background, bool batch, int64_t reduction) {
+Tensor score_backward(const Tensor& grad, const Tensor& sums, const std::optional<Tensor>& class_weight, int64_t loss,
+                      bool jaccard, double smooth_nr, double smooth_dr, double alpha, double beta, double gamma,
+                      bool include_background, bool batch, int64_t reduction) {
   const Tensor w = check_scores(sums, class_weight, loss, include_background, reduction);
   const Tensor s = as_contiguous(sums);
   check_same_device("fastloss::overlap_score_backward", s, grad, "grad");
   FASTLOSS_CHECK(grad.sizes() == IntArrayRef(score_shape(s, include_background, batch, reduction)),
-              "fastloss::overlap_score_backward: grad must have the loss's shape, got ", grad.sizes());
+                 "fastloss::overlap_score_backward: grad must have the loss's shape, got ", grad.sizes());
   const Tensor g = as_contiguous(as_type(grad, s.scalar_type()));
   Tensor grad_sums = empty(s.sizes(), options(s));
   dispatch_math(s.scalar_type(), [&](auto type) {
     using scalar_t = typename decltype(type)::type;
-    Kernels::template scores<scalar_t>(s, w, make_score_params<scalar_t>(loss, jaccard, smooth_nr, smooth_dr, alpha,
-        beta, gamma, include_background, batch, reduction), nullptr, &g, &grad_sums);
+    Kernels::template scores<scalar_t>(s, w,
+                                       make_score_params<scalar_t>(loss, jaccard, smooth_nr, smooth_dr, alpha, beta,
+                                                                   gamma, include_background, batch, reduction),
+                                       nullptr, &g, &grad_sums);
   });
   return grad_sums;
 }

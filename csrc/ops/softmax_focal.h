@@ -22,8 +22,7 @@ struct Tensors {
 };
 
 // An optional float operand of exactly `shape`, contiguous in the math type (see math_operand).
-inline Tensor optional_operand(const std::optional<Tensor>& t, const Tensor& x, IntArrayRef shape,
-                                   const char* name) {
+inline Tensor optional_operand(const std::optional<Tensor>& t, const Tensor& x, IntArrayRef shape, const char* name) {
   const Tensor m = math_operand(kOp, x, t, name);
   if (!m.defined()) return m;
   FASTLOSS_CHECK(m.sizes() == shape, kOp, ": ", name, " must have shape ", shape, ", got ", m.sizes());
@@ -31,21 +30,18 @@ inline Tensor optional_operand(const std::optional<Tensor>& t, const Tensor& x, 
 }
 
 inline Tensors check(const Tensor& input, const Tensor& target, const std::optional<Tensor>& alpha,
-                     const std::optional<Tensor>& weight, double gamma, double label_smoothing,
-                     int64_t reduction) {
-  FASTLOSS_CHECK(is_floating(input.scalar_type()), kOp, ": input must be floating point, got ",
-              input.scalar_type());
+                     const std::optional<Tensor>& weight, double gamma, double label_smoothing, int64_t reduction) {
+  FASTLOSS_CHECK(is_floating(input.scalar_type()), kOp, ": input must be floating point, got ", input.scalar_type());
   FASTLOSS_CHECK(input.dim() == 3, kOp, ": input must be (N, C, inner), got ", input.sizes());
   FASTLOSS_CHECK(gamma >= 0 && std::isfinite(gamma), kOp, ": gamma must be finite and >= 0, got ", gamma);
   FASTLOSS_CHECK(label_smoothing >= 0 && label_smoothing <= 1, kOp, ": label_smoothing must be in [0, 1], got ",
-              label_smoothing);
-  FASTLOSS_CHECK(reduction == kNone || reduction == kSum, kOp, ": the kernels reduce 'none' or 'sum' (code 0 or 1), got ",
-              reduction);
+                 label_smoothing);
+  FASTLOSS_CHECK(reduction == kNone || reduction == kSum, kOp,
+                 ": the kernels reduce 'none' or 'sum' (code 0 or 1), got ", reduction);
   check_same_device(kOp, input, target, "target");
-  FASTLOSS_CHECK(is_integral(target.scalar_type()), kOp, ": target must be integer labels, got ",
-              target.scalar_type());
+  FASTLOSS_CHECK(is_integral(target.scalar_type()), kOp, ": target must be integer labels, got ", target.scalar_type());
   FASTLOSS_CHECK(target.dim() == 2 && target.size(0) == input.size(0) && target.size(1) == input.size(2), kOp,
-              ": target must be (N, inner) for input (N, C, inner), got ", target.sizes());
+                 ": target must be (N, inner) for input (N, C, inner), got ", target.sizes());
   Tensors a;
   a.x = as_contiguous(input);
   a.labels = as_contiguous(as_type(target, kLong));
@@ -101,17 +97,16 @@ inline Args<scalar_t> make_args(const Tensors& a, double gamma, double label_smo
 // position the backward needs; count: positions not ignored.
 template <typename Kernels>
 std::tuple<Tensor, Tensor, Tensor> forward(const Tensor& input, const Tensor& target,
-                                                       const std::optional<Tensor>& alpha,
-                                                       const std::optional<Tensor>& weight, double gamma,
-                                                       double label_smoothing, int64_t reduction,
-                                                       int64_t ignore_index, bool math_type_loss) {
+                                           const std::optional<Tensor>& alpha, const std::optional<Tensor>& weight,
+                                           double gamma, double label_smoothing, int64_t reduction,
+                                           int64_t ignore_index, bool math_type_loss) {
   const Tensors a = check(input, target, alpha, weight, gamma, label_smoothing, reduction);
   // A reduced loss stays in the math type: half's range could not hold a large sum before "mean"
   // divides it (the Python layer casts the result to the input's dtype). An unreduced one is in the
   // input's dtype, or in the math type with math_type_loss (autocast).
   const auto opmath = options(a.x).with(op_math_type(a.x.scalar_type()));
-  Tensor loss = reduction == kNone ? empty(a.labels.sizes(), math_type_loss ? opmath : options(a.x))
-                                       : empty({}, opmath);
+  Tensor loss =
+      reduction == kNone ? empty(a.labels.sizes(), math_type_loss ? opmath : options(a.x)) : empty({}, opmath);
   Tensor lse = empty(a.labels.sizes(), opmath);
   Tensor count = zeros({}, options(a.x).with(kLong));
   dispatch_floating(a.x.scalar_type(), [&](auto type) {
@@ -123,18 +118,17 @@ std::tuple<Tensor, Tensor, Tensor> forward(const Tensor& input, const Tensor& ta
 }
 
 template <typename Kernels>
-Tensor backward(const Tensor& grad, const Tensor& input, const Tensor& target,
-                    const std::optional<Tensor>& alpha, const std::optional<Tensor>& weight,
-                    const Tensor& lse, double gamma, double label_smoothing, int64_t reduction,
-                    int64_t ignore_index) {
+Tensor backward(const Tensor& grad, const Tensor& input, const Tensor& target, const std::optional<Tensor>& alpha,
+                const std::optional<Tensor>& weight, const Tensor& lse, double gamma, double label_smoothing,
+                int64_t reduction, int64_t ignore_index) {
   const Tensors a = check(input, target, alpha, weight, gamma, label_smoothing, reduction);
   const auto opmath = op_math_type(a.x.scalar_type());
   check_same_device(kOp, a.x, grad, "grad");
   check_same_device(kOp, a.x, lse, "lse");
   FASTLOSS_CHECK(lse.sizes() == a.labels.sizes() && lse.scalar_type() == opmath, kOp,
-              ": lse must be the forward's (N, inner) log-sum-exp");
+                 ": lse must be the forward's (N, inner) log-sum-exp");
   FASTLOSS_CHECK(reduction == kNone ? grad.sizes() == a.labels.sizes() : grad.numel() == 1, kOp,
-              ": grad must have the loss's shape, got ", grad.sizes());
+                 ": grad must have the loss's shape, got ", grad.sizes());
   const Tensor g = as_contiguous(as_type(grad, opmath)), l = as_contiguous(lse);
   Tensor grad_input = empty(a.x.sizes(), options(a.x));
   dispatch_floating(a.x.scalar_type(), [&](auto type) {

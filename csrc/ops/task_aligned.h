@@ -21,23 +21,24 @@ inline Tensors check(const Tensor& scores, const Tensor& pd, const Tensor& ancho
                      double alpha, double beta, double eps, double stride_val) {
   for (const Tensor* t : {&pd, &anchors, &labels, &gt, &mask}) check_same_device(kOp, scores, *t, "an input");
   FASTLOSS_CHECK_VALUE(is_floating(scores.scalar_type()) && scores.dim() == 3, kOp,
-                       ": pd_scores must be a floating (B, A, C) tensor, got ", scores.scalar_type(), " ", scores.sizes());
+                       ": pd_scores must be a floating (B, A, C) tensor, got ", scores.scalar_type(), " ",
+                       scores.sizes());
   const int64_t b = scores.size(0), a = scores.size(1);
-  FASTLOSS_CHECK_VALUE(is_floating(pd.scalar_type()) && pd.dim() == 3 && pd.size(0) == b && pd.size(1) == a &&
-                           pd.size(2) == 4,
-                       kOp, ": pd_bboxes must be a floating (B, A, 4) tensor with pd_scores' B and A, got ", pd.sizes());
-  FASTLOSS_CHECK_VALUE(is_floating(anchors.scalar_type()) && anchors.dim() == 2 && anchors.size(0) == a &&
-                           anchors.size(1) == 2,
-                       kOp, ": anc_points must be a floating (A, 2) tensor, got ", anchors.sizes());
+  FASTLOSS_CHECK_VALUE(
+      is_floating(pd.scalar_type()) && pd.dim() == 3 && pd.size(0) == b && pd.size(1) == a && pd.size(2) == 4, kOp,
+      ": pd_bboxes must be a floating (B, A, 4) tensor with pd_scores' B and A, got ", pd.sizes());
+  FASTLOSS_CHECK_VALUE(
+      is_floating(anchors.scalar_type()) && anchors.dim() == 2 && anchors.size(0) == a && anchors.size(1) == 2, kOp,
+      ": anc_points must be a floating (A, 2) tensor, got ", anchors.sizes());
   FASTLOSS_CHECK_VALUE(is_floating(gt.scalar_type()) && gt.dim() == 3 && gt.size(0) == b && gt.size(2) == 4, kOp,
                        ": gt_bboxes must be a floating (B, M, 4) tensor, got ", gt.sizes());
   const int64_t m = gt.size(1);
   FASTLOSS_CHECK_VALUE(labels.scalar_type() == kLong && labels.dim() == 2 && labels.size(0) == b && labels.size(1) == m,
                        kOp, ": gt_labels must be an int64 (B, M) tensor, got ", labels.scalar_type(), " ",
                        labels.sizes());
-  FASTLOSS_CHECK_VALUE(mask.scalar_type() == ScalarType::Bool && mask.dim() == 2 && mask.size(0) == b &&
-                           mask.size(1) == m,
-                       kOp, ": mask_gt must be a bool (B, M) tensor, got ", mask.scalar_type(), " ", mask.sizes());
+  FASTLOSS_CHECK_VALUE(
+      mask.scalar_type() == ScalarType::Bool && mask.dim() == 2 && mask.size(0) == b && mask.size(1) == m, kOp,
+      ": mask_gt must be a bool (B, M) tensor, got ", mask.scalar_type(), " ", mask.sizes());
   FASTLOSS_CHECK_VALUE(topk >= 1 && topk <= kMaxTopk, kOp, ": topk must be in [1, ", kMaxTopk, "], got ", topk);
   FASTLOSS_CHECK_VALUE(topk2 >= 1 && topk2 <= topk, kOp, ": topk2 must be in [1, topk], got ", topk2);
   FASTLOSS_CHECK_VALUE(num_classes >= 1, kOp, ": num_classes must be >= 1, got ", num_classes);
@@ -115,18 +116,18 @@ struct Args {
 //                          Tensor& labels, Tensor& bboxes, Tensor& scores);
 //   };
 template <typename Kernels>
-std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> assign(const Tensor& scores, const Tensor& pd,
-                                                          const Tensor& anchors, const Tensor& labels,
-                                                          const Tensor& gt, const Tensor& mask, int64_t topk,
-                                                          int64_t topk2, int64_t num_classes, double alpha,
-                                                          double beta, double eps, double stride_val, bool sparse) {
-  const Tensors t = check(scores, pd, anchors, labels, gt, mask, topk, topk2, num_classes, alpha, beta, eps,
-                          stride_val);
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> assign(const Tensor& scores, const Tensor& pd, const Tensor& anchors,
+                                                          const Tensor& labels, const Tensor& gt, const Tensor& mask,
+                                                          int64_t topk, int64_t topk2, int64_t num_classes,
+                                                          double alpha, double beta, double eps, double stride_val,
+                                                          bool sparse) {
+  const Tensors t =
+      check(scores, pd, anchors, labels, gt, mask, topk, topk2, num_classes, alpha, beta, eps, stride_val);
   const auto opts = options(t.scores);
   Tensor target_labels = empty({t.batch, t.anchors_n}, opts.with(kLong));
   Tensor target_bboxes = empty({t.batch, t.anchors_n, 4}, opts.with(gt.scalar_type()));
-  Tensor target_scores = zeros(sparse ? Shape{t.batch, t.anchors_n} : Shape{t.batch, t.anchors_n, num_classes},
-                               opts.with(t.out));
+  Tensor target_scores =
+      zeros(sparse ? Shape{t.batch, t.anchors_n} : Shape{t.batch, t.anchors_n, num_classes}, opts.with(t.out));
   Tensor fg = zeros({t.batch, t.anchors_n}, opts.with(ScalarType::Bool));
   Tensor gt_idx = zeros({t.batch, t.anchors_n}, opts.with(kLong));
   Tensor norm = zeros({t.batch, t.anchors_n}, opts.with(t.math));
@@ -147,14 +148,33 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> assign(const Tensor& scores, 
       int32_t* claims_data = claims.mutable_data_ptr<int32_t>();
       S* anchor_data = per_anchor.mutable_data_ptr<S>();
       const int64_t ba = t.batch * t.anchors_n;
-      Kernels::assign(gt_idx, Args<scalar_t, S>{
-          t.scores.const_data_ptr<scalar_t>(), t.pd.const_data_ptr<S>(), t.anchors.const_data_ptr<S>(),
-          t.labels.const_data_ptr<int64_t>(), t.gt.const_data_ptr<S>(), t.mask.const_data_ptr<bool>(), t.batch,
-          t.anchors_n, t.classes, t.gts, num_classes, static_cast<int>(topk), static_cast<int>(topk2),
-          static_cast<S>(alpha), static_cast<S>(beta), static_cast<S>(eps), static_cast<S>(stride_val),
-          list.mutable_data_ptr<int64_t>(), pos_data, pos_data + t.batch * t.gts, gt_idx.mutable_data_ptr<int64_t>(),
-          fg.mutable_data_ptr<bool>(), norm.mutable_data_ptr<S>(), claims_data, claims_data + ba, anchor_data,
-          anchor_data + ba});
+      Kernels::assign(gt_idx, Args<scalar_t, S>{t.scores.const_data_ptr<scalar_t>(),
+                                                t.pd.const_data_ptr<S>(),
+                                                t.anchors.const_data_ptr<S>(),
+                                                t.labels.const_data_ptr<int64_t>(),
+                                                t.gt.const_data_ptr<S>(),
+                                                t.mask.const_data_ptr<bool>(),
+                                                t.batch,
+                                                t.anchors_n,
+                                                t.classes,
+                                                t.gts,
+                                                num_classes,
+                                                static_cast<int>(topk),
+                                                static_cast<int>(topk2),
+                                                static_cast<S>(alpha),
+                                                static_cast<S>(beta),
+                                                static_cast<S>(eps),
+                                                static_cast<S>(stride_val),
+                                                list.mutable_data_ptr<int64_t>(),
+                                                pos_data,
+                                                pos_data + t.batch * t.gts,
+                                                gt_idx.mutable_data_ptr<int64_t>(),
+                                                fg.mutable_data_ptr<bool>(),
+                                                norm.mutable_data_ptr<S>(),
+                                                claims_data,
+                                                claims_data + ba,
+                                                anchor_data,
+                                                anchor_data + ba});
     });
   });
   Kernels::finalize(t, gt_idx, fg, norm, target_labels, target_bboxes, target_scores);

@@ -17,9 +17,7 @@ namespace fastloss {
 template <typename A, typename B>
 using pair_math_t = std::conditional_t<std::is_same_v<A, double> || std::is_same_v<B, double>, double, float>;
 
-inline ScalarType pair_math_type(ScalarType a, ScalarType b) {
-  return op_math_type(promote_floating(a, b));
-}
+inline ScalarType pair_math_type(ScalarType a, ScalarType b) { return op_math_type(promote_floating(a, b)); }
 
 // fn(TypeTag<A>{}, TypeTag<B>{}) with A, B the C++ types of the floating dtypes a and b.
 template <typename Fn>
@@ -76,13 +74,13 @@ inline void check_same_device(const char* op, const Tensor& ref, const Tensor& t
   FASTLOSS_CHECK_VALUE(ref.defined(), op, ": the input tensor is missing (None)");
   FASTLOSS_CHECK_VALUE(t.defined(), op, ": ", name, " is missing (None)");
   FASTLOSS_CHECK(t.device() == ref.device(), op, ": ", name, " is on ", t.device(), " but inputs are on ",
-              ref.device());
+                 ref.device());
 }
 
 // An optional float operand (weights, class weights), checked against `ref` (device, floating
 // point) and converted to `math` (default: the math type of `ref`'s dtype); undefined when absent.
-inline Tensor math_operand(const char* op, const Tensor& ref, const std::optional<Tensor>& t,
-                               const char* name, std::optional<ScalarType> math = std::nullopt) {
+inline Tensor math_operand(const char* op, const Tensor& ref, const std::optional<Tensor>& t, const char* name,
+                           std::optional<ScalarType> math = std::nullopt) {
   if (!t.has_value() || !t->defined()) return {};
   check_same_device(op, ref, *t, name);
   FASTLOSS_CHECK(is_floating(t->scalar_type()), op, ": ", name, " must be floating point, got ", t->scalar_type());
@@ -90,9 +88,8 @@ inline Tensor math_operand(const char* op, const Tensor& ref, const std::optiona
 }
 
 // An optional weight as a rows × cols operand (see as_rows) in `math`; undefined when absent.
-inline Tensor weight_rows(const char* op, const Tensor& ref, const std::optional<Tensor>& weight,
-                              IntArrayRef shape, int64_t rows, int64_t cols,
-                              std::optional<ScalarType> math = std::nullopt) {
+inline Tensor weight_rows(const char* op, const Tensor& ref, const std::optional<Tensor>& weight, IntArrayRef shape,
+                          int64_t rows, int64_t cols, std::optional<ScalarType> math = std::nullopt) {
   const Tensor w = math_operand(op, ref, weight, "weight", math);
   return w.defined() ? as_rows(w, shape, rows, cols) : w;
 }

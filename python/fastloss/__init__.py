@@ -3,6 +3,7 @@
 Every loss has the same signature in fastloss.reference (pure torch) and an mmdet-style module in
 fastloss.nn. The catalogue: docs/catalogue.md.
 """
+
 from . import _backend
 
 __version__ = _backend._version()  # with the build's local part, e.g. 0.2.0+cu130.torch2.14
@@ -16,21 +17,62 @@ from .deep_supervision import deep_supervision_loss
 from .softmax_focal import softmax_focal_loss
 from .classic import l1_loss, mse_loss, smooth_l1_loss
 from .balanced_l1 import balanced_l1_loss
-from .box_iou_loss import (cdiou_loss, ciou_loss, complete_box_iou_loss, diou_loss, distance_box_iou_loss,
-                           eiou_loss, focal_eiou_loss, generalized_box_iou_loss, giou_loss, iou_loss)
+from .box_iou_loss import (
+    cdiou_loss,
+    ciou_loss,
+    complete_box_iou_loss,
+    diou_loss,
+    distance_box_iou_loss,
+    eiou_loss,
+    focal_eiou_loss,
+    generalized_box_iou_loss,
+    giou_loss,
+    iou_loss,
+)
 from .box_matrix import box_iou, box_iou_matrix, complete_box_iou, distance_box_iou, generalized_box_iou
 from .task_aligned import task_aligned_assign
 from .matching import matching_cost
 
-from . import distributed, nn, reference  # noqa: E402  (after the ops, which they wrap)
+from . import distributed, nn, reference
 from . import _torchscript
 
-__all__ = ["__version__", "nn", "reference", "sigmoid_focal_loss", "iou_loss", "giou_loss", "diou_loss", "ciou_loss",
-           "eiou_loss", "focal_eiou_loss", "cdiou_loss", "generalized_box_iou_loss", "distance_box_iou_loss",
-           "complete_box_iou_loss", "dice_loss", "tversky_loss", "softmax_focal_loss", "l1_loss", "mse_loss",
-           "smooth_l1_loss", "balanced_l1_loss", "box_iou_matrix", "box_iou", "generalized_box_iou",
-           "distance_box_iou", "complete_box_iou", "task_aligned_assign", "matching_cost",
-           "varifocal_loss", "quality_focal_loss", "distribution_focal_loss", "generalized_dice_loss",
-           "dice_ce_loss", "dice_focal_loss", "deep_supervision_loss"]
+__all__ = [
+    "__version__",
+    "distributed",
+    "nn",
+    "reference",
+    "sigmoid_focal_loss",
+    "iou_loss",
+    "giou_loss",
+    "diou_loss",
+    "ciou_loss",
+    "eiou_loss",
+    "focal_eiou_loss",
+    "cdiou_loss",
+    "generalized_box_iou_loss",
+    "distance_box_iou_loss",
+    "complete_box_iou_loss",
+    "dice_loss",
+    "tversky_loss",
+    "softmax_focal_loss",
+    "l1_loss",
+    "mse_loss",
+    "smooth_l1_loss",
+    "balanced_l1_loss",
+    "box_iou_matrix",
+    "box_iou",
+    "generalized_box_iou",
+    "distance_box_iou",
+    "complete_box_iou",
+    "task_aligned_assign",
+    "matching_cost",
+    "varifocal_loss",
+    "quality_focal_loss",
+    "distribution_focal_loss",
+    "generalized_dice_loss",
+    "dice_ce_loss",
+    "dice_focal_loss",
+    "deep_supervision_loss",
+]
 
 _torchscript.refuse_functions(globals(), __all__, "fastloss")

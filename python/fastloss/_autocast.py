@@ -4,6 +4,7 @@ its inputs (torch's cast would copy the logits): the kernels read half inputs as
 their math in float32 anyway. Ops with a `math_type_loss` flag get it set, so an unreduced loss is
 written in float32; the others already return float32 for half inputs.
 """
+
 import torch
 
 from ._autograd import _LIB
@@ -22,7 +23,7 @@ def register(name, math_type_loss=False):
         key = getattr(torch._C.DispatchKey, key_name)
 
         def autocast_impl(*args, _key=key):
-            args = list(args) + defaults[len(args):]
+            args = list(args) + defaults[len(args) :]
             if flag is not None:
                 args[flag] = True
             with torch._C._ExcludeDispatchKeyGuard(torch._C.DispatchKeySet(_key)):

@@ -13,6 +13,7 @@ An op's Autograd kernel has three paths:
     also inside vmap): the op runs as its reference, which functorch transforms natively. Under
     vmap alone the kernels run through the op's batching rule (fastloss._vmap).
 """
+
 import dataclasses
 from typing import Callable, Optional, Sequence, Tuple
 
@@ -65,8 +66,11 @@ def differentiable_vjp(reference, args: Sequence, needs: Sequence[bool], grads: 
     wanted = [a for a, n in zip(args, needs) if n]
     if not pairs or not wanted:
         return tuple(torch.zeros_like(a) if n else None for a, n in zip(args, needs))
-    got = iter(torch.autograd.grad([o for o, _ in pairs], wanted, [g.to(o.dtype) for o, g in pairs],
-                                   create_graph=True, allow_unused=True))
+    got = iter(
+        torch.autograd.grad(
+            [o for o, _ in pairs], wanted, [g.to(o.dtype) for o, g in pairs], create_graph=True, allow_unused=True
+        )
+    )
     result = []
     for a, n in zip(args, needs):
         if not n:
@@ -116,7 +120,7 @@ def register(spec: Spec):
 
     def autograd_kernel(keyset, *args):
         # the dispatcher drops trailing arguments equal to their defaults: put them back
-        args = args + tuple(defaults[len(args):])
+        args = args + tuple(defaults[len(args) :])
         if differentiates_under_functorch(args):
             return spec.reference(*args)
         if torch.is_grad_enabled() and _requires_grad(args):

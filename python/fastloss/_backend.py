@@ -11,6 +11,7 @@ at all: one warning); FASTLOSS_BACKEND=extension makes even the unbuilt checkout
 first call on a CUDA device, a build without CUDA kernels, or without code for that GPU's
 architecture, is a RuntimeError saying so — never a quiet fallback or a raw CUDA error.
 """
+
 import glob
 import importlib
 import os
@@ -47,6 +48,7 @@ def _build_info():
 def _version():
     info = _build_info()
     from ._version import __version__
+
     return info.VERSION if info is not None else __version__
 
 
@@ -68,26 +70,32 @@ def _cuda_major(version):
 def check_torch(running_torch=torch.__version__):
     """An ImportError for a torch older than the stable ABI the binaries target."""
     if _version_tuple(running_torch) < MIN_TORCH:
-        raise ImportError(f"fastloss {_version()} needs torch {MIN_TORCH[0]}.{MIN_TORCH[1]} or later (its kernels "
-                          f"use the LibTorch stable ABI of torch {MIN_TORCH[0]}.{MIN_TORCH[1]}); this is torch "
-                          f"{running_torch}. Upgrade torch: pip install 'torch>={MIN_TORCH[0]}.{MIN_TORCH[1]}'")
+        raise ImportError(
+            f"fastloss {_version()} needs torch {MIN_TORCH[0]}.{MIN_TORCH[1]} or later (its kernels "
+            f"use the LibTorch stable ABI of torch {MIN_TORCH[0]}.{MIN_TORCH[1]}); this is torch "
+            f"{running_torch}. Upgrade torch: pip install 'torch>={MIN_TORCH[0]}.{MIN_TORCH[1]}'"
+        )
 
 
 def check_cuda_major(built_cuda, running_cuda=torch.version.cuda):
     """An ImportError when the CUDA kernels were built for another CUDA major than this torch's."""
     if built_cuda and running_cuda and _cuda_major(built_cuda) != _cuda_major(running_cuda):
-        raise ImportError(f"fastloss {_version()}'s CUDA kernels were built for CUDA {_cuda_major(built_cuda)} "
-                          f"(CUDA {built_cuda}); this torch {torch.__version__} uses CUDA {running_cuda}. Install the "
-                          f"fastloss wheel for CUDA {_cuda_major(running_cuda)} (local version "
-                          f"+cu{_cuda_major(running_cuda)}0) or rebuild against this torch: {REBUILD}")
+        raise ImportError(
+            f"fastloss {_version()}'s CUDA kernels were built for CUDA {_cuda_major(built_cuda)} "
+            f"(CUDA {built_cuda}); this torch {torch.__version__} uses CUDA {running_cuda}. Install the "
+            f"fastloss wheel for CUDA {_cuda_major(running_cuda)} (local version "
+            f"+cu{_cuda_major(running_cuda)}0) or rebuild against this torch: {REBUILD}"
+        )
 
 
 def _cannot_load(name, error):
     info = _build_info()
     built = info.TORCH if info is not None else "an unknown torch"
-    return ImportError(f"fastloss {_version()}: the compiled library fastloss.{name} is present but cannot be "
-                       f"loaded ({error}). It was built with torch {built}; this is torch {torch.__version__}. "
-                       f"Reinstall it or rebuild: {REBUILD}")
+    return ImportError(
+        f"fastloss {_version()}: the compiled library fastloss.{name} is present but cannot be "
+        f"loaded ({error}). It was built with torch {built}; this is torch {torch.__version__}. "
+        f"Reinstall it or rebuild: {REBUILD}"
+    )
 
 
 def _cpu_flavours(core):
@@ -104,8 +112,10 @@ def _load_cpu(core):
     usable, why = _cpu_flavours(core)
     if CPU_CAPABILITY_REQUEST:
         if CPU_CAPABILITY_REQUEST not in usable:
-            raise ImportError(f"FASTLOSS_CPU_CAPABILITY={CPU_CAPABILITY_REQUEST} is not a CPU kernel flavour this CPU "
-                              f"runs (it runs: {', '.join(usable) or 'none'})")
+            raise ImportError(
+                f"FASTLOSS_CPU_CAPABILITY={CPU_CAPABILITY_REQUEST} is not a CPU kernel flavour this CPU "
+                f"runs (it runs: {', '.join(usable) or 'none'})"
+            )
         usable = [CPU_CAPABILITY_REQUEST]
     if not usable:
         raise ImportError(f"fastloss: {why}; set FASTLOSS_BACKEND=reference to use the pure-torch implementation")
@@ -138,8 +148,11 @@ def _load():
         from . import _C
     except ImportError as e:
         if _compiled("_C") or BACKEND == "extension":
-            raise (_cannot_load("_C", e) if _compiled("_C") else
-                   ImportError(f"FASTLOSS_BACKEND=extension, but fastloss._C is not built ({e})")) from e
+            raise (
+                _cannot_load("_C", e)
+                if _compiled("_C")
+                else ImportError(f"FASTLOSS_BACKEND=extension, but fastloss._C is not built ({e})")
+            ) from e
         return None, None, None, f"fastloss._C is not built ({e})", ""
     check_torch()
     cpu = _load_cpu(_C)
@@ -180,17 +193,21 @@ def check_cuda_device(device: torch.device):
     if index in _checked_cuda_devices:
         return
     if _CUDA is None:
-        raise RuntimeError(f"fastloss {_version()} has no CUDA kernels loaded ({cuda_unavailable_reason}), and this "
-                           f"tensor is on {device}. Install a CUDA wheel of fastloss (local version +cu130) or rebuild "
-                           f"with FASTLOSS_CUDA=1: {REBUILD}; FASTLOSS_BACKEND=reference runs the pure-torch "
-                           "implementation instead.")
+        raise RuntimeError(
+            f"fastloss {_version()} has no CUDA kernels loaded ({cuda_unavailable_reason}), and this "
+            f"tensor is on {device}. Install a CUDA wheel of fastloss (local version +cu130) or rebuild "
+            f"with FASTLOSS_CUDA=1: {REBUILD}; FASTLOSS_BACKEND=reference runs the pure-torch "
+            "implementation instead."
+        )
     capability = torch.cuda.get_device_capability(index)
     if not _arch_runs(_CUDA.cuda_archs, capability):
         name = torch.cuda.get_device_name(index)
-        raise RuntimeError(f"fastloss {_version()}'s CUDA kernels were built for the architectures {_CUDA.cuda_archs}, "
-                           f"none of which runs on this GPU ({name}, compute capability "
-                           f"{capability[0]}.{capability[1]}). Rebuild for it: TORCH_CUDA_ARCH_LIST="
-                           f"\"{capability[0]}.{capability[1]}\" FASTLOSS_CUDA=1 {REBUILD}")
+        raise RuntimeError(
+            f"fastloss {_version()}'s CUDA kernels were built for the architectures {_CUDA.cuda_archs}, "
+            f"none of which runs on this GPU ({name}, compute capability "
+            f"{capability[0]}.{capability[1]}). Rebuild for it: TORCH_CUDA_ARCH_LIST="
+            f'"{capability[0]}.{capability[1]}" FASTLOSS_CUDA=1 {REBUILD}'
+        )
     _checked_cuda_devices.add(index)
 
 

@@ -1,4 +1,5 @@
 """Argument checks and bookkeeping shared by every loss (the kernels never see unchecked input)."""
+
 import numbers
 
 import torch
@@ -22,8 +23,9 @@ def check_floating(name, value):
 
 def check_same_device(name, value, ref_name, ref):
     if value.device != ref.device:
-        raise ValueError(f"{name} and {ref_name} must be on the same device; {name} is on {value.device}, "
-                         f"{ref_name} on {ref.device}")
+        raise ValueError(
+            f"{name} and {ref_name} must be on the same device; {name} is on {value.device}, {ref_name} on {ref.device}"
+        )
 
 
 def check_number(name, value):
@@ -80,8 +82,9 @@ def check_pair(pred, target, what=""):
     check_floating("target", target)
     check_same_device("target", target, "pred", pred)
     if pred.shape != target.shape:
-        raise ValueError(f"{what}pred and target must have the same shape, got {tuple(pred.shape)} and "
-                         f"{tuple(target.shape)}")
+        raise ValueError(
+            f"{what}pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
 
 
 def reduce_unreduced(loss, code, avg_factor):
@@ -113,9 +116,11 @@ def reduction_code(reduction, avg_factor, layers=0):
         raise ValueError(f"avg_factor can only be used with reduction='mean', got reduction={reduction!r}")
     if isinstance(avg_factor, torch.Tensor):
         if avg_factor.numel() != 1 and (layers == 0 or avg_factor.shape != (layers,)):
-            raise ValueError("avg_factor must be a number or a one-element tensor" +
-                             (f" or one per layer, shape ({layers},)" if layers else "") +
-                             f", got shape {tuple(avg_factor.shape)}")
+            raise ValueError(
+                "avg_factor must be a number or a one-element tensor"
+                + (f" or one per layer, shape ({layers},)" if layers else "")
+                + f", got shape {tuple(avg_factor.shape)}"
+            )
     elif check_number("avg_factor", avg_factor) <= 0:
         raise ValueError(f"avg_factor must be > 0, got {avg_factor}")
     return SUM
@@ -126,8 +131,9 @@ def apply_avg_factor(loss, avg_factor):
     if avg_factor is None:
         return loss
     if isinstance(avg_factor, torch.Tensor):
-        return loss / avg_factor.reshape(avg_factor.shape if avg_factor.dim() == 1 and loss.dim() == 1 else
-                                         ()).to(loss.dtype)
+        return loss / avg_factor.reshape(avg_factor.shape if avg_factor.dim() == 1 and loss.dim() == 1 else ()).to(
+            loss.dtype
+        )
     return loss / avg_factor
 
 
@@ -153,8 +159,9 @@ def check_weight(weight, ref, ref_name):
     check_floating("weight", weight)
     check_same_device("weight", weight, ref_name, ref)
     if weight.requires_grad:
-        raise ValueError("weight requires grad, but gradients with respect to the weight are not supported; "
-                         "pass weight.detach()")
+        raise ValueError(
+            "weight requires grad, but gradients with respect to the weight are not supported; pass weight.detach()"
+        )
 
 
 def check_broadcasts_to_loss(weight, shape):
@@ -201,13 +208,21 @@ def check_range(name, values, low, high, hint=""):
     if values.numel() == 0:
         return
     least, most = torch.aminmax(values.detach())
-    check_values((least < low) | (most > high), lambda read: f"{name} has " + (
-        f"values in [{least.item()}, {most.item()}]" if read else "a value") + f" outside [{low}, {high}]" + hint)
+    check_values(
+        (least < low) | (most > high),
+        lambda read: (
+            f"{name} has "
+            + (f"values in [{least.item()}, {most.item()}]" if read else "a value")
+            + f" outside [{low}, {high}]"
+            + hint
+        ),
+    )
 
 
 def check_labels(target, outside, classes):
     """check_values for integer labels: `outside` marks labels outside [0, classes) that are not
     ignored."""
+
     def describe(read):
         label = f"label {target[outside][0].item()}" if read else "a label"
         return f"target has {label} outside [0, {classes}) that is not ignore_index"

@@ -1,4 +1,5 @@
 """Comparison tolerances per dtype, shared by `python -m fastloss check` and the tests."""
+
 import torch
 
 # (rtol, atol): the kernels compute in float32 (float64 for float64), so half types differ from the

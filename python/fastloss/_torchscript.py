@@ -7,16 +7,20 @@ and torch.export. torch.jit.script(obj) calls obj.__prepare_scriptable__() first
 modules alike): there every fastloss function and module raises this error, instead of TorchScript's
 own message about keyword-only arguments.
 """
+
 import types
 
-MESSAGE = ("{name} cannot be compiled with torch.jit.script: fastloss checks its arguments and registers "
-           "its gradients in Python, which TorchScript (deprecated in PyTorch 2) cannot compile. Use "
-           "torch.compile (fullgraph=True works) or torch.export instead, or call it eagerly.")
+MESSAGE = (
+    "{name} cannot be compiled with torch.jit.script: fastloss checks its arguments and registers "
+    "its gradients in Python, which TorchScript (deprecated in PyTorch 2) cannot compile. Use "
+    "torch.compile (fullgraph=True works) or torch.export instead, or call it eagerly."
+)
 
 
 def refusal(name):
     def __prepare_scriptable__():
         raise RuntimeError(MESSAGE.format(name=name))
+
     return __prepare_scriptable__
 
 

@@ -6,6 +6,7 @@ loss is one kernel call, not one call per sample (torch's fallback). A reduced l
 unreduced and then summed per sample. Options that differ per sample (a batched class-weight
 tensor) fall back to one call per sample.
 """
+
 import torch
 
 from ._common import MEAN, opmath_dtype
@@ -54,5 +55,3 @@ def per_sample(op, batch, in_dims, args):
 
 def register(name, rule):
     torch.library.register_vmap(f"fastloss::{name}", rule)
-
-

@@ -7,6 +7,7 @@ the gradient: the backward (fastloss::balanced_l1_loss_backward_) only scales it
 backward through the same graph (retain_graph=True), and half types, recompute it
 (fastloss::balanced_l1_loss_backward).
 """
+
 import torch
 
 from . import _autocast, _autograd, _backend, _vmap
@@ -22,9 +23,10 @@ def _fused(pred, target, reduction, alpha, gamma, beta, weight, avg_factor):
     a = _reference.check_args(pred, target, reduction, alpha, gamma, beta, weight, avg_factor)
     if not _backend.use_kernels(a.pred.device):
         return _reference.compute(a)
-    keep_grad = (a.pred.requires_grad and torch.is_grad_enabled() and a.pred.dtype in _KEEPS_GRAD)
-    loss, _ = torch.ops.fastloss.balanced_l1_loss(a.pred, a.target, a.weight, a.alpha, a.gamma, a.beta, a.reduction,
-                                                  keep_grad)
+    keep_grad = a.pred.requires_grad and torch.is_grad_enabled() and a.pred.dtype in _KEEPS_GRAD
+    loss, _ = torch.ops.fastloss.balanced_l1_loss(
+        a.pred, a.target, a.weight, a.alpha, a.gamma, a.beta, a.reduction, keep_grad
+    )
     return apply_avg_factor(loss, a.avg_factor)
 
 
@@ -43,8 +45,9 @@ def _backward(ctx, args, saved, grads, needs):
     refuse_grad(needs, [("target", 1), ("weight", 2)], "balanced_l1_loss")
     pred, target, weight, alpha, gamma, beta, reduction, _ = args
     if not ctx.kept:  # half types, or a second backward through the same graph (retain_graph=True)
-        grad = torch.ops.fastloss.balanced_l1_loss_backward(grads[0], pred, target, weight, alpha, gamma, beta,
-                                                            reduction)
+        grad = torch.ops.fastloss.balanced_l1_loss_backward(
+            grads[0], pred, target, weight, alpha, gamma, beta, reduction
+        )
         return (grad,) + (None,) * 7
     kept = ctx.kept.pop()
     torch.ops.fastloss.balanced_l1_loss_backward_(grads[0], kept, weight, reduction)
@@ -74,8 +77,9 @@ def _register():
     def _(grad, kept_grad, weight, reduction):
         return None
 
-    _autograd.register(_autograd.Spec("balanced_l1_loss", _backward, _reference.op, non_differentiable=(1,),
-                                      setup=_setup))
+    _autograd.register(
+        _autograd.Spec("balanced_l1_loss", _backward, _reference.op, non_differentiable=(1,), setup=_setup)
+    )
     _vmap.register("balanced_l1_loss", _vmap_rule)
     _autocast.register("balanced_l1_loss")
 

@@ -4,6 +4,7 @@
 `complete_box_iou` as drop-ins with torchvision's numbers. A backward is fused too (each box's
 gradient summed over the other set; nothing of N × M is kept besides the incoming gradient).
 """
+
 import math
 
 import torch
@@ -27,32 +28,47 @@ def _boxes(name, boxes):
     return boxes if boxes.dtype.is_floating_point else boxes.to(torch.get_default_dtype())
 
 
-def pairwise(boxes1, boxes2, kind, box_format="xyxy", eps=1e-7, convention="torchvision", aligned=False,
-             out_dtype=None, same_batch=False):
+def pairwise(
+    boxes1,
+    boxes2,
+    kind,
+    box_format="xyxy",
+    eps=1e-7,
+    convention="torchvision",
+    aligned=False,
+    out_dtype=None,
+    same_batch=False,
+):
     """The metric of every pair: (..., N, M), or (..., N) with `aligned`. The leading dimensions
     broadcast (torchvision's rule), or must be equal with `same_batch` (mmdet's)."""
     boxes1, boxes2 = _boxes("boxes1", boxes1), _boxes("boxes2", boxes2)
     if boxes1.device != boxes2.device:
-        raise ValueError(f"boxes1 and boxes2 must be on the same device; boxes1 is on {boxes1.device}, boxes2 on "
-                         f"{boxes2.device}")
+        raise ValueError(
+            f"boxes1 and boxes2 must be on the same device; boxes1 is on {boxes1.device}, boxes2 on {boxes2.device}"
+        )
     code = check_choice("kind", kind, KINDS)
     box_format = check_choice("box_format", box_format, FORMATS)
     eps = check_nonnegative("eps", eps)
     if out_dtype not in OUT_DTYPES:
-        raise ValueError(f"out_dtype must be None, torch.float16, torch.bfloat16, torch.float32 or torch.float64, "
-                         f"got {out_dtype}")
+        raise ValueError(
+            f"out_dtype must be None, torch.float16, torch.bfloat16, torch.float32 or torch.float64, got {out_dtype}"
+        )
     n, m = boxes1.shape[-2], boxes2.shape[-2]
     if same_batch:
         if boxes1.shape[:-2] != boxes2.shape[:-2]:
-            raise ValueError(f"boxes1 and boxes2 must have the same batch shape, got {tuple(boxes1.shape[:-2])} and "
-                             f"{tuple(boxes2.shape[:-2])}")
+            raise ValueError(
+                f"boxes1 and boxes2 must have the same batch shape, got {tuple(boxes1.shape[:-2])} and "
+                f"{tuple(boxes2.shape[:-2])}"
+            )
         batch = boxes1.shape[:-2]
     else:
         try:
             batch = torch.broadcast_shapes(boxes1.shape[:-2], boxes2.shape[:-2])
         except RuntimeError:
-            raise ValueError(f"the batch shapes of boxes1 {tuple(boxes1.shape[:-2])} and boxes2 "
-                             f"{tuple(boxes2.shape[:-2])} do not broadcast") from None
+            raise ValueError(
+                f"the batch shapes of boxes1 {tuple(boxes1.shape[:-2])} and boxes2 "
+                f"{tuple(boxes2.shape[:-2])} do not broadcast"
+            ) from None
     if aligned and n != m:
         raise ValueError(f"aligned pairs need as many boxes in boxes1 as in boxes2, got {n} and {m}")
     flat = math.prod(batch)
@@ -81,8 +97,10 @@ def box_iou_matrix(boxes1, boxes2, kind="iou", *, box_format="xyxy", eps=1e-7, o
 def box_iou(boxes1, boxes2, fmt="xyxy"):
     """torchvision.ops.box_iou with the same arguments and numbers (axis-aligned formats)."""
     if fmt in _ROTATED_FORMATS:
-        raise ValueError(f"fastloss.box_iou supports the axis-aligned formats 'xyxy', 'xywh', 'cxcywh'; for rotated "
-                         f"boxes ({fmt!r}) use torchvision.ops.box_iou")
+        raise ValueError(
+            f"fastloss.box_iou supports the axis-aligned formats 'xyxy', 'xywh', 'cxcywh'; for rotated "
+            f"boxes ({fmt!r}) use torchvision.ops.box_iou"
+        )
     if fmt not in FORMATS:
         raise ValueError(f"Unsupported format '{fmt}'. Supported axis-aligned formats: {tuple(FORMATS)}.")
     return pairwise(boxes1, boxes2, "iou", fmt)
@@ -108,16 +126,25 @@ __all__ = ["box_iou_matrix", "box_iou", "generalized_box_iou", "distance_box_iou
 
 def _backward(ctx, args, saved, grads, needs):
     boxes1, boxes2, kind, box_format, eps, convention, aligned, _ = args
-    g1, g2 = torch.ops.fastloss.box_iou_matrix_backward(grads[0], boxes1, boxes2, kind, box_format, eps, convention,
-                                                         aligned, needs[0], needs[1])
+    g1, g2 = torch.ops.fastloss.box_iou_matrix_backward(
+        grads[0], boxes1, boxes2, kind, box_format, eps, convention, aligned, needs[0], needs[1]
+    )
     return (g1 if needs[0] else None, g2 if needs[1] else None) + (None,) * 6
 
 
 def _vmap_rule(info, in_dims, boxes1, boxes2, kind, box_format, eps, convention, aligned, out_code):
     batch = info.batch_size
     b1, b2 = _vmap.front(boxes1, in_dims[0], batch), _vmap.front(boxes2, in_dims[1], batch)
-    result = torch.ops.fastloss.box_iou_matrix(b1.reshape(-1, *b1.shape[2:]), b2.reshape(-1, *b2.shape[2:]), kind,
-                                               box_format, eps, convention, aligned, out_code)
+    result = torch.ops.fastloss.box_iou_matrix(
+        b1.reshape(-1, *b1.shape[2:]),
+        b2.reshape(-1, *b2.shape[2:]),
+        kind,
+        box_format,
+        eps,
+        convention,
+        aligned,
+        out_code,
+    )
     return result.reshape(batch, -1, *result.shape[1:]), 0
 
 
@@ -129,8 +156,10 @@ def _register():
 
     @torch.library.register_fake(_OP + "_backward")
     def _(grad, boxes1, boxes2, kind, box_format, eps, convention, aligned, boxes1_grad, boxes2_grad):
-        return (boxes1.new_empty(boxes1.shape if boxes1_grad else (0,)),
-                boxes2.new_empty(boxes2.shape if boxes2_grad else (0,)))
+        return (
+            boxes1.new_empty(boxes1.shape if boxes1_grad else (0,)),
+            boxes2.new_empty(boxes2.shape if boxes2_grad else (0,)),
+        )
 
     _autograd.register(_autograd.Spec("box_iou_matrix", _backward, _reference.box_iou_matrix))
     _vmap.register("box_iou_matrix", _vmap_rule)

@@ -8,6 +8,7 @@ when a gradient will be needed it writes p into a buffer of the input's size, wh
 the cross entropy's, one pass. The scores on the sums are fastloss.overlap's (or Generalized Dice's).
 Signatures and docs: fastloss.reference.compound.define.
 """
+
 import torch
 
 from . import _autocast, _autograd, _backend, _vmap
@@ -30,16 +31,39 @@ def parts(input, target, global_ce=True, **options):
         sums, ce = _overlap_reference.sums(a), _reference.ce_sums(c)
     else:
         keep_probs = a.input.requires_grad and torch.is_grad_enabled()
-        sums, _, ce = torch.ops.fastloss.overlap_ce_sums(a.input, a.target, c.ce_weight, c.gamma, c.label_smoothing,
-                                                         a.squared, a.ignore_index, keep_probs, a.soft_label,
-                                                         a.activation, c.term, c.alpha, c.first_class)
+        sums, _, ce = torch.ops.fastloss.overlap_ce_sums(
+            a.input,
+            a.target,
+            c.ce_weight,
+            c.gamma,
+            c.label_smoothing,
+            a.squared,
+            a.ignore_index,
+            keep_probs,
+            a.soft_label,
+            a.activation,
+            c.term,
+            c.alpha,
+            c.first_class,
+        )
     return c, _overlap_reference.global_sums(sums, a), _overlap_reference.global_sums(ce, a) if global_ce else ce
 
 
 def _score(sums, a):
-    return torch.ops.fastloss.overlap_score(sums, a.class_weight, _overlap_reference.LOSS_CODES[a.loss], a.jaccard,
-                                            a.smooth_nr, a.smooth_dr, a.alpha, a.beta, a.gamma, a.include_background,
-                                            a.batch, REDUCTIONS[a.reduction])
+    return torch.ops.fastloss.overlap_score(
+        sums,
+        a.class_weight,
+        _overlap_reference.LOSS_CODES[a.loss],
+        a.jaccard,
+        a.smooth_nr,
+        a.smooth_dr,
+        a.alpha,
+        a.beta,
+        a.gamma,
+        a.include_background,
+        a.batch,
+        REDUCTIONS[a.reduction],
+    )
 
 
 def dice_value(c, sums):
@@ -58,15 +82,46 @@ globals().update(FUNCTIONS)
 __all__ = list(FUNCTIONS)
 
 
-def sums_op(input, target, ce_weight, gamma, label_smoothing, squared, ignore_index, keep_probs, soft_label=False,
-            activation=0, term=0, alpha=-1.0, first_class=0):
+def sums_op(
+    input,
+    target,
+    ce_weight,
+    gamma,
+    label_smoothing,
+    squared,
+    ignore_index,
+    keep_probs,
+    soft_label=False,
+    activation=0,
+    term=0,
+    alpha=-1.0,
+    first_class=0,
+):
     """fastloss::overlap_ce_sums in torch ops: (sums, probs, ce)."""
     sums, probs = _overlap_reference.sums_op(input, target, activation, squared, ignore_index, keep_probs, soft_label)
-    a = _overlap_reference.OverlapArgs(input, target, not target.dtype.is_floating_point, activation, squared,
-                                       ignore_index, "dice", True, False, 0.0, 0.0, False, None, "none", 0.5, 0.5, 1.0,
-                                       soft_label)
-    c = _reference.CompoundArgs(a, "dice", "square", ce_weight, gamma, label_smoothing, 1.0, 1.0, term, alpha,
-                                first_class)
+    a = _overlap_reference.OverlapArgs(
+        input,
+        target,
+        not target.dtype.is_floating_point,
+        activation,
+        squared,
+        ignore_index,
+        "dice",
+        True,
+        False,
+        0.0,
+        0.0,
+        False,
+        None,
+        "none",
+        0.5,
+        0.5,
+        1.0,
+        soft_label,
+    )
+    c = _reference.CompoundArgs(
+        a, "dice", "square", ce_weight, gamma, label_smoothing, 1.0, 1.0, term, alpha, first_class
+    )
     return sums, probs, _reference.ce_sums(c)
 
 
@@ -91,18 +146,59 @@ def _backward(ctx, args, saved, grads, needs):
     if ctx.probs:
         probs = ctx.probs.pop()
     else:  # a second backward through the same graph (retain_graph=True): compute p again
-        _, probs, _ = torch.ops.fastloss.overlap_ce_sums(input, target, ce_weight, gamma, label_smoothing, squared,
-                                                         ignore_index, True, soft_label, *term)
-    torch.ops.fastloss.overlap_ce_sums_backward_(grad_sums, grad_ce, probs, input, target, ce_weight, gamma,
-                                                 label_smoothing, squared, ignore_index, soft_label, *term)
+        _, probs, _ = torch.ops.fastloss.overlap_ce_sums(
+            input, target, ce_weight, gamma, label_smoothing, squared, ignore_index, True, soft_label, *term
+        )
+    torch.ops.fastloss.overlap_ce_sums_backward_(
+        grad_sums,
+        grad_ce,
+        probs,
+        input,
+        target,
+        ce_weight,
+        gamma,
+        label_smoothing,
+        squared,
+        ignore_index,
+        soft_label,
+        *term,
+    )
     return (probs,) + (None,) * (len(args) - 1)
 
 
-def _vmap_rule(info, in_dims, input, target, ce_weight, gamma, label_smoothing, squared, ignore_index, keep_probs,
-               soft_label=False, activation=0, term=0, alpha=-1.0, first_class=0):
+def _vmap_rule(
+    info,
+    in_dims,
+    input,
+    target,
+    ce_weight,
+    gamma,
+    label_smoothing,
+    squared,
+    ignore_index,
+    keep_probs,
+    soft_label=False,
+    activation=0,
+    term=0,
+    alpha=-1.0,
+    first_class=0,
+):
     batch = info.batch_size
-    args = (input, target, ce_weight, gamma, label_smoothing, squared, ignore_index, keep_probs, soft_label,
-            activation, term, alpha, first_class)
+    args = (
+        input,
+        target,
+        ce_weight,
+        gamma,
+        label_smoothing,
+        squared,
+        ignore_index,
+        keep_probs,
+        soft_label,
+        activation,
+        term,
+        alpha,
+        first_class,
+    )
     if in_dims[2] is not None:  # class weights that differ per sample
         dims = tuple(in_dims) + (None,) * (len(args) - len(in_dims))
         return _vmap.per_sample(torch.ops.fastloss.overlap_ce_sums, batch, dims, args)
@@ -116,20 +212,50 @@ def _vmap_rule(info, in_dims, input, target, ce_weight, gamma, label_smoothing, 
 
 def _register():
     @torch.library.register_fake(_OP)
-    def _(input, target, ce_weight, gamma, label_smoothing, squared, ignore_index, keep_probs, soft_label=False,
-          activation=0, term=0, alpha=-1.0, first_class=0):
+    def _(
+        input,
+        target,
+        ce_weight,
+        gamma,
+        label_smoothing,
+        squared,
+        ignore_index,
+        keep_probs,
+        soft_label=False,
+        activation=0,
+        term=0,
+        alpha=-1.0,
+        first_class=0,
+    ):
         math = _overlap_reference.math_dtype(input, target)
         probs = input.new_empty(input.shape if keep_probs else (0,))
-        return (input.new_empty((input.shape[0], input.shape[1], 3), dtype=math), probs,
-                input.new_empty((input.shape[0], 2), dtype=math))
+        return (
+            input.new_empty((input.shape[0], input.shape[1], 3), dtype=math),
+            probs,
+            input.new_empty((input.shape[0], 2), dtype=math),
+        )
 
     @torch.library.register_fake(_OP + "_backward_")
-    def _(grad_sums, grad_ce, probs, input, target, ce_weight, gamma, label_smoothing, squared, ignore_index,
-          soft_label=False, activation=0, term=0, alpha=-1.0, first_class=0):
+    def _(
+        grad_sums,
+        grad_ce,
+        probs,
+        input,
+        target,
+        ce_weight,
+        gamma,
+        label_smoothing,
+        squared,
+        ignore_index,
+        soft_label=False,
+        activation=0,
+        term=0,
+        alpha=-1.0,
+        first_class=0,
+    ):
         return None
 
-    _autograd.register(_autograd.Spec("overlap_ce_sums", _backward, sums_op, non_differentiable=(1,),
-                                      setup=_setup))
+    _autograd.register(_autograd.Spec("overlap_ce_sums", _backward, sums_op, non_differentiable=(1,), setup=_setup))
     _vmap.register("overlap_ce_sums", _vmap_rule)
     _autocast.register("overlap_ce_sums")
 

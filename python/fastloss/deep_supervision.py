@@ -6,6 +6,7 @@ in place), so the memory beyond the outputs is their gradients. The target is gi
 resolution and brought to each level's size as nnU-Net's DownsampleSegForDSTransform does
 (interpolate, mode "nearest-exact", on the labels as floats), or given per level.
 """
+
 import torch
 
 from .compound import dice_ce_loss
@@ -15,7 +16,7 @@ def nnunet_weights(levels):
     """nnU-Net's weights: 1/2^i, the lowest resolution's set to 0, normalised to sum 1 (one level: 1)."""
     if levels == 1:
         return [1.0]
-    w = [1.0 / 2 ** i for i in range(levels)]
+    w = [1.0 / 2**i for i in range(levels)]
     w[-1] = 0.0
     total = sum(w)
     return [v / total for v in w]
@@ -46,25 +47,31 @@ def deep_supervision_loss(inputs, target, *, loss=dice_ce_loss, weights=None, **
     first = inputs[0]
     for i, x in enumerate(inputs):
         if not isinstance(x, torch.Tensor) or x.dim() != first.dim() or x.shape[:2] != first.shape[:2]:
-            raise ValueError(f"inputs[{i}] must be logits (N, C, *spatial) with the first level's N, C and number of "
-                             f"dimensions {tuple(first.shape[:2])}, got "
-                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+            raise ValueError(
+                f"inputs[{i}] must be logits (N, C, *spatial) with the first level's N, C and number of "
+                f"dimensions {tuple(first.shape[:2])}, got "
+                f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}"
+            )
         if i > 0 and any(s > p for s, p in zip(x.shape[2:], inputs[i - 1].shape[2:])):
-            raise ValueError(f"inputs must come at decreasing resolutions: inputs[{i}] is {tuple(x.shape[2:])} after "
-                             f"{tuple(inputs[i - 1].shape[2:])}")
+            raise ValueError(
+                f"inputs must come at decreasing resolutions: inputs[{i}] is {tuple(x.shape[2:])} after "
+                f"{tuple(inputs[i - 1].shape[2:])}"
+            )
     levels = len(inputs)
     weights = nnunet_weights(levels) if weights is None else [float(w) for w in weights]
     if len(weights) != levels:
         raise ValueError(f"weights must have one value per level ({levels}), got {len(weights)}")
     if isinstance(target, (list, tuple)):
         if len(target) != levels:
-            raise ValueError(f"target must be one tensor, or a list with one target per level ({levels}), got "
-                             f"{len(target)}")
+            raise ValueError(
+                f"target must be one tensor, or a list with one target per level ({levels}), got {len(target)}"
+            )
         targets = list(target)
     else:
         if target.dtype.is_floating_point:
-            raise ValueError("a single target is downsampled as labels: give integer labels, or a list of targets "
-                             "(one per level)")
+            raise ValueError(
+                "a single target is downsampled as labels: give integer labels, or a list of targets (one per level)"
+            )
         spatial = tuple(first.shape[2:])
         shape = tuple(target.shape[1:]) if target.dim() == first.dim() - 1 else tuple(target.shape[2:])
         if shape != spatial:

@@ -8,6 +8,7 @@ the parameters' gradients are those of one process on the concatenated batch (te
 gloo processes). Everything stays a tensor: no value is read on the host, so CUDA graphs and NCCL
 streams keep running.
 """
+
 import torch
 import torch.distributed as dist
 
@@ -16,8 +17,10 @@ from ._torchscript import refuse_functions
 
 def _check_group(group):
     if not (dist.is_available() and dist.is_initialized()):
-        raise RuntimeError("process_group needs torch.distributed to be initialised (torch.distributed."
-                           "init_process_group) in this process")
+        raise RuntimeError(
+            "process_group needs torch.distributed to be initialised (torch.distributed."
+            "init_process_group) in this process"
+        )
     return group
 
 

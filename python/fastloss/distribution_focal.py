@@ -3,6 +3,7 @@
 Kernels: csrc/math/distribution_focal.h (the formula), csrc/cpu/ and csrc/cuda/distribution_focal.*.
 This file registers the op's fake kernel and autograd formula and exposes the function.
 """
+
 import torch
 
 from . import _autocast, _autograd, _backend, _vmap
@@ -43,8 +44,9 @@ def distribution_focal_loss(pred, target, *, target_max=None, reduction="mean", 
 def _backward(ctx, args, saved, grads, needs):
     pred, target, weight, target_max, reduction = args
     refuse_grad(needs, [("target", 1), ("weight", 2)], "distribution_focal_loss")
-    grad = torch.ops.fastloss.distribution_focal_loss_backward(grads[0], pred, target, weight, saved[0], target_max,
-                                                                reduction)
+    grad = torch.ops.fastloss.distribution_focal_loss_backward(
+        grads[0], pred, target, weight, saved[0], target_max, reduction
+    )
     return (grad, None, None, None, None)
 
 
@@ -60,15 +62,18 @@ def _register():
     @torch.library.register_fake(_OP)
     def _(pred, target, weight, target_max, reduction):
         math = opmath_dtype(pred.dtype)
-        return (pred.new_empty(target.shape if reduction == NONE else (), dtype=math),
-                pred.new_empty(target.shape, dtype=math))
+        return (
+            pred.new_empty(target.shape if reduction == NONE else (), dtype=math),
+            pred.new_empty(target.shape, dtype=math),
+        )
 
     @torch.library.register_fake(_OP + "_backward")
     def _(grad, pred, target, weight, lse, target_max, reduction):
         return pred.new_empty(pred.shape)
 
-    _autograd.register(_autograd.Spec("distribution_focal_loss", _backward, _reference.op, save_outputs=(1,),
-                                      non_differentiable=(1,)))
+    _autograd.register(
+        _autograd.Spec("distribution_focal_loss", _backward, _reference.op, save_outputs=(1,), non_differentiable=(1,))
+    )
     _vmap.register("distribution_focal_loss", _vmap_rule)
     _autocast.register("distribution_focal_loss")
 

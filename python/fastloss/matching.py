@@ -3,6 +3,7 @@ csrc/math/matching_cost.h): the class cost gathered by label (Deformable DETR / 
 DETR's softmax), the L1 distance of cxcywh boxes and −GIoU, over padded targets, for one or several
 decoder layers in one launch — without the (B·Q) × ΣT matrices the matchers build across images.
 """
+
 import torch
 
 from . import _backend
@@ -21,8 +22,20 @@ def _float(name, t, shapes, last=None):
         raise ValueError(f"{name} must have shape {wanted}, got {tuple(t.shape)}")
 
 
-def matching_cost(pred_logits, pred_boxes, tgt_labels, tgt_boxes, tgt_mask, *, class_cost="focal", alpha=0.25,
-                  gamma=2.0, cost_class=2.0, cost_bbox=5.0, cost_giou=2.0):
+def matching_cost(
+    pred_logits,
+    pred_boxes,
+    tgt_labels,
+    tgt_boxes,
+    tgt_mask,
+    *,
+    class_cost="focal",
+    alpha=0.25,
+    gamma=2.0,
+    cost_class=2.0,
+    cost_bbox=5.0,
+    cost_giou=2.0,
+):
     """The matching cost of every query and every target of its image: (B, Q, T), or (L, B, Q, T) for
     L stacked decoder layers (pred_logits (L, B, Q, C), pred_boxes (L, B, Q, 4)).
 
@@ -45,16 +58,21 @@ def matching_cost(pred_logits, pred_boxes, tgt_labels, tgt_boxes, tgt_mask, *, c
     logits = pred_logits if layered else pred_logits.unsqueeze(0)
     boxes = pred_boxes if layered else pred_boxes.unsqueeze(0)
     if boxes.shape[:3] != logits.shape[:3]:
-        raise ValueError(f"pred_boxes must match pred_logits' leading dimensions {tuple(logits.shape[:3])}, got "
-                         f"{tuple(boxes.shape)}")
+        raise ValueError(
+            f"pred_boxes must match pred_logits' leading dimensions {tuple(logits.shape[:3])}, got {tuple(boxes.shape)}"
+        )
     batch, targets = tgt_boxes.shape[:2]
     if logits.shape[1] != batch:
         raise ValueError(f"tgt_boxes must have the predictions' batch size {logits.shape[1]}, got {batch}")
     for name, t in (("tgt_labels", tgt_labels), ("tgt_mask", tgt_mask)):
         if tuple(t.shape) != (batch, targets):
             raise ValueError(f"{name} must have shape (B, T) = {(batch, targets)}, got {tuple(t.shape)}")
-    for name, t in (("pred_boxes", boxes), ("tgt_labels", tgt_labels), ("tgt_boxes", tgt_boxes),
-                    ("tgt_mask", tgt_mask)):
+    for name, t in (
+        ("pred_boxes", boxes),
+        ("tgt_labels", tgt_labels),
+        ("tgt_boxes", tgt_boxes),
+        ("tgt_mask", tgt_mask),
+    ):
         if t.device != logits.device:
             raise ValueError(f"{name} must be on pred_logits' device {logits.device}, got {t.device}")
     if tgt_labels.dtype.is_floating_point or tgt_labels.dtype.is_complex or tgt_labels.dtype == torch.bool:
@@ -62,21 +80,30 @@ def matching_cost(pred_logits, pred_boxes, tgt_labels, tgt_boxes, tgt_mask, *, c
     code = check_choice("class_cost", class_cost, CLASS_COSTS)
     alpha = check_number("alpha", alpha)
     gamma = check_nonnegative("gamma", gamma)
-    weights = [check_number(n, v) for n, v in (("cost_class", cost_class), ("cost_bbox", cost_bbox),
-                                               ("cost_giou", cost_giou))]
+    weights = [
+        check_number(n, v) for n, v in (("cost_class", cost_class), ("cost_bbox", cost_bbox), ("cost_giou", cost_giou))
+    ]
     labels, mask = tgt_labels.long(), tgt_mask.bool()
     classes = logits.shape[-1] - (1 if code == CLASS_COSTS["softmax"] else 0)
     if classes < 1:
-        raise ValueError(f"pred_logits needs at least one class{' besides no object' if code else ''}, got shape "
-                         f"{tuple(pred_logits.shape)}")
+        raise ValueError(
+            f"pred_logits needs at least one class{' besides no object' if code else ''}, got shape "
+            f"{tuple(pred_logits.shape)}"
+        )
     bad = mask & ((labels < 0) | (labels >= classes))
-    check_values(bad, lambda read: f"tgt_labels has {'label ' + str(labels[bad][0].item()) if read else 'a label'} "
-                                   f"outside [0, {classes}) for a target that tgt_mask marks real")
+    check_values(
+        bad,
+        lambda read: (
+            f"tgt_labels has {'label ' + str(labels[bad][0].item()) if read else 'a label'} "
+            f"outside [0, {classes}) for a target that tgt_mask marks real"
+        ),
+    )
     args = (logits.detach(), boxes.detach(), labels, tgt_boxes.detach(), mask, code, alpha, gamma, *weights)
     if _backend.use_kernels(logits.device):
         out = torch.ops.fastloss.matching_cost(*args)
     else:
         from .reference.matching_cost import matching_cost as reference
+
         out = reference(*args)
     return out if layered else out[0]
 
@@ -86,11 +113,24 @@ __all__ = ["matching_cost"]
 
 def _register():
     @torch.library.register_fake(_OP)
-    def _(pred_logits, pred_boxes, tgt_labels, tgt_boxes, tgt_mask, class_cost, alpha, gamma, cost_class, cost_bbox,
-          cost_giou):
+    def _(
+        pred_logits,
+        pred_boxes,
+        tgt_labels,
+        tgt_boxes,
+        tgt_mask,
+        class_cost,
+        alpha,
+        gamma,
+        cost_class,
+        cost_bbox,
+        cost_giou,
+    ):
         dtype = torch.promote_types(torch.promote_types(pred_logits.dtype, pred_boxes.dtype), tgt_boxes.dtype)
-        return pred_logits.new_empty((*pred_logits.shape[:3], tgt_boxes.shape[1]),
-                                     dtype=torch.float64 if dtype == torch.float64 else torch.float32)
+        return pred_logits.new_empty(
+            (*pred_logits.shape[:3], tgt_boxes.shape[1]),
+            dtype=torch.float64 if dtype == torch.float64 else torch.float32,
+        )
 
 
 if _backend._C is not None:

@@ -8,18 +8,19 @@ the *negative* mean soft Dice, so the loss can be below 0. The soft Dice is its 
     the batch with batch_dice; the background left out unless do_bg; its mean.
 The softmax, the sums and the cross entropy come from one kernel pass (fastloss.compound).
 """
+
 import torch
 
 from . import compound
 from ._torchscript import NotScriptable
-from .deep_supervision import nnunet_weights  # noqa: F401  (nnU-Net's weight rule, for its users)
+from .deep_supervision import nnunet_weights
 
 _DICE_KWARGS = {"batch_dice", "do_bg", "smooth", "ddp"}
 _CE_KWARGS = {"weight", "ignore_index", "label_smoothing", "reduction"}
 _DICE_CLASSES = ("SoftDiceLoss", "MemoryEfficientSoftDiceLoss")
 
 
-class DC_and_CE_loss(NotScriptable, torch.nn.Module):  # noqa: N801  (nnU-Net's name)
+class DC_and_CE_loss(NotScriptable, torch.nn.Module):
     """nnU-Net's Dice + cross entropy. soft_dice_kwargs: batch_dice (False), do_bg (True), smooth (1.0),
     ddp (True: with batch_dice, the sums are the global batch's when torch.distributed is initialised);
     ce_kwargs: torch's CrossEntropyLoss weight, ignore_index, label_smoothing, reduction ("mean"/"sum").
@@ -29,14 +30,18 @@ class DC_and_CE_loss(NotScriptable, torch.nn.Module):  # noqa: N801  (nnU-Net's 
         super().__init__()
         unknown = set(soft_dice_kwargs) - _DICE_KWARGS
         if unknown:
-            raise TypeError(f"soft_dice_kwargs: unsupported keys {sorted(unknown)} (nnU-Net's soft Dice takes "
-                            f"{sorted(_DICE_KWARGS)}; the softmax is applied by the loss itself)")
+            raise TypeError(
+                f"soft_dice_kwargs: unsupported keys {sorted(unknown)} (nnU-Net's soft Dice takes "
+                f"{sorted(_DICE_KWARGS)}; the softmax is applied by the loss itself)"
+            )
         unknown = set(ce_kwargs) - _CE_KWARGS
         if unknown:
             raise TypeError(f"ce_kwargs: unsupported keys {sorted(unknown)} (supported: {sorted(_CE_KWARGS)})")
         if dice_class is not None and getattr(dice_class, "__name__", None) not in _DICE_CLASSES:
-            raise ValueError(f"dice_class must be nnU-Net's SoftDiceLoss or MemoryEfficientSoftDiceLoss (same "
-                             f"numbers), got {dice_class!r}")
+            raise ValueError(
+                f"dice_class must be nnU-Net's SoftDiceLoss or MemoryEfficientSoftDiceLoss (same "
+                f"numbers), got {dice_class!r}"
+            )
         self.batch_dice = bool(soft_dice_kwargs.get("batch_dice", False))
         self.do_bg = bool(soft_dice_kwargs.get("do_bg", True))
         self.smooth = float(soft_dice_kwargs.get("smooth", 1.0))
@@ -63,17 +68,29 @@ class DC_and_CE_loss(NotScriptable, torch.nn.Module):  # noqa: N801  (nnU-Net's 
 
     def forward(self, net_output, target):
         if target.dim() != net_output.dim() or target.shape[1] != 1:
-            raise ValueError(f"target must be labels (b, 1, *spatial) for net_output {tuple(net_output.shape)}, got "
-                             f"{tuple(target.shape)}")
+            raise ValueError(
+                f"target must be labels (b, 1, *spatial) for net_output {tuple(net_output.shape)}, got "
+                f"{tuple(target.shape)}"
+            )
         labels = target[:, 0].long()
         # nnU-Net leaves the ignore label out of both parts; without one, CE's ignore_index (-100) still
         # applies to the cross entropy, and the Dice would fail on such a label (here: a ValueError).
         ignore = self.ignore_label if self.ignore_label is not None else self.ce_ignore_index
         weight = None if self.ce_weight is None else self.ce_weight.to(net_output.device)
-        c, sums, ce = compound.parts(net_output, labels, ce_weight=weight, label_smoothing=self.label_smoothing,
-                                     include_background=True, batch=self.batch_dice, smooth_nr=self.smooth,
-                                     smooth_dr=self.smooth, ignore_index=ignore, reduction=self.ce_reduction,
-                                     process_group=self._process_group(), global_ce=False)
+        c, sums, ce = compound.parts(
+            net_output,
+            labels,
+            ce_weight=weight,
+            label_smoothing=self.label_smoothing,
+            include_background=True,
+            batch=self.batch_dice,
+            smooth_nr=self.smooth,
+            smooth_dr=self.smooth,
+            ignore_index=ignore,
+            reduction=self.ce_reduction,
+            process_group=self._process_group(),
+            global_ce=False,
+        )
         result = 0
         if self.weight_ce != 0:
             total, norm = ce[:, 0].sum(), ce[:, 1].sum()

@@ -9,6 +9,7 @@ pass without an exp. A second op, fastloss::overlap_score, turns the (N, C, 3) s
 dL/dsums; fastloss.reference.overlap.loss_from_sums is the same in torch ops.
 Signatures and docs: fastloss.reference.overlap.define.
 """
+
 import torch
 
 from . import _autocast, _autograd, _backend, _vmap
@@ -26,8 +27,9 @@ def _sums(a):
     if not _backend.use_kernels(a.input.device):
         return _reference.sums(a)
     keep_probs = a.input.requires_grad and torch.is_grad_enabled()
-    return torch.ops.fastloss.overlap_sums(a.input, a.target, a.activation, a.squared, a.ignore_index, keep_probs,
-                                           a.soft_label)[0]
+    return torch.ops.fastloss.overlap_sums(
+        a.input, a.target, a.activation, a.squared, a.ignore_index, keep_probs, a.soft_label
+    )[0]
 
 
 def _fused(loss, input, target, **options):
@@ -35,9 +37,20 @@ def _fused(loss, input, target, **options):
     sums = _reference.global_sums(_sums(a), a)
     if not _backend.use_kernels(a.input.device):
         return _reference.loss_from_sums(sums, a)
-    return torch.ops.fastloss.overlap_score(sums, a.class_weight, _reference.LOSS_CODES[a.loss], a.jaccard,
-                                            a.smooth_nr, a.smooth_dr, a.alpha, a.beta, a.gamma, a.include_background,
-                                            a.batch, REDUCTIONS[a.reduction])
+    return torch.ops.fastloss.overlap_score(
+        sums,
+        a.class_weight,
+        _reference.LOSS_CODES[a.loss],
+        a.jaccard,
+        a.smooth_nr,
+        a.smooth_dr,
+        a.alpha,
+        a.beta,
+        a.gamma,
+        a.include_background,
+        a.batch,
+        REDUCTIONS[a.reduction],
+    )
 
 
 def sums(input, target, **options):
@@ -80,26 +93,58 @@ def _score_backward(ctx, args, saved, grads, needs):
 def _sums_vmap_rule(info, in_dims, input, target, activation, squared, ignore_index, keep_probs, soft_label=False):
     batch = info.batch_size
     x, t = _vmap.front(input, in_dims[0], batch), _vmap.front(target, in_dims[1], batch)
-    sums, probs = torch.ops.fastloss.overlap_sums(x.flatten(0, 1), t.flatten(0, 1), activation, squared, ignore_index,
-                                                  keep_probs, soft_label)
+    sums, probs = torch.ops.fastloss.overlap_sums(
+        x.flatten(0, 1), t.flatten(0, 1), activation, squared, ignore_index, keep_probs, soft_label
+    )
     sums = sums.reshape(batch, -1, *sums.shape[1:])
     if not keep_probs:
         return (sums, probs), (0, None)
     return (sums, probs.reshape(x.shape)), (0, 0)
 
 
-def _score_vmap_rule(info, in_dims, sums, class_weight, loss, jaccard, smooth_nr, smooth_dr, alpha, beta, gamma,
-                     include_background, batch, reduction):
+def _score_vmap_rule(
+    info,
+    in_dims,
+    sums,
+    class_weight,
+    loss,
+    jaccard,
+    smooth_nr,
+    smooth_dr,
+    alpha,
+    beta,
+    gamma,
+    include_background,
+    batch,
+    reduction,
+):
     size = info.batch_size
     if in_dims[1] is not None:  # class weights that differ per sample
-        return _vmap.per_sample(torch.ops.fastloss.overlap_score, size, in_dims,
-                                (sums, class_weight, loss, jaccard, smooth_nr, smooth_dr, alpha, beta, gamma,
-                                 include_background, batch, reduction))
+        return _vmap.per_sample(
+            torch.ops.fastloss.overlap_score,
+            size,
+            in_dims,
+            (
+                sums,
+                class_weight,
+                loss,
+                jaccard,
+                smooth_nr,
+                smooth_dr,
+                alpha,
+                beta,
+                gamma,
+                include_background,
+                batch,
+                reduction,
+            ),
+        )
     s = _vmap.front(sums, in_dims[0], size)
     # batch=True sums each sample's rows first: the samples then are the rows of one matrix
     s = s.sum(1) if batch else s.flatten(0, 1)
-    f = torch.ops.fastloss.overlap_score(s, class_weight, loss, jaccard, smooth_nr, smooth_dr, alpha, beta, gamma,
-                                         include_background, False, NONE)
+    f = torch.ops.fastloss.overlap_score(
+        s, class_weight, loss, jaccard, smooth_nr, smooth_dr, alpha, beta, gamma, include_background, False, NONE
+    )
     f = f.reshape(size, *(() if batch else (-1,)), f.shape[-1])
     return (f if reduction == NONE else _vmap.reduce_per_sample(f, reduction)), 0
 
@@ -114,8 +159,9 @@ def _register():
     def _(grad, probs, target, activation, squared, ignore_index, soft_label=False):
         return None
 
-    _autograd.register(_autograd.Spec("overlap_sums", _sums_backward, _reference.sums_op, non_differentiable=(1,),
-                                      setup=_setup_sums))
+    _autograd.register(
+        _autograd.Spec("overlap_sums", _sums_backward, _reference.sums_op, non_differentiable=(1,), setup=_setup_sums)
+    )
     _vmap.register("overlap_sums", _sums_vmap_rule)
 
     def score_shape(sums, include_background, batch, reduction):
@@ -125,8 +171,20 @@ def _register():
         return (scored,) if batch else (sums.shape[0], scored)
 
     @torch.library.register_fake(_SCORE)
-    def _(sums, class_weight, loss, jaccard, smooth_nr, smooth_dr, alpha, beta, gamma, include_background, batch,
-          reduction):
+    def _(
+        sums,
+        class_weight,
+        loss,
+        jaccard,
+        smooth_nr,
+        smooth_dr,
+        alpha,
+        beta,
+        gamma,
+        include_background,
+        batch,
+        reduction,
+    ):
         return sums.new_empty(score_shape(sums, include_background, batch, reduction))
 
     @torch.library.register_fake(_SCORE + "_backward")

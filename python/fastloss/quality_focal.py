@@ -6,6 +6,7 @@ csrc/math/quality_focal.h), so they share its kernels, fake kernel, autograd and
 take its target forms: a dense float target, or sparse (labels, scores) that never builds the dense
 one_hot(label)·score tensor.
 """
+
 from . import sigmoid_focal as _sigmoid_focal
 from .reference import quality_focal as _reference
 
@@ -31,11 +32,37 @@ _COMMON = """reduction: "none" (the elementwise (..., C) loss) | "mean" (over th
     forward and backward; the backward writes only the gradient."""
 
 
-def varifocal_loss(pred, target, *, alpha=0.75, gamma=2.0, iou_weighted=True, negative_mask="score",
-                   detach_weight=False, reduction="mean", weight=None, avg_factor=None, positive=None,
-                   ignore_index=None, per_layer=False):
-    a = _reference.varifocal_args(pred, target, alpha, gamma, iou_weighted, negative_mask, detach_weight, reduction,
-                                  weight, avg_factor, positive, ignore_index, per_layer)
+def varifocal_loss(
+    pred,
+    target,
+    *,
+    alpha=0.75,
+    gamma=2.0,
+    iou_weighted=True,
+    negative_mask="score",
+    detach_weight=False,
+    reduction="mean",
+    weight=None,
+    avg_factor=None,
+    positive=None,
+    ignore_index=None,
+    per_layer=False,
+):
+    a = _reference.varifocal_args(
+        pred,
+        target,
+        alpha,
+        gamma,
+        iou_weighted,
+        negative_mask,
+        detach_weight,
+        reduction,
+        weight,
+        avg_factor,
+        positive,
+        ignore_index,
+        per_layer,
+    )
     return _sigmoid_focal.run(a)
 
 
@@ -62,8 +89,9 @@ varifocal_loss.__doc__ = f"""Varifocal loss, VFNet's definition (arXiv 2008.1336
     """
 
 
-def quality_focal_loss(pred, target, *, beta=2.0, reduction="mean", weight=None, avg_factor=None, ignore_index=None,
-                       per_layer=False):
+def quality_focal_loss(
+    pred, target, *, beta=2.0, reduction="mean", weight=None, avg_factor=None, ignore_index=None, per_layer=False
+):
     a = _reference.quality_focal_args(pred, target, beta, reduction, weight, avg_factor, ignore_index, per_layer)
     return _sigmoid_focal.run(a)
 

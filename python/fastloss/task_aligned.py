@@ -2,6 +2,7 @@
 fastloss::task_aligned_assign (formulas and tie rules in csrc/math/task_aligned.h): what ultralytics'
 TaskAlignedAssigner returns, without materialising any (batch, GTs, anchors) tensor.
 """
+
 import torch
 
 from . import _backend
@@ -15,8 +16,11 @@ def _floating(name, t, dims, last=None):
     if not t.dtype.is_floating_point:
         raise TypeError(f"{name} must be a floating point tensor, got {t.dtype}")
     if t.dim() != dims or (last is not None and t.shape[-1] != last):
-        shape = {3: f"(B, A, {last if last else 'C'})", 2: "(A, 2)"}[dims] if name.startswith(("pd", "anc")) else \
-            f"(B, M, {last})"
+        shape = (
+            {3: f"(B, A, {last if last else 'C'})", 2: "(A, 2)"}[dims]
+            if name.startswith(("pd", "anc"))
+            else f"(B, M, {last})"
+        )
         raise ValueError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
 
 
@@ -26,13 +30,30 @@ def _per_gt(name, t, batch, gts):
     if t.dim() == 3 and t.shape[-1] == 1:
         t = t.squeeze(-1)
     if tuple(t.shape) != (batch, gts):
-        raise ValueError(f"{name} must have shape (B, M, 1) or (B, M) with gt_bboxes' B = {batch} and M = {gts}, got "
-                         f"{tuple(t.shape)}")
+        raise ValueError(
+            f"{name} must have shape (B, M, 1) or (B, M) with gt_bboxes' B = {batch} and M = {gts}, got "
+            f"{tuple(t.shape)}"
+        )
     return t
 
 
-def task_aligned_assign(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, *, topk=10, num_classes,
-                        alpha=0.5, beta=6.0, eps=1e-9, stride=(8, 16, 32), topk2=None, sparse=False):
+def task_aligned_assign(
+    pd_scores,
+    pd_bboxes,
+    anc_points,
+    gt_labels,
+    gt_bboxes,
+    mask_gt,
+    *,
+    topk=10,
+    num_classes,
+    alpha=0.5,
+    beta=6.0,
+    eps=1e-9,
+    stride=(8, 16, 32),
+    topk2=None,
+    sparse=False,
+):
     """Task-aligned assignment of anchors to ground-truth boxes, as ultralytics' TaskAlignedAssigner.
 
     pd_scores (B, A, C): class probabilities (the detached sigmoid of the logits); pd_bboxes (B, A, 4)
@@ -53,14 +74,21 @@ def task_aligned_assign(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, 
     _floating("gt_bboxes", gt_bboxes, 3, 4)
     batch, anchors = pd_scores.shape[:2]
     if tuple(pd_bboxes.shape[:2]) != (batch, anchors) or anc_points.shape[0] != anchors:
-        raise ValueError(f"pd_scores (B, A, C), pd_bboxes (B, A, 4) and anc_points (A, 2) must agree on B and A, got "
-                         f"{tuple(pd_scores.shape)}, {tuple(pd_bboxes.shape)} and {tuple(anc_points.shape)}")
+        raise ValueError(
+            f"pd_scores (B, A, C), pd_bboxes (B, A, 4) and anc_points (A, 2) must agree on B and A, got "
+            f"{tuple(pd_scores.shape)}, {tuple(pd_bboxes.shape)} and {tuple(anc_points.shape)}"
+        )
     if gt_bboxes.shape[0] != batch:
         raise ValueError(f"gt_bboxes must have pd_scores' batch size {batch}, got {tuple(gt_bboxes.shape)}")
     gts = gt_bboxes.shape[1]
     labels, mask = _per_gt("gt_labels", gt_labels, batch, gts), _per_gt("mask_gt", mask_gt, batch, gts)
-    for name, t in (("pd_bboxes", pd_bboxes), ("anc_points", anc_points), ("gt_labels", labels),
-                    ("gt_bboxes", gt_bboxes), ("mask_gt", mask)):
+    for name, t in (
+        ("pd_bboxes", pd_bboxes),
+        ("anc_points", anc_points),
+        ("gt_labels", labels),
+        ("gt_bboxes", gt_bboxes),
+        ("mask_gt", mask),
+    ):
         if t.device != pd_scores.device:
             raise ValueError(f"{name} must be on pd_scores' device {pd_scores.device}, got {t.device}")
     topk = check_int("topk", topk)
@@ -79,20 +107,58 @@ def task_aligned_assign(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, 
     sparse = bool(sparse)
     if gts == 0:  # ultralytics' own result without GTs (its dtypes included)
         scores = pd_scores.new_zeros(pd_scores.shape[:2]) if sparse else torch.zeros_like(pd_scores)
-        return (torch.full_like(pd_scores[..., 0], num_classes), torch.zeros_like(pd_bboxes), scores,
-                torch.zeros_like(pd_scores[..., 0], dtype=torch.bool), torch.zeros_like(pd_scores[..., 0]))
+        return (
+            torch.full_like(pd_scores[..., 0], num_classes),
+            torch.zeros_like(pd_bboxes),
+            scores,
+            torch.zeros_like(pd_scores[..., 0], dtype=torch.bool),
+            torch.zeros_like(pd_scores[..., 0]),
+        )
     labels, mask = labels.long(), mask.bool()
     limit = min(num_classes, pd_scores.shape[-1])
     bad = mask & ((labels < 0) | (labels >= limit))
-    check_values(bad, lambda read: f"gt_labels has {'label ' + str(labels[bad][0].item()) if read else 'a label'} "
-                                   f"outside [0, {limit}) for a GT that mask_gt marks valid")
+    check_values(
+        bad,
+        lambda read: (
+            f"gt_labels has {'label ' + str(labels[bad][0].item()) if read else 'a label'} "
+            f"outside [0, {limit}) for a GT that mask_gt marks valid"
+        ),
+    )
     if not _backend.use_kernels(pd_scores.device):
         from .reference.task_aligned import task_aligned_assign as reference
-        return reference(pd_scores, pd_bboxes, anc_points, labels, gt_bboxes, mask, topk, topk2, num_classes,
-                         alpha, beta, eps, stride_val, sparse)
-    return torch.ops.fastloss.task_aligned_assign(pd_scores.detach(), pd_bboxes.detach(), anc_points.detach(),
-                                                  labels, gt_bboxes.detach(), mask, topk, topk2, num_classes, alpha,
-                                                  beta, eps, stride_val, sparse)
+
+        return reference(
+            pd_scores,
+            pd_bboxes,
+            anc_points,
+            labels,
+            gt_bboxes,
+            mask,
+            topk,
+            topk2,
+            num_classes,
+            alpha,
+            beta,
+            eps,
+            stride_val,
+            sparse,
+        )
+    return torch.ops.fastloss.task_aligned_assign(
+        pd_scores.detach(),
+        pd_bboxes.detach(),
+        anc_points.detach(),
+        labels,
+        gt_bboxes.detach(),
+        mask,
+        topk,
+        topk2,
+        num_classes,
+        alpha,
+        beta,
+        eps,
+        stride_val,
+        sparse,
+    )
 
 
 __all__ = ["task_aligned_assign"]
@@ -100,13 +166,31 @@ __all__ = ["task_aligned_assign"]
 
 def _register():
     @torch.library.register_fake(_OP)
-    def _(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, topk, topk2, num_classes, alpha, beta, eps,
-          stride_val, sparse):
+    def _(
+        pd_scores,
+        pd_bboxes,
+        anc_points,
+        gt_labels,
+        gt_bboxes,
+        mask_gt,
+        topk,
+        topk2,
+        num_classes,
+        alpha,
+        beta,
+        eps,
+        stride_val,
+        sparse,
+    ):
         b, a = pd_scores.shape[:2]
         out = torch.promote_types(torch.promote_types(pd_scores.dtype, pd_bboxes.dtype), gt_bboxes.dtype)
-        return (pd_scores.new_empty((b, a), dtype=torch.long), gt_bboxes.new_empty((b, a, 4)),
-                pd_scores.new_empty((b, a) if sparse else (b, a, num_classes), dtype=out),
-                pd_scores.new_empty((b, a), dtype=torch.bool), pd_scores.new_empty((b, a), dtype=torch.long))
+        return (
+            pd_scores.new_empty((b, a), dtype=torch.long),
+            gt_bboxes.new_empty((b, a, 4)),
+            pd_scores.new_empty((b, a) if sparse else (b, a, num_classes), dtype=out),
+            pd_scores.new_empty((b, a), dtype=torch.bool),
+            pd_scores.new_empty((b, a), dtype=torch.long),
+        )
 
 
 if _backend._C is not None:

@@ -23,6 +23,7 @@ arguments and outputs, on fastloss.varifocal_loss and fastloss.distribution_foca
 
 ultralytics is AGPL-licensed: fastloss never imports it; its tests use it only as the oracle.
 """
+
 import torch
 
 from ._common import check_bool, check_nonnegative, check_tensor
@@ -46,8 +47,9 @@ def bbox_iou(box1, box2, xywh=True, GIoU=False, DIoU=False, CIoU=False, eps=1e-7
     try:
         b1, b2 = torch.broadcast_tensors(box1, box2)
     except RuntimeError as e:
-        raise ValueError(f"box1 of shape {tuple(box1.shape)} and box2 of shape {tuple(box2.shape)} do not "
-                         "broadcast") from e
+        raise ValueError(
+            f"box1 of shape {tuple(box1.shape)} and box2 of shape {tuple(box2.shape)} do not broadcast"
+        ) from e
     loss = box_loss(kind, b1, b2, "none", eps, None, None, "cxcywh" if xywh else "xyxy", convention="ultralytics")
     dtype = torch.promote_types(b1.dtype, b2.dtype) if b1.dtype.is_floating_point else torch.float32
     return (1 - loss).unsqueeze(-1).to(dtype)
@@ -68,19 +70,33 @@ class TaskAlignedAssigner(NotScriptable, torch.nn.Module):
     @torch.no_grad()
     def forward(self, pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, **extra):
         if extra:
-            raise TypeError(f"fastloss.ultralytics.TaskAlignedAssigner takes no extra tensors (got {sorted(extra)}): "
-                            "the pose and segmentation assigners' overlaps are not supported")
-        return task_aligned_assign(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, topk=self.topk,
-                                   num_classes=self.num_classes, alpha=self.alpha, beta=self.beta, eps=self.eps,
-                                   stride=[self.stride_val], topk2=self.topk2)
+            raise TypeError(
+                f"fastloss.ultralytics.TaskAlignedAssigner takes no extra tensors (got {sorted(extra)}): "
+                "the pose and segmentation assigners' overlaps are not supported"
+            )
+        return task_aligned_assign(
+            pd_scores,
+            pd_bboxes,
+            anc_points,
+            gt_labels,
+            gt_bboxes,
+            mask_gt,
+            topk=self.topk,
+            num_classes=self.num_classes,
+            alpha=self.alpha,
+            beta=self.beta,
+            eps=self.eps,
+            stride=[self.stride_val],
+            topk2=self.topk2,
+        )
 
 
 class VarifocalLoss(NotScriptable, torch.nn.Module):
     """ultralytics.utils.loss.VarifocalLoss(gamma=2.0, alpha=0.75): forward(pred_score, gt_score, label)
     with logits pred_score (B, Q, C), dense quality targets gt_score and the one-hot `label` mask of
     the same shape; returns (BCE(pred, gt_score) · (α·σ(pred)^γ·(1 − label) + gt_score·label))
-    .mean(1).sum() in float32 (float64 for float64 inputs), the weight differentiated as ultralytics does. The math is float32
-    whatever the inputs' dtype (ultralytics turns autocast off for the same reason)."""
+    .mean(1).sum() in float32 (float64 for float64 inputs), the weight differentiated as ultralytics
+    does. The math is float32 whatever the inputs' dtype (ultralytics turns autocast off for the same reason)."""
 
     def __init__(self, gamma=2.0, alpha=0.75):
         super().__init__()
@@ -89,10 +105,20 @@ class VarifocalLoss(NotScriptable, torch.nn.Module):
     def forward(self, pred_score, gt_score, label):
         check_tensor("pred_score", pred_score)
         if pred_score.dim() < 2:
-            raise ValueError(f"pred_score must have at least 2 dimensions (ultralytics' .mean(1)), got shape "
-                             f"{tuple(pred_score.shape)}")
-        loss = varifocal_loss(pred_score, gt_score, alpha=self.alpha, gamma=self.gamma, iou_weighted=True,
-                              negative_mask="label", positive=label, reduction="sum")
+            raise ValueError(
+                f"pred_score must have at least 2 dimensions (ultralytics' .mean(1)), got shape "
+                f"{tuple(pred_score.shape)}"
+            )
+        loss = varifocal_loss(
+            pred_score,
+            gt_score,
+            alpha=self.alpha,
+            gamma=self.gamma,
+            iou_weighted=True,
+            negative_mask="label",
+            positive=label,
+            reduction="sum",
+        )
         # ultralytics' dtype: its float32 BCE times its weight (pred_score's and gt_score's dtype)
         dtype = torch.promote_types(torch.float32, torch.promote_types(pred_score.dtype, gt_score.dtype))
         return loss.to(dtype) / pred_score.shape[1]
@@ -115,8 +141,10 @@ class DFLoss(NotScriptable, torch.nn.Module):
         check_tensor("pred_dist", pred_dist)
         check_tensor("target", target)
         if pred_dist.dim() != 2 or pred_dist.shape[1] != self.reg_max or pred_dist.shape[0] != target.numel():
-            raise ValueError(f"pred_dist must have shape (target.numel(), reg_max) = ({target.numel()}, "
-                             f"{self.reg_max}), got {tuple(pred_dist.shape)}")
+            raise ValueError(
+                f"pred_dist must have shape (target.numel(), reg_max) = ({target.numel()}, "
+                f"{self.reg_max}), got {tuple(pred_dist.shape)}"
+            )
         pred = pred_dist.reshape(*target.shape, self.reg_max)
         loss = distribution_focal_loss(pred, target, target_max=self.reg_max - 1 - 0.01, reduction="none")
         return loss.mean(-1, keepdim=True)

@@ -10,10 +10,10 @@ int main(int argc, char** argv) {
   if (argc < 3) return 2;
   __builtin_cpu_init();
   const bool avx512 = std::strcmp(argv[1], "AVX512") == 0;
-  const bool runs = avx512 ? __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")
-                           : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                                 __builtin_cpu_supports("f16c");
+  const bool runs =
+      avx512 ? __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                   __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")
+             : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   if (!runs) return 77;
   execv(argv[2], argv + 2);
   return 127;  // the program could not be started

@@ -54,10 +54,12 @@ int main(int argc, char** argv) {
   double want_sum = 0;
   for (int i = 0; i < 6; ++i) want_sum += focal(xs[i], i == 1 ? 1 : 0, alpha, gamma);
 
-  auto [loss, count] = forward.call(x, labels, std::nullopt, alpha, gamma, /*sum*/ 1, -100, false, std::nullopt, 0, std::nullopt, 0);
+  auto [loss, count] =
+      forward.call(x, labels, std::nullopt, alpha, gamma, /*sum*/ 1, -100, false, std::nullopt, 0, std::nullopt, 0);
   expect_near("sum", loss.item<double>(), want_sum);
   expect_near("count", static_cast<double>(count.item<int64_t>()), 6);
-  auto [mean, mean_count] = forward.call(x, labels, std::nullopt, alpha, gamma, /*mean*/ 2, -100, false, std::nullopt, 0, std::nullopt, 0);
+  auto [mean, mean_count] =
+      forward.call(x, labels, std::nullopt, alpha, gamma, /*mean*/ 2, -100, false, std::nullopt, 0, std::nullopt, 0);
   expect_near("mean", mean.item<double>(), want_sum / 6);
 
   // d sum / dx of element (0, 2) by central differences of the formula

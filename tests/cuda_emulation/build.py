@@ -10,6 +10,7 @@ VARIANT is one of VARIANTS below (each a build of its own under build/cuda-emula
 patched copies); --only builds some kernel files. Incremental (ninja). Test-only: nothing here is
 part of the package or the wheel. Prints the library's path last.
 """
+
 import argparse
 import re
 import os
@@ -25,12 +26,21 @@ SANITIZER_COMMON = ["-O1", "-g", "-fno-omit-frame-pointer"]
 # preload: the runtimes the Python process must preload (ASAN's __cxa_throw interceptor needs
 # libstdc++ loaded when it starts); options: the sanitizer's, any report ending the process.
 VARIANTS = {
-    "tsan": dict(warp=32, sanitize=["-fsanitize=thread"], preload=["libtsan.so"],
-                 options={"TSAN_OPTIONS": "halt_on_error=1:exitcode=66:report_signal_unsafe=0"}),
-    "asan64": dict(warp=64, sanitize=["-fsanitize=address,undefined", "-fno-sanitize=vptr",
-                                      "-fno-sanitize-recover=undefined"], preload=["libasan.so", "libstdc++.so"],
-                   options={"ASAN_OPTIONS": "detect_leaks=0:halt_on_error=1:exitcode=86",
-                            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=87"}),
+    "tsan": dict(
+        warp=32,
+        sanitize=["-fsanitize=thread"],
+        preload=["libtsan.so"],
+        options={"TSAN_OPTIONS": "halt_on_error=1:exitcode=66:report_signal_unsafe=0"},
+    ),
+    "asan64": dict(
+        warp=64,
+        sanitize=["-fsanitize=address,undefined", "-fno-sanitize=vptr", "-fno-sanitize-recover=undefined"],
+        preload=["libasan.so", "libstdc++.so"],
+        options={
+            "ASAN_OPTIONS": "detect_leaks=0:halt_on_error=1:exitcode=86",
+            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=87",
+        },
+    ),
     "plain": dict(warp=32, sanitize=[], preload=[], options={}),
 }
 
@@ -39,20 +49,28 @@ def torch_paths():
     """torch's header and library folders (what torch.utils.cpp_extension would give, without its CUDA
     probing)."""
     import torch
+
     base = os.path.dirname(os.path.abspath(torch.__file__))
     return [os.path.join(base, "include"), os.path.join(base, "include", "torch", "csrc", "api", "include")], [
-        os.path.join(base, "lib")]
+        os.path.join(base, "lib")
+    ]
 
 
 def environment(variant, library):
     """The environment variables of a process that runs the variant's library: its path, the runtimes
     to preload (LD_PRELOAD, empty without a sanitizer) and the sanitizer's options."""
     cxx = os.environ.get("CXX", "g++")
-    paths = [subprocess.run([cxx, f"-print-file-name={name}"], capture_output=True, text=True,
-                            check=True).stdout.strip() for name in VARIANTS[variant]["preload"]]
+    paths = [
+        subprocess.run([cxx, f"-print-file-name={name}"], capture_output=True, text=True, check=True).stdout.strip()
+        for name in VARIANTS[variant]["preload"]
+    ]
     # one CPU thread: the CPU kernels' OpenMP threads synchronise in libgomp, which no sanitizer sees
-    return {"FASTLOSS_CUDA_EMULATION": library, "LD_PRELOAD": " ".join(paths), "OMP_NUM_THREADS": "1",
-            **VARIANTS[variant]["options"]}
+    return {
+        "FASTLOSS_CUDA_EMULATION": library,
+        "LD_PRELOAD": " ".join(paths),
+        "OMP_NUM_THREADS": "1",
+        **VARIANTS[variant]["options"],
+    }
 
 
 def library_path(variant, out=None):
@@ -64,15 +82,30 @@ def write_ninja(variant, source, out, only):
     includes, libdirs = torch_paths()
     cxx = os.environ.get("CXX", "g++")
     # (-ffp-contract=off: the kernels' nvcc build has -fmad=false, the CPU build this flag)
-    base = ["-std=c++20", "-ffp-contract=off", "-fPIC", "-fvisibility=hidden", "-Wall", "-Wno-unknown-pragmas", "-Wno-maybe-uninitialized",
-            "-DTORCH_TARGET_VERSION=0x020a000000000000", f"-DFASTLOSS_EMU_WARP_SIZE={config['warp']}",
-            f"-I{os.path.join(HERE, 'include')}", f"-I{os.path.join(source, 'csrc')}"]
+    base = [
+        "-std=c++20",
+        "-ffp-contract=off",
+        "-fPIC",
+        "-fvisibility=hidden",
+        "-Wall",
+        "-Wno-unknown-pragmas",
+        "-Wno-maybe-uninitialized",
+        "-DTORCH_TARGET_VERSION=0x020a000000000000",
+        f"-DFASTLOSS_EMU_WARP_SIZE={config['warp']}",
+        f"-I{os.path.join(HERE, 'include')}",
+        f"-I{os.path.join(source, 'csrc')}",
+    ]
     base += [f"-isystem{p}" for p in includes]
     opt = SANITIZER_COMMON if config["sanitize"] else ["-O2", "-g"]
     kernel_flags = base + opt + config["sanitize"] + ["-include", "cuda_runtime.h"]
     plain_flags = base + opt
-    link = ["-shared", "-Wl,-Bsymbolic", "-Wl,--no-as-needed", "-Wl,-z,defs"] + config["sanitize"] + [f"-L{p}" for p in libdirs] + [
-        f"-Wl,-rpath,{p}" for p in libdirs] + ["-ltorch_cpu", "-lc10", "-ldl"]
+    link = (
+        ["-shared", "-Wl,-Bsymbolic", "-Wl,--no-as-needed", "-Wl,-z,defs"]
+        + config["sanitize"]
+        + [f"-L{p}" for p in libdirs]
+        + [f"-Wl,-rpath,{p}" for p in libdirs]
+        + ["-ltorch_cpu", "-lc10", "-ldl"]
+    )
     kernels = sorted(f for f in os.listdir(os.path.join(source, "csrc", "cuda")) if f.endswith(".cu"))
     if only:
         kernels = [f for f in kernels if f[:-3] in only]
@@ -97,17 +130,23 @@ def write_ninja(variant, source, out, only):
         lines.append(f"build {q(obj)}: kernel {q(os.path.join(source, 'csrc', 'cuda', f))}")
         objects.append(obj)
     ops = os.path.join(out, "obj", "ops.o")
-    lines.append(f"build {q(ops)}: plain {q(os.path.join(source, 'csrc', 'ops.cpp'))}\n"
-                 "  extra = -DFASTLOSS_OPS_NAMESPACE=fastloss_emulated")
+    lines.append(
+        f"build {q(ops)}: plain {q(os.path.join(source, 'csrc', 'ops.cpp'))}\n"
+        "  extra = -DFASTLOSS_OPS_NAMESPACE=fastloss_emulated"
+    )
     runtime = os.path.join(out, "obj", "runtime.o")
-    lines.append(f"build {q(runtime)}: plain {q(os.path.join(HERE, 'runtime.cpp'))}\n"
-                 f"  extra = -include cuda_runtime.h -I{q(out)}")
+    lines.append(
+        f"build {q(runtime)}: plain {q(os.path.join(HERE, 'runtime.cpp'))}\n"
+        f"  extra = -include cuda_runtime.h -I{q(out)}"
+    )
     lines.append(f"build {q(library_path(variant, out))}: link {' '.join(q(o) for o in objects + [ops, runtime])}")
     os.makedirs(os.path.join(out, "obj"), exist_ok=True)
     kernels, shared = emulated_names(source)
-    update(os.path.join(out, "emulated_names.inc"),
-           f"#define FASTLOSS_EMU_KERNELS {', '.join(chr(34) + k + chr(34) for k in kernels)}\n"
-           f"#define FASTLOSS_EMU_SHARED {', '.join(chr(34) + v + chr(34) for v in shared)}\n")
+    update(
+        os.path.join(out, "emulated_names.inc"),
+        f"#define FASTLOSS_EMU_KERNELS {', '.join(chr(34) + k + chr(34) for k in kernels)}\n"
+        f"#define FASTLOSS_EMU_SHARED {', '.join(chr(34) + v + chr(34) for v in shared)}\n",
+    )
     path = os.path.join(out, "build.ninja")
     update(path, "\n".join(lines) + "\n")
     return path

@@ -7,6 +7,7 @@ on CPU tensors runs its CUDA kernels instead of its CPU ones — the same dispat
 tensor plumbing as on a GPU — so the CPU kernels, the reference and the emulated CUDA kernels can be
 compared in one process.
 """
+
 import contextlib
 import ctypes
 import os
@@ -35,6 +36,7 @@ def load():
         if path is None:
             raise RuntimeError(f"the CUDA emulation is not built: run `make cuda-emulate` (or set {ENV})")
         import fastloss  # noqa: F401  (the real ops and their Python registrations first)
+
         torch.ops.load_library(path)
         lib = ctypes.CDLL(path)
         lib.fastloss_emu_report.restype = ctypes.c_char_p
@@ -48,8 +50,11 @@ def load():
 
 
 def op_names():
-    return sorted(name.split("::", 1)[1] for name in torch._C._dispatch_get_all_op_names()
-                  if name.startswith("fastloss_emulated::"))
+    return sorted(
+        name.split("::", 1)[1]
+        for name in torch._C._dispatch_get_all_op_names()
+        if name.startswith("fastloss_emulated::")
+    )
 
 
 @contextlib.contextmanager
@@ -59,8 +64,11 @@ def emulated_cuda():
     writing it gives another result than the CPU's (torch's deterministic mode fills them)."""
     load()
     lib = torch.library.Library("fastloss", "IMPL")
-    deterministic = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-                     torch.utils.deterministic.fill_uninitialized_memory)
+    deterministic = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.utils.deterministic.fill_uninitialized_memory,
+    )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # (overriding the CPU kernels is the point)

@@ -9,6 +9,7 @@ Prints one line per mutant and a summary; exit status 1 if any survived. Long (a
 mutant): docs/cuda-emulation.md records a full run; CI runs the seeded defects of
 tests/test_cuda_emulation.py instead.
 """
+
 import argparse
 import os
 import re
@@ -28,10 +29,17 @@ CUDA = os.path.join(ROOT, "csrc", "cuda")
 # The families a shared header's mutant is tried on (every family includes them): a grid-stride
 # elementwise kernel with a block reduction, the per-class block sums, the warp-group shuffles.
 HEADER_FAMILIES = ["balanced_l1", "overlap", "softmax_focal"]
-FAMILY_OF = {"balanced_l1.cu": ["balanced_l1"], "box_iou.cu": ["box_iou"], "box_matrix.cu": ["box_matrix"],
-             "distribution_focal.cu": ["distribution_focal"], "matching_cost.cu": ["matching_cost"],
-             "overlap.cu": ["overlap", "compound"], "sigmoid_focal.cu": ["sigmoid_focal", "quality_focal"],
-             "softmax_focal.cu": ["softmax_focal"], "task_aligned.cu": ["task_aligned"]}
+FAMILY_OF = {
+    "balanced_l1.cu": ["balanced_l1"],
+    "box_iou.cu": ["box_iou"],
+    "box_matrix.cu": ["box_matrix"],
+    "distribution_focal.cu": ["distribution_focal"],
+    "matching_cost.cu": ["matching_cost"],
+    "overlap.cu": ["overlap", "compound"],
+    "sigmoid_focal.cu": ["sigmoid_focal", "quality_focal"],
+    "softmax_focal.cu": ["softmax_focal"],
+    "task_aligned.cu": ["task_aligned"],
+}
 SOURCE_OF = {"compound": "overlap", "quality_focal": "sigmoid_focal"}
 
 
@@ -62,26 +70,46 @@ def run(mutant, tree, log):
     ident, name, offset, old, new, kind = mutant
     path = os.path.join(tree, "csrc", "cuda", name)
     original = open(os.path.join(CUDA, name)).read()
-    assert original[offset:offset + len(old)] == old
+    assert original[offset : offset + len(old)] == old
     with open(path, "w") as f:
-        f.write(original[:offset] + new + original[offset + len(old):])
+        f.write(original[:offset] + new + original[offset + len(old) :])
     variant = "tsan" if kind == "barrier" else "asan64"
     fams = families(name)
     sources = sorted({SOURCE_OF.get(f, f) for f in fams})
     try:
-        library = build.build(variant, source=tree, out=os.path.join(tree, f"build-{variant}-{'-'.join(sources)}"),
-                              only=sources, quiet=True)
+        library = build.build(
+            variant,
+            source=tree,
+            out=os.path.join(tree, f"build-{variant}-{'-'.join(sources)}"),
+            only=sources,
+            quiet=True,
+        )
     except RuntimeError as e:
         with open(path, "w") as f:
             f.write(original)
         return "caught (does not compile)", str(e)[-500:]
     env = {**os.environ, **build.environment(variant, library), "PYTHONDONTWRITEBYTECODE": "1"}
     # each family's dtype sweep (every kernel instance) and its first pairwise cases (its options)
-    selection = " or ".join(f"(test_every_dtype_combination_matches_cpu and {f}-emulated) or "
-                            f"(test_cuda_matches_cpu and ({' or '.join(f'{f}-{i}-' for i in range(16))}))"
-                            for f in fams)
-    command = [sys.executable, "-m", "pytest", "tests/test_cuda_parity.py", "-m", "emulation", "-q", "-x", "-s",
-               "-p", "no:cacheprovider", "-k", selection]
+    selection = " or ".join(
+        f"(test_every_dtype_combination_matches_cpu and {f}-emulated) or "
+        f"(test_cuda_matches_cpu and ({' or '.join(f'{f}-{i}-' for i in range(16))}))"
+        for f in fams
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests/test_cuda_parity.py",
+        "-m",
+        "emulation",
+        "-q",
+        "-x",
+        "-s",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        selection,
+    ]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     with open(path, "w") as f:
         f.write(original)
@@ -89,8 +117,14 @@ def run(mutant, tree, log):
     log.write(f"===== {ident}\n{output[-3000:]}\n")
     if result.returncode == 0:
         return "SURVIVED", ""
-    for report in ("ThreadSanitizer: data race", "AddressSanitizer", "runtime error", "CUDA emulation:",
-                   "AssertionError", "Mismatched elements"):
+    for report in (
+        "ThreadSanitizer: data race",
+        "AddressSanitizer",
+        "runtime error",
+        "CUDA emulation:",
+        "AssertionError",
+        "Mismatched elements",
+    ):
         if report in output:
             return f"caught ({report.rstrip(':')})", ""
     return f"caught (exit {result.returncode})", ""

@@ -150,7 +150,6 @@ struct Fiber {
   unsigned char in[16] = {}, out[16] = {};
 };
 
-
 struct Emulator {
   std::mutex launch_mutex;
   // configuration
@@ -266,7 +265,7 @@ void read_kernel_names(const void* any) {
   if (dladdr(any, &info) == 0 || info.dli_fname == nullptr) return;
   const int fd = open(info.dli_fname, O_RDONLY);
   if (fd < 0) return;
-  struct stat st {};
+  struct stat st{};
   fstat(fd, &st);
   void* map = mmap(nullptr, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
   close(fd);
@@ -469,8 +468,8 @@ void warp_arrived(Fiber& f, std::vector<Fiber*>& ready) {
   const unsigned threads = static_cast<unsigned>(e.fibers.size());
   const unsigned base = f.warp * kWarp, present = std::min<unsigned>(kWarp, threads - base);
   const std::string at = std::string(op_name(f.op)) + " at " + site(f) + " with mask " + mask_text(f.mask);
-  if (f.mask & ~kWarpLanes) return fail(where() + ", " + thread_of(f) + ": " + at + " names lanes beyond the warp's " +
-                                        std::to_string(kWarp));
+  if (f.mask & ~kWarpLanes)
+    return fail(where() + ", " + thread_of(f) + ": " + at + " names lanes beyond the warp's " + std::to_string(kWarp));
   if (!(f.mask >> f.lane & 1)) return fail(where() + ", " + thread_of(f) + ": " + at + " leaves out the calling lane");
   if (f.op <= kEmuShflXor && (f.width < 1 || f.width > kWarp || (f.width & (f.width - 1)) != 0))
     return fail(where() + ", " + thread_of(f) + ": " + at + " has width " + std::to_string(f.width) +
@@ -571,8 +570,8 @@ std::string describe_deadlock() {
     if (f.state == State::kExited || shown == 6) continue;
     ++shown;
     s << " " << thread_of(f) << " waits at "
-      << (f.state == State::kBarrier ? std::string("__syncthreads") : std::string(op_name(f.op)) + " (mask " +
-                                                                          mask_text(f.mask) + ")")
+      << (f.state == State::kBarrier ? std::string("__syncthreads")
+                                     : std::string(op_name(f.op)) + " (mask " + mask_text(f.mask) + ")")
       << " at " << site(f) << ";";
   }
   return s.str();

@@ -43,8 +43,10 @@ constexpr int kFloatLanes = kBytes / 4, kDoubleLanes = kBytes / 8;
 
 template <typename T>
 uint64_t bits_of(T x) {
-  if constexpr (sizeof(T) == 4) return __builtin_bit_cast(uint32_t, x);
-  else return __builtin_bit_cast(uint64_t, x);
+  if constexpr (sizeof(T) == 4)
+    return __builtin_bit_cast(uint32_t, x);
+  else
+    return __builtin_bit_cast(uint64_t, x);
 }
 
 // The bits of x, any NaN as one pattern (NaN payloads and signs are the hardware's: x86 makes
@@ -53,7 +55,6 @@ template <typename T>
 uint64_t hashed_bits(T x) {
   return x != x ? 0x7ff8 : bits_of(x);
 }
-
 
 // |got − ref| in ULPs of T at ref (the subnormal ULP below the normal range); overflow of ref past
 // T's range means ±inf. A NaN where ref is a number, or the reverse, or a wrong infinity or zero
@@ -182,7 +183,8 @@ T draw(Draws& g, int region, bool signed_) {
       return (c & 2) ? static_cast<T>(1) + v : (negative ? -v : v);
     }
     default: {  // the whole finite range of exponents, evenly
-      const int e = static_cast<int>(a % (2 * std::numeric_limits<T>::max_exponent)) - std::numeric_limits<T>::max_exponent;
+      const int e =
+          static_cast<int>(a % (2 * std::numeric_limits<T>::max_exponent)) - std::numeric_limits<T>::max_exponent;
       const T v = std::ldexp(static_cast<T>(1) + unit, e);
       return negative ? -v : v;
     }
@@ -248,10 +250,39 @@ void random_binary(bool pow_, V (*fast)(V, V), long double (*ref)(long double, l
 template <typename T>
 std::vector<T> specials() {
   using L = std::numeric_limits<T>;
-  std::vector<T> v = {T(0), T(1), T(2), T(3), T(0.5), T(10), L::infinity(), L::quiet_NaN(), L::denorm_min(),
-                      L::min(), L::max(), L::min() / 2, L::epsilon(), T(88.72), T(88.73), T(89), T(-87.33), T(-103.9),
-                      T(-104), T(-88), T(709.78), T(709.79), T(710), T(-708.4), T(-745.13), T(-745.14), T(-746),
-                      T(1e-30), T(1e30), T(0.75), T(1.5), T(-0.5) * 0 + T(0.999999), T(1e-8)};
+  std::vector<T> v = {T(0),
+                      T(1),
+                      T(2),
+                      T(3),
+                      T(0.5),
+                      T(10),
+                      L::infinity(),
+                      L::quiet_NaN(),
+                      L::denorm_min(),
+                      L::min(),
+                      L::max(),
+                      L::min() / 2,
+                      L::epsilon(),
+                      T(88.72),
+                      T(88.73),
+                      T(89),
+                      T(-87.33),
+                      T(-103.9),
+                      T(-104),
+                      T(-88),
+                      T(709.78),
+                      T(709.79),
+                      T(710),
+                      T(-708.4),
+                      T(-745.13),
+                      T(-745.14),
+                      T(-746),
+                      T(1e-30),
+                      T(1e30),
+                      T(0.75),
+                      T(1.5),
+                      T(-0.5) * 0 + T(0.999999),
+                      T(1e-8)};
   const size_t n = v.size();
   for (size_t i = 0; i < n; ++i) v.push_back(-v[i]);
   return v;
@@ -278,8 +309,11 @@ int check_specials(const char* type) {
     const bool exact_needed = std::isnan(want) || std::isinf(want) || want == 0 || std::fabs(want) == 1;
     if (exact_needed && !same(got, want)) {
       ++failures;
-      if (binary) std::printf("special %s(%s) %a, %a: %a, the C library %a\n", name, type, double(a), double(b), double(got), double(want));
-      else std::printf("special %s(%s) %a: %a, the C library %a\n", name, type, double(a), double(got), double(want));
+      if (binary)
+        std::printf("special %s(%s) %a, %a: %a, the C library %a\n", name, type, double(a), double(b), double(got),
+                    double(want));
+      else
+        std::printf("special %s(%s) %a: %a, the C library %a\n", name, type, double(a), double(got), double(want));
     }
   };
   for (T a : v) {
@@ -326,7 +360,7 @@ void speed(const char* type) {
   Draws g(99, 0);
   for (size_t i = 0; i < n; ++i)
     for (int l = 0; l < lanes; ++l) {
-      pos[i][l] = static_cast<T>(static_cast<double>(g() >> 11) * 0x1p-53 * 10 + 1e-3);  // (0, 10]
+      pos[i][l] = static_cast<T>(static_cast<double>(g() >> 11) * 0x1p-53 * 10 + 1e-3);   // (0, 10]
       any[i][l] = static_cast<T>((static_cast<double>(g() >> 11) * 0x1p-53 - 0.5) * 20);  // [−10, 10]
       small[i][l] = static_cast<T>(static_cast<double>(g() >> 11) * 0x1p-53 * 4);         // γ ∈ [0, 4)
     }
@@ -368,8 +402,8 @@ int main(int argc, char** argv) {
     results.push_back(w);
     Worst v{"atan2f"};
     random_binary<float, VF, kFloatLanes>(
-        false, [](VF a, VF b) { return fm::atan2(a, b); }, [](LD a, LD b) { return LD(std::atan2(double(a), double(b))); },
-        pairs, v, 2);
+        false, [](VF a, VF b) { return fm::atan2(a, b); },
+        [](LD a, LD b) { return LD(std::atan2(double(a), double(b))); }, pairs, v, 2);
     results.push_back(v);
   }
   const struct {
@@ -399,12 +433,15 @@ int main(int argc, char** argv) {
   Worst digest{"digest"};
   bool ok = true;
   for (const Worst& w : results) {
-    if (measure) std::printf("%-7s %.4f ulp at %La %La\n", w.name.c_str(), w.ulp, w.x, w.y);
-    else std::printf("%-7s digest %016" PRIx64 "\n", w.name.c_str(), w.digest);
+    if (measure)
+      std::printf("%-7s %.4f ulp at %La %La\n", w.name.c_str(), w.ulp, w.x, w.y);
+    else
+      std::printf("%-7s digest %016" PRIx64 "\n", w.name.c_str(), w.digest);
     ok = ok && w.ulp <= 1.0;
     digest.hash(w.digest);
   }
-  const int failures = check_specials<float, VF, kFloatLanes>("float") + check_specials<double, VD, kDoubleLanes>("double");
+  const int failures =
+      check_specials<float, VF, kFloatLanes>("float") + check_specials<double, VD, kDoubleLanes>("double");
   std::printf("specials: %d differ from the C library\n", failures);
   std::printf("digest %016" PRIx64 "\n", digest.digest);
   return ok && failures == 0 ? 0 : 1;

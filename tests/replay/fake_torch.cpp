@@ -30,7 +30,18 @@ class TorchLibraryOpaque {
 namespace replay {
 namespace {
 
-enum Code : int32_t { kU8 = 0, kI8 = 1, kI16 = 2, kI32 = 3, kI64 = 4, kF16 = 5, kF32 = 6, kF64 = 7, kBool = 11, kBF16 = 15 };
+enum Code : int32_t {
+  kU8 = 0,
+  kI8 = 1,
+  kI16 = 2,
+  kI32 = 3,
+  kI64 = 4,
+  kF16 = 5,
+  kF32 = 6,
+  kF64 = 7,
+  kBool = 11,
+  kBF16 = 15
+};
 enum DeviceCode : int32_t { kCpu = 0, kCuda = 1, kMeta = 9, kXpu = 12, kMps = 13, kPrivateUse1 = 20 };
 
 int64_t numel(const std::vector<int64_t>& sizes) {
@@ -230,10 +241,16 @@ void dispatch(const std::string& op, StableIValue* stack) {
 
 size_t element_size(int32_t dtype) {
   switch (dtype) {
-    case kU8: case kI8: case kBool: return 1;
-    case kI16: case kF16: case kBF16: return 2;
-    case kI32: case kF32: return 4;
-    case kI64: case kF64: return 8;
+    case kU8:
+    case kI8:
+    case kBool: return 1;
+    case kI16:
+    case kF16:
+    case kBF16: return 2;
+    case kI32:
+    case kF32: return 4;
+    case kI64:
+    case kF64: return 8;
   }
   throw std::runtime_error("replay: dtype " + std::to_string(dtype) + " is not supported");
 }
@@ -264,9 +281,9 @@ std::vector<uint8_t> bytes(const TensorData& t) {
 
 using replay::TensorData;
 
-#define FAKE_OK(body) \
-  do {                \
-    body;             \
+#define FAKE_OK(body)          \
+  do {                         \
+    body;                      \
     return AOTI_TORCH_SUCCESS; \
   } while (0)
 
@@ -334,9 +351,8 @@ AOTITorchError torch_get_const_data_ptr(AtenTensorHandle t, const void** ret) {
 }
 AOTITorchError aoti_torch_aten_fill__Scalar(AtenTensorHandle self, double value) {
   TensorData& t = *self->t;
-  FAKE_OK(replay::for_each_offset(t, [&](int64_t, int64_t off) {
-    replay::store(t.dtype, t.data() + off * replay::element_size(t.dtype), value);
-  }));
+  FAKE_OK(replay::for_each_offset(
+      t, [&](int64_t, int64_t off) { replay::store(t.dtype, t.data() + off * replay::element_size(t.dtype), value); }));
 }
 
 AOTITorchError torch_new_list_reserve_size(size_t size, StableListHandle* ret) {
@@ -344,7 +360,9 @@ AOTITorchError torch_new_list_reserve_size(size_t size, StableListHandle* ret) {
 }
 AOTITorchError torch_list_push_back(StableListHandle list, StableIValue v) { FAKE_OK(list->items.push_back(v)); }
 AOTITorchError torch_list_size(StableListHandle list, size_t* ret) { FAKE_OK(*ret = list->items.size()); }
-AOTITorchError torch_list_get_item(StableListHandle list, size_t i, StableIValue* ret) { FAKE_OK(*ret = list->items.at(i)); }
+AOTITorchError torch_list_get_item(StableListHandle list, size_t i, StableIValue* ret) {
+  FAKE_OK(*ret = list->items.at(i));
+}
 AOTITorchError torch_delete_list(StableListHandle list) { FAKE_OK(delete list); }
 
 AOTITorchError torch_parallel_for(int64_t begin, int64_t end, int64_t, ParallelFunc fn, void* ctx) {
@@ -365,8 +383,8 @@ AOTITorchError aoti_torch_library_init_impl(const char* ns, const char* k, const
                                             TorchLibraryHandle* ret) {
   FAKE_OK(*ret = new TorchLibraryOpaque{}; (*ret)->cpu_impl = std::string(ns) == "fastloss" && std::string(k) == "CPU");
 }
-AOTITorchError torch_library_impl(TorchLibraryHandle lib, const char* name, void (*fn)(StableIValue*, uint64_t, uint64_t),
-                                  uint64_t) {
+AOTITorchError torch_library_impl(TorchLibraryHandle lib, const char* name,
+                                  void (*fn)(StableIValue*, uint64_t, uint64_t), uint64_t) {
   FAKE_OK(if (lib->cpu_impl) replay::kernels()[name] = fn);
 }
 AOTITorchError aoti_torch_delete_library_object(TorchLibraryHandle lib) { FAKE_OK(delete lib); }

@@ -28,8 +28,8 @@ using BoxedKernel = void (*)(StableIValue* stack, uint64_t args, uint64_t output
 std::map<std::string, BoxedKernel>& kernels();
 
 StableIValue tensor_value(std::shared_ptr<TensorData> t);  // an owning handle, as from(Tensor)
-std::shared_ptr<TensorData> tensor_of(StableIValue v);      // takes the handle, as to<Tensor>
-std::vector<uint8_t> bytes(const TensorData& t);            // the elements in row-major order
+std::shared_ptr<TensorData> tensor_of(StableIValue v);     // takes the handle, as to<Tensor>
+std::vector<uint8_t> bytes(const TensorData& t);           // the elements in row-major order
 std::vector<double> values(const TensorData& t);
 
 }  // namespace replay

@@ -12,6 +12,7 @@ The file (little-endian), read by replay.cpp:
             u64 bytes, the storage from the first element to the last (so strides keep their meaning)
     str:    u32 length, bytes
 """
+
 import os
 import struct
 import sys
@@ -22,8 +23,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 # c10::ScalarType's codes (torch/headeronly/core/ScalarType.h)
-DTYPE_CODE = {torch.uint8: 0, torch.int8: 1, torch.int16: 2, torch.int32: 3, torch.int64: 4, torch.float16: 5,
-              torch.float32: 6, torch.float64: 7, torch.bool: 11, torch.bfloat16: 15}
+DTYPE_CODE = {
+    torch.uint8: 0,
+    torch.int8: 1,
+    torch.int16: 2,
+    torch.int32: 3,
+    torch.int64: 4,
+    torch.float16: 5,
+    torch.float32: 6,
+    torch.float64: 7,
+    torch.bool: 11,
+    torch.bfloat16: 15,
+}
 
 
 def tensor_bytes(t):
@@ -66,6 +77,7 @@ def write_arg(f, value, spec):
 
 def main(path):
     import bitwise
+
     calls = bitwise.recorded_calls()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "wb") as f:
@@ -73,7 +85,7 @@ def main(path):
         for call in calls:
             write_str(f, call.op._schema.name.split("::")[-1])
             specs = call.op._schema.arguments
-            args = list(call.args) + [spec.default_value for spec in specs[len(call.args):]]  # (all, as boxed)
+            args = list(call.args) + [spec.default_value for spec in specs[len(call.args) :]]  # (all, as boxed)
             f.write(struct.pack("<I", len(args)))
             for value, spec in zip(args, specs):
                 write_arg(f, value, spec)
@@ -84,8 +96,10 @@ def main(path):
             for i, t in call.written:
                 f.write(struct.pack("<I", i))
                 write_tensor(f, t)
-    print(f"recorded {len(calls)} calls with the {bitwise.flavour()} kernels into {path} "
-          f"({os.path.getsize(path) / 2**20:.1f} MiB)")
+    print(
+        f"recorded {len(calls)} calls with the {bitwise.flavour()} kernels into {path} "
+        f"({os.path.getsize(path) / 2**20:.1f} MiB)"
+    )
 
 
 if __name__ == "__main__":

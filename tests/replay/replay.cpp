@@ -70,7 +70,8 @@ uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
 
 // "" when got is want bit for bit (NaNs aside), else what differs.
 std::string compare(const TensorData& got, const TensorData& want, uint64_t& digest) {
-  if (got.dtype != want.dtype) return "dtype " + std::to_string(got.dtype) + " instead of " + std::to_string(want.dtype);
+  if (got.dtype != want.dtype)
+    return "dtype " + std::to_string(got.dtype) + " instead of " + std::to_string(want.dtype);
   if (got.sizes != want.sizes) return "another shape";
   const std::vector<uint8_t> g = canonical_bytes(got), w = canonical_bytes(want);
   digest = fnv1a(digest, &got.dtype, sizeof got.dtype);
@@ -120,8 +121,8 @@ int main(int argc, char** argv) {
         case 0: stack.push_back(sd::from(std::nullopt)); break;
         case 1:
           args[i] = r.tensor();
-          stack.push_back(optional ? sd::from(std::optional<torch::stable::Tensor>(sd::to<torch::stable::Tensor>(
-                                         replay::tensor_value(args[i]))))
+          stack.push_back(optional ? sd::from(std::optional<torch::stable::Tensor>(
+                                         sd::to<torch::stable::Tensor>(replay::tensor_value(args[i]))))
                                    : replay::tensor_value(args[i]));
           break;
         case 2: stack.push_back(value(r.get<int64_t>())); break;

@@ -1,5 +1,6 @@
 """Benchmark cases of the IoU family: 1M aligned box pairs (a detector's positive anchors over a
 batch), pred near target, the mean loss; torchvision where it has the loss."""
+
 import torch
 
 from .. import box_iou_loss as fused
@@ -16,8 +17,10 @@ def box_pairs(device, dtype, small):
     wh = torch.rand(n, 2, generator=g, dtype=torch.float64) * 200 + 4
     target = torch.cat([xy, xy + wh], -1)
     pred = target + torch.randn(n, 4, generator=g, dtype=torch.float64) * wh.repeat(1, 2) * 0.2
-    return {"pred": pred.to(device=device, dtype=dtype).requires_grad_(),
-            "target": target.to(device=device, dtype=dtype)}
+    return {
+        "pred": pred.to(device=device, dtype=dtype).requires_grad_(),
+        "target": target.to(device=device, dtype=dtype),
+    }
 
 
 def _mean(fn):
@@ -26,16 +29,28 @@ def _mean(fn):
 
 try:
     from torchvision import ops as tv_ops
-    TORCHVISION = {"giou": tv_ops.generalized_box_iou_loss, "diou": tv_ops.distance_box_iou_loss,
-                   "ciou": tv_ops.complete_box_iou_loss}
+
+    TORCHVISION = {
+        "giou": tv_ops.generalized_box_iou_loss,
+        "diou": tv_ops.distance_box_iou_loss,
+        "ciou": tv_ops.complete_box_iou_loss,
+    }
 except (ImportError, RuntimeError):  # absent, or built for another torch
     TORCHVISION = {}
 
 for kind in [k for k in reference.KINDS if k + "_loss" in reference.FUNCTIONS]:  # the public functions
     name = kind + "_loss"
     peers = {"torchvision": _mean(TORCHVISION[kind])} if kind in TORCHVISION else {}
-    register(Case(name=f"{name} {PAIRS // 1000}k pairs", make_inputs=box_pairs, grad=("pred",),
-                  fastloss=_mean(fused.FUNCTIONS[name]), reference=_mean(reference.FUNCTIONS[name]), peers=peers))
+    register(
+        Case(
+            name=f"{name} {PAIRS // 1000}k pairs",
+            make_inputs=box_pairs,
+            grad=("pred",),
+            fastloss=_mean(fused.FUNCTIONS[name]),
+            reference=_mean(reference.FUNCTIONS[name]),
+            peers=peers,
+        )
+    )
 
 
 def mixed_pairs(device, dtype, small):
@@ -44,6 +59,14 @@ def mixed_pairs(device, dtype, small):
     return {"pred": pairs["pred"].detach().half().requires_grad_(), "target": pairs["target"]}
 
 
-register(Case(name=f"giou_loss fp16+fp32 {PAIRS // 1000}k pairs", make_inputs=mixed_pairs, grad=("pred",),
-              fastloss=_mean(fused.FUNCTIONS["giou_loss"]), reference=_mean(reference.FUNCTIONS["giou_loss"]),
-              peers={"torchvision": _mean(TORCHVISION["giou"])} if TORCHVISION else {}, dtypes=(torch.float16,)))
+register(
+    Case(
+        name=f"giou_loss fp16+fp32 {PAIRS // 1000}k pairs",
+        make_inputs=mixed_pairs,
+        grad=("pred",),
+        fastloss=_mean(fused.FUNCTIONS["giou_loss"]),
+        reference=_mean(reference.FUNCTIONS["giou_loss"]),
+        peers={"torchvision": _mean(TORCHVISION["giou"])} if TORCHVISION else {},
+        dtypes=(torch.float16,),
+    )
+)

@@ -1,6 +1,7 @@
 """Benchmark cases of the pairwise box metrics: a 5,000 × 20,000 matrix (an assigner's GT × anchor
 overlaps: mmdet's bbox_overlaps docstring measures 512 × 400k at 8 GB), forward only, as assigners
 run it under no_grad; torchvision's functions eager and compiled."""
+
 import torch
 
 from .. import box_matrix as fused
@@ -36,6 +37,14 @@ for kind, tv_name in (("iou", "box_iou"), ("giou", "generalized_box_iou"), ("cio
     if tv_ops is not None:
         tv = getattr(tv_ops, tv_name)
         peers = {"torchvision": tv, "torchvision+torch.compile": torch.compile(tv)}
-    register(Case(name=f"box_iou_matrix {kind} {N}x{M}", make_inputs=box_sets, grad=(),
-                  fastloss=lambda boxes1, boxes2, kind=kind: fused.box_iou_matrix(boxes1, boxes2, kind),
-                  reference=_reference(kind), peers=peers, forward_only=True))
+    register(
+        Case(
+            name=f"box_iou_matrix {kind} {N}x{M}",
+            make_inputs=box_sets,
+            grad=(),
+            fastloss=lambda boxes1, boxes2, kind=kind: fused.box_iou_matrix(boxes1, boxes2, kind),
+            reference=_reference(kind),
+            peers=peers,
+            forward_only=True,
+        )
+    )

@@ -2,6 +2,7 @@
 queries, 91 classes, 100 targets per image (padded to 100; 30 real in the second case), forward only
 (matchers run under no_grad). The peer is the matchers' own way, written here from their formula:
 per layer, every query against the targets of all images ((B·Q) × ΣT), eager and compiled."""
+
 import torch
 
 from ..matching import matching_cost as fused_matching_cost
@@ -20,11 +21,19 @@ def detr_inputs(real):
             pred_logits=torch.randn(layers, batch, queries, CLASSES, generator=g) * 3,
             pred_boxes=torch.cat([centre, torch.rand(layers, batch, queries, 2, generator=g) * 0.3 + 0.02], -1),
             tgt_labels=torch.randint(0, CLASSES, (batch, targets), generator=g),
-            tgt_boxes=torch.cat([torch.rand(batch, targets, 2, generator=g) * 0.6 + 0.2,
-                                 torch.rand(batch, targets, 2, generator=g) * 0.3 + 0.02], -1),
-            tgt_mask=torch.arange(targets)[None].expand(batch, -1) < min(real, targets))
-        return {k: v.to(device=device, dtype=dtype if v.dtype.is_floating_point else v.dtype)
-                for k, v in tensors.items()}
+            tgt_boxes=torch.cat(
+                [
+                    torch.rand(batch, targets, 2, generator=g) * 0.6 + 0.2,
+                    torch.rand(batch, targets, 2, generator=g) * 0.3 + 0.02,
+                ],
+                -1,
+            ),
+            tgt_mask=torch.arange(targets)[None].expand(batch, -1) < min(real, targets),
+        )
+        return {
+            k: v.to(device=device, dtype=dtype if v.dtype.is_floating_point else v.dtype) for k, v in tensors.items()
+        }
+
     return make
 
 
@@ -33,8 +42,9 @@ def _fastloss(pred_logits, pred_boxes, tgt_labels, tgt_boxes, tgt_mask):
 
 
 def _reference(pred_logits, pred_boxes, tgt_labels, tgt_boxes, tgt_mask):
-    return reference.matching_cost(pred_logits, pred_boxes, tgt_labels, tgt_boxes, tgt_mask, 0, 0.25, 2.0, 2.0, 5.0,
-                                   2.0)
+    return reference.matching_cost(
+        pred_logits, pred_boxes, tgt_labels, tgt_boxes, tgt_mask, 0, 0.25, 2.0, 2.0, 5.0, 2.0
+    )
 
 
 def _xyxy(b):
@@ -58,17 +68,28 @@ def detr_style(pred_logits, pred_boxes, tgt_labels, tgt_boxes, tgt_mask, alpha=0
     for logits, pred in zip(pred_logits, pred_boxes):
         batch, queries = logits.shape[:2]
         p = logits.flatten(0, 1).sigmoid()
-        neg = (1 - alpha) * (p ** gamma) * (-(1 - p + 1e-8).log())
+        neg = (1 - alpha) * (p**gamma) * (-(1 - p + 1e-8).log())
         pos = alpha * ((1 - p) ** gamma) * (-(p + 1e-8).log())
         out = pred.flatten(0, 1)
-        cost = 5.0 * torch.cdist(out, boxes, p=1) + 2.0 * (pos[:, ids] - neg[:, ids]) - 2.0 * _giou(_xyxy(out),
-                                                                                                    _xyxy(boxes))
+        cost = (
+            5.0 * torch.cdist(out, boxes, p=1)
+            + 2.0 * (pos[:, ids] - neg[:, ids])
+            - 2.0 * _giou(_xyxy(out), _xyxy(boxes))
+        )
         costs.append(cost.view(batch, queries, -1))
     return torch.stack(costs)
 
 
 for real in (100, 30):
-    register(Case(name=f"matching_cost {LAYERS}x{BATCH}x{QUERIES}x{TARGETS} ({real} real)",
-                  make_inputs=detr_inputs(real), grad=(), fastloss=_fastloss, reference=_reference, forward_only=True,
-                  peers={"DETR-style torch": detr_style, "DETR-style torch.compile": torch.compile(detr_style)},
-                  dtypes=(torch.float32, torch.float64, torch.float16)))
+    register(
+        Case(
+            name=f"matching_cost {LAYERS}x{BATCH}x{QUERIES}x{TARGETS} ({real} real)",
+            make_inputs=detr_inputs(real),
+            grad=(),
+            fastloss=_fastloss,
+            reference=_reference,
+            forward_only=True,
+            peers={"DETR-style torch": detr_style, "DETR-style torch.compile": torch.compile(detr_style)},
+            dtypes=(torch.float32, torch.float64, torch.float16),
+        )
+    )

@@ -1,6 +1,7 @@
 """Benchmark cases of the overlap losses: softmax over 21 classes on 8 × 128 × 128 label maps
 (VOC-like), and sigmoid over 4 channels of 2 × 64³ volumes with multi-label float targets
 (medical); MONAI's DiceLoss / TverskyLoss as the peer."""
+
 import torch
 
 from .. import overlap as fused
@@ -46,20 +47,36 @@ def _monai_labels(fn):
 
 
 SPECS = [  # (name, inputs, fastloss options, MONAI loss)
-    ("dice_loss softmax 8x21x128x128", voc, dict(activation="softmax", ignore_index=255),
-     lambda: _monai_labels(monai.DiceLoss(softmax=True, to_onehot_y=True, ignore_index=255))),
-    ("tversky_loss softmax 8x21x128x128", voc, dict(activation="softmax", alpha=0.3, beta=0.7, ignore_index=255),
-     lambda: _monai_labels(monai.TverskyLoss(softmax=True, to_onehot_y=True, alpha=0.3, beta=0.7,
-                                                ignore_index=255))),
+    (
+        "dice_loss softmax 8x21x128x128",
+        voc,
+        dict(activation="softmax", ignore_index=255),
+        lambda: _monai_labels(monai.DiceLoss(softmax=True, to_onehot_y=True, ignore_index=255)),
+    ),
+    (
+        "tversky_loss softmax 8x21x128x128",
+        voc,
+        dict(activation="softmax", alpha=0.3, beta=0.7, ignore_index=255),
+        lambda: _monai_labels(monai.TverskyLoss(softmax=True, to_onehot_y=True, alpha=0.3, beta=0.7, ignore_index=255)),
+    ),
     ("dice_loss sigmoid 2x4x64x64x64", medical, dict(activation="sigmoid"), lambda: monai.DiceLoss(sigmoid=True)),
-    ("tversky_loss sigmoid 2x4x64x64x64", medical, dict(activation="sigmoid", alpha=0.3, beta=0.7),
-     lambda: monai.TverskyLoss(sigmoid=True, alpha=0.3, beta=0.7)),
+    (
+        "tversky_loss sigmoid 2x4x64x64x64",
+        medical,
+        dict(activation="sigmoid", alpha=0.3, beta=0.7),
+        lambda: monai.TverskyLoss(sigmoid=True, alpha=0.3, beta=0.7),
+    ),
 ]
 
 for name, make, options, monai_loss in SPECS:
     loss = name.split()[0]
-    register(Case(
-        name=name, make_inputs=make, grad=("input",),
-        fastloss=lambda input, target, f=fused.FUNCTIONS[loss], o=options: f(input, target, **o),
-        reference=lambda input, target, f=reference.FUNCTIONS[loss], o=options: f(input, target, **o),
-        peers={"MONAI": monai_loss()} if monai else {}))
+    register(
+        Case(
+            name=name,
+            make_inputs=make,
+            grad=("input",),
+            fastloss=lambda input, target, f=fused.FUNCTIONS[loss], o=options: f(input, target, **o),
+            reference=lambda input, target, f=reference.FUNCTIONS[loss], o=options: f(input, target, **o),
+            peers={"MONAI": monai_loss()} if monai else {},
+        )
+    )

@@ -1,5 +1,6 @@
 """Benchmark cases of sigmoid focal loss: a dense detector's classification head, 100k anchors × 80
 classes, with float one-hot targets (torchvision's interface) and with integer labels."""
+
 import torch
 import torch.nn.functional as F
 
@@ -47,10 +48,13 @@ def _torchvision():
 
 def _with_one_hot(fn):
     """A float-target implementation fed from labels, building the one-hot as mmdet does."""
+
     def run(inputs, targets):
         classes = inputs.shape[-1]
-        return fn(inputs, F.one_hot(targets.clamp(0, classes), classes + 1)[..., :classes].to(inputs.dtype),
-                  reduction="mean")
+        return fn(
+            inputs, F.one_hot(targets.clamp(0, classes), classes + 1)[..., :classes].to(inputs.dtype), reduction="mean"
+        )
+
     return run
 
 
@@ -61,31 +65,53 @@ def _mean(fn):
 def mixed(logits_dtype, targets_dtype):
     """Float targets in a wider dtype than the logits (AMP: float16 logits, float32 targets): the
     bench's --dtype does not apply."""
+
     def make(device, dtype, small):
         inputs = float_targets(device, torch.float64, small)
-        return {"inputs": inputs["inputs"].detach().to(logits_dtype).requires_grad_(),
-                "targets": inputs["targets"].to(targets_dtype)}
+        return {
+            "inputs": inputs["inputs"].detach().to(logits_dtype).requires_grad_(),
+            "targets": inputs["targets"].to(targets_dtype),
+        }
+
     return make
 
 
 tv = _torchvision()
-register(Case(
-    name=f"sigmoid_focal float {ANCHORS}x{CLASSES}",
-    make_inputs=float_targets, grad=("inputs",),
-    fastloss=_mean(sigmoid_focal_loss), reference=_mean(reference.sigmoid_focal_loss),
-    peers={"torchvision": _mean(tv)} if tv else {}))
-register(Case(
-    name=f"sigmoid_focal labels {ANCHORS}x{CLASSES}",
-    make_inputs=label_targets, grad=("inputs",),
-    fastloss=_mean(sigmoid_focal_loss), reference=_mean(reference.sigmoid_focal_loss),
-    peers={"torchvision (+one_hot)": _with_one_hot(tv)} if tv else {}))
-for logits_dtype, targets_dtype, short in ((torch.float16, torch.float32, "fp16+fp32"),
-                                           (torch.float32, torch.float64, "fp32+fp64")):
-    register(Case(
-        name=f"sigmoid_focal {short} {ANCHORS}x{CLASSES}",
-        make_inputs=mixed(logits_dtype, targets_dtype), grad=("inputs",),
-        fastloss=_mean(sigmoid_focal_loss), reference=_mean(reference.sigmoid_focal_loss),
-        peers={"torchvision": _mean(tv)} if tv else {}, dtypes=(logits_dtype,)))
+register(
+    Case(
+        name=f"sigmoid_focal float {ANCHORS}x{CLASSES}",
+        make_inputs=float_targets,
+        grad=("inputs",),
+        fastloss=_mean(sigmoid_focal_loss),
+        reference=_mean(reference.sigmoid_focal_loss),
+        peers={"torchvision": _mean(tv)} if tv else {},
+    )
+)
+register(
+    Case(
+        name=f"sigmoid_focal labels {ANCHORS}x{CLASSES}",
+        make_inputs=label_targets,
+        grad=("inputs",),
+        fastloss=_mean(sigmoid_focal_loss),
+        reference=_mean(reference.sigmoid_focal_loss),
+        peers={"torchvision (+one_hot)": _with_one_hot(tv)} if tv else {},
+    )
+)
+for logits_dtype, targets_dtype, short in (
+    (torch.float16, torch.float32, "fp16+fp32"),
+    (torch.float32, torch.float64, "fp32+fp64"),
+):
+    register(
+        Case(
+            name=f"sigmoid_focal {short} {ANCHORS}x{CLASSES}",
+            make_inputs=mixed(logits_dtype, targets_dtype),
+            grad=("inputs",),
+            fastloss=_mean(sigmoid_focal_loss),
+            reference=_mean(reference.sigmoid_focal_loss),
+            peers={"torchvision": _mean(tv)} if tv else {},
+            dtypes=(logits_dtype,),
+        )
+    )
 
 
 def sparse_targets(device, dtype, small):
@@ -110,8 +136,13 @@ def dense_bce(inputs, labels, scores):
     return F.binary_cross_entropy_with_logits(inputs, target, reduction="sum")
 
 
-register(Case(
-    name="sigmoid_focal sparse BCE 16x8400x80",
-    make_inputs=sparse_targets, grad=("inputs",),
-    fastloss=_sparse_bce(sigmoid_focal_loss), reference=_sparse_bce(reference.sigmoid_focal_loss),
-    peers={"dense-target BCE (ultralytics)": dense_bce, "dense-target BCE torch.compile": torch.compile(dense_bce)}))
+register(
+    Case(
+        name="sigmoid_focal sparse BCE 16x8400x80",
+        make_inputs=sparse_targets,
+        grad=("inputs",),
+        fastloss=_sparse_bce(sigmoid_focal_loss),
+        reference=_sparse_bce(reference.sigmoid_focal_loss),
+        peers={"dense-target BCE (ultralytics)": dense_bce, "dense-target BCE torch.compile": torch.compile(dense_bce)},
+    )
+)

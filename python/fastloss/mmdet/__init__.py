@@ -9,6 +9,7 @@ classes in mmdet's MODELS registry as "Fast" + the mmdet name, e.g. in a config:
     model = dict(bbox_head=dict(loss_cls=dict(type="FastFocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25,
                                               loss_weight=1.0)))
 """
+
 from .bbox_overlaps import bbox_overlaps
 from .cross_entropy_loss import CrossEntropyLoss
 from .dice_loss import DiceLoss
@@ -19,10 +20,30 @@ from .mse_loss import MSELoss
 from .smooth_l1_loss import BalancedL1Loss, L1Loss, SmoothL1Loss
 from .varifocal_loss import VarifocalLoss
 
-LOSSES = ["FocalLoss", "CrossEntropyLoss", "IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "SIoULoss", "EIoULoss",
-          "BoundedIoULoss", "L1Loss", "SmoothL1Loss", "BalancedL1Loss", "MSELoss", "DiceLoss", "VarifocalLoss",
-          "QualityFocalLoss", "DistributionFocalLoss"]
-__all__ = LOSSES + ["REGISTERED_NAMES", "register", "bbox_overlaps"]
+__all__ = [
+    "FocalLoss",
+    "CrossEntropyLoss",
+    "IoULoss",
+    "GIoULoss",
+    "DIoULoss",
+    "CIoULoss",
+    "SIoULoss",
+    "EIoULoss",
+    "BoundedIoULoss",
+    "L1Loss",
+    "SmoothL1Loss",
+    "BalancedL1Loss",
+    "MSELoss",
+    "DiceLoss",
+    "VarifocalLoss",
+    "QualityFocalLoss",
+    "DistributionFocalLoss",
+    "REGISTERED_NAMES",
+    "register",
+    "bbox_overlaps",
+]
+# the loss classes: registered in mmdet's MODELS as "Fast" + the name
+LOSSES = [name for name in __all__ if name.endswith("Loss")]
 
 REGISTERED_NAMES = {"Fast" + name: globals()[name] for name in LOSSES}
 

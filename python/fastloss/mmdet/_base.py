@@ -7,6 +7,7 @@ mmdet's `weight_reduce_loss` does: "mean" is the mean over all elements (ignored
 unreduced. The loss itself comes from fastloss's kernels, weighted inside them; only the division
 happens here, with tensors, never reading a value on the host.
 """
+
 import torch
 
 from .._common import check_number, check_reduction

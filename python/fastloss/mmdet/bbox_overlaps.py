@@ -1,6 +1,7 @@
 """mmdet's bbox_overlaps (mmdet.structures.bbox.bbox_overlaps) on fastloss's pairwise kernel: its
 arguments, its eps placement (the union — or the first box's area for "iof" — and the enclosing
 area floored at eps), its batch rule (equal leading dimensions) and its result dtype (the boxes')."""
+
 import torch
 
 from ..box_matrix import pairwise
@@ -22,5 +23,13 @@ def bbox_overlaps(bboxes1, bboxes2, mode="iou", is_aligned=False, eps=1e-6):
             b = b.new_empty(*b.shape[:-1], 4)
         boxes.append(b)
     dtype = torch.promote_types(boxes[0].dtype, boxes[1].dtype)
-    return pairwise(boxes[0], boxes[1], mode, eps=eps, convention="mmdet", aligned=bool(is_aligned),
-                    out_dtype=dtype if dtype.is_floating_point else None, same_batch=True)
+    return pairwise(
+        boxes[0],
+        boxes[1],
+        mode,
+        eps=eps,
+        convention="mmdet",
+        aligned=bool(is_aligned),
+        out_dtype=dtype if dtype.is_floating_point else None,
+        same_batch=True,
+    )

@@ -1,6 +1,7 @@
 """mmdet's CrossEntropyLoss (mmdet/models/losses/cross_entropy_loss.py): softmax cross entropy on
 fastloss.softmax_focal_loss (γ = 0), binary cross entropy (use_sigmoid) and Mask R-CNN's per-class
 mask BCE (use_mask) on fastloss.sigmoid_focal_loss (γ = 0, no α)."""
+
 import warnings
 
 import torch
@@ -16,8 +17,16 @@ class CrossEntropyLoss(MMDetLoss):
     (+ eps, so all-ignored gives 0); class_weight is a plain list (as in mmdet's configs and
     checkpoints), made a tensor on the scores' device once per device and dtype."""
 
-    def __init__(self, use_sigmoid=False, use_mask=False, reduction="mean", class_weight=None, ignore_index=None,
-                 loss_weight=1.0, avg_non_ignore=False):
+    def __init__(
+        self,
+        use_sigmoid=False,
+        use_mask=False,
+        reduction="mean",
+        class_weight=None,
+        ignore_index=None,
+        loss_weight=1.0,
+        avg_non_ignore=False,
+    ):
         super().__init__(reduction, loss_weight)
         if use_sigmoid and use_mask:
             raise ValueError("CrossEntropyLoss: use_sigmoid and use_mask cannot both be True")
@@ -27,9 +36,12 @@ class CrossEntropyLoss(MMDetLoss):
         self.ignore_index = ignore_index
         self.avg_non_ignore = check_bool("avg_non_ignore", avg_non_ignore)
         if ignore_index is not None and not avg_non_ignore and reduction == "mean":
-            warnings.warn("CrossEntropyLoss: with ignore_index and avg_non_ignore=False (mmdet's default) the "
-                          "'mean' divides by every position, ignored ones included; set avg_non_ignore=True to "
-                          "average over the positions not ignored, as torch's cross_entropy does", stacklevel=2)
+            warnings.warn(
+                "CrossEntropyLoss: with ignore_index and avg_non_ignore=False (mmdet's default) the "
+                "'mean' divides by every position, ignored ones included; set avg_non_ignore=True to "
+                "average over the positions not ignored, as torch's cross_entropy does",
+                stacklevel=2,
+            )
         self._class_weight_tensors = {}
 
     def extra_repr(self):
@@ -48,22 +60,26 @@ class CrossEntropyLoss(MMDetLoss):
         state["_class_weight_tensors"] = {}
         return state
 
-    def forward(self, cls_score, label, weight=None, avg_factor=None, reduction_override=None, ignore_index=None,
-                **kwargs):
+    def forward(
+        self, cls_score, label, weight=None, avg_factor=None, reduction_override=None, ignore_index=None, **kwargs
+    ):
         reduction = resolve_reduction(self, reduction_override)
         if ignore_index is None:
             ignore_index = self.ignore_index
         class_weight = self.class_weight_for(cls_score)
         if self.use_mask:
-            return self.scaled(mask_cross_entropy(cls_score, label, weight, reduction, avg_factor, class_weight,
-                                                  ignore_index))
+            return self.scaled(
+                mask_cross_entropy(cls_score, label, weight, reduction, avg_factor, class_weight, ignore_index)
+            )
         ignore_index = -100 if ignore_index is None else ignore_index
         if self.use_sigmoid:
-            loss = binary_cross_entropy(cls_score, label, weight, reduction, avg_factor, class_weight, ignore_index,
-                                        self.avg_non_ignore)
+            loss = binary_cross_entropy(
+                cls_score, label, weight, reduction, avg_factor, class_weight, ignore_index, self.avg_non_ignore
+            )
         else:
-            loss = cross_entropy(cls_score, label, weight, reduction, avg_factor, class_weight, ignore_index,
-                                 self.avg_non_ignore)
+            loss = cross_entropy(
+                cls_score, label, weight, reduction, avg_factor, class_weight, ignore_index, self.avg_non_ignore
+            )
         return self.scaled(loss)
 
 
@@ -79,8 +95,9 @@ def cross_entropy(pred, label, weight, reduction, avg_factor, class_weight, igno
         weight = weight.float()
 
     def run(r):
-        return softmax_focal.softmax_focal_loss(pred, label, alpha=class_weight, gamma=0.0, ignore_index=ignore_index,
-                                                reduction=r, weight=weight)
+        return softmax_focal.softmax_focal_loss(
+            pred, label, alpha=class_weight, gamma=0.0, ignore_index=ignore_index, reduction=r, weight=weight
+        )
 
     return weight_reduce(run, reduction, avg_factor, label.numel())
 
@@ -115,8 +132,9 @@ def binary_cross_entropy(pred, label, weight, reduction, avg_factor, class_weigh
         element_weight = element_weight.float()
 
     def run(r):
-        loss = sigmoid_focal.sigmoid_focal_loss(pred, label, -1, 0.0, r, weight=element_weight,
-                                                ignore_index=ignore_index)
+        loss = sigmoid_focal.sigmoid_focal_loss(
+            pred, label, -1, 0.0, r, weight=element_weight, ignore_index=ignore_index
+        )
         if positives is not None:
             extra = (positives * (class_weight.to(pred.dtype) - 1)).float()
             loss = loss + sigmoid_focal.sigmoid_focal_loss(pred, torch.ones_like(pred), -1, 0.0, r, weight=extra)

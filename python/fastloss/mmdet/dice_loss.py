@@ -1,5 +1,6 @@
 """mmdet's DiceLoss (mmdet/models/losses/dice_loss.py) on fastloss.dice_loss: each sample's
 flattened prediction is one class of the fused overlap sums."""
+
 from .. import overlap
 from .._common import check_bool, check_nonnegative
 from ._base import MMDetLoss, resolve_reduction, weight_reduce
@@ -11,8 +12,7 @@ class DiceLoss(MMDetLoss):
         naive_dice=True:  1 − (2·Σpt + eps) / (Σp + Σt + eps)
     p = sigmoid(pred) (activate=True) or pred itself; weight one value per sample."""
 
-    def __init__(self, use_sigmoid=True, activate=True, reduction="mean", naive_dice=False, loss_weight=1.0,
-                 eps=1e-3):
+    def __init__(self, use_sigmoid=True, activate=True, reduction="mean", naive_dice=False, loss_weight=1.0, eps=1e-3):
         super().__init__(reduction, loss_weight)
         self.use_sigmoid = check_bool("use_sigmoid", use_sigmoid)
         self.activate = check_bool("activate", activate)
@@ -30,9 +30,15 @@ class DiceLoss(MMDetLoss):
         smooth_nr, smooth_dr = (self.eps, self.eps) if self.naive_dice else (0.0, 2 * self.eps)
 
         def run(r):
-            loss = overlap.dice_loss(x, t, activation="sigmoid" if self.activate else "none",
-                                     squared_pred=not self.naive_dice, smooth_nr=smooth_nr, smooth_dr=smooth_dr,
-                                     reduction="none")[:, 0]
+            loss = overlap.dice_loss(
+                x,
+                t,
+                activation="sigmoid" if self.activate else "none",
+                squared_pred=not self.naive_dice,
+                smooth_nr=smooth_nr,
+                smooth_dr=smooth_dr,
+                reduction="none",
+            )[:, 0]
             if weight is not None:
                 loss = loss * weight
             return loss.sum() if r == "sum" else loss
@@ -40,8 +46,10 @@ class DiceLoss(MMDetLoss):
         return self.scaled(weight_reduce(run, reduction, avg_factor, n))
 
     def extra_repr(self):
-        return (f"use_sigmoid={self.use_sigmoid}, activate={self.activate}, naive_dice={self.naive_dice}, "
-                f"eps={self.eps}, " + super().extra_repr())
+        return (
+            f"use_sigmoid={self.use_sigmoid}, activate={self.activate}, naive_dice={self.naive_dice}, "
+            f"eps={self.eps}, " + super().extra_repr()
+        )
 
 
 __all__ = ["DiceLoss"]

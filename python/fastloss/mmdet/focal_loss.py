@@ -1,4 +1,5 @@
 """mmdet's FocalLoss (mmdet/models/losses/focal_loss.py) on fastloss.sigmoid_focal_loss."""
+
 import torch
 
 from .. import sigmoid_focal
@@ -16,8 +17,10 @@ def mmdet_weight(weight, pred):
     elif weight.numel() == pred.numel():
         weight = weight.view(pred.shape[0], -1)
     else:
-        raise ValueError(f"weight must have one value per anchor ({pred.shape[0]},) or per element "
-                         f"{tuple(pred.shape)}, got shape {tuple(weight.shape)}")
+        raise ValueError(
+            f"weight must have one value per anchor ({pred.shape[0]},) or per element "
+            f"{tuple(pred.shape)}, got shape {tuple(weight.shape)}"
+        )
     if weight.dim() != pred.dim():
         raise ValueError(f"weight of shape {tuple(weight.shape)} does not match pred of shape {tuple(pred.shape)}")
     return weight
@@ -47,14 +50,17 @@ class FocalLoss(MMDetLoss):
 
         def run(r):
             # no label is ignored: every label outside [0, C) is background, as mmcv's kernel reads it
-            return sigmoid_focal.sigmoid_focal_loss(logits, target, self.alpha, self.gamma, r, weight=weight,
-                                                    ignore_index=INT64_MIN)
+            return sigmoid_focal.sigmoid_focal_loss(
+                logits, target, self.alpha, self.gamma, r, weight=weight, ignore_index=INT64_MIN
+            )
 
         return self.scaled(weight_reduce(run, reduction, avg_factor, pred.numel()))
 
     def extra_repr(self):
-        return (f"use_sigmoid={self.use_sigmoid}, gamma={self.gamma}, alpha={self.alpha}, "
-                f"activated={self.activated}, " + super().extra_repr())
+        return (
+            f"use_sigmoid={self.use_sigmoid}, gamma={self.gamma}, alpha={self.alpha}, "
+            f"activated={self.activated}, " + super().extra_repr()
+        )
 
 
 __all__ = ["FocalLoss"]

@@ -1,5 +1,6 @@
 """mmdet's QualityFocalLoss and DistributionFocalLoss (mmdet/models/losses/gfocal_loss.py) on
 fastloss.quality_focal_loss and fastloss.distribution_focal_loss."""
+
 import torch
 
 from .. import distribution_focal, quality_focal
@@ -46,8 +47,7 @@ class QualityFocalLoss(MMDetLoss):
         return self.scaled(weight_reduce(run, reduction, avg_factor, pred.shape[0]))
 
     def extra_repr(self):
-        return (f"use_sigmoid={self.use_sigmoid}, beta={self.beta}, activated={self.activated}, "
-                + super().extra_repr())
+        return f"use_sigmoid={self.use_sigmoid}, beta={self.beta}, activated={self.activated}, " + super().extra_repr()
 
 
 class DistributionFocalLoss(MMDetLoss):

@@ -1,5 +1,6 @@
 """mmdet's IoU-family box losses (mmdet/models/losses/iou_loss.py) on fastloss's fused box kernel,
 with mmdet's eps placement (the kernel's "mmdet" convention, csrc/math/box_iou.h)."""
+
 import warnings
 
 import torch
@@ -27,8 +28,10 @@ class _BoxLoss(MMDetLoss):
         reduction = resolve_reduction(self, reduction_override)
         if weight is not None and weight.dim() > 1:
             if weight.shape != pred.shape:
-                raise ValueError(f"weight must have shape pred.shape[:-1] or pred's shape {tuple(pred.shape)}, got "
-                                 f"{tuple(weight.shape)}")
+                raise ValueError(
+                    f"weight must have shape pred.shape[:-1] or pred's shape {tuple(pred.shape)}, got "
+                    f"{tuple(weight.shape)}"
+                )
             weight = weight.mean(-1)  # one weight per coordinate: their mean, as mmdet
         params = self.params()
         eps = params.pop("eps")
@@ -49,6 +52,7 @@ class _BoxLoss(MMDetLoss):
 class IoULoss(_BoxLoss):
     """mmdet's IoULoss: mode "log" (−ln IoU, the default), "linear" (1 − IoU) or "square" (1 − IoU²),
     IoU clamped at eps; `linear=True` is the deprecated spelling of mode="linear"."""
+
     kind = "iou"
     half_result_as_pred = True
 
@@ -58,8 +62,9 @@ class IoULoss(_BoxLoss):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if linear:
             mode = "linear"
-            warnings.warn('IoULoss(linear=True) is deprecated in mmdet; use mode="linear"', DeprecationWarning,
-                          stacklevel=2)
+            warnings.warn(
+                'IoULoss(linear=True) is deprecated in mmdet; use mode="linear"', DeprecationWarning, stacklevel=2
+            )
         self.mode, self.linear = mode, linear
 
     def params(self):
@@ -72,12 +77,14 @@ class IoULoss(_BoxLoss):
 
 class GIoULoss(_BoxLoss):
     """mmdet's GIoULoss: IoU and the enclosing area floored at eps."""
+
     kind = "giou"
     half_result_as_pred = True
 
 
 class DIoULoss(_BoxLoss):
     """mmdet's DIoULoss: 1 − IoU + ρ²/c², IoU = inter / (union + eps), c² = cw² + ch² + eps."""
+
     kind = "diou"
 
 
@@ -85,6 +92,7 @@ class CIoULoss(_BoxLoss):
     """mmdet's CIoULoss: eps added to the heights of the aspect ratio, α = [IoU > 0.5]·v / (1 − IoU + v)
     held constant, loss = 1 − clamp(CIoU, −1, 1). Where mmdet's α is 0/0 (identical float32 boxes:
     IoU rounds to 1 and v = 0) and its loss NaN, this gives the limit: α·v = 0, and its gradient."""
+
     kind = "ciou"
 
     def params(self):
@@ -94,6 +102,7 @@ class CIoULoss(_BoxLoss):
 class SIoULoss(_BoxLoss):
     """mmdet's SIoULoss (Gevorgyan 2022): 1 − clamp(IoU − ½(distance cost + shape cost), −1, 1), the
     distance cost shaped by the angle cost; neg_gamma=True is the paper's sign of γ."""
+
     kind = "siou"
 
     def __init__(self, eps=1e-6, reduction="mean", loss_weight=1.0, neg_gamma=False):
@@ -111,6 +120,7 @@ class EIoULoss(_BoxLoss):
     """mmdet's EIoULoss: Peng & Yu's smooth EIoU — l = 1 − I/(area_p + area_t − I + eps) with the
     extended intersection I, ½l²/smooth_point below smooth_point, l − ½·smooth_point above. (Not
     fastloss.eiou_loss, which is Zhang et al.'s EIoU.)"""
+
     kind = "smooth_eiou"
 
     def __init__(self, eps=1e-6, reduction="mean", loss_weight=1.0, smooth_point=0.1):
@@ -130,6 +140,7 @@ class BoundedIoULoss(_BoxLoss):
     """mmdet's BoundedIoULoss (Tychsen-Smith & Petersson 2017): per box the four components dx, dy, dw,
     dh (the loss has pred's shape (n, 4)), each smooth below beta; the target gets no gradient. Each
     component is one pass of the fused box kernel."""
+
     kind = "bounded_iou"
 
     def __init__(self, beta=0.2, eps=1e-3, reduction="mean", loss_weight=1.0):
@@ -142,15 +153,32 @@ class BoundedIoULoss(_BoxLoss):
         reduction = resolve_reduction(self, reduction_override)
 
         def run(r):
-            loss = torch.stack([box_loss(self.kind, pred, target, "none", self.eps, None, None, "xyxy",
-                                         convention="mmdet", mode=component, lambd=self.beta)
-                                for component in ("dx", "dy", "dw", "dh")], -1)
+            loss = torch.stack(
+                [
+                    box_loss(
+                        self.kind,
+                        pred,
+                        target,
+                        "none",
+                        self.eps,
+                        None,
+                        None,
+                        "xyxy",
+                        convention="mmdet",
+                        mode=component,
+                        lambd=self.beta,
+                    )
+                    for component in ("dx", "dy", "dw", "dh")
+                ],
+                -1,
+            )
             if weight is not None:
                 loss = loss * weight
             return loss.sum() if r == "sum" else loss
 
-        loss = self.scaled(weight_reduce(run, reduction, avg_factor, pred.numel()).to(
-            torch.promote_types(pred.dtype, target.dtype)))
+        loss = self.scaled(
+            weight_reduce(run, reduction, avg_factor, pred.numel()).to(torch.promote_types(pred.dtype, target.dtype))
+        )
         return zero_weight_sum(loss, pred, weight, reduction)
 
     def extra_repr(self):

@@ -1,5 +1,6 @@
 """mmdet's L1Loss and SmoothL1Loss (mmdet/models/losses/smooth_l1_loss.py) on fastloss.l1_loss and
 fastloss.smooth_l1_loss (torch's fused kernels, weighted)."""
+
 from .. import balanced_l1, classic
 from .._common import check_number
 from ._base import MMDetLoss, resolve_reduction, weight_reduce, zero_weight_sum
@@ -14,8 +15,9 @@ class _ElementLoss(MMDetLoss):
 
     def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None, **kwargs):
         reduction = resolve_reduction(self, reduction_override)
-        loss = self.scaled(weight_reduce(lambda r: self.loss(pred, target, r, weight), reduction, avg_factor,
-                                         pred.numel()))
+        loss = self.scaled(
+            weight_reduce(lambda r: self.loss(pred, target, r, weight), reduction, avg_factor, pred.numel())
+        )
         return zero_weight_sum(loss, pred, weight, reduction) if self.zero_weight_shortcut else loss
 
 
@@ -45,6 +47,7 @@ class SmoothL1Loss(_ElementLoss):
 class BalancedL1Loss(_ElementLoss):
     """mmdet's BalancedL1Loss (Libra R-CNN) on fastloss.balanced_l1_loss, the fused kernel (no
     all-zero-weight shortcut, as mmdet's)."""
+
     zero_weight_shortcut = False
 
     def __init__(self, alpha=0.5, gamma=1.5, beta=1.0, reduction="mean", loss_weight=1.0):
@@ -55,8 +58,9 @@ class BalancedL1Loss(_ElementLoss):
         self.alpha, self.gamma, self.beta = alpha, gamma, beta
 
     def loss(self, pred, target, reduction, weight):
-        return balanced_l1.balanced_l1_loss(pred, target, reduction, alpha=self.alpha, gamma=self.gamma,
-                                            beta=self.beta, weight=weight).to(pred.dtype)
+        return balanced_l1.balanced_l1_loss(
+            pred, target, reduction, alpha=self.alpha, gamma=self.gamma, beta=self.beta, weight=weight
+        ).to(pred.dtype)
 
     def extra_repr(self):
         return f"alpha={self.alpha}, gamma={self.gamma}, beta={self.beta}, " + super().extra_repr()

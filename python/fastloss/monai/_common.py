@@ -2,6 +2,7 @@
 softmax, other_act — applied in Python before the fused kernel, which then runs with activation
 "none"), to_onehot_y, and MONAI's warnings for single-channel predictions (it warns and ignores the
 option; fastloss's core API raises)."""
+
 import warnings
 
 import torch
@@ -59,8 +60,11 @@ class MonaiLoss(NotScriptable, torch.nn.Module):
                 target = target.long()
         elif not target.dtype.is_floating_point:  # a one-hot target in an integer dtype
             target = target.to(input.dtype)
-        one_hot_shape = (tuple(target.shape[:1]) + (classes,) + tuple(target.shape[2:])
-                         if self.to_onehot_y and classes > 1 and target.dim() >= 2 else tuple(target.shape))
+        one_hot_shape = (
+            tuple(target.shape[:1]) + (classes,) + tuple(target.shape[2:])
+            if self.to_onehot_y and classes > 1 and target.dim() >= 2
+            else tuple(target.shape)
+        )
         if one_hot_shape != tuple(input.shape):
             raise ShapeMismatch(f"ground truth has different shape ({one_hot_shape}) from input ({tuple(input.shape)})")
         include_background = self.include_background

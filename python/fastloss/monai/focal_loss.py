@@ -5,6 +5,7 @@ labels (N, 1, *spatial) with to_onehot_y=True. MONAI writes its focal term for 0
 soft target gets a different factor there than in Lin et al.), so a float target must be 0/1: checked
 as fastloss checks values (ValueError on CPU, device-side assert on CUDA, no host sync).
 """
+
 import warnings
 
 import torch
@@ -20,8 +21,17 @@ class FocalLoss(NotScriptable, torch.nn.Module):
     one value per class, weight the class weights, reduction "mean" over every element, "sum" of the
     per-(sample, class) spatial means, "none" the element losses (N, C, *spatial)."""
 
-    def __init__(self, include_background=True, to_onehot_y=False, gamma=2.0, alpha=None, weight=None,
-                 reduction="mean", use_softmax=False, ignore_index=None):
+    def __init__(
+        self,
+        include_background=True,
+        to_onehot_y=False,
+        gamma=2.0,
+        alpha=None,
+        weight=None,
+        reduction="mean",
+        use_softmax=False,
+        ignore_index=None,
+    ):
         super().__init__()
         self.include_background = check_bool("include_background", include_background)
         self.to_onehot_y = check_bool("to_onehot_y", to_onehot_y)
@@ -43,7 +53,7 @@ class FocalLoss(NotScriptable, torch.nn.Module):
         if self.ignore_index is not None:
             if target.shape[1] != 1:
                 raise NotImplementedError("ignore_index needs label targets (N, 1, *spatial) in fastloss.monai")
-            keep = (target != self.ignore_index)
+            keep = target != self.ignore_index
         if self.to_onehot_y:
             if classes == 1:
                 single_channel("to_onehot_y=True")
@@ -54,10 +64,13 @@ class FocalLoss(NotScriptable, torch.nn.Module):
         if labels is None:
             target = target.to(input.dtype) if not target.dtype.is_floating_point else target
             if target.shape != input.shape:
-                raise ValueError(f"ground truth has different shape ({tuple(target.shape)}) from input "
-                                 f"({tuple(input.shape)})")
-            check_values((target != 0) & (target != 1),
-                         lambda read: "target must be 0 or 1 (MONAI's focal term is defined for 0/1 targets)")
+                raise ValueError(
+                    f"ground truth has different shape ({tuple(target.shape)}) from input ({tuple(input.shape)})"
+                )
+            check_values(
+                (target != 0) & (target != 1),
+                lambda read: "target must be 0 or 1 (MONAI's focal term is defined for 0/1 targets)",
+            )
         include_background = self.include_background
         if not include_background and classes == 1:
             single_channel("include_background=False")
@@ -77,8 +90,10 @@ class FocalLoss(NotScriptable, torch.nn.Module):
                 if scored == 1:
                     raise ValueError("Per-class class_weight is not supported for single-channel outputs.")
                 if cw.numel() != scored:
-                    raise ValueError(f"The number of class_weight ({cw.numel()}) must match the number of output "
-                                     f"channels ({scored}).")
+                    raise ValueError(
+                        f"The number of class_weight ({cw.numel()}) must match the number of output "
+                        f"channels ({scored})."
+                    )
             if (cw < 0).any():
                 raise ValueError("class_weight values must be non-negative.")
             cw = cw.expand(scored)
@@ -96,8 +111,9 @@ class FocalLoss(NotScriptable, torch.nn.Module):
                 return loss.sum() / keep.sum().to(loss.dtype).clamp(min=eps)
             return loss.mean()
         if keep is not None:
-            return (loss.sum(dim=spatial, keepdim=True) / keep.to(loss.dtype).sum(dim=spatial, keepdim=True).clamp(
-                min=eps)).sum()
+            return (
+                loss.sum(dim=spatial, keepdim=True) / keep.to(loss.dtype).sum(dim=spatial, keepdim=True).clamp(min=eps)
+            ).sum()
         # MONAI's mean over the spatial dimensions; without any, torch's mean(dim=[]) is over everything
         return loss.mean(dim=spatial).sum() if spatial else loss.mean()
 
@@ -123,8 +139,9 @@ class FocalLoss(NotScriptable, torch.nn.Module):
         if keep is not None:
             weight = keep.to(input.dtype) if weight is None else weight * keep
         # MONAI computes in float32 (input.float()), float64 inputs included
-        loss = sigmoid_focal.sigmoid_focal_loss(input.float(), target.float(), alpha, self.gamma, "none",
-                                                weight=None if weight is None else weight.float())
+        loss = sigmoid_focal.sigmoid_focal_loss(
+            input.float(), target.float(), alpha, self.gamma, "none", weight=None if weight is None else weight.float()
+        )
         return self._reduce(loss, keep)
 
     def _softmax(self, input, target, labels, include_background, keep):
@@ -152,12 +169,14 @@ class FocalLoss(NotScriptable, torch.nn.Module):
         if keep is not None:
             labels = labels.masked_fill(~keep[:, 0], ignore)
         x = input.float()  # MONAI computes in float32, float64 inputs included
-        per_position = softmax_focal.softmax_focal_loss(x, labels, alpha=factor, gamma=self.gamma, ignore_index=ignore,
-                                                        reduction="none")
+        per_position = softmax_focal.softmax_focal_loss(
+            x, labels, alpha=factor, gamma=self.gamma, ignore_index=ignore, reduction="none"
+        )
         if self.reduction == "none":  # MONAI's element losses: in the label's channel, zeros elsewhere
             kept = labels != ignore
             return torch.zeros(x.shape, dtype=per_position.dtype, device=x.device).scatter(
-                1, labels.clamp(min=0).unsqueeze(1), torch.where(kept, per_position, 0).unsqueeze(1))
+                1, labels.clamp(min=0).unsqueeze(1), torch.where(kept, per_position, 0).unsqueeze(1)
+            )
         # the reductions straight from the per-position losses (the other channels' elements are 0)
         eps = torch.finfo(torch.float32).eps
         if self.reduction == "mean":

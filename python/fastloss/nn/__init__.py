@@ -1,4 +1,5 @@
 """mmdet-style loss modules (reduction, loss_weight, forward(..., weight, avg_factor, reduction_override))."""
+
 from ._base import WeightedLoss
 from .box_iou import BoxIoULoss, CDIoULoss, CIoULoss, DIoULoss, EIoULoss, FocalEIoULoss, GIoULoss, IoULoss
 from .overlap import DiceLoss, TverskyLoss
@@ -9,7 +10,27 @@ from .distribution_focal import DistributionFocalLoss
 from .softmax_focal import CrossEntropyLoss, SoftmaxFocalLoss
 from .classic import L1Loss, MSELoss, SmoothL1Loss
 
-__all__ = ["WeightedLoss", "SigmoidFocalLoss", "BoxIoULoss", "IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "EIoULoss",
-           "FocalEIoULoss", "CDIoULoss", "DiceLoss", "TverskyLoss", "SoftmaxFocalLoss", "CrossEntropyLoss",
-           "L1Loss", "MSELoss", "SmoothL1Loss", "VarifocalLoss", "QualityFocalLoss", "DistributionFocalLoss",
-           "DiceCELoss", "DiceFocalLoss"]
+__all__ = [
+    "WeightedLoss",
+    "SigmoidFocalLoss",
+    "BoxIoULoss",
+    "IoULoss",
+    "GIoULoss",
+    "DIoULoss",
+    "CIoULoss",
+    "EIoULoss",
+    "FocalEIoULoss",
+    "CDIoULoss",
+    "DiceLoss",
+    "TverskyLoss",
+    "SoftmaxFocalLoss",
+    "CrossEntropyLoss",
+    "L1Loss",
+    "MSELoss",
+    "SmoothL1Loss",
+    "VarifocalLoss",
+    "QualityFocalLoss",
+    "DistributionFocalLoss",
+    "DiceCELoss",
+    "DiceFocalLoss",
+]

@@ -1,4 +1,5 @@
 """The mmdet-style loss module that every fastloss module follows."""
+
 import numbers
 
 import torch

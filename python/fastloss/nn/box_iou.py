@@ -14,8 +14,16 @@ class BoxIoULoss(WeightedLoss):
 
     def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None):
         """pred, target: (..., 4); weight per box (pred.shape[:-1]) or per coordinate (pred's shape)."""
-        loss = _functional.FUNCTIONS[self.kind + "_loss"](pred, target, self.resolve_reduction(reduction_override), self.eps, weight=weight,
-                          avg_factor=avg_factor, box_format=self.box_format, **self.params)
+        loss = _functional.FUNCTIONS[self.kind + "_loss"](
+            pred,
+            target,
+            self.resolve_reduction(reduction_override),
+            self.eps,
+            weight=weight,
+            avg_factor=avg_factor,
+            box_format=self.box_format,
+            **self.params,
+        )
         return loss * self.loss_weight if self.loss_weight != 1.0 else loss
 
     def extra_repr(self):
@@ -25,6 +33,7 @@ class BoxIoULoss(WeightedLoss):
 
 class IoULoss(BoxIoULoss):
     """mmdet's IoULoss: mode "log" (its default), "linear" or "square"."""
+
     kind = "iou"
 
     def __init__(self, mode="log", eps=1e-6, reduction="mean", loss_weight=1.0, box_format="xyxy"):

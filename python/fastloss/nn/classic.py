@@ -5,8 +5,9 @@ from ._base import WeightedLoss
 
 class _Classic(WeightedLoss):
     def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None):
-        loss = self.loss(pred, target, reduction=self.resolve_reduction(reduction_override), weight=weight,
-                         avg_factor=avg_factor)
+        loss = self.loss(
+            pred, target, reduction=self.resolve_reduction(reduction_override), weight=weight, avg_factor=avg_factor
+        )
         return loss * self.loss_weight if self.loss_weight != 1.0 else loss
 
 

@@ -11,9 +11,14 @@ class DistributionFocalLoss(WeightedLoss):
         self.target_max = target_max
 
     def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None):
-        loss = _functional.distribution_focal_loss(pred, target, target_max=self.target_max,
-                                                   reduction=self.resolve_reduction(reduction_override),
-                                                   weight=weight, avg_factor=avg_factor)
+        loss = _functional.distribution_focal_loss(
+            pred,
+            target,
+            target_max=self.target_max,
+            reduction=self.resolve_reduction(reduction_override),
+            weight=weight,
+            avg_factor=avg_factor,
+        )
         return loss * self.loss_weight if self.loss_weight != 1.0 else loss
 
     def extra_repr(self):

@@ -10,24 +10,44 @@ class VarifocalLoss(WeightedLoss):
     VarifocalLoss(negative_mask="label", detach_weight=True) with avg_factor = the number of boxes.
     """
 
-    def __init__(self, alpha=0.75, gamma=2.0, iou_weighted=True, negative_mask="score", detach_weight=False,
-                 reduction="mean", loss_weight=1.0, per_layer=False):
+    def __init__(
+        self,
+        alpha=0.75,
+        gamma=2.0,
+        iou_weighted=True,
+        negative_mask="score",
+        detach_weight=False,
+        reduction="mean",
+        loss_weight=1.0,
+        per_layer=False,
+    ):
         super().__init__(reduction, loss_weight)
         self.alpha, self.gamma, self.iou_weighted = alpha, gamma, iou_weighted
         self.negative_mask, self.detach_weight, self.per_layer = negative_mask, detach_weight, per_layer
 
     def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None, positive=None):
-        loss = _functional.varifocal_loss(pred, target, alpha=self.alpha, gamma=self.gamma,
-                                          iou_weighted=self.iou_weighted, negative_mask=self.negative_mask,
-                                          detach_weight=self.detach_weight,
-                                          reduction=self.resolve_reduction(reduction_override), weight=weight,
-                                          avg_factor=avg_factor, positive=positive, per_layer=self.per_layer)
+        loss = _functional.varifocal_loss(
+            pred,
+            target,
+            alpha=self.alpha,
+            gamma=self.gamma,
+            iou_weighted=self.iou_weighted,
+            negative_mask=self.negative_mask,
+            detach_weight=self.detach_weight,
+            reduction=self.resolve_reduction(reduction_override),
+            weight=weight,
+            avg_factor=avg_factor,
+            positive=positive,
+            per_layer=self.per_layer,
+        )
         return loss * self.loss_weight if self.loss_weight != 1.0 else loss
 
     def extra_repr(self):
-        return (f"alpha={self.alpha}, gamma={self.gamma}, iou_weighted={self.iou_weighted}, "
-                f"negative_mask={self.negative_mask!r}, detach_weight={self.detach_weight}, "
-                f"per_layer={self.per_layer}, " + super().extra_repr())
+        return (
+            f"alpha={self.alpha}, gamma={self.gamma}, iou_weighted={self.iou_weighted}, "
+            f"negative_mask={self.negative_mask!r}, detach_weight={self.detach_weight}, "
+            f"per_layer={self.per_layer}, " + super().extra_repr()
+        )
 
 
 class QualityFocalLoss(WeightedLoss):
@@ -39,9 +59,15 @@ class QualityFocalLoss(WeightedLoss):
         self.beta, self.per_layer = beta, per_layer
 
     def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None):
-        loss = _functional.quality_focal_loss(pred, target, beta=self.beta,
-                                              reduction=self.resolve_reduction(reduction_override), weight=weight,
-                                              avg_factor=avg_factor, per_layer=self.per_layer)
+        loss = _functional.quality_focal_loss(
+            pred,
+            target,
+            beta=self.beta,
+            reduction=self.resolve_reduction(reduction_override),
+            weight=weight,
+            avg_factor=avg_factor,
+            per_layer=self.per_layer,
+        )
         return loss * self.loss_weight if self.loss_weight != 1.0 else loss
 
     def extra_repr(self):

@@ -14,9 +14,16 @@ class SigmoidFocalLoss(WeightedLoss):
         self.alpha, self.gamma, self.ignore_index = alpha, gamma, ignore_index
 
     def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None):
-        loss = _functional.sigmoid_focal_loss(pred, target, self.alpha, self.gamma,
-                                              self.resolve_reduction(reduction_override), weight=weight,
-                                              avg_factor=avg_factor, ignore_index=self.ignore_index)
+        loss = _functional.sigmoid_focal_loss(
+            pred,
+            target,
+            self.alpha,
+            self.gamma,
+            self.resolve_reduction(reduction_override),
+            weight=weight,
+            avg_factor=avg_factor,
+            ignore_index=self.ignore_index,
+        )
         return loss * self.loss_weight if self.loss_weight != 1.0 else loss
 
     def extra_repr(self):

@@ -1,13 +1,21 @@
 """The Balanced L1 loss (Pang et al., Libra R-CNN, arXiv 1904.02701; formula: csrc/math/balanced_l1.h)
 in plain torch, its argument checks and its public signature, defined once here for both fastloss and
 fastloss.reference."""
+
 import math
 from typing import NamedTuple, Optional
 
 import torch
 
-from .._common import (check_broadcasts_to_loss, check_number, check_pair, check_weight, opmath_dtype,
-                       reduce_unreduced, reduction_code)
+from .._common import (
+    check_broadcasts_to_loss,
+    check_number,
+    check_pair,
+    check_weight,
+    opmath_dtype,
+    reduce_unreduced,
+    reduction_code,
+)
 
 
 class BalancedL1Args(NamedTuple):
@@ -28,23 +36,28 @@ def check_args(pred, target, reduction, alpha, gamma, beta, weight, avg_factor) 
             raise ValueError(f"{name} must be > 0, got {value}")
     code = reduction_code(reduction, avg_factor)
     if target.requires_grad:
-        raise ValueError("target requires grad, but balanced_l1_loss gives no gradient for the target; pass "
-                         "target.detach()")
+        raise ValueError(
+            "target requires grad, but balanced_l1_loss gives no gradient for the target; pass target.detach()"
+        )
     dtype = torch.promote_types(pred.dtype, target.dtype)
     if weight is not None:
         check_weight(weight, pred, "pred")
         check_broadcasts_to_loss(weight, pred.shape)
         weight = weight.to(opmath_dtype(dtype)).expand(pred.shape)
-    return BalancedL1Args(pred.to(dtype), target.to(dtype), weight, float(alpha), float(gamma), float(beta), code,
-                          avg_factor)
+    return BalancedL1Args(
+        pred.to(dtype), target.to(dtype), weight, float(alpha), float(gamma), float(beta), code, avg_factor
+    )
 
 
 def element_losses(pred, target, alpha, gamma, beta):
     """The elementwise loss in torch ops (mmdet's formula)."""
     diff = (pred - target).abs()
     b = math.expm1(gamma / alpha)
-    return torch.where(diff < beta, alpha / b * (b * diff + 1) * torch.log(b * diff / beta + 1) - alpha * diff,
-                       gamma * diff + gamma / b - alpha * beta)
+    return torch.where(
+        diff < beta,
+        alpha / b * (b * diff + 1) * torch.log(b * diff / beta + 1) - alpha * diff,
+        gamma * diff + gamma / b - alpha * beta,
+    )
 
 
 def compute(a: BalancedL1Args) -> torch.Tensor:
@@ -77,8 +90,9 @@ def op(pred, target, weight, alpha, gamma, beta, reduction, keep_grad=False):
 
 
 def define(implementation):
-    def balanced_l1_loss(pred, target, reduction="mean", *, alpha=0.5, gamma=1.5, beta=1.0, weight=None,
-                         avg_factor=None):
+    def balanced_l1_loss(
+        pred, target, reduction="mean", *, alpha=0.5, gamma=1.5, beta=1.0, weight=None, avg_factor=None
+    ):
         """Balanced L1 loss (Pang et al., Libra R-CNN, arXiv 1904.02701), elementwise on d = |pred − target|:
         α/b·(b·d + 1)·ln(b·d/β + 1) − α·d below β, γ·d + γ/b − α·β above, b = e^{γ/α} − 1 (mmdet's
         balanced_l1_loss). One fused pass forward, one backward; the gradient goes to pred only.

@@ -1,5 +1,6 @@
 """The IoU family of box losses in plain torch (formulas: csrc/math/box_iou.h), its argument
 checks, and its public signatures, defined once here for both fastloss and fastloss.reference."""
+
 from typing import NamedTuple, Optional
 
 import torch
@@ -17,8 +18,18 @@ from .._common import (
 )
 
 # Codes of csrc/math/box_iou.h.
-KINDS = {"iou": 0, "giou": 1, "diou": 2, "ciou": 3, "eiou": 4, "focal_eiou": 5, "cdiou": 6,
-         "siou": 7, "smooth_eiou": 8, "bounded_iou": 9}  # the last three: mmdet's own (fastloss.mmdet)
+KINDS = {
+    "iou": 0,
+    "giou": 1,
+    "diou": 2,
+    "ciou": 3,
+    "eiou": 4,
+    "focal_eiou": 5,
+    "cdiou": 6,
+    "siou": 7,
+    "smooth_eiou": 8,
+    "bounded_iou": 9,
+}  # the last three: mmdet's own (fastloss.mmdet)
 BOUNDED_IOU_COMPONENTS = {"dx": 0, "dy": 1, "dw": 2, "dh": 3}  # bounded_iou's `mode`
 MODES = {"linear": 0, "log": 1, "square": 2}
 FORMATS = {"xyxy": 0, "xywh": 1, "cxcywh": 2}
@@ -52,8 +63,21 @@ def _check_boxes(name, boxes):
     return boxes if boxes.dtype.is_floating_point else boxes.float()  # integer boxes: as torchvision
 
 
-def check_args(kind, pred, target, reduction, eps, weight, avg_factor, box_format, mode="linear", gamma=0.5,
-               lambd=1.0, convention="torchvision", aux_eps=None) -> BoxArgs:
+def check_args(
+    kind,
+    pred,
+    target,
+    reduction,
+    eps,
+    weight,
+    avg_factor,
+    box_format,
+    mode="linear",
+    gamma=0.5,
+    lambd=1.0,
+    convention="torchvision",
+    aux_eps=None,
+) -> BoxArgs:
     """pred and target may differ in dtype (float16 pred, float32 target under AMP): the math runs
     in their promoted math type, each read in its own dtype, as torchvision promotes."""
     pred, target = _check_boxes("pred", pred), _check_boxes("target", target)
@@ -70,9 +94,21 @@ def check_args(kind, pred, target, reduction, eps, weight, avg_factor, box_forma
             weight = weight.mean(-1)
         weight = prepare_weight(weight, pred[..., 0], per_row=False)
     modes = BOUNDED_IOU_COMPONENTS if kind == "bounded_iou" else MODES
-    return BoxArgs(pred, target, KINDS[kind], check_choice("mode", mode, modes),
-                   check_choice("box_format", box_format, FORMATS),
-                   eps, gamma, lambd, code, weight, avg_factor, CONVENTIONS[convention], aux_eps)
+    return BoxArgs(
+        pred,
+        target,
+        KINDS[kind],
+        check_choice("mode", mode, modes),
+        check_choice("box_format", box_format, FORMATS),
+        eps,
+        gamma,
+        lambd,
+        code,
+        weight,
+        avg_factor,
+        CONVENTIONS[convention],
+        aux_eps,
+    )
 
 
 def _corners(boxes, box_format):
@@ -108,9 +144,9 @@ def _siou(a, p, t, wp, wt, hp, ht, cw, ch, iou):
     (x1, y1, x2, y2), (x1g, y1g, x2g, y2g) = p, t
     cw, ch = cw.clamp(min=a.eps), ch.clamp(min=a.eps)
     ox, oy = (x1g + x2g - x1 - x2) * 0.5 + a.eps, (y1g + y2g - y1 - y2) * 0.5 + a.eps
-    sigma = torch.sqrt(ox ** 2 + oy ** 2)
+    sigma = torch.sqrt(ox**2 + oy**2)
     sin_x, sin_y = ox.abs() / sigma, oy.abs() / sigma
-    s = torch.where(sin_x > 2 ** 0.5 / 2, sin_y, sin_x)
+    s = torch.where(sin_x > 2**0.5 / 2, sin_y, sin_x)
     angle = torch.cos(torch.asin(s) * 2 - torch.pi / 2)
     gamma = angle - 2 if a.mode == 1 else 2 - angle
     distance = 2 - torch.exp(gamma * (ox / cw) ** 2) - torch.exp(gamma * (oy / ch) ** 2)
@@ -137,12 +173,24 @@ def _smooth_eiou(a, p, t, areas):
     """mmdet's smooth EIoU (Peng & Yu; csrc/math/box_iou.h), smooth point a.lambd."""
     (px1, py1, px2, py2), (tx1, ty1, tx2, ty2) = p, t
     ex1, ey1 = torch.minimum(px1, tx1), torch.minimum(py1, ty1)
-    ix1, iy1, ix2, iy2 = torch.maximum(px1, tx1), torch.maximum(py1, ty1), torch.minimum(px2, tx2), torch.minimum(py2,
-                                                                                                                  ty2)
-    xmin, ymin, xmax, ymax = torch.minimum(ix1, ix2), torch.minimum(iy1, iy2), torch.maximum(ix1, ix2), torch.maximum(
-        iy1, iy2)
-    inter = ((ix2 - ex1) * (iy2 - ey1) + (xmin - ex1) * (ymin - ey1) - (ix1 - ex1) * (ymax - ey1)
-             - (xmax - ex1) * (iy1 - ey1))
+    ix1, iy1, ix2, iy2 = (
+        torch.maximum(px1, tx1),
+        torch.maximum(py1, ty1),
+        torch.minimum(px2, tx2),
+        torch.minimum(py2, ty2),
+    )
+    xmin, ymin, xmax, ymax = (
+        torch.minimum(ix1, ix2),
+        torch.minimum(iy1, iy2),
+        torch.maximum(ix1, ix2),
+        torch.maximum(iy1, iy2),
+    )
+    inter = (
+        (ix2 - ex1) * (iy2 - ey1)
+        + (xmin - ex1) * (ymin - ey1)
+        - (ix1 - ex1) * (ymax - ey1)
+        - (xmax - ex1) * (iy1 - ey1)
+    )
     l = 1 - inter / (areas - inter + a.eps)  # noqa: E741
     smooth = (l < a.lambd).detach()
     return torch.where(smooth, 0.5 * l * l / a.lambd, l - 0.5 * a.lambd)
@@ -155,14 +203,19 @@ def compute(a: BoxArgs) -> torch.Tensor:
     x1g, y1g, x2g, y2g = _corners(a.target.to(dtype), a.box_format)
     repair = a.convention == CONVENTIONS["torchvision"]  # the faces take inverted boxes as their peers do
     if repair:
-        (x1, x2), (y1, y2), (x1g, x2g), (y1g, y2g) = (_repair(x1, x2), _repair(y1, y2), _repair(x1g, x2g),
-                                                      _repair(y1g, y2g))
+        (x1, x2), (y1, y2), (x1g, x2g), (y1g, y2g) = (
+            _repair(x1, x2),
+            _repair(y1, y2),
+            _repair(x1g, x2g),
+            _repair(y1g, y2g),
+        )
     # ultralytics adds eps to xyxy heights (areas and aspect ratio), mmdet's CIoU to the aspect ratio's
     area_shift = a.eps if a.convention == CONVENTIONS["ultralytics"] and a.box_format == FORMATS["xyxy"] else 0.0
     aspect_shift = a.eps if mmdet else area_shift
     wp, hp, wt, ht = x2 - x1, y2 - y1 + area_shift, x2g - x1g, y2g - y1g + area_shift
-    inter = torch.relu(torch.minimum(x2, x2g) - torch.maximum(x1, x1g)) * \
-        torch.relu(torch.minimum(y2, y2g) - torch.maximum(y1, y1g))
+    inter = torch.relu(torch.minimum(x2, x2g) - torch.maximum(x1, x1g)) * torch.relu(
+        torch.minimum(y2, y2g) - torch.maximum(y1, y1g)
+    )
     union = wp * hp + wt * ht - inter
     floor_union = mmdet and a.kind in (KINDS["iou"], KINDS["giou"])
     union = union.clamp(min=a.eps) if floor_union else union + a.eps
@@ -175,8 +228,11 @@ def compute(a: BoxArgs) -> torch.Tensor:
     if kind == KINDS["iou"]:
         if mmdet or a.mode == MODES["log"]:
             iou = iou.clamp(min=aux_eps)
-        loss = {MODES["linear"]: lambda: 1 - iou, MODES["log"]: lambda: -iou.log(),
-                MODES["square"]: lambda: 1 - iou * iou}[a.mode]()
+        loss = {
+            MODES["linear"]: lambda: 1 - iou,
+            MODES["log"]: lambda: -iou.log(),
+            MODES["square"]: lambda: 1 - iou * iou,
+        }[a.mode]()
     elif kind == KINDS["giou"]:
         area_c = cw * ch
         if mmdet:
@@ -185,17 +241,31 @@ def compute(a: BoxArgs) -> torch.Tensor:
         else:
             loss = 1 - iou + (area_c - union + a.eps) / (area_c + a.eps)
     elif kind == KINDS["siou"]:
-        loss = _siou(a, (x1, y1, x2, y2), (x1g, y1g, x2g, y2g), wp, wt, hp - area_shift + aspect_shift,
-                     ht - area_shift + aspect_shift, cw, ch, iou)
+        loss = _siou(
+            a,
+            (x1, y1, x2, y2),
+            (x1g, y1g, x2g, y2g),
+            wp,
+            wt,
+            hp - area_shift + aspect_shift,
+            ht - area_shift + aspect_shift,
+            cw,
+            ch,
+            iou,
+        )
     elif kind == KINDS["bounded_iou"]:
         loss = _bounded_iou(a, a.pred.to(dtype), a.target.to(dtype).detach())
     elif kind == KINDS["smooth_eiou"]:
         loss = _smooth_eiou(a, (x1, y1, x2, y2), (x1g, y1g, x2g, y2g), wp * hp + wt * ht)
     else:
-        c2 = cw ** 2 + ch ** 2 + a.eps
+        c2 = cw**2 + ch**2 + a.eps
         if kind == KINDS["cdiou"]:
-            corner_distances = (_distance(x1 - x1g, y1 - y1g) + _distance(x2 - x2g, y1 - y1g) +
-                                _distance(x2 - x2g, y2 - y2g) + _distance(x1 - x1g, y2 - y2g))
+            corner_distances = (
+                _distance(x1 - x1g, y1 - y1g)
+                + _distance(x2 - x2g, y1 - y1g)
+                + _distance(x2 - x2g, y2 - y2g)
+                + _distance(x1 - x1g, y2 - y2g)
+            )
             loss = 1 - iou + a.lambd * corner_distances / (4 * c2.sqrt())
         else:
             rho2 = ((x2 + x1) / 2 - (x1g + x2g) / 2) ** 2 + ((y2 + y1) / 2 - (y1g + y2g) / 2) ** 2
@@ -210,7 +280,7 @@ def compute(a: BoxArgs) -> torch.Tensor:
             if mmdet:
                 loss = loss.clamp(max=2.0)  # 1 − clamp(CIoU, −1, 1)
         elif kind in (KINDS["eiou"], KINDS["focal_eiou"]):
-            loss = loss + (wp - wt) ** 2 / (cw ** 2 + a.eps) + (hp - ht) ** 2 / (ch ** 2 + a.eps)
+            loss = loss + (wp - wt) ** 2 / (cw**2 + a.eps) + (hp - ht) ** 2 / (ch**2 + a.eps)
             if kind == KINDS["focal_eiou"]:
                 loss = iou.detach().pow(a.gamma) * loss
     if a.weight is not None:
@@ -220,8 +290,9 @@ def compute(a: BoxArgs) -> torch.Tensor:
 
 def op(pred, target, weight, kind, mode, box_format, eps, gamma, lambd, reduction, convention=0, aux_eps=-1.0):
     """fastloss::box_iou_loss in torch ops."""
-    return compute(BoxArgs(pred, target, kind, mode, box_format, eps, gamma, lambd, reduction, weight, None,
-                           convention, aux_eps))
+    return compute(
+        BoxArgs(pred, target, kind, mode, box_format, eps, gamma, lambd, reduction, weight, None, convention, aux_eps)
+    )
 
 
 COMMON_DOC = """
@@ -243,8 +314,9 @@ def define(implementation):
     """The family's public functions over implementation(kind, pred, target, reduction, eps, weight,
     avg_factor, box_format, **params) — pure torch (`compute`) or the kernels (fastloss.box_iou_loss)."""
 
-    def iou_loss(pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy",
-                 mode="linear"):
+    def iou_loss(
+        pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy", mode="linear"
+    ):
         """IoU loss (UnitBox, arXiv 1608.01471): mode "linear" 1 − IoU, "log" −ln(max(IoU, eps)),
         "square" 1 − IoU²."""
         return implementation("iou", pred, target, reduction, eps, weight, avg_factor, box_format, mode=mode)
@@ -266,14 +338,16 @@ def define(implementation):
         """EIoU loss (arXiv 2101.08158): DIoU + (w_p − w_t)²/(cw² + eps) + (h_p − h_t)²/(ch² + eps)."""
         return implementation("eiou", pred, target, reduction, eps, weight, avg_factor, box_format)
 
-    def focal_eiou_loss(pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy",
-                        gamma=0.5):
+    def focal_eiou_loss(
+        pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy", gamma=0.5
+    ):
         """Focal-EIoU loss (arXiv 2101.08158): IoU^γ · EIoU, with IoU^γ a weight (no gradient through it),
         as the widely used implementations do."""
         return implementation("focal_eiou", pred, target, reduction, eps, weight, avg_factor, box_format, gamma=gamma)
 
-    def cdiou_loss(pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy",
-                   lambd=1.0):
+    def cdiou_loss(
+        pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy", lambd=1.0
+    ):
         """CDIoU loss (arXiv 2103.11696): 1 − IoU + λ·(sum of the distances between the four corresponding
         corners) / (4 · diagonal of the enclosing box)."""
         return implementation("cdiou", pred, target, reduction, eps, weight, avg_factor, box_format, lambd=lambd)

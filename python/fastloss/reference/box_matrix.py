@@ -1,6 +1,7 @@
 """Pairwise box metrics in plain torch (formulas: csrc/math/box_matrix.h) with the raw op's arguments:
 the definition the kernels are tested against, and what runs for a differentiable backward or under
 torch.func (fastloss._autograd)."""
+
 import torch
 
 # Codes of csrc/math/box_matrix.h and csrc/ops/box_matrix.h.

@@ -1,5 +1,6 @@
 """L1, MSE and Smooth L1 written out as formulas (fastloss.classic calls torch's fused kernels):
 the oracle the tests hold those kernels and the weighted-loss convention to."""
+
 import torch
 
 from ..classic import _weighted
@@ -8,14 +9,12 @@ from .._common import check_nonnegative
 
 def l1_loss(pred, target, reduction="mean", *, weight=None, avg_factor=None):
     """|pred − target|"""
-    return _weighted("l1_loss", lambda x, y, r: _reduce((x - y).abs(), r), pred, target, reduction, weight,
-                     avg_factor)
+    return _weighted("l1_loss", lambda x, y, r: _reduce((x - y).abs(), r), pred, target, reduction, weight, avg_factor)
 
 
 def mse_loss(pred, target, reduction="mean", *, weight=None, avg_factor=None):
     """(pred − target)²"""
-    return _weighted("mse_loss", lambda x, y, r: _reduce((x - y) ** 2, r), pred, target, reduction, weight,
-                     avg_factor)
+    return _weighted("mse_loss", lambda x, y, r: _reduce((x - y) ** 2, r), pred, target, reduction, weight, avg_factor)
 
 
 def smooth_l1_loss(pred, target, reduction="mean", *, beta=1.0, weight=None, avg_factor=None):

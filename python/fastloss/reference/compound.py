@@ -8,6 +8,7 @@ Both parts come from one read of the logits: the Dice part from the (N, C, 3) ov
 the whole batch), the count of positions for float targets, the count of elements summed for the
 sigmoid focal term.
 """
+
 from typing import NamedTuple, Optional
 
 import torch
@@ -34,33 +35,79 @@ class CompoundArgs(NamedTuple):
     first_class: int = 0  # the sigmoid focal term sums the classes [first_class, C)
 
 
-def check_args(input, target, *, dice="dice", lambda_dice=1.0, lambda_ce=1.0, ce_weight=None, gamma=0.0,
-               label_smoothing=0.0, include_background=True, squared_pred=False, jaccard=False, smooth_nr=1e-5,
-               smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None, reduction="mean",
-               tversky_alpha=0.5, tversky_beta=0.5, tversky_gamma=1.0, w_type="square", soft_label=False,
-               process_group=None, focal="softmax", alpha=None, activation="softmax") -> CompoundArgs:
+def check_args(
+    input,
+    target,
+    *,
+    dice="dice",
+    lambda_dice=1.0,
+    lambda_ce=1.0,
+    ce_weight=None,
+    gamma=0.0,
+    label_smoothing=0.0,
+    include_background=True,
+    squared_pred=False,
+    jaccard=False,
+    smooth_nr=1e-5,
+    smooth_dr=1e-5,
+    batch=False,
+    class_weight=None,
+    ignore_index=None,
+    reduction="mean",
+    tversky_alpha=0.5,
+    tversky_beta=0.5,
+    tversky_gamma=1.0,
+    w_type="square",
+    soft_label=False,
+    process_group=None,
+    focal="softmax",
+    alpha=None,
+    activation="softmax",
+) -> CompoundArgs:
     check_choice("dice", dice, {k: k for k in DICE_KINDS})
     term = check_choice("focal", focal, TERMS)
     if term == 0 and activation != "softmax":
-        raise ValueError(f"the softmax cross entropy / focal term shares the Dice part's softmax: activation must be "
-                         f"'softmax', got {activation!r} (focal='sigmoid' takes any activation)")
+        raise ValueError(
+            f"the softmax cross entropy / focal term shares the Dice part's softmax: activation must be "
+            f"'softmax', got {activation!r} (focal='sigmoid' takes any activation)"
+        )
     if term == 0 and alpha is not None:
-        raise ValueError("alpha is the sigmoid focal term's (focal='sigmoid'); the softmax term's class weights are "
-                         "ce_weight")
+        raise ValueError(
+            "alpha is the sigmoid focal term's (focal='sigmoid'); the softmax term's class weights are ce_weight"
+        )
     check_choice("w_type", w_type, {w: w for w in W_TYPES})
     if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum' (the Dice scores and the cross entropy reduce "
-                         f"differently, so there is no 'none'), got {reduction!r}")
+        raise ValueError(
+            f"reduction must be 'mean' or 'sum' (the Dice scores and the cross entropy reduce "
+            f"differently, so there is no 'none'), got {reduction!r}"
+        )
     if dice == "generalized_dice" and (class_weight is not None or squared_pred or jaccard):
-        raise ValueError("dice='generalized_dice' weighs the classes itself (w_type): class_weight, squared_pred "
-                         "and jaccard are for dice='dice'")
+        raise ValueError(
+            "dice='generalized_dice' weighs the classes itself (w_type): class_weight, squared_pred "
+            "and jaccard are for dice='dice'"
+        )
     if dice == "tversky" and (squared_pred or jaccard):
         raise ValueError("squared_pred and jaccard are options of dice='dice'")
-    a = overlap.check_args("tversky" if dice == "tversky" else "dice", input, target, activation=activation,
-                           include_background=include_background, squared_pred=squared_pred, jaccard=jaccard,
-                           smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch, class_weight=class_weight,
-                           ignore_index=ignore_index, reduction=reduction, alpha=tversky_alpha, beta=tversky_beta,
-                           gamma=tversky_gamma, soft_label=soft_label, process_group=process_group)
+    a = overlap.check_args(
+        "tversky" if dice == "tversky" else "dice",
+        input,
+        target,
+        activation=activation,
+        include_background=include_background,
+        squared_pred=squared_pred,
+        jaccard=jaccard,
+        smooth_nr=smooth_nr,
+        smooth_dr=smooth_dr,
+        batch=batch,
+        class_weight=class_weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        alpha=tversky_alpha,
+        beta=tversky_beta,
+        gamma=tversky_gamma,
+        soft_label=soft_label,
+        process_group=process_group,
+    )
     lambda_dice = check_nonnegative("lambda_dice", lambda_dice)
     lambda_ce = check_nonnegative("lambda_ce", lambda_ce)
     gamma = check_nonnegative("gamma", gamma)
@@ -68,8 +115,9 @@ def check_args(input, target, *, dice="dice", lambda_dice=1.0, lambda_ce=1.0, ce
     if not 0 <= label_smoothing <= 1:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
     if term == 0 and gamma > 0 and not a.labels:
-        raise ValueError("the focal term (gamma > 0) needs integer label targets: its factor (1 − p_y)^γ is the "
-                         "labelled class's")
+        raise ValueError(
+            "the focal term (gamma > 0) needs integer label targets: its factor (1 − p_y)^γ is the labelled class's"
+        )
     if term == 1:
         if label_smoothing != 0:
             raise ValueError("label_smoothing is the softmax cross entropy's; the sigmoid focal term takes none")
@@ -79,8 +127,19 @@ def check_args(input, target, *, dice="dice", lambda_dice=1.0, lambda_ce=1.0, ce
                 raise ValueError(f"alpha must be in [0, 1] or None, got {alpha}")
     classes = a.input.shape[1]
     weight = overlap.class_weight_tensor("ce_weight", ce_weight, classes, a.input, a.target, "class")
-    return CompoundArgs(a, dice, w_type, weight, gamma, label_smoothing, lambda_dice, lambda_ce, term,
-                        -1.0 if alpha is None else alpha, 0 if a.include_background else 1)
+    return CompoundArgs(
+        a,
+        dice,
+        w_type,
+        weight,
+        gamma,
+        label_smoothing,
+        lambda_dice,
+        lambda_ce,
+        term,
+        -1.0 if alpha is None else alpha,
+        0 if a.include_background else 1,
+    )
 
 
 def ce_sums(c: CompoundArgs) -> torch.Tensor:
@@ -110,8 +169,9 @@ def ce_sums(c: CompoundArgs) -> torch.Tensor:
 
 def _sigmoid_focal_sums(c: CompoundArgs, x, t, valid):
     from .sigmoid_focal import elementwise
+
     w = torch.ones(x.shape[1], dtype=x.dtype, device=x.device) if c.ce_weight is None else c.ce_weight
-    loss = (elementwise(x, t, c.alpha, c.gamma) * w.view(1, -1, 1))[:, c.first_class:]
+    loss = (elementwise(x, t, c.alpha, c.gamma) * w.view(1, -1, 1))[:, c.first_class :]
     loss = torch.where(valid.unsqueeze(1), loss, torch.zeros((), dtype=x.dtype, device=x.device))
     count = valid.to(x.dtype).sum(1) * (x.shape[1] - c.first_class)
     return torch.stack([loss.sum((1, 2)), count], -1)
@@ -132,6 +192,7 @@ def dice_part(sums: torch.Tensor, c: CompoundArgs, score) -> torch.Tensor:
     if c.kind != "generalized_dice":
         return score(sums, c.dice)
     from ..generalized_dice import score_from_sums
+
     return score_from_sums(sums, c.dice, c.w_type)
 
 
@@ -143,11 +204,31 @@ def combine(c: CompoundArgs, dice_value, ce_value):
 def define(implementation):
     """dice_ce_loss and dice_focal_loss over implementation(input, target, **options)."""
 
-    def dice_ce_loss(input, target, *, lambda_dice=1.0, lambda_ce=1.0, dice="dice", ce_weight=None,
-                     label_smoothing=0.0, include_background=True, squared_pred=False, jaccard=False, smooth_nr=1e-5,
-                     smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None, reduction="mean",
-                     tversky_alpha=0.5, tversky_beta=0.5, tversky_gamma=1.0, w_type="square", soft_label=False,
-                     process_group=None):
+    def dice_ce_loss(
+        input,
+        target,
+        *,
+        lambda_dice=1.0,
+        lambda_ce=1.0,
+        dice="dice",
+        ce_weight=None,
+        label_smoothing=0.0,
+        include_background=True,
+        squared_pred=False,
+        jaccard=False,
+        smooth_nr=1e-5,
+        smooth_dr=1e-5,
+        batch=False,
+        class_weight=None,
+        ignore_index=None,
+        reduction="mean",
+        tversky_alpha=0.5,
+        tversky_beta=0.5,
+        tversky_gamma=1.0,
+        w_type="square",
+        soft_label=False,
+        process_group=None,
+    ):
         """λ_dice · Dice + λ_ce · cross entropy, from one softmax pass over the logits.
 
         The Dice part is fastloss.dice_loss (dice="dice"), fastloss.generalized_dice_loss
@@ -157,19 +238,61 @@ def define(implementation):
         label_smoothing=label_smoothing, reduction=reduction): labels (hard) or a float target of the
         input's shape (class probabilities; "mean" divides by N·positions, as torch).
         """
-        return implementation(input, target, lambda_dice=lambda_dice, lambda_ce=lambda_ce, dice=dice,
-                              ce_weight=ce_weight, gamma=0.0, label_smoothing=label_smoothing,
-                              include_background=include_background, squared_pred=squared_pred, jaccard=jaccard,
-                              smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch, class_weight=class_weight,
-                              ignore_index=ignore_index, reduction=reduction, tversky_alpha=tversky_alpha,
-                              tversky_beta=tversky_beta, tversky_gamma=tversky_gamma, w_type=w_type,
-                              soft_label=soft_label, process_group=process_group)
+        return implementation(
+            input,
+            target,
+            lambda_dice=lambda_dice,
+            lambda_ce=lambda_ce,
+            dice=dice,
+            ce_weight=ce_weight,
+            gamma=0.0,
+            label_smoothing=label_smoothing,
+            include_background=include_background,
+            squared_pred=squared_pred,
+            jaccard=jaccard,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
+            batch=batch,
+            class_weight=class_weight,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            tversky_alpha=tversky_alpha,
+            tversky_beta=tversky_beta,
+            tversky_gamma=tversky_gamma,
+            w_type=w_type,
+            soft_label=soft_label,
+            process_group=process_group,
+        )
 
-    def dice_focal_loss(input, target, *, lambda_dice=1.0, lambda_focal=1.0, gamma=2.0, dice="dice", ce_weight=None,
-                        label_smoothing=0.0, include_background=True, squared_pred=False, jaccard=False,
-                        smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None,
-                        reduction="mean", tversky_alpha=0.5, tversky_beta=0.5, tversky_gamma=1.0, w_type="square",
-                        soft_label=False, process_group=None, focal="softmax", alpha=None, activation="softmax"):
+    def dice_focal_loss(
+        input,
+        target,
+        *,
+        lambda_dice=1.0,
+        lambda_focal=1.0,
+        gamma=2.0,
+        dice="dice",
+        ce_weight=None,
+        label_smoothing=0.0,
+        include_background=True,
+        squared_pred=False,
+        jaccard=False,
+        smooth_nr=1e-5,
+        smooth_dr=1e-5,
+        batch=False,
+        class_weight=None,
+        ignore_index=None,
+        reduction="mean",
+        tversky_alpha=0.5,
+        tversky_beta=0.5,
+        tversky_gamma=1.0,
+        w_type="square",
+        soft_label=False,
+        process_group=None,
+        focal="softmax",
+        alpha=None,
+        activation="softmax",
+    ):
         """λ_dice · Dice + λ_focal · focal loss, from one pass over the logits.
 
         focal="softmax" (default): fastloss.softmax_focal_loss(input, target, alpha=ce_weight,
@@ -183,14 +306,34 @@ def define(implementation):
         "sum" their sum. The Dice part then takes any `activation` ("softmax", "sigmoid", "none").
         The Dice part and its options: as dice_ce_loss.
         """
-        return implementation(input, target, lambda_dice=lambda_dice, lambda_ce=lambda_focal, dice=dice,
-                              ce_weight=ce_weight, gamma=gamma, label_smoothing=label_smoothing,
-                              include_background=include_background, squared_pred=squared_pred, jaccard=jaccard,
-                              smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch, class_weight=class_weight,
-                              ignore_index=ignore_index, reduction=reduction, tversky_alpha=tversky_alpha,
-                              tversky_beta=tversky_beta, tversky_gamma=tversky_gamma, w_type=w_type,
-                              soft_label=soft_label, process_group=process_group, focal=focal, alpha=alpha,
-                              activation=activation)
+        return implementation(
+            input,
+            target,
+            lambda_dice=lambda_dice,
+            lambda_ce=lambda_focal,
+            dice=dice,
+            ce_weight=ce_weight,
+            gamma=gamma,
+            label_smoothing=label_smoothing,
+            include_background=include_background,
+            squared_pred=squared_pred,
+            jaccard=jaccard,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
+            batch=batch,
+            class_weight=class_weight,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            tversky_alpha=tversky_alpha,
+            tversky_beta=tversky_beta,
+            tversky_gamma=tversky_gamma,
+            w_type=w_type,
+            soft_label=soft_label,
+            process_group=process_group,
+            focal=focal,
+            alpha=alpha,
+            activation=activation,
+        )
 
     for f in (dice_ce_loss, dice_focal_loss):
         f.__doc__ += COMMON_DOC

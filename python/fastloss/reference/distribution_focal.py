@@ -6,12 +6,25 @@ csrc/math/distribution_focal.h) in plain torch, and its argument checks.
 over the n = pred.shape[-1] bins, t ∈ [0, n − 1] (optionally clamped to [0, target_max] first, as
 ultralytics' DFLoss does); t = n − 1 has no right bin (w_r = 0).
 """
+
 from typing import NamedTuple, Optional
 
 import torch
 
-from .._common import (apply_avg_factor, check_broadcasts_to_loss, check_floating, check_number, check_range,
-                       check_same_device, check_weight, opmath_dtype, reduction_code, result_dtype, MEAN, NONE)
+from .._common import (
+    apply_avg_factor,
+    check_broadcasts_to_loss,
+    check_floating,
+    check_number,
+    check_range,
+    check_same_device,
+    check_weight,
+    opmath_dtype,
+    reduction_code,
+    result_dtype,
+    MEAN,
+    NONE,
+)
 
 
 class DistributionFocalArgs(NamedTuple):
@@ -31,11 +44,13 @@ def check_args(pred, target, target_max, reduction, weight, avg_factor) -> Distr
         raise ValueError(f"pred must have a non-empty bin dimension (..., n), got shape {tuple(pred.shape)}")
     bins = pred.shape[-1]
     if target.shape != pred.shape[:-1]:
-        raise ValueError(f"target must have shape pred.shape[:-1] = {tuple(pred.shape[:-1])}, got "
-                         f"{tuple(target.shape)}")
+        raise ValueError(
+            f"target must have shape pred.shape[:-1] = {tuple(pred.shape[:-1])}, got {tuple(target.shape)}"
+        )
     if target.requires_grad:
-        raise ValueError("target requires grad, but distribution_focal_loss gives no gradient for the target; pass "
-                         "target.detach()")
+        raise ValueError(
+            "target requires grad, but distribution_focal_loss gives no gradient for the target; pass target.detach()"
+        )
     if target_max is None:
         target_max = -1.0
         check_range("target", target, 0, bins - 1, " (the bins 0 .. n-1; target_max= clamps)")

@@ -1,5 +1,6 @@
 """The DETR family's matching cost in plain torch (formulas: csrc/math/matching_cost.h) with the raw
 op's arguments: predictions (L, B, Q, ·), padded targets (B, T, ·) → (L, B, Q, T)."""
+
 import torch
 
 from .box_matrix import box_iou_matrix
@@ -10,8 +11,9 @@ def _xyxy(cxcywh):
     return torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], -1)
 
 
-def matching_cost(pred_logits, pred_boxes, tgt_labels, tgt_boxes, tgt_mask, class_cost, alpha, gamma, cost_class,
-                  cost_bbox, cost_giou):
+def matching_cost(
+    pred_logits, pred_boxes, tgt_labels, tgt_boxes, tgt_mask, class_cost, alpha, gamma, cost_class, cost_bbox, cost_giou
+):
     dtype = torch.promote_types(torch.promote_types(pred_logits.dtype, pred_boxes.dtype), tgt_boxes.dtype)
     math = torch.float64 if dtype == torch.float64 else torch.float32
     logits, boxes, tgt = pred_logits.to(math), pred_boxes.to(math), tgt_boxes.to(math)
@@ -19,7 +21,7 @@ def matching_cost(pred_logits, pred_boxes, tgt_labels, tgt_boxes, tgt_mask, clas
     index = tgt_labels.clamp(0, classes - 1)[None, :, None, :].expand(layers, batch, queries, -1)
     if class_cost == 0:
         p = logits.sigmoid().gather(-1, index)
-        neg = (1 - alpha) * p ** gamma * -(1 - p + 1e-8).log()
+        neg = (1 - alpha) * p**gamma * -(1 - p + 1e-8).log()
         pos = alpha * (1 - p) ** gamma * -(p + 1e-8).log()
         cls = pos - neg
     else:

@@ -8,6 +8,7 @@ module with torch ops — and then compute the loss from those (N, C, 3) sums wi
 the kernels with fastloss::overlap_score and its hand-written derivatives, this module with
 `loss_from_sums` and torch's autograd (the oracle the tests hold the op to).
 """
+
 import numbers
 from math import prod as math_prod
 from typing import NamedTuple, Optional
@@ -60,31 +61,56 @@ def class_weight_tensor(name, class_weight, classes, input, target, which="class
     if isinstance(class_weight, numbers.Real) and not isinstance(class_weight, bool):
         class_weight = [float(class_weight)] * classes
     if isinstance(class_weight, torch.Tensor) and class_weight.requires_grad:
-        raise ValueError(f"{name} requires grad, but gradients with respect to {name} are not supported; "
-                         f"pass {name}.detach()")
+        raise ValueError(
+            f"{name} requires grad, but gradients with respect to {name} are not supported; pass {name}.detach()"
+        )
     weight = torch.as_tensor(class_weight, dtype=math_dtype(input, target), device=input.device)
     if weight.dim() != 1 or weight.numel() != classes:
-        raise ValueError(f"{name} must have one weight per {which}: {classes} weights, got shape "
-                         f"{tuple(weight.shape)}")
+        raise ValueError(f"{name} must have one weight per {which}: {classes} weights, got shape {tuple(weight.shape)}")
     check_values(~(weight >= 0) | torch.isinf(weight), lambda read: f"{name} must be finite and >= 0")
     return weight
 
 
-def check_args(loss, input, target, activation="softmax", include_background=True, squared_pred=False, jaccard=False,
-               smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None, reduction="mean",
-               alpha=0.5, beta=0.5, gamma=1.0, soft_label=False, process_group=None) -> OverlapArgs:
+def check_args(
+    loss,
+    input,
+    target,
+    activation="softmax",
+    include_background=True,
+    squared_pred=False,
+    jaccard=False,
+    smooth_nr=1e-5,
+    smooth_dr=1e-5,
+    batch=False,
+    class_weight=None,
+    ignore_index=None,
+    reduction="mean",
+    alpha=0.5,
+    beta=0.5,
+    gamma=1.0,
+    soft_label=False,
+    process_group=None,
+) -> OverlapArgs:
     n, classes = check_logits(input, target, "(N, C, *spatial)")
     positions = math_prod(input.shape[2:])
     act = check_choice("activation", activation, ACTIVATIONS)
     if activation == "softmax" and classes == 1:
-        raise ValueError("activation='softmax' needs more than one class (a softmax over one class is always 1); "
-                         "use activation='sigmoid' for a binary task")
-    for name, flag in (("include_background", include_background), ("squared_pred", squared_pred),
-                       ("jaccard", jaccard), ("batch", batch), ("soft_label", soft_label)):
+        raise ValueError(
+            "activation='softmax' needs more than one class (a softmax over one class is always 1); "
+            "use activation='sigmoid' for a binary task"
+        )
+    for name, flag in (
+        ("include_background", include_background),
+        ("squared_pred", squared_pred),
+        ("jaccard", jaccard),
+        ("batch", batch),
+        ("soft_label", soft_label),
+    ):
         check_bool(name, flag)
     if process_group is not None and not batch:
-        raise ValueError("process_group all-reduces the batch's sums: it needs batch=True (per-sample scores need "
-                         "no communication)")
+        raise ValueError(
+            "process_group all-reduces the batch's sums: it needs batch=True (per-sample scores need no communication)"
+        )
     if not include_background and classes == 1:
         raise ValueError("include_background=False needs more than one class")
     if target.requires_grad:
@@ -93,8 +119,10 @@ def check_args(loss, input, target, activation="softmax", include_background=Tru
         ignore_index = check_int("ignore_index", ignore_index)
     if target.dtype.is_floating_point:
         if target.shape != input.shape:
-            raise ValueError(f"a float target must have the input's shape {tuple(input.shape)}, got "
-                             f"{tuple(target.shape)} (integer labels are (N, *spatial) or (N, 1, *spatial))")
+            raise ValueError(
+                f"a float target must have the input's shape {tuple(input.shape)}, got "
+                f"{tuple(target.shape)} (integer labels are (N, *spatial) or (N, 1, *spatial))"
+            )
         if ignore_index is not None:
             raise ValueError("ignore_index needs integer label targets, got a float target")
         target, labels = target.reshape(n, classes, positions), False  # in its own dtype
@@ -104,8 +132,10 @@ def check_args(loss, input, target, activation="softmax", include_background=Tru
         if target.dim() == input.dim() and target.shape[1] == 1:
             target = target.squeeze(1)  # MONAI's (N, 1, *spatial) labels
         if target.shape != (n,) + input.shape[2:]:
-            raise ValueError(f"integer label target must have shape (N, *spatial) = {(n,) + tuple(input.shape[2:])} "
-                             f"or (N, 1, *spatial), got {tuple(target.shape)}")
+            raise ValueError(
+                f"integer label target must have shape (N, *spatial) = {(n,) + tuple(input.shape[2:])} "
+                f"or (N, 1, *spatial), got {tuple(target.shape)}"
+            )
         target, labels = target.reshape(n, positions), True
     scored = classes if include_background else classes - 1
     if loss == "tversky":
@@ -113,20 +143,41 @@ def check_args(loss, input, target, activation="softmax", include_background=Tru
         gamma = check_number("gamma", gamma)
         if gamma <= 0:
             raise ValueError(f"gamma must be > 0, got {gamma}")
-    return OverlapArgs(input.reshape(n, classes, positions), target, labels, act, squared_pred, ignore_index, loss,
-                       include_background, jaccard, check_nonnegative("smooth_nr", smooth_nr),
-                       check_nonnegative("smooth_dr", smooth_dr), batch,
-                       class_weight_tensor("class_weight", class_weight, scored, input, target,
-                                           "class scored (without the background when include_background=False)"),
-                       check_reduction(reduction), alpha, beta, gamma, soft_label, process_group)
+    return OverlapArgs(
+        input.reshape(n, classes, positions),
+        target,
+        labels,
+        act,
+        squared_pred,
+        ignore_index,
+        loss,
+        include_background,
+        jaccard,
+        check_nonnegative("smooth_nr", smooth_nr),
+        check_nonnegative("smooth_dr", smooth_dr),
+        batch,
+        class_weight_tensor(
+            "class_weight",
+            class_weight,
+            scored,
+            input,
+            target,
+            "class scored (without the background when include_background=False)",
+        ),
+        check_reduction(reduction),
+        alpha,
+        beta,
+        gamma,
+        soft_label,
+        process_group,
+    )
 
 
 def one_hot(a: OverlapArgs, x: torch.Tensor):
     """The target t as (N, C, HW) in x's dtype (0 where ignored) and the (N, HW) mask of the positions
     kept; labels are checked."""
     if not a.labels:
-        return a.target.to(x.dtype), torch.ones(a.target.shape[0], a.target.shape[2], dtype=torch.bool,
-                                                 device=x.device)
+        return a.target.to(x.dtype), torch.ones(a.target.shape[0], a.target.shape[2], dtype=torch.bool, device=x.device)
     classes = x.shape[1]
     offset = 1 if classes == 1 else 0  # one class: the labels are the binary target (1 = foreground)
     valid = torch.ones_like(a.target, dtype=torch.bool) if a.ignore_index is None else a.target != a.ignore_index
@@ -145,7 +196,7 @@ def sums(a: OverlapArgs) -> torch.Tensor:
         p = p * valid.unsqueeze(1)
     power = 2 if a.squared else 1
     inter = torch.minimum(p, t) if a.soft_label and not a.squared else p * t
-    return torch.stack([inter.sum(-1), (p ** power).sum(-1), (t ** power).sum(-1)], -1)
+    return torch.stack([inter.sum(-1), (p**power).sum(-1), (t**power).sum(-1)], -1)
 
 
 def loss_from_sums(s: torch.Tensor, a: OverlapArgs) -> torch.Tensor:
@@ -184,8 +235,26 @@ LOSS_CODES = {"dice": 0, "tversky": 1}  # codes of csrc/math/overlap_score.h
 def sums_op(input, target, activation, squared, ignore_index, keep_probs, soft_label=False):
     """fastloss::overlap_sums in torch ops: (sums, probs), probs the activation (keep_probs) or empty."""
     labels = not target.dtype.is_floating_point
-    a = OverlapArgs(input, target, labels, activation, squared, ignore_index, "dice", True, False, 0.0, 0.0, False,
-                    None, "none", 0.5, 0.5, 1.0, soft_label)
+    a = OverlapArgs(
+        input,
+        target,
+        labels,
+        activation,
+        squared,
+        ignore_index,
+        "dice",
+        True,
+        False,
+        0.0,
+        0.0,
+        False,
+        None,
+        "none",
+        0.5,
+        0.5,
+        1.0,
+        soft_label,
+    )
     s = sums(a)
     if not keep_probs:
         return s, input.new_empty((0,))
@@ -194,35 +263,95 @@ def sums_op(input, target, activation, squared, ignore_index, keep_probs, soft_l
     return s, p.to(input.dtype)
 
 
-def score_op(sums, class_weight, loss, jaccard, smooth_nr, smooth_dr, alpha, beta, gamma, include_background, batch,
-             reduction):
+def score_op(
+    sums, class_weight, loss, jaccard, smooth_nr, smooth_dr, alpha, beta, gamma, include_background, batch, reduction
+):
     """fastloss::overlap_score in torch ops."""
     name = next(k for k, v in LOSS_CODES.items() if v == loss)
-    a = OverlapArgs(None, None, False, 0, False, None, name, include_background, jaccard, smooth_nr, smooth_dr, batch,
-                    class_weight, next(k for k, v in REDUCTIONS.items() if v == reduction), alpha, beta, gamma)
+    a = OverlapArgs(
+        None,
+        None,
+        False,
+        0,
+        False,
+        None,
+        name,
+        include_background,
+        jaccard,
+        smooth_nr,
+        smooth_dr,
+        batch,
+        class_weight,
+        next(k for k, v in REDUCTIONS.items() if v == reduction),
+        alpha,
+        beta,
+        gamma,
+    )
     return loss_from_sums(sums, a)
 
 
 def define(implementation):
     """dice_loss and tversky_loss over implementation(loss, input, target, **options)."""
 
-    def dice_loss(input, target, *, activation="softmax", include_background=True, squared_pred=False, jaccard=False,
-                  smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None,
-                  reduction="mean", soft_label=False, process_group=None):
+    def dice_loss(
+        input,
+        target,
+        *,
+        activation="softmax",
+        include_background=True,
+        squared_pred=False,
+        jaccard=False,
+        smooth_nr=1e-5,
+        smooth_dr=1e-5,
+        batch=False,
+        class_weight=None,
+        ignore_index=None,
+        reduction="mean",
+        soft_label=False,
+        process_group=None,
+    ):
         """Dice loss with the activation fused in (MONAI's DiceLoss formulas).
 
         Per (sample, class), with tp = Σ p·t over the spatial positions:
             1 − (2·tp + smooth_nr) / (Σp + Σt + smooth_dr)          (Σp², Σt² with squared_pred)
             1 − (2·tp + smooth_nr) / (2·(Σp + Σt − tp) + smooth_dr)  with jaccard=True
         """
-        return implementation("dice", input, target, activation=activation, include_background=include_background,
-                              squared_pred=squared_pred, jaccard=jaccard, smooth_nr=smooth_nr, smooth_dr=smooth_dr,
-                              batch=batch, class_weight=class_weight, ignore_index=ignore_index, reduction=reduction,
-                              soft_label=soft_label, process_group=process_group)
+        return implementation(
+            "dice",
+            input,
+            target,
+            activation=activation,
+            include_background=include_background,
+            squared_pred=squared_pred,
+            jaccard=jaccard,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
+            batch=batch,
+            class_weight=class_weight,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            soft_label=soft_label,
+            process_group=process_group,
+        )
 
-    def tversky_loss(input, target, *, alpha=0.5, beta=0.5, gamma=1.0, activation="softmax", include_background=True,
-                     smooth_nr=1e-5, smooth_dr=1e-5, batch=False, class_weight=None, ignore_index=None,
-                     reduction="mean", soft_label=False, process_group=None):
+    def tversky_loss(
+        input,
+        target,
+        *,
+        alpha=0.5,
+        beta=0.5,
+        gamma=1.0,
+        activation="softmax",
+        include_background=True,
+        smooth_nr=1e-5,
+        smooth_dr=1e-5,
+        batch=False,
+        class_weight=None,
+        ignore_index=None,
+        reduction="mean",
+        soft_label=False,
+        process_group=None,
+    ):
         """Tversky loss (Salehi et al., arXiv 1706.05721; MONAI's TverskyLoss) and focal Tversky.
 
         Per (sample, class), with tp = Σ p·t, fp = Σ p·(1 − t), fn = Σ (1 − p)·t:
@@ -230,10 +359,24 @@ def define(implementation):
         γ = 1 is Tversky; α = β = ½ equals Dice. γ is the exponent itself: Abraham & Khan's focal
         Tversky (arXiv 1810.07842) writes (1 − TI)^(1/γ'), so their γ' = 4/3 is gamma = 0.75 here.
         """
-        return implementation("tversky", input, target, alpha=alpha, beta=beta, gamma=gamma, activation=activation,
-                              include_background=include_background, smooth_nr=smooth_nr, smooth_dr=smooth_dr,
-                              batch=batch, class_weight=class_weight, ignore_index=ignore_index, reduction=reduction,
-                              soft_label=soft_label, process_group=process_group)
+        return implementation(
+            "tversky",
+            input,
+            target,
+            alpha=alpha,
+            beta=beta,
+            gamma=gamma,
+            activation=activation,
+            include_background=include_background,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
+            batch=batch,
+            class_weight=class_weight,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            soft_label=soft_label,
+            process_group=process_group,
+        )
 
     for f in (dice_loss, tversky_loss):
         f.__doc__ += COMMON_DOC
@@ -268,11 +411,13 @@ COMMON_DOC = """
         backward turns into the gradient in place.
 """
 
+
 def global_sums(s, a: OverlapArgs):
     """The sums the score is computed from: the local ones, or the global batch's over a.process_group."""
     if a.process_group is None:
         return s
     from .. import distributed
+
     return distributed.global_batch_sums(s, a.process_group)
 
 

@@ -7,6 +7,7 @@ plain torch, its argument checks, and the normaliser of its "mean", shared with 
 With γ = 0 this is F.cross_entropy(x, y, weight=α, label_smoothing=ε) term by term, and "mean"
 divides by the same Σ α_y over the positions that are not ignored (the count without α).
 """
+
 import numbers
 from math import prod as math_prod
 from typing import NamedTuple, Optional
@@ -45,16 +46,20 @@ class SoftmaxFocalArgs(NamedTuple):
     ignore_index: int
 
 
-def check_args(input, target, alpha, gamma, ignore_index, reduction, weight, avg_factor,
-               label_smoothing) -> SoftmaxFocalArgs:
+def check_args(
+    input, target, alpha, gamma, ignore_index, reduction, weight, avg_factor, label_smoothing
+) -> SoftmaxFocalArgs:
     n, classes = check_logits(input, target, "(N, C) or (N, C, *spatial)")
     if target.dtype.is_floating_point or target.dtype == torch.bool or target.dtype.is_complex:
-        raise TypeError(f"target must be integer class labels, got {target.dtype} (for probability targets use "
-                        "torch.nn.functional.cross_entropy)")
+        raise TypeError(
+            f"target must be integer class labels, got {target.dtype} (for probability targets use "
+            "torch.nn.functional.cross_entropy)"
+        )
     shape = (n,) + tuple(input.shape[2:])
     if tuple(target.shape) != shape:
-        raise ValueError(f"target must have shape (N, *spatial) = {shape} for input {tuple(input.shape)}, "
-                         f"got {tuple(target.shape)}")
+        raise ValueError(
+            f"target must have shape (N, *spatial) = {shape} for input {tuple(input.shape)}, got {tuple(target.shape)}"
+        )
     gamma = check_nonnegative("gamma", gamma)
     label_smoothing = check_number("label_smoothing", label_smoothing)
     if not 0 <= label_smoothing <= 1:
@@ -68,20 +73,34 @@ def check_args(input, target, alpha, gamma, ignore_index, reduction, weight, avg
         check_tensor("alpha", alpha)
         check_same_device("alpha", alpha, "input", input)
         if alpha.shape != (classes,) or not alpha.dtype.is_floating_point:
-            raise ValueError(f"alpha must be None, a number or a float tensor of shape (C,) = ({classes},), got "
-                             f"{alpha.dtype} of shape {tuple(alpha.shape)}")
+            raise ValueError(
+                f"alpha must be None, a number or a float tensor of shape (C,) = ({classes},), got "
+                f"{alpha.dtype} of shape {tuple(alpha.shape)}"
+            )
         if alpha.requires_grad:
             raise ValueError("alpha requires grad, but gradients with respect to alpha are not supported")
         alpha = alpha.to(math)
     if weight is not None:
         check_weight(weight, input, "input")
         if tuple(weight.shape) != shape:
-            raise ValueError(f"weight must have one value per position, shape (N, *spatial) = {shape}, got "
-                             f"{tuple(weight.shape)}")
+            raise ValueError(
+                f"weight must have one value per position, shape (N, *spatial) = {shape}, got {tuple(weight.shape)}"
+            )
         weight = weight.to(math).reshape(n, math_prod(input.shape[2:]))
     inner = math_prod(input.shape[2:])
-    return SoftmaxFocalArgs(input.reshape(n, classes, inner), target.reshape(n, inner), shape, alpha, weight, gamma,
-                            label_smoothing, NONE if code == NONE else 1, code == MEAN, avg_factor, ignore_index)
+    return SoftmaxFocalArgs(
+        input.reshape(n, classes, inner),
+        target.reshape(n, inner),
+        shape,
+        alpha,
+        weight,
+        gamma,
+        label_smoothing,
+        NONE if code == NONE else 1,
+        code == MEAN,
+        avg_factor,
+        ignore_index,
+    )
 
 
 def normaliser(a: SoftmaxFocalArgs, count):
@@ -145,8 +164,9 @@ def compute(a: SoftmaxFocalArgs) -> torch.Tensor:
 
 def op(input, target, alpha, weight, gamma, label_smoothing, reduction, ignore_index, math_type_loss=False):
     """fastloss::softmax_focal_loss in torch ops: (loss, lse, count) as the kernels return them."""
-    a = SoftmaxFocalArgs(input, target, tuple(target.shape), alpha, weight, gamma, label_smoothing, reduction, False,
-                         None, ignore_index)
+    a = SoftmaxFocalArgs(
+        input, target, tuple(target.shape), alpha, weight, gamma, label_smoothing, reduction, False, None, ignore_index
+    )
     loss, kept, lse = _losses(a)
     if reduction != NONE:
         loss = loss.sum()
@@ -158,8 +178,18 @@ def op(input, target, alpha, weight, gamma, label_smoothing, reduction, ignore_i
 def define(implementation):
     """softmax_focal_loss over implementation(input, target, **options)."""
 
-    def softmax_focal_loss(input, target, *, alpha=None, gamma=2.0, ignore_index=-100, reduction="mean", weight=None,
-                           avg_factor=None, label_smoothing=0.0):
+    def softmax_focal_loss(
+        input,
+        target,
+        *,
+        alpha=None,
+        gamma=2.0,
+        ignore_index=-100,
+        reduction="mean",
+        weight=None,
+        avg_factor=None,
+        label_smoothing=0.0,
+    ):
         """Softmax (multi-class) focal loss with PyTorch's cross-entropy conventions.
 
         Per position with label y, p = softmax(input) over C, ε = label_smoothing:
@@ -189,9 +219,17 @@ def define(implementation):
         The forward keeps the logits, the labels and one float per position (the log-sum-exp);
         the backward is one pass.
         """
-        return implementation(input, target, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
-                              reduction=reduction, weight=weight, avg_factor=avg_factor,
-                              label_smoothing=label_smoothing)
+        return implementation(
+            input,
+            target,
+            alpha=alpha,
+            gamma=gamma,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            weight=weight,
+            avg_factor=avg_factor,
+            label_smoothing=label_smoothing,
+        )
 
     return {"softmax_focal_loss": softmax_focal_loss}
 

@@ -1,6 +1,7 @@
 """Task-aligned assignment in plain torch (formulas and tie rules: csrc/math/task_aligned.h), with
 the raw op's arguments: it builds the (B, M, A) tensors the kernels avoid, and is what the kernels
 are tested against besides ultralytics itself."""
+
 import torch
 
 
@@ -9,8 +10,9 @@ def _ciou_overlap(g, p):
     eps = 1e-7
     w1, h1 = g[..., 2] - g[..., 0], g[..., 3] - g[..., 1] + eps
     w2, h2 = p[..., 2] - p[..., 0], p[..., 3] - p[..., 1] + eps
-    inter = (torch.minimum(g[..., 2], p[..., 2]) - torch.maximum(g[..., 0], p[..., 0])).clamp(0) * \
-        (torch.minimum(g[..., 3], p[..., 3]) - torch.maximum(g[..., 1], p[..., 1])).clamp(0)
+    inter = (torch.minimum(g[..., 2], p[..., 2]) - torch.maximum(g[..., 0], p[..., 0])).clamp(0) * (
+        torch.minimum(g[..., 3], p[..., 3]) - torch.maximum(g[..., 1], p[..., 1])
+    ).clamp(0)
     iou = inter / (w1 * h1 + w2 * h2 - inter + eps)
     cw = torch.maximum(g[..., 2], p[..., 2]) - torch.minimum(g[..., 0], p[..., 0])
     ch = torch.maximum(g[..., 3], p[..., 3]) - torch.minimum(g[..., 1], p[..., 1])
@@ -59,12 +61,27 @@ def pair_metrics(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt
     return candidate, overlap, metric
 
 
-def task_aligned_assign(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, topk, topk2, num_classes,
-                        alpha, beta, eps, stride_val, sparse):
+def task_aligned_assign(
+    pd_scores,
+    pd_bboxes,
+    anc_points,
+    gt_labels,
+    gt_bboxes,
+    mask_gt,
+    topk,
+    topk2,
+    num_classes,
+    alpha,
+    beta,
+    eps,
+    stride_val,
+    sparse,
+):
     out_dtype = torch.promote_types(torch.promote_types(pd_scores.dtype, pd_bboxes.dtype), gt_bboxes.dtype)
     math = torch.float64 if out_dtype == torch.float64 else torch.float32
-    candidate, overlap, metric = pair_metrics(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, alpha,
-                                              beta, stride_val, math)
+    candidate, overlap, metric = pair_metrics(
+        pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, alpha, beta, stride_val, math
+    )
     batch, anchors = pd_scores.shape[:2]
     gts = gt_bboxes.shape[1]
     # positives: each GT's top-k that are its candidates; an anchor claimed twice goes to the GT of
@@ -94,8 +111,21 @@ def task_aligned_assign(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, 
     return target_labels, target_bboxes, target_scores, fg, owner
 
 
-def near_ties(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, *, topk=10, topk2=None, alpha=0.5,
-              beta=6.0, stride=(8, 16, 32), rtol=1e-5):
+def near_ties(
+    pd_scores,
+    pd_bboxes,
+    anc_points,
+    gt_labels,
+    gt_bboxes,
+    mask_gt,
+    *,
+    topk=10,
+    topk2=None,
+    alpha=0.5,
+    beta=6.0,
+    stride=(8, 16, 32),
+    rtol=1e-5,
+):
     """(B, A) bool: the anchors whose assignment a last-place difference in the float32 metrics may
     change (two devices differ there: FMA contraction, their own pow and atan). With the metrics in
     float64: every candidate of a GT whose k-th and (k+1)-th metrics (or k2-th and (k2+1)-th) differ
@@ -104,8 +134,9 @@ def near_ties(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, *
     batch, gts = gt_bboxes.shape[:2]
     labels, mask = gt_labels.reshape(batch, gts).long(), mask_gt.reshape(batch, gts).bool()
     stride_val = stride[1] if len(stride) > 1 else stride[0]
-    candidate, overlap, metric = pair_metrics(pd_scores, pd_bboxes, anc_points, labels, gt_bboxes, mask, alpha, beta,
-                                              stride_val, torch.float64)
+    candidate, overlap, metric = pair_metrics(
+        pd_scores, pd_bboxes, anc_points, labels, gt_bboxes, mask, alpha, beta, stride_val, torch.float64
+    )
 
     def close(a, b):  # a ≥ b: near, not equal (1e-30: float32 underflows below ~1e-38 where float64 does not)
         return (a > b) & (a - b <= rtol * a.abs() + 1e-30)

@@ -59,7 +59,16 @@ extern "C" FastlossEmuBuiltins fastloss_emu_builtins;
 
 // ------------------------------------------------------------------ synchronisation and warps
 
-enum FastlossEmuWarpOp { kEmuShflIdx, kEmuShflUp, kEmuShflDown, kEmuShflXor, kEmuBallot, kEmuSyncWarp, kEmuAny, kEmuAll };
+enum FastlossEmuWarpOp {
+  kEmuShflIdx,
+  kEmuShflUp,
+  kEmuShflDown,
+  kEmuShflXor,
+  kEmuBallot,
+  kEmuSyncWarp,
+  kEmuAny,
+  kEmuAll
+};
 
 extern "C" void fastloss_emu_syncthreads(const char* file, int line);
 // Blocks the calling lane until every lane its mask names has reached the same operation with the
@@ -87,8 +96,8 @@ inline T fastloss_emu_shuffle(int op, unsigned long long mask, T var, int arg, i
   return var;
 }
 template <typename T>
-inline T __shfl_sync(unsigned long long mask, T var, int src, int width = warpSize,
-                     const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+inline T __shfl_sync(unsigned long long mask, T var, int src, int width = warpSize, const char* file = __builtin_FILE(),
+                     int line = __builtin_LINE()) {
   return fastloss_emu_shuffle(kEmuShflIdx, mask, var, src, width, file, line);
 }
 template <typename T>
@@ -260,7 +269,7 @@ cudaError_t cudaDeviceSynchronize();
 
 template <typename Kernel>
 inline cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, Kernel kernel, int block_size,
-                                                               size_t dynamic_shared) {
+                                                                 size_t dynamic_shared) {
   return fastloss_emu_occupancy(blocks, reinterpret_cast<const void*>(kernel), block_size, dynamic_shared);
 }
 
