@@ -37,7 +37,7 @@ $(VENV)/.deps: requirements-dev.txt
 build: $(VENV)/.deps
 	$(PY) setup.py -q build_ext --inplace
 
-bench: build
+bench: build peers
 	$(PY) -m fastloss bench --peers scripts/bench_peers.py $(BENCH_ARGS)
 
 test: build peers
@@ -90,7 +90,7 @@ wheel: build
 
 # That wheel installed into a clean virtualenv (no source tree on its path): check + RELEASE_TESTS
 # (below; `make test` ran the whole suite on the same objects in place; RELEASE_TESTS= runs it all).
-wheel-test: wheel
+wheel-test: wheel peers
 	TEST_FILES="$(RELEASE_TESTS)" bash scripts/test_installed.sh dist/fastloss-*.whl
 
 # The sdist: complete (against git ls-files), and it builds (CPU kernels) and passes the tests.
@@ -108,7 +108,7 @@ RELEASE_TESTS ?= test_build.py test_bitwise.py test_guarantees.py test_examples.
 # The sdist's CPU build: what tells another build apart (the Python code is the same files).
 SDIST_TESTS ?= test_build.py test_bitwise.py
 
-sdist-test: sdist
+sdist-test: sdist peers
 	rm -rf build/from-sdist && mkdir -p build/from-sdist
 	tar -xzf dist/sdist/fastloss-*.tar.gz -C build/from-sdist --strip-components=1
 	cd build/from-sdist && FASTLOSS_CUDA=0 $(CURDIR)/$(PY) -m pip wheel -q --no-build-isolation --no-deps -w dist .
@@ -130,7 +130,7 @@ $(VENV2)/.deps: requirements-dev.txt
 	$(call torch_venv,$(VENV2),$(SECOND_TORCH))
 	touch $@
 
-second-torch-test: $(VENV2)/.deps
+second-torch-test: $(VENV2)/.deps peers
 	test -n "$$(ls dist/fastloss-*.whl)"  # (make wheel first)
 	FASTLOSS_TESTS_MISSING_PEERS=torchvision,ultralytics TEST_FILES="$(RELEASE_TESTS)" \
 	  bash scripts/test_installed.sh dist/fastloss-*.whl $(PY2)
@@ -186,7 +186,7 @@ gpu-wheelhouse:
 	du -sh wheelhouse
 
 # The GPU check's dry run on this machine: the same steps on the built tree, CUDA parts skipped.
-gpu-check-dry: build
+gpu-check-dry: build peers
 	rm -rf build/gpu-dry
 	PYTHON=$(CURDIR)/$(PY) OUT=$(CURDIR)/build/gpu-dry bash scripts/gpu_check.sh --dry-run
 
