@@ -41,9 +41,8 @@ def test_weight_and_avg_factor_follow_mmdet(loss):
     assert_close(fn(x, y, "mean", weight=weight), per_element.mean())
     assert_close(fn(x, y, "sum", weight=weight), per_element.sum())
     assert_close(fn(x, y, "mean", weight=weight, avg_factor=12.0), per_element.sum() / 12.0)
-    module = MODULES[loss](loss_weight=2.0)
-    assert_close(module(x, y, weight=weight, avg_factor=12.0), 2 * per_element.sum() / 12.0)
-    assert_close(module(x, y, reduction_override="none"), 2 * FORMULAS[loss](x - y))
+    assert_close(MODULES[loss]()(x, y, weight=weight, avg_factor=12.0), per_element.sum() / 12.0)
+    assert_close(MODULES[loss](reduction="none")(x, y), FORMULAS[loss](x - y))
 
 
 def test_smooth_l1_beta():

@@ -323,14 +323,14 @@ def test_bad_input_raises_clear_error(impl, call, error, message):
 def test_modules():
     x, y = logits(8, 5), labels((8, 5))
     weight = torch.rand(8, dtype=torch.float64)
-    focal = fastloss.nn.SoftmaxFocalLoss(gamma=1.5, label_smoothing=0.1, loss_weight=2.0)
+    focal = fastloss.nn.SoftmaxFocalLoss(gamma=1.5, label_smoothing=0.1)
     assert_close(
         focal(x, y, weight=weight, avg_factor=4.0),
-        2 * fastloss.softmax_focal_loss(x, y, gamma=1.5, label_smoothing=0.1, weight=weight, avg_factor=4.0),
+        fastloss.softmax_focal_loss(x, y, gamma=1.5, label_smoothing=0.1, weight=weight, avg_factor=4.0),
     )
     assert_close(
-        focal(x, y, reduction_override="none"),
-        2 * fastloss.softmax_focal_loss(x, y, gamma=1.5, label_smoothing=0.1, reduction="none"),
+        fastloss.nn.SoftmaxFocalLoss(gamma=1.5, label_smoothing=0.1, reduction="none")(x, y),
+        fastloss.softmax_focal_loss(x, y, gamma=1.5, label_smoothing=0.1, reduction="none"),
     )
     w = class_weights(5)
     ce = fastloss.nn.CrossEntropyLoss(class_weight=w, label_smoothing=0.05)

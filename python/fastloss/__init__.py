@@ -1,6 +1,6 @@
 """fastloss: fused forward and backward kernels for detection and segmentation losses (CPU and CUDA).
 
-Every loss has the same signature in fastloss.reference (pure torch) and an mmdet-style module in
+Every loss has the same signature in fastloss.reference (pure torch) and a module in
 fastloss.nn. The catalogue: docs/catalogue.md.
 """
 

@@ -245,3 +245,22 @@ def result_dtype(*tensors):
 def opmath_dtype(dtype):
     """The dtype the math runs in: float64 for float64, float32 otherwise."""
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def weighted_elementwise(name, elementwise, pred, target, reduction, weight, avg_factor):
+    """elementwise(pred, target, reduction) under the detector API: weight multiplies the element
+    losses, avg_factor divides their sum (mmdet's convention); an empty "mean" is 0."""
+    check_pair(pred, target, f"{name}: ")
+    code = reduction_code(reduction, avg_factor)
+    if pred.numel() == 0 and reduction == "mean" and avg_factor is None:
+        reduction = "sum"  # an empty "mean" is 0, with a working backward, as for every fastloss loss
+    if weight is None and avg_factor is None:
+        return elementwise(pred, target, reduction)
+    loss = elementwise(pred, target, "none")
+    if weight is not None:
+        check_weight(weight, pred, "pred")
+        check_broadcasts_to_loss(weight, loss.shape)
+        loss = loss * weight
+    if code == NONE:
+        return loss
+    return apply_avg_factor(loss.sum(), avg_factor) if avg_factor is not None or code == SUM else loss.mean()

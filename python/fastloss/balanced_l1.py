@@ -1,11 +1,10 @@
 """fastloss.balanced_l1_loss: the fused Balanced L1 loss (Libra R-CNN).
 
-Kernels: csrc/math/balanced_l1.h (the formula), csrc/cpu/ and csrc/cuda/balanced_l1.*. Signature and
-docs: fastloss.reference.balanced_l1.define. When a gradient will be needed (float32/float64 pred),
-the forward also writes dL/dpred into a buffer of pred's size, from the same log; that buffer becomes
-the gradient: the backward (fastloss::balanced_l1_loss_backward_) only scales it in place. A second
-backward through the same graph (retain_graph=True), and half types, recompute it
-(fastloss::balanced_l1_loss_backward).
+Kernels: csrc/math/balanced_l1.h (the formula), csrc/cpu/ and csrc/cuda/balanced_l1.*. When a
+gradient will be needed (float32/float64 pred), the forward also writes dL/dpred into a buffer of
+pred's size, from the same log; that buffer becomes the gradient: the backward
+(fastloss::balanced_l1_loss_backward_) only scales it in place. A second backward through the same
+graph (retain_graph=True), and half types, recompute it (fastloss::balanced_l1_loss_backward).
 """
 
 import torch
@@ -30,9 +29,20 @@ def _fused(pred, target, reduction, alpha, gamma, beta, weight, avg_factor):
     return apply_avg_factor(loss, a.avg_factor)
 
 
-FUNCTIONS = _reference.define(_fused)
-globals().update(FUNCTIONS)
-__all__ = list(FUNCTIONS)
+def balanced_l1_loss(pred, target, reduction="mean", *, alpha=0.5, gamma=1.5, beta=1.0, weight=None, avg_factor=None):
+    """Balanced L1 loss (Pang et al., Libra R-CNN, arXiv 1904.02701), elementwise on d = |pred − target|:
+    α/b·(b·d + 1)·ln(b·d/β + 1) − α·d below β, γ·d + γ/b − α·β above, b = e^{γ/α} − 1 (mmdet's
+    balanced_l1_loss). One fused pass forward, one backward; the gradient goes to pred only.
+
+    pred, target: the same shape, floating dtypes (promoted; math in float32, float64 for float64;
+        the loss is float32 for half inputs).
+    reduction: "none" (pred's shape) | "mean" | "sum"; empty inputs give 0.
+    weight: broadcastable to pred's shape (no gradient); avg_factor: with "mean", sum / avg_factor.
+    """
+    return _fused(pred, target, reduction, alpha, gamma, beta, weight, avg_factor)
+
+
+__all__ = ["balanced_l1_loss"]
 
 
 def _setup(ctx, args, outputs):

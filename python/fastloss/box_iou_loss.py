@@ -1,8 +1,8 @@
 """The IoU family of box losses (IoU, GIoU, DIoU, CIoU, EIoU, Focal-EIoU, CDIoU) on the fused
 kernels, and torchvision's generalized/distance/complete_box_iou_loss as drop-ins.
 
-One op, fastloss::box_iou_loss, serves the family (csrc/math/box_iou.h has the formulas). The
-signatures and docs are defined once, in fastloss.reference.box_iou, for both implementations.
+One op, fastloss::box_iou_loss, serves the family (csrc/math/box_iou.h has the formulas);
+fastloss.reference.box_iou computes the same in plain torch.
 """
 
 import torch
@@ -36,9 +36,94 @@ def _fused(kind, pred, target, reduction, eps, weight, avg_factor, box_format, *
     return apply_avg_factor(loss, a.avg_factor)
 
 
-FUNCTIONS = _reference.define(_fused)
-globals().update(FUNCTIONS)
-__all__ = list(FUNCTIONS)
+def iou_loss(
+    pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy", mode="linear"
+):
+    """IoU loss (UnitBox, arXiv 1608.01471): mode "linear" 1 − IoU, "log" −ln(max(IoU, eps)),
+    "square" 1 − IoU²."""
+    return _fused("iou", pred, target, reduction, eps, weight, avg_factor, box_format, mode=mode)
+
+
+def giou_loss(pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy"):
+    """GIoU loss (arXiv 1902.09630): 1 − IoU + (area(C) − union) / (area(C) + eps), C the enclosing box."""
+    return _fused("giou", pred, target, reduction, eps, weight, avg_factor, box_format)
+
+
+def diou_loss(pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy"):
+    """DIoU loss (arXiv 1911.08287): 1 − IoU + ρ² / (cw² + ch² + eps), ρ the distance of the centres."""
+    return _fused("diou", pred, target, reduction, eps, weight, avg_factor, box_format)
+
+
+def ciou_loss(pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy"):
+    """CIoU loss (arXiv 1911.08287): DIoU + α·v, v = (4/π²)(atan(w_t/h_t) − atan(w_p/h_p))²,
+    α = v / (1 − IoU + v + eps) held constant (no gradient through α), as torchvision."""
+    return _fused("ciou", pred, target, reduction, eps, weight, avg_factor, box_format)
+
+
+def eiou_loss(pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy"):
+    """EIoU loss (arXiv 2101.08158): DIoU + (w_p − w_t)²/(cw² + eps) + (h_p − h_t)²/(ch² + eps)."""
+    return _fused("eiou", pred, target, reduction, eps, weight, avg_factor, box_format)
+
+
+def focal_eiou_loss(
+    pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy", gamma=0.5
+):
+    """Focal-EIoU loss (arXiv 2101.08158): IoU^γ · EIoU, with IoU^γ a weight (no gradient through it),
+    as the widely used implementations do."""
+    return _fused("focal_eiou", pred, target, reduction, eps, weight, avg_factor, box_format, gamma=gamma)
+
+
+def cdiou_loss(pred, target, reduction="none", eps=1e-7, *, weight=None, avg_factor=None, box_format="xyxy", lambd=1.0):
+    """CDIoU loss (arXiv 2103.11696): 1 − IoU + λ·(sum of the distances between the four corresponding
+    corners) / (4 · diagonal of the enclosing box)."""
+    return _fused("cdiou", pred, target, reduction, eps, weight, avg_factor, box_format, lambd=lambd)
+
+
+def generalized_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7):
+    """torchvision.ops.generalized_box_iou_loss's signature and numbers."""
+    return _fused("giou", boxes1, boxes2, reduction, eps, None, None, "xyxy")
+
+
+def distance_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7):
+    """torchvision.ops.distance_box_iou_loss's signature and numbers."""
+    return _fused("diou", boxes1, boxes2, reduction, eps, None, None, "xyxy")
+
+
+def complete_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7):
+    """torchvision.ops.complete_box_iou_loss's signature and numbers: as torchvision, eps is used in α
+    only and its DIoU part uses 1e-7."""
+    return _fused("ciou", boxes1, boxes2, reduction, 1e-7, None, None, "xyxy", aux_eps=eps)
+
+
+# What the seven share (torchvision's three drop-ins document torchvision's arguments).
+COMMON_DOC = """
+    pred, target: boxes of shape (..., 4), the same shape, floating dtypes that may differ (the
+        math runs in their promoted type; integer boxes are taken as float32); box_format "xyxy",
+        "xywh" or "cxcywh", converted inside the kernel, with gradients in the caller's format.
+        Inverted boxes (x2 < x1 or y2 < y1) are zero-size boxes at the same centre. Gradients flow
+        to pred, and to target when it requires grad.
+    reduction: "none" (shape pred.shape[:-1]) | "mean" | "sum"; empty inputs give 0.
+    eps: keeps denominators positive (IoU = inter / (union + eps)).
+    weight: per pair, broadcastable to pred.shape[:-1]; a weight of pred's shape (one per
+        coordinate, as mmdet passes) is averaged over the last dimension.
+    avg_factor: with reduction="mean", the loss is sum / avg_factor (mmdet's convention).
+    The loss is float32 for half inputs (as torchvision), else the promoted dtype of pred and target.
+"""
+for _function in (iou_loss, giou_loss, diou_loss, ciou_loss, eiou_loss, focal_eiou_loss, cdiou_loss):
+    _function.__doc__ += "\n" + COMMON_DOC
+
+__all__ = [
+    "iou_loss",
+    "giou_loss",
+    "diou_loss",
+    "ciou_loss",
+    "eiou_loss",
+    "focal_eiou_loss",
+    "cdiou_loss",
+    "generalized_box_iou_loss",
+    "distance_box_iou_loss",
+    "complete_box_iou_loss",
+]
 
 
 def _backward(ctx, args, saved, grads, needs):

@@ -15,45 +15,19 @@ the mean over all elements (mmdet's), or sum / avg_factor when avg_factor is giv
 
 import torch.nn.functional as F
 
-from ._common import (
-    NONE,
-    SUM,
-    apply_avg_factor,
-    check_broadcasts_to_loss,
-    check_nonnegative,
-    check_pair,
-    check_weight,
-    reduction_code,
-)
-
-
-def _weighted(name, elementwise, pred, target, reduction, weight, avg_factor):
-    check_pair(pred, target, f"{name}: ")
-    code = reduction_code(reduction, avg_factor)
-    if pred.numel() == 0 and reduction == "mean" and avg_factor is None:
-        reduction = "sum"  # an empty "mean" is 0, with a working backward, as for every fastloss loss
-    if weight is None and avg_factor is None:
-        return elementwise(pred, target, reduction)
-    loss = elementwise(pred, target, "none")
-    if weight is not None:
-        check_weight(weight, pred, "pred")
-        check_broadcasts_to_loss(weight, loss.shape)
-        loss = loss * weight
-    if code == NONE:
-        return loss
-    return apply_avg_factor(loss.sum(), avg_factor) if avg_factor is not None or code == SUM else loss.mean()
+from ._common import check_nonnegative, weighted_elementwise
 
 
 def l1_loss(pred, target, reduction="mean", *, weight=None, avg_factor=None):
     """|pred − target| (torch's F.l1_loss kernel), with mmdet's weight and avg_factor."""
-    return _weighted(
+    return weighted_elementwise(
         "l1_loss", lambda x, y, r: F.l1_loss(x, y, reduction=r), pred, target, reduction, weight, avg_factor
     )
 
 
 def mse_loss(pred, target, reduction="mean", *, weight=None, avg_factor=None):
     """(pred − target)² (torch's F.mse_loss kernel), with mmdet's weight and avg_factor."""
-    return _weighted(
+    return weighted_elementwise(
         "mse_loss", lambda x, y, r: F.mse_loss(x, y, reduction=r), pred, target, reduction, weight, avg_factor
     )
 
@@ -62,7 +36,7 @@ def smooth_l1_loss(pred, target, reduction="mean", *, beta=1.0, weight=None, avg
     """Fast R-CNN's Smooth L1 (torch's F.smooth_l1_loss kernel; β = 0 is L1), with mmdet's weight and
     avg_factor."""
     beta = check_nonnegative("beta", beta)
-    return _weighted(
+    return weighted_elementwise(
         "smooth_l1_loss",
         lambda x, y, r: F.smooth_l1_loss(x, y, reduction=r, beta=beta),
         pred,

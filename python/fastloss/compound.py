@@ -6,7 +6,6 @@ sums (N, C, 3) of fastloss.overlap and the cross-entropy sums (N, 2) (csrc/math/
 when a gradient will be needed it writes p into a buffer of the input's size, which its backward
 (fastloss::overlap_ce_sums_backward_) turns in place into dL/dinput: the Dice part's gradient plus
 the cross entropy's, one pass. The scores on the sums are fastloss.overlap's (or Generalized Dice's).
-Signatures and docs: fastloss.reference.compound.define.
 """
 
 import torch
@@ -73,13 +72,119 @@ def dice_value(c, sums):
 
 
 def _fused(input, target, **options):
+    # (dice_ce_loss and dice_focal_loss below pass every argument by name: **locals())
     c, sums, ce = parts(input, target, **options)
     return _reference.combine(c, dice_value(c, sums), _reference.ce_part(ce, c))
 
 
-FUNCTIONS = _reference.define(_fused)
-globals().update(FUNCTIONS)
-__all__ = list(FUNCTIONS)
+def dice_ce_loss(
+    input,
+    target,
+    *,
+    lambda_dice=1.0,
+    lambda_ce=1.0,
+    dice="dice",
+    ce_weight=None,
+    label_smoothing=0.0,
+    include_background=True,
+    squared_pred=False,
+    jaccard=False,
+    smooth_nr=1e-5,
+    smooth_dr=1e-5,
+    batch=False,
+    class_weight=None,
+    ignore_index=None,
+    reduction="mean",
+    tversky_alpha=0.5,
+    tversky_beta=0.5,
+    tversky_gamma=1.0,
+    w_type="square",
+    soft_label=False,
+    process_group=None,
+):
+    """λ_dice · Dice + λ_ce · cross entropy, from one softmax pass over the logits.
+
+    The Dice part is fastloss.dice_loss (dice="dice"), fastloss.generalized_dice_loss
+    ("generalized_dice", w_type) or fastloss.tversky_loss ("tversky", tversky_alpha/beta/gamma)
+    with activation="softmax" and the Dice options below. The cross-entropy part is
+    F.cross_entropy(input, target, weight=ce_weight, ignore_index=ignore_index,
+    label_smoothing=label_smoothing, reduction=reduction): labels (hard) or a float target of the
+    input's shape (class probabilities; "mean" divides by N·positions, as torch).
+    """
+    return _fused(**locals(), gamma=0.0)
+
+
+def dice_focal_loss(
+    input,
+    target,
+    *,
+    lambda_dice=1.0,
+    lambda_focal=1.0,
+    gamma=2.0,
+    dice="dice",
+    ce_weight=None,
+    label_smoothing=0.0,
+    include_background=True,
+    squared_pred=False,
+    jaccard=False,
+    smooth_nr=1e-5,
+    smooth_dr=1e-5,
+    batch=False,
+    class_weight=None,
+    ignore_index=None,
+    reduction="mean",
+    tversky_alpha=0.5,
+    tversky_beta=0.5,
+    tversky_gamma=1.0,
+    w_type="square",
+    soft_label=False,
+    process_group=None,
+    focal="softmax",
+    alpha=None,
+    activation="softmax",
+):
+    """λ_dice · Dice + λ_focal · focal loss, from one pass over the logits.
+
+    focal="softmax" (default): fastloss.softmax_focal_loss(input, target, alpha=ce_weight,
+    gamma=gamma, ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction):
+    (1 − p_y)^γ times the (weighted, smoothed) cross entropy of each position, from the Dice
+    part's softmax; "mean" divides by Σ w_y. Integer label targets (gamma=0 also takes float
+    targets: it is dice_ce_loss).
+    focal="sigmoid": MONAI's FocalLoss term, per element of the classes scored
+    (include_background=False leaves class 0 out), α_t·(1 − p_t)^γ·BCEWithLogits(x, t) with
+    p = σ(x), alpha α (None: no α_t), ce_weight a weight per class; "mean" over those elements,
+    "sum" their sum. The Dice part then takes any `activation` ("softmax", "sigmoid", "none").
+    The Dice part and its options: as dice_ce_loss.
+    """
+    return _fused(**locals())
+
+
+COMMON_DOC = """
+    input: (N, C, *spatial) logits, C >= 2, float16/bfloat16/float32/float64.
+    target: integer labels (N, *spatial) or (N, 1, *spatial), or a float target of the input's
+        shape (one-hot or soft; no ignore_index).
+    lambda_dice, lambda_ce / lambda_focal: the parts' weights (>= 0).
+    ce_weight: None, a number or one weight per class (all C): the cross entropy's class weights.
+    label_smoothing: ε in [0, 1], F.cross_entropy's.
+    ignore_index: (labels) positions with this label are left out of both parts.
+    include_background, squared_pred, jaccard, smooth_nr, smooth_dr, batch, class_weight,
+        soft_label: the Dice part's, as fastloss.dice_loss (class_weight: one per scored class).
+    process_group: with batch=True, the Dice sums and the cross-entropy sums are all-reduced over
+        this torch.distributed group: every rank's loss is the global batch's, and after DDP's
+        gradient averaging the gradients are a single process's on the concatenated batch.
+    reduction: "mean" | "sum" for both parts (the Dice scores' mean over (sample, class), the
+        cross entropy's weighted mean over positions).
+    One kernel pass computes the softmax once and yields the Dice sums and the cross-entropy
+    sums; the backward is one in-place pass over the softmax buffer (memory: the gradient).
+"""
+
+for _function in (dice_ce_loss, dice_focal_loss):
+    _function.__doc__ += COMMON_DOC
+
+__all__ = [
+    "dice_ce_loss",
+    "dice_focal_loss",
+]
 
 
 def sums_op(

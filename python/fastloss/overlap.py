@@ -7,7 +7,6 @@ gradient: the backward (fastloss::overlap_sums_backward_) turns it into dL/dinpu
 pass without an exp. A second op, fastloss::overlap_score, turns the (N, C, 3) sums into the loss
 (MONAI's formulas, class weights, reduction; csrc/math/overlap_score.h) and its backward gives
 dL/dsums; fastloss.reference.overlap.loss_from_sums is the same in torch ops.
-Signatures and docs: fastloss.reference.overlap.define.
 """
 
 import torch
@@ -33,6 +32,7 @@ def _sums(a):
 
 
 def _fused(loss, input, target, **options):
+    # (dice_loss and tversky_loss below pass every argument by name: **locals())
     a = _reference.check_args(loss, input, target, **options)
     sums = _reference.global_sums(_sums(a), a)
     if not _backend.use_kernels(a.input.device):
@@ -61,9 +61,94 @@ def sums(input, target, **options):
     return _sums(a), a
 
 
-FUNCTIONS = _reference.define(_fused)
-globals().update(FUNCTIONS)
-__all__ = list(FUNCTIONS)
+def dice_loss(
+    input,
+    target,
+    *,
+    activation="softmax",
+    include_background=True,
+    squared_pred=False,
+    jaccard=False,
+    smooth_nr=1e-5,
+    smooth_dr=1e-5,
+    batch=False,
+    class_weight=None,
+    ignore_index=None,
+    reduction="mean",
+    soft_label=False,
+    process_group=None,
+):
+    """Dice loss with the activation fused in (MONAI's DiceLoss formulas).
+
+    Per (sample, class), with tp = Σ p·t over the spatial positions:
+        1 − (2·tp + smooth_nr) / (Σp + Σt + smooth_dr)          (Σp², Σt² with squared_pred)
+        1 − (2·tp + smooth_nr) / (2·(Σp + Σt − tp) + smooth_dr)  with jaccard=True
+    """
+    return _fused("dice", **locals())
+
+
+def tversky_loss(
+    input,
+    target,
+    *,
+    alpha=0.5,
+    beta=0.5,
+    gamma=1.0,
+    activation="softmax",
+    include_background=True,
+    smooth_nr=1e-5,
+    smooth_dr=1e-5,
+    batch=False,
+    class_weight=None,
+    ignore_index=None,
+    reduction="mean",
+    soft_label=False,
+    process_group=None,
+):
+    """Tversky loss (Salehi et al., arXiv 1706.05721; MONAI's TverskyLoss) and focal Tversky.
+
+    Per (sample, class), with tp = Σ p·t, fp = Σ p·(1 − t), fn = Σ (1 − p)·t:
+        TI = (tp + smooth_nr) / (tp + α·fp + β·fn + smooth_dr),  loss = (1 − TI)^γ
+    γ = 1 is Tversky; α = β = ½ equals Dice. γ is the exponent itself: Abraham & Khan's focal
+    Tversky (arXiv 1810.07842) writes (1 − TI)^(1/γ'), so their γ' = 4/3 is gamma = 0.75 here.
+    """
+    return _fused("tversky", **locals())
+
+
+COMMON_DOC = """
+    input: (N, C, *spatial) logits (or probabilities with activation="none"), any number of
+        spatial dimensions, including none; float16/bfloat16/float32/float64. Non-contiguous
+        (e.g. channels-last) inputs are copied once.
+    target: integer labels (N, *spatial) — or MONAI's (N, 1, *spatial) — made one-hot inside the
+        kernel (no one-hot tensor), or a float target of the input's shape (one-hot, multi-label
+        or soft). With C = 1 the labels are the binary target itself (1 = foreground), as MONAI.
+        Labels outside [0, C) that are not ignore_index raise a ValueError on CPU and trigger a
+        device-side assert on CUDA (as torch's losses). The target gets no gradient.
+    activation: "softmax" over C, "sigmoid" (multi-label) or "none" (already probabilities).
+    include_background: False leaves class 0 out of the loss (it still shapes the softmax).
+    batch: sum over the batch too (one score per class).
+    class_weight: a number or one weight per scored class (>= 0), multiplying the class scores.
+    ignore_index: (labels only) positions with this label are left out of every sum.
+    reduction: "mean" | "sum" over the (sample, class) scores, or "none": the (N, C) matrix, (C,)
+        with batch=True (C − 1 columns without the background).
+    process_group: with batch=True, a torch.distributed group (e.g. torch.distributed.group.WORLD)
+        over which the batch's per-class sums are all-reduced before the score: every rank's loss
+        is the loss of the global batch, and after DDP's gradient averaging the gradients are a
+        single process's on the concatenated batch (fastloss.distributed). Default None: local.
+    soft_label: MONAI's option for soft targets: tp = Σ min(p, t) = (Σp + Σt − Σ|p − t|)/2 instead
+        of Σ p·t (equal for 0/1 targets); no effect with squared_pred (tp is Σ p·t there, as MONAI).
+    The sums accumulate in float32 (float64 for float64) and are bitwise reproducible; the loss
+    is float32 for half inputs. Beyond its inputs and an (N, C, 3) matrix, the forward keeps one
+    buffer of the input's size holding the activation (only when a gradient is needed), which the
+    backward turns into the gradient in place.
+"""
+for _function in (dice_loss, tversky_loss):
+    _function.__doc__ += COMMON_DOC
+
+__all__ = [
+    "dice_loss",
+    "tversky_loss",
+]
 
 
 def _setup_sums(ctx, args, outputs):

@@ -38,7 +38,7 @@ try:
 except (ImportError, RuntimeError):  # absent, or built for another torch
     TORCHVISION = {}
 
-for kind in [k for k in reference.KINDS if k + "_loss" in reference.FUNCTIONS]:  # the public functions
+for kind in [k for k in reference.KINDS if k + "_loss" in reference.__all__]:  # the public functions
     name = kind + "_loss"
     peers = {"torchvision": _mean(TORCHVISION[kind])} if kind in TORCHVISION else {}
     register(
@@ -46,8 +46,8 @@ for kind in [k for k in reference.KINDS if k + "_loss" in reference.FUNCTIONS]: 
             name=f"{name} {PAIRS // 1000}k pairs",
             make_inputs=box_pairs,
             grad=("pred",),
-            fastloss=_mean(fused.FUNCTIONS[name]),
-            reference=_mean(reference.FUNCTIONS[name]),
+            fastloss=_mean(getattr(fused, name)),
+            reference=_mean(getattr(reference, name)),
             peers=peers,
         )
     )
@@ -64,8 +64,8 @@ register(
         name=f"giou_loss fp16+fp32 {PAIRS // 1000}k pairs",
         make_inputs=mixed_pairs,
         grad=("pred",),
-        fastloss=_mean(fused.FUNCTIONS["giou_loss"]),
-        reference=_mean(reference.FUNCTIONS["giou_loss"]),
+        fastloss=_mean(fused.giou_loss),
+        reference=_mean(reference.giou_loss),
         peers={"torchvision": _mean(TORCHVISION["giou"])} if TORCHVISION else {},
         dtypes=(torch.float16,),
     )

@@ -70,13 +70,14 @@ SPECS = [  # (name, inputs, fastloss options, MONAI loss)
 
 for name, make, options, monai_loss in SPECS:
     loss = name.split()[0]
+    fused_loss, reference_loss = getattr(fused, loss), getattr(reference, loss)
     register(
         Case(
             name=name,
             make_inputs=make,
             grad=("input",),
-            fastloss=lambda input, target, f=fused.FUNCTIONS[loss], o=options: f(input, target, **o),
-            reference=lambda input, target, f=reference.FUNCTIONS[loss], o=options: f(input, target, **o),
+            fastloss=lambda input, target, f=fused_loss, o=options: f(input, target, **o),
+            reference=lambda input, target, f=reference_loss, o=options: f(input, target, **o),
             peers={"MONAI": monai_loss()} if monai else {},
         )
     )

@@ -1,36 +1,13 @@
-import torch
-
 from .. import compound as _functional
-from .._torchscript import NotScriptable
-from ._base import keyword_arguments, set_tensor_option
+from ._base import OptionsLoss, keyword_arguments
 
 
-class _CompoundLoss(NotScriptable, torch.nn.Module):
-    """class_weight and ce_weight are buffers when given as tensors or lists (moved by .to(), kept in
-    state_dict); the other options are plain attributes."""
+class DiceCELoss(OptionsLoss):
+    """fastloss.dice_ce_loss as a module, forward(input, target): λ_dice·Dice + λ_ce·cross entropy
+    from one softmax pass."""
 
-    name = None
-
-    def __init__(self, class_weight=None, ce_weight=None, **options):
-        super().__init__()
-        self.options = options
-        set_tensor_option(self, "class_weight", class_weight)
-        set_tensor_option(self, "ce_weight", ce_weight)
-
-    def forward(self, input, target):
-        return _functional.FUNCTIONS[self.name](
-            input, target, class_weight=self.class_weight, ce_weight=self.ce_weight, **self.options
-        )
-
-    def extra_repr(self):
-        tensors = {"class_weight": self.class_weight, "ce_weight": self.ce_weight}
-        return ", ".join(f"{k}={v!r}" for k, v in {**self.options, **tensors}.items())
-
-
-class DiceCELoss(_CompoundLoss):
-    """fastloss.dice_ce_loss as a module: λ_dice·Dice + λ_ce·cross entropy from one softmax pass."""
-
-    name = "dice_ce_loss"
+    function = _functional.dice_ce_loss
+    tensor_options = ("class_weight", "ce_weight")
 
     def __init__(
         self,
@@ -59,11 +36,12 @@ class DiceCELoss(_CompoundLoss):
         super().__init__(**keyword_arguments(locals()))
 
 
-class DiceFocalLoss(_CompoundLoss):
-    """fastloss.dice_focal_loss as a module: λ_dice·Dice + λ_focal·focal (softmax, or MONAI's sigmoid
-    term with focal="sigmoid") from one pass."""
+class DiceFocalLoss(OptionsLoss):
+    """fastloss.dice_focal_loss as a module, forward(input, target): λ_dice·Dice + λ_focal·focal
+    (softmax, or MONAI's sigmoid term with focal="sigmoid") from one pass."""
 
-    name = "dice_focal_loss"
+    function = _functional.dice_focal_loss
+    tensor_options = ("class_weight", "ce_weight")
 
     def __init__(
         self,

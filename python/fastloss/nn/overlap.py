@@ -1,33 +1,14 @@
-import torch
-
+from .. import generalized_dice as _generalized
 from .. import overlap as _functional
-from .._torchscript import NotScriptable
-from ._base import keyword_arguments, set_tensor_option
+from ._base import OptionsLoss, keyword_arguments
 
 
-class _OverlapLoss(NotScriptable, torch.nn.Module):
-    """class_weight is a buffer (moved by .to()/.cuda(), kept in state_dict); the other options are
-    plain attributes."""
+class DiceLoss(OptionsLoss):
+    """fastloss.dice_loss as a module: forward(input, target). The options as MONAI's DiceLoss names
+    them (softmax=True with to_onehot_y=True is activation="softmax" with label targets)."""
 
-    name = None
-
-    def __init__(self, class_weight=None, **options):
-        super().__init__()
-        self.options = options
-        set_tensor_option(self, "class_weight", class_weight)
-
-    def forward(self, input, target):
-        return _functional.FUNCTIONS[self.name](input, target, class_weight=self.class_weight, **self.options)
-
-    def extra_repr(self):
-        return ", ".join(f"{k}={v!r}" for k, v in {**self.options, "class_weight": self.class_weight}.items())
-
-
-class DiceLoss(_OverlapLoss):
-    """fastloss.dice_loss as a module; the options as MONAI's DiceLoss names them (softmax=True with
-    to_onehot_y=True is activation="softmax" with label targets)."""
-
-    name = "dice_loss"
+    function = _functional.dice_loss
+    tensor_options = ("class_weight",)
 
     def __init__(
         self,
@@ -42,15 +23,17 @@ class DiceLoss(_OverlapLoss):
         class_weight=None,
         ignore_index=None,
         reduction="mean",
+        soft_label=False,
         process_group=None,
     ):
         super().__init__(**keyword_arguments(locals()))
 
 
-class TverskyLoss(_OverlapLoss):
-    """fastloss.tversky_loss as a module (gamma != 1: focal Tversky)."""
+class TverskyLoss(OptionsLoss):
+    """fastloss.tversky_loss as a module (gamma != 1: focal Tversky): forward(input, target)."""
 
-    name = "tversky_loss"
+    function = _functional.tversky_loss
+    tensor_options = ("class_weight",)
 
     def __init__(
         self,
@@ -66,6 +49,30 @@ class TverskyLoss(_OverlapLoss):
         class_weight=None,
         ignore_index=None,
         reduction="mean",
+        soft_label=False,
+        process_group=None,
+    ):
+        super().__init__(**keyword_arguments(locals()))
+
+
+class GeneralizedDiceLoss(OptionsLoss):
+    """fastloss.generalized_dice_loss as a module: forward(input, target); the class weights come
+    from the target (w_type)."""
+
+    function = _generalized.generalized_dice_loss
+
+    def __init__(
+        self,
+        *,
+        w_type="square",
+        activation="softmax",
+        include_background=True,
+        smooth_nr=1e-5,
+        smooth_dr=1e-5,
+        batch=False,
+        ignore_index=None,
+        reduction="mean",
+        soft_label=False,
         process_group=None,
     ):
         super().__init__(**keyword_arguments(locals()))

@@ -1,12 +1,12 @@
 from .. import quality_focal as _functional
-from ._base import WeightedLoss
+from ._base import Loss
 
 
-class VarifocalLoss(WeightedLoss):
-    """fastloss.varifocal_loss as an mmdet-style module.
+class VarifocalLoss(Loss):
+    """fastloss.varifocal_loss as a module.
 
-    forward(pred, target, weight=None, avg_factor=None, reduction_override=None, positive=None): target
-    is a dense quality target of pred's shape or a (labels, scores) tuple. RT-DETR / D-FINE:
+    forward(pred, target, weight=None, avg_factor=None, positive=None): target is a dense quality
+    target of pred's shape or a (labels, scores) tuple. RT-DETR / D-FINE:
     VarifocalLoss(negative_mask="label", detach_weight=True) with avg_factor = the number of boxes.
     """
 
@@ -18,14 +18,17 @@ class VarifocalLoss(WeightedLoss):
         negative_mask="score",
         detach_weight=False,
         reduction="mean",
-        loss_weight=1.0,
+        *,
+        ignore_index=None,
         per_layer=False,
+        **deprecated,
     ):
-        super().__init__(reduction, loss_weight)
+        super().__init__(reduction, **deprecated)
         self.alpha, self.gamma, self.iou_weighted = alpha, gamma, iou_weighted
-        self.negative_mask, self.detach_weight, self.per_layer = negative_mask, detach_weight, per_layer
+        self.negative_mask, self.detach_weight = negative_mask, detach_weight
+        self.ignore_index, self.per_layer = ignore_index, per_layer
 
-    def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None, positive=None):
+    def forward(self, pred, target, weight=None, avg_factor=None, positive=None, **deprecated):
         loss = _functional.varifocal_loss(
             pred,
             target,
@@ -34,41 +37,45 @@ class VarifocalLoss(WeightedLoss):
             iou_weighted=self.iou_weighted,
             negative_mask=self.negative_mask,
             detach_weight=self.detach_weight,
-            reduction=self.resolve_reduction(reduction_override),
+            reduction=self.resolve_reduction(deprecated),
             weight=weight,
             avg_factor=avg_factor,
             positive=positive,
+            ignore_index=self.ignore_index,
             per_layer=self.per_layer,
         )
-        return loss * self.loss_weight if self.loss_weight != 1.0 else loss
+        return self.scaled(loss)
 
     def extra_repr(self):
         return (
             f"alpha={self.alpha}, gamma={self.gamma}, iou_weighted={self.iou_weighted}, "
             f"negative_mask={self.negative_mask!r}, detach_weight={self.detach_weight}, "
-            f"per_layer={self.per_layer}, " + super().extra_repr()
+            f"ignore_index={self.ignore_index}, per_layer={self.per_layer}, " + super().extra_repr()
         )
 
 
-class QualityFocalLoss(WeightedLoss):
-    """fastloss.quality_focal_loss as an mmdet-style module (the elementwise loss reduced; for mmdet's
-    per-row sums use fastloss.mmdet.QualityFocalLoss)."""
+class QualityFocalLoss(Loss):
+    """fastloss.quality_focal_loss as a module: the elementwise loss, reduced (mmdet's per-row sums
+    are fastloss.mmdet.QualityFocalLoss's). forward(pred, target, weight=None, avg_factor=None)."""
 
-    def __init__(self, beta=2.0, reduction="mean", loss_weight=1.0, per_layer=False):
-        super().__init__(reduction, loss_weight)
-        self.beta, self.per_layer = beta, per_layer
+    def __init__(self, beta=2.0, reduction="mean", *, ignore_index=None, per_layer=False, **deprecated):
+        super().__init__(reduction, **deprecated)
+        self.beta, self.ignore_index, self.per_layer = beta, ignore_index, per_layer
 
-    def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None):
+    def forward(self, pred, target, weight=None, avg_factor=None, **deprecated):
         loss = _functional.quality_focal_loss(
             pred,
             target,
             beta=self.beta,
-            reduction=self.resolve_reduction(reduction_override),
+            reduction=self.resolve_reduction(deprecated),
             weight=weight,
             avg_factor=avg_factor,
+            ignore_index=self.ignore_index,
             per_layer=self.per_layer,
         )
-        return loss * self.loss_weight if self.loss_weight != 1.0 else loss
+        return self.scaled(loss)
 
     def extra_repr(self):
-        return f"beta={self.beta}, per_layer={self.per_layer}, " + super().extra_repr()
+        return (
+            f"beta={self.beta}, ignore_index={self.ignore_index}, per_layer={self.per_layer}, " + super().extra_repr()
+        )

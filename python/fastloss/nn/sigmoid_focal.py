@@ -1,30 +1,34 @@
 from .. import sigmoid_focal as _functional
-from ._base import WeightedLoss
+from ._base import Loss
 
 
-class SigmoidFocalLoss(WeightedLoss):
-    """mmdet's FocalLoss(use_sigmoid=True) on fastloss.sigmoid_focal_loss.
+class SigmoidFocalLoss(Loss):
+    """fastloss.sigmoid_focal_loss as a module.
 
-    forward(pred, target, weight=None, avg_factor=None, reduction_override=None): `target` is a float
-    tensor of pred's shape or integer labels of shape pred.shape[:-1] (label C = background).
+    forward(inputs, targets, weight=None, avg_factor=None): `targets` is a float tensor of inputs'
+    shape or integer labels of shape inputs.shape[:-1] (label C = background).
     """
 
-    def __init__(self, alpha=0.25, gamma=2.0, reduction="mean", loss_weight=1.0, ignore_index=-100):
-        super().__init__(reduction, loss_weight)
-        self.alpha, self.gamma, self.ignore_index = alpha, gamma, ignore_index
+    def __init__(self, alpha=0.25, gamma=2.0, reduction="mean", *, ignore_index=-100, per_layer=False, **deprecated):
+        super().__init__(reduction, **deprecated)
+        self.alpha, self.gamma, self.ignore_index, self.per_layer = alpha, gamma, ignore_index, per_layer
 
-    def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None):
+    def forward(self, inputs, targets, weight=None, avg_factor=None, **deprecated):
         loss = _functional.sigmoid_focal_loss(
-            pred,
-            target,
+            inputs,
+            targets,
             self.alpha,
             self.gamma,
-            self.resolve_reduction(reduction_override),
+            self.resolve_reduction(deprecated),
             weight=weight,
             avg_factor=avg_factor,
             ignore_index=self.ignore_index,
+            per_layer=self.per_layer,
         )
-        return loss * self.loss_weight if self.loss_weight != 1.0 else loss
+        return self.scaled(loss)
 
     def extra_repr(self):
-        return f"alpha={self.alpha}, gamma={self.gamma}, ignore_index={self.ignore_index}, " + super().extra_repr()
+        return (
+            f"alpha={self.alpha}, gamma={self.gamma}, ignore_index={self.ignore_index}, per_layer={self.per_layer}, "
+            + super().extra_repr()
+        )

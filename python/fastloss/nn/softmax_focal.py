@@ -1,35 +1,32 @@
 from .. import softmax_focal as _functional
-from ._base import WeightedLoss, set_tensor_option
+from ._base import Loss, set_tensor_option
 
 
-class SoftmaxFocalLoss(WeightedLoss):
-    """Multi-class focal loss (mmdet's FocalLoss(use_sigmoid=False) role) on
-    fastloss.softmax_focal_loss.
+class SoftmaxFocalLoss(Loss):
+    """fastloss.softmax_focal_loss as a module.
 
-    forward(pred, target, weight=None, avg_factor=None, reduction_override=None): pred (N, C) or
-    (N, C, *spatial) logits, target integer labels, weight one value per position.
+    forward(input, target, weight=None, avg_factor=None): input (N, C) or (N, C, *spatial) logits,
+    target integer labels, weight one value per position. alpha given as a tensor or list is a buffer.
     """
 
-    def __init__(
-        self, alpha=None, gamma=2.0, ignore_index=-100, label_smoothing=0.0, reduction="mean", loss_weight=1.0
-    ):
-        super().__init__(reduction, loss_weight)
+    def __init__(self, alpha=None, gamma=2.0, ignore_index=-100, label_smoothing=0.0, reduction="mean", **deprecated):
+        super().__init__(reduction, **deprecated)
         set_tensor_option(self, "alpha", alpha)
         self.gamma, self.ignore_index, self.label_smoothing = gamma, ignore_index, label_smoothing
 
-    def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None):
+    def forward(self, input, target, weight=None, avg_factor=None, **deprecated):
         loss = _functional.softmax_focal_loss(
-            pred,
+            input,
             target,
             alpha=self.alpha,
             gamma=self.gamma,
             ignore_index=self.ignore_index,
-            reduction=self.resolve_reduction(reduction_override),
+            reduction=self.resolve_reduction(deprecated),
             weight=weight,
             avg_factor=avg_factor,
             label_smoothing=self.label_smoothing,
         )
-        return loss * self.loss_weight if self.loss_weight != 1.0 else loss
+        return self.scaled(loss)
 
     def extra_repr(self):
         return (
@@ -39,16 +36,16 @@ class SoftmaxFocalLoss(WeightedLoss):
 
 
 class CrossEntropyLoss(SoftmaxFocalLoss):
-    """Softmax cross entropy with mmdet's module API: fastloss.softmax_focal_loss with γ = 0, which
+    """Softmax cross entropy: fastloss.softmax_focal_loss with gamma=0 and alpha=class_weight, which
     equals F.cross_entropy(weight=class_weight, ignore_index, label_smoothing) and keeps only one
     float per position for its backward (F.cross_entropy keeps the N×C log-probabilities)."""
 
-    def __init__(self, class_weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean", loss_weight=1.0):
+    def __init__(self, class_weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean", **deprecated):
         super().__init__(
             alpha=class_weight,
             gamma=0.0,
             ignore_index=ignore_index,
             label_smoothing=label_smoothing,
             reduction=reduction,
-            loss_weight=loss_weight,
+            **deprecated,
         )

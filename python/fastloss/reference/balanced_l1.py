@@ -1,6 +1,5 @@
 """The Balanced L1 loss (Pang et al., Libra R-CNN, arXiv 1904.02701; formula: csrc/math/balanced_l1.h)
-in plain torch, its argument checks and its public signature, defined once here for both fastloss and
-fastloss.reference."""
+in plain torch, and its argument checks, which fastloss.balanced_l1 shares."""
 
 import math
 from typing import NamedTuple, Optional
@@ -89,24 +88,13 @@ def op(pred, target, weight, alpha, gamma, beta, reduction, keep_grad=False):
     return loss, grads.to(pred.dtype)
 
 
-def define(implementation):
-    def balanced_l1_loss(
-        pred, target, reduction="mean", *, alpha=0.5, gamma=1.5, beta=1.0, weight=None, avg_factor=None
-    ):
-        """Balanced L1 loss (Pang et al., Libra R-CNN, arXiv 1904.02701), elementwise on d = |pred − target|:
-        α/b·(b·d + 1)·ln(b·d/β + 1) − α·d below β, γ·d + γ/b − α·β above, b = e^{γ/α} − 1 (mmdet's
-        balanced_l1_loss). One fused pass forward, one backward; the gradient goes to pred only.
-
-        pred, target: the same shape, floating dtypes (promoted; math in float32, float64 for float64;
-            the loss is float32 for half inputs).
-        reduction: "none" (pred's shape) | "mean" | "sum"; empty inputs give 0.
-        weight: broadcastable to pred's shape (no gradient); avg_factor: with "mean", sum / avg_factor.
-        """
-        return implementation(pred, target, reduction, alpha, gamma, beta, weight, avg_factor)
-
-    return {"balanced_l1_loss": balanced_l1_loss}
+def _reference_loss(*args):
+    return compute(check_args(*args))
 
 
-FUNCTIONS = define(lambda *args: compute(check_args(*args)))
-globals().update(FUNCTIONS)
-__all__ = list(FUNCTIONS)
+def balanced_l1_loss(pred, target, reduction="mean", *, alpha=0.5, gamma=1.5, beta=1.0, weight=None, avg_factor=None):
+    """fastloss.balanced_l1_loss in plain torch: the same arguments, the same numbers."""
+    return _reference_loss(pred, target, reduction, alpha, gamma, beta, weight, avg_factor)
+
+
+__all__ = ["balanced_l1_loss"]

@@ -3,18 +3,21 @@ the oracle the tests hold those kernels and the weighted-loss convention to."""
 
 import torch
 
-from ..classic import _weighted
-from .._common import check_nonnegative
+from .._common import check_nonnegative, weighted_elementwise
 
 
 def l1_loss(pred, target, reduction="mean", *, weight=None, avg_factor=None):
     """|pred − target|"""
-    return _weighted("l1_loss", lambda x, y, r: _reduce((x - y).abs(), r), pred, target, reduction, weight, avg_factor)
+    return weighted_elementwise(
+        "l1_loss", lambda x, y, r: _reduce((x - y).abs(), r), pred, target, reduction, weight, avg_factor
+    )
 
 
 def mse_loss(pred, target, reduction="mean", *, weight=None, avg_factor=None):
     """(pred − target)²"""
-    return _weighted("mse_loss", lambda x, y, r: _reduce((x - y) ** 2, r), pred, target, reduction, weight, avg_factor)
+    return weighted_elementwise(
+        "mse_loss", lambda x, y, r: _reduce((x - y) ** 2, r), pred, target, reduction, weight, avg_factor
+    )
 
 
 def smooth_l1_loss(pred, target, reduction="mean", *, beta=1.0, weight=None, avg_factor=None):
@@ -25,7 +28,7 @@ def smooth_l1_loss(pred, target, reduction="mean", *, beta=1.0, weight=None, avg
         d = (x - y).abs()
         return _reduce(d if beta == 0 else torch.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta), r)
 
-    return _weighted("smooth_l1_loss", elementwise, pred, target, reduction, weight, avg_factor)
+    return weighted_elementwise("smooth_l1_loss", elementwise, pred, target, reduction, weight, avg_factor)
 
 
 def _reduce(loss, reduction):

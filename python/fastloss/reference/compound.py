@@ -1,6 +1,5 @@
 """Dice + cross entropy and Dice + focal (softmax, or MONAI's sigmoid term; formulas:
-csrc/math/overlap_ce.h) in plain torch, their argument checks, and the public signatures, defined
-once here for fastloss and fastloss.reference.
+csrc/math/overlap_ce.h) in plain torch, and their argument checks, which fastloss.compound shares.
 
 Both parts come from one read of the logits: the Dice part from the (N, C, 3) overlap sums
 (fastloss.reference.overlap), the other from per-sample sums (N, 2): Σ loss and the "mean" divisor —
@@ -15,6 +14,7 @@ import torch
 
 from .._common import check_choice, check_nonnegative, check_number
 from . import overlap
+from .generalized_dice import score_from_sums
 
 DICE_KINDS = ("dice", "generalized_dice", "tversky")
 W_TYPES = ("square", "simple", "uniform")
@@ -42,6 +42,7 @@ def check_args(
     dice="dice",
     lambda_dice=1.0,
     lambda_ce=1.0,
+    lambda_focal=None,
     ce_weight=None,
     gamma=0.0,
     label_smoothing=0.0,
@@ -64,6 +65,9 @@ def check_args(
     alpha=None,
     activation="softmax",
 ) -> CompoundArgs:
+    """The checked options of both losses; lambda_focal is dice_focal_loss's name for lambda_ce."""
+    if lambda_focal is not None:
+        lambda_ce = lambda_focal
     check_choice("dice", dice, {k: k for k in DICE_KINDS})
     term = check_choice("focal", focal, TERMS)
     if term == 0 and activation != "softmax":
@@ -191,8 +195,6 @@ def dice_part(sums: torch.Tensor, c: CompoundArgs, score) -> torch.Tensor:
     """The Dice part from the (global) sums: score(sums, a) for Dice/Tversky, Generalized Dice here."""
     if c.kind != "generalized_dice":
         return score(sums, c.dice)
-    from ..generalized_dice import score_from_sums
-
     return score_from_sums(sums, c.dice, c.w_type)
 
 
@@ -201,172 +203,77 @@ def combine(c: CompoundArgs, dice_value, ce_value):
     return c.lambda_dice * dice_value + c.lambda_ce * ce_value
 
 
-def define(implementation):
-    """dice_ce_loss and dice_focal_loss over implementation(input, target, **options)."""
-
-    def dice_ce_loss(
-        input,
-        target,
-        *,
-        lambda_dice=1.0,
-        lambda_ce=1.0,
-        dice="dice",
-        ce_weight=None,
-        label_smoothing=0.0,
-        include_background=True,
-        squared_pred=False,
-        jaccard=False,
-        smooth_nr=1e-5,
-        smooth_dr=1e-5,
-        batch=False,
-        class_weight=None,
-        ignore_index=None,
-        reduction="mean",
-        tversky_alpha=0.5,
-        tversky_beta=0.5,
-        tversky_gamma=1.0,
-        w_type="square",
-        soft_label=False,
-        process_group=None,
-    ):
-        """λ_dice · Dice + λ_ce · cross entropy, from one softmax pass over the logits.
-
-        The Dice part is fastloss.dice_loss (dice="dice"), fastloss.generalized_dice_loss
-        ("generalized_dice", w_type) or fastloss.tversky_loss ("tversky", tversky_alpha/beta/gamma)
-        with activation="softmax" and the Dice options below. The cross-entropy part is
-        F.cross_entropy(input, target, weight=ce_weight, ignore_index=ignore_index,
-        label_smoothing=label_smoothing, reduction=reduction): labels (hard) or a float target of the
-        input's shape (class probabilities; "mean" divides by N·positions, as torch).
-        """
-        return implementation(
-            input,
-            target,
-            lambda_dice=lambda_dice,
-            lambda_ce=lambda_ce,
-            dice=dice,
-            ce_weight=ce_weight,
-            gamma=0.0,
-            label_smoothing=label_smoothing,
-            include_background=include_background,
-            squared_pred=squared_pred,
-            jaccard=jaccard,
-            smooth_nr=smooth_nr,
-            smooth_dr=smooth_dr,
-            batch=batch,
-            class_weight=class_weight,
-            ignore_index=ignore_index,
-            reduction=reduction,
-            tversky_alpha=tversky_alpha,
-            tversky_beta=tversky_beta,
-            tversky_gamma=tversky_gamma,
-            w_type=w_type,
-            soft_label=soft_label,
-            process_group=process_group,
-        )
-
-    def dice_focal_loss(
-        input,
-        target,
-        *,
-        lambda_dice=1.0,
-        lambda_focal=1.0,
-        gamma=2.0,
-        dice="dice",
-        ce_weight=None,
-        label_smoothing=0.0,
-        include_background=True,
-        squared_pred=False,
-        jaccard=False,
-        smooth_nr=1e-5,
-        smooth_dr=1e-5,
-        batch=False,
-        class_weight=None,
-        ignore_index=None,
-        reduction="mean",
-        tversky_alpha=0.5,
-        tversky_beta=0.5,
-        tversky_gamma=1.0,
-        w_type="square",
-        soft_label=False,
-        process_group=None,
-        focal="softmax",
-        alpha=None,
-        activation="softmax",
-    ):
-        """λ_dice · Dice + λ_focal · focal loss, from one pass over the logits.
-
-        focal="softmax" (default): fastloss.softmax_focal_loss(input, target, alpha=ce_weight,
-        gamma=gamma, ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction):
-        (1 − p_y)^γ times the (weighted, smoothed) cross entropy of each position, from the Dice
-        part's softmax; "mean" divides by Σ w_y. Integer label targets (gamma=0 also takes float
-        targets: it is dice_ce_loss).
-        focal="sigmoid": MONAI's FocalLoss term, per element of the classes scored
-        (include_background=False leaves class 0 out), α_t·(1 − p_t)^γ·BCEWithLogits(x, t) with
-        p = σ(x), alpha α (None: no α_t), ce_weight a weight per class; "mean" over those elements,
-        "sum" their sum. The Dice part then takes any `activation` ("softmax", "sigmoid", "none").
-        The Dice part and its options: as dice_ce_loss.
-        """
-        return implementation(
-            input,
-            target,
-            lambda_dice=lambda_dice,
-            lambda_ce=lambda_focal,
-            dice=dice,
-            ce_weight=ce_weight,
-            gamma=gamma,
-            label_smoothing=label_smoothing,
-            include_background=include_background,
-            squared_pred=squared_pred,
-            jaccard=jaccard,
-            smooth_nr=smooth_nr,
-            smooth_dr=smooth_dr,
-            batch=batch,
-            class_weight=class_weight,
-            ignore_index=ignore_index,
-            reduction=reduction,
-            tversky_alpha=tversky_alpha,
-            tversky_beta=tversky_beta,
-            tversky_gamma=tversky_gamma,
-            w_type=w_type,
-            soft_label=soft_label,
-            process_group=process_group,
-            focal=focal,
-            alpha=alpha,
-            activation=activation,
-        )
-
-    for f in (dice_ce_loss, dice_focal_loss):
-        f.__doc__ += COMMON_DOC
-    return {"dice_ce_loss": dice_ce_loss, "dice_focal_loss": dice_focal_loss}
-
-
-COMMON_DOC = """
-        input: (N, C, *spatial) logits, C >= 2, float16/bfloat16/float32/float64.
-        target: integer labels (N, *spatial) or (N, 1, *spatial), or a float target of the input's
-            shape (one-hot or soft; no ignore_index).
-        lambda_dice, lambda_ce / lambda_focal: the parts' weights (>= 0).
-        ce_weight: None, a number or one weight per class (all C): the cross entropy's class weights.
-        label_smoothing: ε in [0, 1], F.cross_entropy's.
-        ignore_index: (labels) positions with this label are left out of both parts.
-        include_background, squared_pred, jaccard, smooth_nr, smooth_dr, batch, class_weight,
-            soft_label: the Dice part's, as fastloss.dice_loss (class_weight: one per scored class).
-        process_group: with batch=True, the Dice sums and the cross-entropy sums are all-reduced over
-            this torch.distributed group: every rank's loss is the global batch's, and after DDP's
-            gradient averaging the gradients are a single process's on the concatenated batch.
-        reduction: "mean" | "sum" for both parts (the Dice scores' mean over (sample, class), the
-            cross entropy's weighted mean over positions).
-        One kernel pass computes the softmax once and yields the Dice sums and the cross-entropy
-        sums; the backward is one in-place pass over the softmax buffer (memory: the gradient).
-"""
-
-
-def _reference(input, target, **options):
+def _reference_loss(input, target, **options):
+    # (dice_ce_loss and dice_focal_loss below pass every argument by name: **locals())
     c = check_args(input, target, **options)
     sums = overlap.global_sums(overlap.sums(c.dice), c.dice)
     ce = overlap.global_sums(ce_sums(c), c.dice)
     return combine(c, dice_part(sums, c, overlap.loss_from_sums), ce_part(ce, c))
 
 
-FUNCTIONS = define(_reference)
-globals().update(FUNCTIONS)
-__all__ = list(FUNCTIONS)
+def dice_ce_loss(
+    input,
+    target,
+    *,
+    lambda_dice=1.0,
+    lambda_ce=1.0,
+    dice="dice",
+    ce_weight=None,
+    label_smoothing=0.0,
+    include_background=True,
+    squared_pred=False,
+    jaccard=False,
+    smooth_nr=1e-5,
+    smooth_dr=1e-5,
+    batch=False,
+    class_weight=None,
+    ignore_index=None,
+    reduction="mean",
+    tversky_alpha=0.5,
+    tversky_beta=0.5,
+    tversky_gamma=1.0,
+    w_type="square",
+    soft_label=False,
+    process_group=None,
+):
+    """fastloss.dice_ce_loss in plain torch: the same arguments, the same numbers."""
+    return _reference_loss(**locals(), gamma=0.0)
+
+
+def dice_focal_loss(
+    input,
+    target,
+    *,
+    lambda_dice=1.0,
+    lambda_focal=1.0,
+    gamma=2.0,
+    dice="dice",
+    ce_weight=None,
+    label_smoothing=0.0,
+    include_background=True,
+    squared_pred=False,
+    jaccard=False,
+    smooth_nr=1e-5,
+    smooth_dr=1e-5,
+    batch=False,
+    class_weight=None,
+    ignore_index=None,
+    reduction="mean",
+    tversky_alpha=0.5,
+    tversky_beta=0.5,
+    tversky_gamma=1.0,
+    w_type="square",
+    soft_label=False,
+    process_group=None,
+    focal="softmax",
+    alpha=None,
+    activation="softmax",
+):
+    """fastloss.dice_focal_loss in plain torch: the same arguments, the same numbers."""
+    return _reference_loss(**locals())
+
+
+__all__ = [
+    "dice_ce_loss",
+    "dice_focal_loss",
+]

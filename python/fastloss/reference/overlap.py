@@ -1,6 +1,5 @@
 """Dice, Jaccard, Tversky and focal Tversky losses (formulas: csrc/math/overlap.h and
-overlap_score.h) in plain torch, their argument checks, and the public signatures, defined once here
-for both fastloss and fastloss.reference.
+overlap_score.h) in plain torch, and their argument checks, which fastloss.overlap shares.
 
 Both implementations reduce the activated input p and the target t to per-(sample, class) sums
 S_pt = Σ p·t, S_p = Σ p (Σ p² with squared_pred), S_t = Σ t (Σ t²) — the kernels in one pass, this
@@ -290,128 +289,6 @@ def score_op(
     return loss_from_sums(sums, a)
 
 
-def define(implementation):
-    """dice_loss and tversky_loss over implementation(loss, input, target, **options)."""
-
-    def dice_loss(
-        input,
-        target,
-        *,
-        activation="softmax",
-        include_background=True,
-        squared_pred=False,
-        jaccard=False,
-        smooth_nr=1e-5,
-        smooth_dr=1e-5,
-        batch=False,
-        class_weight=None,
-        ignore_index=None,
-        reduction="mean",
-        soft_label=False,
-        process_group=None,
-    ):
-        """Dice loss with the activation fused in (MONAI's DiceLoss formulas).
-
-        Per (sample, class), with tp = Σ p·t over the spatial positions:
-            1 − (2·tp + smooth_nr) / (Σp + Σt + smooth_dr)          (Σp², Σt² with squared_pred)
-            1 − (2·tp + smooth_nr) / (2·(Σp + Σt − tp) + smooth_dr)  with jaccard=True
-        """
-        return implementation(
-            "dice",
-            input,
-            target,
-            activation=activation,
-            include_background=include_background,
-            squared_pred=squared_pred,
-            jaccard=jaccard,
-            smooth_nr=smooth_nr,
-            smooth_dr=smooth_dr,
-            batch=batch,
-            class_weight=class_weight,
-            ignore_index=ignore_index,
-            reduction=reduction,
-            soft_label=soft_label,
-            process_group=process_group,
-        )
-
-    def tversky_loss(
-        input,
-        target,
-        *,
-        alpha=0.5,
-        beta=0.5,
-        gamma=1.0,
-        activation="softmax",
-        include_background=True,
-        smooth_nr=1e-5,
-        smooth_dr=1e-5,
-        batch=False,
-        class_weight=None,
-        ignore_index=None,
-        reduction="mean",
-        soft_label=False,
-        process_group=None,
-    ):
-        """Tversky loss (Salehi et al., arXiv 1706.05721; MONAI's TverskyLoss) and focal Tversky.
-
-        Per (sample, class), with tp = Σ p·t, fp = Σ p·(1 − t), fn = Σ (1 − p)·t:
-            TI = (tp + smooth_nr) / (tp + α·fp + β·fn + smooth_dr),  loss = (1 − TI)^γ
-        γ = 1 is Tversky; α = β = ½ equals Dice. γ is the exponent itself: Abraham & Khan's focal
-        Tversky (arXiv 1810.07842) writes (1 − TI)^(1/γ'), so their γ' = 4/3 is gamma = 0.75 here.
-        """
-        return implementation(
-            "tversky",
-            input,
-            target,
-            alpha=alpha,
-            beta=beta,
-            gamma=gamma,
-            activation=activation,
-            include_background=include_background,
-            smooth_nr=smooth_nr,
-            smooth_dr=smooth_dr,
-            batch=batch,
-            class_weight=class_weight,
-            ignore_index=ignore_index,
-            reduction=reduction,
-            soft_label=soft_label,
-            process_group=process_group,
-        )
-
-    for f in (dice_loss, tversky_loss):
-        f.__doc__ += COMMON_DOC
-    return {"dice_loss": dice_loss, "tversky_loss": tversky_loss}
-
-
-COMMON_DOC = """
-        input: (N, C, *spatial) logits (or probabilities with activation="none"), any number of
-            spatial dimensions, including none; float16/bfloat16/float32/float64. Non-contiguous
-            (e.g. channels-last) inputs are copied once.
-        target: integer labels (N, *spatial) — or MONAI's (N, 1, *spatial) — made one-hot inside the
-            kernel (no one-hot tensor), or a float target of the input's shape (one-hot, multi-label
-            or soft). With C = 1 the labels are the binary target itself (1 = foreground), as MONAI.
-            Labels outside [0, C) that are not ignore_index raise a ValueError on CPU and trigger a
-            device-side assert on CUDA (as torch's losses). The target gets no gradient.
-        activation: "softmax" over C, "sigmoid" (multi-label) or "none" (already probabilities).
-        include_background: False leaves class 0 out of the loss (it still shapes the softmax).
-        batch: sum over the batch too (one score per class).
-        class_weight: a number or one weight per scored class (>= 0), multiplying the class scores.
-        ignore_index: (labels only) positions with this label are left out of every sum.
-        reduction: "mean" | "sum" over the (sample, class) scores, or "none": the (N, C) matrix, (C,)
-            with batch=True (C − 1 columns without the background).
-        process_group: with batch=True, a torch.distributed group (e.g. torch.distributed.group.WORLD)
-            over which the batch's per-class sums are all-reduced before the score: every rank's loss
-            is the loss of the global batch, and after DDP's gradient averaging the gradients are a
-            single process's on the concatenated batch (fastloss.distributed). Default None: local.
-        soft_label: MONAI's option for soft targets: tp = Σ min(p, t) = (Σp + Σt − Σ|p − t|)/2 instead
-            of Σ p·t (equal for 0/1 targets); no effect with squared_pred (tp is Σ p·t there, as MONAI).
-        The sums accumulate in float32 (float64 for float64) and are bitwise reproducible; the loss
-        is float32 for half inputs. Beyond its inputs and an (N, C, 3) matrix, the forward keeps one
-        buffer of the input's size holding the activation (only when a gradient is needed), which the
-        backward turns into the gradient in place.
-"""
-
-
 def global_sums(s, a: OverlapArgs):
     """The sums the score is computed from: the local ones, or the global batch's over a.process_group."""
     if a.process_group is None:
@@ -421,11 +298,56 @@ def global_sums(s, a: OverlapArgs):
     return distributed.global_batch_sums(s, a.process_group)
 
 
-def _reference(loss, input, target, **options):
+def _reference_loss(loss, input, target, **options):
+    # (dice_loss and tversky_loss below pass every argument by name: **locals())
     a = check_args(loss, input, target, **options)
     return loss_from_sums(global_sums(sums(a), a), a)
 
 
-FUNCTIONS = define(_reference)
-globals().update(FUNCTIONS)
-__all__ = list(FUNCTIONS)
+def dice_loss(
+    input,
+    target,
+    *,
+    activation="softmax",
+    include_background=True,
+    squared_pred=False,
+    jaccard=False,
+    smooth_nr=1e-5,
+    smooth_dr=1e-5,
+    batch=False,
+    class_weight=None,
+    ignore_index=None,
+    reduction="mean",
+    soft_label=False,
+    process_group=None,
+):
+    """fastloss.dice_loss in plain torch: the same arguments, the same numbers."""
+    return _reference_loss("dice", **locals())
+
+
+def tversky_loss(
+    input,
+    target,
+    *,
+    alpha=0.5,
+    beta=0.5,
+    gamma=1.0,
+    activation="softmax",
+    include_background=True,
+    smooth_nr=1e-5,
+    smooth_dr=1e-5,
+    batch=False,
+    class_weight=None,
+    ignore_index=None,
+    reduction="mean",
+    soft_label=False,
+    process_group=None,
+):
+    """fastloss.tversky_loss in plain torch: the same arguments, the same numbers."""
+    return _reference_loss("tversky", **locals())
+
+
+__all__ = [
+    "dice_loss",
+    "tversky_loss",
+]

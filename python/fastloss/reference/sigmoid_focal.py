@@ -256,7 +256,16 @@ def op(
 
 
 def sigmoid_focal_loss(
-    inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *, weight=None, avg_factor=None, ignore_index=-100
+    inputs,
+    targets,
+    alpha=0.25,
+    gamma=2.0,
+    reduction="none",
+    *,
+    weight=None,
+    avg_factor=None,
+    ignore_index=-100,
+    per_layer=False,
 ):
     """Reference of fastloss.sigmoid_focal_loss (same signature and semantics)."""
-    return compute(check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ignore_index))
+    return compute(check_args(inputs, targets, alpha, gamma, reduction, weight, avg_factor, ignore_index, per_layer))

@@ -175,70 +175,35 @@ def op(input, target, alpha, weight, gamma, label_smoothing, reduction, ignore_i
     return loss, lse.detach(), kept.sum()
 
 
-def define(implementation):
-    """softmax_focal_loss over implementation(input, target, **options)."""
-
-    def softmax_focal_loss(
-        input,
-        target,
-        *,
-        alpha=None,
-        gamma=2.0,
-        ignore_index=-100,
-        reduction="mean",
-        weight=None,
-        avg_factor=None,
-        label_smoothing=0.0,
-    ):
-        """Softmax (multi-class) focal loss with PyTorch's cross-entropy conventions.
-
-        Per position with label y, p = softmax(input) over C, ε = label_smoothing:
-            A = (1 − ε)·α_y·(−log p_y) + (ε/C)·Σ_c α_c·(−log p_c)   (F.cross_entropy's term)
-            loss = (1 − p_y)^γ · A · weight
-        (Lin et al. 2017, arXiv 1708.02002, in the multi-class form of mmcv's softmax_focal_loss.)
-        With gamma=0 it is F.cross_entropy(input, target, weight=alpha, ignore_index=ignore_index,
-        reduction=reduction, label_smoothing=ε), gradients included. With smoothing, the focal factor
-        of the labelled class scales the whole smoothed term.
-
-        input: (N, C) or (N, C, *spatial) logits, float16/bfloat16/float32/float64 (math in float32,
-            float64 for float64); non-contiguous inputs are copied once.
-        target: integer labels (N,) or (N, *spatial). Labels equal to ignore_index add no loss, no
-            gradient and nothing to the "mean" divisor; other labels outside [0, C) raise a
-            ValueError on CPU, and on CUDA trigger a device-side assert (as F.cross_entropy does) —
-            they are never used as addresses.
-        alpha: None, a number (every class), or a (C,) tensor of class weights — F.cross_entropy's
-            `weight`. "mean" divides by Σ α_y over the kept positions (torch's weighted mean), so a
-            single number cancels out of "mean"; it scales "sum" and "none".
-        gamma: focusing exponent >= 0 (0: cross entropy).
-        reduction: "mean" | "sum" | "none" ((N, *spatial) losses). All positions ignored: "sum"
-            gives 0 and "mean" NaN, as F.cross_entropy; an empty input's "mean" is 0 (F.cross_entropy:
-            NaN), as for every fastloss loss.
-        weight: optional per-position weight of shape (N, *spatial) (mmdet's), multiplying the loss;
-            it does not enter the "mean" divisor. Gets no gradient.
-        avg_factor: with reduction="mean", the loss is sum / avg_factor (mmdet's convention).
-        The forward keeps the logits, the labels and one float per position (the log-sum-exp);
-        the backward is one pass.
-        """
-        return implementation(
-            input,
-            target,
-            alpha=alpha,
-            gamma=gamma,
-            ignore_index=ignore_index,
-            reduction=reduction,
-            weight=weight,
-            avg_factor=avg_factor,
-            label_smoothing=label_smoothing,
-        )
-
-    return {"softmax_focal_loss": softmax_focal_loss}
-
-
-def _reference(input, target, alpha, gamma, ignore_index, reduction, weight, avg_factor, label_smoothing):
+def _reference_loss(input, target, alpha, gamma, ignore_index, reduction, weight, avg_factor, label_smoothing):
     a = check_args(input, target, alpha, gamma, ignore_index, reduction, weight, avg_factor, label_smoothing)
     return compute(a)
 
 
-FUNCTIONS = define(_reference)
-globals().update(FUNCTIONS)
-__all__ = list(FUNCTIONS)
+def softmax_focal_loss(
+    input,
+    target,
+    *,
+    alpha=None,
+    gamma=2.0,
+    ignore_index=-100,
+    reduction="mean",
+    weight=None,
+    avg_factor=None,
+    label_smoothing=0.0,
+):
+    """fastloss.softmax_focal_loss in plain torch: the same arguments, the same numbers."""
+    return _reference_loss(
+        input,
+        target,
+        alpha=alpha,
+        gamma=gamma,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        weight=weight,
+        avg_factor=avg_factor,
+        label_smoothing=label_smoothing,
+    )
+
+
+__all__ = ["softmax_focal_loss"]
