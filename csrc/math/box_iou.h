@@ -301,216 +301,341 @@ FASTLOSS_HD_ALWAYS_INLINE V bounded_iou(const Params<S>& prm, const Box<V>& p, c
   return O::select(smooth, half * comb * comb / beta, comb - half * beta);
 }
 
-// Loss of the pair (p, t), both in the caller's format; with kGrad also d loss / d p and d t.
+// Whose numbers the formulas give (see the top): where each peer puts eps, and how it takes
+// inverted boxes.
+template <typename V>
+struct ConventionPolicy {
+  bool repair;       // fastloss's own API: an inverted box is a zero-size box at its centre
+  bool mmdet;        // mmdet's eps placement and clamps
+  bool floor_union;  // mmdet's IoU and GIoU: max(union, eps), where the others add eps
+  V area_shift;      // + eps on the heights in the areas (ultralytics, xyxy boxes)
+  V aspect_shift;    // + eps on the heights in CIoU's aspect ratio and SIoU's shape cost
+
+  template <typename S>
+  FASTLOSS_HD_ALWAYS_INLINE static ConventionPolicy of(const Params<S>& prm) {
+    const bool mmdet = prm.convention == kMmdet;
+    const bool shift_heights = prm.convention == kUltralytics && prm.format == kXYXY;
+    const V eps(prm.eps), zero(S(0));
+    return {prm.convention == kTorchvision, mmdet, mmdet && (prm.kind == kIoU || prm.kind == kGIoU),
+            shift_heights ? eps : zero, shift_heights || mmdet ? eps : zero};
+  }
+};
+
+// What every kind reads: the corners, sizes, intersection, union, IoU and enclosing box of a pair.
+template <typename V>
+struct PairGeometry {
+  Box<V> p, t;
+  Repaired<V> fix[4];  // the repairs of p's and t's x and y intervals (fastloss's convention)
+  V wp, hp, wt, ht;    // sizes, the heights as the peer's areas see them (+ area_shift)
+  V iw_raw, ih_raw, iw, ih, inter, uni, u, iou;
+  typename Ops<V>::Mask union_floored;
+  V cw_raw, ch_raw, cw, ch;  // the enclosing box's sides (mmdet clamps them at 0)
+};
+
+template <typename V, typename S>
+FASTLOSS_HD_ALWAYS_INLINE PairGeometry<V> measure(const Params<S>& prm, const ConventionPolicy<V>& pol,
+                                                  const V (&p_in)[4], const V (&t_in)[4]) {
+  using O = Ops<V>;
+  const V zero(S(0)), eps(prm.eps);
+  PairGeometry<V> g;
+  g.p = to_corners(p_in, prm.format);
+  g.t = to_corners(t_in, prm.format);
+  if (pol.repair) {
+    g.fix[0].apply(g.p.x1, g.p.x2);
+    g.fix[1].apply(g.p.y1, g.p.y2);
+    g.fix[2].apply(g.t.x1, g.t.x2);
+    g.fix[3].apply(g.t.y1, g.t.y2);
+  }
+  const Box<V>&p = g.p, &t = g.t;
+  // (Heights + eps where the peer adds it: a constant shift, the same derivative.)
+  g.wp = p.x2 - p.x1;
+  g.hp = p.y2 - p.y1 + pol.area_shift;
+  g.wt = t.x2 - t.x1;
+  g.ht = t.y2 - t.y1 + pol.area_shift;
+  g.iw_raw = O::min(p.x2, t.x2) - O::max(p.x1, t.x1);
+  g.ih_raw = O::min(p.y2, t.y2) - O::max(p.y1, t.y1);
+  g.iw = O::max(g.iw_raw, zero);
+  g.ih = O::max(g.ih_raw, zero);
+  // (The target's area is fused into the sum explicitly: left to the compiler, which product it
+  // fuses depends on inlining, and with it the union's last bit.)
+  g.inter = g.iw * g.ih;
+  g.uni = O::fma(g.wt, g.ht, g.wp * g.hp) - g.inter;
+  g.union_floored = O::gt(eps, g.uni);
+  g.u = pol.floor_union ? O::select(g.union_floored, eps, g.uni) : g.uni + eps;
+  g.iou = g.inter / g.u;
+  g.cw_raw = O::max(p.x2, t.x2) - O::min(p.x1, t.x1);
+  g.ch_raw = O::max(p.y2, t.y2) - O::min(p.y1, t.y1);
+  g.cw = pol.mmdet ? O::max(g.cw_raw, zero) : g.cw_raw;
+  g.ch = pol.mmdet ? O::max(g.ch_raw, zero) : g.ch_raw;
+  return g;
+}
+
+// The adjoints (for a unit upstream gradient) of the geometry's quantities, which a kind's term
+// sets; back_to_corners takes them to the boxes. A term that works on the corners itself (BoundedIoU,
+// smooth EIoU, CDIoU) adds to gp, gt directly.
+template <typename V>
+struct Adjoints {
+  V g_iou, g_uni, g_cw, g_ch, g_dx, g_dy, g_wp, g_hp, g_wt, g_ht;
+  V scale;  // a factor held constant (Focal-EIoU's IoU^γ), or 0 where a clamp holds
+  Box<V> gp, gt;
+
+  FASTLOSS_HD_ALWAYS_INLINE static Adjoints start() {
+    using S = typename Ops<V>::scalar_t;
+    const V zero(S(0)), one(S(1));
+    return {
+        Ops<V>::neg(one),        zero, zero, zero, zero, zero, zero, zero, zero, zero, one, {zero, zero, zero, zero},
+        {zero, zero, zero, zero}};
+  }
+};
+
+// IoU loss, mode linear / log / square.
+template <typename V, typename S>
+FASTLOSS_HD_ALWAYS_INLINE V iou_term(const Params<S>& prm, const ConventionPolicy<V>& pol, const PairGeometry<V>& g,
+                                     Adjoints<V>& a) {
+  using O = Ops<V>;
+  const V zero(S(0)), one(S(1)), two(S(2)), floor(prm.aux_eps), iou = g.iou;
+  if (prm.mode == kLog) {
+    const auto clamped = O::gt(floor, iou);
+    a.g_iou = O::select(clamped, zero, O::neg(one / O::select(clamped, one, iou)));
+    return O::neg(O::log(O::max(iou, floor)));
+  }
+  // mmdet clamps IoU in every mode (zero gradient below the floor)
+  const auto clamped = pol.mmdet ? O::gt(floor, iou) : O::gt(zero, one);
+  const V iou_c = O::select(clamped, floor, iou);
+  a.g_iou = O::select(clamped, zero, prm.mode == kSquare ? O::neg(two * iou_c) : O::neg(one));
+  return prm.mode == kSquare ? one - iou_c * iou_c : one - iou_c;
+}
+
+// GIoU loss: 1 − IoU + (area(C) − union) / (area(C) + eps); mmdet's (a − u) / a with a = max(area(C),
+// eps) and u the floored union.
+template <bool kGrad, typename V, typename S>
+FASTLOSS_HD_ALWAYS_INLINE V giou_term(const Params<S>& prm, const ConventionPolicy<V>& pol, const PairGeometry<V>& g,
+                                      Adjoints<V>& a) {
+  using O = Ops<V>;
+  const V zero(S(0)), one(S(1)), eps(prm.eps), area_c = g.cw * g.ch;
+  if (pol.mmdet) {
+    const auto enclose_floored = O::gt(eps, area_c);
+    const V c = O::select(enclose_floored, eps, area_c);
+    if constexpr (kGrad) {
+      const V g_c = O::select(enclose_floored, zero, g.u / (c * c));
+      a.g_uni = O::neg(one / c);
+      a.g_cw = g_c * g.ch;
+      a.g_ch = g_c * g.cw;
+    }
+    return one - g.iou + (c - g.u) / c;
+  }
+  const V c = area_c + eps;
+  if constexpr (kGrad) {
+    const V g_area_c = (g.uni + eps) / (c * c);
+    a.g_uni = O::neg(one / c);
+    a.g_cw = g_area_c * g.ch;
+    a.g_ch = g_area_c * g.cw;
+  }
+  return one - g.iou + (area_c - g.uni) / c;
+}
+
+// CDIoU loss: 1 − IoU + λ·(sum of the corner distances) / (4·sqrt(c²)); its adjoint of c² into g_c2.
+template <bool kGrad, typename V, typename S>
+FASTLOSS_HD_ALWAYS_INLINE V cdiou_term(const Params<S>& prm, const PairGeometry<V>& g, V c2, V& g_c2, Adjoints<V>& a) {
+  using O = Ops<V>;
+  const V one(S(1)), half(S(0.5)), diag = O::sqrt(c2), lambd(prm.lambd);
+  const Box<V>&p = g.p, &t = g.t;
+  const V ex1 = p.x1 - t.x1, ex2 = p.x2 - t.x2, ey1 = p.y1 - t.y1, ey2 = p.y2 - t.y2;
+  const V d1 = O::sqrt(ex1 * ex1 + ey1 * ey1), d2 = O::sqrt(ex2 * ex2 + ey1 * ey1);
+  const V d3 = O::sqrt(ex2 * ex2 + ey2 * ey2), d4 = O::sqrt(ex1 * ex1 + ey2 * ey2);
+  const V sum = d1 + d2 + d3 + d4, quarter_per_diag = V(S(0.25)) / diag;
+  if constexpr (kGrad) {
+    const V g_sum = lambd * quarter_per_diag;
+    g_c2 = O::neg(g_sum * sum) * half / c2;  // d(1/diag)/d c2 = −1 / (2 diag c2)
+    const V g_ex1 = g_sum * (div_or_zero(ex1, d1) + div_or_zero(ex1, d4));
+    const V g_ex2 = g_sum * (div_or_zero(ex2, d2) + div_or_zero(ex2, d3));
+    const V g_ey1 = g_sum * (div_or_zero(ey1, d1) + div_or_zero(ey1, d2));
+    const V g_ey2 = g_sum * (div_or_zero(ey2, d3) + div_or_zero(ey2, d4));
+    a.gp = {g_ex1, g_ey1, g_ex2, g_ey2};
+    a.gt = {O::neg(g_ex1), O::neg(g_ey1), O::neg(g_ex2), O::neg(g_ey2)};
+  }
+  return one - g.iou + lambd * sum * quarter_per_diag;
+}
+
+// CIoU's α·v on the DIoU loss `loss` (α held constant); mmdet's 1 − clamp(CIoU, −1, 1).
+template <bool kGrad, typename V, typename S>
+FASTLOSS_HD_ALWAYS_INLINE V ciou_term(const Params<S>& prm, const ConventionPolicy<V>& pol, const PairGeometry<V>& g,
+                                      V loss, Adjoints<V>& a) {
+  using O = Ops<V>;
+  const V zero(S(0)), one(S(1)), two(S(2)), half(S(0.5));
+  const V k(S(0.405284734569351085775517852838911));  // 4 / π²
+  const V wt = g.wt, wp = g.wp;
+  // atan(w_t/h_t) − atan(w_p/h_p) as one atan2 (w, h ≥ 0): exactly 0 for equal aspect ratios.
+  // A point box (w = h = 0) has the angle atan2(0, 0) = 0, as (0, 1) has: without that the
+  // product form would make its difference with any box 0.
+  const V ht_s = g.ht - pol.area_shift + pol.aspect_shift, hp_s = g.hp - pol.area_shift + pol.aspect_shift;
+  const auto point_t = O::eq(O::abs(wt) + O::abs(ht_s), zero), point_p = O::eq(O::abs(wp) + O::abs(hp_s), zero);
+  const V ht_a = O::select(point_t, one, ht_s), hp_a = O::select(point_p, one, hp_s);
+  V d;
+  if (pol.repair) {  // w, h >= 0: both angles in [0, π/2]
+    d = atan2_right_half(wt * hp_a - wp * ht_a, ht_a * hp_a + wt * wp);
+  } else {  // any signs: atan(w/h) is the angle of sign(h)·(h, w) (sign(0) = 1), in [−π/2, π/2]
+    const V st = O::select(O::gt(zero, ht_s), O::neg(one), one), sp = O::select(O::gt(zero, hp_s), O::neg(one), one);
+    d = atan2_right_half(st * wt, O::abs(ht_s)) - atan2_right_half(sp * wp, O::abs(hp_s));
+  }
+  const V v = k * d * d;
+  // α = v / (1 − IoU + v): 0/0 for identical boxes (mmdet's has no eps there), where α·v → 0 and
+  // its gradient too: that limit, never a NaN
+  V alpha = div_or_zero(v, one - g.iou + v + V(prm.aux_eps));
+  if (pol.mmdet) alpha = O::select(O::gt(g.iou, half), alpha, zero);
+  loss = loss + alpha * v;
+  if (pol.mmdet) {  // 1 − clamp(CIoU, −1, 1): no gradient where the clamp holds (loss ≥ 0 already)
+    a.scale = O::select(O::gt(loss, two), zero, one);
+    loss = O::min(loss, two);
+  }
+  if constexpr (kGrad) {
+    const V g_theta_t = two * k * d * alpha;  // d(α·v)/dθ_t, α constant; θ_p gets the opposite
+    const V rp = wp * wp + hp_s * hp_s, rt = wt * wt + ht_s * ht_s;
+    a.g_wp = O::neg(div_or_zero(g_theta_t * hp_s, rp));
+    a.g_hp = div_or_zero(g_theta_t * wp, rp);
+    a.g_wt = div_or_zero(g_theta_t * ht_s, rt);
+    a.g_ht = O::neg(div_or_zero(g_theta_t * wt, rt));
+  }
+  return loss;
+}
+
+// EIoU's size terms on the DIoU loss `loss`; Focal-EIoU's IoU^γ weight on the sum.
+template <bool kGrad, typename V, typename S>
+FASTLOSS_HD_ALWAYS_INLINE V eiou_term(const Params<S>& prm, const PairGeometry<V>& g, V loss, Adjoints<V>& a) {
+  using O = Ops<V>;
+  const V two(S(2)), eps(prm.eps);
+  const V cw2 = g.cw * g.cw + eps, ch2 = g.ch * g.ch + eps, dw = g.wp - g.wt, dh = g.hp - g.ht;
+  loss = loss + dw * dw / cw2 + dh * dh / ch2;
+  if constexpr (kGrad) {
+    a.g_wp = two * dw / cw2;
+    a.g_wt = O::neg(a.g_wp);
+    a.g_hp = two * dh / ch2;
+    a.g_ht = O::neg(a.g_hp);
+    a.g_cw = O::neg(two * g.cw * dw * dw / (cw2 * cw2));
+    a.g_ch = O::neg(two * g.ch * dh * dh / (ch2 * ch2));
+  }
+  if (prm.kind == kFocalEIoU) {
+    a.scale = pow_gamma(g.iou, prm.gamma, prm.gamma_kind);
+    loss = a.scale * loss;
+  }
+  return loss;
+}
+
+// The centre-distance family on c² = cw² + ch² + eps: DIoU (1 − IoU + ρ²/c²) and CIoU, EIoU and
+// Focal-EIoU on it; CDIoU's corner distances in place of ρ.
+template <bool kGrad, typename V, typename S>
+FASTLOSS_HD_ALWAYS_INLINE V centre_distance_term(const Params<S>& prm, const ConventionPolicy<V>& pol,
+                                                 const PairGeometry<V>& g, Adjoints<V>& a) {
+  using O = Ops<V>;
+  const V zero(S(0)), one(S(1)), two(S(2)), half(S(0.5)), eps(prm.eps);
+  const Box<V>&p = g.p, &t = g.t;
+  const V c2 = g.cw * g.cw + g.ch * g.ch + eps;
+  V loss, g_c2 = zero;
+  if (prm.kind == kCDIoU) {
+    loss = cdiou_term<kGrad>(prm, g, c2, g_c2, a);
+  } else {
+    const V dx = half * (p.x2 + p.x1) - half * (t.x1 + t.x2), dy = half * (p.y2 + p.y1) - half * (t.y1 + t.y2);
+    const V rho2 = dx * dx + dy * dy;
+    loss = one - g.iou + rho2 / c2;
+    if constexpr (kGrad) {
+      a.g_dx = two * dx / c2;
+      a.g_dy = two * dy / c2;
+      g_c2 = O::neg(rho2 / (c2 * c2));
+    }
+    if (prm.kind == kCIoU) {
+      loss = ciou_term<kGrad>(prm, pol, g, loss, a);
+    } else if (prm.kind == kEIoU || prm.kind == kFocalEIoU) {
+      loss = eiou_term<kGrad>(prm, g, loss, a);
+    }
+  }
+  a.g_cw = a.g_cw + two * g.cw * g_c2;
+  a.g_ch = a.g_ch + two * g.ch * g_c2;
+  return loss;
+}
+
+// The adjoints of the geometry back to the boxes' coordinates in the caller's format: dp, dt.
+template <typename V, typename S>
+FASTLOSS_HD_ALWAYS_INLINE void back_to_corners(const Params<S>& prm, const ConventionPolicy<V>& pol,
+                                               const PairGeometry<V>& g, Adjoints<V>& a, V (&dp)[4], V (&dt)[4]) {
+  using O = Ops<V>;
+  const V zero(S(0)), half(S(0.5));
+  const Box<V>&p = g.p, &t = g.t;
+  Box<V>&gp = a.gp, &gt = a.gt;
+  if (pol.mmdet) {  // through the clamp at 0
+    a.g_cw = O::select(O::gt(zero, g.cw_raw), zero, a.g_cw);
+    a.g_ch = O::select(O::gt(zero, g.ch_raw), zero, a.g_ch);
+  }
+  // BoundedIoU sent pred's adjoints to the corners itself and uses none of these terms (skipped: an
+  // infinite side must not meet a zero adjoint, 0·inf = NaN).
+  if (prm.kind != kBoundedIoU) {
+    // Back through IoU = inter / (union + eps), union = area_p + area_t − inter.
+    a.g_uni = a.g_uni - a.g_iou * g.iou / g.u;
+    if (pol.floor_union) a.g_uni = O::select(g.union_floored, zero, a.g_uni);
+    // (smooth EIoU's extended intersection has sent its adjoints to the corners already)
+    const V g_inter = prm.kind == kSmoothEIoU ? zero : a.g_iou / g.u - a.g_uni;
+    a.g_wp = a.g_wp + a.g_uni * g.hp;
+    a.g_hp = a.g_hp + a.g_uni * g.wp;
+    a.g_wt = a.g_wt + a.g_uni * g.ht;
+    a.g_ht = a.g_ht + a.g_uni * g.wt;
+    // The intersection: iw = max(min(x2) − max(x1), 0), and the enclosing box: cw = max(x2) − min(x1).
+    const V g_iw = O::select(O::gt(g.iw_raw, zero), g_inter * g.ih, zero);
+    const V g_ih = O::select(O::gt(g.ih_raw, zero), g_inter * g.iw, zero);
+    add_min_adjoint(p.x2, t.x2, g_iw, gp.x2, gt.x2);
+    add_max_adjoint(p.x1, t.x1, O::neg(g_iw), gp.x1, gt.x1);
+    add_min_adjoint(p.y2, t.y2, g_ih, gp.y2, gt.y2);
+    add_max_adjoint(p.y1, t.y1, O::neg(g_ih), gp.y1, gt.y1);
+    add_max_adjoint(p.x2, t.x2, a.g_cw, gp.x2, gt.x2);
+    add_min_adjoint(p.x1, t.x1, O::neg(a.g_cw), gp.x1, gt.x1);
+    add_max_adjoint(p.y2, t.y2, a.g_ch, gp.y2, gt.y2);
+    add_min_adjoint(p.y1, t.y1, O::neg(a.g_ch), gp.y1, gt.y1);
+  }
+  // Centres and sizes.
+  const V hdx = half * a.g_dx, hdy = half * a.g_dy;
+  gp = {gp.x1 + hdx - a.g_wp, gp.y1 + hdy - a.g_hp, gp.x2 + hdx + a.g_wp, gp.y2 + hdy + a.g_hp};
+  gt = {gt.x1 - hdx - a.g_wt, gt.y1 - hdy - a.g_ht, gt.x2 - hdx + a.g_wt, gt.y2 - hdy + a.g_ht};
+  // Focal-EIoU's constant weight, the repair of inverted boxes, the caller's format.
+  const V scale = a.scale;
+  gp = {scale * gp.x1, scale * gp.y1, scale * gp.x2, scale * gp.y2};
+  gt = {scale * gt.x1, scale * gt.y1, scale * gt.x2, scale * gt.y2};
+  if (pol.repair) {
+    g.fix[0].adjoint(gp.x1, gp.x2);
+    g.fix[1].adjoint(gp.y1, gp.y2);
+    g.fix[2].adjoint(gt.x1, gt.x2);
+    g.fix[3].adjoint(gt.y1, gt.y2);
+  }
+  corners_grad_to_format(gp, prm.format, dp);
+  corners_grad_to_format(gt, prm.format, dt);
+}
+
+// Loss of the pair (p, t), both in the caller's format; with kGrad also d loss / d p and d t: the
+// geometry, the kind's term, then back to the boxes.
 template <bool kGrad, typename V, typename S>
 FASTLOSS_HD_ALWAYS_INLINE V pair_loss(const Params<S>& prm, const V (&p_in)[4], const V (&t_in)[4], V (&dp)[4],
                                       V (&dt)[4]) {
-  using O = Ops<V>;
-  const V zero(S(0)), one(S(1)), two(S(2)), half(S(0.5)), eps(prm.eps);
-  Box<V> p = to_corners(p_in, prm.format), t = to_corners(t_in, prm.format);
-  const bool repair = prm.convention == kTorchvision, mmdet = prm.convention == kMmdet;
-  Repaired<V> fix[4];
-  if (repair) {
-    fix[0].apply(p.x1, p.x2);
-    fix[1].apply(p.y1, p.y2);
-    fix[2].apply(t.x1, t.x2);
-    fix[3].apply(t.y1, t.y2);
+  const auto pol = ConventionPolicy<V>::of(prm);
+  const PairGeometry<V> g = measure(prm, pol, p_in, t_in);
+  Adjoints<V> a = Adjoints<V>::start();
+  V loss;
+  switch (prm.kind) {
+    case kIoU: loss = iou_term(prm, pol, g, a); break;
+    case kGIoU: loss = giou_term<kGrad>(prm, pol, g, a); break;
+    case kSIoU: {
+      const V hp = g.hp + pol.aspect_shift - pol.area_shift, ht = g.ht + pol.aspect_shift - pol.area_shift;
+      loss = siou<kGrad>(prm, g.p, g.t, g.wp, g.wt, hp, ht, g.cw, g.ch, g.iou, a.scale, a.g_dx, a.g_dy, a.g_cw, a.g_ch,
+                         a.g_wp, a.g_hp, a.g_wt, a.g_ht);
+      break;
+    }
+    case kBoundedIoU:
+      a.g_iou = V(S(0));  // its own terms: pred's corners' adjoints come back directly
+      loss = bounded_iou<kGrad>(prm, g.p, g.t, a.gp);
+      break;
+    case kSmoothEIoU:
+      a.g_iou = V(S(0));  // its own intersection: the corners' adjoints come back directly
+      loss = smooth_eiou<kGrad>(prm, g.p, g.t, g.wp * g.hp + g.wt * g.ht, a.g_uni, a.gp, a.gt);
+      break;
+    default: loss = centre_distance_term<kGrad>(prm, pol, g, a); break;
   }
-
-  // Heights as the peers' areas and aspect ratios see them (+ eps, a constant shift: same derivative).
-  const bool shift_heights = prm.convention == kUltralytics && prm.format == kXYXY;
-  const V area_shift = shift_heights ? eps : zero, aspect_shift = shift_heights || mmdet ? eps : zero;
-  const V wp = p.x2 - p.x1, hp = p.y2 - p.y1 + area_shift, wt = t.x2 - t.x1, ht = t.y2 - t.y1 + area_shift;
-  const V iw_raw = O::min(p.x2, t.x2) - O::max(p.x1, t.x1), ih_raw = O::min(p.y2, t.y2) - O::max(p.y1, t.y1);
-  const V iw = O::max(iw_raw, zero), ih = O::max(ih_raw, zero);
-  // mmdet's IoU and GIoU floor the union at eps where the others add it.
-  const bool floor_union = mmdet && (prm.kind == kIoU || prm.kind == kGIoU);
-  // (The target's area is fused into the sum explicitly: left to the compiler, which product it
-  // fuses depends on inlining, and with it the union's last bit.)
-  const V inter = iw * ih, uni = O::fma(wt, ht, wp * hp) - inter;
-  const auto union_floored = O::gt(eps, uni);
-  const V u = floor_union ? O::select(union_floored, eps, uni) : uni + eps, iou = inter / u;
-  const V cw_raw = O::max(p.x2, t.x2) - O::min(p.x1, t.x1), ch_raw = O::max(p.y2, t.y2) - O::min(p.y1, t.y1);
-  // mmdet clamps the enclosing box's sides at 0 (only inverted boxes reach below)
-  const V cw = mmdet ? O::max(cw_raw, zero) : cw_raw, ch = mmdet ? O::max(ch_raw, zero) : ch_raw;
-
-  // The loss, and the adjoints (for a unit upstream gradient) of the quantities above.
-  V loss, g_iou = -one, g_uni = zero, g_cw = zero, g_ch = zero, g_dx = zero, g_dy = zero;
-  V g_wp = zero, g_hp = zero, g_wt = zero, g_ht = zero, scale = one;
-  Box<V> gp{zero, zero, zero, zero}, gt{zero, zero, zero, zero};  // direct corner adjoints
-
-  if (prm.kind == kIoU) {
-    const V floor(prm.aux_eps);
-    if (prm.mode == kLog) {
-      const auto clamped = O::gt(floor, iou);
-      loss = O::neg(O::log(O::max(iou, floor)));
-      g_iou = O::select(clamped, zero, O::neg(one / O::select(clamped, one, iou)));
-    } else {
-      // mmdet clamps IoU in every mode (zero gradient below the floor)
-      const auto clamped = mmdet ? O::gt(floor, iou) : O::gt(zero, one);
-      const V iou_c = O::select(clamped, floor, iou);
-      loss = prm.mode == kSquare ? one - iou_c * iou_c : one - iou_c;
-      g_iou = O::select(clamped, zero, prm.mode == kSquare ? O::neg(two * iou_c) : O::neg(one));
-    }
-  } else if (prm.kind == kGIoU) {
-    const V area_c = cw * ch;
-    if (mmdet) {  // (a − u) / a with a = max(area(C), eps), u the floored union
-      const auto enclose_floored = O::gt(eps, area_c);
-      const V a = O::select(enclose_floored, eps, area_c);
-      loss = one - iou + (a - u) / a;
-      if constexpr (kGrad) {
-        const V g_a = O::select(enclose_floored, zero, u / (a * a));
-        g_uni = O::neg(one / a);
-        g_cw = g_a * ch;
-        g_ch = g_a * cw;
-      }
-    } else {
-      const V a = area_c + eps;
-      loss = one - iou + (area_c - uni) / a;
-      if constexpr (kGrad) {
-        const V g_area_c = (uni + eps) / (a * a);
-        g_uni = O::neg(one / a);
-        g_cw = g_area_c * ch;
-        g_ch = g_area_c * cw;
-      }
-    }
-  } else if (prm.kind == kSIoU) {
-    loss = siou<kGrad>(prm, p, t, wp, wt, hp + aspect_shift - area_shift, ht + aspect_shift - area_shift, cw, ch, iou,
-                       scale, g_dx, g_dy, g_cw, g_ch, g_wp, g_hp, g_wt, g_ht);
-  } else if (prm.kind == kBoundedIoU) {
-    g_iou = zero;  // its own terms: pred's corners' adjoints come back directly
-    loss = bounded_iou<kGrad>(prm, p, t, gp);
-  } else if (prm.kind == kSmoothEIoU) {
-    g_iou = zero;  // its own intersection: the corners' adjoints come back directly
-    loss = smooth_eiou<kGrad>(prm, p, t, wp * hp + wt * ht, g_uni, gp, gt);
-  } else {  // the centre-distance family
-    const V c2 = cw * cw + ch * ch + eps;
-    const V dx = half * (p.x2 + p.x1) - half * (t.x1 + t.x2), dy = half * (p.y2 + p.y1) - half * (t.y1 + t.y2);
-    V g_c2 = zero;
-    if (prm.kind == kCDIoU) {
-      const V diag = O::sqrt(c2), lambd(prm.lambd);
-      const V ex1 = p.x1 - t.x1, ex2 = p.x2 - t.x2, ey1 = p.y1 - t.y1, ey2 = p.y2 - t.y2;
-      const V d1 = O::sqrt(ex1 * ex1 + ey1 * ey1), d2 = O::sqrt(ex2 * ex2 + ey1 * ey1);
-      const V d3 = O::sqrt(ex2 * ex2 + ey2 * ey2), d4 = O::sqrt(ex1 * ex1 + ey2 * ey2);
-      const V sum = d1 + d2 + d3 + d4, quarter_per_diag = V(S(0.25)) / diag;
-      loss = one - iou + lambd * sum * quarter_per_diag;
-      if constexpr (kGrad) {
-        const V g_sum = lambd * quarter_per_diag;
-        g_c2 = O::neg(g_sum * sum) * half / c2;  // d(1/diag)/d c2 = −1 / (2 diag c2)
-        const V g_ex1 = g_sum * (div_or_zero(ex1, d1) + div_or_zero(ex1, d4));
-        const V g_ex2 = g_sum * (div_or_zero(ex2, d2) + div_or_zero(ex2, d3));
-        const V g_ey1 = g_sum * (div_or_zero(ey1, d1) + div_or_zero(ey1, d2));
-        const V g_ey2 = g_sum * (div_or_zero(ey2, d3) + div_or_zero(ey2, d4));
-        gp = {g_ex1, g_ey1, g_ex2, g_ey2};
-        gt = {O::neg(g_ex1), O::neg(g_ey1), O::neg(g_ex2), O::neg(g_ey2)};
-      }
-    } else {
-      const V rho2 = dx * dx + dy * dy;
-      loss = one - iou + rho2 / c2;
-      if constexpr (kGrad) {
-        g_dx = two * dx / c2;
-        g_dy = two * dy / c2;
-        g_c2 = O::neg(rho2 / (c2 * c2));
-      }
-      if (prm.kind == kCIoU) {
-        const V k(S(0.405284734569351085775517852838911));  // 4 / π²
-        // atan(w_t/h_t) − atan(w_p/h_p) as one atan2 (w, h ≥ 0): exactly 0 for equal aspect ratios.
-        // A point box (w = h = 0) has the angle atan2(0, 0) = 0, as (0, 1) has: without that the
-        // product form would make its difference with any box 0.
-        const V ht_s = ht - area_shift + aspect_shift, hp_s = hp - area_shift + aspect_shift;
-        const auto point_t = O::eq(O::abs(wt) + O::abs(ht_s), zero), point_p = O::eq(O::abs(wp) + O::abs(hp_s), zero);
-        const V ht_a = O::select(point_t, one, ht_s), hp_a = O::select(point_p, one, hp_s);
-        V d;
-        if (repair) {  // w, h >= 0: both angles in [0, π/2]
-          d = atan2_right_half(wt * hp_a - wp * ht_a, ht_a * hp_a + wt * wp);
-        } else {  // any signs: atan(w/h) is the angle of sign(h)·(h, w) (sign(0) = 1), in [−π/2, π/2]
-          const V st = O::select(O::gt(zero, ht_s), O::neg(one), one),
-                  sp = O::select(O::gt(zero, hp_s), O::neg(one), one);
-          d = atan2_right_half(st * wt, O::abs(ht_s)) - atan2_right_half(sp * wp, O::abs(hp_s));
-        }
-        const V v = k * d * d;
-        // α = v / (1 − IoU + v): 0/0 for identical boxes (mmdet's has no eps there), where α·v → 0 and
-        // its gradient too: that limit, never a NaN
-        V alpha = div_or_zero(v, one - iou + v + V(prm.aux_eps));
-        if (mmdet) alpha = O::select(O::gt(iou, half), alpha, zero);
-        loss = loss + alpha * v;
-        if (mmdet) {  // 1 − clamp(CIoU, −1, 1): no gradient where the clamp holds (loss ≥ 0 already)
-          scale = O::select(O::gt(loss, two), zero, one);
-          loss = O::min(loss, two);
-        }
-        if constexpr (kGrad) {
-          const V g_theta_t = two * k * d * alpha;  // d(α·v)/dθ_t, α constant; θ_p gets the opposite
-          const V rp = wp * wp + hp_s * hp_s, rt = wt * wt + ht_s * ht_s;
-          g_wp = O::neg(div_or_zero(g_theta_t * hp_s, rp));
-          g_hp = div_or_zero(g_theta_t * wp, rp);
-          g_wt = div_or_zero(g_theta_t * ht_s, rt);
-          g_ht = O::neg(div_or_zero(g_theta_t * wt, rt));
-        }
-      } else if (prm.kind == kEIoU || prm.kind == kFocalEIoU) {
-        const V cw2 = cw * cw + eps, ch2 = ch * ch + eps, dw = wp - wt, dh = hp - ht;
-        loss = loss + dw * dw / cw2 + dh * dh / ch2;
-        if constexpr (kGrad) {
-          g_wp = two * dw / cw2;
-          g_wt = O::neg(g_wp);
-          g_hp = two * dh / ch2;
-          g_ht = O::neg(g_hp);
-          g_cw = O::neg(two * cw * dw * dw / (cw2 * cw2));
-          g_ch = O::neg(two * ch * dh * dh / (ch2 * ch2));
-        }
-        if (prm.kind == kFocalEIoU) {
-          scale = pow_gamma(iou, prm.gamma, prm.gamma_kind);
-          loss = scale * loss;
-        }
-      }
-    }
-    g_cw = g_cw + two * cw * g_c2;
-    g_ch = g_ch + two * ch * g_c2;
-  }
-  if (mmdet) {  // through the clamp at 0
-    g_cw = O::select(O::gt(zero, cw_raw), zero, g_cw);
-    g_ch = O::select(O::gt(zero, ch_raw), zero, g_ch);
-  }
-  if constexpr (kGrad) {
-    // BoundedIoU sent pred's adjoints to the corners itself and uses none of these terms (skipped: an
-    // infinite side must not meet a zero adjoint, 0·inf = NaN).
-    if (prm.kind != kBoundedIoU) {
-      // Back through IoU = inter / (union + eps), union = area_p + area_t − inter.
-      g_uni = g_uni - g_iou * iou / u;
-      if (floor_union) g_uni = O::select(union_floored, zero, g_uni);
-      // (smooth EIoU's extended intersection has sent its adjoints to the corners already)
-      const V g_inter = prm.kind == kSmoothEIoU ? zero : g_iou / u - g_uni;
-      g_wp = g_wp + g_uni * hp;
-      g_hp = g_hp + g_uni * wp;
-      g_wt = g_wt + g_uni * ht;
-      g_ht = g_ht + g_uni * wt;
-      // The intersection: iw = max(min(x2) − max(x1), 0), and the enclosing box: cw = max(x2) − min(x1).
-      const V g_iw = O::select(O::gt(iw_raw, zero), g_inter * ih, zero);
-      const V g_ih = O::select(O::gt(ih_raw, zero), g_inter * iw, zero);
-      add_min_adjoint(p.x2, t.x2, g_iw, gp.x2, gt.x2);
-      add_max_adjoint(p.x1, t.x1, O::neg(g_iw), gp.x1, gt.x1);
-      add_min_adjoint(p.y2, t.y2, g_ih, gp.y2, gt.y2);
-      add_max_adjoint(p.y1, t.y1, O::neg(g_ih), gp.y1, gt.y1);
-      add_max_adjoint(p.x2, t.x2, g_cw, gp.x2, gt.x2);
-      add_min_adjoint(p.x1, t.x1, O::neg(g_cw), gp.x1, gt.x1);
-      add_max_adjoint(p.y2, t.y2, g_ch, gp.y2, gt.y2);
-      add_min_adjoint(p.y1, t.y1, O::neg(g_ch), gp.y1, gt.y1);
-    }
-    // Centres and sizes.
-    const V hdx = half * g_dx, hdy = half * g_dy;
-    gp = {gp.x1 + hdx - g_wp, gp.y1 + hdy - g_hp, gp.x2 + hdx + g_wp, gp.y2 + hdy + g_hp};
-    gt = {gt.x1 - hdx - g_wt, gt.y1 - hdy - g_ht, gt.x2 - hdx + g_wt, gt.y2 - hdy + g_ht};
-    // Focal-EIoU's constant weight, the repair of inverted boxes, the caller's format.
-    gp = {scale * gp.x1, scale * gp.y1, scale * gp.x2, scale * gp.y2};
-    gt = {scale * gt.x1, scale * gt.y1, scale * gt.x2, scale * gt.y2};
-    if (repair) {
-      fix[0].adjoint(gp.x1, gp.x2);
-      fix[1].adjoint(gp.y1, gp.y2);
-      fix[2].adjoint(gt.x1, gt.x2);
-      fix[3].adjoint(gt.y1, gt.y2);
-    }
-    corners_grad_to_format(gp, prm.format, dp);
-    corners_grad_to_format(gt, prm.format, dt);
-  }
+  if constexpr (kGrad) back_to_corners(prm, pol, g, a, dp, dt);
   return loss;
 }
 
