@@ -3,6 +3,7 @@
 #   make test    the same environment and build, then the test suite
 # Release (docs/installing.md): make wheel, make wheel-test, make sdist-test, make second-torch-test.
 # FASTLOSS_CUDA=1 forces the CUDA kernels to compile (CI does), =0 skips them; default: when possible.
+include build_facts.mk  # the build facts (minimum torch, flags, architectures), which setup.py and CMake read too
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -206,7 +207,9 @@ cuda-emulate: build
 # csrc/math/elementary.h over every float32 input of exp, expm1, log, log1p, 10^9 float pairs of pow
 # and atan2, 10^8 doubles per function: the widest ULP error of each, special values against the C
 # library (tests/math/accuracy.cpp; docs/math.md holds its numbers). Torch-free; minutes on 2 cores.
-MATH_FLAGS := $(if $(shell grep -qw avx512dq /proc/cpuinfo && echo y),-mavx2 -mfma -mavx512f -mavx512dq,$(if $(shell grep -qw fma /proc/cpuinfo && echo y),-mavx2 -mfma,))
+# (the widest x86 flavour this CPU runs: build_facts.mk's flags, if the CPU has all its features)
+has_features = $(shell for f in $(1); do grep -qw $$f /proc/cpuinfo || exit 1; done && echo y)
+MATH_FLAGS := $(if $(call has_features,$(AVX512_CPU_FEATURES)),$(AVX512_FLAGS),$(if $(call has_features,$(AVX2_CPU_FEATURES)),$(AVX2_FLAGS),))
 print-math-flags:
 	@echo $(MATH_FLAGS)
 math-exhaustive:

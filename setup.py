@@ -27,6 +27,7 @@ plain error at its first call (fastloss/_backend.py).
 import glob
 import os
 import platform
+import runpy
 import shutil
 import subprocess
 import sys
@@ -34,8 +35,9 @@ import sys
 from setuptools import find_packages, setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-# torch's cu130 architectures (torch._C._cuda_getArchFlags()), PTX for the newest.
-DEFAULT_ARCHS = "7.5;8.0;8.6;9.0;10.0;12.0+PTX"
+# The build facts (minimum torch, flags, architectures): build_facts.mk, which CMake and make read too.
+build_facts = runpy.run_path(os.path.join(ROOT, "scripts", "build_facts.py"))
+FACTS = build_facts["read"](os.path.join(ROOT, "build_facts.mk"))
 NO_TORCH = (
     "fastloss compiles against the torch installed in your environment, and this build "
     "environment has none: install torch, then build with `pip install --no-build-isolation .` "
@@ -86,7 +88,7 @@ def nvidia_include_dirs():
 # (scripts/sanitize.sh): the AVX2 CPU kernels only, no CUDA, built out of tree (--build-lib), never
 # into python/fastloss. vptr checks are off: they misreport on torch's uninstrumented types.
 SANITIZE = os.environ.get("FASTLOSS_SANITIZE", "0").strip() == "1"
-SANITIZER_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize=vptr", "-fno-sanitize-recover=undefined"]
+SANITIZER_FLAGS = FACTS["SANITIZER_FLAGS"].split()
 if SANITIZE:
     os.environ["FASTLOSS_CUDA"] = "0"
     os.environ["FASTLOSS_CPU_FLAVOURS"] = "avx2" if platform.machine().lower() in ("x86_64", "amd64") else ""
@@ -123,13 +125,13 @@ def read_version():
 
 
 # The oldest torch whose stable ABI the binaries target (TORCH_TARGET_VERSION below).
-MIN_TORCH = (2, 10)
+MIN_TORCH = build_facts["min_torch"](FACTS)
 if tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) < MIN_TORCH:
     sys.exit(
         f"fastloss builds against torch >= {MIN_TORCH[0]}.{MIN_TORCH[1]} (its LibTorch stable ABI); "
         f"this is torch {torch.__version__}"
     )
-ARCHS = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCHS) if with_cuda else ""
+ARCHS = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", FACTS["CUDA_ARCHS"]) if with_cuda else ""
 # The CUDA kernels run under any torch of the same CUDA major: the tag names only the major.
 CUDA_TAG = f"cu{torch.version.cuda.split('.')[0]}0" if with_cuda else "cpu"
 # A wheel names what it was built for; an sdist builds for whatever torch it meets.
@@ -140,10 +142,13 @@ X86_64_LINUX = sys.platform.startswith("linux") and platform.machine().lower() i
 PLAT_NAME = "manylinux_2_28_x86_64" if X86_64_LINUX else None
 
 # The build facts, for the import-time check (fastloss/_backend.py) — also compiled into the modules.
+# MIN_TORCH and each x86 flavour's CPU features come from build_facts.mk.
+CPU_FEATURES = {f: tuple(FACTS[f"{f.upper()}_CPU_FEATURES"].split()) for f in ("avx512", "avx2")}  # best first
 BUILD_INFO = (
     '"""Written by setup.py: what these binaries were built for (fastloss/_backend.py checks it)."""\n'
     f"VERSION = {VERSION!r}\nTORCH = {torch.__version__!r}\n"
     f"CUDA = {torch.version.cuda if with_cuda else None!r}\nCUDA_ARCHS = {ARCHS!r}\n"
+    f"MIN_TORCH = {MIN_TORCH!r}\nX86_FLAVOUR_CPU_FEATURES = {CPU_FEATURES!r}\n"
 )
 
 module_source = os.path.join("csrc", "module.cpp")
@@ -158,10 +163,8 @@ release = ["-g0", f"-ffile-prefix-map={ROOT}=.", f"-ffile-prefix-map={TORCH_DIR}
     ["-include", os.path.join(COMPAT, "glibc_2_28.h")] if X86_64_LINUX else []
 )
 # Hidden by default: nothing but PyInit_* is exported (torch's stable types are hidden too).
-# -ffp-contract=off: GCC would fuse a*b + c into an FMA wherever inlining puts them side by side, so the
-# last bits would follow its inlining choices (different per flavour and optimisation level); the math
-# writes fma itself where it wants one.
-cxx_flags = ["-O3", "-ffp-contract=off", "-Wno-unknown-pragmas", "-fvisibility=hidden"] + release
+# (build_facts.mk says why -ffp-contract=off and -fmad=false.)
+cxx_flags = FACTS["KERNEL_CXX_FLAGS"].split() + ["-fvisibility=hidden"] + release
 if SANITIZE:  # readable reports (frames, lines); -fno-wrapv undoes Python's -fwrapv, which would make
     # signed overflow defined and so hide it from UBSAN (a wrapped 32-bit index is what it must catch)
     cxx_flags = [
@@ -174,7 +177,7 @@ if SANITIZE:  # readable reports (frames, lines); -fno-wrapv undoes Python's -fw
         "-fvisibility=hidden",
     ] + SANITIZER_FLAGS
 # The stable ABI of torch 2.10 and nothing newer (torch/csrc/stable/version.h).
-STABLE_ABI = ("TORCH_TARGET_VERSION", "0x%02x%02x000000000000" % MIN_TORCH)
+STABLE_ABI = ("TORCH_TARGET_VERSION", build_facts["torch_target_version"](FACTS))
 build_macros = [STABLE_ABI, ("FASTLOSS_BUILT_TORCH", f'"{torch.__version__}"')]
 # libtorch_cpu (and libtorch_cuda) stay NEEDED even where unused symbols would let the linker drop
 # them: the stable C shim the kernels call lives there.
@@ -187,22 +190,12 @@ common = dict(
 # The CPU kernels per vector flavour: simd::Vec<T> takes its width from CPU_CAPABILITY_* at compile
 # time (csrc/cpu/simd.h), so each flavour is its own library with its own flags.
 if platform.machine().lower() in ("x86_64", "amd64"):
-    avx2 = ["-mavx2", "-mfma", "-mf16c"]
     CPU_FLAVOURS = {
-        # (GCC 12 warns about _mm512_undefined_* inside its own AVX-512 headers: silenced.)
-        "avx512": avx2
-        + [
-            "-mavx512f",
-            "-mavx512bw",
-            "-mavx512vl",
-            "-mavx512dq",
-            "-Wno-uninitialized",
-            "-Wno-maybe-uninitialized",
-            "-DCPU_CAPABILITY_AVX512",
-            "-DCPU_CAPABILITY=AVX512",
-        ],
-        "avx2": avx2 + ["-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"],
+        f: FACTS[f"{f.upper()}_FLAGS"].split() + [f"-DCPU_CAPABILITY_{f.upper()}", f"-DCPU_CAPABILITY={f.upper()}"]
+        for f in ("avx512", "avx2")
     }
+    # (GCC 12 warns about _mm512_undefined_* inside its own AVX-512 headers: silenced.)
+    CPU_FLAVOURS["avx512"] += ["-Wno-uninitialized", "-Wno-maybe-uninitialized"]
 else:
     CPU_FLAVOURS = {"default": []}
 # FASTLOSS_CPU_FLAVOURS=avx2 builds only those (scripts/gpu_check.sh: minutes matter there); the
@@ -244,9 +237,8 @@ if with_cuda:
         ("FASTLOSS_CUDA_ARCHS", f'"{ARCHS}"'),
         ("FASTLOSS_BUILT_CUDA", f'"{torch.version.cuda}"'),
     ]
-    # -fmad=false: nvcc contracts a*b + c into FMAs where it likes by default, so last places (and the
-    # decisions of top-k and argmax on near-ties) would follow its choices; the math writes fma itself.
-    nvcc_flags = ["-O3", "-fmad=false"] + [flag for f in release for flag in ("-Xcompiler", f)]
+    # (-fmad=false: also the decisions of top-k and argmax on near-ties would follow nvcc's choices.)
+    nvcc_flags = FACTS["KERNEL_NVCC_FLAGS"].split() + [flag for f in release for flag in ("-Xcompiler", f)]
     extensions.append(
         CUDAExtension(
             name="fastloss._cuda",

@@ -29,6 +29,8 @@ import sys
 import tempfile
 import zipfile
 
+import build_facts  # (scripts/, beside this file)
+
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -117,7 +119,8 @@ def main():
         wheel = email.parser.Parser().parsestr(z.read(f"{dist_info}/WHEEL").decode())
         binaries = {n: z.read(n) for n in names if n.endswith(".so") or ".so." in n}
     requires = meta.get_all("Requires-Dist") or []
-    check(requires == ["torch>=2.10"], f"Requires-Dist {requires}: torch>=2.10")
+    min_torch = build_facts.read()["MIN_TORCH"]
+    check(requires == [f"torch>={min_torch}"], f"Requires-Dist {requires}: torch>={min_torch} (build_facts.mk)")
     check(meta["Requires-Python"] == ">=3.10", f"Requires-Python {meta['Requires-Python']}")
     check(any(n.endswith("/licenses/LICENSE") for n in names), "LICENSE in the wheel")
     tags = wheel.get_all("Tag")

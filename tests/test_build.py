@@ -434,14 +434,12 @@ def test_a_build_without_torch_stops_with_one_sentence():
 
 
 def test_default_cuda_architectures_are_torch_s_own():
-    """setup.py's and CMake's default TORCH_CUDA_ARCH_LIST is torch's cu130 build's list (T4 to
-    Blackwell), with PTX for the newest: what the release wheel carries (scripts/check_wheel.py
-    checks the wheel's code)."""
-    import re
+    """The default TORCH_CUDA_ARCH_LIST (build_facts.mk's, which setup.py and CMake read) is torch's
+    cu130 build's list (T4 to Blackwell), with PTX for the newest: what the release wheel carries
+    (scripts/check_wheel.py checks the wheel's code)."""
+    import build_facts
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    archs = re.search(r'DEFAULT_ARCHS = "([^"]+)"', open(os.path.join(root, "setup.py")).read()).group(1)
-    assert f'"{archs}"' in open(os.path.join(root, "CMakeLists.txt")).read()
+    archs = build_facts.read()["CUDA_ARCHS"]
     assert archs.endswith("+PTX") and archs.count("+PTX") == 1
     codes = {"sm_" + a.replace("+PTX", "").replace(".", "") for a in archs.split(";")}
     if torch.version.cuda is not None:  # (a CPU-only torch lists none)

@@ -5,6 +5,7 @@ generic (16-byte, any target: aarch64's width), AVX2 and AVX-512 builds of the s
 
 import os
 import re
+import runpy
 import shutil
 import subprocess
 
@@ -23,12 +24,13 @@ def cpu_flags():
         return set()
 
 
-# the vector widths this CPU runs, and their flags (-ffp-contract=off as the kernels' build: setup.py)
+# the vector widths this CPU runs, and their flags (build_facts.mk's, as the kernels' build; with
+# -ffp-contract=off)
+FACTS = runpy.run_path(os.path.join(ROOT, "scripts", "build_facts.py"))["read"]()
 VARIANTS = {"generic": []}
-if {"avx2", "fma"} <= cpu_flags():
-    VARIANTS["avx2"] = ["-mavx2", "-mfma"]
-if {"avx2", "fma", "avx512f", "avx512dq"} <= cpu_flags():
-    VARIANTS["avx512"] = ["-mavx2", "-mfma", "-mavx512f", "-mavx512dq"]
+for _flavour in ("avx2", "avx512"):
+    if set(FACTS[f"{_flavour.upper()}_CPU_FEATURES"].split()) <= cpu_flags():
+        VARIANTS[_flavour] = FACTS[f"{_flavour.upper()}_FLAGS"].split()
 
 
 def compiler():

@@ -25,13 +25,6 @@ BACKEND = os.environ.get("FASTLOSS_BACKEND", "auto").strip().lower() or "auto"
 if BACKEND not in _CHOICES:
     raise ValueError(f"FASTLOSS_BACKEND must be one of {', '.join(_CHOICES)}; got {BACKEND!r}")
 
-# The CPU kernels are compiled once per SIMD flavour (setup.py); the best one this CPU runs is loaded
-# (FASTLOSS_CPU_CAPABILITY=avx2 picks a lower one). Loading a flavour the CPU lacks would die of an
-# illegal instruction, so the CPU's features are checked first.
-_X86_FLAVOURS = {  # best first
-    "avx512": ("avx512f", "avx512bw", "avx512vl", "avx512dq", "avx2", "fma", "f16c"),
-    "avx2": ("avx2", "fma", "f16c"),
-}
 CPU_CAPABILITY_REQUEST = os.environ.get("FASTLOSS_CPU_CAPABILITY", "").strip().lower()
 _HERE = os.path.dirname(os.path.abspath(__file__))
 REBUILD = "pip install --no-build-isolation --force-reinstall --no-deps <fastloss source or sdist>"
@@ -56,7 +49,17 @@ def _compiled(name):
     return glob.glob(os.path.join(_HERE, f"{name}.*so")) + glob.glob(os.path.join(_HERE, f"{name}.*pyd"))
 
 
-MIN_TORCH = (2, 10)  # the stable ABI the binaries target (setup.py: TORCH_TARGET_VERSION)
+def _built_fact(name):
+    """A build fact (build_facts.mk) the build wrote into _build_info.py; None in an unbuilt checkout."""
+    info = _build_info()
+    return getattr(info, name, None) if info is not None else None
+
+
+MIN_TORCH = _built_fact("MIN_TORCH")  # the stable ABI the binaries target (TORCH_TARGET_VERSION)
+# The CPU kernels are compiled once per SIMD flavour (setup.py); the best one this CPU runs is loaded
+# (FASTLOSS_CPU_CAPABILITY=avx2 picks a lower one). Loading a flavour the CPU lacks would die of an
+# illegal instruction, so the CPU's features are checked first: each flavour's, best first.
+_X86_FLAVOURS = _built_fact("X86_FLAVOUR_CPU_FEATURES") or {}
 
 
 def _version_tuple(version):
@@ -69,6 +72,8 @@ def _cuda_major(version):
 
 def check_torch(running_torch=torch.__version__):
     """An ImportError for a torch older than the stable ABI the binaries target."""
+    if MIN_TORCH is None:  # binaries without the facts of this source's build (an older build in place)
+        raise ImportError(f"fastloss/_build_info.py lacks the build facts of this source: rebuild ({REBUILD})")
     if _version_tuple(running_torch) < MIN_TORCH:
         raise ImportError(
             f"fastloss {_version()} needs torch {MIN_TORCH[0]}.{MIN_TORCH[1]} or later (its kernels "
@@ -229,7 +234,7 @@ def info() -> dict:
         "unavailable_reason": unavailable_reason,
         "version": _version(),
         "built_torch": _C.built_torch if _C is not None else (build.TORCH if build else ""),
-        "stable_abi": f"torch >= {MIN_TORCH[0]}.{MIN_TORCH[1]}",
+        "stable_abi": f"torch >= {MIN_TORCH[0]}.{MIN_TORCH[1]}" if MIN_TORCH else "",
         "built_cuda": build.CUDA or "" if build else "",
         "cuda_compiled": bool(_compiled("_cuda")),
         "cuda_loaded": _CUDA is not None,

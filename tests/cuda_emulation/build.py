@@ -17,10 +17,13 @@ import os
 import shlex
 import subprocess
 import sys
+import runpy
 import sysconfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+BUILD_FACTS = runpy.run_path(os.path.join(ROOT, "scripts", "build_facts.py"))  # build_facts.mk
+FACTS = BUILD_FACTS["read"]()
 
 SANITIZER_COMMON = ["-O1", "-g", "-fno-omit-frame-pointer"]
 # preload: the runtimes the Python process must preload (ASAN's __cxa_throw interceptor needs
@@ -34,7 +37,7 @@ VARIANTS = {
     ),
     "asan64": dict(
         warp=64,
-        sanitize=["-fsanitize=address,undefined", "-fno-sanitize=vptr", "-fno-sanitize-recover=undefined"],
+        sanitize=FACTS["SANITIZER_FLAGS"].split(),
         preload=["libasan.so", "libstdc++.so"],
         options={
             "ASAN_OPTIONS": "detect_leaks=0:halt_on_error=1:exitcode=86",
@@ -90,7 +93,7 @@ def write_ninja(variant, source, out, only):
         "-Wall",
         "-Wno-unknown-pragmas",
         "-Wno-maybe-uninitialized",
-        "-DTORCH_TARGET_VERSION=0x020a000000000000",
+        f"-DTORCH_TARGET_VERSION={BUILD_FACTS['torch_target_version'](FACTS)}",
         f"-DFASTLOSS_EMU_WARP_SIZE={config['warp']}",
         f"-I{os.path.join(HERE, 'include')}",
         f"-I{os.path.join(source, 'csrc')}",
