@@ -167,15 +167,11 @@ release = ["-g0", f"-ffile-prefix-map={ROOT}=.", f"-ffile-prefix-map={TORCH_DIR}
 cxx_flags = FACTS["KERNEL_CXX_FLAGS"].split() + ["-fvisibility=hidden"] + release
 if SANITIZE:  # readable reports (frames, lines); -fno-wrapv undoes Python's -fwrapv, which would make
     # signed overflow defined and so hide it from UBSAN (a wrapped 32-bit index is what it must catch)
-    cxx_flags = [
-        "-O1",
-        "-ffp-contract=off",
-        "-g",
-        "-fno-omit-frame-pointer",
-        "-fno-wrapv",
-        "-Wno-unknown-pragmas",
-        "-fvisibility=hidden",
-    ] + SANITIZER_FLAGS
+    cxx_flags = (
+        FACTS["SANITIZER_BUILD_FLAGS"].split()
+        + ["-ffp-contract=off", "-fno-wrapv", "-Wno-unknown-pragmas", "-fvisibility=hidden"]
+        + SANITIZER_FLAGS
+    )
 # The stable ABI of torch 2.10 and nothing newer (torch/csrc/stable/version.h).
 STABLE_ABI = ("TORCH_TARGET_VERSION", build_facts["torch_target_version"](FACTS))
 build_macros = [STABLE_ABI, ("FASTLOSS_BUILT_TORCH", f'"{torch.__version__}"')]

@@ -66,12 +66,22 @@ step check 180 "$PY" -m fastloss check --device $DEVICE
 
 # The CUDA tests (their CUDA variants; on a dry run they skip) and the parity suite, per op family.
 # (-k: the family's CUDA variants, and its parity cases — whose module name holds "cuda" too)
-for family in sigmoid_focal softmax_focal box_iou overlap balanced_l1 box_matrix task_aligned quality_focal compound \
-    distribution_focal matching_cost; do
-  step "pytest_$family" 240 "$PY" -m pytest -q -p no:cacheprovider -rs --junitxml="$OUT/pytest_$family.xml" \
-    tests/test_cuda_parity.py "tests/test_${family}.py" \
-    -k "(cuda and not test_cuda_parity) or (test_cuda_parity and $family)"
-done
+FAMILIES=(sigmoid_focal softmax_focal box_iou overlap balanced_l1 box_matrix task_aligned quality_focal compound
+  distribution_focal matching_cost)
+if [ $DRY -eq 1 ]; then  # (they skip on a CPU: one process for all, not eleven torch start-ups)
+  files=() parity=""
+  for family in "${FAMILIES[@]}"; do
+    files+=("tests/test_${family}.py") parity="$parity or (test_cuda_parity and $family)"
+  done
+  step pytest_families 240 "$PY" -m pytest -q -p no:cacheprovider -rs --junitxml="$OUT/pytest_families.xml" \
+    tests/test_cuda_parity.py "${files[@]}" -k "(cuda and not test_cuda_parity)$parity"
+else
+  for family in "${FAMILIES[@]}"; do
+    step "pytest_$family" 240 "$PY" -m pytest -q -p no:cacheprovider -rs --junitxml="$OUT/pytest_$family.xml" \
+      tests/test_cuda_parity.py "tests/test_${family}.py" \
+      -k "(cuda and not test_cuda_parity) or (test_cuda_parity and $family)"
+  done
+fi
 step pytest_guarantees 180 "$PY" -m pytest -q -p no:cacheprovider --junitxml="$OUT/pytest_guarantees.xml" \
   tests/test_guarantees.py tests/test_build.py -k "cuda"
 

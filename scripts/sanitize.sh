@@ -5,7 +5,7 @@
 #   1. the tests that reach the kernels with random, hostile, edge and huge input (SANITIZE_TESTS),
 #   2. the fuzzer (scripts/fuzz_ops.py: every torch.ops.fastloss op called directly with mutated
 #      shapes, strides, offsets, dtypes, labels and enum codes) for FUZZ_SECONDS,
-#   3. the LibTorch (CMake) build compiled the same way, and its ctest.
+#   3. the LibTorch (CMake) build compiled the same way (while the fuzzer runs), and its ctest.
 # Any sanitizer report ends its process with an error (ASAN halts on the first error; UBSAN with
 # -fno-sanitize-recover=undefined and halt_on_error=1), and so the job.
 #   bash scripts/sanitize.sh [PYTHON]     (default .venv/bin/python)
@@ -63,10 +63,24 @@ echo "sanitize: $module (ASAN + UBSAN)"
 # (--capture=sys: pytest's default fd capture would swallow a report written to fd 2 as the process dies)
 # (PYTEST_XDIST, the Makefile's: the workers inherit the preload)
 run "$py" -m pytest -q -p no:cacheprovider --capture=sys -x ${PYTEST_XDIST:-} "${tests[@]}"
-run "$py" scripts/fuzz_ops.py --seconds "$FUZZ_SECONDS"
 
-# The LibTorch build and its C++ test, instrumented the same way (an executable: no preload needed).
+# The fuzzer (one process: one core, for a fixed time) runs while the LibTorch build, instrumented
+# the same way, compiles; then that build's C++ test (an executable: no preload needed).
+run "$py" scripts/fuzz_ops.py --seconds "$FUZZ_SECONDS" > "$out/fuzz.log" 2>&1 &
+fuzz=$!
+trap 'kill $fuzz 2>/dev/null || true' EXIT
 cmake -S . -B "$out/cmake" -G Ninja -DPython3_EXECUTABLE="$py" -DFASTLOSS_SANITIZE=ON >/dev/null
 cmake --build "$out/cmake" -j "${MAX_JOBS:-2}" >/dev/null
+fuzz_status=0
+wait $fuzz || fuzz_status=$?
+trap - EXIT
+# (its log holds the C++ frames of the Python errors it provokes: its own lines say what ran; a
+# failure's report is at the end)
+if [ $fuzz_status -ne 0 ]; then
+  tail -n 200 "$out/fuzz.log"
+  echo "sanitize: the fuzzer failed (exit $fuzz_status); its log: $out/fuzz.log"
+  exit 1
+fi
+grep '^fuzz: [0-9]' "$out/fuzz.log"
 (cd "$out/cmake" && ctest --output-on-failure)
 echo "sanitize: no sanitizer report"

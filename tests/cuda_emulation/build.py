@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 BUILD_FACTS = runpy.run_path(os.path.join(ROOT, "scripts", "build_facts.py"))  # build_facts.mk
 FACTS = BUILD_FACTS["read"]()
 
-SANITIZER_COMMON = ["-O1", "-g", "-fno-omit-frame-pointer"]
+SANITIZER_COMMON = FACTS["SANITIZER_BUILD_FLAGS"].split()
 # preload: the runtimes the Python process must preload (ASAN's __cxa_throw interceptor needs
 # libstdc++ loaded when it starts); options: the sanitizer's, any report ending the process.
 VARIANTS = {
