@@ -164,14 +164,13 @@ release = ["-g0", f"-ffile-prefix-map={ROOT}=.", f"-ffile-prefix-map={TORCH_DIR}
 )
 # Hidden by default: nothing but PyInit_* is exported (torch's stable types are hidden too).
 # (build_facts.mk says why -ffp-contract=off and -fmad=false.)
-cxx_flags = FACTS["KERNEL_CXX_FLAGS"].split() + ["-fvisibility=hidden"] + release
-if SANITIZE:  # readable reports (frames, lines); -fno-wrapv undoes Python's -fwrapv, which would make
-    # signed overflow defined and so hide it from UBSAN (a wrapped 32-bit index is what it must catch)
-    cxx_flags = (
-        FACTS["SANITIZER_BUILD_FLAGS"].split()
-        + ["-ffp-contract=off", "-fno-wrapv", "-Wno-unknown-pragmas", "-fvisibility=hidden"]
-        + SANITIZER_FLAGS
-    )
+cxx_flags = FACTS["KERNEL_CXX_FLAGS"].split() + ["-fvisibility=hidden"]
+if SANITIZE:  # readable reports (frames, lines; its -O1 after the kernels' -O3 wins); -fno-wrapv undoes
+    # Python's -fwrapv, which would make signed overflow defined and so hide it from UBSAN (a wrapped
+    # 32-bit index is what it must catch)
+    cxx_flags += FACTS["SANITIZER_BUILD_FLAGS"].split() + ["-fno-wrapv"] + SANITIZER_FLAGS
+else:
+    cxx_flags += release
 # The stable ABI of torch 2.10 and nothing newer (torch/csrc/stable/version.h).
 STABLE_ABI = ("TORCH_TARGET_VERSION", build_facts["torch_target_version"](FACTS))
 build_macros = [STABLE_ABI, ("FASTLOSS_BUILT_TORCH", f'"{torch.__version__}"')]
