@@ -354,6 +354,26 @@ def test_bench_time_box():
         assert len(calls) == want, seconds
 
 
+def test_bench_times_the_forward_within_the_step():
+    """time_ms's second number is the forward of the same steps: here 10 ms of a ≥ 30 ms step."""
+    from fastloss import bench
+
+    class SlowBackward(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            time.sleep(0.01)
+            return x.sum()
+
+        @staticmethod
+        def backward(ctx, grad):
+            time.sleep(0.02)
+            return grad.expand(3)
+
+    x = torch.ones(3, requires_grad=True)
+    total, forward = bench.time_ms(lambda x: SlowBackward.apply(x), {"x": x}, ("x",), torch.device("cpu"), 3, 0)
+    assert 10 <= forward < 20 and total >= 30, (forward, total)
+
+
 def test_cli_bench_prints_only_its_progress_and_table():
     """No profiler start/stop lines (its memory measurement), no torch.compile log lines."""
     out = run_cli("bench", "--device", "cpu", "--case", "cdiou", "--repeat", "1", "--warmup", "0")

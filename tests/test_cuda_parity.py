@@ -15,6 +15,7 @@ op family (`-k <family>`), each in its own process.
 import contextlib
 import functools
 import itertools
+import math
 import os
 import random
 import subprocess
@@ -675,10 +676,62 @@ def test_pairwise_generator_on_a_known_plan():
 # Families whose outputs are element-wise (each value from its own inputs alone: no sum across
 # elements), but for the loss under "mean"/"sum". Both devices evaluate the same formulas
 # (csrc/math) in the same order, without contraction (-ffp-contract=off, -fmad=false), with the same
-# exp/log/pow/atan2 (math/elementary.h): those values are bitwise equal. Sums across elements (reduced
-# losses, softmax's row sums, Dice's per-class sums, box_matrix's gradient along a row) add in each
-# device's order: within TOLERANCE (docs/cuda-emulation.md).
+# exp/log/pow/atan2 (math/elementary.h): those values are bitwise equal. Sums across elements add in
+# each device's order: their reduced losses within the bound below, the other families' sums
+# (softmax's row sums, Dice's per-class sums, box_matrix's gradient along a row) within TOLERANCE
+# (docs/cuda-emulation.md, "Reductions").
 ELEMENTWISE = {"sigmoid_focal", "quality_focal", "box_iou", "balanced_l1"}
+
+
+# The reduced loss of those families: the same element values, summed in each device's order. Its
+# bound (docs/cuda-emulation.md, "Reductions"): every float addition on the way from an element
+# to the sum loses at most u = 2^-24 (2^-53 in double) relative, so two orders whose longest chains of
+# additions are k_cpu and k_cuda give sums apart by at most (k_cpu + k_cuda)·u·Σ|ℓ| (Higham, Accuracy
+# and Stability of Numerical Algorithms, §4.2), plus each side's roundings of the sum, the division by
+# the count or avg_factor and the output dtype.
+CPU_CHUNK = 1 << 14  # csrc/cpu/row_loop.h: kChunk flat indices per partial sum
+CPU_LANE_BYTES = 64  # cpu::Wide: one running sum per lane of 64 bytes (16 float, 8 double)
+CUDA_THREADS = 256  # csrc/cuda/launch.cuh: kThreads
+
+
+def longest_chains(n, cols, acc_dtype):
+    """(k_cpu, k_cuda): the most additions in the accumulation type on any element's way to the sum of
+    n elements in rows of `cols` (one row segment restarts the CPU's lanes at lane 0)."""
+    lanes = CPU_LANE_BYTES * 8 // torch.finfo(acc_dtype).bits
+    n, cols = max(n, 1), max(cols, 1)
+    chunk = min(n, CPU_CHUNK)
+    # a lane takes one element per `lanes` of a row segment, and at least one per segment; its sum
+    # then goes through the chunk's lanes and the chunks' partials (in double: counted as such)
+    segments = min(-(-chunk // cols) + 1, -(-n // cols))
+    k_cpu = -(-chunk // lanes) + segments + lanes + -(-n // CPU_CHUNK)
+    # a thread's grid-stride run (longest with one block), the block's tree (5 shuffle levels in each of
+    # the warps and across them), then the partials' run and tree: any grid from 1 block up
+    blocks = -(-n // CUDA_THREADS)
+    k_cuda = blocks + 10 + -(-blocks // CUDA_THREADS) + 10
+    return k_cpu, k_cuda
+
+
+def assert_reduction_within_bound(got, want, elements):
+    """got (CUDA) against want (CPU), reduced losses of `elements` (the same call's "none" losses, one
+    row of them per reduced value: (values, n) or (n,)), within the bound above. The sums run in the
+    math type: double for a float64 loss, else float."""
+    acc_dtype = torch.float64 if want.dtype == torch.float64 else torch.float32
+    u_acc, u_out = torch.finfo(acc_dtype).eps / 2, torch.finfo(want.dtype).eps / 2
+    got, want = got.cpu().double().reshape(-1), want.double().reshape(-1)
+    per_value = elements.double().reshape(want.numel(), -1)
+    cols = elements.shape[-1] if elements.dim() > 1 else per_value.shape[1]
+    k_cpu, k_cuda = longest_chains(per_value.shape[1], cols, acc_dtype)
+    for g, w, terms in zip(got.tolist(), want.tolist(), per_value):
+        if not math.isfinite(w):
+            assert g == w or (math.isnan(g) and math.isnan(w)), (g, w)
+            continue
+        total, magnitude = float(terms.sum()), float(terms.abs().sum())
+        # Σ|ℓ| over the divisor (count, avg_factor or 1): the sum's scale in the result's units
+        scale = abs(w) * magnitude / abs(total) if total != 0 else magnitude
+        bound = (k_cpu + k_cuda) * u_acc * scale + 4 * (u_acc + u_out) * abs(w)
+        assert abs(g - w) <= bound, (
+            f"reduced loss {g!r} vs the CPU's {w!r}: {abs(g - w):.3g} over the bound {bound:.3g}"
+        )
 
 
 def bitwise_outputs(family, case, count):
@@ -732,8 +785,13 @@ def assert_target_matches_cpu(target, family, case, dtype=None, **options):
         got = run(*make_call(family, case, device_of(target)), **options)
     if family in ASSIGNMENTS:
         assert_same_assignment(got, want)
-    else:
-        assert_parity(got, want, dtype or case["dtype"], bitwise_outputs(family, case, len(want)))
+        return
+    exact = bitwise_outputs(family, case, len(want))
+    reduced = family in ELEMENTWISE and case.get("reduction", "none") != "none"
+    assert_parity(got[reduced:], want[reduced:], dtype or case["dtype"], range(exact.start - reduced, exact.stop))
+    if reduced:
+        elements = run(*make_call(family, {**case, "reduction": "none"}, "cpu"), grad=False)[0]
+        assert_reduction_within_bound(got[0], want[0], elements)
 
 
 @needs_cuda

@@ -2,6 +2,8 @@
 // math/box_iou.h on SIMD vectors, gathered from the (..., 4) layout into lanes and scattered back.
 // Forward: one pass (loss written out, or summed per chunk). Backward: one pass recomputing from
 // the boxes, writing the gradient of pred and/or target.
+#include <type_traits>
+
 #include "cpu/field_lanes.h"
 #include "cpu/row_loop.h"
 #include "ops/box_iou.h"
@@ -49,7 +51,7 @@ struct Lanes {
 
 template <bool kGrad, typename scalar_t, typename target_t, typename opmath_t = pair_math_t<scalar_t, target_t>,
           typename Vec = typename Lanes<opmath_t>::Vec>
-Vec eval(const Args<scalar_t, target_t>& a, int64_t i, int64_t n, Vec (&dp)[4], Vec (&dt)[4]) {
+FASTLOSS_SIMD_INLINE Vec eval(const Args<scalar_t, target_t>& a, int64_t i, int64_t n, Vec (&dp)[4], Vec (&dt)[4]) {
   Vec p[4], t[4];
   Lanes<opmath_t>::gather(a.p, i, n, p);
   Lanes<opmath_t>::gather(a.t, i, n, t);
@@ -102,16 +104,24 @@ struct CpuKernels {
     }
     scalar_t* out_p = gp.numel() > 0 ? gp.mutable_data_ptr<scalar_t>() : nullptr;
     target_t* out_t = gt.numel() > 0 ? gt.mutable_data_ptr<target_t>() : nullptr;
-    cpu::parallel_chunks(a.pairs, [&](int64_t, int64_t begin, int64_t end) {
-      Vec dp[4], dt[4];
-      for (int64_t i = begin; i < end; i += L::W) {
-        const int64_t n = std::min(L::W, end - i);
-        eval<true>(a, i, n, dp, dt);
-        const Vec f = Vec(scale) * L::operand(a.weight, i, n) * L::operand(grad_pairs, i, n);
-        if (out_p != nullptr) L::scatter(dp, f, out_p, i, n);
-        if (out_t != nullptr) L::scatter(dt, f, out_t, i, n);
-      }
-    });
+    // (the target's adjoints, half of the backward's work, are left to dead-code elimination when
+    // the target needs no gradient: a compile-time flag, not a branch per vector)
+    auto loop = [&](auto grad_target) {
+      cpu::parallel_chunks(a.pairs, [&](int64_t, int64_t begin, int64_t end) {
+        Vec dp[4], dt[4];
+        for (int64_t i = begin; i < end; i += L::W) {
+          const int64_t n = std::min(L::W, end - i);
+          eval<true>(a, i, n, dp, dt);
+          const Vec f = Vec(scale) * L::operand(a.weight, i, n) * L::operand(grad_pairs, i, n);
+          if (out_p != nullptr) L::scatter(dp, f, out_p, i, n);
+          if constexpr (decltype(grad_target)::value) L::scatter(dt, f, out_t, i, n);
+        }
+      });
+    };
+    if (out_t != nullptr)
+      loop(std::true_type{});
+    else
+      loop(std::false_type{});
   }
 };
 

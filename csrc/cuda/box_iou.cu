@@ -39,8 +39,9 @@ __global__ void forward_sum_kernel(Args<scalar_t, target_t> a, cuda::Partials<op
   partials.store(sum, count);
 }
 
-// d loss / d pred and / d target × weight × (grad of "none", or grad / pairs of "mean")
-template <typename scalar_t, typename target_t, typename opmath_t = pair_math_t<scalar_t, target_t>>
+// d loss / d pred and (kGradT) / d target × weight × (grad of "none", or grad / pairs of "mean"); without
+// kGradT the target's adjoints are dead code
+template <typename scalar_t, typename target_t, bool kGradT, typename opmath_t = pair_math_t<scalar_t, target_t>>
 __global__ void backward_kernel(Args<scalar_t, target_t> a, RowOperand<opmath_t> grad, const opmath_t* grad_scalar,
                                 bool mean, scalar_t* gp, target_t* gt) {
   opmath_t scale = 1;
@@ -51,7 +52,7 @@ __global__ void backward_kernel(Args<scalar_t, target_t> a, RowOperand<opmath_t>
     const opmath_t f = scale * a.weight.template value<opmath_t>(i, 0) * grad.template value<opmath_t>(i, 0);
     for (int c = 0; c < 4; ++c) {
       if (gp != nullptr) gp[i * 4 + c] = static_cast<scalar_t>(dp[c] * f);
-      if (gt != nullptr) gt[i * 4 + c] = static_cast<target_t>(dt[c] * f);
+      if constexpr (kGradT) gt[i * 4 + c] = static_cast<target_t>(dt[c] * f);
     }
   });
 }
@@ -78,11 +79,16 @@ struct CudaKernels {
     const cuda::DeviceGuard guard(grad);
     if (a.pairs == 0) return;
     const bool unreduced = reduction == kNone;
-    cuda::launch_over(a.pairs, backward_kernel<scalar_t, target_t>, a,
-                      unreduced ? row_operand<opmath_t>(grad) : RowOperand<opmath_t>{},
-                      unreduced ? nullptr : grad.const_data_ptr<opmath_t>(), reduction == kMean,
-                      gp.numel() > 0 ? gp.mutable_data_ptr<scalar_t>() : nullptr,
-                      gt.numel() > 0 ? gt.mutable_data_ptr<target_t>() : nullptr);
+    const auto launch = [&](auto kernel) {
+      cuda::launch_over(a.pairs, kernel, a, unreduced ? row_operand<opmath_t>(grad) : RowOperand<opmath_t>{},
+                        unreduced ? nullptr : grad.const_data_ptr<opmath_t>(), reduction == kMean,
+                        gp.numel() > 0 ? gp.mutable_data_ptr<scalar_t>() : nullptr,
+                        gt.numel() > 0 ? gt.mutable_data_ptr<target_t>() : nullptr);
+    };
+    if (gt.numel() > 0)
+      launch(backward_kernel<scalar_t, target_t, true>);
+    else
+      launch(backward_kernel<scalar_t, target_t, false>);
   }
 };
 

@@ -74,12 +74,12 @@ struct Group {
         }
       }
       log_s = Ops<opmath_t>::log(s);
-      return;
+    } else {  // (not compiled for G = 1, where nvcc would flag the code after the return unreachable)
+      for (int64_t c = lane; c < a.classes; c += G) m = max(m, logit(c));
+      m = group_max<G>(m);
+      for (int64_t c = lane; c < a.classes; c += G) s += Ops<opmath_t>::exp(logit(c) - m);
+      log_s = Ops<opmath_t>::log(group_sum<G>(s));
     }
-    for (int64_t c = lane; c < a.classes; c += G) m = max(m, logit(c));
-    m = group_max<G>(m);
-    for (int64_t c = lane; c < a.classes; c += G) s += Ops<opmath_t>::exp(logit(c) - m);
-    log_s = Ops<opmath_t>::log(group_sum<G>(s));
   }
 
   // Terms from log p_c = (x_c − shift) − log_s (as the CPU's row_position).

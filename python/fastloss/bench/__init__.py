@@ -3,7 +3,8 @@
 Each loss registers its cases in bench/<loss>.py (imported at the bottom of this file). A case
 builds its inputs and names the implementations to compare: fastloss, the reference in eager mode,
 torch.compile(reference), and peers such as torchvision. For each, the runner times
-forward + backward (median of repeats after warm-up) and measures the peak memory allocated during
+forward + backward and its forward within the same steps (medians of repeats after warm-up), and
+measures the peak memory allocated during
 one forward + backward beyond the inputs: on CUDA from the allocator's statistics, on CPU exactly
 from the profiler's allocation events (not RSS).
 
@@ -32,7 +33,7 @@ import torch
 MiB = 1 << 20
 # the default run's time box per timed row: its repeats stop once this has passed with three of them
 # in, or three times this with one (a row of seconds per call is not the one in doubt)
-ROW_SECONDS = 1.0
+ROW_SECONDS = 0.5
 
 
 @dataclasses.dataclass
@@ -79,34 +80,58 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def _step(fn, inputs, grad_names, backward=True):
-    """One call of fn (a forward-only case's fn may return a tuple of outputs), and its backward."""
+class _Clock:
+    """Marks within one step, read after it: CUDA events on a GPU (no sync between forward and
+    backward, so the step runs as in training), the host clock on the CPU (its ops are synchronous)."""
+
+    def __init__(self, device):
+        self.cuda = device.type == "cuda"
+
+    def mark(self):
+        if not self.cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def ms(self, begin, end):
+        return begin.elapsed_time(end) if self.cuda else (end - begin) * 1e3
+
+
+def _step(fn, inputs, grad_names, backward=True, clock=None):
+    """One call of fn (a forward-only case's fn may return a tuple of outputs), and its backward; with
+    a clock, the marks (start, end of the forward, end)."""
     for name in grad_names:
         inputs[name].grad = None
+    marks = [clock.mark()] if clock else []
     loss = fn(**inputs)
+    marks += [clock.mark()] if clock else []
     if backward:
         (loss if loss.dim() == 0 else loss.sum()).backward()
+    return marks + [clock.mark()] if clock else None
 
 
 def time_ms(fn, inputs, grad_names, device, repeat, warmup, backward=True, seconds=None):
-    """Median ms of forward + backward (or of the forward alone, autograd graph recorded) over `repeat`
-    steps, or fewer once `seconds` have passed with three in, or 3·`seconds` with one. The warm-up's
-    output is not ours to print (torch.compile's compiler processes start there, and log)."""
+    """(median ms of forward + backward, median ms of its forward) over `repeat` steps (a forward-only
+    case: its forward, twice), or fewer once `seconds` have passed with three in, or 3·`seconds` with
+    one. The forward is timed inside the same steps, up to the loss. The warm-up's output is not ours
+    to print (torch.compile's compiler processes start there, and log)."""
     with _quiet_stderr():
         for _ in range(warmup):
             _step(fn, inputs, grad_names, backward)
         _sync(device)
-    times = []
+    clock = _Clock(device)
+    marks = []
     began = time.perf_counter()
     for _ in range(repeat):
-        start = time.perf_counter()
-        _step(fn, inputs, grad_names, backward)
+        marks.append(_step(fn, inputs, grad_names, backward, clock))
         _sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
         spent = time.perf_counter() - began
-        if seconds is not None and spent > seconds and (len(times) >= 3 or spent > 3 * seconds):
+        if seconds is not None and spent > seconds and (len(marks) >= 3 or spent > 3 * seconds):
             break
-    return statistics.median(times)
+    total = statistics.median(clock.ms(start, end) for start, _, end in marks)
+    forward = statistics.median(clock.ms(start, forward_end) for start, forward_end, _ in marks)
+    return total, forward
 
 
 @contextlib.contextmanager
@@ -252,11 +277,7 @@ def _run(cases, device, dtype, repeat, warmup, compile_reference, log, full):
         )
         base_ms = None
         for impl, fn in implementations(case, compile_reference, full).items():
-            if case.forward_only:
-                ms = forward_ms = time_ms(fn, inputs, case.grad, device, repeat, warmup, False, seconds)
-            else:
-                ms = time_ms(fn, inputs, case.grad, device, repeat, warmup, True, seconds)
-                forward_ms = time_ms(fn, inputs, case.grad, device, repeat, 1 if full else 0, False, seconds)
+            ms, forward_ms = time_ms(fn, inputs, case.grad, device, repeat, warmup, not case.forward_only, seconds)
             peak = peak_bytes(fn, inputs, case.grad, device, backward=not case.forward_only)
             base_ms = ms if base_ms is None else base_ms
             gbps = moved / (ms / 1e3) / 1e9
@@ -288,8 +309,9 @@ def format_table(rows, meta):
         f"fastloss bench: {meta['device_name']}, {meta['dtype']}, {meta['threads']} CPU threads, "
         f"torch {meta['torch']}, {meta['date']}",
         f"command: {meta['command']}",
-        "fwd+bwd: median time of forward + backward (fwd: the forward alone); fastloss/this: fastloss's "
-        "fwd+bwd time ÷ this row's (below 1 = fastloss faster); GB/s: the bytes forward + backward must move "
+        "fwd+bwd: median time of forward + backward (fwd: its forward, timed within the same steps); "
+        "fastloss/this: fastloss's fwd+bwd time ÷ this row's (below 1 = fastloss faster); "
+        "GB/s: the bytes forward + backward must move "
         "(inputs read once, gradient written once) ÷ fwd+bwd time; of copy: that ÷ the bandwidth of "
         "Tensor.copy_ of as many bytes in the same run (1.00 = at the memory roofline); peak: memory allocated "
         "during forward + backward beyond the inputs; peak/grad: that ÷ the size of the gradient (1.00 is the "
