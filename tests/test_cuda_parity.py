@@ -704,10 +704,11 @@ def longest_chains(n, cols, acc_dtype):
     # then goes through the chunk's lanes and the chunks' partials (in double: counted as such)
     segments = min(-(-chunk // cols) + 1, -(-n // cols))
     k_cpu = -(-chunk // lanes) + segments + lanes + -(-n // CPU_CHUNK)
-    # a thread's grid-stride run (longest with one block), the block's tree (5 shuffle levels in each of
-    # the warps and across them), then the partials' run and tree: any grid from 1 block up
-    blocks = -(-n // CUDA_THREADS)
-    k_cuda = blocks + 10 + -(-blocks // CUDA_THREADS) + 10
+    # a thread's grid-stride run (longest with one block), the block's tree (a shuffle level per halving
+    # of the warp, within the warps and then across them: 2·5 with 32 lanes, 2·6 with the emulation's
+    # 64), then the partials' run and tree: any grid from 1 block up
+    blocks, tree = -(-n // CUDA_THREADS), 2 * 6
+    k_cuda = blocks + tree + -(-blocks // CUDA_THREADS) + tree
     return k_cpu, k_cuda
 
 
