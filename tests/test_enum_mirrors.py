@@ -30,10 +30,11 @@ def cpp_enum(header, name):
 
 
 def cpp_constant(header, name):
+    """The value of `constexpr T name = N;` or `= T(N) << M;` in csrc/<header>."""
     with open(os.path.join(CSRC, header)) as f:
-        found = re.search(r"constexpr\s+\w+\s+" + name + r"\s*=\s*(\d+)\s*;", f.read())
+        found = re.search(r"constexpr\s+\w+\s+" + name + r"\s*=\s*(?:\w+\()?(\d+)\)?(?:\s*<<\s*(\d+))?\s*;", f.read())
     assert found, f"no constexpr {name} in csrc/{header}"
-    return int(found.group(1))
+    return int(found.group(1)) << int(found.group(2) or 0)
 
 
 def spelled(name):

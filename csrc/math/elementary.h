@@ -243,15 +243,21 @@ FASTLOSS_MATH_INLINE void expm1_reduced(L r, L r_lo, L& e, L& e_lo) {
   fast_two_sum(a, a_lo + small, e, e_lo);
 }
 
-// (1 + e + e_lo)·2ⁿ, 2ⁿ in two factors, each a normal number, so results near overflow and in the
-// subnormals round once.
+// y·2ⁿ, 2ⁿ in two factors, each a normal number, so results near overflow and in the subnormals
+// round once.
+template <typename L>
+FASTLOSS_MATH_INLINE L scale_exp2(L y, int_t<L> ni) {
+  const int_t<L> half = ni >> 1;
+  return y * exp2_int<L>(ni - half) * exp2_int<L>(half);
+}
+
+// (1 + e + e_lo)·2ⁿ.
 template <typename L>
 FASTLOSS_MATH_INLINE L exp_finish(L e, L e_lo, int_t<L> ni) {
   const L one = splat<L>(1);
   const L y = one + e;
   const L y_lo = (e - (y - one)) + e_lo;
-  const int_t<L> half = ni >> 1;
-  return (y + y_lo) * exp2_int<L>(ni - half) * exp2_int<L>(half);
+  return scale_exp2(y + y_lo, ni);
 }
 
 // x with NaN kept and the rest clamped to [lo, hi].
@@ -299,9 +305,7 @@ FASTLOSS_MATH_INLINE L exp(L x) {
     // (for expm1's cancellation and double's accuracy) are not needed for float exp's ≤ 1 ULP.
     const L r2 = r * r;
     const L small = fma(r2 * r, C::exp_taylor(r), fma(splat<L>(0.5f), r2, r_lo));
-    const L y = splat<L>(1.0f) + (r + small);
-    const int_t<L> half = ni >> 1;
-    return y * exp2_int<L>(ni - half) * exp2_int<L>(half);
+    return scale_exp2(splat<L>(1.0f) + (r + small), ni);
   }
   L e, e_lo;
   expm1_reduced(r, r_lo, e, e_lo);

@@ -99,21 +99,22 @@ class _Clock:
 
 
 def _step(fn, inputs, grad_names, backward=True, clock=None):
-    """One call of fn (a forward-only case's fn may return a tuple of outputs), and its backward; with
-    a clock, the marks (start, end of the forward, end)."""
+    """One call of fn (a forward-only case's fn may return a tuple of outputs), and its backward; the
+    clock's marks (start, end of the forward, end), or Nones without one."""
+    mark = clock.mark if clock else lambda: None
     for name in grad_names:
         inputs[name].grad = None
-    marks = [clock.mark()] if clock else []
+    start = mark()
     loss = fn(**inputs)
-    marks += [clock.mark()] if clock else []
+    forward_end = mark()
     if backward:
         (loss if loss.dim() == 0 else loss.sum()).backward()
-    return marks + [clock.mark()] if clock else None
+    return start, forward_end, mark()
 
 
 def time_ms(fn, inputs, grad_names, device, repeat, warmup, backward=True, seconds=None):
     """(median ms of forward + backward, median ms of its forward) over `repeat` steps (a forward-only
-    case: its forward, twice), or fewer once `seconds` have passed with three in, or 3·`seconds` with
+    case: both are its forward), or fewer once `seconds` have passed with three in, or 3·`seconds` with
     one. The forward is timed inside the same steps, up to the loss. The warm-up's output is not ours
     to print (torch.compile's compiler processes start there, and log)."""
     with _quiet_stderr():
