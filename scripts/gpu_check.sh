@@ -66,8 +66,9 @@ step check 180 "$PY" -m fastloss check --device $DEVICE
 
 # The CUDA tests (their CUDA variants; on a dry run they skip) and the parity suite, per op family.
 # (-k: the family's CUDA variants, and its parity cases — whose module name holds "cuda" too)
-FAMILIES=(sigmoid_focal softmax_focal box_iou overlap balanced_l1 box_matrix task_aligned quality_focal compound
-  distribution_focal matching_cost)
+# (the families: every op record with a parity plan, fastloss._spec; each has tests/test_<family>.py)
+read -ra FAMILIES <<< "$("$PY" -c 'import fastloss, fastloss._spec as s; print(*s.plans())')"
+[ ${#FAMILIES[@]} -gt 0 ] || { echo "gpu_check: no op family found"; exit 1; }
 if [ $DRY -eq 1 ]; then  # (they skip on a CPU: one process for all, not eleven torch start-ups)
   files=() parity=""
   for family in "${FAMILIES[@]}"; do

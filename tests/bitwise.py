@@ -1,5 +1,5 @@
 """SHA-256 digests of the CPU kernels' outputs on the test suite's own inputs: every small case of
-the CUDA parity plans (tests/test_cuda_parity.py) and every case of tests/op_cases.py, in each
+the CUDA parity plans (tests/test_cuda_parity.py) and every case of the op records (tests/op_cases.py), in each
 floating dtype — the loss and the gradient of every input that takes one — and the assigners'
 outputs (assignment_cases).
 
@@ -62,7 +62,7 @@ def assignment_cases():
     """The assigners' and matchers' outputs (no gradient): task-aligned assignment in three dtypes, with
     top-k2; the DETR matching cost, focal and softmax, with stacked layers."""
     import fastloss
-    from assign_cases import detr_inputs, make
+    from fastloss._inputs import assigner_inputs as make, detr_inputs
 
     for dtype in (torch.float16, torch.float32, torch.float64):
         for topk2 in (None, 4):

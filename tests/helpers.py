@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 
+from fastloss._inputs import random_boxes, to_format  # noqa: F401  (the tests' names for them)
 from fastloss._tolerance import TOLERANCES
 
 HAS_CUDA = torch.cuda.is_available()
@@ -78,25 +79,3 @@ def needs(module):
         not present,
         reason=f"{module} cannot be imported next to torch {torch.__version__} ({_WHY_MISSING.get(module, '')})",
     )
-
-
-def random_boxes(n, *, device="cpu", dtype=torch.float64, generator=None, near=None, scale=10.0):
-    """Valid xyxy boxes (positive width and height); with `near`, jittered copies of those boxes."""
-    if near is not None:
-        size = (near[..., 2:] - near[..., :2]).double().repeat(*([1] * (near.dim() - 1)), 2)
-        boxes = near.double() + torch.randn(near.shape, generator=generator, dtype=torch.float64) * size * 0.3
-        lo, hi = boxes[..., :2], boxes[..., 2:]
-        return torch.cat([torch.minimum(lo, hi), torch.maximum(lo, hi) + 1e-3], -1).to(device=device, dtype=dtype)
-    xy = torch.rand(n, 2, generator=generator, dtype=torch.float64) * scale
-    wh = torch.rand(n, 2, generator=generator, dtype=torch.float64) * scale / 2 + 0.05
-    return torch.cat([xy, xy + wh], -1).to(device=device, dtype=dtype)
-
-
-def to_format(boxes, box_format):
-    """xyxy boxes in another format."""
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    if box_format == "xywh":
-        return torch.stack([x1, y1, x2 - x1, y2 - y1], -1)
-    if box_format == "cxcywh":
-        return torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], -1)
-    return boxes

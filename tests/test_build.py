@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import fastloss
+from fastloss import _spec
 from helpers import peer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
@@ -43,6 +44,16 @@ def test_every_op_has_cpu_and_a_fake_kernel():
     for op in fastloss_ops():
         assert torch._C._dispatch_has_kernel_for_dispatch_key(op, "CPU"), op
         assert torch._C._dispatch_has_kernel_for_dispatch_key(op, "Meta"), op
+
+
+def test_every_op_is_declared_by_exactly_one_record():
+    """Each schema op belongs to one op record (fastloss._spec), whose `register` gave it its fake
+    kernel (test above) and its autograd; each record's ops exist; each family with a parity plan has
+    its test file (scripts/gpu_check.sh runs them by family)."""
+    declared = [f"fastloss::{op}" for s in _spec.specs() for op in s.ops]
+    assert sorted(declared) == fastloss_ops()
+    for name in _spec.plans():
+        assert os.path.exists(os.path.join(ROOT, "tests", f"test_{name}.py")), name
 
 
 def test_every_op_has_a_cuda_kernel_when_cuda_was_built():

@@ -1,7 +1,7 @@
 """fastloss.distribution_focal_loss against mmdet 3.3.0's distribution_focal_loss / DistributionFocalLoss
 (from its wheel), ultralytics' DFLoss and the pure-torch reference: values, gradients, both ends of the
 bins, registration, bad input. (gradgradcheck, vmap, torch.func, compile dynamic, autocast, empty
-inputs: the tests/op_cases.py cases in test_guarantees.py.)"""
+inputs: its op record's cases in test_guarantees.py.)"""
 
 import pytest
 import torch

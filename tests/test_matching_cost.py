@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import fastloss
-from assign_cases import detr_inputs
+from fastloss._inputs import detr_inputs
 from fastloss.reference.matching_cost import matching_cost as reference
 from helpers import DEVICES, HAS_CUDA, needs, peer
 

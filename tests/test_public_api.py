@@ -64,3 +64,17 @@ def test_reference_is_a_leaf():
         imported = set(relative_imports(path))
         assert imported <= allowed, f"{path.name} imports {sorted(imported - allowed)} from the kernel side"
     assert not {"_backend", "_autograd"} & set(relative_imports(PACKAGE / "distributed.py"))
+
+
+def test_every_nn_module_is_in_its_op_record():
+    """fastloss.nn exports the modules the op records declare (fastloss._spec), each defined beside its
+    function in the record's own module."""
+    from fastloss import _spec
+
+    declared = {}
+    for spec in _spec.specs():
+        for module in spec.modules:
+            declared[module.__name__] = module
+            assert importlib.import_module(module.__module__).SPEC is spec, (module, spec.name)
+    assert set(fastloss.nn.__all__) - {"Loss", "OptionsLoss"} == set(declared)
+    assert all(getattr(fastloss.nn, name) is module for name, module in declared.items())

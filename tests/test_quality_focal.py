@@ -2,7 +2,7 @@
 varifocal_loss.py / gfocal_loss.py (from its wheel: tests/mmdet_peer.py), ultralytics' VarifocalLoss,
 RT-DETR's / D-FINE's VFL as their code writes it — and the pure-torch reference; dense and sparse
 targets, per-layer losses, gradients, registration, numerics and bad input. (gradgradcheck, vmap,
-torch.func, compile dynamic/CUDA graphs, autocast, empty inputs and SIMD tails: tests/op_cases.py
+torch.func, compile dynamic/CUDA graphs, autocast, empty inputs and SIMD tails: the op record's
 cases in test_guarantees.py.)"""
 
 import itertools

@@ -8,7 +8,7 @@ import torch
 
 import fastloss
 from fastloss.reference.task_aligned import task_aligned_assign as reference
-from assign_cases import make
+from fastloss._inputs import assigner_inputs as make
 from helpers import DEVICES, HAS_CUDA, peer
 
 tal = peer("ultralytics.utils.tal")

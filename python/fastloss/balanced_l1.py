@@ -11,7 +11,10 @@ import torch
 
 from . import _autocast, _autograd, _backend, _vmap
 from ._autograd import refuse_grad
+from ._module import Loss
 from ._common import NONE, apply_avg_factor, opmath_dtype
+from ._inputs import box_pairs, strided, with_options
+from ._spec import DTYPE_PAIRS, FLOATS, WAVES, Case, OpSpec, Plan, declare, operand_dtypes
 from .reference import balanced_l1 as _reference
 
 _OP = "fastloss::balanced_l1_loss"
@@ -94,5 +97,87 @@ def _register():
     _autocast.register("balanced_l1_loss")
 
 
-if _backend._C is not None:
-    _register()
+# -------------------------------------------------------------------------------- the nn module
+
+
+class BalancedL1Loss(Loss):
+    """fastloss.balanced_l1_loss as a module: forward(pred, target, weight=None, avg_factor=None)."""
+
+    def __init__(self, reduction="mean", *, alpha=0.5, gamma=1.5, beta=1.0):
+        super().__init__(reduction)
+        self.alpha, self.gamma, self.beta = alpha, gamma, beta
+
+    def forward(self, pred, target, weight=None, avg_factor=None):
+        return balanced_l1_loss(
+            pred,
+            target,
+            self.reduction,
+            alpha=self.alpha,
+            gamma=self.gamma,
+            beta=self.beta,
+            weight=weight,
+            avg_factor=avg_factor,
+        )
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}, gamma={self.gamma}, beta={self.beta}, " + super().extra_repr()
+
+
+# ------------------------------------------------------------------------------------ the record
+
+
+def _parity_call(case, g, on, seed):
+    dtype, dtype2 = operand_dtypes(case)
+    n = case["elements"]
+    target = torch.randn(n, generator=g, dtype=torch.float64)
+    pred = on(target + torch.randn(n, generator=g, dtype=torch.float64) * 1.5, dtype)
+    w = {None: None, "full": torch.rand(n, generator=g), "row": torch.rand(1, generator=g)}[case["weight"]]
+    kwargs = dict(reduction=case["reduction"], weight=None if w is None else on(w, dtype))
+    return balanced_l1_loss, [strided(pred, case["contiguous"]), on(target, dtype2)], kwargs
+
+
+def _dtype_sweep(small):
+    return [
+        small(dtype=a, dtype2=b, reduction=r, grad=gr)
+        for a, b in DTYPE_PAIRS
+        for r in ("none", "mean")
+        for gr in (True, False, "twice")
+    ]
+
+
+SPEC = declare(
+    OpSpec(
+        "balanced_l1",
+        ops=("balanced_l1_loss", "balanced_l1_loss_backward", "balanced_l1_loss_backward_"),
+        register=_register,
+        reference=_reference,
+        modules=(BalancedL1Loss,),
+        cases=(
+            Case(
+                "balanced_l1",
+                balanced_l1_loss,
+                _reference.balanced_l1_loss,
+                with_options(box_pairs, beta=2.0, alpha=0.4),
+            ),
+        ),
+        plan=Plan(
+            factors=dict(
+                dtype=FLOATS,
+                elements=[1, 31, 33, 1025, 65537, WAVES],
+                reduction=["none", "mean", "sum"],
+                weight=[None, "full", "row"],
+                contiguous=[True, False],
+            ),
+            call=_parity_call,
+            elements=lambda case: case["elements"],
+            shrink=("elements",),
+            small=dict(elements=1000),
+            mid=dict(elements=1_000_001),
+            large=dict(elements=20_000_000),
+            empty=(dict(elements=0),),
+            sweep=_dtype_sweep,
+            elementwise=True,
+        ),
+        bench="balanced_l1",
+    )
+)

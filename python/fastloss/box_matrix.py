@@ -10,6 +10,11 @@ import math
 import torch
 
 from . import _autocast, _autograd, _backend, _vmap
+import functools
+
+from ._common import REDUCTIONS, reduce_unreduced
+from ._inputs import random_boxes, strided, to_format
+from ._spec import DTYPE_PAIRS, FLOATS, Case, OpSpec, Plan, declare, operand_dtypes
 from ._common import check_choice, check_nonnegative, check_tensor
 from .reference import box_matrix as _reference
 from .reference.box_matrix import CONVENTIONS, FORMATS, KINDS, OUT_DTYPES
@@ -166,5 +171,101 @@ def _register():
     _autocast.register("box_iou_matrix")
 
 
-if _backend._C is not None:
-    _register()
+# ------------------------------------------------------------------------------------ the record
+
+
+def _box_sets(n, dtype, device, g):
+    """boxes1 (n, 4) and boxes2 (n + 3, 4) for the pairwise metrics (the SIMD lanes run along boxes2)."""
+    return (
+        random_boxes(n, generator=g).to(device=device, dtype=dtype),
+        random_boxes(n + 3, generator=g).to(device=device, dtype=dtype),
+    ), {}
+
+
+def _matrix(kind, fused, convention="torchvision"):
+    """The pairwise metric matrix of a kind as a "loss" (reduced by the case's reduction), fused or reference."""
+
+    def loss(boxes1, boxes2, reduction="mean"):
+        if fused:
+            matrix = pairwise(boxes1, boxes2, kind, eps=1e-6, convention=convention)
+        else:
+            matrix = _reference.box_iou_matrix(
+                boxes1[None], boxes2[None], KINDS[kind], 0, 1e-6, CONVENTIONS[convention], False, 0
+            )[0]
+        return reduce_unreduced(matrix, REDUCTIONS[reduction], None)
+
+    return loss
+
+
+def _matrix_case(kind, convention="torchvision"):
+    name = "bbox_overlaps " + kind if convention == "mmdet" else "box_iou_matrix " + kind
+    return Case(
+        name, _matrix(kind, True, convention), _matrix(kind, False, convention), _box_sets, frozen_factor=kind == "ciou"
+    )
+
+
+def _any_option(kind, box_format, convention, aligned, out_dtype, boxes1, boxes2):
+    """The pairwise metric kernel under any option, as the faces call it."""
+    return pairwise(boxes1, boxes2, kind, box_format, 1e-6, convention, aligned, out_dtype)
+
+
+def _parity_call(case, g, on, seed):
+    dtype, dtype2 = operand_dtypes(case)
+    n, m = case["n"], case["n"] if case["aligned"] else case["m"]
+    a = random_boxes(case["batch"] * n, generator=g).reshape(case["batch"], n, 4)
+    b = random_boxes(case["batch"] * m, generator=g).reshape(case["batch"], m, 4)
+    a, b = on(to_format(a, case["box_format"]), dtype), on(to_format(b, case["box_format"]), dtype2)
+    kind = case["kind"] if case["convention"] == "torchvision" or case["kind"] in ("iou", "giou", "iof") else "iou"
+    fn = functools.partial(
+        _any_option, kind, case["box_format"], case["convention"], case["aligned"], case["out_dtype"]
+    )
+    return fn, [strided(a, case["contiguous"]), b.requires_grad_(case["grad"] == "both")], {}
+
+
+def _dtype_sweep(small):
+    # the output's dtype is any, from either math type
+    return [small(dtype=a, dtype2=b, grad="both") for a, b in DTYPE_PAIRS] + [
+        small(dtype=a, out_dtype=o) for a in (torch.float32, torch.float64) for o in FLOATS
+    ]
+
+
+SPEC = declare(
+    OpSpec(
+        "box_matrix",
+        ops=("box_iou_matrix", "box_iou_matrix_backward"),
+        register=_register,
+        reference=_reference,
+        cases=(
+            _matrix_case("diou"),
+            _matrix_case("ciou"),
+            _matrix_case("eiou"),
+            _matrix_case("giou", "mmdet"),
+            _matrix_case("iof", "mmdet"),
+        ),
+        plan=Plan(
+            factors=dict(
+                dtype=FLOATS,
+                n=[1, 31, 33, 257, 1025],
+                m=[1, 17, 33, 4099],
+                batch=[1, 3],
+                kind=["iou", "giou", "diou", "ciou", "eiou", "iof"],
+                box_format=["xyxy", "xywh", "cxcywh"],
+                convention=["torchvision", "mmdet"],
+                aligned=[False, True],
+                out_dtype=[None, torch.float16],
+                grad=["boxes1", "both"],
+                contiguous=[True, False],
+            ),
+            call=_parity_call,
+            elements=lambda case: case["batch"] * case["n"] * (1 if case["aligned"] else case["m"]),
+            shrink=("m", "n"),
+            small=dict(n=31, m=17),
+            mid=dict(n=1025, m=4099),
+            large=dict(n=40_000, m=60_000, out_dtype=torch.float16),
+            empty=(dict(n=0), dict(m=0)),
+            sweep=_dtype_sweep,
+            exact_outputs=lambda case: 1,  # the matrix; its gradient sums along a row
+        ),
+        bench="box_matrix",
+    )
+)

@@ -15,7 +15,11 @@ the mean over all elements (mmdet's), or sum / avg_factor when avg_factor is giv
 
 import torch.nn.functional as F
 
+from ._module import Loss
 from ._common import check_nonnegative, weighted_elementwise
+from ._inputs import box_pairs, with_options
+from ._spec import Case, OpSpec, declare
+from .reference import classic as _reference
 
 
 def l1_loss(pred, target, reduction="mean", *, weight=None, avg_factor=None):
@@ -48,3 +52,55 @@ def smooth_l1_loss(pred, target, reduction="mean", *, beta=1.0, weight=None, avg
 
 
 __all__ = ["l1_loss", "mse_loss", "smooth_l1_loss"]
+
+
+# -------------------------------------------------------------------------------- the nn module
+
+
+class L1Loss(Loss):
+    """fastloss.l1_loss as a module: forward(pred, target, weight=None, avg_factor=None)."""
+
+    def forward(self, pred, target, weight=None, avg_factor=None, **deprecated):
+        reduction = self.resolve_reduction(deprecated)
+        return self.scaled(l1_loss(pred, target, reduction, weight=weight, avg_factor=avg_factor))
+
+
+class MSELoss(Loss):
+    """fastloss.mse_loss as a module: forward(pred, target, weight=None, avg_factor=None)."""
+
+    def forward(self, pred, target, weight=None, avg_factor=None, **deprecated):
+        reduction = self.resolve_reduction(deprecated)
+        return self.scaled(mse_loss(pred, target, reduction, weight=weight, avg_factor=avg_factor))
+
+
+class SmoothL1Loss(Loss):
+    """fastloss.smooth_l1_loss as a module: forward(pred, target, weight=None, avg_factor=None)."""
+
+    def __init__(self, beta=1.0, reduction="mean", **deprecated):
+        super().__init__(reduction, **deprecated)
+        self.beta = check_nonnegative("beta", beta)
+
+    def forward(self, pred, target, weight=None, avg_factor=None, **deprecated):
+        reduction = self.resolve_reduction(deprecated)
+        loss = smooth_l1_loss(pred, target, reduction, beta=self.beta, weight=weight, avg_factor=avg_factor)
+        return self.scaled(loss)
+
+    def extra_repr(self):
+        return f"beta={self.beta}, " + super().extra_repr()
+
+
+# ------------------------------------------------------------------------------------ the record
+# (torch's kernels, so no op of its own; the record holds its cases)
+
+SPEC = declare(
+    OpSpec(
+        "classic",
+        ops=(),
+        reference=_reference,
+        modules=(L1Loss, MSELoss, SmoothL1Loss),
+        cases=(
+            Case("l1", l1_loss, _reference.l1_loss, with_options(box_pairs, reduction="sum")),
+            Case("smooth_l1", smooth_l1_loss, _reference.smooth_l1_loss, with_options(box_pairs, beta=0.5)),
+        ),
+    )
+)

@@ -12,6 +12,10 @@ import torch
 
 from . import _autocast, _autograd, _backend, _vmap
 from ._autograd import refuse_grad
+from ._inputs import with_options
+from ._spec import FLOATS, Case, OpSpec, Plan, declare
+from .overlap import labels_case, soft_case, spatial_elements
+from ._module import OptionsLoss, keyword_arguments
 from ._common import REDUCTIONS
 from .reference import compound as _reference
 from .reference import overlap as _overlap_reference
@@ -365,5 +369,193 @@ def _register():
     _autocast.register("overlap_ce_sums")
 
 
-if _backend._C is not None:
-    _register()
+# -------------------------------------------------------------------------------- the nn module
+
+
+class DiceCELoss(OptionsLoss):
+    """fastloss.dice_ce_loss as a module, forward(input, target): λ_dice·Dice + λ_ce·cross entropy
+    from one softmax pass."""
+
+    function = dice_ce_loss
+    tensor_options = ("class_weight", "ce_weight")
+
+    def __init__(
+        self,
+        *,
+        lambda_dice=1.0,
+        lambda_ce=1.0,
+        dice="dice",
+        ce_weight=None,
+        label_smoothing=0.0,
+        include_background=True,
+        squared_pred=False,
+        jaccard=False,
+        smooth_nr=1e-5,
+        smooth_dr=1e-5,
+        batch=False,
+        class_weight=None,
+        ignore_index=None,
+        reduction="mean",
+        tversky_alpha=0.5,
+        tversky_beta=0.5,
+        tversky_gamma=1.0,
+        w_type="square",
+        soft_label=False,
+        process_group=None,
+    ):
+        super().__init__(**keyword_arguments(locals()))
+
+
+class DiceFocalLoss(OptionsLoss):
+    """fastloss.dice_focal_loss as a module, forward(input, target): λ_dice·Dice + λ_focal·focal
+    (softmax, or MONAI's sigmoid term with focal="sigmoid") from one pass."""
+
+    function = dice_focal_loss
+    tensor_options = ("class_weight", "ce_weight")
+
+    def __init__(
+        self,
+        *,
+        lambda_dice=1.0,
+        lambda_focal=1.0,
+        gamma=2.0,
+        dice="dice",
+        ce_weight=None,
+        label_smoothing=0.0,
+        include_background=True,
+        squared_pred=False,
+        jaccard=False,
+        smooth_nr=1e-5,
+        smooth_dr=1e-5,
+        batch=False,
+        class_weight=None,
+        ignore_index=None,
+        reduction="mean",
+        tversky_alpha=0.5,
+        tversky_beta=0.5,
+        tversky_gamma=1.0,
+        w_type="square",
+        soft_label=False,
+        process_group=None,
+        focal="softmax",
+        alpha=None,
+        activation="softmax",
+    ):
+        super().__init__(**keyword_arguments(locals()))
+
+
+# ------------------------------------------------------------------------------------ the record
+
+
+def _labels_case(n, dtype, device, g):
+    """The overlap family's labels case (always softmax: no activation argument)."""
+    (x, y), _ = labels_case(n, dtype, device, g)
+    return (x, y), {}
+
+
+def _soft_case(n, dtype, device, g):
+    (x, t), _ = soft_case(n, dtype, device, g)
+    return (x, t / t.sum(1, keepdim=True)), {}  # class probabilities
+
+
+def _parity_call(case, g, on, seed):
+    """dice_ce_loss / dice_focal_loss (softmax or sigmoid focal) under the family's options."""
+    dtype, loss = case["dtype"], case["loss"]
+    shape = (case["n"], case["classes"]) + tuple(case["spatial"])
+    x = on(torch.randn(shape, generator=g, dtype=torch.float64) * 2, dtype)
+    soft = case["target"] == "soft" and loss == "dice_ce"
+    kwargs = dict(
+        dice=case["dice"],
+        batch=case["batch"],
+        include_background=case["include_background"],
+        reduction=case["reduction"],
+    )
+    if soft:
+        t = on(torch.softmax(torch.randn(shape, generator=g, dtype=torch.float64), 1), dtype)
+    else:
+        y = torch.randint(0, case["classes"], (shape[0],) + shape[2:], generator=g)
+        if case["ignore"]:
+            y.view(-1)[::5] = -1
+            kwargs["ignore_index"] = -1
+        t = on(y)
+    if case["dice"] == "tversky":
+        kwargs.update(tversky_alpha=0.3, tversky_beta=0.7)
+    if loss == "dice_ce":
+        kwargs["label_smoothing"] = case["smoothing"]
+        return dice_ce_loss, [x, t], kwargs
+    kwargs["gamma"] = case["gamma"]
+    if loss == "dice_focal":
+        kwargs["label_smoothing"] = case["smoothing"]
+        return dice_focal_loss, [x, t], kwargs
+    kwargs.update(focal="sigmoid", activation=case["activation"], alpha=0.25)
+    return dice_focal_loss, [x, t], kwargs
+
+
+_LOSSES = ["dice_ce", "dice_focal", "dice_focal_sigmoid"]
+
+SPEC = declare(
+    OpSpec(
+        "compound",
+        ops=("overlap_ce_sums", "overlap_ce_sums_backward_"),
+        register=_register,
+        reference=_reference,
+        modules=(DiceCELoss, DiceFocalLoss),
+        cases=(
+            Case(
+                "dice_ce labels",
+                dice_ce_loss,
+                _reference.dice_ce_loss,
+                with_options(_labels_case, ce_weight=[1.0, 2.0, 0.5], label_smoothing=0.1, batch=True),
+                unreduced=False,
+            ),
+            Case(
+                "dice_ce soft",
+                dice_ce_loss,
+                _reference.dice_ce_loss,
+                with_options(_soft_case, dice="generalized_dice", reduction="sum"),
+                unreduced=False,
+            ),
+            Case(
+                "dice_focal labels",
+                dice_focal_loss,
+                _reference.dice_focal_loss,
+                with_options(_labels_case, gamma=1.5, dice="tversky", tversky_alpha=0.3, include_background=False),
+                unreduced=False,
+            ),
+            Case(
+                "dice_focal sigmoid",
+                dice_focal_loss,
+                _reference.dice_focal_loss,
+                with_options(_labels_case, focal="sigmoid", activation="sigmoid", alpha=0.25, include_background=False),
+                unreduced=False,
+            ),
+        ),
+        plan=Plan(
+            factors=dict(
+                dtype=FLOATS,
+                loss=_LOSSES,
+                dice=["dice", "generalized_dice", "tversky"],
+                n=[1, 2],
+                classes=[2, 4, 21],
+                spatial=[(1,), (33,), (16, 16), (8, 8, 8), (128, 128)],
+                target=["labels", "soft"],
+                gamma=[0.0, 2.0, 0.5],
+                smoothing=[0.0, 0.1],
+                ignore=[False, True],
+                batch=[False, True],
+                include_background=[True, False],
+                activation=["softmax", "sigmoid", "none"],
+                reduction=["mean", "sum"],
+            ),
+            call=_parity_call,
+            elements=spatial_elements,
+            shrink=("spatial",),
+            small=dict(classes=4, spatial=(33,)),
+            mid=dict(spatial=(64, 64), n=2),
+            large=dict(n=2, classes=4, spatial=(160, 160, 160)),
+            empty=(dict(spatial=(0,)),),
+            sweep=lambda small: [small(dtype=a, loss=loss, n=n) for a in FLOATS for loss in _LOSSES for n in (2, 4)],
+        ),
+        bench="compound",
+    )
+)

@@ -8,6 +8,9 @@ import torch
 
 from . import _autocast, _autograd, _backend, _vmap
 from ._autograd import refuse_grad
+from ._inputs import with_options
+from ._spec import FLOATS, Case, OpSpec, Plan, declare
+from ._module import Loss
 from ._common import NONE, apply_avg_factor, opmath_dtype, result_dtype
 from .reference import distribution_focal as _reference
 
@@ -78,5 +81,92 @@ def _register():
     _autocast.register("distribution_focal_loss")
 
 
-if _backend._C is not None:
-    _register()
+# -------------------------------------------------------------------------------- the nn module
+
+
+class DistributionFocalLoss(Loss):
+    """fastloss.distribution_focal_loss as a module: forward(pred (..., n), target (...), weight=None,
+    avg_factor=None)."""
+
+    def __init__(self, target_max=None, reduction="mean", **deprecated):
+        super().__init__(reduction, **deprecated)
+        self.target_max = target_max
+
+    def forward(self, pred, target, weight=None, avg_factor=None, **deprecated):
+        loss = distribution_focal_loss(
+            pred,
+            target,
+            target_max=self.target_max,
+            reduction=self.resolve_reduction(deprecated),
+            weight=weight,
+            avg_factor=avg_factor,
+        )
+        return self.scaled(loss)
+
+    def extra_repr(self):
+        return f"target_max={self.target_max}, " + super().extra_repr()
+
+
+# ------------------------------------------------------------------------------------ the record
+
+
+def _bins_case(n, dtype, device, g):
+    """17 bins (mmdet's reg_max = 16), targets in [0, 16] with both ends."""
+    t = torch.rand(n, generator=g, dtype=torch.float64) * 16
+    t[::5] = 16
+    t[1::5] = 0
+    x = (torch.randn(n, 17, generator=g, dtype=torch.float64) * 2).to(device=device, dtype=dtype)
+    return (x, t.to(device=device, dtype=dtype)), dict(reduction="sum")
+
+
+def _parity_call(case, g, on, seed):
+    dtype, rows, bins = case["dtype"], case["rows"], case["bins"]
+    x = on(torch.randn(rows, bins, generator=g, dtype=torch.float64) * 2, dtype)
+    t = torch.rand(rows, generator=g, dtype=torch.float64) * (bins - 1)
+    t[::7] = 0
+    t[3::7] = bins - 1
+    kwargs = dict(reduction=case["reduction"])
+    if case["weight"] == "row":
+        kwargs["weight"] = on(torch.rand(rows, generator=g), dtype)
+    if case["target_max"] == "clamp":
+        kwargs["target_max"] = bins - 1 - 0.01
+    return distribution_focal_loss, [x, on(t, dtype)], kwargs
+
+
+SPEC = declare(
+    OpSpec(
+        "distribution_focal",
+        ops=("distribution_focal_loss", "distribution_focal_loss_backward"),
+        register=_register,
+        reference=_reference,
+        modules=(DistributionFocalLoss,),
+        cases=(
+            Case("distribution_focal", distribution_focal_loss, _reference.distribution_focal_loss, _bins_case),
+            Case(
+                "distribution_focal ultralytics",
+                distribution_focal_loss,
+                _reference.distribution_focal_loss,
+                with_options(_bins_case, target_max=15.99, reduction="mean"),
+            ),
+        ),
+        plan=Plan(
+            factors=dict(
+                dtype=FLOATS,
+                rows=[1, 33, 1025, 40000],
+                bins=[2, 8, 16, 17],
+                reduction=["none", "mean", "sum"],
+                weight=[None, "row"],
+                target_max=[None, "clamp"],
+            ),
+            call=_parity_call,
+            elements=lambda case: case["rows"] * case["bins"],
+            shrink=("rows",),
+            small=dict(rows=300),
+            mid=dict(rows=300001, bins=17),
+            large=dict(rows=2_000_000, bins=17),
+            empty=(dict(rows=0),),
+            sweep=lambda small: [small(dtype=a, reduction=r) for a in FLOATS for r in ("none", "mean")],
+        ),
+        bench="quality_focal",
+    )
+)

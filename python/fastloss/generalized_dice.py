@@ -8,6 +8,9 @@ gradient reaches the kernel's in-place backward through the sums.
 
 from . import overlap
 from ._common import check_choice
+from ._module import OptionsLoss, keyword_arguments
+from ._spec import OpSpec, declare
+from .reference import generalized_dice as _reference
 from .reference.generalized_dice import W_TYPES, score_from_sums
 from .reference.overlap import global_sums
 
@@ -54,3 +57,35 @@ def generalized_dice_loss(
 
 
 __all__ = ["generalized_dice_loss"]
+
+
+# -------------------------------------------------------------------------------- the nn module
+
+
+class GeneralizedDiceLoss(OptionsLoss):
+    """fastloss.generalized_dice_loss as a module: forward(input, target); the class weights come
+    from the target (w_type)."""
+
+    function = generalized_dice_loss
+
+    def __init__(
+        self,
+        *,
+        w_type="square",
+        activation="softmax",
+        include_background=True,
+        smooth_nr=1e-5,
+        smooth_dr=1e-5,
+        batch=False,
+        ignore_index=None,
+        reduction="mean",
+        soft_label=False,
+        process_group=None,
+    ):
+        super().__init__(**keyword_arguments(locals()))
+
+
+# ------------------------------------------------------------------------------------ the record
+# (the overlap family's ops and plan; its own function, reference and module)
+
+SPEC = declare(OpSpec("generalized_dice", ops=(), reference=_reference, modules=(GeneralizedDiceLoss,)))

@@ -7,6 +7,11 @@ decoder layers in one launch — without the (B·Q) × ΣT matrices the matchers
 import torch
 
 from . import _backend
+import functools
+
+from ._inputs import detr_inputs
+from ._spec import DTYPE_PAIRS, FLOATS, OpSpec, Plan, declare, operand_dtypes
+from .reference import matching_cost as _reference
 from ._common import check_choice, check_nonnegative, check_number, check_tensor, check_values
 
 _OP = "fastloss::matching_cost"
@@ -133,5 +138,57 @@ def _register():
         )
 
 
-if _backend._C is not None:
-    _register()
+# ------------------------------------------------------------------------------------ the record
+
+
+def _parity_call(case, g, on, seed):
+    dtype, dtype2 = operand_dtypes(case)
+    counts = tuple(min(case["targets"], (i * 7) % (case["targets"] + 1)) for i in range(case["batch"]))
+    counts = (case["targets"],) + counts[1:]
+    args = detr_inputs(
+        batch=case["batch"],
+        queries=case["queries"],
+        classes=case["classes"],
+        targets=case["targets"],
+        counts=counts,
+        layers=case["layers"] or None,
+        softmax=case["kind"] == "softmax",
+        dtype=dtype,
+        seed=seed,
+    )
+    args = [args[0], args[1].to(dtype2), args[2], args[3].to(case.get("dtype3") or dtype2), args[4]]
+    return functools.partial(matching_cost, class_cost=case["kind"]), [on(t) for t in args], {}
+
+
+SPEC = declare(
+    OpSpec(
+        "matching_cost",
+        ops=("matching_cost",),
+        register=_register,
+        reference=_reference,
+        plan=Plan(
+            factors=dict(
+                dtype=FLOATS,
+                kind=["focal", "softmax"],
+                batch=[1, 3],
+                queries=[1, 20, 300],
+                targets=[0, 1, 7, 40],
+                layers=[0, 2],
+                classes=[1, 9, 91],
+            ),
+            call=_parity_call,
+            elements=lambda case: max(case["layers"], 1) * case["batch"] * case["queries"] * max(case["targets"], 1),
+            shrink=("queries",),
+            small=dict(queries=20, targets=7),
+            mid=dict(layers=6, queries=300, targets=100),
+            large=dict(layers=6, batch=16, queries=900, targets=300),
+            empty=(dict(queries=0), dict(targets=0)),
+            sweep=lambda small: [
+                small(dtype=a, dtype2=b, kind=k) for a, b in DTYPE_PAIRS for k in ("focal", "softmax")
+            ],
+            differentiable=False,
+            exact_outputs=lambda case: 1 if case["kind"] == "focal" else 0,  # (softmax: a row sum)
+        ),
+        bench="matching_cost",
+    )
+)

@@ -9,10 +9,15 @@ pass without an exp. A second op, fastloss::overlap_score, turns the (N, C, 3) s
 dL/dsums; fastloss.reference.overlap.loss_from_sums is the same in torch ops.
 """
 
+import math
+
 import torch
 
 from . import _autocast, _autograd, _backend, _vmap
 from ._autograd import refuse_grad
+from ._inputs import with_options
+from ._spec import DTYPE_PAIRS, FLOATS, Case, OpSpec, Plan, declare, operand_dtypes
+from ._module import OptionsLoss, keyword_arguments
 from ._common import NONE, REDUCTIONS
 from .reference import overlap as _reference
 
@@ -282,5 +287,167 @@ def _register():
     _autocast.register("overlap_score")
 
 
-if _backend._C is not None:
-    _register()
+# -------------------------------------------------------------------------------- the nn module
+
+
+class DiceLoss(OptionsLoss):
+    """fastloss.dice_loss as a module: forward(input, target). The options as MONAI's DiceLoss names
+    them (softmax=True with to_onehot_y=True is activation="softmax" with label targets)."""
+
+    function = dice_loss
+    tensor_options = ("class_weight",)
+
+    def __init__(
+        self,
+        *,
+        activation="softmax",
+        include_background=True,
+        squared_pred=False,
+        jaccard=False,
+        smooth_nr=1e-5,
+        smooth_dr=1e-5,
+        batch=False,
+        class_weight=None,
+        ignore_index=None,
+        reduction="mean",
+        soft_label=False,
+        process_group=None,
+    ):
+        super().__init__(**keyword_arguments(locals()))
+
+
+class TverskyLoss(OptionsLoss):
+    """fastloss.tversky_loss as a module (gamma != 1: focal Tversky): forward(input, target)."""
+
+    function = tversky_loss
+    tensor_options = ("class_weight",)
+
+    def __init__(
+        self,
+        *,
+        alpha=0.5,
+        beta=0.5,
+        gamma=1.0,
+        activation="softmax",
+        include_background=True,
+        smooth_nr=1e-5,
+        smooth_dr=1e-5,
+        batch=False,
+        class_weight=None,
+        ignore_index=None,
+        reduction="mean",
+        soft_label=False,
+        process_group=None,
+    ):
+        super().__init__(**keyword_arguments(locals()))
+
+
+# ------------------------------------------------------------------------------------ the record
+
+
+def labels_case(n, dtype, device, g):
+    """(2, 3, n) logits and their labels, softmax."""
+    x = (torch.randn(2, 3, n, generator=g, dtype=torch.float64) * 2).to(device=device, dtype=dtype)
+    return (x, torch.randint(0, 3, (2, n), generator=g).to(device)), dict(activation="softmax")
+
+
+def soft_case(n, dtype, device, g):
+    """(2, 3, n) logits and soft targets, sigmoid, "sum"."""
+    x = (torch.randn(2, 3, n, generator=g, dtype=torch.float64) * 2).to(device=device, dtype=dtype)
+    t = torch.rand(2, 3, n, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+    return (x, t), dict(activation="sigmoid", reduction="sum")
+
+
+def _parity_call(case, g, on, seed):
+    dtype, dtype2 = operand_dtypes(case)
+    shape = (case["n"], case["classes"]) + tuple(case["spatial"])
+    x = on(torch.randn(shape, generator=g, dtype=torch.float64) * 2, dtype)
+    if case["target"] == "labels":
+        t = torch.randint(0, case["classes"], (shape[0],) + shape[2:], generator=g)
+        if case["ignore"]:
+            t.view(-1)[::6] = 255
+        t = on(t)
+    else:
+        t = on((torch.rand(shape, generator=g) < 0.3).double(), dtype2)
+    activation = case["activation"]
+    if activation == "none":
+        x = on(torch.rand(shape, generator=g, dtype=torch.float64), dtype)
+    loss = case["loss"]
+    kwargs = dict(
+        activation=activation,
+        include_background=case["include_background"],
+        batch=case["batch"],
+        reduction=case["reduction"],
+    )
+    if case["target"] == "labels" and case["ignore"]:
+        kwargs["ignore_index"] = 255
+    if loss in ("dice", "jaccard"):
+        fn = dice_loss
+        kwargs.update(squared_pred=case["squared"], jaccard=loss == "jaccard")
+    else:
+        fn = tversky_loss
+        kwargs.update(alpha=0.3, beta=0.7, gamma=0.75 if loss == "focal_tversky" else 1.0)
+    return fn, [x, t], kwargs
+
+
+def spatial_elements(case):
+    return case["n"] * case["classes"] * math.prod(case["spatial"])
+
+
+def _dtype_sweep(small):
+    # n · chunks ≥ 2 SMs' worth of blocks picks 4 positions per thread
+    return [small(dtype=a, dtype2=b, target="float", n=n) for a, b in DTYPE_PAIRS for n in (2, 4)] + [
+        small(dtype=a, target="labels", n=n) for a in FLOATS for n in (2, 4)
+    ]
+
+
+SPEC = declare(
+    OpSpec(
+        "overlap",
+        ops=("overlap_sums", "overlap_sums_backward_", "overlap_score", "overlap_score_backward"),
+        register=_register,
+        reference=_reference,
+        modules=(DiceLoss, TverskyLoss),
+        cases=(
+            Case("dice labels", dice_loss, _reference.dice_loss, with_options(labels_case, squared_pred=True)),
+            Case("dice soft", dice_loss, _reference.dice_loss, with_options(soft_case, batch=True)),
+            Case(
+                "tversky soft_label",
+                tversky_loss,
+                _reference.tversky_loss,
+                with_options(soft_case, soft_label=True, alpha=0.3, beta=0.7),
+            ),
+            Case(
+                "tversky labels",
+                tversky_loss,
+                _reference.tversky_loss,
+                with_options(labels_case, alpha=0.3, beta=0.7, gamma=1.5, class_weight=[1.0, 2.0, 0.5]),
+            ),
+        ),
+        plan=Plan(
+            factors=dict(
+                dtype=FLOATS,
+                activation=["softmax", "sigmoid", "none"],
+                target=["labels", "float"],
+                n=[1, 2, 5],
+                classes=[2, 4, 21],
+                spatial=[(1,), (31,), (33, 33), (128, 128), (16, 16, 16)],
+                squared=[False, True],
+                loss=["dice", "jaccard", "tversky", "focal_tversky"],
+                batch=[False, True],
+                include_background=[True, False],
+                reduction=["none", "mean", "sum"],
+                ignore=[False, True],
+            ),
+            call=_parity_call,
+            elements=spatial_elements,
+            shrink=("spatial",),
+            small=dict(n=2, classes=4, spatial=(33,)),
+            mid=dict(spatial=(64, 64), n=2),
+            large=dict(n=2, classes=4, spatial=(160, 160, 160)),
+            empty=(dict(spatial=(0,)), dict(n=0)),
+            sweep=_dtype_sweep,
+        ),
+        bench="overlap",
+    )
+)

@@ -8,6 +8,13 @@ one_hot(label)·score tensor.
 """
 
 from . import sigmoid_focal as _sigmoid_focal
+import functools
+
+import torch
+
+from ._module import Loss
+from ._inputs import logits, sparse_targets, with_options
+from ._spec import DTYPE_PAIRS, FLOATS, Case, OpSpec, Plan, declare
 from .reference import quality_focal as _reference
 
 _TARGETS = """target: a float tensor of pred's shape (quality scores in [0, 1]; no gradient), or a tuple
@@ -109,3 +116,209 @@ quality_focal_loss.__doc__ = f"""Quality Focal Loss, GFL's definition (arXiv 200
         beta: the modulating exponent β >= 0 (need not be an integer; β < 1 keeps a finite gradient).
         {_COMMON}
     """
+
+
+# -------------------------------------------------------------------------------- the nn module
+
+
+class VarifocalLoss(Loss):
+    """fastloss.varifocal_loss as a module.
+
+    forward(pred, target, weight=None, avg_factor=None, positive=None): target is a dense quality
+    target of pred's shape or a (labels, scores) tuple. RT-DETR / D-FINE:
+    VarifocalLoss(negative_mask="label", detach_weight=True) with avg_factor = the number of boxes.
+    """
+
+    def __init__(
+        self,
+        alpha=0.75,
+        gamma=2.0,
+        iou_weighted=True,
+        negative_mask="score",
+        detach_weight=False,
+        reduction="mean",
+        *,
+        ignore_index=None,
+        per_layer=False,
+        **deprecated,
+    ):
+        super().__init__(reduction, **deprecated)
+        self.alpha, self.gamma, self.iou_weighted = alpha, gamma, iou_weighted
+        self.negative_mask, self.detach_weight = negative_mask, detach_weight
+        self.ignore_index, self.per_layer = ignore_index, per_layer
+
+    def forward(self, pred, target, weight=None, avg_factor=None, positive=None, **deprecated):
+        loss = varifocal_loss(
+            pred,
+            target,
+            alpha=self.alpha,
+            gamma=self.gamma,
+            iou_weighted=self.iou_weighted,
+            negative_mask=self.negative_mask,
+            detach_weight=self.detach_weight,
+            reduction=self.resolve_reduction(deprecated),
+            weight=weight,
+            avg_factor=avg_factor,
+            positive=positive,
+            ignore_index=self.ignore_index,
+            per_layer=self.per_layer,
+        )
+        return self.scaled(loss)
+
+    def extra_repr(self):
+        return (
+            f"alpha={self.alpha}, gamma={self.gamma}, iou_weighted={self.iou_weighted}, "
+            f"negative_mask={self.negative_mask!r}, detach_weight={self.detach_weight}, "
+            f"ignore_index={self.ignore_index}, per_layer={self.per_layer}, " + super().extra_repr()
+        )
+
+
+class QualityFocalLoss(Loss):
+    """fastloss.quality_focal_loss as a module: the elementwise loss, reduced (mmdet's per-row sums
+    are fastloss.mmdet.QualityFocalLoss's). forward(pred, target, weight=None, avg_factor=None)."""
+
+    def __init__(self, beta=2.0, reduction="mean", *, ignore_index=None, per_layer=False, **deprecated):
+        super().__init__(reduction, **deprecated)
+        self.beta, self.ignore_index, self.per_layer = beta, ignore_index, per_layer
+
+    def forward(self, pred, target, weight=None, avg_factor=None, **deprecated):
+        loss = quality_focal_loss(
+            pred,
+            target,
+            beta=self.beta,
+            reduction=self.resolve_reduction(deprecated),
+            weight=weight,
+            avg_factor=avg_factor,
+            ignore_index=self.ignore_index,
+            per_layer=self.per_layer,
+        )
+        return self.scaled(loss)
+
+    def extra_repr(self):
+        return (
+            f"beta={self.beta}, ignore_index={self.ignore_index}, per_layer={self.per_layer}, " + super().extra_repr()
+        )
+
+
+# ------------------------------------------------------------------------------------ the record
+# (the ops are fastloss::sigmoid_focal_loss's: no registration of their own)
+
+
+def _dense_case(n, dtype, device, g):
+    """Dense quality targets in [0, 1] with zeros (the negatives of mmdet's varifocal)."""
+    t = torch.rand(n, 5, generator=g, dtype=torch.float64)
+    t = t * (torch.rand(n, 5, generator=g, dtype=torch.float64) > 0.6)
+    return (logits(n, 5, dtype, device, g), t.to(device=device, dtype=dtype)), dict(reduction="sum")
+
+
+def _sparse_case(n, dtype, device, g):
+    """(labels, scores) targets with background rows (label 5 and -1) and a zero score."""
+    labels = torch.randint(-1, 6, (n,), generator=g)
+    scores = torch.rand(n, generator=g, dtype=torch.float64)
+    scores[::4] = 0
+    return (logits(n, 5, dtype, device, g), labels.to(device), scores.to(device=device, dtype=dtype)), {}
+
+
+def _positive_case(n, dtype, device, g):
+    """A dense target with ultralytics' one-hot `label` mask (scores also off the mask)."""
+    (x, t), _ = _dense_case(n, dtype, device, g)
+    positive = (torch.rand(n, 5, generator=g) > 0.7).to(device=device, dtype=torch.int64)
+    return (x, t, positive), dict(negative_mask="label", reduction="mean")
+
+
+def _with_positive(fn):
+    def loss(inputs, target, positive, **kwargs):
+        return fn(inputs, target, positive=positive, **kwargs)
+
+    return loss
+
+
+def _parity_call(case, g, on, seed):
+    """VFL or QFL on (rows, C) logits (or (L, rows, C) per layer): sparse (labels, scores) or dense
+    targets."""
+    dtype, rows, classes, layers = case["dtype"], case["rows"], case["classes"], case["layers"]
+    lead = (layers, rows) if layers else (rows,)
+    x = on(torch.randn(*lead, classes, generator=g, dtype=torch.float64) * 3, dtype)
+    labels = torch.randint(-1, classes + 1, lead, generator=g)
+    scores = torch.rand(lead, generator=g, dtype=torch.float64)
+    scores.view(-1)[::6] = 0
+    scores.view(-1)[1::6] = 1
+    if case["target"] == "sparse":
+        target = (on(labels), on(scores, dtype))
+    else:
+        target = on((labels.unsqueeze(-1) == torch.arange(classes)).double() * scores.unsqueeze(-1), dtype)
+    kwargs = dict(reduction=case["reduction"])
+    if case["weight"] == "full":
+        kwargs["weight"] = on(torch.rand(*lead, classes, generator=g), dtype)
+    if layers and case["reduction"] != "none":
+        kwargs["per_layer"] = True
+    if case["loss"] == "varifocal":
+        if case["target"] == "dense" and case["negative_mask"] == "label":  # (the labelled classes, as a mask)
+            kwargs["positive"] = on((labels.unsqueeze(-1) == torch.arange(classes)).double(), dtype)
+        return functools.partial(varifocal_loss, negative_mask=case["negative_mask"]), [x, target], kwargs
+    return functools.partial(quality_focal_loss, beta=1.5), [x, target], kwargs
+
+
+def _dtype_sweep(small):
+    return [
+        small(dtype=a, dtype2=b, target=t, reduction=r)
+        for a, b in DTYPE_PAIRS
+        for t in ("sparse", "dense")
+        for r in ("none", "mean")
+    ]
+
+
+SPEC = declare(
+    OpSpec(
+        "quality_focal",
+        ops=(),
+        reference=_reference,
+        modules=(VarifocalLoss, QualityFocalLoss),
+        cases=(
+            Case("varifocal dense", varifocal_loss, _reference.varifocal_loss, with_options(_dense_case, gamma=1.5)),
+            Case(
+                "varifocal sparse",
+                sparse_targets(varifocal_loss),
+                sparse_targets(_reference.varifocal_loss),
+                with_options(_sparse_case, negative_mask="label", detach_weight=True),
+                frozen_factor=True,
+            ),
+            Case(
+                "varifocal positive",
+                _with_positive(varifocal_loss),
+                _with_positive(_reference.varifocal_loss),
+                _positive_case,
+            ),
+            Case("quality_focal dense", quality_focal_loss, _reference.quality_focal_loss, _dense_case),
+            Case(
+                "quality_focal sparse",
+                sparse_targets(quality_focal_loss),
+                sparse_targets(_reference.quality_focal_loss),
+                with_options(_sparse_case, beta=1.5, reduction="mean"),
+            ),
+        ),
+        plan=Plan(
+            factors=dict(
+                dtype=FLOATS,
+                loss=["varifocal", "quality_focal"],
+                rows=[1, 33, 1025, 20000],
+                classes=[1, 4, 80],
+                target=["sparse", "dense"],
+                reduction=["none", "mean", "sum"],
+                negative_mask=["score", "label"],
+                layers=[0, 2],
+                weight=[None, "full"],
+            ),
+            call=_parity_call,
+            elements=lambda case: max(case["layers"], 1) * case["rows"] * case["classes"],
+            shrink=("rows",),
+            small=dict(rows=257, classes=4),
+            mid=dict(rows=70001, classes=80),
+            large=dict(rows=400_000, classes=80),
+            empty=(dict(rows=0),),
+            sweep=_dtype_sweep,
+            elementwise=True,
+        ),
+        bench="quality_focal",
+    )
+)

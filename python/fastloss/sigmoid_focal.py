@@ -8,6 +8,9 @@ import torch
 
 from . import _autocast, _autograd, _backend, _vmap
 from ._autograd import refuse_grad
+from ._inputs import logits, sparse_targets, strided
+from ._spec import DTYPE_PAIRS, FLOATS, Case, OpSpec, Plan, declare, operand_dtypes
+from ._module import Loss
 from ._common import NONE, apply_avg_factor, opmath_dtype
 from .reference import sigmoid_focal as _reference
 
@@ -215,5 +218,153 @@ def _register():
     _autocast.register("sigmoid_focal_loss", math_type_loss=True)
 
 
-if _backend._C is not None:
-    _register()
+# -------------------------------------------------------------------------------- the nn module
+
+
+class SigmoidFocalLoss(Loss):
+    """fastloss.sigmoid_focal_loss as a module.
+
+    forward(inputs, targets, weight=None, avg_factor=None): `targets` is a float tensor of inputs'
+    shape or integer labels of shape inputs.shape[:-1] (label C = background).
+    """
+
+    def __init__(self, alpha=0.25, gamma=2.0, reduction="mean", *, ignore_index=-100, per_layer=False, **deprecated):
+        super().__init__(reduction, **deprecated)
+        self.alpha, self.gamma, self.ignore_index, self.per_layer = alpha, gamma, ignore_index, per_layer
+
+    def forward(self, inputs, targets, weight=None, avg_factor=None, **deprecated):
+        loss = sigmoid_focal_loss(
+            inputs,
+            targets,
+            self.alpha,
+            self.gamma,
+            self.resolve_reduction(deprecated),
+            weight=weight,
+            avg_factor=avg_factor,
+            ignore_index=self.ignore_index,
+            per_layer=self.per_layer,
+        )
+        return self.scaled(loss)
+
+    def extra_repr(self):
+        return (
+            f"alpha={self.alpha}, gamma={self.gamma}, ignore_index={self.ignore_index}, per_layer={self.per_layer}, "
+            + super().extra_repr()
+        )
+
+
+# ------------------------------------------------------------------------------------ the record
+
+
+def _labels_case(n, dtype, device, g):
+    labels = torch.randint(-1, 6, (n,), generator=g)
+    labels[::4] = -100
+    return (logits(n, 5, dtype, device, g), labels.to(device)), dict(reduction="mean", gamma=1.5)
+
+
+def _soft_case(n, dtype, device, g):
+    t = torch.rand(n, 5, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+    return (logits(n, 5, dtype, device, g), t), dict(reduction="sum", alpha=0.3)
+
+
+def _sparse_case(n, dtype, device, g):
+    """(labels, scores) targets: a label and a quality score per row (background: label 5)."""
+    labels = torch.randint(0, 6, (n,), generator=g)
+    labels[::5] = -100
+    scores = torch.rand(n, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+    return (logits(n, 5, dtype, device, g), labels.to(device), scores), dict(reduction="sum", gamma=1.5)
+
+
+def _parity_call(case, g, on, seed):
+    dtype, dtype2 = operand_dtypes(case)
+    rows, classes, layers = case["rows"], case["classes"], case.get("layers", 0)
+    lead = (layers, rows) if layers else (rows,)
+    x = on(torch.randn(*lead, classes, generator=g, dtype=torch.float64) * 3, dtype)
+    labels = torch.randint(-1, classes + 1, lead, generator=g)
+    labels[::7] = -100
+    if case["targets"] == "labels":
+        t = on(labels)
+    elif case["targets"] == "one-hot":
+        t = on((labels.unsqueeze(-1) == torch.arange(classes)).double(), dtype2)
+    else:
+        t = on(torch.rand(*lead, classes, generator=g, dtype=torch.float64), dtype2)
+    if case.get("target_grad") and t.is_floating_point():
+        t.requires_grad_()
+    w = {
+        None: None,
+        "row": torch.rand(*lead, generator=g),
+        "class": torch.rand(1, classes, generator=g),
+        "full": torch.rand(*lead, classes, generator=g),
+    }[case["weight"]]
+    kwargs = dict(
+        alpha=case["alpha"],
+        gamma=case["gamma"],
+        reduction=case["reduction"],
+        weight=None if w is None else on(w, dtype),
+    )
+    if case["avg_factor"] == "tensor" and case["reduction"] == "mean":
+        kwargs["avg_factor"] = on(torch.tensor(7.0))
+    if layers and case["reduction"] != "none":
+        kwargs["per_layer"] = True
+    return sigmoid_focal_loss, [strided(x, case["contiguous"]), t], kwargs
+
+
+def _dtype_sweep(small):
+    reductions, autocasts = ("none", "mean"), (None, torch.bfloat16)
+    return [
+        small(dtype=a, targets="labels", reduction=r, autocast=ac)
+        for a in FLOATS
+        for r in reductions
+        for ac in autocasts
+    ] + [
+        small(dtype=a, dtype2=b, targets="soft", target_grad=tg, reduction=r, autocast=ac)
+        for a, b in DTYPE_PAIRS
+        for tg in (False, True)
+        for r in reductions
+        for ac in autocasts
+    ]
+
+
+SPEC = declare(
+    OpSpec(
+        "sigmoid_focal",
+        ops=("sigmoid_focal_loss", "sigmoid_focal_loss_backward"),
+        register=_register,
+        reference=_reference,
+        modules=(SigmoidFocalLoss,),
+        cases=(
+            Case("sigmoid_focal labels", sigmoid_focal_loss, _reference.sigmoid_focal_loss, _labels_case),
+            Case("sigmoid_focal soft", sigmoid_focal_loss, _reference.sigmoid_focal_loss, _soft_case),
+            Case(
+                "sigmoid_focal sparse",
+                sparse_targets(sigmoid_focal_loss),
+                sparse_targets(_reference.sigmoid_focal_loss),
+                _sparse_case,
+            ),
+        ),
+        plan=Plan(
+            factors=dict(
+                dtype=FLOATS,
+                rows=[1, 31, 33, 1025, 65537],
+                classes=[1, 4, 31, 33, 80, 1203],
+                targets=["labels", "one-hot", "soft"],
+                reduction=["none", "mean", "sum"],
+                weight=[None, "row", "class", "full"],
+                contiguous=[True, False],
+                gamma=[0.0, 0.5, 2.0, 1.7],
+                alpha=[0.25, -1.0],
+                avg_factor=[None, "tensor"],
+            ),
+            call=_parity_call,
+            elements=lambda case: max(case.get("layers", 0), 1) * case["rows"] * case["classes"],
+            shrink=("rows",),
+            small=dict(rows=257, classes=4),
+            mid=dict(rows=70001, classes=80),
+            large=dict(rows=400_000, classes=80, targets="labels"),
+            empty=(dict(rows=0), dict(classes=0)),
+            sweep=_dtype_sweep,
+            elementwise=True,
+        ),
+        bench="sigmoid_focal",
+    )
+)

@@ -10,6 +10,9 @@ import torch
 
 from . import _autocast, _autograd, _backend, _vmap
 from ._autograd import refuse_grad
+from ._inputs import logits, strided
+from ._spec import FLOATS, Case, OpSpec, Plan, declare
+from ._module import Loss, set_tensor_option
 from ._common import NONE, opmath_dtype, result_dtype
 from .reference import softmax_focal as _reference
 
@@ -153,5 +156,134 @@ def _register():
     _autocast.register("softmax_focal_loss", math_type_loss=True)
 
 
-if _backend._C is not None:
-    _register()
+# -------------------------------------------------------------------------------- the nn module
+
+
+class SoftmaxFocalLoss(Loss):
+    """fastloss.softmax_focal_loss as a module.
+
+    forward(input, target, weight=None, avg_factor=None): input (N, C) or (N, C, *spatial) logits,
+    target integer labels, weight one value per position. alpha given as a tensor or list is a buffer.
+    """
+
+    def __init__(self, alpha=None, gamma=2.0, ignore_index=-100, label_smoothing=0.0, reduction="mean", **deprecated):
+        super().__init__(reduction, **deprecated)
+        set_tensor_option(self, "alpha", alpha)
+        self.gamma, self.ignore_index, self.label_smoothing = gamma, ignore_index, label_smoothing
+
+    def forward(self, input, target, weight=None, avg_factor=None, **deprecated):
+        loss = softmax_focal_loss(
+            input,
+            target,
+            alpha=self.alpha,
+            gamma=self.gamma,
+            ignore_index=self.ignore_index,
+            reduction=self.resolve_reduction(deprecated),
+            weight=weight,
+            avg_factor=avg_factor,
+            label_smoothing=self.label_smoothing,
+        )
+        return self.scaled(loss)
+
+    def extra_repr(self):
+        return (
+            f"alpha={self.alpha}, gamma={self.gamma}, ignore_index={self.ignore_index}, "
+            f"label_smoothing={self.label_smoothing}, " + super().extra_repr()
+        )
+
+
+class CrossEntropyLoss(SoftmaxFocalLoss):
+    """Softmax cross entropy: fastloss.softmax_focal_loss with gamma=0 and alpha=class_weight, which
+    equals F.cross_entropy(weight=class_weight, ignore_index, label_smoothing) and keeps only one
+    float per position for its backward (F.cross_entropy keeps the N×C log-probabilities)."""
+
+    def __init__(self, class_weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean", **deprecated):
+        super().__init__(
+            alpha=class_weight,
+            gamma=0.0,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+            reduction=reduction,
+            **deprecated,
+        )
+
+
+# ------------------------------------------------------------------------------------ the record
+
+
+def _rows_case(n, dtype, device, g):
+    labels = torch.randint(0, 5, (n,), generator=g)
+    labels[::5] = -100
+    return (logits(n, 5, dtype, device, g), labels.to(device)), dict(gamma=2.0, label_smoothing=0.1)
+
+
+def _spatial_case(n, dtype, device, g):
+    x = (torch.randn(2, 4, n, generator=g, dtype=torch.float64) * 2).to(device=device, dtype=dtype)
+    return (x, torch.randint(0, 4, (2, n), generator=g).to(device)), dict(gamma=0.0, reduction="sum")
+
+
+def _parity_call(case, g, on, seed):
+    dtype = case["dtype"]
+    positions, classes = case["positions"], case["classes"]
+    shape = (positions, classes) if case["layout"] == "rows" else (2, classes, max(positions // 2, 1))
+    x = on(torch.randn(shape, generator=g, dtype=torch.float64) * 3, dtype)
+    label_shape = (shape[0],) + shape[2:]
+    y = torch.randint(0, classes, label_shape, generator=g)
+    if case["ignore"]:
+        y.view(-1)[::5] = -100
+    kwargs = dict(gamma=case["gamma"], reduction=case["reduction"], label_smoothing=case["smoothing"])
+    if case["alpha"] == "tensor":
+        kwargs["alpha"] = on(torch.rand(classes, generator=g) + 0.5)
+    if case["weight"] == "position":
+        kwargs["weight"] = on(torch.rand(label_shape, generator=g), dtype)
+    return softmax_focal_loss, [strided(x, case["contiguous"]), on(y)], kwargs
+
+
+def _dtype_sweep(small):
+    # the classes pick the lanes per row: 1, 2, 4, 8, 16, 32
+    layouts = ((1, "rows"), (2, "rows"), (3, "rows"), (5, "rows"), (9, "rows"), (33, "rows"), (5, "spatial"))
+    return [
+        small(dtype=a, classes=c, layout=layout, reduction=r)
+        for a in FLOATS
+        for c, layout in layouts
+        for r in ("none", "mean")
+    ]
+
+
+SPEC = declare(
+    OpSpec(
+        "softmax_focal",
+        ops=("softmax_focal_loss", "softmax_focal_loss_backward"),
+        register=_register,
+        reference=_reference,
+        modules=(SoftmaxFocalLoss, CrossEntropyLoss),
+        cases=(
+            Case("softmax_focal rows", softmax_focal_loss, _reference.softmax_focal_loss, _rows_case),
+            Case("softmax_focal spatial", softmax_focal_loss, _reference.softmax_focal_loss, _spatial_case),
+        ),
+        plan=Plan(
+            factors=dict(
+                dtype=FLOATS,
+                layout=["rows", "spatial"],
+                positions=[1, 31, 33, 1025, 65537],
+                classes=[1, 4, 31, 33, 80, 1203, 32768],
+                reduction=["none", "mean", "sum"],
+                alpha=[None, "tensor"],
+                weight=[None, "position"],
+                ignore=[False, True],
+                smoothing=[0.0, 0.1],
+                gamma=[0.0, 2.0, 0.5],
+                contiguous=[True, False],
+            ),
+            call=_parity_call,
+            elements=lambda case: case["positions"] * case["classes"],
+            shrink=("positions",),
+            small=dict(positions=257, classes=4),
+            mid=dict(positions=70001, classes=81),
+            large=dict(positions=600_000, classes=81),
+            empty=(dict(positions=0),),
+            sweep=_dtype_sweep,
+        ),
+        bench="softmax_focal",
+    )
+)

@@ -6,6 +6,12 @@ TaskAlignedAssigner returns, without materialising any (batch, GTs, anchors) ten
 import torch
 
 from . import _backend
+import functools
+import itertools
+
+from ._inputs import assigner_inputs
+from ._spec import FLOATS, OpSpec, Plan, declare, operand_dtypes
+from .reference import task_aligned as _reference
 from ._common import check_int, check_nonnegative, check_number, check_tensor, check_values
 
 _OP = "fastloss::task_aligned_assign"
@@ -193,5 +199,93 @@ def _register():
         )
 
 
-if _backend._C is not None:
-    _register()
+# ------------------------------------------------------------------------------------ the record
+
+
+def zero_row(args, size):
+    """GT 0 over the first row of anchors, class 0, every anchor's class-0 score 0 but one's (whose
+    box is GT 0's): its top-k is one positive, then zero-metric candidates in index order."""
+    scores, pd, _, labels, gt, mask = args
+    gt[:, 0] = torch.tensor([0.0, 0.0, float(size), 6.0])
+    labels[:, 0], mask[:, 0] = 0, 1
+    scores[..., 0] = 0
+    one = min(3, scores.shape[1] - 1)
+    scores[:, one, 0] = 0.9
+    pd[:, one] = gt[:, 0]
+
+
+def _parity_call(case, g, on, seed):
+    dtype, dtype2 = operand_dtypes(case)
+    args = list(
+        assigner_inputs(
+            batch=case["batch"],
+            gts=case["gts"],
+            valid=max(case["gts"] - 2, 0),
+            classes=case["classes"],
+            size=case["size"],
+            seed=seed,
+            quantized=case["quantized"],
+            dtype=dtype,
+        )
+    )
+    if case.get("scenario") == "zero_row" and case["gts"] > 0:
+        zero_row(args, case["size"])
+    args[1], args[4] = args[1].to(dtype2), args[4].to(case.get("dtype3") or args[4].dtype)
+    fn = functools.partial(
+        task_aligned_assign,
+        num_classes=case["classes"],
+        topk=case["topk"],
+        topk2=None if case["topk2"] is None else min(case["topk2"], case["topk"]),
+        sparse=case["sparse"],
+    )
+    return fn, [on(t) for t in args], {}
+
+
+def _anchor_count(size):
+    return sum((size // stride) ** 2 for stride in (8, 16, 32))
+
+
+def _dtype_sweep(small):
+    return [
+        small(dtype=a, dtype2=b, dtype3=c, sparse=i % 2 == 1, topk=10, topk2=5 if i % 3 else None)
+        for i, (a, b, c) in enumerate(itertools.product(FLOATS, FLOATS, FLOATS))
+    ]
+
+
+# (size 16: fewer anchors than top-k; 100 GTs × 3 images: more GTs than the emulated grid has warps;
+# "zero_row": a GT over the first row of anchors, all of zero score but one — its top-k completed by
+# zero-metric anchors in index order)
+SPEC = declare(
+    OpSpec(
+        "task_aligned",
+        ops=("task_aligned_assign",),
+        register=_register,
+        reference=_reference,
+        plan=Plan(
+            factors=dict(
+                dtype=FLOATS,
+                batch=[1, 3],
+                gts=[0, 1, 12, 40, 100],
+                classes=[1, 7, 80],
+                size=[16, 64, 160, 320],
+                topk=[1, 10, 13],
+                topk2=[None, 5],
+                sparse=[False, True],
+                quantized=[False, True],
+                scenario=["random", "zero_row"],
+            ),
+            call=_parity_call,
+            elements=lambda case: case["batch"] * max(case["gts"], 1) * _anchor_count(case["size"]),
+            # (fewer anchors first: the GTs' count decides the warps' loop)
+            shrink=(("size", 32), "gts"),
+            small=dict(gts=12, size=64),
+            mid=dict(gts=100, size=640),
+            large=dict(batch=8, gts=400, size=640),
+            empty=(dict(gts=0), dict(batch=0)),
+            sweep=_dtype_sweep,
+            differentiable=False,
+            decisions=True,
+        ),
+        bench="task_aligned",
+    )
+)

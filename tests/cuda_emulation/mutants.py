@@ -29,17 +29,8 @@ CUDA = os.path.join(ROOT, "csrc", "cuda")
 # The families a shared header's mutant is tried on (every family includes them): a grid-stride
 # elementwise kernel with a block reduction, the per-class block sums, the warp-group shuffles.
 HEADER_FAMILIES = ["balanced_l1", "overlap", "softmax_focal"]
-FAMILY_OF = {
-    "balanced_l1.cu": ["balanced_l1"],
-    "box_iou.cu": ["box_iou"],
-    "box_matrix.cu": ["box_matrix"],
-    "distribution_focal.cu": ["distribution_focal"],
-    "matching_cost.cu": ["matching_cost"],
-    "overlap.cu": ["overlap", "compound"],
-    "sigmoid_focal.cu": ["sigmoid_focal", "quality_focal"],
-    "softmax_focal.cu": ["softmax_focal"],
-    "task_aligned.cu": ["task_aligned"],
-}
+# A kernel file's mutants are tried on its family (csrc/cuda/<family>.cu) and on the families whose ops
+# run on its kernels.
 SOURCE_OF = {"compound": "overlap", "quality_focal": "sigmoid_focal"}
 
 
@@ -63,7 +54,10 @@ def mutants():
 
 
 def families(name):
-    return FAMILY_OF.get(name, HEADER_FAMILIES)
+    if not name.endswith(".cu"):
+        return HEADER_FAMILIES
+    family = name.removesuffix(".cu")
+    return [family] + [f for f, source in SOURCE_OF.items() if source == family]
 
 
 def run(mutant, tree, log):

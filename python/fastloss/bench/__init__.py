@@ -1,6 +1,6 @@
 """Benchmark registry and runner behind `python -m fastloss bench` and `python -m fastloss check`.
 
-Each loss registers its cases in bench/<loss>.py (imported at the bottom of this file). A case
+Each loss registers its cases in bench/<loss>.py, the module its op record names (fastloss._spec). A case
 builds its inputs and names the implementations to compare: fastloss, the reference in eager mode,
 torch.compile(reference), and peers such as torchvision. For each, the runner times
 forward + backward and its forward within the same steps (medians of repeats after warm-up), and
@@ -438,17 +438,12 @@ def write_json(path, rows, meta):
         json.dump({"meta": meta, "rows": rows}, f, indent=1)
 
 
-# One import per loss: each module registers its cases.
-for _loss in (
-    "balanced_l1",
-    "box_iou",
-    "box_matrix",
-    "compound",
-    "matching_cost",
-    "overlap",
-    "quality_focal",
-    "sigmoid_focal",
-    "softmax_focal",
-    "task_aligned",
-):
-    importlib.import_module(f".{_loss}", __name__)
+# Each op record names its module here (fastloss._spec): importing it registers its cases.
+def _import_cases():
+    from .. import _spec
+
+    for name in sorted({s.bench for s in _spec.specs() if s.bench}):
+        importlib.import_module(f".{name}", __name__)
+
+
+_import_cases()

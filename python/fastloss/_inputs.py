@@ -1,7 +1,37 @@
-"""Inputs of the assigners as the detectors' losses pass them (tests/test_task_aligned.py, and the
-bitwise digests of tests/bitwise.py)."""
+"""Inputs the op records' test and benchmark cases are made from (fastloss._spec): valid boxes, box
+formats, strided views, the assigners' and matchers' inputs as detectors pass them. Test support, not
+public API."""
 
 import torch
+
+
+def random_boxes(n, *, device="cpu", dtype=torch.float64, generator=None, near=None, scale=10.0):
+    """Valid xyxy boxes (positive width and height); with `near`, jittered copies of those boxes."""
+    if near is not None:
+        size = (near[..., 2:] - near[..., :2]).double().repeat(*([1] * (near.dim() - 1)), 2)
+        boxes = near.double() + torch.randn(near.shape, generator=generator, dtype=torch.float64) * size * 0.3
+        lo, hi = boxes[..., :2], boxes[..., 2:]
+        return torch.cat([torch.minimum(lo, hi), torch.maximum(lo, hi) + 1e-3], -1).to(device=device, dtype=dtype)
+    xy = torch.rand(n, 2, generator=generator, dtype=torch.float64) * scale
+    wh = torch.rand(n, 2, generator=generator, dtype=torch.float64) * scale / 2 + 0.05
+    return torch.cat([xy, xy + wh], -1).to(device=device, dtype=dtype)
+
+
+def to_format(boxes, box_format):
+    """xyxy boxes in another format."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    if box_format == "xywh":
+        return torch.stack([x1, y1, x2 - x1, y2 - y1], -1)
+    if box_format == "cxcywh":
+        return torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], -1)
+    return boxes
+
+
+def strided(t, contiguous):
+    """t itself, or the same values behind a non-contiguous view (a transposed copy, transposed back)."""
+    if contiguous or t.dim() < 2:
+        return t
+    return t.transpose(0, -1).contiguous().transpose(0, -1)
 
 
 def anchor_points(size=320, strides=(8, 16, 32)):
@@ -14,7 +44,7 @@ def anchor_points(size=320, strides=(8, 16, 32)):
     return torch.cat(points)
 
 
-def make(
+def assigner_inputs(
     batch=2,
     gts=12,
     valid=9,
@@ -81,3 +111,37 @@ def detr_inputs(
     )
     mask = torch.arange(targets)[None] < torch.tensor(counts)[:, None]
     return logits.to(dtype), boxes.to(dtype), labels, tgt.to(dtype), mask
+
+
+# ----------------------------------------------------------------- the guarantees' case makers
+# (make(n, dtype, device, generator) -> (tensors, kwargs), fastloss._spec.Case)
+
+
+def logits(n, classes, dtype, device, g):
+    return (torch.randn(n, classes, generator=g, dtype=torch.float64) * 3).to(device=device, dtype=dtype)
+
+
+def box_pairs(n, dtype, device, g):
+    """(pred, target): n boxes and jittered copies, "mean" reduction."""
+    target = random_boxes(n, generator=g)
+    pred = random_boxes(n, generator=g, near=target)
+    return (pred.to(device=device, dtype=dtype), target.to(device=device, dtype=dtype)), dict(reduction="mean")
+
+
+def with_options(make, **extra):
+    """`make` with extra keyword arguments."""
+
+    def made(n, dtype, device, g):
+        tensors, kwargs = make(n, dtype, device, g)
+        return tensors, {**kwargs, **extra}
+
+    return made
+
+
+def sparse_targets(fn):
+    """fn(inputs, (labels, scores), ...) as fn(inputs, labels, scores, ...): every operand a tensor."""
+
+    def loss(inputs, labels, scores, **kwargs):
+        return fn(inputs, (labels, scores), **kwargs)
+
+    return loss

@@ -5,8 +5,8 @@ import warnings
 
 import torch
 
-from .._common import check_number, check_reduction
-from .._torchscript import NotScriptable
+from ._common import check_number, check_reduction
+from ._torchscript import NotScriptable
 
 
 def set_tensor_option(module, name, value):
