@@ -160,7 +160,7 @@ def main(argv=None):
         action="store_true",
         help="every implementation (the eager reference, the peers' eager rows beside their torch.compile "
         "ones), each timed over all --repeat steps; default: fastloss beside the strongest form of "
-        "each competitor, repeats stopped after half a second",
+        "each competitor, repeats stopped after 0.3 s",
     )
     p.add_argument(
         "--repeat", type=int, default=10, help="timed steps per implementation (>= 1; at most, without --full)"
