@@ -1,6 +1,6 @@
-"""Inputs the op records' test and benchmark cases are made from (fastloss._spec): valid boxes, box
-formats, strided views, the assigners' and matchers' inputs as detectors pass them. Test support, not
-public API."""
+"""Inputs the op records' test cases are made from (fastloss._spec): valid boxes, box formats,
+strided views, the assigners' and matchers' inputs as detectors pass them. Test support, not public
+API."""
 
 import torch
 
