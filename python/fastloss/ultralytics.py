@@ -21,6 +21,12 @@ fastloss.task_aligned_assign, which builds no (batch, GTs, anchors) tensor; to u
 distribution loss) are ultralytics' modules of those names, with their constructors, forward
 arguments and outputs, on fastloss.varifocal_loss and fastloss.distribution_focal_loss.
 
+`v8DetectionLoss`, `E2ELoss` and `E2EDetectLoss` are ultralytics' training criteria of those names
+(constructors, calls and results) on the sparse assignment, the sparse BCE and the fused box losses;
+one line makes ultralytics' training use them:
+
+    ultralytics.nn.tasks.DetectionModel.init_criterion = fastloss.ultralytics.init_criterion
+
 ultralytics is AGPL-licensed: fastloss never imports it; its tests use it only as the oracle.
 """
 
@@ -29,7 +35,9 @@ import torch
 from ._common import check_bool, check_nonnegative, check_tensor
 from ._torchscript import NotScriptable, refuse_functions
 from .box_iou_loss import _fused as box_loss
+from .classic import l1_loss
 from .distribution_focal import distribution_focal_loss
+from .sigmoid_focal import sigmoid_focal_loss
 from .quality_focal import varifocal_loss
 from .task_aligned import task_aligned_assign
 
@@ -153,5 +161,216 @@ class DFLoss(NotScriptable, torch.nn.Module):
         return f"reg_max={self.reg_max}"
 
 
-__all__ = ["bbox_iou", "TaskAlignedAssigner", "VarifocalLoss", "DFLoss"]
+def _anchors(feats, strides, offset=0.5):
+    """ultralytics' make_anchors: the anchor centres in grid units (A, 2) and each anchor's stride (A, 1),
+    level by level, row-major within a level."""
+    points, stride_tensor = [], []
+    dtype, device = feats[0].dtype, feats[0].device
+    for feat, stride in zip(feats, strides):
+        h, w = feat.shape[2:]
+        sx = torch.arange(w, device=device, dtype=dtype) + offset
+        sy = torch.arange(h, device=device, dtype=dtype) + offset
+        y, x = torch.meshgrid(sy, sx, indexing="ij")
+        points.append(torch.stack((x, y), -1).view(-1, 2))
+        stride_tensor.append(torch.full((h * w, 1), float(stride), dtype=dtype, device=device))
+    return torch.cat(points), torch.cat(stride_tensor)
+
+
+def _padded_targets(batch, batch_size, scale, device):
+    """The flat (batch_idx, cls, xywh) targets as ultralytics pads them: (B, max GTs, 5) of class and
+    pixel xyxy box per image, zero rows past each image's GTs. Its one host sync: the largest count."""
+    idx = batch["batch_idx"].view(-1).to(device)
+    cls = batch["cls"].view(-1, 1).to(device)
+    boxes = batch["bboxes"].to(device)
+    n = idx.numel()
+    if n == 0:
+        return torch.zeros(batch_size, 0, 5, device=device)
+    image = idx.long()
+    counts = torch.zeros(batch_size, dtype=torch.long, device=device).scatter_add_(0, image, torch.ones_like(image))
+    out = torch.zeros(batch_size, int(counts.max()), 5, device=device)
+    offsets = torch.cat([counts.new_zeros(1), counts.cumsum(0)[:-1]])
+    within = torch.arange(n, device=device) - offsets[image]
+    out[image, within] = torch.cat([cls, boxes], 1).to(out.dtype)
+    xywh = out[..., 1:5] * scale
+    out[..., 1:5] = torch.cat([xywh[..., :2] - xywh[..., 2:] / 2, xywh[..., :2] + xywh[..., 2:] / 2], -1)
+    return out
+
+
+class v8DetectionLoss(NotScriptable):
+    """ultralytics.utils.loss.v8DetectionLoss (YOLOv8/11/26 detection): the same constructor
+    (`model`: the de-paralleled DetectionModel, with `args` holding the box/cls/dfl gains), call
+    (`preds`: the head's training dict of "boxes" (B, 4·reg_max, A), "scores" (B, C, A) and "feats", or
+    an (inference, dict) tuple; `batch`: "batch_idx", "cls", "bboxes" as normalised xywh) and result
+    (the gain-scaled [box, cls, dfl] losses times the batch size, and the dict of detached items).
+
+    Underneath: the sparse task-aligned assignment (no (B, GTs, A) tensor, targets as one label and
+    score per anchor), the classification BCE from those sparse targets (no (B, A, C) target tensor;
+    its only tensor of the logits' size is their gradient), CIoU and DFL (or the L1 of reg_max = 1
+    heads) fused, weighted by the anchors' scores. One host sync, as ultralytics': the largest GT
+    count of the flat targets."""
+
+    def __init__(self, model, tal_topk=10, tal_topk2=None):
+        head = model.model[-1]
+        self.device = next(model.parameters()).device
+        self.hyp = model.args
+        self.stride = head.stride
+        self.nc = head.nc
+        self.reg_max = head.reg_max
+        self.no = head.nc + head.reg_max * 4
+        self.use_dfl = head.reg_max > 1
+        self.loss_names = ("box_loss", "cls_loss", "dfl_loss" if self.use_dfl else "l1_loss")
+        weights = getattr(model, "class_weights", None)
+        self.class_weights = None if weights is None else weights.to(self.device).view(1, -1)
+        self.topk, self.topk2 = tal_topk, tal_topk2
+        self.proj = torch.arange(head.reg_max, dtype=torch.float, device=self.device)
+
+    def parse_output(self, preds):
+        return preds[1] if isinstance(preds, tuple) else preds
+
+    def __call__(self, preds, batch):
+        return self.loss(self.parse_output(preds), batch)
+
+    def loss(self, preds, batch):
+        batch_size = preds["boxes"].shape[0]
+        loss, items = self.scaled_losses(preds, batch)
+        return loss * batch_size, items
+
+    def decode(self, anchor_points, pred_dist):
+        """Boxes (B, A, 4) xyxy in grid units from the ltrb distances (DFL: softmax · bins)."""
+        if self.use_dfl:
+            b, a, c = pred_dist.shape
+            pred_dist = pred_dist.view(b, a, 4, c // 4).softmax(3).matmul(self.proj.type(pred_dist.dtype))
+        lt, rb = pred_dist.chunk(2, -1)
+        return torch.cat((anchor_points - lt, anchor_points + rb), -1)
+
+    def scaled_losses(self, preds, batch):
+        """The gain-scaled (box, cls, dfl) losses, not multiplied by the batch size, and their items."""
+        pred_dist = preds["boxes"].permute(0, 2, 1)
+        pred_scores = preds["scores"].permute(0, 2, 1)
+        dtype, batch_size = pred_scores.dtype, pred_scores.shape[0]
+        anchor_points, stride_tensor = _anchors(preds["feats"], self.stride)
+        imgsz = torch.tensor(preds["feats"][0].shape[2:], device=self.device, dtype=dtype) * self.stride[0]
+        targets = _padded_targets(batch, batch_size, imgsz[[1, 0, 1, 0]], self.device)
+        gt_labels, gt_bboxes = targets.split((1, 4), 2)
+        mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
+        pred_bboxes = self.decode(anchor_points, pred_dist)
+        labels, target_bboxes, scores, fg_mask, _ = task_aligned_assign(
+            pred_scores.detach().sigmoid(),
+            (pred_bboxes.detach() * stride_tensor).type(gt_bboxes.dtype),
+            anchor_points * stride_tensor,
+            gt_labels,
+            gt_bboxes,
+            mask_gt,
+            topk=self.topk,
+            num_classes=self.nc,
+            alpha=0.5,
+            beta=6.0,
+            stride=self.stride.tolist(),
+            topk2=self.topk2,
+            sparse=True,
+        )
+        score_sum = scores.sum().clamp(min=1)  # a tensor: no host sync
+        cls = sigmoid_focal_loss(
+            pred_scores,
+            (labels.long(), scores.to(dtype)),
+            alpha=-1,
+            gamma=0.0,
+            reduction="sum",
+            weight=self.class_weights,
+        )
+        # the box terms over every anchor, weighted by its score (0 off the foreground): no gather
+        weight = scores * fg_mask
+        target_bboxes = target_bboxes / stride_tensor
+        box = box_loss("ciou", pred_bboxes, target_bboxes, "sum", 1e-7, weight, None, "xyxy", convention="ultralytics")
+        if self.use_dfl:
+            target_ltrb = torch.cat(
+                (anchor_points - target_bboxes[..., :2], target_bboxes[..., 2:] - anchor_points), -1
+            )
+            dfl = distribution_focal_loss(
+                pred_dist.reshape(*target_ltrb.shape, self.reg_max),
+                target_ltrb,
+                target_max=self.reg_max - 1 - 0.01,
+                reduction="sum",
+                weight=(weight * 0.25).unsqueeze(-1),
+            )
+        else:
+            size = torch.stack([imgsz[1], imgsz[0], imgsz[1], imgsz[0]])
+            target_ltrb = torch.cat(
+                (anchor_points - target_bboxes[..., :2], target_bboxes[..., 2:] - anchor_points), -1
+            )
+            dfl = l1_loss(pred_dist * stride_tensor / size, target_ltrb * stride_tensor / size, "none").mean(-1)
+            dfl = (dfl * weight).sum()
+        gains = torch.tensor([self.hyp.box, self.hyp.cls, self.hyp.dfl], device=self.device)
+        loss = torch.stack([box, cls.to(box.dtype), dfl]) / score_sum * gains
+        return loss, dict(zip(self.loss_names, loss.detach()))
+
+
+class E2EDetectLoss(NotScriptable):
+    """ultralytics.utils.loss.E2EDetectLoss (YOLOv10): the one-to-many branch (top-10) plus the
+    one-to-one branch (top-1), each a v8DetectionLoss; returns their summed losses and items."""
+
+    def __init__(self, model):
+        self.one2many = v8DetectionLoss(model, tal_topk=10)
+        self.one2one = v8DetectionLoss(model, tal_topk=1)
+
+    def __call__(self, preds, batch):
+        preds = preds[1] if isinstance(preds, tuple) else preds
+        many, many_items = self.one2many(preds["one2many"], batch)
+        one, one_items = self.one2one(preds["one2one"], batch)
+        return many + one, {name: many_items[name] + one_items[name] for name in many_items}
+
+
+class E2ELoss(NotScriptable):
+    """ultralytics.utils.loss.E2ELoss (YOLO26 end-to-end heads): `loss_fn(model, tal_topk=10)` on the
+    one-to-many branch and `loss_fn(model, tal_topk=7, tal_topk2=1)` on the one-to-one branch, mixed
+    as o2m · one-to-many + o2o · one-to-one with o2m going from 0.8 to 0.1 over the epochs (`update()`,
+    which ultralytics' trainer calls once per epoch); the items are the one-to-one branch's."""
+
+    def __init__(self, model, loss_fn=v8DetectionLoss):
+        self.one2many = loss_fn(model, tal_topk=10)
+        self.one2one = loss_fn(model, tal_topk=7, tal_topk2=1)
+        self.updates = 0
+        self.total = 1.0
+        self.o2m = self.o2m_copy = 0.8  # the one-to-many gain now, and at the start
+        self.o2o = self.total - self.o2m
+        self.final_o2m = 0.1
+
+    def __call__(self, preds, batch):
+        preds = self.one2many.parse_output(preds)
+        many, _ = self.one2many.loss(preds["one2many"], batch)
+        one, one_items = self.one2one.loss(preds["one2one"], batch)
+        return many * self.o2m + one * self.o2o, one_items
+
+    def update(self):
+        self.updates += 1
+        self.o2m = self.decay(self.updates)
+        self.o2o = max(self.total - self.o2m, 0)
+
+    def decay(self, x):
+        """The one-to-many gain after x updates: linear from its start to final_o2m over the epochs."""
+        epochs = max(self.one2one.hyp.epochs - 1, 1)
+        return max(1 - x / epochs, 0) * (self.o2m_copy - self.final_o2m) + self.final_o2m
+
+
+def init_criterion(model):
+    """The fastloss criterion a DetectionModel trains with, chosen as its own init_criterion chooses:
+    E2ELoss for end-to-end heads (a one-to-one branch), v8DetectionLoss otherwise. To make
+    ultralytics' training use it, one line before training:
+
+        ultralytics.nn.tasks.DetectionModel.init_criterion = fastloss.ultralytics.init_criterion
+    """
+    end_to_end = getattr(model.model[-1], "one2one_cv2", None) is not None
+    return E2ELoss(model) if end_to_end else v8DetectionLoss(model)
+
+
+__all__ = [
+    "bbox_iou",
+    "TaskAlignedAssigner",
+    "VarifocalLoss",
+    "DFLoss",
+    "v8DetectionLoss",
+    "E2EDetectLoss",
+    "E2ELoss",
+    "init_criterion",
+]
 refuse_functions(globals(), __all__, "fastloss.ultralytics")

@@ -1,0 +1,227 @@
+"""fastloss.ultralytics' training criteria (v8DetectionLoss, E2EDetectLoss, E2ELoss) against
+ultralytics 8.4.190's own, on models built from their yaml (no weights, no download): the loss vector,
+its items and the gradients of every prediction tensor, on random heads with no GT, 1 GT, 100 and
+1,000 GTs per image, boxes partly outside the image, tal_topk2, DFL and reg_max = 1 heads, and under
+autocast; then a few optimizer steps of real training with each criterion, step by step.
+
+Where ultralytics' assignment is left to a tie (a GT whose top-k is completed by anchors of zero
+metric: torch.topk's order decides), fastloss's follows its tie rule (tests/test_task_aligned.py). The
+criterion is then compared with ultralytics' own running on fastloss's assigner (its drop-in,
+fastloss.ultralytics.TaskAlignedAssigner), and with ultralytics' as it stands wherever the two
+assignments agree."""
+
+import copy
+
+import pytest
+import torch
+
+import fastloss.ultralytics as face
+from helpers import needs, peer
+
+pytestmark = needs("ultralytics")
+
+IMGSZ = 128  # three levels of 16², 8², 4² anchors
+
+
+def model(yaml, nc=5):
+    tasks, cfg = peer("ultralytics.nn.tasks"), peer("ultralytics.cfg")
+    torch.manual_seed(0)
+    m = tasks.DetectionModel(yaml, nc=nc, verbose=False)
+    m.args = cfg.get_cfg()
+    return m.train()
+
+
+def random_heads(m, batch, seed, dtype=torch.float32, scale=3.0):
+    """The training dict of m's head with random logits and distances (each prediction a leaf)."""
+    g = torch.Generator().manual_seed(seed)
+    head = m.model[-1]
+    sizes = [(IMGSZ // int(s), IMGSZ // int(s)) for s in head.stride]
+    anchors = sum(h * w for h, w in sizes)
+    feats = [torch.zeros(batch, 1, h, w, dtype=dtype) for h, w in sizes]
+
+    def branch():
+        boxes = (torch.randn(batch, 4 * head.reg_max, anchors, generator=g) * scale).to(dtype)
+        if head.reg_max == 1:
+            boxes = boxes.abs()  # distances in grid units
+        scores = (torch.randn(batch, head.nc, anchors, generator=g) * scale - 2).to(dtype)
+        return {"boxes": boxes.requires_grad_(), "scores": scores.requires_grad_(), "feats": feats}
+
+    end_to_end = getattr(head, "one2one_cv2", None) is not None
+    return {"one2many": branch(), "one2one": branch()} if end_to_end else branch()
+
+
+def targets(batch, gts, seed, nc=5, outside=False):
+    """ultralytics' flat targets: gts[i] boxes in image i (normalised xywh), classes in [0, nc)."""
+    g = torch.Generator().manual_seed(seed)
+    counts = [gts] * batch if isinstance(gts, int) else list(gts)
+    n = sum(counts)
+    xy = torch.rand(n, 2, generator=g) * (1.2 if outside else 0.8) + (-0.1 if outside else 0.1)
+    wh = torch.rand(n, 2, generator=g) * 0.5 + 0.02
+    return {
+        "batch_idx": torch.cat([torch.full((c,), float(i)) for i, c in enumerate(counts)]),
+        "cls": torch.randint(0, nc, (n, 1), generator=g).float(),
+        "bboxes": torch.cat([xy, wh], 1),
+    }
+
+
+def leaves(preds):
+    branches = [preds["one2many"], preds["one2one"]] if "one2many" in preds else [preds]
+    return [b[k] for b in branches for k in ("boxes", "scores")]
+
+
+def assert_same(got, want, preds, rtol=1e-5, atol=1e-6):
+    (loss, items), (want_loss, want_items) = got, want
+    torch.testing.assert_close(loss, want_loss, rtol=rtol, atol=atol)
+    assert list(items) == list(want_items)
+    for name in items:
+        torch.testing.assert_close(items[name], want_items[name], rtol=rtol, atol=atol)
+    grads = torch.autograd.grad(loss.sum(), leaves(preds), retain_graph=True)
+    want_grads = torch.autograd.grad(want_loss.sum(), leaves(preds), retain_graph=True)
+    for g, w in zip(grads, want_grads):
+        torch.testing.assert_close(g, w, rtol=rtol, atol=atol * max(1.0, float(w.abs().max())))
+
+
+def stock(m, **kwargs):
+    return m.init_criterion() if not kwargs else peer("ultralytics.utils.loss").v8DetectionLoss(m, **kwargs)
+
+
+def branches(criterion):
+    return [criterion.one2many, criterion.one2one] if hasattr(criterion, "one2one") else [criterion]
+
+
+def recording(criterion):
+    """The criterion, its assigners' results recorded (criterion.assignments)."""
+    criterion.assignments = []
+    for branch in branches(criterion):
+        assign = branch.assigner.forward
+
+        def recorded(*args, _assign=assign, **kwargs):
+            out = _assign(*args, **kwargs)
+            criterion.assignments.append(out)
+            return out
+
+        branch.assigner.forward = recorded
+    return criterion
+
+
+def on_fastloss_assigner(criterion):
+    """ultralytics' criterion with fastloss's drop-in assigner (same tie rules as fastloss's criterion)."""
+    for branch in branches(criterion):
+        a = branch.assigner
+        branch.assigner = face.TaskAlignedAssigner(
+            topk=a.topk, num_classes=a.num_classes, alpha=a.alpha, beta=a.beta, stride=a.stride, topk2=a.topk2
+        )
+    return criterion
+
+
+def same_assignment(first, second):
+    return all(torch.equal(x[3], y[3]) and torch.equal(x[4][x[3]], y[4][y[3]]) for x, y in zip(first, second))
+
+
+def assert_like_ultralytics(ours, make_stock, preds, batch, rtol=1e-5, atol=1e-6, agree=False):
+    """ours(preds, batch) against ultralytics' criterion on fastloss's assigner, and against ultralytics'
+    own where both assignments agree (`agree`: they must)."""
+    got = ours(preds, batch)
+    ties = recording(on_fastloss_assigner(make_stock()))
+    assert_same(got, ties(preds, batch), preds, rtol, atol)
+    reference = recording(make_stock())
+    want = reference(preds, batch)
+    assert len(ties.assignments) == len(reference.assignments) == len(branches(reference))
+    if same_assignment(ties.assignments, reference.assignments):
+        assert_same(got, want, preds, rtol, atol)
+    else:
+        assert not agree, "the assignments differ where ultralytics' is decided"
+
+
+@pytest.mark.parametrize("yaml", ["yolov8n.yaml", "yolo11n.yaml", "yolo26n.yaml"])
+@pytest.mark.parametrize("gts", [0, 1, (1, 0), 100, 1000])
+def test_criterion_equals_ultralytics(yaml, gts):
+    m = model(yaml)
+    preds = random_heads(m, 2, seed=len(yaml) + (gts if isinstance(gts, int) else 7))
+    batch = targets(2, gts, seed=3)
+    assert_like_ultralytics(face.init_criterion(m), lambda: stock(m), preds, batch, agree=gts in (0, 1, (1, 0)))
+
+
+@pytest.mark.parametrize("yaml", ["yolov8n.yaml", "yolo26n.yaml"])
+def test_boxes_partly_outside_the_image(yaml):
+    m = model(yaml)
+    preds = random_heads(m, 3, seed=5)
+    batch = targets(3, (4, 9, 2), seed=6, outside=True)
+    assert_like_ultralytics(face.init_criterion(m), lambda: stock(m), preds, batch)
+
+
+@pytest.mark.parametrize("topk, topk2", [(10, 3), (7, 1), (13, None)])
+def test_tal_topk_and_topk2(topk, topk2):
+    m = model("yolov8n.yaml")
+    preds = random_heads(m, 2, seed=topk)
+    batch = targets(2, (20, 6), seed=topk)
+    ours = face.v8DetectionLoss(m, tal_topk=topk, tal_topk2=topk2)
+    assert_like_ultralytics(ours, lambda: stock(m, tal_topk=topk, tal_topk2=topk2), preds, batch)
+
+
+def test_e2e_detect_loss_equals_ultralytics():
+    m = model("yolo26n.yaml")
+    preds = random_heads(m, 2, seed=11)
+    batch = targets(2, (5, 3), seed=12)
+    make_stock = peer("ultralytics.utils.loss").E2EDetectLoss
+    assert_like_ultralytics(face.E2EDetectLoss(m), lambda: make_stock(m), preds, batch)
+
+
+def test_e2e_loss_gains_follow_ultralytics_schedule():
+    m = model("yolo26n.yaml")
+    m.args.epochs = 5
+    ours, theirs = face.E2ELoss(m), peer("ultralytics.utils.loss").E2ELoss(m)
+    preds, batch = random_heads(m, 2, seed=13), targets(2, 4, seed=14)
+    for _ in range(6):
+        assert (ours.o2m, ours.o2o) == pytest.approx((theirs.o2m, theirs.o2o))
+
+        def at_this_step(stock_loss=theirs):
+            fresh = peer("ultralytics.utils.loss").E2ELoss(m)
+            fresh.o2m, fresh.o2o = stock_loss.o2m, stock_loss.o2o
+            return fresh
+
+        assert_like_ultralytics(ours, at_this_step, preds, batch)
+        ours.update()
+        theirs.update()
+
+
+def test_class_weights():
+    m = model("yolov8n.yaml")
+    m.class_weights = torch.tensor([1.0, 2.0, 0.5, 0.0, 3.0])
+    preds, batch = random_heads(m, 2, seed=15), targets(2, 6, seed=16)
+    assert_like_ultralytics(face.v8DetectionLoss(m), lambda: stock(m), preds, batch)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_heads_under_autocast(dtype):
+    """Half-precision heads, the criterion under autocast as ultralytics' AMP runs it."""
+    m = model("yolov8n.yaml")
+    preds, batch = random_heads(m, 2, seed=17, dtype=dtype), targets(2, 8, seed=18)
+    with torch.autocast("cpu", dtype=dtype):
+        assert_like_ultralytics(face.v8DetectionLoss(m), lambda: stock(m), preds, batch, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("yaml", ["yolov8n.yaml", "yolo26n.yaml"])
+def test_training_steps_equal_the_stock_criterion(yaml):
+    """A few SGD steps on synthetic images: the losses and the parameters after each step, with the
+    stock criterion and with fastloss's (through the documented one-liner's init_criterion)."""
+    stock_model = model(yaml)
+    ours = copy.deepcopy(stock_model)
+    ours.init_criterion = lambda: face.init_criterion(ours)
+    stock_model.criterion = on_fastloss_assigner(stock_model.init_criterion())  # (the same tie rule)
+    optimizers = [torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for m in (stock_model, ours)]
+    g = torch.Generator().manual_seed(19)
+    for step in range(3):
+        batch = {"img": torch.rand(2, 3, IMGSZ, IMGSZ, generator=g), **targets(2, (3, 1), seed=20 + step)}
+        losses = []
+        for m, optimizer in zip((stock_model, ours), optimizers):
+            optimizer.zero_grad()
+            loss, items = m.loss(batch)
+            loss.sum().backward()
+            optimizer.step()
+            losses.append(loss.detach())
+        torch.testing.assert_close(losses[1], losses[0], rtol=1e-4, atol=1e-5)
+        # (float32 rounding of the backbone's gradients, ~1e-6 relative, grows through the momentum steps)
+        for p, q in zip(ours.parameters(), stock_model.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-3, atol=2e-4)
+    assert type(ours.criterion).__module__ == "fastloss.ultralytics"
