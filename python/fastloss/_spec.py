@@ -85,7 +85,6 @@ class OpSpec:
     register: Optional[Callable] = None  # fake kernels, autograd, vmap and autocast rules
     reference: Optional[object] = None  # its module in fastloss.reference
     modules: Tuple[type, ...] = ()  # its torch.nn modules (fastloss.nn exports them)
-    modules: Tuple[type, ...] = ()  # its torch.nn modules
     cases: Tuple[Case, ...] = ()
     plan: Optional[Plan] = None
     bench: Optional[str] = None  # its module in fastloss.bench

@@ -250,7 +250,8 @@ class v8DetectionLoss(NotScriptable):
         dtype, batch_size = pred_scores.dtype, pred_scores.shape[0]
         anchor_points, stride_tensor = _anchors(preds["feats"], self.stride)
         imgsz = torch.tensor(preds["feats"][0].shape[2:], device=self.device, dtype=dtype) * self.stride[0]
-        targets = _padded_targets(batch, batch_size, imgsz[[1, 0, 1, 0]], self.device)
+        size = imgsz[[1, 0, 1, 0]]  # (w, h, w, h)
+        targets = _padded_targets(batch, batch_size, size, self.device)
         gt_labels, gt_bboxes = targets.split((1, 4), 2)
         mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
         pred_bboxes = self.decode(anchor_points, pred_dist)
@@ -282,10 +283,8 @@ class v8DetectionLoss(NotScriptable):
         weight = scores * fg_mask
         target_bboxes = target_bboxes / stride_tensor
         box = box_loss("ciou", pred_bboxes, target_bboxes, "sum", 1e-7, weight, None, "xyxy", convention="ultralytics")
+        target_ltrb = torch.cat((anchor_points - target_bboxes[..., :2], target_bboxes[..., 2:] - anchor_points), -1)
         if self.use_dfl:
-            target_ltrb = torch.cat(
-                (anchor_points - target_bboxes[..., :2], target_bboxes[..., 2:] - anchor_points), -1
-            )
             dfl = distribution_focal_loss(
                 pred_dist.reshape(*target_ltrb.shape, self.reg_max),
                 target_ltrb,
@@ -293,11 +292,7 @@ class v8DetectionLoss(NotScriptable):
                 reduction="sum",
                 weight=(weight * 0.25).unsqueeze(-1),
             )
-        else:
-            size = torch.stack([imgsz[1], imgsz[0], imgsz[1], imgsz[0]])
-            target_ltrb = torch.cat(
-                (anchor_points - target_bboxes[..., :2], target_bboxes[..., 2:] - anchor_points), -1
-            )
+        else:  # (reg_max = 1: the distances' L1, normalised by the image size)
             dfl = l1_loss(pred_dist * stride_tensor / size, target_ltrb * stride_tensor / size, "none").mean(-1)
             dfl = (dfl * weight).sum()
         gains = torch.tensor([self.hyp.box, self.hyp.cls, self.hyp.dfl], device=self.device)
