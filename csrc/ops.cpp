@@ -71,6 +71,11 @@ constexpr const char* kSchemas[] = {
     "overlap_ce_sums_backward_(Tensor grad_sums, Tensor grad_ce, Tensor(a!) probs, Tensor input, Tensor target, "
     "Tensor? ce_weight, float gamma, float label_smoothing, bool squared, int? ignore_index, bool soft_label=False, "
     "int activation=0, int term=0, float alpha=-1., int first_class=0) -> ()",
+    "prototype_mask_loss(Tensor coefficients, Tensor protos, Tensor target_masks, Tensor target_index, Tensor boxes, "
+    "Tensor areas, Tensor fg_mask, bool overlap) -> Tensor",
+    "prototype_mask_loss_backward(Tensor grad, Tensor coefficients, Tensor protos, Tensor target_masks, Tensor "
+    "target_index, Tensor boxes, Tensor areas, Tensor fg_mask, bool overlap) -> (Tensor grad_coefficients, Tensor "
+    "grad_protos)",
 };
 
 using DefWithTags = AOTITorchError (*)(TorchLibraryHandle, const char*, const int32_t*, int32_t);

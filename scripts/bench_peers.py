@@ -101,3 +101,16 @@ if nnunet is not None:
         return nnunet_loss(input, target.unsqueeze(1))
 
     bench.add_peer("dice_ce softmax", "nnU-Net DC_and_CE_loss", nnunet_dc_and_ce)
+
+
+# ---- ultralytics' training criteria (v8DetectionLoss, v8SegmentationLoss) on the same stand-in model -
+try:
+    from ultralytics.utils import loss as ultralytics_loss
+except ImportError:  # not installed: no rows
+    ultralytics_loss = None
+
+if ultralytics_loss is not None:
+    from fastloss.bench.ultralytics import criterion_call
+
+    _with_compiled("v8DetectionLoss", "ultralytics", criterion_call(ultralytics_loss.v8DetectionLoss))
+    _with_compiled("v8SegmentationLoss", "ultralytics", criterion_call(ultralytics_loss.v8SegmentationLoss))

@@ -16,6 +16,7 @@ import torch
 import fastloss
 import fastloss.mmdet
 from fastloss import nn as fnn
+from fastloss._inputs import mask_inputs
 
 # module -> its function; CrossEntropyLoss (softmax_focal_loss at gamma=0, alpha named class_weight)
 # is tested in test_softmax_focal.py
@@ -41,6 +42,7 @@ FUNCTIONS = {
     fnn.VarifocalLoss: fastloss.varifocal_loss,
     fnn.QualityFocalLoss: fastloss.quality_focal_loss,
     fnn.DistributionFocalLoss: fastloss.distribution_focal_loss,
+    fnn.PrototypeMaskLoss: fastloss.prototype_mask_loss,
 }
 # IoULoss's mode has no default until 0.3 (omitting it warns: mmdet's "log" of earlier releases)
 NO_DEFAULT_YET = {(fnn.IoULoss, "mode")}
@@ -74,11 +76,13 @@ def test_module_takes_the_functions_options_and_defaults(module):
         if (module, name) in NO_DEFAULT_YET:
             want = None
         assert default == want or (default is want), f"{module.__name__}({name}=) default {default!r}, want {want!r}"
-    # forward: the tensors, positional as in the function, their defaults the function's
+    # forward: the tensors, positional as in the function, their defaults the function's (None, or
+    # none where the function requires them: the mask loss's)
     tensors = list(forward)
+    assert tensors == [name for name in function if name in forward]
     assert tensors[:2] == list(function)[:2]
     for name in tensors[2:]:
-        assert forward[name] is function[name] is None
+        assert forward[name] is function[name] and function[name] in (None, inspect.Parameter.empty)
 
 
 def boxes(n, g):
@@ -107,6 +111,8 @@ def call_arguments(module):
     if module in (fnn.VarifocalLoss, fnn.QualityFocalLoss):
         x = torch.randn(8, 4, generator=g, dtype=torch.float64)
         return (x, torch.rand(8, 4, generator=g, dtype=torch.float64)), {}
+    if module is fnn.PrototypeMaskLoss:
+        return mask_inputs(2, 30, 4, 12, 3, False, g), {"overlap": False}
     x = torch.randn(8, 4, generator=g, dtype=torch.float64)
     return (x, torch.randint(0, 4, (8,), generator=g)), {"gamma": 1.5}
 

@@ -1,4 +1,4 @@
-"""fastloss.ultralytics' training criteria (v8DetectionLoss, E2EDetectLoss, E2ELoss) against
+"""fastloss.ultralytics' training criteria (v8DetectionLoss, v8SegmentationLoss, E2EDetectLoss, E2ELoss) against
 ultralytics 8.4.190's own, on models built from their yaml (no weights, no download): the loss vector,
 its items and the gradients of every prediction tensor, on random heads with no GT, 1 GT, 100 and
 1,000 GTs per image, boxes partly outside the image, tal_topk2, DFL and reg_max = 1 heads, and under
@@ -23,11 +23,13 @@ pytestmark = needs("ultralytics")
 IMGSZ = 128  # three levels of 16², 8², 4² anchors
 
 
-def model(yaml, nc=5):
+def model(yaml, nc=5, overlap_mask=True):
     tasks, cfg = peer("ultralytics.nn.tasks"), peer("ultralytics.cfg")
     torch.manual_seed(0)
-    m = tasks.DetectionModel(yaml, nc=nc, verbose=False)
+    kind = tasks.SegmentationModel if "-seg" in yaml else tasks.DetectionModel
+    m = kind(yaml, nc=nc, verbose=False)
     m.args = cfg.get_cfg()
+    m.args.overlap_mask = overlap_mask
     return m.train()
 
 
@@ -44,7 +46,12 @@ def random_heads(m, batch, seed, dtype=torch.float32, scale=3.0):
         if head.reg_max == 1:
             boxes = boxes.abs()  # distances in grid units
         scores = (torch.randn(batch, head.nc, anchors, generator=g) * scale - 2).to(dtype)
-        return {"boxes": boxes.requires_grad_(), "scores": scores.requires_grad_(), "feats": feats}
+        out = {"boxes": boxes.requires_grad_(), "scores": scores.requires_grad_(), "feats": feats}
+        if hasattr(head, "proto"):  # (segmentation: 32 mask coefficients, prototypes at a quarter of the image)
+            out["mask_coefficient"] = (torch.randn(batch, head.nm, anchors, generator=g) / 2).to(dtype).requires_grad_()
+            proto = torch.randn(batch, head.nm, IMGSZ // 4, IMGSZ // 4, generator=g)
+            out["proto"] = proto.to(dtype).requires_grad_()
+        return out
 
     end_to_end = getattr(head, "one2one_cv2", None) is not None
     return {"one2many": branch(), "one2one": branch()} if end_to_end else branch()
@@ -66,7 +73,29 @@ def targets(batch, gts, seed, nc=5, outside=False):
 
 def leaves(preds):
     branches = [preds["one2many"], preds["one2one"]] if "one2many" in preds else [preds]
-    return [b[k] for b in branches for k in ("boxes", "scores")]
+    return [b[k] for b in branches for k in ("boxes", "scores", "mask_coefficient", "proto") if k in b]
+
+
+def with_masks(batch, images, seed, overlap=True, size=IMGSZ // 4):
+    """The batch with ultralytics' instance masks: overlap: one (images, size, size) plane per image,
+    object i of the image drawn as i + 1 (later objects over earlier ones, as its loader); else one 0/1
+    (objects, size, size) mask per object, in the targets' order."""
+    g = torch.Generator().manual_seed(seed)
+    image = batch["batch_idx"].long()
+    xy, wh = batch["bboxes"][:, :2] * size, batch["bboxes"][:, 2:] * size
+    grid = torch.arange(size) + 0.5
+    columns = (grid - xy[:, :1]).abs() <= wh[:, :1] / 2  # (objects, W)
+    rows = (grid - xy[:, 1:]).abs() <= wh[:, 1:] / 2  # (objects, H)
+    inside = rows[:, :, None] & columns[:, None, :]
+    blobs = inside & (torch.rand(len(image), size, size, generator=g) < 0.8)
+    if overlap:
+        masks = torch.zeros(images, size, size)
+        for i in range(len(image)):
+            within = int((image[:i] == image[i]).sum())
+            masks[image[i]][blobs[i]] = within + 1
+    else:
+        masks = blobs.float()
+    return {**batch, "masks": masks}
 
 
 def assert_same(got, want, preds, rtol=1e-5, atol=1e-6):
@@ -201,7 +230,7 @@ def test_half_heads_under_autocast(dtype):
         assert_like_ultralytics(face.v8DetectionLoss(m), lambda: stock(m), preds, batch, rtol=2e-2, atol=2e-2)
 
 
-@pytest.mark.parametrize("yaml", ["yolov8n.yaml", "yolo26n.yaml"])
+@pytest.mark.parametrize("yaml", ["yolov8n.yaml", "yolo26n.yaml", "yolov8n-seg.yaml"])
 def test_training_steps_equal_the_stock_criterion(yaml):
     """A few SGD steps on synthetic images: the losses and the parameters after each step, with the
     stock criterion and with fastloss's (through the documented one-liner's init_criterion)."""
@@ -213,6 +242,8 @@ def test_training_steps_equal_the_stock_criterion(yaml):
     g = torch.Generator().manual_seed(19)
     for step in range(3):
         batch = {"img": torch.rand(2, 3, IMGSZ, IMGSZ, generator=g), **targets(2, (3, 1), seed=20 + step)}
+        if "-seg" in yaml:
+            batch = with_masks(batch, 2, seed=30 + step)
         losses = []
         for m, optimizer in zip((stock_model, ours), optimizers):
             optimizer.zero_grad()
@@ -225,3 +256,39 @@ def test_training_steps_equal_the_stock_criterion(yaml):
         for p, q in zip(ours.parameters(), stock_model.parameters()):
             torch.testing.assert_close(p, q, rtol=1e-3, atol=2e-4)
     assert type(ours.criterion).__module__ == "fastloss.ultralytics"
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+@pytest.mark.parametrize("gts", [0, 1, (1, 0), 30, 100])
+def test_segmentation_criterion_equals_ultralytics(overlap, gts):
+    m = model("yolov8n-seg.yaml", overlap_mask=overlap)
+    preds = random_heads(m, 2, seed=21 + (gts if isinstance(gts, int) else 7))
+    batch = with_masks(targets(2, gts, seed=22), 2, seed=23, overlap=overlap)
+    ours = face.init_criterion(m)
+    assert type(ours) is face.v8SegmentationLoss
+    assert_like_ultralytics(ours, lambda: stock(m), preds, batch, agree=gts in (0, 1, (1, 0)))
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_segmentation_masks_at_another_resolution_and_boxes_outside(overlap):
+    """Masks larger than the prototypes (ultralytics resizes the prototypes to them), boxes partly
+    outside the image."""
+    m = model("yolov8n-seg.yaml", overlap_mask=overlap)
+    preds = random_heads(m, 3, seed=24)
+    batch = with_masks(targets(3, (4, 9, 2), seed=25, outside=True), 3, seed=26, overlap=overlap, size=IMGSZ // 2)
+    assert_like_ultralytics(face.v8SegmentationLoss(m), lambda: stock(m), preds, batch)
+
+
+def test_segmentation_under_autocast():
+    m = model("yolov8n-seg.yaml")
+    preds = random_heads(m, 2, seed=27, dtype=torch.bfloat16)
+    batch = with_masks(targets(2, 8, seed=28), 2, seed=29)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert_like_ultralytics(face.v8SegmentationLoss(m), lambda: stock(m), preds, batch, rtol=2e-2, atol=2e-2)
+
+
+def test_init_criterion_refuses_heads_it_has_no_criterion_for():
+    tasks = peer("ultralytics.nn.tasks")
+    obb = tasks.OBBModel("yolov8n-obb.yaml", nc=5, verbose=False)
+    with pytest.raises(NotImplementedError, match="OBB"):
+        face.init_criterion(obb)

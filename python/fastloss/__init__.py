@@ -31,6 +31,7 @@ from .box_iou_loss import (
 )
 from .box_matrix import box_iou, box_iou_matrix, complete_box_iou, distance_box_iou, generalized_box_iou
 from .task_aligned import task_aligned_assign
+from .mask_loss import prototype_mask_loss
 from .matching import matching_cost
 
 from . import distributed, nn, reference
@@ -65,6 +66,7 @@ __all__ = [
     "distance_box_iou",
     "complete_box_iou",
     "task_aligned_assign",
+    "prototype_mask_loss",
     "matching_cost",
     "varifocal_loss",
     "quality_focal_loss",

@@ -31,11 +31,16 @@ def _device(name):
     return device
 
 
-def _cases(pattern):
+def _cases(pattern, everything=False):
     from .bench import CASES
 
     patterns = None if pattern is None else [p for p in pattern.split(",") if p]
-    cases = [c for c in CASES if patterns is None or any(p in c.name for p in patterns)]
+
+    # (without a pattern: the default run; the cases of minutes per row are run when named)
+    def wanted(c):
+        return (everything or c.default_run) if patterns is None else any(p in c.name for p in patterns)
+
+    cases = [c for c in CASES if wanted(c)]
     if not cases:
         _fail(f"no benchmark case matches {pattern!r}; cases: {', '.join(c.name for c in CASES)}")
     return cases
@@ -109,7 +114,7 @@ def cmd_check(args):
             )
         )
         print(f"checking {tested} against fastloss.reference on {device}")
-        failures += bench.check(_cases(args.case), device)
+        failures += bench.check(_cases(args.case, everything=True), device)
     if failures:
         problems.append(f"{failures} failure(s)")
     if problems:

@@ -12,6 +12,7 @@ first call on a CUDA device, a build without CUDA kernels, or without code for t
 architecture, is a RuntimeError saying so — never a quiet fallback or a raw CUDA error.
 """
 
+import contextlib
 import glob
 import importlib
 import os
@@ -216,10 +217,26 @@ def check_cuda_device(device: torch.device):
     _checked_cuda_devices.add(index)
 
 
+_reference_only = False
+
+
+@contextlib.contextmanager
+def reference_only():
+    """Every fastloss call inside runs its pure-torch reference: the reference of the composite
+    criteria (fastloss.ultralytics'), for `python -m fastloss check` and the benchmark."""
+    global _reference_only
+    saved, _reference_only = _reference_only, True
+    try:
+        yield
+    finally:
+        _reference_only = saved
+
+
 def use_kernels(device: torch.device) -> bool:
     """True when the compiled kernels serve tensors on `device`; False means the reference (only with
-    FASTLOSS_BACKEND=reference or an unbuilt checkout). A CUDA device the build cannot serve raises."""
-    if _C is None:
+    FASTLOSS_BACKEND=reference, an unbuilt checkout or inside reference_only()). A CUDA device the
+    build cannot serve raises."""
+    if _C is None or _reference_only:
         return False
     if device.type == "cuda":
         check_cuda_device(device)

@@ -145,3 +145,37 @@ def sparse_targets(fn):
         return fn(inputs, (labels, scores), **kwargs)
 
     return loss
+
+
+def mask_inputs(batch, anchors, k, size, objects, overlap, generator, dtype=torch.float64, scenario="random"):
+    """fastloss.prototype_mask_loss's inputs on the CPU, as v8SegmentationLoss passes them: coefficients
+    (B, K, A) and protos (B, K, size, size) in `dtype` (around the logits' usual scale), each image's
+    `objects` masks (overlap: one (B, size, size) plane numbered 1…objects; else (B·objects, size,
+    size) 0/1 rows), about a third of the anchors positive, each with a target index and a box in
+    mask pixels and its area. scenario "edges": boxes on and past the borders, at half pixels and of
+    zero width, and one out-of-order box."""
+    g = generator
+    coefficients = torch.randn(batch, k, anchors, generator=g, dtype=torch.float64) / max(k, 1) ** 0.5
+    protos = torch.randn(batch, k, size, size, generator=g, dtype=torch.float64) * 2
+    objects = max(objects, 1)
+    index = torch.randint(0, objects, (batch, anchors), generator=g)
+    fg = torch.rand(batch, anchors, generator=g) < 0.35
+    xy = torch.rand(batch, anchors, 2, generator=g, dtype=torch.float64) * size
+    wh = torch.rand(batch, anchors, 2, generator=g, dtype=torch.float64) * size / 2 + 0.5
+    boxes = torch.cat([xy - wh / 2, xy + wh / 2], -1)
+    if scenario == "edges" and anchors > 0:
+        special = torch.tensor(
+            [[-3.0, -3.0, size + 4.0, size + 4.0], [0.5, 1.5, 2.5, 2.5], [2.0, 2.0, 2.0, 5.0], [5.0, 5.0, 1.0, 1.0]],
+            dtype=torch.float64,
+        )
+        n = min(anchors, len(special))
+        boxes[:, :n] = special[:n]
+        fg[:, :n] = True
+    areas = ((boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])).abs() / size**2 + 1e-3
+    if overlap:
+        masks = torch.randint(0, objects + 1, (batch, size, size), generator=g).double()
+        index_out = index
+    else:
+        masks = (torch.rand(batch * objects, size, size, generator=g) < 0.4).double()
+        index_out = index + torch.arange(batch)[:, None] * objects
+    return coefficients.to(dtype), protos.to(dtype), masks, index_out, boxes, areas, fg

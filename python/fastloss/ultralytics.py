@@ -21,22 +21,26 @@ fastloss.task_aligned_assign, which builds no (batch, GTs, anchors) tensor; to u
 distribution loss) are ultralytics' modules of those names, with their constructors, forward
 arguments and outputs, on fastloss.varifocal_loss and fastloss.distribution_focal_loss.
 
-`v8DetectionLoss`, `E2ELoss` and `E2EDetectLoss` are ultralytics' training criteria of those names
-(constructors, calls and results) on the sparse assignment, the sparse BCE and the fused box losses;
-one line makes ultralytics' training use them:
+`v8DetectionLoss`, `v8SegmentationLoss`, `E2ELoss` and `E2EDetectLoss` are ultralytics' training
+criteria of those names (constructors, calls and results) on the sparse assignment, the sparse BCE,
+the fused box losses and the fused mask loss; one line makes ultralytics' training use them:
 
     ultralytics.nn.tasks.DetectionModel.init_criterion = fastloss.ultralytics.init_criterion
+    ultralytics.nn.tasks.SegmentationModel.init_criterion = fastloss.ultralytics.init_criterion  # (segmentation)
 
 ultralytics is AGPL-licensed: fastloss never imports it; its tests use it only as the oracle.
 """
 
 import torch
+import torch.nn.functional as F
 
 from ._common import check_bool, check_nonnegative, check_tensor
 from ._torchscript import NotScriptable, refuse_functions
 from .box_iou_loss import _fused as box_loss
 from .classic import l1_loss
 from .distribution_focal import distribution_focal_loss
+from .mask_loss import prototype_mask_loss
+from .overlap import dice_loss
 from .sigmoid_focal import sigmoid_focal_loss
 from .quality_focal import varifocal_loss
 from .task_aligned import task_aligned_assign
@@ -245,8 +249,16 @@ class v8DetectionLoss(NotScriptable):
 
     def scaled_losses(self, preds, batch):
         """The gain-scaled (box, cls, dfl) losses, not multiplied by the batch size, and their items."""
-        pred_dist = preds["boxes"].permute(0, 2, 1)
-        pred_scores = preds["scores"].permute(0, 2, 1)
+        loss, items, _ = self.losses_and_assignment(preds, batch)
+        return loss, items
+
+    def losses_and_assignment(self, preds, batch):
+        """scaled_losses, and the assignment (fg_mask, target_gt_idx, target_bboxes in pixels) for
+        the segmentation term."""
+        # (anchor-major copies, once: the decode's softmax, the DFL, the sigmoid and the BCE each read them;
+        # a strided view would be copied by each)
+        pred_dist = preds["boxes"].permute(0, 2, 1).contiguous()
+        pred_scores = preds["scores"].permute(0, 2, 1).contiguous()
         dtype, batch_size = pred_scores.dtype, pred_scores.shape[0]
         anchor_points, stride_tensor = _anchors(preds["feats"], self.stride)
         imgsz = torch.tensor(preds["feats"][0].shape[2:], device=self.device, dtype=dtype) * self.stride[0]
@@ -255,7 +267,7 @@ class v8DetectionLoss(NotScriptable):
         gt_labels, gt_bboxes = targets.split((1, 4), 2)
         mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
         pred_bboxes = self.decode(anchor_points, pred_dist)
-        labels, target_bboxes, scores, fg_mask, _ = task_aligned_assign(
+        labels, target_bboxes, scores, fg_mask, gt_index = task_aligned_assign(
             pred_scores.detach().sigmoid(),
             (pred_bboxes.detach() * stride_tensor).type(gt_bboxes.dtype),
             anchor_points * stride_tensor,
@@ -297,7 +309,80 @@ class v8DetectionLoss(NotScriptable):
             dfl = (dfl * weight).sum()
         gains = torch.tensor([self.hyp.box, self.hyp.cls, self.hyp.dfl], device=self.device)
         loss = torch.stack([box, cls.to(box.dtype), dfl]) / score_sum * gains
-        return loss, dict(zip(self.loss_names, loss.detach()))
+        return loss, dict(zip(self.loss_names, loss.detach())), (fg_mask, gt_index, target_bboxes * stride_tensor)
+
+
+class v8SegmentationLoss(v8DetectionLoss):
+    """ultralytics.utils.loss.v8SegmentationLoss (YOLOv8/11 instance segmentation): the detection
+    criterion plus the mask loss — the same constructor (`model.args.overlap_mask` chooses the masks'
+    layout), call (`preds` adds "mask_coefficient" (B, K, A) and "proto" (B, K, H, W), or (proto,
+    semantic logits); `batch` adds "masks", and "sem_masks" with semantic logits) and result (the
+    gain-scaled [box, seg, cls, dfl, sem] losses times the batch size, and the dict of detached items).
+
+    The mask term is fastloss.prototype_mask_loss: each positive's mask logits, BCE, crop and /area
+    in one pass over its box's pixels, recomputed in the backward — no (positives, H, W) tensor and
+    no loop over the images. No host sync beyond the detection criterion's."""
+
+    def __init__(self, model, tal_topk=10, tal_topk2=None):
+        super().__init__(model, tal_topk, tal_topk2)
+        self.loss_names = ("box_loss", "seg_loss", *self.loss_names[1:], "sem_loss")
+        self.overlap = model.args.overlap_mask
+
+    def loss(self, preds, batch):
+        proto, semantic = preds["proto"], None
+        if isinstance(proto, tuple) and len(proto) == 2:
+            proto, semantic = proto
+        detection, _, (fg_mask, gt_index, target_bboxes) = self.losses_and_assignment(preds, batch)
+        batch_size = proto.shape[0]
+        coefficients = preds["mask_coefficient"]
+        masks = batch["masks"].to(self.device).float()
+        if tuple(masks.shape[-2:]) != tuple(proto.shape[-2:]):  # (ultralytics brings the prototypes to the masks)
+            proto = F.interpolate(proto, masks.shape[-2:], mode="bilinear", align_corners=False)
+        mask_h, mask_w = proto.shape[-2:]
+        imgsz = torch.tensor(preds["feats"][0].shape[2:], device=self.device, dtype=coefficients.dtype) * self.stride[0]
+        normalized = target_bboxes / imgsz[[1, 0, 1, 0]]
+        areas = (normalized[..., 2] - normalized[..., 0]) * (normalized[..., 3] - normalized[..., 1])
+        boxes = normalized * torch.tensor([mask_w, mask_h, mask_w, mask_h], device=self.device)
+        gt_index = gt_index.long()  # (float with no GTs: ultralytics' dtypes)
+        index = gt_index if self.overlap else _mask_rows(batch, batch_size, gt_index, self.device)
+        # (the mean over the foreground anchors, 0 without any: ultralytics' sum / fg_mask.sum())
+        seg = prototype_mask_loss(coefficients, proto, masks, index, boxes, areas, fg_mask, self.overlap, "mean")
+        sem = seg.new_zeros(())
+        if semantic is not None:
+            sem = torch.where(fg_mask.any(), self.semantic_loss(semantic, batch, masks, batch_size), sem)
+        loss = torch.stack([detection[0], seg * self.hyp.box, detection[1], detection[2], sem * self.hyp.box])
+        return loss * batch_size, dict(zip(self.loss_names, loss.detach()))
+
+    def semantic_loss(self, semantic, batch, masks, batch_size):
+        """BCEDiceLoss(0.5, 0.5) of the semantic logits against the one-hot classes of the pixels an
+        object covers (ultralytics' sem_loss of Proto26 heads)."""
+        sem_idx = batch["sem_masks"].to(self.device).long().unsqueeze(1)
+        if self.overlap:
+            present = masks != 0
+        else:
+            image = batch["batch_idx"].view(-1).to(self.device).long()
+            covered = torch.zeros(batch_size, *masks.shape[-2:], device=self.device)
+            present = covered.index_add_(0, image, masks) != 0
+        target = torch.zeros(sem_idx.shape[0], self.nc, *sem_idx.shape[2:], device=self.device)
+        target.scatter_(1, sem_idx, present.unsqueeze(1).float())
+        if tuple(target.shape[-2:]) != tuple(semantic.shape[-2:]):
+            target = F.interpolate(target, semantic.shape[-2:], mode="nearest")
+        bce = sigmoid_focal_loss(semantic, target, alpha=-1, gamma=0.0, reduction="mean")
+        dice = dice_loss(semantic, target, activation="sigmoid", smooth_nr=1.0, smooth_dr=1.0)
+        return 0.5 * bce + 0.5 * dice
+
+
+def _mask_rows(batch, batch_size, gt_index, device):
+    """Each anchor's row of the flat (objects, H, W) masks: its image's gt_index-th object, counted in
+    the order of batch_idx (ultralytics' masks[batch_idx == i][gt_index])."""
+    image = batch["batch_idx"].view(-1).to(device).long()
+    order = torch.argsort(image, stable=True)
+    counts = torch.zeros(batch_size, dtype=torch.long, device=device).scatter_add_(0, image, torch.ones_like(image))
+    first = torch.cumsum(counts, 0) - counts
+    if order.numel() == 0:
+        return torch.full_like(gt_index, -1)
+    position = (first[:, None] + gt_index).clamp(max=order.numel() - 1)
+    return order[position]
 
 
 class E2EDetectLoss(NotScriptable):
@@ -348,14 +433,26 @@ class E2ELoss(NotScriptable):
 
 
 def init_criterion(model):
-    """The fastloss criterion a DetectionModel trains with, chosen as its own init_criterion chooses:
-    E2ELoss for end-to-end heads (a one-to-one branch), v8DetectionLoss otherwise. To make
-    ultralytics' training use it, one line before training:
+    """The fastloss criterion a DetectionModel or SegmentationModel trains with, chosen as their own
+    init_criterion chooses: v8SegmentationLoss for Segment heads, v8DetectionLoss otherwise, each in
+    E2ELoss for end-to-end heads (a one-to-one branch). To make ultralytics' training use it, one line
+    before training:
 
         ultralytics.nn.tasks.DetectionModel.init_criterion = fastloss.ultralytics.init_criterion
-    """
+
+    and the same for ultralytics.nn.tasks.SegmentationModel, which has its own. Heads with criteria
+    fastloss does not have (OBB, pose, YOLO26's Segment26) are a NotImplementedError, not a detection
+    criterion in their place."""
+    head = type(model.model[-1]).__name__
+    criteria = {"Detect": v8DetectionLoss, "v10Detect": v8DetectionLoss, "Segment": v8SegmentationLoss}
+    if head not in criteria:
+        raise NotImplementedError(
+            f"fastloss.ultralytics.init_criterion: no fastloss criterion for {head} heads yet "
+            f"(it has {', '.join(sorted(criteria))}); keep ultralytics' own init_criterion for this model"
+        )
+    loss = criteria[head]
     end_to_end = getattr(model.model[-1], "one2one_cv2", None) is not None
-    return E2ELoss(model) if end_to_end else v8DetectionLoss(model)
+    return E2ELoss(model, loss) if end_to_end else loss(model)
 
 
 __all__ = [
@@ -364,6 +461,7 @@ __all__ = [
     "VarifocalLoss",
     "DFLoss",
     "v8DetectionLoss",
+    "v8SegmentationLoss",
     "E2EDetectLoss",
     "E2ELoss",
     "init_criterion",

@@ -49,6 +49,11 @@ class Case:
     # a forward-only case (no gradient: the assigners' and matchers' matrices, built under no_grad):
     # timed forward alone, its peak memory compared with its output's size instead of a gradient's
     forward_only: bool = False
+    # False: the reference serves `python -m fastloss check` only; the competitors are the peers
+    # (a criterion's reference is fastloss's own composition on the pure-torch ops)
+    bench_reference: bool = True
+    # False: run only when named (--case): a case of minutes per row on a CPU
+    default_run: bool = True
 
 
 CASES: List[Case] = []
@@ -196,11 +201,12 @@ def implementations(case: Case, compile_reference: bool, full: bool = True):
     competitor: torch.compile(reference) for the eager reference (when compiling), and the peers'
     torch.compile rows for their eager ones where the case has such rows."""
     impls = {"fastloss": case.fastloss}
-    if full or not compile_reference:
+    if case.bench_reference and (full or not compile_reference):
         impls["reference"] = case.reference
-    if compile_reference:
+    if case.bench_reference and compile_reference:
         impls["reference+torch.compile"] = torch.compile(case.reference)
-    compiled_peers = compile_reference and any("torch.compile" in name for name in case.peers)
+    # (a case without reference rows keeps its peers' eager rows too: the peers are its only competitors)
+    compiled_peers = compile_reference and case.bench_reference and any("torch.compile" in n for n in case.peers)
     impls.update({name: fn for name, fn in case.peers.items() if full or not compiled_peers or "torch.compile" in name})
     return impls
 
@@ -442,12 +448,18 @@ def write_json(path, rows, meta):
         json.dump({"meta": meta, "rows": rows}, f, indent=1)
 
 
+# The faces' composite criteria, whose cases are no op's.
+FACES = ("ultralytics",)
+
+
 # Each op record names its module here (fastloss._spec): importing it registers its cases.
 def _import_cases():
     from .. import _spec
 
     for name in sorted({s.bench for s in _spec.specs() if s.bench}):
         importlib.import_module(f".{name}", __name__)
+    for face in FACES:
+        importlib.import_module(f".{face}", __name__)
 
 
 _import_cases()

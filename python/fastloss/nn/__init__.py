@@ -19,6 +19,7 @@ from ..distribution_focal import DistributionFocalLoss
 from ..softmax_focal import CrossEntropyLoss, SoftmaxFocalLoss
 from ..classic import L1Loss, MSELoss, SmoothL1Loss
 from ..balanced_l1 import BalancedL1Loss
+from ..mask_loss import PrototypeMaskLoss
 
 __all__ = [
     "Loss",
@@ -41,6 +42,7 @@ __all__ = [
     "MSELoss",
     "SmoothL1Loss",
     "BalancedL1Loss",
+    "PrototypeMaskLoss",
     "VarifocalLoss",
     "QualityFocalLoss",
     "DistributionFocalLoss",

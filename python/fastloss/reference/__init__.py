@@ -25,6 +25,7 @@ from .distribution_focal import distribution_focal_loss
 from .softmax_focal import softmax_focal_loss
 from .classic import l1_loss, mse_loss, smooth_l1_loss
 from .balanced_l1 import balanced_l1_loss
+from .mask_loss import prototype_mask_loss
 from .._torchscript import refuse_functions
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "mse_loss",
     "smooth_l1_loss",
     "balanced_l1_loss",
+    "prototype_mask_loss",
     "varifocal_loss",
     "quality_focal_loss",
     "distribution_focal_loss",

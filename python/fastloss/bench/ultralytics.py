@@ -1,0 +1,136 @@
+"""Benchmark cases of fastloss.ultralytics' training criteria at YOLOv8's training sizes: batch 16, a
+640² image's 8,400 anchors, 80 classes; detection at 10 / 100 / 1,000 GTs per image, segmentation
+(160² prototypes, overlapping masks) at 32 and 100 instances. Forward + backward of the criterion
+alone. ultralytics' own criterion (AGPL: the package never imports it) joins from
+scripts/bench_peers.py, eager and under torch.compile. Not in the default run (minutes per case on a
+CPU): `python -m fastloss bench --case v8 --peers scripts/bench_peers.py`."""
+
+import types
+
+import torch
+
+from .. import _backend
+from .. import ultralytics as face
+from . import Case, register
+
+BATCH, CLASSES, IMGSZ, STRIDES, MASKS = 16, 80, 640, (8, 16, 32), 32
+
+
+class StandInModel(torch.nn.Module):
+    """What a criterion's constructor reads of a DetectionModel / SegmentationModel: the head's
+    strides, classes, DFL bins and mask prototypes, the hyperparameters (ultralytics' defaults), and a
+    parameter for the device."""
+
+    def __init__(self, nc=CLASSES, reg_max=16, device="cpu"):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1, device=device))
+        head = types.SimpleNamespace(stride=torch.tensor(STRIDES, dtype=torch.float), nc=nc, reg_max=reg_max)
+        head.nm = MASKS
+        self.model = [head]
+        self.args = types.SimpleNamespace(box=7.5, cls=0.5, dfl=1.5, overlap_mask=True, epochs=100)
+
+
+def criterion_inputs(gts, instances=None):
+    """The head's training outputs (random logits, distances around the targets' scale) and a batch of
+    flat targets, `gts` per image; with `instances`, the mask coefficients, 160² prototypes and one
+    overlapping-mask plane per image."""
+
+    def make(device, dtype, small):
+        batch, size, per_image = (2, 128, min(gts, 6)) if small else (BATCH, IMGSZ, gts)
+        g = torch.Generator().manual_seed(gts)
+        anchors = sum((size // s) ** 2 for s in STRIDES)
+        n = batch * per_image
+        xy = torch.rand(n, 2, generator=g) * 0.8 + 0.1
+        wh = torch.rand(n, 2, generator=g) * 0.25 + 0.01
+        inputs = dict(
+            boxes=torch.randn(batch, 4 * 16, anchors, generator=g) * 2,
+            scores=torch.randn(batch, CLASSES, anchors, generator=g) - 4,
+            batch_idx=torch.arange(batch).repeat_interleave(per_image).float(),
+            cls=torch.randint(0, CLASSES, (n, 1), generator=g).float(),
+            bboxes=torch.cat([xy, wh], 1),
+        )
+        if instances is not None:
+            side = size // 4
+            inputs["mask_coefficient"] = torch.randn(batch, MASKS, anchors, generator=g) / 4
+            inputs["proto"] = torch.randn(batch, MASKS, side, side, generator=g)
+            inputs["masks"] = torch.randint(0, instances + 1, (batch, side, side), generator=g).float()
+        head = ("boxes", "scores", "mask_coefficient", "proto")  # (each gets a gradient)
+        return {
+            k: v.to(device=device, dtype=dtype).requires_grad_() if k in head else v.to(device)
+            for k, v in inputs.items()
+        }
+
+    return make
+
+
+def split(inputs, size):
+    """(preds, batch) as a criterion takes them, from a case's flat inputs."""
+    feats = [inputs["boxes"].new_empty(inputs["boxes"].shape[0], 0, size // s, size // s) for s in STRIDES]
+    preds = dict(boxes=inputs["boxes"], scores=inputs["scores"], feats=feats)
+    batch = {k: inputs[k] for k in ("batch_idx", "cls", "bboxes")}
+    if "proto" in inputs:
+        preds.update(mask_coefficient=inputs["mask_coefficient"], proto=inputs["proto"])
+        batch["masks"] = inputs["masks"]
+    return preds, batch
+
+
+def image_size(inputs):
+    """The image side of a case's inputs (its anchors are those of a square image at STRIDES)."""
+    anchors = inputs["boxes"].shape[-1]
+    side = int(round((anchors / sum(1 / s**2 for s in STRIDES)) ** 0.5))
+    return side
+
+
+def criterion_call(make_criterion):
+    """fn(**inputs) -> the criterion's scaled loss vector, summed (ultralytics' trainer backpropagates
+    its sum), with the criterion built once per device."""
+    built = {}
+
+    def call(**inputs):
+        device = inputs["boxes"].device
+        if device not in built:
+            built[device] = make_criterion(StandInModel(device=device))
+        loss, _ = built[device](*split(inputs, image_size(inputs)))
+        return loss.sum()
+
+    return call
+
+
+def _reference(call):
+    def reference(**inputs):
+        with _backend.reference_only():
+            return call(**inputs)
+
+    return reference
+
+
+def _register(name, criterion, make, grad):
+    fused = criterion_call(criterion)
+    register(
+        Case(
+            name=name,
+            make_inputs=make,
+            grad=grad,
+            fastloss=fused,
+            reference=_reference(fused),
+            dtypes=(torch.float32,),
+            bench_reference=False,
+            default_run=False,
+        )
+    )
+
+
+for gts in (10, 100, 1000):
+    _register(
+        f"v8DetectionLoss {BATCH}x8400x{CLASSES} {gts} GTs",
+        face.v8DetectionLoss,
+        criterion_inputs(gts),
+        ("boxes", "scores"),
+    )
+for instances in (32, 100):
+    _register(
+        f"v8SegmentationLoss {BATCH}x8400x{CLASSES} {instances} inst",
+        face.v8SegmentationLoss,
+        criterion_inputs(instances, instances),
+        ("boxes", "scores", "mask_coefficient", "proto"),
+    )
