@@ -73,7 +73,8 @@ def targets(batch, gts, seed, nc=5, outside=False):
 
 def leaves(preds):
     branches = [preds["one2many"], preds["one2one"]] if "one2many" in preds else [preds]
-    return [b[k] for b in branches for k in ("boxes", "scores", "mask_coefficient", "proto") if k in b]
+    found = [b[k] for b in branches for k in ("boxes", "scores", "mask_coefficient", "proto") if k in b]
+    return [t for v in found for t in (v if isinstance(v, tuple) else (v,))]  # ((proto, semantic) pairs)
 
 
 def with_masks(batch, images, seed, overlap=True, size=IMGSZ // 4):
@@ -292,3 +293,22 @@ def test_init_criterion_refuses_heads_it_has_no_criterion_for():
     obb = tasks.OBBModel("yolov8n-obb.yaml", nc=5, verbose=False)
     with pytest.raises(NotImplementedError, match="OBB"):
         face.init_criterion(obb)
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_segmentation_semantic_term(overlap):
+    """Prototypes with semantic logits (Proto26's training output, `(proto, semantic)`): the sem_loss,
+    BCE + Dice against the one-hot classes of the pixels an object covers, as ultralytics computes it."""
+    m = model("yolov8n-seg.yaml", overlap_mask=overlap)
+    preds = random_heads(m, 2, seed=31)
+    g = torch.Generator().manual_seed(32)
+    side = IMGSZ // 4
+    semantic = torch.randn(2, 5, side, side, generator=g).requires_grad_()
+    preds["proto"] = (preds["proto"], semantic)
+    batch = with_masks(targets(2, (3, 5), seed=33), 2, seed=34, overlap=overlap)
+    batch["sem_masks"] = torch.randint(0, 5, (2, side, side), generator=g).float()
+    got = face.v8SegmentationLoss(m)(preds, batch)
+    assert float(got[1]["sem_loss"]) > 0
+    ties = on_fastloss_assigner(stock(m))
+    want = ties(preds, batch)
+    assert_same(got, want, preds)  # (the semantic logits' gradient among the others)
