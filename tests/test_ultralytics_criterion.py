@@ -312,3 +312,14 @@ def test_segmentation_semantic_term(overlap):
     ties = on_fastloss_assigner(stock(m))
     want = ties(preds, batch)
     assert_same(got, want, preds)  # (the semantic logits' gradient among the others)
+
+
+@pytest.mark.parametrize("criterion", ["E2ELoss", "E2EDetectLoss"])
+def test_end_to_end_criteria_pad_the_targets_once(criterion, monkeypatch):
+    """The two branches share one padding of the flat targets: the criterion's one host sync."""
+    m = model("yolo26n.yaml")
+    calls = []
+    pad = face._padded_targets
+    monkeypatch.setattr(face, "_padded_targets", lambda *args: calls.append(1) or pad(*args))
+    getattr(face, criterion)(m)(random_heads(m, 2, seed=35), targets(2, (3, 2), seed=36))
+    assert len(calls) == 1

@@ -234,10 +234,24 @@ class v8DetectionLoss(NotScriptable):
     def __call__(self, preds, batch):
         return self.loss(self.parse_output(preds), batch)
 
-    def loss(self, preds, batch):
+    def loss(self, preds, batch, padded=None):
+        """ultralytics' loss(preds, batch); `padded`: padded_targets() of this batch when a caller
+        (the end-to-end criteria, for their two branches) has them already."""
         batch_size = preds["boxes"].shape[0]
-        loss, items = self.scaled_losses(preds, batch)
+        loss, items = self.scaled_losses(preds, batch, padded)
         return loss * batch_size, items
+
+    def padded_targets(self, preds, batch):
+        """The batch's flat targets padded to (B, max GTs, 5) of class and pixel xyxy box: the
+        criterion's one host sync (the largest GT count), made once per batch for both branches of
+        the end-to-end criteria."""
+        size = self.image_size(preds)[[1, 0, 1, 0]]  # (w, h, w, h)
+        return _padded_targets(batch, preds["scores"].shape[0], size, self.device)
+
+    def image_size(self, preds):
+        """(h, w) of the input image, from the first level's grid and stride."""
+        dtype = preds["scores"].dtype
+        return torch.tensor(preds["feats"][0].shape[2:], device=self.device, dtype=dtype) * self.stride[0]
 
     def decode(self, anchor_points, pred_dist):
         """Boxes (B, A, 4) xyxy in grid units from the ltrb distances (DFL: softmax · bins)."""
@@ -247,23 +261,22 @@ class v8DetectionLoss(NotScriptable):
         lt, rb = pred_dist.chunk(2, -1)
         return torch.cat((anchor_points - lt, anchor_points + rb), -1)
 
-    def scaled_losses(self, preds, batch):
+    def scaled_losses(self, preds, batch, padded=None):
         """The gain-scaled (box, cls, dfl) losses, not multiplied by the batch size, and their items."""
-        loss, items, _ = self.losses_and_assignment(preds, batch)
+        loss, items, _ = self.losses_and_assignment(preds, batch, padded)
         return loss, items
 
-    def losses_and_assignment(self, preds, batch):
+    def losses_and_assignment(self, preds, batch, padded=None):
         """scaled_losses, and the assignment (fg_mask, target_gt_idx, target_bboxes in pixels) for
         the segmentation term."""
         # (anchor-major copies, once: the decode's softmax, the DFL, the sigmoid and the BCE each read them;
         # a strided view would be copied by each)
         pred_dist = preds["boxes"].permute(0, 2, 1).contiguous()
         pred_scores = preds["scores"].permute(0, 2, 1).contiguous()
-        dtype, batch_size = pred_scores.dtype, pred_scores.shape[0]
+        dtype = pred_scores.dtype
         anchor_points, stride_tensor = _anchors(preds["feats"], self.stride)
-        imgsz = torch.tensor(preds["feats"][0].shape[2:], device=self.device, dtype=dtype) * self.stride[0]
-        size = imgsz[[1, 0, 1, 0]]  # (w, h, w, h)
-        targets = _padded_targets(batch, batch_size, size, self.device)
+        size = self.image_size(preds)[[1, 0, 1, 0]]  # (w, h, w, h)
+        targets = self.padded_targets(preds, batch) if padded is None else padded
         gt_labels, gt_bboxes = targets.split((1, 4), 2)
         mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
         pred_bboxes = self.decode(anchor_points, pred_dist)
@@ -328,11 +341,11 @@ class v8SegmentationLoss(v8DetectionLoss):
         self.loss_names = ("box_loss", "seg_loss", *self.loss_names[1:], "sem_loss")
         self.overlap = model.args.overlap_mask
 
-    def loss(self, preds, batch):
+    def loss(self, preds, batch, padded=None):
         proto, semantic = preds["proto"], None
         if isinstance(proto, tuple) and len(proto) == 2:
             proto, semantic = proto
-        detection, _, (fg_mask, gt_index, target_bboxes) = self.losses_and_assignment(preds, batch)
+        detection, _, (fg_mask, gt_index, target_bboxes) = self.losses_and_assignment(preds, batch, padded)
         batch_size = proto.shape[0]
         coefficients = preds["mask_coefficient"]
         masks = batch["masks"].to(self.device).float()
@@ -395,8 +408,9 @@ class E2EDetectLoss(NotScriptable):
 
     def __call__(self, preds, batch):
         preds = preds[1] if isinstance(preds, tuple) else preds
-        many, many_items = self.one2many(preds["one2many"], batch)
-        one, one_items = self.one2one(preds["one2one"], batch)
+        padded = self.one2many.padded_targets(preds["one2many"], batch)  # (once for both branches)
+        many, many_items = self.one2many.loss(preds["one2many"], batch, padded)
+        one, one_items = self.one2one.loss(preds["one2one"], batch, padded)
         return many + one, {name: many_items[name] + one_items[name] for name in many_items}
 
 
@@ -417,8 +431,9 @@ class E2ELoss(NotScriptable):
 
     def __call__(self, preds, batch):
         preds = self.one2many.parse_output(preds)
-        many, _ = self.one2many.loss(preds["one2many"], batch)
-        one, one_items = self.one2one.loss(preds["one2one"], batch)
+        padded = self.one2many.padded_targets(preds["one2many"], batch)  # (once for both branches: one host sync)
+        many, _ = self.one2many.loss(preds["one2many"], batch, padded)
+        one, one_items = self.one2one.loss(preds["one2one"], batch, padded)
         return many * self.o2m + one * self.o2o, one_items
 
     def update(self):
