@@ -323,3 +323,41 @@ def test_end_to_end_criteria_pad_the_targets_once(criterion, monkeypatch):
     monkeypatch.setattr(face, "_padded_targets", lambda *args: calls.append(1) or pad(*args))
     getattr(face, criterion)(m)(random_heads(m, 2, seed=35), targets(2, (3, 2), seed=36))
     assert len(calls) == 1
+
+
+def on_device(tree, device):
+    """Prediction dicts (their leaves still leaves) and batches moved to `device`."""
+    if isinstance(tree, dict):
+        return {k: on_device(v, device) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(on_device(v, device) for v in tree)
+    return tree.detach().to(device).requires_grad_(tree.requires_grad)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("yaml", ["yolov8n.yaml", "yolov8n-seg.yaml", "yolo26n.yaml"])
+def test_cuda_criterion_equals_cpu_without_a_host_sync(yaml):
+    """On CUDA, with the targets padded beforehand, the whole criterion (forward and backward) runs
+    without a host sync (torch.cuda.set_sync_debug_mode("error")), and gives the CPU's numbers."""
+    m = model(yaml)
+    preds = random_heads(m, 2, seed=37)
+    batch = targets(2, (7, 3), seed=38)
+    if "-seg" in yaml:
+        batch = with_masks(batch, 2, seed=39)
+    want = face.init_criterion(m)(preds, batch)
+    want_grads = torch.autograd.grad(want[0].sum(), leaves(preds))
+    gpu = m.cuda()
+    criterion = face.init_criterion(gpu)
+    preds, batch = on_device(preds, "cuda"), on_device(batch, "cuda")
+    first = criterion.one2many if hasattr(criterion, "one2many") else criterion
+    padded = first.padded_targets(preds["one2many"] if "one2many" in preds else preds, batch)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        got = criterion(preds, batch, padded)
+        grads = torch.autograd.grad(got[0].sum(), leaves(preds))
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    torch.testing.assert_close(got[0].cpu(), want[0], rtol=1e-4, atol=1e-5)
+    for g, w in zip(grads, want_grads):
+        torch.testing.assert_close(g.cpu(), w, rtol=1e-4, atol=1e-5 * max(1.0, float(w.abs().max())))

@@ -180,6 +180,15 @@ def _anchors(feats, strides, offset=0.5):
     return torch.cat(points), torch.cat(stride_tensor)
 
 
+def _small_tensor(values, like, dtype=None):
+    """A few numbers as a tensor on `like`'s device, filled there: no host-to-device copy (from
+    pageable memory a copy waits for the stream: a host sync, which CUDA graphs cannot capture)."""
+    out = like.new_empty(len(values), dtype=dtype or like.dtype)
+    for i, value in enumerate(values):
+        out[i] = value
+    return out
+
+
 def _padded_targets(batch, batch_size, scale, device):
     """The flat (batch_idx, cls, xywh) targets as ultralytics pads them: (B, max GTs, 5) of class and
     pixel xyxy box per image, zero rows past each image's GTs. Its one host sync: the largest count."""
@@ -231,8 +240,10 @@ class v8DetectionLoss(NotScriptable):
     def parse_output(self, preds):
         return preds[1] if isinstance(preds, tuple) else preds
 
-    def __call__(self, preds, batch):
-        return self.loss(self.parse_output(preds), batch)
+    def __call__(self, preds, batch, padded=None):
+        """ultralytics' call; `padded`: the batch's padded_targets(), when the caller has them (then
+        no host sync at all)."""
+        return self.loss(self.parse_output(preds), batch, padded)
 
     def loss(self, preds, batch, padded=None):
         """ultralytics' loss(preds, batch); `padded`: padded_targets() of this batch when a caller
@@ -248,10 +259,11 @@ class v8DetectionLoss(NotScriptable):
         size = self.image_size(preds)[[1, 0, 1, 0]]  # (w, h, w, h)
         return _padded_targets(batch, preds["scores"].shape[0], size, self.device)
 
-    def image_size(self, preds):
-        """(h, w) of the input image, from the first level's grid and stride."""
-        dtype = preds["scores"].dtype
-        return torch.tensor(preds["feats"][0].shape[2:], device=self.device, dtype=dtype) * self.stride[0]
+    def image_size(self, preds, dtype=None):
+        """(h, w) of the input image, from the first level's grid and stride, in the head's dtype."""
+        stride = float(self.stride[0])
+        h, w = preds["feats"][0].shape[2:]
+        return _small_tensor((h * stride, w * stride), preds["scores"], dtype)
 
     def decode(self, anchor_points, pred_dist):
         """Boxes (B, A, 4) xyxy in grid units from the ltrb distances (DFL: softmax · bins)."""
@@ -320,7 +332,7 @@ class v8DetectionLoss(NotScriptable):
         else:  # (reg_max = 1: the distances' L1, normalised by the image size)
             dfl = l1_loss(pred_dist * stride_tensor / size, target_ltrb * stride_tensor / size, "none").mean(-1)
             dfl = (dfl * weight).sum()
-        gains = torch.tensor([self.hyp.box, self.hyp.cls, self.hyp.dfl], device=self.device)
+        gains = _small_tensor((self.hyp.box, self.hyp.cls, self.hyp.dfl), box, torch.float32)
         loss = torch.stack([box, cls.to(box.dtype), dfl]) / score_sum * gains
         return loss, dict(zip(self.loss_names, loss.detach())), (fg_mask, gt_index, target_bboxes * stride_tensor)
 
@@ -352,10 +364,10 @@ class v8SegmentationLoss(v8DetectionLoss):
         if tuple(masks.shape[-2:]) != tuple(proto.shape[-2:]):  # (ultralytics brings the prototypes to the masks)
             proto = F.interpolate(proto, masks.shape[-2:], mode="bilinear", align_corners=False)
         mask_h, mask_w = proto.shape[-2:]
-        imgsz = torch.tensor(preds["feats"][0].shape[2:], device=self.device, dtype=coefficients.dtype) * self.stride[0]
+        imgsz = self.image_size(preds, coefficients.dtype)
         normalized = target_bboxes / imgsz[[1, 0, 1, 0]]
         areas = (normalized[..., 2] - normalized[..., 0]) * (normalized[..., 3] - normalized[..., 1])
-        boxes = normalized * torch.tensor([mask_w, mask_h, mask_w, mask_h], device=self.device)
+        boxes = normalized * _small_tensor((mask_w, mask_h, mask_w, mask_h), normalized, torch.float32)
         gt_index = gt_index.long()  # (float with no GTs: ultralytics' dtypes)
         index = gt_index if self.overlap else _mask_rows(batch, batch_size, gt_index, self.device)
         # (the mean over the foreground anchors, 0 without any: ultralytics' sum / fg_mask.sum())
@@ -406,9 +418,10 @@ class E2EDetectLoss(NotScriptable):
         self.one2many = v8DetectionLoss(model, tal_topk=10)
         self.one2one = v8DetectionLoss(model, tal_topk=1)
 
-    def __call__(self, preds, batch):
+    def __call__(self, preds, batch, padded=None):
         preds = preds[1] if isinstance(preds, tuple) else preds
-        padded = self.one2many.padded_targets(preds["one2many"], batch)  # (once for both branches)
+        if padded is None:  # (once for both branches)
+            padded = self.one2many.padded_targets(preds["one2many"], batch)
         many, many_items = self.one2many.loss(preds["one2many"], batch, padded)
         one, one_items = self.one2one.loss(preds["one2one"], batch, padded)
         return many + one, {name: many_items[name] + one_items[name] for name in many_items}
@@ -429,9 +442,10 @@ class E2ELoss(NotScriptable):
         self.o2o = self.total - self.o2m
         self.final_o2m = 0.1
 
-    def __call__(self, preds, batch):
+    def __call__(self, preds, batch, padded=None):
         preds = self.one2many.parse_output(preds)
-        padded = self.one2many.padded_targets(preds["one2many"], batch)  # (once for both branches: one host sync)
+        if padded is None:  # (once for both branches: the one host sync)
+            padded = self.one2many.padded_targets(preds["one2many"], batch)
         many, _ = self.one2many.loss(preds["one2many"], batch, padded)
         one, one_items = self.one2one.loss(preds["one2one"], batch, padded)
         return many * self.o2m + one * self.o2o, one_items
