@@ -112,3 +112,14 @@ def test_detr_matching():
             want_rows, want_cols = linear_sum_assignment(cost.numpy())
             assert rows.tolist() == want_rows.tolist() and cols.tolist() == want_cols.tolist()
             assert len(rows) == len(t["labels"])
+
+
+@needs("ultralytics")
+def test_ultralytics_training():
+    """yolov8n-seg trained a few steps with each criterion: the same losses at every step (ties
+    aside, the assignment is ultralytics': few objects, none on a tie), fastloss's criterion in use."""
+    ours, theirs, criterion = example("ultralytics_training").main()
+    assert criterion == "v8SegmentationLoss"
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    assert all(torch.isfinite(a).all() for a in ours)
