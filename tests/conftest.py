@@ -18,6 +18,19 @@ if peer("hypothesis") is not None:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "emulation: runs the CUDA sources in the CPU emulation (make cuda-emulate)")
+    if not hasattr(config, "workerinput"):
+        _warm_first_import_caches()
+
+
+def _warm_first_import_caches():
+    """Imports, once in the controller before the pytest-xdist workers start, the peer modules that
+    write a per-user cache on their first import: yapf (under mmengine) pickles its grammar into
+    ~/.cache/YAPF, and on a fresh machine two workers importing it at once read each other's
+    half-written pickle (EOFError: Ran out of input, a collection error)."""
+    try:
+        import yapf  # noqa: F401
+    except ImportError:
+        pass
 
 
 def pytest_collection_modifyitems(config, items):
