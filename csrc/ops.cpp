@@ -76,6 +76,8 @@ constexpr const char* kSchemas[] = {
     "prototype_mask_loss_backward(Tensor grad, Tensor coefficients, Tensor protos, Tensor target_masks, Tensor "
     "target_index, Tensor boxes, Tensor areas, Tensor fg_mask, bool overlap) -> (Tensor grad_coefficients, Tensor "
     "grad_protos)",
+    "linear_sum_assignment(Tensor cost, Tensor? num_targets, bool maximize) -> (Tensor row_ind, Tensor col_ind, "
+    "Tensor status)",
 };
 
 using DefWithTags = AOTITorchError (*)(TorchLibraryHandle, const char*, const int32_t*, int32_t);

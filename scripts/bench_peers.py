@@ -114,3 +114,21 @@ if ultralytics_loss is not None:
 
     _with_compiled("v8DetectionLoss", "ultralytics", criterion_call(ultralytics_loss.v8DetectionLoss))
     _with_compiled("v8SegmentationLoss", "ultralytics", criterion_call(ultralytics_loss.v8SegmentationLoss))
+
+
+# ---- scipy's linear_sum_assignment, one problem at a time (the DETR-family matchers' loop) ---------
+try:
+    from scipy.optimize import linear_sum_assignment as scipy_linear_sum_assignment
+except ImportError:  # not installed: no rows
+    scipy_linear_sum_assignment = None
+
+if scipy_linear_sum_assignment is not None:
+
+    def scipy_assignment(cost, num_targets):
+        """Each problem's block to the host and through scipy, as the matchers run it."""
+        blocks, counts = cost.detach().cpu(), num_targets.cpu().reshape(-1).tolist()
+        blocks = blocks.reshape(-1, *blocks.shape[-2:])
+        pairs = [scipy_linear_sum_assignment(blocks[p, :, :t].numpy()) for p, t in enumerate(counts)]
+        return torch.tensor([len(r) for r, _ in pairs])
+
+    bench.add_peer("linear_sum_assignment", "scipy", scipy_assignment)

@@ -32,6 +32,8 @@ from .box_iou_loss import (
 from .box_matrix import box_iou, box_iou_matrix, complete_box_iou, distance_box_iou, generalized_box_iou
 from .task_aligned import task_aligned_assign
 from .mask_loss import prototype_mask_loss
+from .linear_assignment import linear_sum_assignment
+from .hungarian_matcher import HungarianMatcher
 from .matching import matching_cost
 
 from . import distributed, nn, reference
@@ -67,7 +69,9 @@ __all__ = [
     "complete_box_iou",
     "task_aligned_assign",
     "prototype_mask_loss",
+    "linear_sum_assignment",
     "matching_cost",
+    "HungarianMatcher",
     "varifocal_loss",
     "quality_focal_loss",
     "distribution_focal_loss",

@@ -179,3 +179,20 @@ def mask_inputs(batch, anchors, k, size, objects, overlap, generator, dtype=torc
         masks = (torch.rand(batch * objects, size, size, generator=g) < 0.4).double()
         index_out = index + torch.arange(batch)[:, None] * objects
     return coefficients.to(dtype), protos.to(dtype), masks, index_out, boxes, areas, fg
+
+
+def assignment_costs(batch, rows, cols, kind, ragged, generator):
+    """fastloss.linear_sum_assignment's inputs: a (batch, rows, cols) float64 cost — "random",
+    "integer" (small integers: many ties), "constant" (all equal), "infeasible" (one problem with a row
+    of inf) — and, with ragged, per-problem target counts in [0, cols] (else None)."""
+    g = generator
+    if kind == "integer":
+        cost = torch.randint(0, 4, (batch, rows, cols), generator=g).double()
+    elif kind == "constant":
+        cost = torch.ones(batch, rows, cols, dtype=torch.float64)
+    else:
+        cost = torch.rand(batch, rows, cols, generator=g, dtype=torch.float64)
+    if kind == "infeasible" and batch > 0 and rows > 0 and cols > 0:
+        cost[0, 0] = float("inf")
+    counts = torch.randint(0, cols + 1, (batch,), generator=g) if ragged else None
+    return cost, counts
