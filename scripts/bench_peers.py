@@ -103,17 +103,21 @@ if nnunet is not None:
     bench.add_peer("dice_ce softmax", "nnU-Net DC_and_CE_loss", nnunet_dc_and_ce)
 
 
-# ---- ultralytics' training criteria (v8DetectionLoss, v8SegmentationLoss) on the same stand-in model -
+# ---- ultralytics' training criteria (v8DetectionLoss, v8SegmentationLoss on the same stand-in model;
+# RT-DETR's RTDETRDetectionLoss) -----------------------------------------------------------------------
 try:
+    from ultralytics.models.utils import loss as ultralytics_detr_loss
     from ultralytics.utils import loss as ultralytics_loss
 except ImportError:  # not installed: no rows
     ultralytics_loss = None
 
 if ultralytics_loss is not None:
-    from fastloss.bench.ultralytics import criterion_call
+    from fastloss.bench.ultralytics import criterion_call, rtdetr_call
 
     _with_compiled("v8DetectionLoss", "ultralytics", criterion_call(ultralytics_loss.v8DetectionLoss))
     _with_compiled("v8SegmentationLoss", "ultralytics", criterion_call(ultralytics_loss.v8SegmentationLoss))
+    # (eager only: its matcher copies the cost to the host and loops over scipy, which no graph holds)
+    bench.add_peer("RTDETRDetectionLoss", "ultralytics", rtdetr_call(ultralytics_detr_loss.RTDETRDetectionLoss))
 
 
 # ---- scipy's linear_sum_assignment, one problem at a time (the DETR-family matchers' loop) ---------

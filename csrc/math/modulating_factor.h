@@ -1,17 +1,26 @@
 #pragma once
 // The focal modulating factor (1 − p_t)^γ of Lin et al. 2017 (arXiv 1708.02002), shared by the
-// sigmoid and softmax focal losses, and the IoU^γ weight of Focal-EIoU. γ = 0, ½, 1, 2 are computed
-// without pow (2 is the focal default, ½ Focal-EIoU's); other γ use pow, exact at q = 0 for γ > 0.
+// sigmoid and softmax focal losses, and the IoU^γ weight of Focal-EIoU. γ = 0, ½, 1, 3/2, 2 are
+// computed without pow (2 is the focal default, ½ Focal-EIoU's, 3/2 RT-DETR's: q·√q); other γ use
+// pow, exact at q = 0 for γ > 0.
 #include "math/ops.h"
 
 namespace fastloss {
 
-enum GammaKind : int { kGammaZero = 0, kGammaOne = 1, kGammaTwo = 2, kGammaAny = 3, kGammaHalf = 4 };
+enum GammaKind : int {
+  kGammaZero = 0,
+  kGammaOne = 1,
+  kGammaTwo = 2,
+  kGammaAny = 3,
+  kGammaHalf = 4,
+  kGammaThreeHalves = 5
+};
 
 inline int classify_gamma(double gamma) {
   if (gamma == 0.0) return kGammaZero;
   if (gamma == 0.5) return kGammaHalf;
   if (gamma == 1.0) return kGammaOne;
+  if (gamma == 1.5) return kGammaThreeHalves;
   if (gamma == 2.0) return kGammaTwo;
   return kGammaAny;
 }
@@ -24,6 +33,7 @@ FASTLOSS_HD_ALWAYS_INLINE V pow_gamma(V q, S gamma, int kind) {
     case kGammaZero: return V(S(1));
     case kGammaHalf: return O::sqrt(q);
     case kGammaOne: return q;
+    case kGammaThreeHalves: return q * O::sqrt(q);
     case kGammaTwo: return q * q;
     default: return O::pow(q, V(gamma));
   }
@@ -41,6 +51,7 @@ FASTLOSS_HD_ALWAYS_INLINE V pow_gamma_minus_one(V q, S gamma, int kind) {
       return O::select(positive, V(S(1)) / O::sqrt(O::select(positive, q, V(S(1)))), V(S(0)));
     }
     case kGammaOne: return V(S(1));
+    case kGammaThreeHalves: return O::sqrt(q);
     case kGammaTwo: return q;
     default:
       if (gamma >= S(1)) return O::pow(q, V(gamma - S(1)));

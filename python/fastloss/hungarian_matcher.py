@@ -27,17 +27,18 @@ def pad_groups(rows, sizes, fill=0):
     return padded, mask
 
 
-def matched_pairs(cost, counts, sizes, offsets=None):
-    """Each image's (query indices, target indices), as scipy's linear_sum_assignment returns them on
-    its unpadded block cost[i, :, :sizes[i]]: min(Q, sizes[i]) pairs, queries ascending; target
-    indices plus offsets[i] where given. On the cost's device, without a host sync."""
-    rows, cols = linear_sum_assignment(cost, counts)
+def matched_pairs(cost, mask, sizes, offsets=None):
+    """Each image's (query indices, target indices) from a (..., B, Q, T) cost over targets padded per
+    image (mask (B, T): the real ones), as scipy's linear_sum_assignment returns them on its unpadded
+    block cost[..., i, :, :sizes[i]]: (..., min(Q, sizes[i])) each, queries ascending; target indices
+    plus offsets[i] where given. On the cost's device, without a host sync."""
+    rows, cols = linear_sum_assignment(cost, mask.sum(-1).expand(cost.shape[:-2]).contiguous())
     queries = cost.shape[-2]
     pairs = []
     for i, n in enumerate(sizes):
         k = min(queries, n)
-        j = cols[i, :k]
-        pairs.append((rows[i, :k], j if offsets is None or offsets[i] == 0 else j + offsets[i]))
+        j = cols[..., i, :k]
+        pairs.append((rows[..., i, :k], j if offsets is None or offsets[i] == 0 else j + offsets[i]))
     return pairs
 
 
@@ -89,7 +90,7 @@ class HungarianMatcher(NotScriptable, torch.nn.Module):
             cost_bbox=self.cost_bbox,
             cost_giou=self.cost_giou,
         )
-        return matched_pairs(cost, mask.sum(-1), sizes)
+        return matched_pairs(cost, mask, sizes)
 
     def extra_repr(self):
         return (

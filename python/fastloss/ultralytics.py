@@ -17,8 +17,10 @@ fastloss.task_aligned_assign, which builds no (batch, GTs, anchors) tensor; to u
     loss.assigner = fastloss.ultralytics.TaskAlignedAssigner(topk=10, num_classes=loss.nc, alpha=0.5, beta=6.0,
                                                              stride=loss.stride.tolist())
 
-`HungarianMatcher` is RT-DETR's matcher of that name (constructor, forward, pairs) with the
-assignment on fastloss.linear_sum_assignment: every image in one call, on the device.
+`HungarianMatcher`, `DETRLoss` and `RTDETRDetectionLoss` are RT-DETR's matcher and criteria of those
+names (constructors, calls, pairs and losses): every decoder layer and image matched in one
+fastloss.linear_sum_assignment call on the device, the class term from label indices without a
+one-hot, L1 and GIoU on the matched pairs only, no .item() (fastloss/_ultralytics_detr.py).
 
 `VarifocalLoss` (RT-DETR's classification loss in ultralytics) and `DFLoss` (YOLOv8/11's box
 distribution loss) are ultralytics' modules of those names, with their constructors, forward
@@ -42,7 +44,7 @@ from ._torchscript import NotScriptable, refuse_functions
 from .box_iou_loss import _fused as box_loss
 from .classic import l1_loss
 from .distribution_focal import distribution_focal_loss
-from .hungarian_matcher import matched_pairs, pad_groups
+from ._ultralytics_detr import DETRLoss, HungarianMatcher, RTDETRDetectionLoss
 from .mask_loss import prototype_mask_loss
 from .overlap import dice_loss
 from .sigmoid_focal import sigmoid_focal_loss
@@ -105,49 +107,6 @@ class TaskAlignedAssigner(NotScriptable, torch.nn.Module):
             stride=[self.stride_val],
             topk2=self.topk2,
         )
-
-
-class HungarianMatcher(NotScriptable, torch.nn.Module):
-    """ultralytics.models.utils.ops.HungarianMatcher (RT-DETR's matcher): the same constructor and
-    defaults, forward and results. Its cost — cost_gain["class"] · (focal with alpha, gamma, or
-    −softmax) + cost_gain["bbox"] · L1 + cost_gain["giou"] · (1 − GIoU), NaN and inf set to 0, in
-    float32 — is computed as ultralytics computes it, on the predictions' device; the assignment is
-    fastloss.linear_sum_assignment over every image in one call (scipy's pairs), with no copy to the
-    host. Target indices are offset into the concatenated gt_bboxes, as ultralytics' are; the index
-    tensors are on the predictions' device (ultralytics': on the CPU)."""
-
-    def __init__(self, cost_gain=None, use_fl=True, alpha=0.25, gamma=2.0):
-        super().__init__()
-        self.cost_gain = cost_gain if cost_gain is not None else {"class": 1, "bbox": 5, "giou": 2}
-        self.use_fl, self.alpha, self.gamma = use_fl, alpha, gamma
-
-    @torch.no_grad()
-    def forward(self, pred_bboxes, pred_scores, gt_bboxes, gt_cls, gt_groups):
-        batch, queries, _ = pred_scores.shape
-        if sum(gt_groups) == 0:
-            empty = torch.zeros(0, dtype=torch.long, device=pred_scores.device)
-            return [(empty, empty.clone()) for _ in range(batch)]
-        boxes, mask = pad_groups(gt_bboxes, gt_groups)
-        labels, _ = pad_groups(gt_cls, gt_groups)
-        scores = pred_scores.detach().float()  # (ultralytics': no saturated half probabilities)
-        scores = scores.sigmoid() if self.use_fl else F.softmax(scores, dim=-1)
-        scores = scores.gather(2, labels[:, None].expand(-1, queries, -1))  # (B, Q, T)
-        if self.use_fl:
-            positive = self.alpha * ((1 - scores) ** self.gamma) * (-(scores + 1e-8).log())
-            negative = (1 - self.alpha) * (scores**self.gamma) * (-(1 - scores + 1e-8).log())
-            class_cost = positive - negative
-        else:
-            class_cost = -scores
-        pred = pred_bboxes.detach().float().unsqueeze(2)
-        l1_cost = (pred - boxes.unsqueeze(1)).abs().sum(-1)
-        giou_cost = 1.0 - bbox_iou(pred, boxes.unsqueeze(1), xywh=True, GIoU=True).squeeze(-1)
-        gain = self.cost_gain
-        cost = gain["class"] * class_cost + gain["bbox"] * l1_cost + gain["giou"] * giou_cost
-        cost = torch.where(cost.isnan() | cost.isinf(), 0.0, cost)  # (a select: no host sync)
-        offsets = [0]
-        for n in gt_groups[:-1]:
-            offsets.append(offsets[-1] + n)
-        return matched_pairs(cost, mask.sum(-1), gt_groups, offsets)
 
 
 class VarifocalLoss(NotScriptable, torch.nn.Module):
@@ -509,17 +468,20 @@ class E2ELoss(NotScriptable):
 
 
 def init_criterion(model):
-    """The fastloss criterion a DetectionModel or SegmentationModel trains with, chosen as their own
-    init_criterion chooses: v8SegmentationLoss for Segment heads, v8DetectionLoss otherwise, each in
-    E2ELoss for end-to-end heads (a one-to-one branch). To make ultralytics' training use it, one line
+    """The fastloss criterion a DetectionModel, SegmentationModel or RTDETRDetectionModel trains with,
+    chosen as their own init_criterion chooses: RTDETRDetectionLoss(nc, use_vfl=True) for RT-DETR's
+    decoder, v8SegmentationLoss for Segment heads, v8DetectionLoss otherwise, each in E2ELoss for
+    end-to-end heads (a one-to-one branch). To make ultralytics' training use it, one line
     before training:
 
         ultralytics.nn.tasks.DetectionModel.init_criterion = fastloss.ultralytics.init_criterion
 
-    and the same for ultralytics.nn.tasks.SegmentationModel, which has its own. Heads with criteria
-    fastloss does not have (OBB, pose, YOLO26's Segment26) are a NotImplementedError, not a detection
-    criterion in their place."""
+    and the same for ultralytics.nn.tasks.SegmentationModel and RTDETRDetectionModel, which have their
+    own. Heads with criteria fastloss does not have (OBB, pose, YOLO26's Segment26) are a
+    NotImplementedError, not a detection criterion in their place."""
     head = type(model.model[-1]).__name__
+    if head == "RTDETRDecoder":  # (RTDETRDetectionModel.init_criterion's)
+        return RTDETRDetectionLoss(nc=model.nc, use_vfl=True)
     criteria = {"Detect": v8DetectionLoss, "v10Detect": v8DetectionLoss, "Segment": v8SegmentationLoss}
     if head not in criteria:
         raise NotImplementedError(
@@ -535,6 +497,8 @@ __all__ = [
     "bbox_iou",
     "TaskAlignedAssigner",
     "HungarianMatcher",
+    "DETRLoss",
+    "RTDETRDetectionLoss",
     "VarifocalLoss",
     "DFLoss",
     "v8DetectionLoss",

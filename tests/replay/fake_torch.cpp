@@ -318,6 +318,16 @@ int32_t aoti_torch_device_type_xpu() { return replay::kXpu; }
 int32_t aoti_torch_device_type_mps() { return replay::kMps; }
 int32_t aoti_torch_device_type_privateuse1() { return replay::kPrivateUse1; }
 
+// (c10::Layout's values; referenced where a kernel's call of torch::stable::empty is not inlined)
+int32_t aoti_torch_layout_strided() { return 0; }
+int32_t aoti_torch_layout_sparse_coo() { return 1; }
+int32_t aoti_torch_layout_sparse_csr() { return 2; }
+int32_t aoti_torch_layout__mkldnn() { return 3; }
+int32_t aoti_torch_layout_sparse_csc() { return 4; }
+int32_t aoti_torch_layout_sparse_bsr() { return 5; }
+int32_t aoti_torch_layout_sparse_bsc() { return 6; }
+int32_t aoti_torch_layout_jagged() { return 7; }
+
 int32_t aoti_torch_memory_format_contiguous_format() { return 0; }
 int32_t aoti_torch_memory_format_preserve_format() { return 1; }
 int32_t aoti_torch_memory_format_channels_last() { return 2; }

@@ -1,9 +1,11 @@
 """Benchmark cases of fastloss.ultralytics' training criteria at YOLOv8's training sizes: batch 16, a
 640² image's 8,400 anchors, 80 classes; detection at 10 / 100 / 1,000 GTs per image, segmentation
-(160² prototypes, overlapping masks) at 32 and 100 instances. Forward + backward of the criterion
-alone. ultralytics' own criterion (AGPL: the package never imports it) joins from
-scripts/bench_peers.py, eager and under torch.compile. Not in the default run (minutes per case on a
-CPU): `python -m fastloss bench --case v8 --peers scripts/bench_peers.py`."""
+(160² prototypes, overlapping masks) at 32 and 100 instances; RT-DETR's criterion at batch 16, 300
+queries, 80 classes, 6 decoder layers plus the encoder's output and the denoising groups of up to 20
+targets per image. Forward + backward of the criterion alone. ultralytics' own criterion (AGPL: the
+package never imports it) joins from scripts/bench_peers.py, eager and under torch.compile. Not in the
+default run (minutes per case on a CPU): `python -m fastloss bench --case v8 --peers
+scripts/bench_peers.py` (`--case RTDETR` for RT-DETR's)."""
 
 import types
 
@@ -134,3 +136,82 @@ for instances in (32, 100):
         criterion_inputs(instances, instances),
         ("boxes", "scores", "mask_coefficient", "proto"),
     )
+
+
+# ---- RT-DETR's criterion: 6 decoder layers and the encoder's output, 300 queries, denoising groups -----
+LAYERS, QUERIES, DENOISING = 7, 300, 100  # (RT-DETR's loss takes the encoder's top-k as a 7th layer)
+
+
+def denoising_meta(gt_groups, num_dn=DENOISING):
+    """The dn_meta RT-DETR's get_cdn_group builds for these per-image target counts (no image over
+    num_dn targets): each group's positive queries, the targets they reconstruct, the split."""
+    max_nums = max(gt_groups)
+    groups = num_dn // max_nums
+    offsets = [sum(gt_groups[:i]) for i in range(len(gt_groups))]
+    positions = [torch.cat([torch.arange(n) + 2 * max_nums * g for g in range(groups)]) for n in gt_groups]
+    gt_idx = [torch.arange(n) + o for n, o in zip(gt_groups, offsets)]
+    return {
+        "dn_pos_idx": positions,
+        "dn_gt_idx": gt_idx,
+        "dn_num_group": groups,
+        "dn_num_split": [2 * max_nums * groups, QUERIES],
+    }
+
+
+def rtdetr_inputs(gts):
+    """The decoder's outputs (boxes in (0, 1), logits) of every layer for the matching and the denoising
+    queries, and the flat targets, up to `gts` per image (each image its own count)."""
+
+    def make(device, dtype, small):
+        batch, queries, per_image = (2, 12, min(gts, 4)) if small else (BATCH, QUERIES, gts)
+        g = torch.Generator().manual_seed(gts)
+        groups = torch.randint(per_image // 2, per_image + 1, (batch,), generator=g).tolist()
+        meta = denoising_meta(groups)
+        dn = meta["dn_num_split"][0]
+        n = sum(groups)
+        head = dict(
+            boxes=torch.rand(LAYERS, batch, queries, 4, generator=g) * 0.6 + 0.2,
+            scores=torch.randn(LAYERS, batch, queries, CLASSES, generator=g) - 2,
+            dn_boxes=torch.rand(LAYERS - 1, batch, dn, 4, generator=g) * 0.6 + 0.2,
+            dn_scores=torch.randn(LAYERS - 1, batch, dn, CLASSES, generator=g) - 2,
+        )
+        targets = dict(
+            cls=torch.randint(0, CLASSES, (n,), generator=g),
+            bboxes=torch.cat([torch.rand(n, 2, generator=g) * 0.6 + 0.2, torch.rand(n, 2, generator=g) * 0.3], 1),
+        )
+        return {
+            **{k: v.to(device=device, dtype=dtype).requires_grad_() for k, v in head.items()},
+            **{k: v.to(device) for k, v in targets.items()},
+            "gt_groups": groups,
+            "dn_meta": meta,
+        }
+
+    return make
+
+
+def rtdetr_call(make_criterion):
+    """fn(**inputs) -> the sum of RT-DETR's losses (ultralytics' model sums them), the criterion built once."""
+    built = []
+
+    def call(boxes, scores, dn_boxes, dn_scores, cls, bboxes, gt_groups, dn_meta):
+        if not built:
+            built.append(make_criterion(nc=CLASSES, use_vfl=True))
+        batch = {"cls": cls, "bboxes": bboxes, "gt_groups": gt_groups}
+        return sum(built[0]((boxes, scores), batch, dn_boxes, dn_scores, dn_meta).values())
+
+    return call
+
+
+_rtdetr = rtdetr_call(face.RTDETRDetectionLoss)
+register(
+    Case(
+        name=f"RTDETRDetectionLoss {BATCH}x{QUERIES}x{CLASSES} {LAYERS - 1}+1 layers",
+        make_inputs=rtdetr_inputs(20),
+        grad=("boxes", "scores", "dn_boxes", "dn_scores"),
+        fastloss=_rtdetr,
+        reference=_reference(_rtdetr),
+        dtypes=(torch.float32,),
+        bench_reference=False,
+        default_run=False,
+    )
+)
