@@ -110,8 +110,8 @@ if [ $HAS_GPU -eq 1 ]; then
   fi
   step bench_cuda_bf16 90 "$PY" -m fastloss bench --device cuda --dtype bfloat16 --no-compile \
     --json "$OUT/bench_cuda_bf16.json"
-  # the ultralytics criteria at 16 × 8,400 × 80 (ultralytics' own rows where it is installed)
-  step bench_cuda_criteria 120 "$PY" -m fastloss bench --device cuda --no-compile --case v8 \
+  # the ultralytics criteria at 16 × 8,400 × 80 and RT-DETR's (ultralytics' own rows where it is installed)
+  step bench_cuda_criteria 120 "$PY" -m fastloss bench --device cuda --no-compile --case v8,RTDETR \
     --peers scripts/bench_peers.py --json "$OUT/bench_cuda_criteria.json"
 else
   # A dry run proves the benchmark step on one small case.
