@@ -89,7 +89,7 @@ struct Args {
     const int64_t i = target_index[p], b = p / anchors;
     if (overlap) {
       plane = target_masks + b * h * w;
-      marker = static_cast<opmath_t>(i + 1);
+      marker = static_cast<opmath_t>(i) + opmath_t(1);  // (not i + 1: no int64 overflow for any index)
       return i >= 0;
     }
     plane = target_masks + i * h * w;
