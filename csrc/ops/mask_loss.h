@@ -92,9 +92,10 @@ struct Args {
       marker = static_cast<opmath_t>(i) + opmath_t(1);  // (not i + 1: no int64 overflow for any index)
       return i >= 0;
     }
-    plane = target_masks + i * h * w;
     marker = opmath_t(-1);
-    return i >= 0 && i < masks;
+    if (i < 0 || i >= masks) return false;  // (before the offset: no int64 overflow for any index)
+    plane = target_masks + i * h * w;
+    return true;
   }
   FASTLOSS_HD Span columns(int64_t p) const { return crop_span(boxes[p * 4], boxes[p * 4 + 2], w); }
   FASTLOSS_HD Span rows(int64_t p) const { return crop_span(boxes[p * 4 + 1], boxes[p * 4 + 3], h); }
