@@ -59,6 +59,8 @@ constexpr const char* kSchemas[] = {
     "target_gt_idx)",
     "matching_cost(Tensor pred_logits, Tensor pred_boxes, Tensor tgt_labels, Tensor tgt_boxes, Tensor tgt_mask, int "
     "class_cost, float alpha, float gamma, float cost_class, float cost_bbox, float cost_giou) -> Tensor",
+    "rtdetr_matching_cost(Tensor class_cost, Tensor pred_boxes, Tensor tgt_boxes, float cost_class, float cost_bbox, "
+    "float cost_giou) -> Tensor",
     "distribution_focal_loss(Tensor pred, Tensor target, Tensor? weight, float target_max, int reduction) -> (Tensor "
     "loss, Tensor lse)",
     "distribution_focal_loss_backward(Tensor grad, Tensor pred, Tensor target, Tensor? weight, Tensor lse, float "

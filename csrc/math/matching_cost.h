@@ -63,4 +63,50 @@ FASTLOSS_HD_ALWAYS_INLINE V pair_cost(const Params<S>& prm, const V (&q)[kBoxVal
   return (V(prm.w_bbox) * l1 + V(prm.w_class) * class_cost) + V(prm.w_giou) * O::neg(g);
 }
 
+// RT-DETR's matching cost (ultralytics' HungarianMatcher, ultralytics/models/utils/ops.py) of query
+// box p and target box t (cxcywh) from the pair's class cost c, which the caller computes as
+// ultralytics does (its sigmoid, log and pow are torch's):
+//   (w_class·c + w_bbox·L1(p, t)) + w_giou·(1 − GIoU(p, t)),   NaN and ±inf set to 0,
+// L1 summed over cx, cy, w, h in that order, GIoU as ultralytics' bbox_iou(xywh=True, GIoU=True):
+// corners x ∓ w/2, union w₁h₁ + w₂h₂ − inter + eps, hull + eps, eps = 1e-7. Every step is one IEEE
+// operation in ultralytics' order (torch's minimum, maximum and clamp(0) pass a NaN on, as Ops<V>'s
+// do here with the NaN first), so the float32 bits are ultralytics': the matcher's near-ties break alike.
+namespace rtdetr {
+
+// A box's values, computed once per box: cx, cy, w, h, then its corners and its area.
+enum BoxValue : int { kCx, kCy, kW, kH, kLeft, kTop, kRight, kBottom, kArea, kValues };
+
+template <typename S>
+FASTLOSS_HD void box_values(const S* cxcywh, S (&v)[kValues]) {
+  const S half_w = cxcywh[2] / S(2), half_h = cxcywh[3] / S(2);
+  v[kCx] = cxcywh[0], v[kCy] = cxcywh[1], v[kW] = cxcywh[2], v[kH] = cxcywh[3];
+  v[kLeft] = cxcywh[0] - half_w, v[kRight] = cxcywh[0] + half_w;
+  v[kTop] = cxcywh[1] - half_h, v[kBottom] = cxcywh[1] + half_h;
+  v[kArea] = cxcywh[2] * cxcywh[3];
+}
+
+template <typename S>
+struct Gains {
+  S w_class, w_bbox, w_giou;
+};
+
+template <typename V, typename S>
+FASTLOSS_HD_ALWAYS_INLINE V pair_cost(const Gains<S>& g, V class_cost, const V (&p)[kValues], const V (&t)[kValues]) {
+  using O = Ops<V>;
+  const V zero(S(0)), one(S(1)), eps(S(1e-7));
+  const V l1 = ((O::abs(p[kCx] - t[kCx]) + O::abs(p[kCy] - t[kCy])) + O::abs(p[kW] - t[kW])) + O::abs(p[kH] - t[kH]);
+  const V inter = O::max(O::min(p[kRight], t[kRight]) - O::max(p[kLeft], t[kLeft]), zero) *
+                  O::max(O::min(p[kBottom], t[kBottom]) - O::max(p[kTop], t[kTop]), zero);
+  const V uni = ((p[kArea] + t[kArea]) - inter) + eps;
+  const V iou = inter / uni;
+  const V hull = (O::max(p[kRight], t[kRight]) - O::min(p[kLeft], t[kLeft])) *
+                     (O::max(p[kBottom], t[kBottom]) - O::min(p[kTop], t[kTop])) +
+                 eps;
+  const V giou = iou - (hull - uni) / hull;
+  const V c = (V(g.w_class) * class_cost + V(g.w_bbox) * l1) + V(g.w_giou) * (one - giou);
+  return O::select(O::eq(c - c, zero), c, zero);  // (c − c is 0 exactly where c is finite)
+}
+
+}  // namespace rtdetr
+
 }  // namespace fastloss::matching_cost

@@ -35,6 +35,7 @@ from .mask_loss import prototype_mask_loss
 from .linear_assignment import linear_sum_assignment
 from .hungarian_matcher import HungarianMatcher
 from .matching import matching_cost
+from .rtdetr_matching_cost import rtdetr_matching_cost
 
 from . import distributed, nn, reference
 from . import _torchscript
@@ -71,6 +72,7 @@ __all__ = [
     "prototype_mask_loss",
     "linear_sum_assignment",
     "matching_cost",
+    "rtdetr_matching_cost",
     "HungarianMatcher",
     "varifocal_loss",
     "quality_focal_loss",

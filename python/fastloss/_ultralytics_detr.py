@@ -17,6 +17,8 @@ from ._torchscript import NotScriptable
 from .box_iou_loss import _fused as box_loss
 from .hungarian_matcher import matched_pairs, pad_groups
 from .quality_focal import varifocal_loss
+from .reference.rtdetr_matching_cost import xywh_iou
+from .rtdetr_matching_cost import rtdetr_matching_cost
 from .sigmoid_focal import sigmoid_focal_loss
 
 
@@ -24,24 +26,6 @@ def _box_loss(kind, box1, box2):
     """1 − ultralytics' bbox_iou(box1, box2, xywh=True, ...) of that kind, broadcast, without the last axis."""
     b1, b2 = torch.broadcast_tensors(box1, box2)
     return box_loss(kind, b1, b2, "none", 1e-7, None, None, "cxcywh", convention="ultralytics")
-
-
-def xywh_iou(box1, box2, giou=False, eps=1e-7):
-    """ultralytics' bbox_iou(box1, box2, xywh=True, GIoU=giou)[..., 0] in plain torch, in its order of
-    operations, so its bits: the matcher's ties are broken by them. No gradient is wanted of it."""
-    (x1, y1, w1, h1), (x2, y2, w2, h2) = box1.unbind(-1), box2.unbind(-1)
-    half_w1, half_h1, half_w2, half_h2 = w1 / 2, h1 / 2, w2 / 2, h2 / 2
-    left1, right1, top1, bottom1 = x1 - half_w1, x1 + half_w1, y1 - half_h1, y1 + half_h1
-    left2, right2, top2, bottom2 = x2 - half_w2, x2 + half_w2, y2 - half_h2, y2 + half_h2
-    inter = (right1.minimum(right2) - left1.maximum(left2)).clamp(0) * (
-        bottom1.minimum(bottom2) - top1.maximum(top2)
-    ).clamp(0)
-    union = w1 * h1 + w2 * h2 - inter + eps
-    iou = inter / union
-    if not giou:
-        return iou
-    hull = (right1.maximum(right2) - left1.minimum(left2)) * (bottom1.maximum(bottom2) - top1.minimum(top2)) + eps
-    return iou - (hull - union) / hull
 
 
 def class_cost(pred_scores, labels, use_fl, alpha, gamma):
@@ -60,24 +44,23 @@ def matching_cost(pred_bboxes, pred_scores, boxes, labels, cost_gain, use_fl, al
     """ultralytics' matcher cost, float32, of (..., B, Q, ·) predictions against targets padded per
     image, boxes (B, T, 4) and labels (B, T): (..., B, Q, T), NaN and inf set to 0.
 
-    Layer by layer, each as ultralytics' matcher computes it on that layer: torch's sigmoid, log and
-    pow round an element by its place in the vectorised loop (a tail element takes the scalar path), so
-    only the same shapes give ultralytics' bits, which break the matcher's near-ties (and a layer at a
-    time is the faster: torch broadcasts (B, Q, 1) against (B, 1, T) better than with a layer axis)."""
-    if pred_scores.dim() > 3:
-        layers = zip(pred_bboxes.reshape(-1, *pred_bboxes.shape[-3:]), pred_scores.reshape(-1, *pred_scores.shape[-3:]))
-        costs = [matching_cost(b, s, boxes, labels, cost_gain, use_fl, alpha, gamma) for b, s in layers]
-        return torch.stack(costs).view(*pred_scores.shape[:-1], labels.shape[-1])
-    pred = pred_bboxes.detach().float().unsqueeze(-2)
-    target = boxes.unsqueeze(-3)
-    # ultralytics' (pred − target).abs().sum(-1) as torch sums a last axis of 4, in order (the same bits
-    # with every ATen CPU capability), without broadcasting that axis: 5x the speed
-    (px, py, pw, ph), (tx, ty, tw, th) = pred.unbind(-1), target.unbind(-1)
-    l1_cost = (((px - tx).abs() + (py - ty).abs()) + (pw - tw).abs()) + (ph - th).abs()
-    giou_cost = 1.0 - xywh_iou(pred, target, giou=True)
-    classes = class_cost(pred_scores, labels, use_fl, alpha, gamma)
-    cost = cost_gain["class"] * classes + cost_gain["bbox"] * l1_cost + cost_gain["giou"] * giou_cost
-    return torch.where(cost.isnan() | cost.isinf(), 0.0, cost)  # (a select: no host sync)
+    The class cost layer by layer, each as ultralytics' matcher computes it on that layer: torch's
+    sigmoid, log and pow round an element by its place in the vectorised loop (a tail element takes
+    the scalar path), so only the same shapes give ultralytics' bits, which break the matcher's
+    near-ties. The rest (L1, GIoU, gains, NaN/inf) for every layer in one fastloss.rtdetr_matching_cost
+    call: exact IEEE steps in ultralytics' order, so its bits too."""
+    lead = pred_scores.shape[:-3]
+    scores = pred_scores.reshape(-1, *pred_scores.shape[-3:])
+    classes = torch.stack([class_cost(s, labels, use_fl, alpha, gamma) for s in scores])
+    cost = rtdetr_matching_cost(
+        classes,
+        pred_bboxes.detach().float().reshape(-1, *pred_bboxes.shape[-3:]),
+        boxes.float(),
+        cost_gain["class"],
+        cost_gain["bbox"],
+        cost_gain["giou"],
+    )
+    return cost.view(*lead, *cost.shape[-3:])
 
 
 def _offsets(gt_groups):
