@@ -59,6 +59,9 @@ constexpr const char* kSchemas[] = {
     "target_gt_idx)",
     "matching_cost(Tensor pred_logits, Tensor pred_boxes, Tensor tgt_labels, Tensor tgt_boxes, Tensor tgt_mask, int "
     "class_cost, float alpha, float gamma, float cost_class, float cost_bbox, float cost_giou) -> Tensor",
+    "probiou(Tensor boxes1, Tensor boxes2, float eps, bool aligned) -> Tensor",
+    "probiou_backward(Tensor grad, Tensor boxes1, Tensor boxes2, float eps, bool aligned, bool boxes1_grad, bool "
+    "boxes2_grad) -> (Tensor grad_boxes1, Tensor grad_boxes2)",
     "rtdetr_matching_cost(Tensor class_cost, Tensor pred_boxes, Tensor tgt_boxes, float cost_class, float cost_bbox, "
     "float cost_giou) -> Tensor",
     "distribution_focal_loss(Tensor pred, Tensor target, Tensor? weight, float target_max, int reduction) -> (Tensor "

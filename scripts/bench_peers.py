@@ -136,3 +136,14 @@ if scipy_linear_sum_assignment is not None:
         return torch.tensor([len(r) for r, _ in pairs])
 
     bench.add_peer("linear_sum_assignment", "scipy", scipy_assignment)
+
+
+# ---- ultralytics' probiou / batch_probiou (oriented boxes) --------------------------------------------
+try:
+    from ultralytics.utils import metrics as ultralytics_metrics
+except ImportError:  # not installed: no rows
+    ultralytics_metrics = None
+
+if ultralytics_metrics is not None:
+    bench.add_peer("batch_probiou", "ultralytics", ultralytics_metrics.batch_probiou)
+    bench.add_peer("probiou aligned", "ultralytics", ultralytics_metrics.probiou)

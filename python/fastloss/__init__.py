@@ -36,6 +36,7 @@ from .linear_assignment import linear_sum_assignment
 from .hungarian_matcher import HungarianMatcher
 from .matching import matching_cost
 from .rtdetr_matching_cost import rtdetr_matching_cost
+from .probiou import batch_probiou, probiou
 
 from . import distributed, nn, reference
 from . import _torchscript
@@ -73,6 +74,8 @@ __all__ = [
     "linear_sum_assignment",
     "matching_cost",
     "rtdetr_matching_cost",
+    "probiou",
+    "batch_probiou",
     "HungarianMatcher",
     "varifocal_loss",
     "quality_focal_loss",

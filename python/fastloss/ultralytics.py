@@ -10,6 +10,9 @@ own training use it (its BboxLoss calls the module-level name `bbox_iou`), one l
     import ultralytics.utils.loss, fastloss.ultralytics
     ultralytics.utils.loss.bbox_iou = fastloss.ultralytics.bbox_iou
 
+`probiou` and `batch_probiou` are ultralytics' oriented-box probIoU functions of those names
+(`ultralytics.utils.metrics`: the same arguments, shapes and numbers) on fastloss's fused probIoU op.
+
 `TaskAlignedAssigner` is ultralytics' assigner of the same name (its constructor and forward) on
 fastloss.task_aligned_assign, which builds no (batch, GTs, anchors) tensor; to use it in training:
 
@@ -47,6 +50,7 @@ from .distribution_focal import distribution_focal_loss
 from ._ultralytics_detr import DETRLoss, HungarianMatcher, RTDETRDetectionLoss
 from .mask_loss import prototype_mask_loss
 from .overlap import dice_loss
+from .probiou import batch_probiou, probiou
 from .sigmoid_focal import sigmoid_focal_loss
 from .quality_focal import varifocal_loss
 from .task_aligned import task_aligned_assign
@@ -495,6 +499,8 @@ def init_criterion(model):
 
 __all__ = [
     "bbox_iou",
+    "probiou",
+    "batch_probiou",
     "TaskAlignedAssigner",
     "HungarianMatcher",
     "DETRLoss",

@@ -1,0 +1,170 @@
+"""probIoU of oriented boxes (xywhr, radians) on one fused op, fastloss::probiou (formulas in
+csrc/math/probiou.h): each box's Gaussian (covariance from w, h and the angle: O(boxes), in torch, as
+ultralytics computes it), then every pair's Bhattacharyya distance and probIoU in one pass, forward and
+backward, writing only the output (the gradients' sums in a fixed order) — where ultralytics'
+batch_probiou builds some twenty (N, M) tensors.
+"""
+
+import functools
+
+import numpy as np
+import torch
+
+from . import _autograd, _backend
+from ._common import check_number, check_tensor
+from ._spec import OpSpec, Plan, declare
+from .reference import probiou as _reference
+
+_OP = "fastloss::probiou"
+
+
+def _boxes(name, value):
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    check_tensor(name, value)
+    if not value.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating point tensor, got {value.dtype}")
+    if value.dim() == 0 or value.shape[-1] != 5:
+        raise ValueError(f"{name} must have shape (..., 5): x, y, w, h, r; got {tuple(value.shape)}")
+    return value
+
+
+def _op(boxes1, boxes2, eps, aligned):
+    """The raw op on Gaussian boxes, in a math dtype; the reference without the kernels."""
+    if _backend.use_kernels(boxes1.device):
+        return torch.ops.fastloss.probiou(boxes1, boxes2, eps, aligned)
+    return _reference.probiou_op(boxes1, boxes2, eps, aligned)
+
+
+def _checked(obb1, obb2, eps):
+    """Both box sets as tensors, eps, the result's dtype and the math dtype (half → float32)."""
+    obb1, obb2 = _boxes("obb1", obb1), _boxes("obb2", obb2)
+    if obb1.device != obb2.device:
+        raise ValueError(f"obb2 must be on obb1's device {obb1.device}, got {obb2.device}")
+    eps = check_number("eps", eps)
+    if eps <= 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    dtype = torch.promote_types(obb1.dtype, obb2.dtype)
+    return obb1, obb2, eps, dtype, torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def probiou(obb1, obb2, CIoU=False, eps=1e-7, floor=0.0):
+    """ultralytics.utils.metrics.probiou: the probabilistic IoU (Llerena et al., arXiv 2106.06072) of
+    aligned oriented boxes obb1, obb2 (..., 5) in xywhr, broadcast: (..., 1).
+
+    CIoU subtracts ultralytics' aspect-ratio term v·α (α without a gradient); floor is added to w²/12
+    and h²/12 (bounds the gradient of sub-stride boxes). eps as ultralytics: in the denominators, in
+    the clamp of the Bhattacharyya distance to [eps, 100] and under the final square root. Half
+    boxes are computed in float32 and returned in their dtype.
+
+    Degenerate boxes (w or h = 0) give a finite value and gradient: the √(det Σ₁ · det Σ₂) term
+    passes no gradient where it is 0 (ultralytics' autograd gives NaN there)."""
+    obb1, obb2, eps, dtype, math = _checked(obb1, obb2, eps)
+    floor = check_number("floor", floor)
+    try:
+        lead = torch.broadcast_shapes(obb1.shape[:-1], obb2.shape[:-1])
+    except RuntimeError:
+        raise ValueError(
+            f"obb1 and obb2 must broadcast, got shapes {tuple(obb1.shape)} and {tuple(obb2.shape)}"
+        ) from None
+    b1, b2 = obb1.to(math), obb2.to(math)
+    g1 = _reference.gaussians(b1, floor).expand(*lead, 5).reshape(-1, 5)
+    g2 = _reference.gaussians(b2, floor).expand(*lead, 5).reshape(-1, 5)
+    iou = _op(g1, g2, eps, True).view(*lead, 1)
+    if CIoU:
+        iou = _reference.ciou_penalty(b1, b2, iou, eps)
+    return iou.to(dtype)
+
+
+def batch_probiou(obb1, obb2, eps=1e-7):
+    """ultralytics.utils.metrics.batch_probiou: the probIoU of every pair of oriented boxes obb1 (N, 5)
+    and obb2 (M, 5) in xywhr (tensors or numpy arrays): (N, M). Only the output is written — no
+    (N, M) intermediates — and its backward sums each box's gradient in place. Half boxes are
+    computed in float32 and returned in their dtype."""
+    obb1, obb2, eps, dtype, math = _checked(obb1, obb2, eps)
+    for name, t in (("obb1", obb1), ("obb2", obb2)):
+        if t.dim() != 2:
+            raise ValueError(f"{name} must have shape (N, 5), got {tuple(t.shape)}")
+    g1, g2 = _reference.gaussians(obb1.to(math)), _reference.gaussians(obb2.to(math))
+    return _op(g1, g2, eps, False).to(dtype)
+
+
+__all__ = ["probiou", "batch_probiou"]
+
+
+def _backward(ctx, args, saved, grads, needs):
+    boxes1, boxes2, eps, aligned = args
+    g1, g2 = torch.ops.fastloss.probiou_backward(
+        grads[0].contiguous(), boxes1, boxes2, eps, aligned, needs[0], needs[1]
+    )
+    return (g1 if needs[0] else None, g2 if needs[1] else None, None, None)
+
+
+def _register():
+    @torch.library.register_fake(_OP)
+    def _(boxes1, boxes2, eps, aligned):
+        return boxes1.new_empty((boxes1.shape[0],) if aligned else (boxes1.shape[0], boxes2.shape[0]))
+
+    @torch.library.register_fake(_OP + "_backward")
+    def _(grad, boxes1, boxes2, eps, aligned, boxes1_grad, boxes2_grad):
+        return (
+            boxes1.new_empty(boxes1.shape if boxes1_grad else (0,)),
+            boxes2.new_empty(boxes2.shape if boxes2_grad else (0,)),
+        )
+
+    _autograd.register(_autograd.Spec("probiou", _backward, _reference.probiou_op))
+
+
+# ------------------------------------------------------------------------------------ the record
+
+
+def gaussian_boxes(n, kind, generator, scale=10.0):
+    """n Gaussian boxes (x, y, a, b, c) of xywhr boxes: "random" sizes and angles, "degenerate"
+    (every third of zero width), "overlapping" (centres within one box size of each other)."""
+    g = generator
+    spread = 1.0 if kind == "overlapping" else scale
+    xy = torch.rand(n, 2, generator=g, dtype=torch.float64) * spread
+    wh = torch.rand(n, 2, generator=g, dtype=torch.float64) * 3 + 0.1
+    if kind == "degenerate":
+        wh[::3, 0] = 0
+    r = (torch.rand(n, 1, generator=g, dtype=torch.float64) - 0.5) * 2 * np.pi
+    return _reference.gaussians(torch.cat([xy, wh, r], -1))
+
+
+def _parity_call(case, g, on, seed):
+    n = case["n"]
+    m = n if case["aligned"] else case["m"]
+    a, b = gaussian_boxes(n, case["kind"], g), gaussian_boxes(m, case["kind"], g)
+    fn = functools.partial(torch.ops.fastloss.probiou, eps=1e-7, aligned=case["aligned"])
+    return fn, [on(a, case["dtype"]).requires_grad_(), on(b, case["dtype"]).requires_grad_()], {}
+
+
+SPEC = declare(
+    OpSpec(
+        "probiou",
+        ops=("probiou", "probiou_backward"),
+        register=_register,
+        reference=_reference,
+        plan=Plan(
+            factors=dict(
+                dtype=[torch.float32, torch.float64],
+                kind=["random", "degenerate", "overlapping"],
+                aligned=[False, True],
+                n=[1, 7, 40, 300],
+                m=[1, 5, 33, 257],
+            ),
+            call=_parity_call,
+            elements=lambda case: case["n"] * (1 if case["aligned"] else case["m"]),
+            shrink=("n", "m"),
+            small=dict(n=40, m=33),
+            mid=dict(n=300, m=257),
+            large=dict(n=5000, m=4000),
+            empty=(dict(n=0), dict(m=0, aligned=False)),
+            sweep=lambda small: [
+                small(dtype=d, aligned=a) for d in (torch.float32, torch.float64) for a in (False, True)
+            ],
+            exact_outputs=lambda case: 1,
+        ),
+        bench="probiou",
+    )
+)
