@@ -14,7 +14,7 @@ from . import Case, register
 
 def obb_inputs(n, m, grad=False):
     def make(device, dtype, small):
-        rows, cols = (40, 300) if small else (n, m)
+        rows, cols = (40, 40 if n == m else 300) if small else (n, m)  # (aligned pairs: as many of each)
         g = torch.Generator().manual_seed(0)
 
         def boxes(k):
