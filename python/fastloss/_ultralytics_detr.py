@@ -52,10 +52,11 @@ def matching_cost(pred_bboxes, pred_scores, boxes, labels, cost_gain, use_fl, al
     lead = pred_scores.shape[:-3]
     scores = pred_scores.reshape(-1, *pred_scores.shape[-3:])
     classes = torch.stack([class_cost(s, labels, use_fl, alpha, gamma) for s in scores])
+    # (rtdetr_matching_cost detaches the boxes and takes them in the class cost's float32)
     cost = rtdetr_matching_cost(
         classes,
-        pred_bboxes.detach().float().reshape(-1, *pred_bboxes.shape[-3:]),
-        boxes.float(),
+        pred_bboxes.reshape(-1, *pred_bboxes.shape[-3:]),
+        boxes,
         cost_gain["class"],
         cost_gain["bbox"],
         cost_gain["giou"],
