@@ -46,14 +46,18 @@ test: build peers
 
 # Test oracles that cannot be pip-installed here: mmdet 3.3.0's wheel, whose pure-torch loss files
 # tests/mmdet_peer.py loads (mmdet itself needs a compiled mmcv that no wheel provides for this torch),
-# and nnU-Net v2's, whose loss files tests/nnunet_peer.py loads (its package pulls a training stack).
+# nnU-Net v2's, whose loss files tests/nnunet_peer.py loads (its package pulls a training stack), and
+# mmrotate 0.3.4's, whose Gaussian-distance loss files tests/mmrotate_peer.py loads (it needs mmcv-full).
 MMDET_WHEEL := .peers/mmdet-3.3.0-py3-none-any.whl
 NNUNET_WHEEL := .peers/nnunetv2-2.8.1-py3-none-any.whl
-peers: $(MMDET_WHEEL) $(NNUNET_WHEEL)
+MMROTATE_WHEEL := .peers/mmrotate-0.3.4-py3-none-any.whl
+peers: $(MMDET_WHEEL) $(NNUNET_WHEEL) $(MMROTATE_WHEEL)
 $(MMDET_WHEEL): $(VENV)/.deps
 	$(PY) -m pip download -q --no-deps mmdet==3.3.0 -d .peers
 $(NNUNET_WHEEL): $(VENV)/.deps
 	$(PY) -m pip download -q --no-deps nnunetv2==2.8.1 -d .peers
+$(MMROTATE_WHEEL): $(VENV)/.deps
+	$(PY) -m pip download -q --no-deps mmrotate==0.3.4 -d .peers
 
 # Lint: ruff's formatter and linter over the Python (pyproject.toml's [tool.ruff]), clang-format over
 # the C++ and CUDA (.clang-format); `make format` rewrites the files instead of failing.

@@ -57,11 +57,20 @@ constexpr const char* kSchemas[] = {
     "Tensor mask_gt, int topk, int topk2, int num_classes, float alpha, float beta, float eps, float stride_val, bool "
     "sparse) -> (Tensor target_labels, Tensor target_bboxes, Tensor target_scores, Tensor fg_mask, Tensor "
     "target_gt_idx)",
+    "rotated_task_aligned_assign(Tensor pd_scores, Tensor pd_gaussians, Tensor anc_points, Tensor gt_labels, Tensor "
+    "gt_rows, Tensor gt_bboxes, Tensor mask_gt, int topk, int topk2, int num_classes, float alpha, float beta, float "
+    "eps, bool sparse) -> (Tensor target_labels, Tensor target_bboxes, Tensor target_scores, Tensor fg_mask, Tensor "
+    "target_gt_idx)",
     "matching_cost(Tensor pred_logits, Tensor pred_boxes, Tensor tgt_labels, Tensor tgt_boxes, Tensor tgt_mask, int "
     "class_cost, float alpha, float gamma, float cost_class, float cost_bbox, float cost_giou) -> Tensor",
     "probiou(Tensor boxes1, Tensor boxes2, float eps, bool aligned) -> Tensor",
     "probiou_backward(Tensor grad, Tensor boxes1, Tensor boxes2, float eps, bool aligned, bool boxes1_grad, bool "
     "boxes2_grad) -> (Tensor grad_boxes1, Tensor grad_boxes2)",
+    "gaussian_distance(Tensor pred, Tensor target, int representation, int kind, int fun, float tau, float alpha, "
+    "float beta, float eps, bool flag) -> Tensor",
+    "gaussian_distance_backward(Tensor grad, Tensor pred, Tensor target, int representation, int kind, int fun, float "
+    "tau, float alpha, float beta, float eps, bool flag, bool pred_grad, bool target_grad) -> (Tensor grad_pred, "
+    "Tensor grad_target)",
     "rtdetr_matching_cost(Tensor class_cost, Tensor pred_boxes, Tensor tgt_boxes, float cost_class, float cost_bbox, "
     "float cost_giou) -> Tensor",
     "distribution_focal_loss(Tensor pred, Tensor target, Tensor? weight, float target_max, int reduction) -> (Tensor "

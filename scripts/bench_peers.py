@@ -16,7 +16,20 @@ if TaskAlignedAssigner is not None:
     def ultralytics_assign(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt):
         return assigner(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt)
 
-    bench.add_peer("task_aligned_assign", "ultralytics", ultralytics_assign)
+    bench.add_peer("task_aligned_assign 16x8400", "ultralytics", ultralytics_assign)
+
+try:
+    from ultralytics.utils.tal import RotatedTaskAlignedAssigner
+except ImportError:
+    RotatedTaskAlignedAssigner = None
+
+if RotatedTaskAlignedAssigner is not None:
+    rotated_assigner = RotatedTaskAlignedAssigner(topk=10, num_classes=15, alpha=0.5, beta=6.0, stride=[8, 16, 32])
+
+    def ultralytics_rotated_assign(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt):
+        return rotated_assigner(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt)
+
+    bench.add_peer("rotated_task_aligned_assign", "ultralytics", ultralytics_rotated_assign)
 
 
 # ---- the quality-aware losses' peers: their dense-target code, eager and under torch.compile -------
@@ -82,6 +95,14 @@ if DFLoss is not None:
         return dfl(pred, target.clone()).sum()  # clone: DFLoss clamps its target in place
 
     _with_compiled("distribution_focal 100000x4x16", "ultralytics", ultralytics_dfl)
+
+
+# ---- mmrotate's GDLoss and KFLoss, from its wheel as the tests load them ----------------------------
+mmrotate = _from_wheel("mmrotate_peer")  # mmrotate 0.3.4
+if mmrotate is not None:
+    for kind in ("kld", "gwd"):
+        _with_compiled(f"GDLoss {kind}", "mmrotate", mmrotate["gaussian_dist_loss"].GDLoss(kind, fun="log1p", tau=1.0))
+    _with_compiled("KFLoss", "mmrotate", mmrotate["kf_iou_loss"].KFLoss())
 
 
 # ---- nnU-Net's DC_and_CE_loss (its trainer's setting), from its wheel as the tests load it ---------

@@ -43,6 +43,8 @@ FUNCTIONS = {
     fnn.QualityFocalLoss: fastloss.quality_focal_loss,
     fnn.DistributionFocalLoss: fastloss.distribution_focal_loss,
     fnn.PrototypeMaskLoss: fastloss.prototype_mask_loss,
+    fnn.GaussianDistanceLoss: fastloss.gaussian_distance_loss,
+    fnn.KFIoULoss: fastloss.kfiou_loss,
 }
 # IoULoss's mode has no default until 0.3 (omitting it warns: mmdet's "log" of earlier releases)
 NO_DEFAULT_YET = {(fnn.IoULoss, "mode")}
@@ -111,6 +113,11 @@ def call_arguments(module):
     if module in (fnn.VarifocalLoss, fnn.QualityFocalLoss):
         x = torch.randn(8, 4, generator=g, dtype=torch.float64)
         return (x, torch.rand(8, 4, generator=g, dtype=torch.float64)), {}
+    if module in (fnn.GaussianDistanceLoss, fnn.KFIoULoss):
+        xy, wh = torch.rand(8, 2, generator=g, dtype=torch.float64), torch.rand(8, 2, generator=g, dtype=torch.float64)
+        obb = torch.cat([xy, wh + 0.5, torch.rand(8, 1, generator=g, dtype=torch.float64)], -1)
+        tensors = (obb, obb.flip(0)) if module is fnn.GaussianDistanceLoss else (obb, obb.flip(0)) * 2
+        return tensors, {"fun": "sqrt"} if module is fnn.GaussianDistanceLoss else {"fun": "ln"}
     if module is fnn.PrototypeMaskLoss:
         return mask_inputs(2, 30, 4, 12, 3, False, g), {"overlap": False}
     x = torch.randn(8, 4, generator=g, dtype=torch.float64)

@@ -21,8 +21,8 @@ def ours(args, device=None, **kw):
     return fastloss.task_aligned_assign(*(t.to(device) if device else t for t in args), **kw)
 
 
-def theirs(args, topk=10, topk2=None):
-    assigner = tal.TaskAlignedAssigner(
+def theirs(args, topk=10, topk2=None, assigner_class=None):
+    assigner = (assigner_class or tal.TaskAlignedAssigner)(
         topk=topk, num_classes=args[0].shape[-1], alpha=0.5, beta=6.0, stride=[8, 16, 32], topk2=topk2
     )
     return assigner, assigner(*args)
@@ -49,9 +49,11 @@ def undecided_anchors(assigner, args, topk, got, want):
     return undecided
 
 
-def assert_like_ultralytics(args, topk=10, topk2=None, min_decided=0.5):
-    assigner, want = theirs(args, topk, topk2)
-    got = ours(args, topk=topk, topk2=topk2)
+def assert_like_ultralytics(args, topk=10, topk2=None, min_decided=0.5, assign=None, assigner_class=None):
+    """assign(args, topk=, topk2=) (default: task_aligned_assign) equals ultralytics' assigner_class
+    (default: TaskAlignedAssigner) on every anchor it does not leave to a tie."""
+    assigner, want = theirs(args, topk, topk2, assigner_class)
+    got = (assign or ours)(args, topk=topk, topk2=topk2)
     for name, x, y in zip(NAMES, got, want):
         assert x.dtype == y.dtype and x.shape == y.shape, name
     decided = ~undecided_anchors(assigner, args, topk, got, want)

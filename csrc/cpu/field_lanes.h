@@ -19,6 +19,26 @@ inline void broadcast_item(const typename Vec::value_type* values, int64_t colum
   for (int k = 0; k < N; ++k) out[k] = Vec(values[k * columns + i]);
 }
 
+// Rows [i, i + n) of a (·, K) array as K vectors of their fields (lanes past n hold zeros), and the
+// inverse: K field vectors stored as n rows.
+template <typename Vec, int K>
+inline void load_rows(const typename Vec::value_type* rows, int64_t i, int64_t n, Vec (&out)[K]) {
+  using S = typename Vec::value_type;
+  S lanes[K][Vec::size()] = {};
+  for (int64_t l = 0; l < n; ++l)
+    for (int k = 0; k < K; ++k) lanes[k][l] = rows[(i + l) * K + k];
+  for (int k = 0; k < K; ++k) out[k] = Vec::loadu(lanes[k]);
+}
+
+template <typename Vec, int K>
+inline void store_rows(const Vec (&in)[K], typename Vec::value_type* rows, int64_t i, int64_t n) {
+  using S = typename Vec::value_type;
+  S lanes[K][Vec::size()];
+  for (int k = 0; k < K; ++k) in[k].store(lanes[k]);
+  for (int64_t l = 0; l < n; ++l)
+    for (int k = 0; k < K; ++k) rows[(i + l) * K + k] = lanes[k][l];
+}
+
 // Lanes of a and b concatenated: the even ones, the odd ones, and (zip) lanes [h, h + W/2) of a
 // and b alternated, which undoes the other two: a = zip<0>(even, odd), b = zip<W/2>(even, odd).
 template <typename R, size_t... I>

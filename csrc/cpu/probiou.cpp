@@ -19,25 +19,6 @@ std::vector<S> fields_of(const S* boxes, int64_t count) {
   return out;
 }
 
-// Boxes [i, i + n) of a (·, 5) tensor as 5 vectors of their fields (lanes past n hold zeros).
-template <typename Vec>
-void load_boxes(const typename Vec::value_type* boxes, int64_t i, int64_t n, Vec (&out)[kFields]) {
-  using S = typename Vec::value_type;
-  S lanes[kFields][Vec::size()] = {};
-  for (int64_t l = 0; l < n; ++l)
-    for (int k = 0; k < kFields; ++k) lanes[k][l] = boxes[(i + l) * kFields + k];
-  for (int k = 0; k < kFields; ++k) out[k] = Vec::loadu(lanes[k]);
-}
-
-template <typename Vec>
-void store_fields(const Vec (&d)[kFields], typename Vec::value_type* out, int64_t i, int64_t n) {
-  using S = typename Vec::value_type;
-  S lanes[kFields][Vec::size()];
-  for (int k = 0; k < kFields; ++k) d[k].store(lanes[k]);
-  for (int64_t l = 0; l < n; ++l)
-    for (int k = 0; k < kFields; ++k) out[(i + l) * kFields + k] = lanes[k][l];
-}
-
 struct CpuKernels {
   template <typename S>
   static void forward(const Args<S>& a, Tensor& result) {
@@ -49,8 +30,8 @@ struct CpuKernels {
         Vec p[kFields], q[kFields];
         for (int64_t i = begin; i < end; i += W) {
           const int64_t n = std::min(W, end - i);
-          load_boxes(a.boxes1, i, n, p);
-          load_boxes(a.boxes2, i, n, q);
+          cpu::load_rows(a.boxes1, i, n, p);
+          cpu::load_rows(a.boxes2, i, n, q);
           evaluate(p, q, a.eps).iou.store(out + i, n);
         }
       });
@@ -80,11 +61,11 @@ struct CpuKernels {
         Vec p[kFields], q[kFields], dp[kFields], dq[kFields];
         for (int64_t i = begin; i < end; i += W) {
           const int64_t n = std::min(W, end - i);
-          load_boxes(a.boxes1, i, n, p);
-          load_boxes(a.boxes2, i, n, q);
+          cpu::load_rows(a.boxes1, i, n, p);
+          cpu::load_rows(a.boxes2, i, n, q);
           gradient(p, q, a.eps, Vec::loadu(grad + i, n), dp, dq);
-          if (g1 != nullptr) store_fields(dp, g1, i, n);
-          if (g2 != nullptr) store_fields(dq, g2, i, n);
+          if (g1 != nullptr) cpu::store_rows(dp, g1, i, n);
+          if (g2 != nullptr) cpu::store_rows(dq, g2, i, n);
         }
       });
       return;
@@ -121,7 +102,7 @@ struct CpuKernels {
             gradient(p, q, a.eps, Vec::loadu(grad + i * a.m + j, n), dp, dq);
             for (int k = 0; k < kFields; ++k) acc[k] = acc[k] + dq[k];
           }
-          store_fields(acc, g2, j, n);
+          cpu::store_rows(acc, g2, j, n);
         }
       });
     }

@@ -12,8 +12,8 @@ namespace {
 
 // GT (b, j)'s positives: its top-k anchors by metric (ties: lowest anchor; the anchors without a
 // positive metric count as 0 in index order), kept where they are its candidates; −1 fills the list.
-template <typename scalar_t, typename S>
-void gt_positives(const Args<scalar_t, S>& a, int64_t b, int64_t j) {
+template <typename G, typename scalar_t, typename S>
+void gt_positives(const Args<G, scalar_t, S>& a, int64_t b, int64_t j) {
   const int64_t g = b * a.gts + j;
   int64_t* out = a.list + g * a.topk;
   for (int i = 0; i < a.topk; ++i) out[i] = -1;
@@ -22,13 +22,9 @@ void gt_positives(const Args<scalar_t, S>& a, int64_t b, int64_t j) {
   int64_t zeros[kMaxTopk];  // the first k anchors without a positive metric, and whether candidates
   bool zero_is_candidate[kMaxTopk];
   int zero_count = 0;
-  const S box[4] = {a.gt[g * 4], a.gt[g * 4 + 1], a.gt[g * 4 + 2], a.gt[g * 4 + 3]};
-  S cand[4];
-  candidate_box(box, a.stride_val, cand);
   for (int64_t anchor = 0; anchor < a.anchors_n; ++anchor) {
     S overlap = 0, metric = 0;
-    const bool candidate = inside(cand, a.anchors[anchor * 2], a.anchors[anchor * 2 + 1], S(1e-9)) &&
-                           a.pair(b, j, anchor, overlap, metric);
+    const bool candidate = a.pair(b, j, anchor, overlap, metric);
     if (candidate && metric > S(0)) {
       top.offer(a.topk, metric, anchor);
     } else if (zero_count < a.topk) {
@@ -43,8 +39,8 @@ void gt_positives(const Args<scalar_t, S>& a, int64_t b, int64_t j) {
 }
 
 // Image b: claims, conflicts, top-k2, the normalisers and each anchor's target score.
-template <typename scalar_t, typename S>
-void assign_image(const Args<scalar_t, S>& a, int64_t b) {
+template <typename G, typename scalar_t, typename S>
+void assign_image(const Args<G, scalar_t, S>& a, int64_t b) {
   const int64_t na = a.anchors_n;
   int64_t* owner = a.target_gt_idx + b * na;
   bool* fg = a.fg + b * na;
@@ -111,8 +107,8 @@ void assign_image(const Args<scalar_t, S>& a, int64_t b) {
 }
 
 struct CpuKernels {
-  template <typename scalar_t, typename S>
-  static void assign(const Tensor&, const Args<scalar_t, S>& a) {
+  template <typename G, typename scalar_t, typename S>
+  static void assign(const Tensor&, const Args<G, scalar_t, S>& a) {
     torch::stable::parallel_for(0, a.batch * a.gts, 1, [&](int64_t begin, int64_t end) {
       for (int64_t g = begin; g < end; ++g) gt_positives(a, g / a.gts, g % a.gts);
     });
@@ -129,6 +125,7 @@ struct CpuKernels {
     const int64_t* gt_labels = t.labels.const_data_ptr<int64_t>();
     int64_t* out_labels = labels.mutable_data_ptr<int64_t>();
     const int64_t n = t.batch * t.anchors_n, classes = scores.dim() == 3 ? scores.size(2) : 0;
+    const int64_t fields = t.gt_in.size(2);
     dispatch_floating(t.gt_in.scalar_type(), [&](auto box_type) {
       using box_t = typename decltype(box_type)::type;
       const box_t* gt = t.gt_in.const_data_ptr<box_t>();
@@ -144,7 +141,7 @@ struct CpuKernels {
               const int64_t g = (i / t.anchors_n) * t.gts + idx[i];
               const int64_t label = std::max<int64_t>(gt_labels[g], 0);
               out_labels[i] = label;
-              for (int c = 0; c < 4; ++c) out_boxes[i * 4 + c] = gt[g * 4 + c];
+              for (int64_t c = 0; c < fields; ++c) out_boxes[i * fields + c] = gt[g * fields + c];
               if (!positive[i]) continue;
               if (classes == 0) {
                 out_scores[i] = static_cast<out_t>(target[i]);
@@ -161,6 +158,9 @@ struct CpuKernels {
 
 }  // namespace
 
-STABLE_TORCH_LIBRARY_IMPL(fastloss, CPU, m) { m.impl("task_aligned_assign", TORCH_BOX(&assign<CpuKernels>)); }
+STABLE_TORCH_LIBRARY_IMPL(fastloss, CPU, m) {
+  m.impl("task_aligned_assign", TORCH_BOX(&assign<CpuKernels>));
+  m.impl("rotated_task_aligned_assign", TORCH_BOX(&assign_rotated<CpuKernels>));
+}
 
 }  // namespace fastloss::task_aligned

@@ -41,8 +41,8 @@ __device__ __forceinline__ int warp_merge(const TopK<S>& top, int k, const Emit&
 }
 
 // A warp per GT: its positives into the list (−1 past them), as cpu/task_aligned.cpp's gt_positives.
-template <typename scalar_t, typename S>
-__global__ void gt_positives_kernel(Args<scalar_t, S> a) {
+template <typename G, typename scalar_t, typename S>
+__global__ void gt_positives_kernel(Args<G, scalar_t, S> a) {
   __shared__ int64_t zeros[kWarpsPerBlock][kMaxTopk];
   __shared__ bool zero_is_candidate[kWarpsPerBlock][kMaxTopk];
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
@@ -82,8 +82,8 @@ __global__ void gt_positives_kernel(Args<scalar_t, S> a) {
 }
 
 // Claims on each anchor: their number, and M − the lowest claiming GT (an order-free max).
-template <typename scalar_t, typename S>
-__global__ void claims_kernel(Args<scalar_t, S> a) {
+template <typename G, typename scalar_t, typename S>
+__global__ void claims_kernel(Args<G, scalar_t, S> a) {
   cuda::for_each_element(a.batch * a.gts * a.topk, a.topk, [&](int64_t i, int64_t g, int64_t) {
     const int64_t anchor = a.list[i];
     if (anchor < 0) return;
@@ -94,8 +94,8 @@ __global__ void claims_kernel(Args<scalar_t, S> a) {
 }
 
 // Each anchor's GT (an anchor claimed twice: the GT of highest overlap), flag, metric and overlap.
-template <typename scalar_t, typename S>
-__global__ void resolve_kernel(Args<scalar_t, S> a) {
+template <typename G, typename scalar_t, typename S>
+__global__ void resolve_kernel(Args<G, scalar_t, S> a) {
   cuda::for_each_element(a.batch * a.anchors_n, a.anchors_n, [&](int64_t p, int64_t b, int64_t anchor) {
     const int32_t claims = a.claims[p];
     S overlap, metric;
@@ -115,8 +115,8 @@ __global__ void resolve_kernel(Args<scalar_t, S> a) {
 
 // top-k2: a warp per GT keeps its top-k2 positives (zeros by index), as the CPU's assign_image; the
 // anchors it drops get claims = −1.
-template <typename scalar_t, typename S>
-__global__ void topk2_kernel(Args<scalar_t, S> a) {
+template <typename G, typename scalar_t, typename S>
+__global__ void topk2_kernel(Args<G, scalar_t, S> a) {
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarpsPerBlock;
   for (int64_t g = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp; g < a.batch * a.gts; g += warps) {
@@ -150,8 +150,8 @@ __device__ __forceinline__ void atomic_max_nonnegative(double* at, double v) {
   atomicMax(reinterpret_cast<unsigned long long*>(at), static_cast<unsigned long long>(__double_as_longlong(v)));
 }
 
-template <typename scalar_t, typename S>
-__global__ void maxima_kernel(Args<scalar_t, S> a) {
+template <typename G, typename scalar_t, typename S>
+__global__ void maxima_kernel(Args<G, scalar_t, S> a) {
   cuda::for_each_element(a.batch * a.anchors_n, a.anchors_n, [&](int64_t p, int64_t b, int64_t) {
     if (a.claims[p] < 0) a.fg[p] = false, a.target_gt_idx[p] = 0;  // dropped by top-k2
     if (!a.fg[p]) return;
@@ -161,8 +161,8 @@ __global__ void maxima_kernel(Args<scalar_t, S> a) {
   });
 }
 
-template <typename scalar_t, typename S>
-__global__ void norm_kernel(Args<scalar_t, S> a) {
+template <typename G, typename scalar_t, typename S>
+__global__ void norm_kernel(Args<G, scalar_t, S> a) {
   cuda::for_each_element(a.batch * a.anchors_n, a.anchors_n, [&](int64_t p, int64_t b, int64_t) {
     if (!a.fg[p]) return;
     const int64_t g = b * a.gts + a.target_gt_idx[p];
@@ -171,14 +171,14 @@ __global__ void norm_kernel(Args<scalar_t, S> a) {
 }
 
 template <typename box_t, typename out_t, typename S>
-__global__ void finalize_kernel(int64_t n, int64_t anchors_n, int64_t gts, int64_t classes, const int64_t* idx,
-                                const bool* fg, const S* norm, const int64_t* gt_labels, const box_t* gt,
-                                int64_t* labels, box_t* boxes, out_t* scores) {
+__global__ void finalize_kernel(int64_t n, int64_t anchors_n, int64_t gts, int64_t classes, int64_t fields,
+                                const int64_t* idx, const bool* fg, const S* norm, const int64_t* gt_labels,
+                                const box_t* gt, int64_t* labels, box_t* boxes, out_t* scores) {
   cuda::for_each_element(n, anchors_n, [&](int64_t i, int64_t b, int64_t) {
     const int64_t g = b * gts + idx[i];
     const int64_t label = gt_labels[g] > 0 ? gt_labels[g] : 0;
     labels[i] = label;
-    for (int c = 0; c < 4; ++c) boxes[i * 4 + c] = gt[g * 4 + c];
+    for (int64_t c = 0; c < fields; ++c) boxes[i * fields + c] = gt[g * fields + c];
     if (!fg[i]) return;
     if (classes == 0) {
       scores[i] = static_cast<out_t>(norm[i]);
@@ -189,18 +189,18 @@ __global__ void finalize_kernel(int64_t n, int64_t anchors_n, int64_t gts, int64
 }
 
 struct CudaKernels {
-  template <typename scalar_t, typename S>
-  static void assign(const Tensor& on, const Args<scalar_t, S>& a) {
+  template <typename G, typename scalar_t, typename S>
+  static void assign(const Tensor& on, const Args<G, scalar_t, S>& a) {
     const cuda::DeviceGuard guard(on);
     const int64_t gts = a.batch * a.gts, anchors = a.batch * a.anchors_n;
     const int gt_blocks = static_cast<int>(
         std::clamp<int64_t>((gts + kWarpsPerBlock - 1) / kWarpsPerBlock, 1, cuda::multiprocessors() * 8));
-    cuda::launch(gt_blocks, gt_positives_kernel<scalar_t, S>, a);
-    if (gts * a.topk > 0) cuda::launch_over(gts * a.topk, claims_kernel<scalar_t, S>, a);
-    cuda::launch_over(anchors, resolve_kernel<scalar_t, S>, a);
-    if (a.topk2 < a.topk) cuda::launch(gt_blocks, topk2_kernel<scalar_t, S>, a);
-    cuda::launch_over(anchors, maxima_kernel<scalar_t, S>, a);
-    cuda::launch_over(anchors, norm_kernel<scalar_t, S>, a);
+    cuda::launch(gt_blocks, gt_positives_kernel<G, scalar_t, S>, a);
+    if (gts * a.topk > 0) cuda::launch_over(gts * a.topk, claims_kernel<G, scalar_t, S>, a);
+    cuda::launch_over(anchors, resolve_kernel<G, scalar_t, S>, a);
+    if (a.topk2 < a.topk) cuda::launch(gt_blocks, topk2_kernel<G, scalar_t, S>, a);
+    cuda::launch_over(anchors, maxima_kernel<G, scalar_t, S>, a);
+    cuda::launch_over(anchors, norm_kernel<G, scalar_t, S>, a);
   }
 
   static void finalize(const Tensors& t, const Tensor& gt_idx, const Tensor& fg, const Tensor& norm, Tensor& labels,
@@ -214,7 +214,7 @@ struct CudaKernels {
         using out_t = typename decltype(out_type)::type;
         using S = math_type_t<out_t>;
         if constexpr (promotes_to<box_t, out_t>) {
-          cuda::launch_over(n, finalize_kernel<box_t, out_t, S>, n, t.anchors_n, t.gts, classes,
+          cuda::launch_over(n, finalize_kernel<box_t, out_t, S>, n, t.anchors_n, t.gts, classes, t.gt_in.size(2),
                             gt_idx.const_data_ptr<int64_t>(), fg.const_data_ptr<bool>(), norm.const_data_ptr<S>(),
                             t.labels.const_data_ptr<int64_t>(), t.gt_in.const_data_ptr<box_t>(),
                             labels.mutable_data_ptr<int64_t>(), bboxes.mutable_data_ptr<box_t>(),
@@ -229,6 +229,9 @@ struct CudaKernels {
 
 }  // namespace
 
-STABLE_TORCH_LIBRARY_IMPL(fastloss, CUDA, m) { m.impl("task_aligned_assign", TORCH_BOX(&assign<CudaKernels>)); }
+STABLE_TORCH_LIBRARY_IMPL(fastloss, CUDA, m) {
+  m.impl("task_aligned_assign", TORCH_BOX(&assign<CudaKernels>));
+  m.impl("rotated_task_aligned_assign", TORCH_BOX(&assign_rotated<CudaKernels>));
+}
 
 }  // namespace fastloss::task_aligned

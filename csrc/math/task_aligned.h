@@ -13,10 +13,15 @@
 //                    the top-k2 of each GT's positives by metric remain
 //   target score     metric(j, a) · max_a' overlap(j, a') / (max_a' metric(j, a') + eps) over GT j's
 //                    positives a', for positive anchor a of GT j (0 elsewhere)
+// Oriented boxes (ultralytics' RotatedTaskAlignedAssigner): the overlap is max(probIoU(gt, pred), 0)
+// (math/probiou.h, of the boxes' Gaussians) and the candidate test ultralytics' rotated one — the
+// anchor's projections on the edges AB and AD of the GT's rectangle (sides shorter than stride_val
+// raised to it, corners from its xywhr as ultralytics' xywhr2xyxyxyxy) within [0, |AB|²], [0, |AD|²].
 // Per-pair formulas here, host and device; the loops (and the top-k bookkeeping) in cpu/ and cuda/.
 #include <cmath>
 #include "common/host_device.h"
 #include "math/elementary.h"
+#include "math/probiou.h"
 
 namespace fastloss::task_aligned {
 
@@ -72,6 +77,43 @@ FASTLOSS_HD S ciou_overlap(const S (&g)[4], const S (&p)[4]) {
   const S alpha = v / (S(1) - iou + v + eps);
   return clamp0(iou - (rho2 / c2 + v * alpha));
 }
+
+// The box geometry of an assignment: a GT's and a prediction's row lengths, the candidate test of an
+// anchor point and the overlap of a pair, over rows the op's caller prepared.
+struct AxisAligned {  // GT and prediction rows: xyxy
+  static constexpr int kGtFields = 4, kPdFields = 4, kBoxFields = 4;
+  template <typename S>
+  FASTLOSS_HD static bool candidate(const S* g, S x, S y, S stride_val) {
+    const S box[4] = {g[0], g[1], g[2], g[3]};
+    S cand[4];
+    candidate_box(box, stride_val, cand);
+    return inside(cand, x, y, S(1e-9));
+  }
+  template <typename S>
+  FASTLOSS_HD static S overlap(const S* g, const S* p) {
+    const S box[4] = {g[0], g[1], g[2], g[3]}, pred[4] = {p[0], p[1], p[2], p[3]};
+    return ciou_overlap(box, pred);
+  }
+};
+
+struct Rotated {  // GT rows: its Gaussian (x, y, a, b, c), corner A, edges AB and AD; predictions: Gaussians
+  static constexpr int kGtFields = probiou::kFields + 6, kPdFields = probiou::kFields, kBoxFields = 5;
+  template <typename S>
+  FASTLOSS_HD static bool candidate(const S* g, S x, S y, S) {
+    const S* e = g + probiou::kFields;  // ax, ay, abx, aby, adx, ady
+    const S apx = x - e[0], apy = y - e[1];
+    const S norm_ab = e[2] * e[2] + e[3] * e[3], norm_ad = e[4] * e[4] + e[5] * e[5];
+    const S ap_ab = apx * e[2] + apy * e[3], ap_ad = apx * e[4] + apy * e[5];
+    return ap_ab >= S(0) && ap_ab <= norm_ab && ap_ad >= S(0) && ap_ad <= norm_ad;
+  }
+  template <typename S>
+  FASTLOSS_HD static S overlap(const S* g, const S* p) {
+    S gt[probiou::kFields], pred[probiou::kFields];
+    probiou::load_box(g, gt);
+    probiou::load_box(p, pred);
+    return clamp0(probiou::evaluate(gt, pred, S(1e-7)).iou);
+  }
+};
 
 // score^α · overlap^β (α = 0.5 as a square root, as torch's pow takes it).
 template <typename S>

@@ -31,12 +31,14 @@ from .box_iou_loss import (
 )
 from .box_matrix import box_iou, box_iou_matrix, complete_box_iou, distance_box_iou, generalized_box_iou
 from .task_aligned import task_aligned_assign
+from .rotated_task_aligned import rotated_task_aligned_assign
 from .mask_loss import prototype_mask_loss
 from .linear_assignment import linear_sum_assignment
 from .hungarian_matcher import HungarianMatcher
 from .matching import matching_cost
 from .rtdetr_matching_cost import rtdetr_matching_cost
 from .probiou import batch_probiou, probiou
+from .gaussian_distance import gaussian_distance_loss, kfiou_loss
 
 from . import distributed, nn, reference
 from . import _torchscript
@@ -70,12 +72,15 @@ __all__ = [
     "distance_box_iou",
     "complete_box_iou",
     "task_aligned_assign",
+    "rotated_task_aligned_assign",
     "prototype_mask_loss",
     "linear_sum_assignment",
     "matching_cost",
     "rtdetr_matching_cost",
     "probiou",
     "batch_probiou",
+    "gaussian_distance_loss",
+    "kfiou_loss",
     "HungarianMatcher",
     "varifocal_loss",
     "quality_focal_loss",

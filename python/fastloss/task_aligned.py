@@ -43,45 +43,23 @@ def _per_gt(name, t, batch, gts):
     return t
 
 
-def task_aligned_assign(
-    pd_scores,
-    pd_bboxes,
-    anc_points,
-    gt_labels,
-    gt_bboxes,
-    mask_gt,
-    *,
-    topk=10,
-    num_classes,
-    alpha=0.5,
-    beta=6.0,
-    eps=1e-9,
-    stride=(8, 16, 32),
-    topk2=None,
-    sparse=False,
-):
-    """Task-aligned assignment of anchors to ground-truth boxes, as ultralytics' TaskAlignedAssigner.
+class Checked(tuple):
+    """checked_inputs' result: labels, mask, topk, topk2, num_classes, alpha, beta, eps, stride_val, sparse."""
 
-    pd_scores (B, A, C): class probabilities (the detached sigmoid of the logits); pd_bboxes (B, A, 4)
-    and gt_bboxes (B, M, 4): xyxy; anc_points (A, 2); gt_labels and mask_gt: (B, M, 1) or (B, M).
-    `stride` is the model's strides, as ultralytics' assigner takes them: GT sides shorter than
-    stride[1] (stride[0] for one level) are raised to it for the in-box test. `topk2` (default topk)
-    keeps only each GT's top-k2 positives after conflicts are resolved.
 
-    Returns (target_labels (B, A) int64, target_bboxes (B, A, 4), target_scores (B, A, num_classes),
-    fg_mask (B, A) bool, target_gt_idx (B, A) int64) — with `sparse=True`, target_scores is (B, A):
-    each anchor's score for its target_labels class (0 for background). Ties in the top-k go to the
-    lowest anchor index and conflicts to the lowest GT index. No gradient (assignment is piecewise
-    constant): the inputs are read detached.
-    """
+def checked_inputs(tensors, topk, num_classes, alpha, beta, eps, stride, topk2, sparse, box_fields):
+    """The assigners' arguments checked (tensors: pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes,
+    mask_gt; boxes of box_fields values) and normalised, as a Checked; or, without GTs, ultralytics'
+    own result."""
+    pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt = tensors
     _floating("pd_scores", pd_scores, 3)
-    _floating("pd_bboxes", pd_bboxes, 3, 4)
+    _floating("pd_bboxes", pd_bboxes, 3, box_fields)
     _floating("anc_points", anc_points, 2, 2)
-    _floating("gt_bboxes", gt_bboxes, 3, 4)
+    _floating("gt_bboxes", gt_bboxes, 3, box_fields)
     batch, anchors = pd_scores.shape[:2]
     if tuple(pd_bboxes.shape[:2]) != (batch, anchors) or anc_points.shape[0] != anchors:
         raise ValueError(
-            f"pd_scores (B, A, C), pd_bboxes (B, A, 4) and anc_points (A, 2) must agree on B and A, got "
+            f"pd_scores (B, A, C), pd_bboxes (B, A, {box_fields}) and anc_points (A, 2) must agree on B and A, got "
             f"{tuple(pd_scores.shape)}, {tuple(pd_bboxes.shape)} and {tuple(anc_points.shape)}"
         )
     if gt_bboxes.shape[0] != batch:
@@ -130,6 +108,45 @@ def task_aligned_assign(
             f"outside [0, {limit}) for a GT that mask_gt marks valid"
         ),
     )
+    return Checked((labels, mask, topk, topk2, num_classes, alpha, beta, eps, stride_val, sparse))
+
+
+def task_aligned_assign(
+    pd_scores,
+    pd_bboxes,
+    anc_points,
+    gt_labels,
+    gt_bboxes,
+    mask_gt,
+    *,
+    topk=10,
+    num_classes,
+    alpha=0.5,
+    beta=6.0,
+    eps=1e-9,
+    stride=(8, 16, 32),
+    topk2=None,
+    sparse=False,
+):
+    """Task-aligned assignment of anchors to ground-truth boxes, as ultralytics' TaskAlignedAssigner.
+
+    pd_scores (B, A, C): class probabilities (the detached sigmoid of the logits); pd_bboxes (B, A, 4)
+    and gt_bboxes (B, M, 4): xyxy; anc_points (A, 2); gt_labels and mask_gt: (B, M, 1) or (B, M).
+    `stride` is the model's strides, as ultralytics' assigner takes them: GT sides shorter than
+    stride[1] (stride[0] for one level) are raised to it for the in-box test. `topk2` (default topk)
+    keeps only each GT's top-k2 positives after conflicts are resolved.
+
+    Returns (target_labels (B, A) int64, target_bboxes (B, A, 4), target_scores (B, A, num_classes),
+    fg_mask (B, A) bool, target_gt_idx (B, A) int64) — with `sparse=True`, target_scores is (B, A):
+    each anchor's score for its target_labels class (0 for background). Ties in the top-k go to the
+    lowest anchor index and conflicts to the lowest GT index. No gradient (assignment is piecewise
+    constant): the inputs are read detached.
+    """
+    tensors = (pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt)
+    checked = checked_inputs(tensors, topk, num_classes, alpha, beta, eps, stride, topk2, sparse, box_fields=4)
+    if not isinstance(checked, Checked):
+        return checked
+    labels, mask, topk, topk2, num_classes, alpha, beta, eps, stride_val, sparse = checked
     if not _backend.use_kernels(pd_scores.device):
         from .reference.task_aligned import task_aligned_assign as reference
 
@@ -214,34 +231,40 @@ def zero_row(args, size):
     pd[:, one] = gt[:, 0]
 
 
-def _parity_call(case, g, on, seed):
-    dtype, dtype2 = operand_dtypes(case)
-    args = list(
-        assigner_inputs(
-            batch=case["batch"],
-            gts=case["gts"],
-            valid=max(case["gts"] - 2, 0),
-            classes=case["classes"],
-            size=case["size"],
-            seed=seed,
-            quantized=case["quantized"],
-            dtype=dtype,
+def parity_call(make_inputs, assign, scenarios=True):
+    """A plan's call for an assigner: make_inputs(batch=, gts=, valid=, classes=, size=, seed=,
+    quantized=, dtype=) gives its six tensors; assign is the public function."""
+
+    def call(case, g, on, seed):
+        dtype, dtype2 = operand_dtypes(case)
+        args = list(
+            make_inputs(
+                batch=case["batch"],
+                gts=case["gts"],
+                valid=max(case["gts"] - 2, 0),
+                classes=case["classes"],
+                size=case["size"],
+                seed=seed,
+                quantized=case["quantized"],
+                dtype=dtype,
+            )
         )
-    )
-    if case.get("scenario") == "zero_row" and case["gts"] > 0:
-        zero_row(args, case["size"])
-    args[1], args[4] = args[1].to(dtype2), args[4].to(case.get("dtype3") or args[4].dtype)
-    fn = functools.partial(
-        task_aligned_assign,
-        num_classes=case["classes"],
-        topk=case["topk"],
-        topk2=None if case["topk2"] is None else min(case["topk2"], case["topk"]),
-        sparse=case["sparse"],
-    )
-    return fn, [on(t) for t in args], {}
+        if scenarios and case.get("scenario") == "zero_row" and case["gts"] > 0:
+            zero_row(args, case["size"])
+        args[1], args[4] = args[1].to(dtype2), args[4].to(case.get("dtype3") or args[4].dtype)
+        fn = functools.partial(
+            assign,
+            num_classes=case["classes"],
+            topk=case["topk"],
+            topk2=None if case["topk2"] is None else min(case["topk2"], case["topk"]),
+            sparse=case["sparse"],
+        )
+        return fn, [on(t) for t in args], {}
+
+    return call
 
 
-def _anchor_count(size):
+def anchor_count(size):
     return sum((size // stride) ** 2 for stride in (8, 16, 32))
 
 
@@ -274,8 +297,8 @@ SPEC = declare(
                 quantized=[False, True],
                 scenario=["random", "zero_row"],
             ),
-            call=_parity_call,
-            elements=lambda case: case["batch"] * max(case["gts"], 1) * _anchor_count(case["size"]),
+            call=parity_call(assigner_inputs, task_aligned_assign),
+            elements=lambda case: case["batch"] * max(case["gts"], 1) * anchor_count(case["size"]),
             # (fewer anchors first: the GTs' count decides the warps' loop)
             shrink=(("size", 32), "gts"),
             small=dict(gts=12, size=64),

@@ -20,6 +20,10 @@ fastloss.task_aligned_assign, which builds no (batch, GTs, anchors) tensor; to u
     loss.assigner = fastloss.ultralytics.TaskAlignedAssigner(topk=10, num_classes=loss.nc, alpha=0.5, beta=6.0,
                                                              stride=loss.stride.tolist())
 
+`RotatedTaskAlignedAssigner` is its oriented-box subclass (YOLO-OBB's assigner, xywhr boxes) on
+fastloss.rotated_task_aligned_assign: `loss.assigner = fastloss.ultralytics.RotatedTaskAlignedAssigner(...)`
+on a v8OBBLoss with the same arguments.
+
 `HungarianMatcher`, `DETRLoss` and `RTDETRDetectionLoss` are RT-DETR's matcher and criteria of those
 names (constructors, calls, pairs and losses): every decoder layer and image matched in one
 fastloss.linear_sum_assignment call on the device, the class term from label indices without a
@@ -53,6 +57,7 @@ from .overlap import dice_loss
 from .probiou import batch_probiou, probiou
 from .sigmoid_focal import sigmoid_focal_loss
 from .quality_focal import varifocal_loss
+from .rotated_task_aligned import rotated_task_aligned_assign
 from .task_aligned import task_aligned_assign
 
 
@@ -89,14 +94,16 @@ class TaskAlignedAssigner(NotScriptable, torch.nn.Module):
         self.stride = stride if stride is not None else [8, 16, 32]
         self.stride_val = self.stride[1] if len(self.stride) > 1 else self.stride[0]
 
+    assign = staticmethod(task_aligned_assign)
+
     @torch.no_grad()
     def forward(self, pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, **extra):
         if extra:
             raise TypeError(
-                f"fastloss.ultralytics.TaskAlignedAssigner takes no extra tensors (got {sorted(extra)}): "
+                f"fastloss.ultralytics.{type(self).__name__} takes no extra tensors (got {sorted(extra)}): "
                 "the pose and segmentation assigners' overlaps are not supported"
             )
-        return task_aligned_assign(
+        return self.assign(
             pd_scores,
             pd_bboxes,
             anc_points,
@@ -111,6 +118,14 @@ class TaskAlignedAssigner(NotScriptable, torch.nn.Module):
             stride=[self.stride_val],
             topk2=self.topk2,
         )
+
+
+class RotatedTaskAlignedAssigner(TaskAlignedAssigner):
+    """ultralytics.utils.tal.RotatedTaskAlignedAssigner: TaskAlignedAssigner's constructor, forward and
+    results for xywhr boxes (see fastloss.rotated_task_aligned_assign): probIoU overlaps, the rotated
+    in-box test."""
+
+    assign = staticmethod(rotated_task_aligned_assign)
 
 
 class VarifocalLoss(NotScriptable, torch.nn.Module):
@@ -502,6 +517,7 @@ __all__ = [
     "probiou",
     "batch_probiou",
     "TaskAlignedAssigner",
+    "RotatedTaskAlignedAssigner",
     "HungarianMatcher",
     "DETRLoss",
     "RTDETRDetectionLoss",

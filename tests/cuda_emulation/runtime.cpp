@@ -24,6 +24,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -185,9 +186,10 @@ struct Emulator {
   struct Shared {
     char* at;
     size_t size;
+    std::string function;  // the function it is local to ("" at namespace scope)
   };
-  std::vector<Shared> shared;  // every __shared__ variable instance of the library
-  size_t shared_bytes = 0;
+  std::vector<Shared> shared;                  // every __shared__ variable instance of the library
+  std::map<const void*, size_t> shared_bytes;  // per kernel: its own, and every other function's
   std::map<const void*, uint64_t> launches;
   std::map<const void*, uint64_t> widest;  // the most blocks a launch of the kernel had
   bool names_read = false;
@@ -286,12 +288,32 @@ void read_kernel_names(const void* any) {
       char* at = static_cast<char*>(info.dli_fbase) + syms[k].st_value;
       if (type == STT_FUNC && !kernel_template(name).empty()) e.names[at] = name;
       if (type == STT_OBJECT && is_shared_variable(name)) {
-        e.shared.push_back({at, syms[k].st_size});
-        e.shared_bytes += syms[k].st_size;
+        const size_t scope = name.rfind(")::");  // (a function-local static: "function(arguments)::name")
+        e.shared.push_back({at, syms[k].st_size, scope == std::string::npos ? "" : name.substr(0, scope + 1)});
       }
     }
   }
   munmap(map, st.st_size);
+}
+
+// The static shared memory a kernel may use: its own __shared__ variables and those of every function
+// that is not a kernel (device functions it may call, namespace scope): an upper bound. Other
+// kernels' own variables are theirs alone.
+size_t kernel_shared_bytes(const void* kernel) {
+  Emulator& e = emu();
+  auto cached = e.shared_bytes.find(kernel);
+  if (cached != e.shared_bytes.end()) return cached->second;
+  const auto signature = [](const std::string& name) {  // (a kernel's name starts with its return type)
+    return name.rfind("void ", 0) == 0 ? name.substr(5) : name;
+  };
+  std::set<std::string> kernels;
+  for (const auto& [at, name] : e.names) kernels.insert(signature(name));
+  const auto own = e.names.find(kernel);
+  const std::string mine = own != e.names.end() ? signature(own->second) : "";
+  size_t bytes = 0;
+  for (const Emulator::Shared& v : e.shared)
+    if (kernels.count(v.function) == 0 || v.function == mine) bytes += v.size;
+  return e.shared_bytes[kernel] = bytes;
 }
 
 const char* kernel_name(const void* kernel) {
@@ -718,9 +740,9 @@ EMU_EXPORT void fastloss_emu_launch(const void* kernel, dim3 grid, dim3 block, s
   if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > kMaxGridX || grid.y > kMaxGridYZ || grid.z > kMaxGridYZ)
     throw std::runtime_error(launch + "a grid of (" + std::to_string(grid.x) + ", " + std::to_string(grid.y) + ", " +
                              std::to_string(grid.z) + ") blocks is outside CUDA's limits (x < 2^31, y and z <= 65535)");
-  // (every __shared__ variable of the library counted against each kernel: an upper bound)
-  if (e.shared_bytes + shared > kMaxStaticShared)
-    throw std::runtime_error(launch + std::to_string(e.shared_bytes + shared) +
+  const size_t static_shared = kernel_shared_bytes(kernel);
+  if (static_shared + shared > kMaxStaticShared)
+    throw std::runtime_error(launch + std::to_string(static_shared + shared) +
                              " bytes of shared memory exceed the 48 KiB a kernel gets without opting in");
   if (stream != e.current_stream)
     throw std::runtime_error(launch + "launched on stream " + mask_text(reinterpret_cast<uintptr_t>(stream)) +

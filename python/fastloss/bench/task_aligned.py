@@ -21,6 +21,24 @@ def anchor_points(size):
     return torch.cat(points)
 
 
+def assigner_tensors(g, classes, pd, anc, gt, valid, device, dtype):
+    """An assigner's inputs by name: random labels and scores, the padding GTs zeroed."""
+    batch, m = gt.shape[:2]
+    labels = torch.randint(0, classes, (batch, m, 1), generator=g).float()
+    tensors = dict(
+        pd_scores=torch.rand(batch, anc.shape[0], classes, generator=g),
+        pd_bboxes=pd,
+        anc_points=anc,
+        gt_labels=labels * valid,
+        gt_bboxes=gt * valid,
+        mask_gt=valid,
+    )
+    return {
+        k: v.to(device=device, dtype=dtype if k in ("pd_scores", "pd_bboxes", "gt_bboxes") else v.dtype)
+        for k, v in tensors.items()
+    }
+
+
 def assignment_inputs(gts):
     """Predictions jittered around the GT that contains their anchor, scores uniform."""
 
@@ -41,19 +59,7 @@ def assignment_inputs(gts):
         near = gt.gather(1, pick[..., None].expand(-1, -1, 4))
         pd = near + torch.randn(near.shape, generator=g) * (near[..., 2:] - near[..., :2]).repeat(1, 1, 2) * 0.15
         pd = torch.cat([torch.minimum(pd[..., :2], pd[..., 2:]), torch.maximum(pd[..., :2], pd[..., 2:]) + 1], -1)
-        labels = torch.randint(0, CLASSES, (batch, m, 1), generator=g).float()
-        tensors = dict(
-            pd_scores=torch.rand(batch, anc.shape[0], CLASSES, generator=g),
-            pd_bboxes=pd,
-            anc_points=anc,
-            gt_labels=labels * valid,
-            gt_bboxes=gt * valid,
-            mask_gt=valid,
-        )
-        return {
-            k: v.to(device=device, dtype=dtype if k in ("pd_scores", "pd_bboxes", "gt_bboxes") else v.dtype)
-            for k, v in tensors.items()
-        }
+        return assigner_tensors(g, CLASSES, pd, anc, gt, valid, device, dtype)
 
     return make
 

@@ -10,6 +10,7 @@ classes in mmdet's MODELS registry as "Fast" + the mmdet name, e.g. in a config:
                                               loss_weight=1.0)))
 """
 
+from ._base import register_classes
 from .bbox_overlaps import bbox_overlaps
 from .cross_entropy_loss import CrossEntropyLoss
 from .dice_loss import DiceLoss
@@ -51,14 +52,13 @@ REGISTERED_NAMES = {"Fast" + name: globals()[name] for name in LOSSES}
 def register(registry=None):
     """Registers the classes under REGISTERED_NAMES in `registry` (default: mmdet.registry.MODELS, when
     mmdet can be imported). Returns the registry, or None when there is none."""
-    if registry is None:
-        try:
-            from mmdet.registry import MODELS as registry
-        except (ImportError, AssertionError):  # no mmdet, or one whose mmcv is missing or mismatched
-            return None
-    for name, cls in REGISTERED_NAMES.items():
-        registry.register_module(name=name, module=cls, force=True)
-    return registry
+    return register_classes(REGISTERED_NAMES, registry, _mmdet_models)
+
+
+def _mmdet_models():
+    from mmdet.registry import MODELS
+
+    return MODELS
 
 
 register()

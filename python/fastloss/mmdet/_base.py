@@ -52,6 +52,19 @@ def zero_weight_sum(loss, pred, weight, reduction):
     return torch.where((weight > 0).any(), loss, (pred * w).sum().to(loss.dtype))
 
 
+def register_classes(names, registry, find_registry):
+    """Registers {name: class} in `registry`, or in find_registry()'s (the framework's, None when it
+    cannot be imported). Returns the registry, or None when there is none."""
+    if registry is None:
+        try:
+            registry = find_registry()
+        except (ImportError, AssertionError):  # not installed, or its mmcv is missing or mismatched
+            return None
+    for name, cls in names.items():
+        registry.register_module(name=name, module=cls, force=True)
+    return registry
+
+
 class MMDetLoss(NotScriptable, torch.nn.Module):
     """reduction and loss_weight as mmdet's losses take them."""
 

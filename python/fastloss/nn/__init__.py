@@ -20,6 +20,7 @@ from ..softmax_focal import CrossEntropyLoss, SoftmaxFocalLoss
 from ..classic import L1Loss, MSELoss, SmoothL1Loss
 from ..balanced_l1 import BalancedL1Loss
 from ..mask_loss import PrototypeMaskLoss
+from ..gaussian_distance import GaussianDistanceLoss, KFIoULoss
 
 __all__ = [
     "Loss",
@@ -43,6 +44,8 @@ __all__ = [
     "SmoothL1Loss",
     "BalancedL1Loss",
     "PrototypeMaskLoss",
+    "GaussianDistanceLoss",
+    "KFIoULoss",
     "VarifocalLoss",
     "QualityFocalLoss",
     "DistributionFocalLoss",

@@ -38,20 +38,28 @@ def _lowest_where(mask, dim):
     return torch.where(mask, index, size).amin(dim)
 
 
-def pair_metrics(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, alpha, beta, stride_val, math):
-    """(candidate, overlap, metric), each (B, M, A), computed in `math`."""
-    scores, pd, anc, gt = (t.detach().to(math) for t in (pd_scores, pd_bboxes, anc_points, gt_bboxes))
-    batch, anchors, classes = scores.shape
-    gts = gt.shape[1]
-    # candidates: anchors inside each valid GT, its short sides raised to stride_val
+def _axis_aligned(anc, gt, pd, mask_gt, stride_val):
+    """(candidate, overlap) of xyxy boxes, each (B, M, A): anchors inside each valid GT, its short
+    sides raised to stride_val; max(CIoU, 0)."""
     cx, cy = (gt[..., 0] + gt[..., 2]) / 2, (gt[..., 1] + gt[..., 3]) / 2
     w, h = gt[..., 2] - gt[..., 0], gt[..., 3] - gt[..., 1]
     w, h = torch.where(w < stride_val, stride_val, w) / 2, torch.where(h < stride_val, stride_val, h) / 2
     x1, y1, x2, y2 = ((cx - w)[..., None], (cy - h)[..., None], (cx + w)[..., None], (cy + h)[..., None])
     ax, ay = anc[:, 0], anc[:, 1]
     candidate = (ax - x1 > 1e-9) & (ay - y1 > 1e-9) & (x2 - ax > 1e-9) & (y2 - ay > 1e-9) & mask_gt[..., None]
+    return candidate, _ciou_overlap(gt[:, :, None, :], pd[:, None, :, :])
+
+
+def pair_metrics(
+    pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, alpha, beta, stride_val, math, geometry=None
+):
+    """(candidate, overlap, metric), each (B, M, A), computed in `math`; geometry(anc, gt, pd, mask_gt,
+    stride_val) gives the candidates and overlaps (default: xyxy boxes)."""
+    scores, pd, anc, gt = (t.detach().to(math) for t in (pd_scores, pd_bboxes, anc_points, gt_bboxes))
+    batch, anchors, classes = scores.shape
+    gts = gt.shape[1]
+    candidate, overlap = (geometry or _axis_aligned)(anc, gt, pd, mask_gt, stride_val)
     # (a NaN counts as 0, as in the kernels)
-    overlap = _ciou_overlap(gt[:, :, None, :], pd[:, None, :, :])
     overlap = torch.where(candidate & ~overlap.isnan(), overlap, 0)
     label_index = gt_labels.clamp(0, classes - 1)[:, None, :].expand(batch, anchors, gts)
     score = scores.gather(2, label_index).transpose(1, 2)  # (B, M, A)
@@ -79,10 +87,15 @@ def task_aligned_assign(
 ):
     out_dtype = torch.promote_types(torch.promote_types(pd_scores.dtype, pd_bboxes.dtype), gt_bboxes.dtype)
     math = torch.float64 if out_dtype == torch.float64 else torch.float32
-    candidate, overlap, metric = pair_metrics(
+    metrics = pair_metrics(
         pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, alpha, beta, stride_val, math
     )
-    batch, anchors = pd_scores.shape[:2]
+    return assign(*metrics, gt_labels, gt_bboxes, topk, topk2, num_classes, eps, sparse, out_dtype)
+
+
+def assign(candidate, overlap, metric, gt_labels, gt_bboxes, topk, topk2, num_classes, eps, sparse, out_dtype):
+    """The assignment from the (B, M, A) candidates, overlaps and metrics; the targets' boxes from
+    gt_bboxes (B, M, k)."""
     gts = gt_bboxes.shape[1]
     # positives: each GT's top-k that are its candidates; an anchor claimed twice goes to the GT of
     # highest overlap (ties: the lowest GT)
@@ -101,7 +114,7 @@ def task_aligned_assign(
     normed = kept_metric * kept_overlap.amax(-1, keepdim=True) / (kept_metric.amax(-1, keepdim=True) + eps)
     norm = normed.amax(1)
     target_labels = gt_labels.gather(1, owner).clamp(min=0)
-    target_bboxes = gt_bboxes.gather(1, owner[..., None].expand(-1, -1, 4))
+    target_bboxes = gt_bboxes.gather(1, owner[..., None].expand(-1, -1, gt_bboxes.shape[-1]))
     norm = torch.where(fg, norm, 0)
     if sparse:
         target_scores = norm.to(out_dtype)
@@ -125,6 +138,7 @@ def near_ties(
     beta=6.0,
     stride=(8, 16, 32),
     rtol=1e-5,
+    geometry=None,
 ):
     """(B, A) bool: the anchors whose assignment a last-place difference in the float32 metrics may
     change (two devices differ there: FMA contraction, their own pow and atan). With the metrics in
@@ -135,7 +149,7 @@ def near_ties(
     labels, mask = gt_labels.reshape(batch, gts).long(), mask_gt.reshape(batch, gts).bool()
     stride_val = stride[1] if len(stride) > 1 else stride[0]
     candidate, overlap, metric = pair_metrics(
-        pd_scores, pd_bboxes, anc_points, labels, gt_bboxes, mask, alpha, beta, stride_val, torch.float64
+        pd_scores, pd_bboxes, anc_points, labels, gt_bboxes, mask, alpha, beta, stride_val, torch.float64, geometry
     )
 
     def close(a, b):  # a ≥ b: near, not equal (1e-30: float32 underflows below ~1e-38 where float64 does not)
