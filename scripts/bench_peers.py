@@ -137,6 +137,7 @@ if ultralytics_loss is not None:
 
     _with_compiled("v8DetectionLoss", "ultralytics", criterion_call(ultralytics_loss.v8DetectionLoss))
     _with_compiled("v8SegmentationLoss", "ultralytics", criterion_call(ultralytics_loss.v8SegmentationLoss))
+    _with_compiled("v8OBBLoss", "ultralytics", criterion_call(ultralytics_loss.v8OBBLoss, nc=15))
     # (eager only: its matcher copies the cost to the host and loops over scipy, which no graph holds)
     bench.add_peer("RTDETRDetectionLoss", "ultralytics", rtdetr_call(ultralytics_detr_loss.RTDETRDetectionLoss))
 

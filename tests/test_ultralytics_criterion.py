@@ -26,7 +26,7 @@ IMGSZ = 128  # three levels of 16², 8², 4² anchors
 def model(yaml, nc=5, overlap_mask=True):
     tasks, cfg = peer("ultralytics.nn.tasks"), peer("ultralytics.cfg")
     torch.manual_seed(0)
-    kind = tasks.SegmentationModel if "-seg" in yaml else tasks.DetectionModel
+    kind = tasks.SegmentationModel if "-seg" in yaml else tasks.OBBModel if "-obb" in yaml else tasks.DetectionModel
     m = kind(yaml, nc=nc, verbose=False)
     m.args = cfg.get_cfg()
     m.args.overlap_mask = overlap_mask
@@ -47,6 +47,9 @@ def random_heads(m, batch, seed, dtype=torch.float32, scale=3.0):
             boxes = boxes.abs()  # distances in grid units
         scores = (torch.randn(batch, head.nc, anchors, generator=g) * scale - 2).to(dtype)
         out = {"boxes": boxes.requires_grad_(), "scores": scores.requires_grad_(), "feats": feats}
+        if hasattr(head, "cv4") and not hasattr(head, "proto"):  # (OBB: the angle, as the head gives it)
+            angle = (torch.rand(batch, 1, anchors, generator=g) - 0.25) * 3.14159
+            out["angle"] = angle.to(dtype).requires_grad_()
         if hasattr(head, "proto"):  # (segmentation: 32 mask coefficients, prototypes at a quarter of the image)
             out["mask_coefficient"] = (torch.randn(batch, head.nm, anchors, generator=g) / 2).to(dtype).requires_grad_()
             proto = torch.randn(batch, head.nm, IMGSZ // 4, IMGSZ // 4, generator=g)
@@ -57,23 +60,28 @@ def random_heads(m, batch, seed, dtype=torch.float32, scale=3.0):
     return {"one2many": branch(), "one2one": branch()} if end_to_end else branch()
 
 
-def targets(batch, gts, seed, nc=5, outside=False):
-    """ultralytics' flat targets: gts[i] boxes in image i (normalised xywh), classes in [0, nc)."""
+def targets(batch, gts, seed, nc=5, outside=False, oriented=False):
+    """ultralytics' flat targets: gts[i] boxes in image i (normalised xywh; oriented: xywhr, some
+    under the 2 pixels a side ultralytics drops), classes in [0, nc)."""
     g = torch.Generator().manual_seed(seed)
     counts = [gts] * batch if isinstance(gts, int) else list(gts)
     n = sum(counts)
     xy = torch.rand(n, 2, generator=g) * (1.2 if outside else 0.8) + (-0.1 if outside else 0.1)
     wh = torch.rand(n, 2, generator=g) * 0.5 + 0.02
+    boxes = [xy, wh]
+    if oriented:
+        wh[::7] = 1.5 / IMGSZ  # (dropped)
+        boxes.append((torch.rand(n, 1, generator=g) - 0.5) * 3.14159)
     return {
         "batch_idx": torch.cat([torch.full((c,), float(i)) for i, c in enumerate(counts)]),
         "cls": torch.randint(0, nc, (n, 1), generator=g).float(),
-        "bboxes": torch.cat([xy, wh], 1),
+        "bboxes": torch.cat(boxes, 1),
     }
 
 
 def leaves(preds):
     branches = [preds["one2many"], preds["one2one"]] if "one2many" in preds else [preds]
-    found = [b[k] for b in branches for k in ("boxes", "scores", "mask_coefficient", "proto") if k in b]
+    found = [b[k] for b in branches for k in ("boxes", "scores", "angle", "mask_coefficient", "proto") if k in b]
     return [t for v in found for t in (v if isinstance(v, tuple) else (v,))]  # ((proto, semantic) pairs)
 
 
@@ -138,7 +146,8 @@ def on_fastloss_assigner(criterion):
     """ultralytics' criterion with fastloss's drop-in assigner (same tie rules as fastloss's criterion)."""
     for branch in branches(criterion):
         a = branch.assigner
-        branch.assigner = face.TaskAlignedAssigner(
+        rotated = type(a).__name__ == "RotatedTaskAlignedAssigner"
+        branch.assigner = (face.RotatedTaskAlignedAssigner if rotated else face.TaskAlignedAssigner)(
             topk=a.topk, num_classes=a.num_classes, alpha=a.alpha, beta=a.beta, stride=a.stride, topk2=a.topk2
         )
     return criterion
@@ -231,7 +240,7 @@ def test_half_heads_under_autocast(dtype):
         assert_like_ultralytics(face.v8DetectionLoss(m), lambda: stock(m), preds, batch, rtol=2e-2, atol=2e-2)
 
 
-@pytest.mark.parametrize("yaml", ["yolov8n.yaml", "yolo26n.yaml", "yolov8n-seg.yaml"])
+@pytest.mark.parametrize("yaml", ["yolov8n.yaml", "yolo26n.yaml", "yolov8n-seg.yaml", "yolov8n-obb.yaml"])
 def test_training_steps_equal_the_stock_criterion(yaml):
     """A few SGD steps on synthetic images: the losses and the parameters after each step, with the
     stock criterion and with fastloss's (through the documented one-liner's init_criterion)."""
@@ -242,7 +251,10 @@ def test_training_steps_equal_the_stock_criterion(yaml):
     optimizers = [torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for m in (stock_model, ours)]
     g = torch.Generator().manual_seed(19)
     for step in range(3):
-        batch = {"img": torch.rand(2, 3, IMGSZ, IMGSZ, generator=g), **targets(2, (3, 1), seed=20 + step)}
+        batch = {
+            "img": torch.rand(2, 3, IMGSZ, IMGSZ, generator=g),
+            **targets(2, (3, 1), seed=20 + step, oriented="-obb" in yaml),
+        }
         if "-seg" in yaml:
             batch = with_masks(batch, 2, seed=30 + step)
         losses = []
@@ -290,9 +302,65 @@ def test_segmentation_under_autocast():
 
 def test_init_criterion_refuses_heads_it_has_no_criterion_for():
     tasks = peer("ultralytics.nn.tasks")
-    obb = tasks.OBBModel("yolov8n-obb.yaml", nc=5, verbose=False)
-    with pytest.raises(NotImplementedError, match="OBB"):
-        face.init_criterion(obb)
+    pose = tasks.PoseModel("yolov8n-pose.yaml", nc=1, verbose=False)
+    with pytest.raises(NotImplementedError, match="Pose"):
+        face.init_criterion(pose)
+
+
+# ------------------------------------------------------------------------- oriented boxes (OBB)
+
+
+@pytest.mark.parametrize("yaml", ["yolov8n-obb.yaml", "yolo26n-obb.yaml"])
+def test_obb_training_steps_equal_the_stock_criterion_at_every_step(yaml):
+    """Five SGD steps of one model trained by the stock criterion; at every step fastloss's criterion
+    (through init_criterion) gives the same losses and the same gradient of every parameter. (Two
+    models trained apart drift: float32 rounding of the gradients, amplified by momentum, moves
+    YOLO26-OBB's predictions across an assignment near-tie by the third step.)"""
+    m = model(yaml)
+    stock_criterion = on_fastloss_assigner(m.init_criterion())  # (the same tie rule)
+    ours = face.init_criterion(m)
+    optimizer = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+    g = torch.Generator().manual_seed(44)
+    for step in range(5):
+        batch = {
+            "img": torch.rand(2, 3, IMGSZ, IMGSZ, generator=g),
+            **targets(2, (3, 1), seed=45 + step, oriented=True),
+        }
+        preds = m(batch["img"])
+        got, want = ours(preds, batch)[0], stock_criterion(preds, batch)[0]
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+        params = [p for p in m.parameters() if p.requires_grad]
+        ours_grads = torch.autograd.grad(got.sum(), params, retain_graph=True, allow_unused=True)
+        optimizer.zero_grad()
+        want.sum().backward()
+        for p, ours_grad in zip(params, ours_grads):
+            if p.grad is not None:
+                scale = max(1.0, float(p.grad.abs().max()))
+                torch.testing.assert_close(ours_grad, p.grad, rtol=1e-3, atol=1e-4 * scale)
+        optimizer.step()
+
+
+@pytest.mark.parametrize("yaml", ["yolov8n-obb.yaml", "yolo26n-obb.yaml"])
+@pytest.mark.parametrize("gts", [0, 1, (1, 0), 30, 100])
+def test_obb_criterion_equals_ultralytics(yaml, gts):
+    """v8OBBLoss (YOLOv8's DFL head; YOLO26's reg_max = 1 end-to-end head in E2ELoss): loss, items
+    and gradients (the angle's included)."""
+    m = model(yaml)
+    preds = random_heads(m, 2, seed=40 + (gts if isinstance(gts, int) else 7))
+    batch = targets(2, gts, seed=41, oriented=True)
+    ours = face.init_criterion(m)
+    assert type(ours if "26" not in yaml else ours.one2many) is face.v8OBBLoss
+    assert_like_ultralytics(ours, lambda: stock(m), preds, batch, agree=gts in (0, 1, (1, 0)))
+
+
+def test_obb_tal_topk2_and_boxes_outside():
+    m = model("yolov8n-obb.yaml")
+    preds = random_heads(m, 3, seed=42)
+    batch = targets(3, (4, 9, 2), seed=43, outside=True, oriented=True)
+    loss = peer("ultralytics.utils.loss")
+    assert_like_ultralytics(
+        face.v8OBBLoss(m, tal_topk=13, tal_topk2=3), lambda: loss.v8OBBLoss(m, tal_topk=13, tal_topk2=3), preds, batch
+    )
 
 
 @pytest.mark.parametrize("overlap", [True, False])

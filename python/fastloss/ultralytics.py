@@ -33,15 +33,18 @@ one-hot, L1 and GIoU on the matched pairs only, no .item() (fastloss/_ultralytic
 distribution loss) are ultralytics' modules of those names, with their constructors, forward
 arguments and outputs, on fastloss.varifocal_loss and fastloss.distribution_focal_loss.
 
-`v8DetectionLoss`, `v8SegmentationLoss`, `E2ELoss` and `E2EDetectLoss` are ultralytics' training
+`v8DetectionLoss`, `v8SegmentationLoss`, `v8OBBLoss`, `E2ELoss` and `E2EDetectLoss` are ultralytics' training
 criteria of those names (constructors, calls and results) on the sparse assignment, the sparse BCE,
 the fused box losses and the fused mask loss; one line makes ultralytics' training use them:
 
     ultralytics.nn.tasks.DetectionModel.init_criterion = fastloss.ultralytics.init_criterion
     ultralytics.nn.tasks.SegmentationModel.init_criterion = fastloss.ultralytics.init_criterion  # (segmentation)
+    ultralytics.nn.tasks.OBBModel.init_criterion = fastloss.ultralytics.init_criterion  # (oriented boxes)
 
 ultralytics is AGPL-licensed: fastloss never imports it; its tests use it only as the oracle.
 """
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -214,23 +217,31 @@ def _small_tensor(values, like, dtype=None):
     return out
 
 
-def _padded_targets(batch, batch_size, scale, device):
-    """The flat (batch_idx, cls, xywh) targets as ultralytics pads them: (B, max GTs, 5) of class and
-    pixel xyxy box per image, zero rows past each image's GTs. Its one host sync: the largest count."""
+def _padded_targets(batch, batch_size, scale, device, oriented=False):
+    """The flat (batch_idx, cls, box) targets as ultralytics pads them: (B, max GTs, 5) of class and
+    pixel xyxy box per image (oriented: (B, max GTs, 6) of class and pixel xywhr box, the boxes under 2
+    pixels a side dropped first), zero rows past each image's GTs. Its host sync: the largest count
+    (and, oriented, the filter)."""
     idx = batch["batch_idx"].view(-1).to(device)
     cls = batch["cls"].view(-1, 1).to(device)
-    boxes = batch["bboxes"].to(device)
+    boxes = batch["bboxes"].view(-1, 5 if oriented else 4).to(device)
+    if oriented:
+        keep = (boxes[:, 2] * scale[0] >= 2) & (boxes[:, 3] * scale[1] >= 2)
+        idx, cls, boxes = idx[keep], cls[keep], boxes[keep]
     n = idx.numel()
     if n == 0:
-        return torch.zeros(batch_size, 0, 5, device=device)
+        return torch.zeros(batch_size, 0, 1 + boxes.shape[1], device=device)
     image = idx.long()
     counts = torch.zeros(batch_size, dtype=torch.long, device=device).scatter_add_(0, image, torch.ones_like(image))
-    out = torch.zeros(batch_size, int(counts.max()), 5, device=device)
+    out = torch.zeros(batch_size, int(counts.max()), 1 + boxes.shape[1], device=device)
     offsets = torch.cat([counts.new_zeros(1), counts.cumsum(0)[:-1]])
     within = torch.arange(n, device=device) - offsets[image]
     out[image, within] = torch.cat([cls, boxes], 1).to(out.dtype)
     xywh = out[..., 1:5] * scale
-    out[..., 1:5] = torch.cat([xywh[..., :2] - xywh[..., 2:] / 2, xywh[..., :2] + xywh[..., 2:] / 2], -1)
+    if oriented:
+        out[..., 1:5] = xywh
+    else:
+        out[..., 1:5] = torch.cat([xywh[..., :2] - xywh[..., 2:] / 2, xywh[..., :2] + xywh[..., 2:] / 2], -1)
     return out
 
 
@@ -310,7 +321,6 @@ class v8DetectionLoss(NotScriptable):
         # a strided view would be copied by each)
         pred_dist = preds["boxes"].permute(0, 2, 1).contiguous()
         pred_scores = preds["scores"].permute(0, 2, 1).contiguous()
-        dtype = pred_scores.dtype
         anchor_points, stride_tensor = _anchors(preds["feats"], self.stride)
         size = self.image_size(preds)[[1, 0, 1, 0]]  # (w, h, w, h)
         targets = self.padded_targets(preds, batch) if padded is None else padded
@@ -333,33 +343,144 @@ class v8DetectionLoss(NotScriptable):
             sparse=True,
         )
         score_sum = scores.sum().clamp(min=1)  # a tensor: no host sync
-        cls = sigmoid_focal_loss(
-            pred_scores,
-            (labels.long(), scores.to(dtype)),
-            alpha=-1,
-            gamma=0.0,
-            reduction="sum",
-            weight=self.class_weights,
-        )
+        cls = self.class_loss(pred_scores, labels, scores)
         # the box terms over every anchor, weighted by its score (0 off the foreground): no gather
         weight = scores * fg_mask
         target_bboxes = target_bboxes / stride_tensor
         box = box_loss("ciou", pred_bboxes, target_bboxes, "sum", 1e-7, weight, None, "xyxy", convention="ultralytics")
         target_ltrb = torch.cat((anchor_points - target_bboxes[..., :2], target_bboxes[..., 2:] - anchor_points), -1)
+        dfl = self.distance_loss(pred_dist, target_ltrb, weight, stride_tensor, size)
+        loss = self.scaled_sum((box, cls, dfl), ("box", "cls", "dfl"), score_sum)
+        return loss, dict(zip(self.loss_names, loss.detach())), (fg_mask, gt_index, target_bboxes * stride_tensor)
+
+    def class_loss(self, pred_scores, labels, scores):
+        """The classification BCE (summed) of the logits against the sparse targets."""
+        return sigmoid_focal_loss(
+            pred_scores,
+            (labels.long(), scores.to(pred_scores.dtype)),
+            alpha=-1,
+            gamma=0.0,
+            reduction="sum",
+            weight=self.class_weights,
+        )
+
+    def distance_loss(self, pred_dist, target_ltrb, weight, stride_tensor, size):
+        """DFL of the predicted distance bins (or, for reg_max = 1 heads, the L1 of the distances
+        normalised by the image size), the 4 sides' mean per anchor times its weight, summed."""
         if self.use_dfl:
-            dfl = distribution_focal_loss(
+            return distribution_focal_loss(
                 pred_dist.reshape(*target_ltrb.shape, self.reg_max),
                 target_ltrb,
                 target_max=self.reg_max - 1 - 0.01,
                 reduction="sum",
                 weight=(weight * 0.25).unsqueeze(-1),
             )
-        else:  # (reg_max = 1: the distances' L1, normalised by the image size)
-            dfl = l1_loss(pred_dist * stride_tensor / size, target_ltrb * stride_tensor / size, "none").mean(-1)
-            dfl = (dfl * weight).sum()
-        gains = _small_tensor((self.hyp.box, self.hyp.cls, self.hyp.dfl), box, torch.float32)
-        loss = torch.stack([box, cls.to(box.dtype), dfl]) / score_sum * gains
-        return loss, dict(zip(self.loss_names, loss.detach())), (fg_mask, gt_index, target_bboxes * stride_tensor)
+        dfl = l1_loss(pred_dist * stride_tensor / size, target_ltrb * stride_tensor / size, "none").mean(-1)
+        return (dfl * weight).sum()
+
+    def scaled_sum(self, terms, gains, score_sum):
+        """The terms over the score sum, times their gains (the hyp attributes named in `gains`)."""
+        gains = _small_tensor([getattr(self.hyp, name) for name in gains], terms[0], torch.float32)
+        return torch.stack([t.to(terms[0].dtype) for t in terms]) / score_sum * gains
+
+
+class v8OBBLoss(v8DetectionLoss):
+    """ultralytics.utils.loss.v8OBBLoss (YOLOv8/11/26 oriented boxes): the same constructor, call
+    (`preds` adds "angle" (B, 1, A); `batch`'s "bboxes" are normalised xywhr) and result (the
+    gain-scaled [box, cls, dfl, angle] losses times the batch size, and the items).
+
+    Underneath: the rotated task-aligned assignment, sparse (fastloss.rotated_task_aligned_assign: no
+    (B, GTs, A) tensor), the same sparse classification BCE as the detection criterion, and the box
+    terms — 1 − probIoU (floor 0.01), the DFL of the rotated distances, the angle loss — over every
+    anchor, weighted by its target score (0 off the foreground): no gather of the positives, no host
+    sync for them. The targets' padding syncs as ultralytics' does (the tiny-box filter, the largest
+    count)."""
+
+    def __init__(self, model, tal_topk=10, tal_topk2=None):
+        super().__init__(model, tal_topk, tal_topk2)
+        self.loss_names = (*self.loss_names, "angle_loss")
+
+    def padded_targets(self, preds, batch):
+        """The batch's flat targets without the rotated boxes under 2 pixels a side (as ultralytics),
+        padded to (B, max GTs, 6) of class and pixel xywhr box."""
+        size = self.image_size(preds)[[1, 0, 1, 0]]  # (w, h, w, h)
+        return _padded_targets(batch, preds["scores"].shape[0], size, self.device, oriented=True)
+
+    def decode(self, anchor_points, pred_dist, pred_angle):
+        """xywhr boxes (B, A, 5) in grid units from the distances along the box's axes and its angle
+        (ultralytics' dist2rbox)."""
+        if self.use_dfl:
+            b, a, c = pred_dist.shape
+            pred_dist = pred_dist.view(b, a, 4, c // 4).softmax(3).matmul(self.proj.type(pred_dist.dtype))
+        lt, rb = pred_dist.split(2, dim=-1)
+        cos, sin = torch.cos(pred_angle), torch.sin(pred_angle)
+        xf, yf = ((rb - lt) / 2).split(1, dim=-1)
+        x, y = xf * cos - yf * sin, xf * sin + yf * cos
+        xy = torch.cat([x, y], dim=-1) + anchor_points
+        return torch.cat([xy, lt + rb, pred_angle], dim=-1)
+
+    def losses_and_assignment(self, preds, batch, padded=None):
+        pred_dist = preds["boxes"].permute(0, 2, 1).contiguous()
+        pred_scores = preds["scores"].permute(0, 2, 1).contiguous()
+        pred_angle = preds["angle"].permute(0, 2, 1).contiguous()
+        anchor_points, stride_tensor = _anchors(preds["feats"], self.stride)
+        size = self.image_size(preds)[[1, 0, 1, 0]]  # (w, h, w, h)
+        targets = self.padded_targets(preds, batch) if padded is None else padded
+        gt_labels, gt_bboxes = targets.split((1, 5), 2)
+        mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
+        pred_bboxes = self.decode(anchor_points, pred_dist, pred_angle)
+        for_assigner = pred_bboxes.detach().clone()
+        for_assigner[..., :4] *= stride_tensor
+        labels, target_bboxes, scores, fg_mask, gt_index = rotated_task_aligned_assign(
+            pred_scores.detach().sigmoid(),
+            for_assigner.type(gt_bboxes.dtype),
+            anchor_points * stride_tensor,
+            gt_labels,
+            gt_bboxes,
+            mask_gt,
+            topk=self.topk,
+            num_classes=self.nc,
+            alpha=0.5,
+            beta=6.0,
+            stride=self.stride.tolist(),
+            topk2=self.topk2,
+            sparse=True,
+        )
+        score_sum = scores.sum().clamp(min=1)  # a tensor: no host sync
+        cls = self.class_loss(pred_scores, labels, scores)
+        weight = scores * fg_mask
+        target_bboxes = torch.cat([target_bboxes[..., :4] / stride_tensor, target_bboxes[..., 4:]], -1)
+        iou = probiou(pred_bboxes, target_bboxes, floor=0.01)[..., 0]
+        box = ((1.0 - iou) * weight).sum()
+        target_ltrb = _rotated_distances(target_bboxes, anchor_points)
+        if self.use_dfl:  # (clamped as ultralytics' rbox2dist(reg_max=reg_max - 1))
+            target_ltrb = target_ltrb.clamp(0, self.reg_max - 1 - 0.01)
+        dfl = self.distance_loss(pred_dist, target_ltrb, weight, stride_tensor, size)
+        angle = (_angle_loss(pred_bboxes, target_bboxes) * weight).sum()
+        loss = self.scaled_sum((box, cls, dfl, angle), ("box", "cls", "dfl", "angle"), score_sum)
+        return loss, dict(zip(self.loss_names, loss.detach())), (fg_mask, gt_index, target_bboxes)
+
+
+def _rotated_distances(boxes, anchor_points):
+    """ultralytics' rbox2dist: the distances (l, t, r, b) from each anchor to the sides of its xywhr
+    box (B, A, 5), along the box's axes."""
+    offset = boxes[..., :2] - anchor_points
+    offset_x, offset_y = offset.split(1, dim=-1)
+    cos, sin = torch.cos(boxes[..., 4:5]), torch.sin(boxes[..., 4:5])
+    xf = offset_x * cos + offset_y * sin
+    yf = -offset_x * sin + offset_y * cos
+    w, h = boxes[..., 2:3], boxes[..., 3:4]
+    return torch.cat([w / 2 - xf, h / 2 - yf, w / 2 + xf, h / 2 + yf], dim=-1)
+
+
+def _angle_loss(pred_bboxes, target_bboxes, lambda_val=3):
+    """ultralytics' calculate_angle_loss per anchor, before the weights: sin²(2Δθ) (Δθ wrapped to
+    ±π/2) times exp(−ln²(w/h)/λ²) of the target's aspect ratio."""
+    log_ar = torch.log((target_bboxes[..., 2] + 1e-9) / (target_bboxes[..., 3] + 1e-9))
+    scale_weight = torch.exp(-(log_ar**2) / (lambda_val**2))
+    delta = pred_bboxes[..., 4] - target_bboxes[..., 4]
+    wrapped = delta - torch.round(delta / math.pi) * math.pi
+    return scale_weight * torch.sin(2 * wrapped) ** 2
 
 
 class v8SegmentationLoss(v8DetectionLoss):
@@ -496,12 +617,18 @@ def init_criterion(model):
         ultralytics.nn.tasks.DetectionModel.init_criterion = fastloss.ultralytics.init_criterion
 
     and the same for ultralytics.nn.tasks.SegmentationModel and RTDETRDetectionModel, which have their
-    own. Heads with criteria fastloss does not have (OBB, pose, YOLO26's Segment26) are a
+    own (and OBBModel: v8OBBLoss). Heads with criteria fastloss does not have (pose, YOLO26's Segment26) are a
     NotImplementedError, not a detection criterion in their place."""
     head = type(model.model[-1]).__name__
     if head == "RTDETRDecoder":  # (RTDETRDetectionModel.init_criterion's)
         return RTDETRDetectionLoss(nc=model.nc, use_vfl=True)
-    criteria = {"Detect": v8DetectionLoss, "v10Detect": v8DetectionLoss, "Segment": v8SegmentationLoss}
+    criteria = {
+        "Detect": v8DetectionLoss,
+        "v10Detect": v8DetectionLoss,
+        "Segment": v8SegmentationLoss,
+        "OBB": v8OBBLoss,
+        "OBB26": v8OBBLoss,
+    }
     if head not in criteria:
         raise NotImplementedError(
             f"fastloss.ultralytics.init_criterion: no fastloss criterion for {head} heads yet "
@@ -525,6 +652,7 @@ __all__ = [
     "DFLoss",
     "v8DetectionLoss",
     "v8SegmentationLoss",
+    "v8OBBLoss",
     "E2EDetectLoss",
     "E2ELoss",
     "init_criterion",

@@ -29,34 +29,37 @@ class StandInModel(torch.nn.Module):
         head = types.SimpleNamespace(stride=torch.tensor(STRIDES, dtype=torch.float), nc=nc, reg_max=reg_max)
         head.nm = MASKS
         self.model = [head]
-        self.args = types.SimpleNamespace(box=7.5, cls=0.5, dfl=1.5, overlap_mask=True, epochs=100)
+        self.args = types.SimpleNamespace(box=7.5, cls=0.5, dfl=1.5, angle=1.0, overlap_mask=True, epochs=100)
 
 
-def criterion_inputs(gts, instances=None):
+def criterion_inputs(gts, instances=None, images=BATCH, imgsz=IMGSZ, classes=CLASSES, oriented=False):
     """The head's training outputs (random logits, distances around the targets' scale) and a batch of
     flat targets, `gts` per image; with `instances`, the mask coefficients, 160² prototypes and one
-    overlapping-mask plane per image."""
+    overlapping-mask plane per image; `oriented`: xywhr targets and the head's angles."""
 
     def make(device, dtype, small):
-        batch, size, per_image = (2, 128, min(gts, 6)) if small else (BATCH, IMGSZ, gts)
+        batch, size, per_image = (2, 128, min(gts, 6)) if small else (images, imgsz, gts)
         g = torch.Generator().manual_seed(gts)
         anchors = sum((size // s) ** 2 for s in STRIDES)
         n = batch * per_image
         xy = torch.rand(n, 2, generator=g) * 0.8 + 0.1
         wh = torch.rand(n, 2, generator=g) * 0.25 + 0.01
+        boxes = [xy, wh, (torch.rand(n, 1, generator=g) - 0.5) * 3.14159] if oriented else [xy, wh]
         inputs = dict(
             boxes=torch.randn(batch, 4 * 16, anchors, generator=g) * 2,
-            scores=torch.randn(batch, CLASSES, anchors, generator=g) - 4,
+            scores=torch.randn(batch, classes, anchors, generator=g) - 4,
             batch_idx=torch.arange(batch).repeat_interleave(per_image).float(),
-            cls=torch.randint(0, CLASSES, (n, 1), generator=g).float(),
-            bboxes=torch.cat([xy, wh], 1),
+            cls=torch.randint(0, classes, (n, 1), generator=g).float(),
+            bboxes=torch.cat(boxes, 1),
         )
+        if oriented:
+            inputs["angle"] = (torch.rand(batch, 1, anchors, generator=g) - 0.25) * 3.14159
         if instances is not None:
             side = size // 4
             inputs["mask_coefficient"] = torch.randn(batch, MASKS, anchors, generator=g) / 4
             inputs["proto"] = torch.randn(batch, MASKS, side, side, generator=g)
             inputs["masks"] = torch.randint(0, instances + 1, (batch, side, side), generator=g).float()
-        head = ("boxes", "scores", "mask_coefficient", "proto")  # (each gets a gradient)
+        head = ("boxes", "scores", "angle", "mask_coefficient", "proto")  # (each gets a gradient)
         return {
             k: v.to(device=device, dtype=dtype).requires_grad_() if k in head else v.to(device)
             for k, v in inputs.items()
@@ -69,6 +72,8 @@ def split(inputs, size):
     """(preds, batch) as a criterion takes them, from a case's flat inputs."""
     feats = [inputs["boxes"].new_empty(inputs["boxes"].shape[0], 0, size // s, size // s) for s in STRIDES]
     preds = dict(boxes=inputs["boxes"], scores=inputs["scores"], feats=feats)
+    if "angle" in inputs:
+        preds["angle"] = inputs["angle"]
     batch = {k: inputs[k] for k in ("batch_idx", "cls", "bboxes")}
     if "proto" in inputs:
         preds.update(mask_coefficient=inputs["mask_coefficient"], proto=inputs["proto"])
@@ -83,7 +88,7 @@ def image_size(inputs):
     return side
 
 
-def criterion_call(make_criterion):
+def criterion_call(make_criterion, nc=CLASSES):
     """fn(**inputs) -> the criterion's scaled loss vector, summed (ultralytics' trainer backpropagates
     its sum), with the criterion built once per device."""
     built = {}
@@ -91,7 +96,7 @@ def criterion_call(make_criterion):
     def call(**inputs):
         device = inputs["boxes"].device
         if device not in built:
-            built[device] = make_criterion(StandInModel(device=device))
+            built[device] = make_criterion(StandInModel(nc=nc, device=device))
         loss, _ = built[device](*split(inputs, image_size(inputs)))
         return loss.sum()
 
@@ -106,8 +111,8 @@ def _reference(call):
     return reference
 
 
-def _register(name, criterion, make, grad):
-    fused = criterion_call(criterion)
+def _register(name, criterion, make, grad, nc=CLASSES):
+    fused = criterion_call(criterion, nc)
     register(
         Case(
             name=name,
@@ -135,6 +140,15 @@ for instances in (32, 100):
         face.v8SegmentationLoss,
         criterion_inputs(instances, instances),
         ("boxes", "scores", "mask_coefficient", "proto"),
+    )
+
+for gts in (100, 1000):  # (YOLO-OBB on DOTA: batch 8, 1024² images, 15 classes)
+    _register(
+        f"v8OBBLoss 8x21504x15 {gts} GTs",
+        face.v8OBBLoss,
+        criterion_inputs(gts, images=8, imgsz=1024, classes=15, oriented=True),
+        ("boxes", "scores", "angle"),
+        nc=15,
     )
 
 
