@@ -245,6 +245,11 @@ def test_properties(n, spread, seed):
         ),
         (lambda: fastloss.gaussian_distance_loss(boxes(3, 0), boxes(3, 1), reduction="avg"), ValueError, "reduction"),
         (lambda: fastloss.kfiou_loss(*[boxes(3, 0)] * 4, beta=0.0), ValueError, "beta must be > 0"),
+        (
+            lambda: fastloss.gaussian_distance_loss(boxes(3, 0), boxes(3, 1), weight=torch.ones(3, 5)),
+            ValueError,
+            "weight must broadcast",
+        ),
         (lambda: fastloss.kfiou_loss(*[boxes(3, 0)] * 3, boxes(2, 0)), ValueError, "targets_decode must have"),
         (lambda: fastloss.kfiou_loss(boxes(3, 0)[:, :1], *[boxes(3, 0)] * 3), ValueError, "pred must have shape"),
         (lambda: face.GDLoss("kld", normalize=True), TypeError, "unexpected keyword"),

@@ -353,6 +353,26 @@ def test_obb_criterion_equals_ultralytics(yaml, gts):
     assert_like_ultralytics(ours, lambda: stock(m), preds, batch, agree=gts in (0, 1, (1, 0)))
 
 
+def test_obb_under_autocast():
+    """bfloat16 heads under autocast: YOLOv8-OBB's losses as ultralytics'; YOLO26-OBB's finite where
+    ultralytics' box loss is NaN (its probIoU in bfloat16), and its float32 value on the same heads."""
+    m = model("yolov8n-obb.yaml")
+    preds = random_heads(m, 2, seed=46, dtype=torch.bfloat16)
+    batch = targets(2, 8, seed=47, oriented=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert_like_ultralytics(face.init_criterion(m), lambda: stock(m), preds, batch, rtol=2e-2, atol=2e-2)
+    m = model("yolo26n-obb.yaml")
+    preds = random_heads(m, 2, seed=27, dtype=torch.bfloat16)
+    batch = targets(2, 8, seed=28, oriented=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, _ = face.init_criterion(m)(preds, batch)
+        theirs, _ = stock(m)(preds, batch)
+    assert got.isfinite().all() and not theirs.isfinite().all()
+    as_float = {k: {n: (t.float() if n != "feats" else t) for n, t in v.items()} for k, v in preds.items()}
+    exact, _ = on_fastloss_assigner(stock(m))(as_float, batch)
+    torch.testing.assert_close(got.float(), exact, rtol=2e-2, atol=2e-2)
+
+
 def test_obb_tal_topk2_and_boxes_outside():
     m = model("yolov8n-obb.yaml")
     preds = random_heads(m, 3, seed=42)

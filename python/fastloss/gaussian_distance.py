@@ -55,6 +55,14 @@ def _op(pred, target, representation, kind, fun, tau, alpha, beta, eps, flag):
 def _reduce(loss, weight, reduction):
     if weight is not None:
         check_tensor("weight", weight)
+        try:
+            fits = torch.broadcast_shapes(weight.shape, loss.shape) == loss.shape
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"weight must broadcast to the loss's shape {tuple(loss.shape)}, got {tuple(weight.shape)}"
+            )
         loss = loss * weight
     if reduction == "none":
         return loss
