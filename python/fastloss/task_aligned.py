@@ -8,6 +8,7 @@ import torch
 from . import _backend
 import functools
 import itertools
+import typing
 
 from ._inputs import assigner_inputs
 from ._spec import FLOATS, OpSpec, Plan, declare, operand_dtypes
@@ -43,8 +44,19 @@ def _per_gt(name, t, batch, gts):
     return t
 
 
-class Checked(tuple):
-    """checked_inputs' result: labels, mask, topk, topk2, num_classes, alpha, beta, eps, stride_val, sparse."""
+class Checked(typing.NamedTuple):
+    """checked_inputs' result: the assigners' arguments as the op takes them."""
+
+    labels: torch.Tensor  # (B, M) int64
+    mask: torch.Tensor  # (B, M) bool
+    topk: int
+    topk2: int
+    num_classes: int
+    alpha: float
+    beta: float
+    eps: float
+    stride_val: float
+    sparse: bool
 
 
 def checked_inputs(tensors, topk, num_classes, alpha, beta, eps, stride, topk2, sparse, box_fields):
@@ -108,7 +120,7 @@ def checked_inputs(tensors, topk, num_classes, alpha, beta, eps, stride, topk2, 
             f"outside [0, {limit}) for a GT that mask_gt marks valid"
         ),
     )
-    return Checked((labels, mask, topk, topk2, num_classes, alpha, beta, eps, stride_val, sparse))
+    return Checked(labels, mask, topk, topk2, num_classes, alpha, beta, eps, stride_val, sparse)
 
 
 def task_aligned_assign(
