@@ -71,6 +71,9 @@ constexpr const char* kSchemas[] = {
     "gaussian_distance_backward(Tensor grad, Tensor pred, Tensor target, int representation, int kind, int fun, float "
     "tau, float alpha, float beta, float eps, bool flag, bool pred_grad, bool target_grad) -> (Tensor grad_pred, "
     "Tensor grad_target)",
+    "rotated_box_iou(Tensor boxes1, Tensor boxes2, float eps, bool aligned) -> Tensor",
+    "rotated_box_iou_backward(Tensor grad, Tensor boxes1, Tensor boxes2, float eps, bool aligned, bool boxes1_grad, "
+    "bool boxes2_grad) -> (Tensor grad_boxes1, Tensor grad_boxes2)",
     "rtdetr_matching_cost(Tensor class_cost, Tensor pred_boxes, Tensor tgt_boxes, float cost_class, float cost_bbox, "
     "float cost_giou) -> Tensor",
     "distribution_focal_loss(Tensor pred, Tensor target, Tensor? weight, float target_max, int reduction) -> (Tensor "

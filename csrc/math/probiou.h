@@ -84,4 +84,18 @@ FASTLOSS_HD void load_box(const S* row, S (&out)[kFields]) {
   for (int k = 0; k < kFields; ++k) out[k] = row[k];
 }
 
+// The pair formulas as ops/box_pairs.h's loops take them.
+struct PairMath {
+  static constexpr int kFields = probiou::kFields;
+  template <typename V, typename S>
+  FASTLOSS_HD static V value(const V (&p)[kFields], const V (&q)[kFields], S eps) {
+    return evaluate(p, q, eps).iou;
+  }
+  template <typename V, typename S>
+  FASTLOSS_HD static void gradient(const V (&p)[kFields], const V (&q)[kFields], S eps, V g, V (&dp)[kFields],
+                                   V (&dq)[kFields]) {
+    probiou::gradient(p, q, eps, g, dp, dq);
+  }
+};
+
 }  // namespace fastloss::probiou

@@ -1,85 +1,14 @@
 #pragma once
-// Host side of fastloss::probiou (math: math/probiou.h), shared by cpu/probiou.cpp and
-// cuda/probiou.cu: argument checks, the kernels' arguments and the op's entry points.
+// Host side of fastloss::probiou (math: math/probiou.h): Gaussian boxes (N, 5) and (M, 5), (x, y, a, b, c),
+// every pair (N, M) or the aligned ones (N,), through the pair loops of ops/box_pairs.h.
 #include "math/probiou.h"
-#include "ops/tensor_args.h"
+#include "ops/box_pairs.h"
 
 namespace fastloss::probiou {
 
-constexpr const char* kOp = "fastloss::probiou";
-
-// Gaussian boxes (N, 5) and (M, 5), (x, y, a, b, c): (N, M) pairs, or (N,) aligned ones (M = N).
-template <typename S>
-struct Args {
-  const S* boxes1;
-  const S* boxes2;
-  int64_t n, m;
-  bool aligned;
-  S eps;
-
-  FASTLOSS_HD int64_t pairs() const { return aligned ? n : n * m; }
-  FASTLOSS_HD const S* first(int64_t i) const { return boxes1 + i * kFields; }
-  FASTLOSS_HD const S* second(int64_t j) const { return boxes2 + j * kFields; }
+struct Op {
+  static constexpr const char* kOp = "fastloss::probiou";
+  using Math = PairMath;
 };
-
-inline void check(const Tensor& boxes1, const Tensor& boxes2, double eps, bool aligned) {
-  check_same_device(kOp, boxes1, boxes2, "boxes2");
-  const ScalarType math = boxes1.scalar_type();
-  for (const Tensor* t : {&boxes1, &boxes2}) {
-    const char* name = t == &boxes1 ? "boxes1" : "boxes2";
-    FASTLOSS_CHECK_VALUE(t->scalar_type() == math && (math == kFloat || math == kDouble), kOp, ": ", name,
-                         " must be float32 or float64 like boxes1, got ", t->scalar_type());
-    FASTLOSS_CHECK_VALUE(t->dim() == 2 && t->size(1) == kFields, kOp, ": ", name, " must have shape (N, 5), got ",
-                         t->sizes());
-  }
-  FASTLOSS_CHECK_VALUE(!aligned || boxes1.size(0) == boxes2.size(0), kOp,
-                       ": aligned pairs need as many boxes in boxes1 as in boxes2, got ", boxes1.size(0), " and ",
-                       boxes2.size(0));
-  FASTLOSS_CHECK_VALUE(std::isfinite(eps) && eps > 0, kOp, ": eps must be finite and > 0, got ", eps);
-}
-
-template <typename S>
-inline Args<S> make_args(const Tensor& a, const Tensor& b, double eps, bool aligned) {
-  return Args<S>{a.const_data_ptr<S>(), b.const_data_ptr<S>(), a.size(0), b.size(0), aligned, static_cast<S>(eps)};
-}
-
-// Entry points, registered by the CPU and CUDA files:
-//   struct Kernels {
-//     template <typename S> static void forward(const Args<S>&, Tensor& out);
-//     // grad: (N, M) or (N,); g1 (N, 5) / g2 (M, 5), either null when not wanted
-//     template <typename S> static void backward(const Args<S>&, const Tensor& grad, S* g1, S* g2);
-//   };
-template <typename Kernels>
-Tensor forward(const Tensor& boxes1, const Tensor& boxes2, double eps, bool aligned) {
-  check(boxes1, boxes2, eps, aligned);
-  const Tensor a = as_contiguous(boxes1), b = as_contiguous(boxes2);
-  Tensor out = aligned ? empty({a.size(0)}, options(a)) : empty({a.size(0), b.size(0)}, options(a));
-  if (out.numel() == 0) return out;
-  dispatch_math(a.scalar_type(), [&](auto m_type) {
-    using S = typename decltype(m_type)::type;
-    Kernels::forward(make_args<S>(a, b, eps, aligned), out);
-  });
-  return out;
-}
-
-template <typename Kernels>
-std::tuple<Tensor, Tensor> backward(const Tensor& grad, const Tensor& boxes1, const Tensor& boxes2, double eps,
-                                    bool aligned, bool boxes1_grad, bool boxes2_grad) {
-  check(boxes1, boxes2, eps, aligned);
-  check_same_device(kOp, boxes1, grad, "grad");
-  const Shape want = aligned ? Shape{boxes1.size(0)} : Shape{boxes1.size(0), boxes2.size(0)};
-  FASTLOSS_CHECK_VALUE(grad.scalar_type() == boxes1.scalar_type() && sizes(grad) == want, kOp, ": grad must be ",
-                       boxes1.scalar_type(), " of shape ", want, ", got ", grad.scalar_type(), " ", grad.sizes());
-  const Tensor a = as_contiguous(boxes1), b = as_contiguous(boxes2), g = as_contiguous(grad);
-  Tensor g1 = boxes1_grad ? zeros({a.size(0), kFields}, options(a)) : empty({0}, options(a));
-  Tensor g2 = boxes2_grad ? zeros({b.size(0), kFields}, options(b)) : empty({0}, options(b));
-  if (g.numel() == 0 || (!boxes1_grad && !boxes2_grad)) return {g1, g2};
-  dispatch_math(a.scalar_type(), [&](auto m_type) {
-    using S = typename decltype(m_type)::type;
-    Kernels::backward(make_args<S>(a, b, eps, aligned), g, boxes1_grad ? g1.mutable_data_ptr<S>() : nullptr,
-                      boxes2_grad ? g2.mutable_data_ptr<S>() : nullptr);
-  });
-  return {g1, g2};
-}
 
 }  // namespace fastloss::probiou

@@ -39,6 +39,7 @@ from .matching import matching_cost
 from .rtdetr_matching_cost import rtdetr_matching_cost
 from .probiou import batch_probiou, probiou
 from .gaussian_distance import gaussian_distance_loss, kfiou_loss
+from .rotated_box_iou import rotated_box_iou
 
 from . import distributed, nn, reference
 from . import _torchscript
@@ -81,6 +82,7 @@ __all__ = [
     "batch_probiou",
     "gaussian_distance_loss",
     "kfiou_loss",
+    "rotated_box_iou",
     "HungarianMatcher",
     "varifocal_loss",
     "quality_focal_loss",

@@ -15,8 +15,6 @@ from ._common import check_number, check_tensor
 from ._spec import OpSpec, Plan, declare
 from .reference import probiou as _reference
 
-_OP = "fastloss::probiou"
-
 
 def _boxes(name, value):
     if isinstance(value, np.ndarray):
@@ -92,27 +90,50 @@ def batch_probiou(obb1, obb2, eps=1e-7):
 __all__ = ["probiou", "batch_probiou"]
 
 
-def _backward(ctx, args, saved, grads, needs):
-    boxes1, boxes2, eps, aligned = args
-    g1, g2 = torch.ops.fastloss.probiou_backward(
-        grads[0].contiguous(), boxes1, boxes2, eps, aligned, needs[0], needs[1]
-    )
-    return (g1 if needs[0] else None, g2 if needs[1] else None, None, None)
+def register_pair_op(name, reference_op):
+    """Fake kernels and autograd of a pair op (ops/box_pairs.h's schema: boxes1, boxes2, eps, aligned)."""
 
+    def backward(ctx, args, saved, grads, needs):
+        boxes1, boxes2, eps, aligned = args
+        g1, g2 = getattr(torch.ops.fastloss, name + "_backward")(
+            grads[0].contiguous(), boxes1, boxes2, eps, aligned, needs[0], needs[1]
+        )
+        return (g1 if needs[0] else None, g2 if needs[1] else None, None, None)
 
-def _register():
-    @torch.library.register_fake(_OP)
+    @torch.library.register_fake(f"fastloss::{name}")
     def _(boxes1, boxes2, eps, aligned):
         return boxes1.new_empty((boxes1.shape[0],) if aligned else (boxes1.shape[0], boxes2.shape[0]))
 
-    @torch.library.register_fake(_OP + "_backward")
+    @torch.library.register_fake(f"fastloss::{name}_backward")
     def _(grad, boxes1, boxes2, eps, aligned, boxes1_grad, boxes2_grad):
         return (
             boxes1.new_empty(boxes1.shape if boxes1_grad else (0,)),
             boxes2.new_empty(boxes2.shape if boxes2_grad else (0,)),
         )
 
-    _autograd.register(_autograd.Spec("probiou", _backward, _reference.probiou_op))
+    _autograd.register(_autograd.Spec(name, backward, reference_op))
+
+
+def pair_plan(call, kinds):
+    """The CUDA parity plan of a pair op: call(case, generator, on, seed) over boxes of `kinds`."""
+    return Plan(
+        factors=dict(
+            dtype=[torch.float32, torch.float64],
+            kind=list(kinds),
+            aligned=[False, True],
+            n=[1, 7, 40, 300],
+            m=[1, 5, 33, 257],
+        ),
+        call=call,
+        elements=lambda case: case["n"] * (1 if case["aligned"] else case["m"]),
+        shrink=("n", "m"),
+        small=dict(n=40, m=33),
+        mid=dict(n=300, m=257),
+        large=dict(n=5000, m=4000),
+        empty=(dict(n=0), dict(m=0, aligned=False)),
+        sweep=lambda small: [small(dtype=d, aligned=a) for d in (torch.float32, torch.float64) for a in (False, True)],
+        exact_outputs=lambda case: 1,
+    )
 
 
 # ------------------------------------------------------------------------------------ the record
@@ -143,28 +164,9 @@ SPEC = declare(
     OpSpec(
         "probiou",
         ops=("probiou", "probiou_backward"),
-        register=_register,
+        register=lambda: register_pair_op("probiou", _reference.probiou_op),
         reference=_reference,
-        plan=Plan(
-            factors=dict(
-                dtype=[torch.float32, torch.float64],
-                kind=["random", "degenerate", "overlapping"],
-                aligned=[False, True],
-                n=[1, 7, 40, 300],
-                m=[1, 5, 33, 257],
-            ),
-            call=_parity_call,
-            elements=lambda case: case["n"] * (1 if case["aligned"] else case["m"]),
-            shrink=("n", "m"),
-            small=dict(n=40, m=33),
-            mid=dict(n=300, m=257),
-            large=dict(n=5000, m=4000),
-            empty=(dict(n=0), dict(m=0, aligned=False)),
-            sweep=lambda small: [
-                small(dtype=d, aligned=a) for d in (torch.float32, torch.float64) for a in (False, True)
-            ],
-            exact_outputs=lambda case: 1,
-        ),
+        plan=pair_plan(_parity_call, ("random", "degenerate", "overlapping")),
         bench="probiou",
     )
 )
