@@ -303,10 +303,7 @@ class v8DetectionLoss(NotScriptable):
 
     def decode(self, anchor_points, pred_dist):
         """Boxes (B, A, 4) xyxy in grid units from the ltrb distances (DFL: softmax · bins)."""
-        if self.use_dfl:
-            b, a, c = pred_dist.shape
-            pred_dist = pred_dist.view(b, a, 4, c // 4).softmax(3).matmul(self.proj.type(pred_dist.dtype))
-        lt, rb = pred_dist.chunk(2, -1)
+        lt, rb = self.expected_distances(pred_dist).chunk(2, -1)
         return torch.cat((anchor_points - lt, anchor_points + rb), -1)
 
     def scaled_losses(self, preds, batch, padded=None):
@@ -324,23 +321,13 @@ class v8DetectionLoss(NotScriptable):
         anchor_points, stride_tensor = _anchors(preds["feats"], self.stride)
         size = self.image_size(preds)[[1, 0, 1, 0]]  # (w, h, w, h)
         targets = self.padded_targets(preds, batch) if padded is None else padded
-        gt_labels, gt_bboxes = targets.split((1, 4), 2)
-        mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
         pred_bboxes = self.decode(anchor_points, pred_dist)
-        labels, target_bboxes, scores, fg_mask, gt_index = task_aligned_assign(
-            pred_scores.detach().sigmoid(),
-            (pred_bboxes.detach() * stride_tensor).type(gt_bboxes.dtype),
+        labels, target_bboxes, scores, fg_mask, gt_index = self.assign(
+            task_aligned_assign,
+            pred_scores,
+            pred_bboxes.detach() * stride_tensor,
             anchor_points * stride_tensor,
-            gt_labels,
-            gt_bboxes,
-            mask_gt,
-            topk=self.topk,
-            num_classes=self.nc,
-            alpha=0.5,
-            beta=6.0,
-            stride=self.stride.tolist(),
-            topk2=self.topk2,
-            sparse=True,
+            targets,
         )
         score_sum = scores.sum().clamp(min=1)  # a tensor: no host sync
         cls = self.class_loss(pred_scores, labels, scores)
@@ -352,6 +339,34 @@ class v8DetectionLoss(NotScriptable):
         dfl = self.distance_loss(pred_dist, target_ltrb, weight, stride_tensor, size)
         loss = self.scaled_sum((box, cls, dfl), ("box", "cls", "dfl"), score_sum)
         return loss, dict(zip(self.loss_names, loss.detach())), (fg_mask, gt_index, target_bboxes * stride_tensor)
+
+    def assign(self, assigner, pred_scores, pred_bboxes, anchor_points, targets):
+        """The sparse task-aligned assignment (assigner: task_aligned_assign or its rotated form) of the
+        detached pixel boxes to the padded targets, with ultralytics' settings."""
+        gt_labels, gt_bboxes = targets.split((1, targets.shape[-1] - 1), 2)
+        return assigner(
+            pred_scores.detach().sigmoid(),
+            pred_bboxes.type(gt_bboxes.dtype),
+            anchor_points,
+            gt_labels,
+            gt_bboxes,
+            gt_bboxes.sum(2, keepdim=True).gt_(0.0),  # mask_gt
+            topk=self.topk,
+            num_classes=self.nc,
+            alpha=0.5,
+            beta=6.0,
+            stride=self.stride.tolist(),
+            topk2=self.topk2,
+            sparse=True,
+        )
+
+    def expected_distances(self, pred_dist):
+        """The head's distances: the expectation of each side's DFL bins (softmax · bins), or as given
+        for reg_max = 1 heads."""
+        if not self.use_dfl:
+            return pred_dist
+        b, a, c = pred_dist.shape
+        return pred_dist.view(b, a, 4, c // 4).softmax(3).matmul(self.proj.type(pred_dist.dtype))
 
     def class_loss(self, pred_scores, labels, scores):
         """The classification BCE (summed) of the logits against the sparse targets."""
@@ -409,10 +424,7 @@ class v8OBBLoss(v8DetectionLoss):
     def decode(self, anchor_points, pred_dist, pred_angle):
         """xywhr boxes (B, A, 5) in grid units from the distances along the box's axes and its angle
         (ultralytics' dist2rbox)."""
-        if self.use_dfl:
-            b, a, c = pred_dist.shape
-            pred_dist = pred_dist.view(b, a, 4, c // 4).softmax(3).matmul(self.proj.type(pred_dist.dtype))
-        lt, rb = pred_dist.split(2, dim=-1)
+        lt, rb = self.expected_distances(pred_dist).split(2, dim=-1)
         cos, sin = torch.cos(pred_angle), torch.sin(pred_angle)
         xf, yf = ((rb - lt) / 2).split(1, dim=-1)
         x, y = xf * cos - yf * sin, xf * sin + yf * cos
@@ -426,25 +438,11 @@ class v8OBBLoss(v8DetectionLoss):
         anchor_points, stride_tensor = _anchors(preds["feats"], self.stride)
         size = self.image_size(preds)[[1, 0, 1, 0]]  # (w, h, w, h)
         targets = self.padded_targets(preds, batch) if padded is None else padded
-        gt_labels, gt_bboxes = targets.split((1, 5), 2)
-        mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
         pred_bboxes = self.decode(anchor_points, pred_dist, pred_angle)
         for_assigner = pred_bboxes.detach().clone()
         for_assigner[..., :4] *= stride_tensor
-        labels, target_bboxes, scores, fg_mask, gt_index = rotated_task_aligned_assign(
-            pred_scores.detach().sigmoid(),
-            for_assigner.type(gt_bboxes.dtype),
-            anchor_points * stride_tensor,
-            gt_labels,
-            gt_bboxes,
-            mask_gt,
-            topk=self.topk,
-            num_classes=self.nc,
-            alpha=0.5,
-            beta=6.0,
-            stride=self.stride.tolist(),
-            topk2=self.topk2,
-            sparse=True,
+        labels, target_bboxes, scores, fg_mask, gt_index = self.assign(
+            rotated_task_aligned_assign, pred_scores, for_assigner, anchor_points * stride_tensor, targets
         )
         score_sum = scores.sum().clamp(min=1)  # a tensor: no host sync
         cls = self.class_loss(pred_scores, labels, scores)
