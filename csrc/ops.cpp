@@ -57,7 +57,7 @@ constexpr const char* kSchemas[] = {
     "Tensor mask_gt, int topk, int topk2, int num_classes, float alpha, float beta, float eps, float stride_val, bool "
     "sparse) -> (Tensor target_labels, Tensor target_bboxes, Tensor target_scores, Tensor fg_mask, Tensor "
     "target_gt_idx)",
-    "rotated_task_aligned_assign(Tensor pd_scores, Tensor pd_gaussians, Tensor anc_points, Tensor gt_labels, Tensor "
+    "rotated_task_aligned_assign(Tensor pd_scores, Tensor pd_bboxes, Tensor anc_points, Tensor gt_labels, Tensor "
     "gt_rows, Tensor gt_bboxes, Tensor mask_gt, int topk, int topk2, int num_classes, float alpha, float beta, float "
     "eps, bool sparse) -> (Tensor target_labels, Tensor target_bboxes, Tensor target_scores, Tensor fg_mask, Tensor "
     "target_gt_idx)",
@@ -66,6 +66,9 @@ constexpr const char* kSchemas[] = {
     "probiou(Tensor boxes1, Tensor boxes2, float eps, bool aligned) -> Tensor",
     "probiou_backward(Tensor grad, Tensor boxes1, Tensor boxes2, float eps, bool aligned, bool boxes1_grad, bool "
     "boxes2_grad) -> (Tensor grad_boxes1, Tensor grad_boxes2)",
+    "probiou_xywhr(Tensor boxes1, Tensor boxes2, float eps, bool aligned, float floor) -> Tensor",
+    "probiou_xywhr_backward(Tensor grad, Tensor boxes1, Tensor boxes2, float eps, bool aligned, float floor, bool "
+    "boxes1_grad, bool boxes2_grad) -> (Tensor grad_boxes1, Tensor grad_boxes2)",
     "gaussian_distance(Tensor pred, Tensor target, int representation, int kind, int fun, float tau, float alpha, "
     "float beta, float eps, bool flag) -> Tensor",
     "gaussian_distance_backward(Tensor grad, Tensor pred, Tensor target, int representation, int kind, int fun, float "

@@ -1,4 +1,4 @@
-"""Throughput of fastloss's exp, expm1, log, log1p, pow and atan2 (csrc/math/elementary.h) beside
+"""Throughput of fastloss's exp, expm1, log, log1p, pow, atan2, sin and cos (csrc/math/elementary.h) beside
 torch's vectorised ones, one thread, in one run, as elements per nanosecond (higher is faster):
 
     python scripts/math_speed.py [build/math/accuracy]
@@ -61,6 +61,8 @@ def torch_speed(dtype):
         "log1p": lambda: torch.log1p(pos, out=out),
         "pow": lambda: torch.pow(pos, small, out=out),
         "atan2": lambda: torch.atan2(any_, pos, out=out),
+        "sin": lambda: torch.sin(any_, out=out),
+        "cos": lambda: torch.cos(any_, out=out),
     }
     result = {}
     for name, call in calls.items():
@@ -83,7 +85,7 @@ def main(path):
     print("| function | float: fastloss | float: torch | double: fastloss | double: torch |")
     print("|---|---|---|---|---|")
     theirs = {t: torch_speed(d) for t, d in (("float", torch.float32), ("double", torch.float64))}
-    for name in ("exp", "expm1", "log", "log1p", "pow", "atan2"):
+    for name in ("exp", "expm1", "log", "log1p", "pow", "atan2", "sin", "cos"):
         print(
             f"| {name} | {ours['float', name]:.2f} | {theirs['float'][name]:.2f} | "
             f"{ours['double', name]:.2f} | {theirs['double'][name]:.2f} |"

@@ -1,4 +1,4 @@
-"""fastloss's exp, expm1, log, log1p, pow and atan2 (csrc/math/elementary.h), through the torch-free
+"""fastloss's exp, expm1, log, log1p, pow, atan2, sin and cos (csrc/math/elementary.h), through the torch-free
 harness tests/math/accuracy.cpp on a stratified sample (`make math-exhaustive` runs every float32 input):
 within 1 ULP of a more precise reference, the C library's special values, and the same bits from the
 generic (16-byte, any target: aarch64's width), AVX2 and AVX-512 builds of the same lines."""
@@ -13,7 +13,10 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE = os.path.join(ROOT, "tests", "math", "accuracy.cpp")
-FUNCTIONS = ["expf", "expm1f", "logf", "log1pf", "powf", "atan2f", "exp", "expm1", "log", "log1p", "pow", "atan2"]
+FUNCTIONS = [
+    *("expf", "expm1f", "logf", "log1pf", "sinf", "cosf", "powf", "atan2f"),
+    *("exp", "expm1", "log", "log1p", "sin", "cos", "pow", "atan2"),
+]
 
 
 def cpu_flags():

@@ -128,6 +128,25 @@ def test_reference_and_kernels_agree_with_the_raw_op():
     )
 
 
+@pytest.mark.parametrize("floor", [0.0, 0.01])
+def test_the_xywhr_op_is_the_reference_pairwise_and_aligned(floor):
+    """fastloss::probiou_xywhr (the Gaussians made in the kernel: probiou's op) against the reference
+    in float64, values and gradients, both modes; its pairwise mode (no public function uses it) too."""
+    # (degenerate boxes, whose gradient hangs on the last bits of cos and sin:
+    # test_degenerate_boxes_give_finite_gradients)
+    a, b = obb(13, 22).requires_grad_(), obb(9, 23).requires_grad_()
+    for aligned, (x, y) in ((False, (a, b)), (True, (a[:9], b))):
+        got = torch.ops.fastloss.probiou_xywhr(x, y, 1e-7, aligned, floor)
+        want = reference.probiou_xywhr_op(x, y, 1e-7, aligned, floor)
+        torch.testing.assert_close(got, want, rtol=1e-13, atol=1e-14)
+        for o, t in zip(grads(got, (a, b), 1.0), grads(want, (a, b), 1.0)):
+            torch.testing.assert_close(o, t, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(
+        lambda x, y: torch.ops.fastloss.probiou_xywhr(x, y, 1e-7, False, floor),
+        (obb(4, 24, spread=3.0).requires_grad_(), obb(3, 25, spread=3.0).requires_grad_()),
+    )
+
+
 @pytest.mark.parametrize("aligned", [False, True])
 def test_gradcheck_float64(aligned):
     a, b = obb(6, 16, spread=3.0).requires_grad_(), obb(6 if aligned else 4, 17, spread=3.0).requires_grad_()
@@ -148,13 +167,16 @@ def test_empty_inputs(n, m):
 @settings(max_examples=50, deadline=None)
 @given(n=st.integers(1, 8), m=st.integers(1, 8), spread=st.sampled_from([0.1, 3.0, 1e3]), seed=st.integers(0, 2**16))
 def test_properties(n, m, spread, seed):
-    """Symmetric bit for bit, the aligned pairs the pairwise diagonal, every value in
+    """Symmetric bit for bit, the aligned pairs the pairwise diagonal (bit for bit on one op; to
+    rounding across the two, whose cos and sin are fastloss's and torch's), every value in
     [1 − √(1 + eps), 1], a box against itself the maximum."""
     a, b = obb(n, seed, spread=spread), obb(m, seed + 1, spread=spread)
     ab = fastloss.batch_probiou(a, b)
     assert torch.equal(ab, fastloss.batch_probiou(b, a).T)
     k = min(n, m)
-    assert torch.equal(fastloss.probiou(a[:k], b[:k])[:, 0], ab[:k, :k].diagonal())
+    aligned = fastloss.probiou(a[:k], b[:k])[:, 0]
+    torch.testing.assert_close(aligned, ab[:k, :k].diagonal(), rtol=1e-12, atol=1e-14)
+    assert torch.equal(aligned, torch.ops.fastloss.probiou_xywhr(a, b, 1e-7, False, 0.0)[:k, :k].diagonal())
     assert (ab <= 1).all() and (ab >= 1 - math.sqrt(1 + 1e-7)).all()
     self_iou = fastloss.batch_probiou(a, a)
     assert (self_iou.diagonal()[:, None] >= self_iou - 1e-12).all()

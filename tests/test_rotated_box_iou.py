@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import fastloss
 from fastloss.reference import rotated_box_iou as reference
-from fastloss.reference.gaussian_distance import xywhr_rows
+from fastloss.reference.oriented import xywhr_rows
 from fastloss.rotated_box_iou import rotated_boxes
 from helpers import DEVICES, HAS_CUDA, needs, peer
 

@@ -35,7 +35,7 @@ struct CpuKernels {
           const int64_t n = std::min(W, end - i);
           cpu::load_rows(a.boxes1, i, n, p);
           cpu::load_rows(a.boxes2, i, n, q);
-          Math::value(p, q, a.eps).store(out + i, n);
+          Math::value(p, q, a.eps, a.param).store(out + i, n);
         }
       });
       return;
@@ -48,7 +48,7 @@ struct CpuKernels {
         for (int64_t j = 0; j < a.m; j += W) {
           const int64_t n = std::min(W, a.m - j);
           cpu::load_items(second.data(), a.m, j, n, q);
-          Math::value(p, q, a.eps).store(out + i * a.m + j, n);
+          Math::value(p, q, a.eps, a.param).store(out + i * a.m + j, n);
         }
       }
     });
@@ -66,7 +66,7 @@ struct CpuKernels {
           const int64_t n = std::min(W, end - i);
           cpu::load_rows(a.boxes1, i, n, p);
           cpu::load_rows(a.boxes2, i, n, q);
-          Math::gradient(p, q, a.eps, Vec::loadu(grad + i, n), dp, dq);
+          Math::gradient(p, q, a.eps, a.param, Vec::loadu(grad + i, n), dp, dq);
           if (g1 != nullptr) cpu::store_rows(dp, g1, i, n);
           if (g2 != nullptr) cpu::store_rows(dq, g2, i, n);
         }
@@ -83,7 +83,7 @@ struct CpuKernels {
           for (int64_t j = 0; j < a.m; j += W) {
             const int64_t n = std::min(W, a.m - j);
             cpu::load_items(second.data(), a.m, j, n, q);
-            Math::gradient(p, q, a.eps, Vec::loadu(grad + i * a.m + j, n), dp, dq);
+            Math::gradient(p, q, a.eps, a.param, Vec::loadu(grad + i * a.m + j, n), dp, dq);
             for (int k = 0; k < kFields; ++k) acc[k].current() = acc[k].current() + cpu::first_lanes(dp[k], n);
             for (int k = 0; k < kFields; ++k) acc[k].rotate();
           }
@@ -102,7 +102,7 @@ struct CpuKernels {
           for (Vec& x : acc) x = Vec(S(0));
           for (int64_t i = 0; i < a.n; ++i) {  // (each lane its column's sum, in row order)
             cpu::broadcast_item(a.boxes1 + i * kFields, 1, 0, p);
-            Math::gradient(p, q, a.eps, Vec::loadu(grad + i * a.m + j, n), dp, dq);
+            Math::gradient(p, q, a.eps, a.param, Vec::loadu(grad + i * a.m + j, n), dp, dq);
             for (int k = 0; k < kFields; ++k) acc[k] = acc[k] + dq[k];
           }
           cpu::store_rows(acc, g2, j, n);

@@ -5,7 +5,7 @@
 // GCC's vector extensions (portable: any other target compiles the generic branches, e.g. aarch64),
 // and on x86 every non-arithmetic operation is the intrinsic ATen's Vectorized uses (Native<T>).
 // The operations are ATen's Vectorized's (the same IEEE operations, its NaN rules for min/max, its
-// reduction order); exp, expm1, log, log1p, pow and atan2 are fastloss's own (math/elementary.h).
+// reduction order); exp, expm1, log, log1p, pow, atan2, sin and cos are fastloss's own (math/elementary.h).
 // Masks are vectors whose true lanes are all ones, as ATen's.
 #include <cmath>
 #include <cstdint>

@@ -109,6 +109,10 @@ void assign_image(const Args<G, scalar_t, S>& a, int64_t b) {
 struct CpuKernels {
   template <typename G, typename scalar_t, typename S>
   static void assign(const Tensor&, const Args<G, scalar_t, S>& a) {
+    if constexpr (G::kPrepared > 0)
+      torch::stable::parallel_for(0, a.batch * a.anchors_n, cpu::kChunk, [&](int64_t begin, int64_t end) {
+        for (int64_t p = begin; p < end; ++p) a.prepare(p);
+      });
     torch::stable::parallel_for(0, a.batch * a.gts, 1, [&](int64_t begin, int64_t end) {
       for (int64_t g = begin; g < end; ++g) gt_positives(a, g / a.gts, g % a.gts);
     });
@@ -117,8 +121,9 @@ struct CpuKernels {
     });
   }
 
-  // Labels, boxes and scores of each anchor from its GT index, foreground flag and target score.
-  static void finalize(const Tensors& t, const Tensor& gt_idx, const Tensor& fg, const Tensor& norm, Tensor& labels,
+  // Labels and scores of each anchor from its GT index, foreground flag and target score, then its
+  // box (norm may lie in the boxes' memory).
+  static void finalize(const Tensors& t, const Tensor& gt_idx, const Tensor& fg, const void* norm, Tensor& labels,
                        Tensor& bboxes, Tensor& scores) {
     const int64_t* idx = gt_idx.const_data_ptr<int64_t>();
     const bool* positive = fg.const_data_ptr<bool>();
@@ -132,16 +137,15 @@ struct CpuKernels {
       box_t* out_boxes = bboxes.mutable_data_ptr<box_t>();
       dispatch_floating(scores.scalar_type(), [&](auto out_type) {
         using out_t = typename decltype(out_type)::type;
-        dispatch_math(norm.scalar_type(), [&](auto math_type) {
+        dispatch_math(t.math, [&](auto math_type) {
           using S = typename decltype(math_type)::type;
-          const S* target = norm.const_data_ptr<S>();
+          const S* target = static_cast<const S*>(norm);
           out_t* out_scores = scores.mutable_data_ptr<out_t>();
           torch::stable::parallel_for(0, n, cpu::kChunk, [&](int64_t begin, int64_t end) {
             for (int64_t i = begin; i < end; ++i) {
               const int64_t g = (i / t.anchors_n) * t.gts + idx[i];
               const int64_t label = std::max<int64_t>(gt_labels[g], 0);
               out_labels[i] = label;
-              for (int64_t c = 0; c < fields; ++c) out_boxes[i * fields + c] = gt[g * fields + c];
               if (!positive[i]) continue;
               if (classes == 0) {
                 out_scores[i] = static_cast<out_t>(target[i]);
@@ -150,6 +154,12 @@ struct CpuKernels {
               }
             }
           });
+        });
+        torch::stable::parallel_for(0, n, cpu::kChunk, [&](int64_t begin, int64_t end) {
+          for (int64_t i = begin; i < end; ++i) {
+            const int64_t g = (i / t.anchors_n) * t.gts + idx[i];
+            for (int64_t c = 0; c < fields; ++c) out_boxes[i * fields + c] = gt[g * fields + c];
+          }
         });
       });
     });

@@ -32,6 +32,11 @@ struct Ops<simd::Vec<T>> {
   FASTLOSS_SIMD_INLINE static V log(const V& x) { return x.log(); }
   static V sqrt(const V& x) { return x.sqrt(); }
   FASTLOSS_SIMD_INLINE static V atan2(const V& y, const V& x) { return y.atan2(x); }
+  FASTLOSS_SIMD_INLINE static void sincos(const V& x, V& s, V& c) {
+    typename V::raw sr, cr;
+    math::sincos(typename V::raw(x), sr, cr);
+    s = V(sr), c = V(cr);
+  }
   static V fma(const V& a, const V& b, const V& c) { return simd::fmadd(a, b, c); }
   static V max(const V& a, const V& b) { return simd::clamp_min(a, b); }  // NaN in a propagates
   static V min(const V& a, const V& b) { return simd::clamp_max(a, b); }

@@ -21,7 +21,7 @@ __global__ void forward_kernel(Args<Math::kFields, S> a, S* out) {
     S p[kFields], q[kFields];
     load_row(a.first(a.aligned ? i : row), p);
     load_row(a.second(a.aligned ? i : col), q);
-    out[i] = Math::value(p, q, a.eps);
+    out[i] = Math::value(p, q, a.eps, a.param);
   });
 }
 
@@ -32,7 +32,7 @@ __global__ void aligned_backward_kernel(Args<Math::kFields, S> a, const S* grad,
     S p[kFields], q[kFields], dp[kFields], dq[kFields];
     load_row(a.first(i), p);
     load_row(a.second(i), q);
-    Math::gradient(p, q, a.eps, grad[i], dp, dq);
+    Math::gradient(p, q, a.eps, a.param, grad[i], dp, dq);
     for (int k = 0; k < kFields; ++k) {
       if (g1 != nullptr) g1[i * kFields + k] = dp[k];
       if (g2 != nullptr) g2[i * kFields + k] = dq[k];
@@ -52,7 +52,7 @@ __global__ void pairwise_backward_kernel(Args<Math::kFields, S> a, const S* grad
     for (int64_t o = 0; o < others; ++o) {
       const int64_t i = kFirst ? t : o, j = kFirst ? o : t;
       load_row(kFirst ? a.second(j) : a.first(i), kFirst ? q : p);
-      Math::gradient(p, q, a.eps, grad[i * a.m + j], dp, dq);
+      Math::gradient(p, q, a.eps, a.param, grad[i * a.m + j], dp, dq);
       for (int k = 0; k < kFields; ++k) acc[k] += static_cast<double>(kFirst ? dp[k] : dq[k]);
     }
     for (int k = 0; k < kFields; ++k) out[t * kFields + k] = static_cast<S>(acc[k]);

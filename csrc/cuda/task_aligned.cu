@@ -40,6 +40,11 @@ __device__ __forceinline__ int warp_merge(const TopK<S>& top, int k, const Emit&
   return count;
 }
 
+template <typename G, typename scalar_t, typename S>
+__global__ void prepare_kernel(Args<G, scalar_t, S> a) {
+  cuda::for_each_element(a.batch * a.anchors_n, 1, [&](int64_t p, int64_t, int64_t) { a.prepare(p); });
+}
+
 // A warp per GT: its positives into the list (−1 past them), as cpu/task_aligned.cpp's gt_positives.
 template <typename G, typename scalar_t, typename S>
 __global__ void gt_positives_kernel(Args<G, scalar_t, S> a) {
@@ -170,21 +175,30 @@ __global__ void norm_kernel(Args<G, scalar_t, S> a) {
   });
 }
 
-template <typename box_t, typename out_t, typename S>
-__global__ void finalize_kernel(int64_t n, int64_t anchors_n, int64_t gts, int64_t classes, int64_t fields,
-                                const int64_t* idx, const bool* fg, const S* norm, const int64_t* gt_labels,
-                                const box_t* gt, int64_t* labels, box_t* boxes, out_t* scores) {
+// Each anchor's label and score (norm may lie in the boxes' memory: boxes_kernel runs after).
+template <typename out_t, typename S>
+__global__ void finalize_kernel(int64_t n, int64_t anchors_n, int64_t gts, int64_t classes, const int64_t* idx,
+                                const bool* fg, const S* norm, const int64_t* gt_labels, int64_t* labels,
+                                out_t* scores) {
   cuda::for_each_element(n, anchors_n, [&](int64_t i, int64_t b, int64_t) {
     const int64_t g = b * gts + idx[i];
     const int64_t label = gt_labels[g] > 0 ? gt_labels[g] : 0;
     labels[i] = label;
-    for (int64_t c = 0; c < fields; ++c) boxes[i * fields + c] = gt[g * fields + c];
     if (!fg[i]) return;
     if (classes == 0) {
       scores[i] = static_cast<out_t>(norm[i]);
     } else if (label < classes) {
       scores[i * classes + label] = static_cast<out_t>(norm[i]);
     }
+  });
+}
+
+template <typename box_t>
+__global__ void boxes_kernel(int64_t n, int64_t anchors_n, int64_t gts, int64_t fields, const int64_t* idx,
+                             const box_t* gt, box_t* boxes) {
+  cuda::for_each_element(n, anchors_n, [&](int64_t i, int64_t b, int64_t) {
+    const int64_t g = b * gts + idx[i];
+    for (int64_t c = 0; c < fields; ++c) boxes[i * fields + c] = gt[g * fields + c];
   });
 }
 
@@ -195,6 +209,7 @@ struct CudaKernels {
     const int64_t gts = a.batch * a.gts, anchors = a.batch * a.anchors_n;
     const int gt_blocks = static_cast<int>(
         std::clamp<int64_t>((gts + kWarpsPerBlock - 1) / kWarpsPerBlock, 1, cuda::multiprocessors() * 8));
+    if constexpr (G::kPrepared > 0) cuda::launch_over(anchors, prepare_kernel<G, scalar_t, S>, a);
     cuda::launch(gt_blocks, gt_positives_kernel<G, scalar_t, S>, a);
     if (gts * a.topk > 0) cuda::launch_over(gts * a.topk, claims_kernel<G, scalar_t, S>, a);
     cuda::launch_over(anchors, resolve_kernel<G, scalar_t, S>, a);
@@ -203,7 +218,7 @@ struct CudaKernels {
     cuda::launch_over(anchors, norm_kernel<G, scalar_t, S>, a);
   }
 
-  static void finalize(const Tensors& t, const Tensor& gt_idx, const Tensor& fg, const Tensor& norm, Tensor& labels,
+  static void finalize(const Tensors& t, const Tensor& gt_idx, const Tensor& fg, const void* norm, Tensor& labels,
                        Tensor& bboxes, Tensor& scores) {
     const cuda::DeviceGuard guard(labels);
     const int64_t n = t.batch * t.anchors_n, classes = scores.dim() == 3 ? scores.size(2) : 0;
@@ -214,11 +229,13 @@ struct CudaKernels {
         using out_t = typename decltype(out_type)::type;
         using S = math_type_t<out_t>;
         if constexpr (promotes_to<box_t, out_t>) {
-          cuda::launch_over(n, finalize_kernel<box_t, out_t, S>, n, t.anchors_n, t.gts, classes, t.gt_in.size(2),
-                            gt_idx.const_data_ptr<int64_t>(), fg.const_data_ptr<bool>(), norm.const_data_ptr<S>(),
-                            t.labels.const_data_ptr<int64_t>(), t.gt_in.const_data_ptr<box_t>(),
-                            labels.mutable_data_ptr<int64_t>(), bboxes.mutable_data_ptr<box_t>(),
+          cuda::launch_over(n, finalize_kernel<out_t, S>, n, t.anchors_n, t.gts, classes,
+                            gt_idx.const_data_ptr<int64_t>(), fg.const_data_ptr<bool>(), static_cast<const S*>(norm),
+                            t.labels.const_data_ptr<int64_t>(), labels.mutable_data_ptr<int64_t>(),
                             scores.mutable_data_ptr<out_t>());
+          cuda::launch_over(n, boxes_kernel<box_t>, n, t.anchors_n, t.gts, t.gt_in.size(2),
+                            gt_idx.const_data_ptr<int64_t>(), t.gt_in.const_data_ptr<box_t>(),
+                            bboxes.mutable_data_ptr<box_t>());
         } else {
           throw std::logic_error("fastloss: task_aligned_assign's scores do not promote its GT boxes' dtype");
         }

@@ -1,5 +1,5 @@
 #pragma once
-// exp, expm1, log, log1p, pow and atan2 in float and double, written once for scalars and for GCC
+// exp, expm1, log, log1p, pow, atan2, sin and cos in float and double, written once for scalars and GCC
 // vector lanes (cpu/simd.h's raw vectors: AVX2, AVX-512, NEON): fastloss's own, so a kernel's bits
 // depend on no system library, and the functions inline into the kernels. Every step is an IEEE
 // operation or an explicit fma, so every target that runs these lines gets the same bits.
@@ -20,6 +20,10 @@
 // atan2    = atan of q = min/max(|x|,|y|) ∈ [0, 1] around the nearest of c ∈ {0, ¼, ½, ¾, 1}:
 //            atan q = atan c + atan((q − c)/(1 + qc)), |(q − c)/(1 + qc)| ≤ ⅛, by its Taylor series;
 //            the division's remainder (an fma) corrects q; then the octant. Float through double.
+//
+// sin, cos = the Taylor series of sin r and cos r, |r| ≤ π/4, x = r + n·π/2 (Cody & Waite's reduction
+//            with π/2 in four parts up to |x| < 2²⁰, Payne & Hanek's beyond), n mod 4 their quadrant.
+//            Float in double, with π/2 in two parts and shorter series (sincos_of_floats).
 //
 // Special values (±0, ±inf, NaN, overflow, underflow, subnormals) are the C library's. Measured
 // accuracy: docs/math.md (`make math-exhaustive`, tests/test_math_functions.py).
@@ -528,6 +532,22 @@ template <typename L, typename Half, size_t... I>
 FASTLOSS_MATH_INLINE L join_lanes(Half lo, Half hi, std::index_sequence<I...>) {
   return __builtin_shufflevector(lo, hi, I...);
 }
+// The double vector of float vector L's size.
+template <typename L>
+using DoubleOf = typename VectorOf<double, sizeof(L)>::type;
+// Float lanes v as two double vectors (its first and second half), and back.
+template <typename L>
+FASTLOSS_MATH_INLINE void widen(L v, DoubleOf<L>& lo, DoubleOf<L>& hi) {
+  constexpr size_t n = sizeof(L) / sizeof(float);
+  lo = widen_lanes<DoubleOf<L>, 0>(v, std::make_index_sequence<n / 2>{});
+  hi = widen_lanes<DoubleOf<L>, n / 2>(v, std::make_index_sequence<n / 2>{});
+}
+template <typename L>
+FASTLOSS_MATH_INLINE L narrow(DoubleOf<L> lo, DoubleOf<L> hi) {
+  using Half = typename VectorOf<float, sizeof(L) / 2>::type;
+  return join_lanes<L>(__builtin_convertvector(lo, Half), __builtin_convertvector(hi, Half),
+                       std::make_index_sequence<sizeof(L) / sizeof(float)>{});
+}
 #endif
 template <typename L, typename Fn>
 FASTLOSS_MATH_INLINE L through_double(L a, L b, Fn fn) {
@@ -535,13 +555,10 @@ FASTLOSS_MATH_INLINE L through_double(L a, L b, Fn fn) {
     return static_cast<float>(fn(static_cast<double>(a), static_cast<double>(b)));
   } else {
 #if !defined(__CUDACC__)
-    constexpr size_t n = sizeof(L) / sizeof(float);
-    using D = typename VectorOf<double, sizeof(L)>::type;
-    using Half = typename VectorOf<float, sizeof(L) / 2>::type;
-    const auto half = std::make_index_sequence<n / 2>{};
-    const Half lo = __builtin_convertvector(fn(widen_lanes<D, 0>(a, half), widen_lanes<D, 0>(b, half)), Half);
-    const Half hi = __builtin_convertvector(fn(widen_lanes<D, n / 2>(a, half), widen_lanes<D, n / 2>(b, half)), Half);
-    return join_lanes<L>(lo, hi, std::make_index_sequence<n>{});
+    DoubleOf<L> a_lo, a_hi, b_lo, b_hi;
+    widen(a, a_lo, a_hi);
+    widen(b, b_lo, b_hi);
+    return narrow<L>(fn(a_lo, b_lo), fn(a_hi, b_hi));
 #endif
   }
 }
@@ -586,6 +603,245 @@ FASTLOSS_MATH_INLINE L atan2(L y, L x) {
 template <typename L>
 FASTLOSS_MATH_INLINE L atan(L x) {
   return atan2(x, lanes::splat<L>(1));
+}
+
+namespace detail {
+
+// sin and cos of r + q·π/2 from sin r and cos r (q = 0: sin, cos; 1: cos, −sin; 2: −sin, −cos;
+// 3: −cos, sin).
+template <typename L>
+FASTLOSS_MATH_INLINE void in_quadrant(int_t<L> q, L sin_r, L cos_r, L& s, L& c) {
+  const auto swap = (q & 1) != 0;
+  const L a = where(swap, cos_r, sin_r), b = where(swap, sin_r, cos_r);
+  s = where((q & 2) != 0, -a, a);
+  c = where(((q + 1) & 2) != 0, -b, b);
+}
+
+// sin and cos of r + r_lo, |r| ≤ π/4 (plus rounding), for quadrant q (of x = r + q·π/2, q mod 4):
+// sin r = r + r³·P(r²) + r_lo·(1 − r²/2),  cos r = 1 − r²/2 + r⁴·Q(r²) − r·r_lo,  P and Q their
+// Taylor series to r¹⁹ and r²⁰ (the next terms are below 2⁻⁷⁰ of the result). 1 − r²/2 is carried in
+// two parts (the rounding errors of r² and of the subtraction), so cos is one rounding from its value.
+template <typename L>
+FASTLOSS_MATH_INLINE void sincos_reduced(L r, L r_lo, int_t<L> q, L& s, L& c) {
+  const L z = r * r, z_lo = fma(r, r, -z), half = splat<L>(0.5), one = splat<L>(1.0);
+  const L hz = half * z;
+  const L sin_r = r + fma(r * z,
+                          horner(z, -1.0 / 6, 1.0 / 120, -1.0 / 5040, 1.0 / 362880, -1.0 / 39916800, 1.0 / 6227020800,
+                                 -1.0 / 1307674368000, 1.0 / 355687428096000, -1.0 / 121645100408832000),
+                          fma(-hz, r_lo, r_lo));
+  const L w = one - hz;
+  const L tail = fma(z * z,
+                     horner(z, 1.0 / 24, -1.0 / 720, 1.0 / 40320, -1.0 / 3628800, 1.0 / 479001600, -1.0 / 87178291200,
+                            1.0 / 20922789888000, -1.0 / 6402373705728000, 1.0 / 2432902008176640000),
+                     fma(-r, r_lo, ((one - w) - hz) - half * z_lo));
+  in_quadrant(q, sin_r, w + tail, s, c);
+}
+
+// 64 bits of 2/π from bit `start` on (bit k weighs 2⁻ᵏ; bits before the first are 0).
+FASTLOSS_MATH_INLINE uint64_t two_over_pi_word(int j) {
+  switch (j) {  // (a switch, not an array: device code cannot read a host array)
+    case 0: return 0xa2f9836e4e441529ull;
+    case 1: return 0xfc2757d1f534ddc0ull;
+    case 2: return 0xdb6295993c439041ull;
+    case 3: return 0xfe5163abdebbc561ull;
+    case 4: return 0xb7246e3a424dd2e0ull;
+    case 5: return 0x06492eea09d1921cull;
+    case 6: return 0xfe1deb1cb129a73eull;
+    case 7: return 0xe88235f52ebb4484ull;
+    case 8: return 0xe99c7026b45f7e41ull;
+    case 9: return 0x3991d639835339f4ull;
+    case 10: return 0x9c845f8bbdf9283bull;
+    case 11: return 0x1ff897ffde05980full;
+    case 12: return 0xef2f118b5a0a6d1full;
+    case 13: return 0x6d367ecf27cb09b7ull;
+    case 14: return 0x4f463f669e5fea2dull;
+    case 15: return 0x7527bac7ebe5f17bull;
+    case 16: return 0x3d0739f78a5292eaull;
+    case 17: return 0x6bfb5fb11f8d5d08ull;
+    case 18: return 0x56033046fc7b6babull;
+    default: return 0xf0cfbc209af4361dull;
+  }
+}
+FASTLOSS_MATH_INLINE uint64_t two_over_pi_bits(int start) {
+  const int s = start - 1;
+  if (s <= -64) return 0;
+  if (s < 0) return two_over_pi_word(0) >> -s;
+  const int j = s / 64, o = s % 64;
+  return o == 0 ? two_over_pi_word(j) : (two_over_pi_word(j) << o) | (two_over_pi_word(j + 1) >> (64 - o));
+}
+
+// hi·2⁶⁴ + lo = a·b.
+FASTLOSS_MATH_INLINE void multiply_64(uint64_t a, uint64_t b, uint64_t& hi, uint64_t& lo) {
+#if defined(__CUDA_ARCH__)
+  hi = __umul64hi(a, b);
+#else
+  hi = static_cast<uint64_t>((static_cast<unsigned __int128>(a) * b) >> 64);
+#endif
+  lo = a * b;
+}
+FASTLOSS_MATH_INLINE int leading_zeros(uint64_t v) {
+#if defined(__CUDA_ARCH__)
+  return __clzll(static_cast<long long>(v));
+#else
+  return __builtin_clzll(v);
+#endif
+}
+
+// 2ᵏ for −1022 ≤ k ≤ 1023.
+FASTLOSS_MATH_INLINE double power_of_two(int k) {
+  return __builtin_bit_cast(double, static_cast<uint64_t>(k + 1023) << 52);
+}
+
+// x = r + r_lo + q·π/2 for finite |x| ≥ 2²⁰, by Payne and Hanek's reduction (1983): x = m·2ᵉ (m an
+// integer of 53 bits) times the 192 bits of 2/π from bit e − 2 on — the bits before contribute
+// multiples of 4 — as a 256-bit integer product, whose bits 189–190 are q mod 4 and the 128 below
+// them the fraction f (x·2/π = 4j + q + f); then r = f·π/2 in two parts. The closest a double
+// comes to a multiple of π/2 is ~2⁻⁶¹ of it, so the fraction keeps ≥ 60 bits.
+FASTLOSS_MATH_INLINE void reduce_pi_over_2_large(double x, double& r, double& r_lo, int64_t& q) {
+  const uint64_t u = __builtin_bit_cast(uint64_t, x);
+  const uint64_t m = (u & ((uint64_t(1) << 52) - 1)) | (uint64_t(1) << 52);
+  const int e = static_cast<int>((u >> 52) & 0x7ff) - 1075;
+  const uint64_t w0 = two_over_pi_bits(e - 2), w1 = two_over_pi_bits(e + 62), w2 = two_over_pi_bits(e + 126);
+  uint64_t h0, l0, h1, l1, h2, l2;
+  multiply_64(m, w0, h0, l0);
+  multiply_64(m, w1, h1, l1);
+  multiply_64(m, w2, h2, l2);
+  (void)h0;
+  const uint64_t p0 = l2, p1 = h2 + l1;
+  const uint64_t p2 = h1 + l0 + (p1 < h2 ? 1 : 0);
+  q = static_cast<int64_t>((p2 >> 61) & 3);
+  uint64_t f_hi = (p2 << 3) | (p1 >> 61), f_lo = (p1 << 3) | (p0 >> 61);  // f·2¹²⁸
+  const bool upper = (f_hi >> 63) != 0;                                   // f ≥ ½: x·2/π is nearer q + 1, f − 1 < 0
+  if (upper) {
+    q = (q + 1) & 3;
+    f_lo = ~f_lo + 1;
+    f_hi = ~f_hi + (f_lo == 0 ? 1 : 0);
+  }
+  // |f| as hi + lo, 53 bits each, from the normalised 128 bits
+  const int z = f_hi != 0 ? leading_zeros(f_hi) : 64 + leading_zeros(f_lo | 1);
+  uint64_t top, low;
+  if (z == 0) {
+    top = f_hi, low = f_lo;
+  } else if (z < 64) {
+    top = (f_hi << z) | (f_lo >> (64 - z)), low = f_lo << z;
+  } else {
+    top = f_lo << (z - 64), low = 0;
+  }
+  const double f = static_cast<double>(top >> 11) * power_of_two(-53 - z);
+  const double f_low = static_cast<double>(((top & 0x7ff) << 42) | (low >> 22)) * power_of_two(-106 - z);
+  const double pio2 = 0x1.921fb54442d18p+0, pio2_lo = 0x1.1a62633145c07p-54;
+  const double hi = f * pio2;
+  const double lo = fma(f, pio2, -hi) + fma(f, pio2_lo, f_low * pio2);
+  fast_two_sum(hi, lo, r, r_lo);
+  if (upper) r = -r, r_lo = -r_lo;
+  if (x < 0) r = -r, r_lo = -r_lo, q = (4 - q) & 3;
+}
+
+// sin and cos of a double |x| ≥ 2²⁰, inf or NaN.
+FASTLOSS_MATH_INLINE void sincos_large(double x, double& s, double& c) {
+  if (!(x - x == 0)) {  // inf, NaN
+    s = c = x - x;
+    return;
+  }
+  double r, r_lo;
+  int64_t q;
+  reduce_pi_over_2_large(x, r, r_lo, q);
+  sincos_reduced(r, r_lo, q, s, c);
+}
+
+// n = round(x·2/π), as a double and as an integer q (n mod 4 is x's quadrant), for |x| < 2⁵¹.
+template <typename L>
+FASTLOSS_MATH_INLINE L nearest_quadrant(L x, int_t<L>& q) {
+  const L t = fma(x, splat<L>(0x1.45f306dc9c883p-1), splat<L>(0x1.8p52));
+  q = bits(t) - bits(splat<L>(0x1.8p52));
+  return t - splat<L>(0x1.8p52);
+}
+
+// The lanes the reductions below 2²⁰ leave: sin x = x where it rounds to x (±0 keeps its sign), and
+// |x| ≥ 2²⁰, inf and NaN by sincos_large (lane by lane: rare).
+template <typename L>
+FASTLOSS_MATH_INLINE void sincos_edges(L x, L& s, L& c) {
+  const L ax = where(x < 0.0, -x, x);
+  s = where(ax < 0x1p-26, x, s);
+  const auto large = !(ax < 0x1p20);
+  if constexpr (Traits<L>::vector) {
+    for (int i = 0; i < int(sizeof(L) / sizeof(double)); ++i)
+      if (large[i]) {
+        double sv, cv;
+        sincos_large(x[i], sv, cv);
+        s[i] = sv, c[i] = cv;
+      }
+  } else if (large) {
+    sincos_large(x, s, c);
+  }
+}
+
+// sin x and cos x of double lanes: x = r + n·π/2, n = round(x·2/π), by Cody and Waite's reduction
+// for |x| < 2²⁰ — π/2 in four parts, the first three of 33 bits, so n times each is exact and the
+// differences are carried as r + r_lo — and by reduce_pi_over_2_large beyond (lane by lane: rare).
+template <typename L>
+FASTLOSS_MATH_INLINE void sincos_double(L x, L& s, L& c) {
+  int_t<L> q;
+  const L n = nearest_quadrant(x, q);
+  const L a = fma(n, splat<L>(-0x1.921fb54400000p+0), x);  // (exact)
+  L s1, e1, s2, e2, r, r_lo;
+  two_sum(a, n * splat<L>(-0x1.0b4611a600000p-34), s1, e1);
+  two_sum(s1, n * splat<L>(-0x1.3198a2e000000p-69), s2, e2);
+  two_sum(s2, fma(n, splat<L>(-0x1.b839a252049c1p-104), e1 + e2), r, r_lo);
+  sincos_reduced(r, r_lo, q, s, c);
+  sincos_edges(x, s, c);
+}
+
+// sin x and cos x of float inputs x, in double lanes, to the ~2⁻³⁶ that one rounding to float needs
+// (then ≤ 0.5 + 2⁻¹² ULP): below 2²⁰, n·π/2 in two parts (n times the first, of 33 bits, exact; the
+// closest a float comes to a multiple of π/2 there keeps r to ~2⁻³⁴ relative), Taylor series to r¹¹
+// and r¹²; beyond, sincos_double's reduction.
+template <typename L>
+FASTLOSS_MATH_INLINE void sincos_of_floats(L x, L& s, L& c) {
+  int_t<L> q;
+  const L n = nearest_quadrant(x, q);
+  const L r = fma(n, splat<L>(-0x1.0b4611a626331p-34), fma(n, splat<L>(-0x1.921fb54400000p+0), x));
+  const L z = r * r;
+  const L sin_r = fma(r * z, horner(z, -1.0 / 6, 1.0 / 120, -1.0 / 5040, 1.0 / 362880, -1.0 / 39916800), r);
+  const L cos_r = fma(z * z, horner(z, 1.0 / 24, -1.0 / 720, 1.0 / 40320, -1.0 / 3628800, 1.0 / 479001600),
+                      fma(splat<L>(-0.5), z, splat<L>(1.0)));
+  in_quadrant(q, sin_r, cos_r, s, c);
+  sincos_edges(x, s, c);
+}
+
+}  // namespace detail
+
+// sin x and cos x at once (one reduction); float through double (one final rounding).
+template <typename L>
+FASTLOSS_MATH_INLINE void sincos(L x, L& s, L& c) {
+  using namespace detail;
+  if constexpr (std::is_same_v<scalar_t<L>, double>) {
+    sincos_double(x, s, c);
+  } else if constexpr (!Traits<L>::vector) {
+    double sd, cd;
+    sincos_of_floats(static_cast<double>(x), sd, cd);
+    s = static_cast<float>(sd), c = static_cast<float>(cd);
+  } else {
+#if !defined(__CUDACC__)
+    DoubleOf<L> lo, hi, s_lo, c_lo, s_hi, c_hi;
+    widen(x, lo, hi);
+    sincos_of_floats(lo, s_lo, c_lo);
+    sincos_of_floats(hi, s_hi, c_hi);
+    s = narrow<L>(s_lo, s_hi), c = narrow<L>(c_lo, c_hi);
+#endif
+  }
+}
+template <typename L>
+FASTLOSS_MATH_INLINE L sin(L x) {
+  L s, c;
+  sincos(x, s, c);
+  return s;
+}
+template <typename L>
+FASTLOSS_MATH_INLINE L cos(L x) {
+  L s, c;
+  sincos(x, s, c);
+  return c;
 }
 
 }  // namespace fastloss::math

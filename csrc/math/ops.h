@@ -24,6 +24,7 @@ struct Ops {  // V = float or double
   static FASTLOSS_HD V log(V x) { return math::log(x); }
   static FASTLOSS_HD V sqrt(V x) { return std::sqrt(x); }
   static FASTLOSS_HD V atan2(V y, V x) { return math::atan2(y, x); }
+  static FASTLOSS_HD void sincos(V x, V& s, V& c) { math::sincos(x, s, c); }
   static FASTLOSS_HD V fma(V a, V b, V c) { return std::fma(a, b, c); }
   // a NaN in a propagates, as in the SIMD versions (cpu/vec_ops.h) and torch
   static FASTLOSS_HD V max(V a, V b) { return a < b ? b : a; }

@@ -2,7 +2,8 @@
 // probIoU — Llerena, Zeni, Kristen, Jung, "Gaussian Bounding Boxes and Probabilistic Intersection-over-
 // Union for Object Detection", arXiv 2106.06072 — of two oriented boxes taken as Gaussians: mean (x, y),
 // covariance [[a, c], [c, b]] (from xywhr: a = w²/12·cos²r + h²/12·sin²r, b = w²/12·sin²r + h²/12·cos²r,
-// c = (w²/12 − h²/12)·cos r·sin r, computed per box by the caller). In ultralytics' order of operations
+// c = (w²/12 − h²/12)·cos r·sin r: given per box, or made here from xywhr rows, XywhrPairMath). In
+// ultralytics' order of operations
 // (ultralytics/utils/metrics.py probiou, batch_probiou), with
 //   A = a₁ + a₂, B = b₁ + b₂, C = c₁ + c₂, D = A·B − C², E = D + ε, dx = x₁ − x₂, dy = y₁ − y₂:
 //   t₁ = (A·dy² + B·dx²) / E · ¼
@@ -84,17 +85,66 @@ FASTLOSS_HD void load_box(const S* row, S (&out)[kFields]) {
   for (int k = 0; k < kFields; ++k) out[k] = row[k];
 }
 
-// The pair formulas as ops/box_pairs.h's loops take them.
+// The pair formulas as ops/box_pairs.h's loops take them (of Gaussian boxes: no constant).
 struct PairMath {
   static constexpr int kFields = probiou::kFields;
   template <typename V, typename S>
-  FASTLOSS_HD static V value(const V (&p)[kFields], const V (&q)[kFields], S eps) {
+  FASTLOSS_HD static V value(const V (&p)[kFields], const V (&q)[kFields], S eps, S) {
     return evaluate(p, q, eps).iou;
   }
   template <typename V, typename S>
-  FASTLOSS_HD static void gradient(const V (&p)[kFields], const V (&q)[kFields], S eps, V g, V (&dp)[kFields],
+  FASTLOSS_HD static void gradient(const V (&p)[kFields], const V (&q)[kFields], S eps, S, V g, V (&dp)[kFields],
                                    V (&dq)[kFields]) {
     probiou::gradient(p, q, eps, g, dp, dq);
+  }
+};
+
+// Of xywhr boxes (fastloss::probiou_xywhr: param is the floor added to w²/12 and h²/12): each pair's
+// Gaussians made from its boxes, and the gradient taken back through them to w, h and r —
+//   ∂/∂a₀ = g_a·cos² + g_b·sin² + g_c·cos·sin,  ∂/∂b₀ = g_a·sin² + g_b·cos² − g_c·cos·sin,
+//   ∂/∂w = ∂/∂a₀·w/6,  ∂/∂h = ∂/∂b₀·h/6,  ∂/∂r = (a₀ − b₀)·(2(g_b − g_a)·cos·sin + g_c·(cos² − sin²)),
+// a₀ = w²/12 + floor, b₀ = h²/12 + floor.
+struct XywhrPairMath {
+  static constexpr int kFields = 5;
+
+  template <typename V>
+  struct Box {
+    V g[probiou::kFields];  // the Gaussian
+    V a0, b0, cos, sin;
+  };
+  template <typename V, typename S>
+  FASTLOSS_HD static Box<V> gaussian(const V (&row)[kFields], S floor) {
+    using O = Ops<V>;
+    Box<V> box;
+    box.a0 = row[2] * row[2] / V(S(12)) + V(floor), box.b0 = row[3] * row[3] / V(S(12)) + V(floor);
+    O::sincos(row[4], box.sin, box.cos);
+    const V cos2 = box.cos * box.cos, sin2 = box.sin * box.sin;
+    box.g[kX] = row[0], box.g[kY] = row[1];
+    box.g[kA] = box.a0 * cos2 + box.b0 * sin2, box.g[kB] = box.a0 * sin2 + box.b0 * cos2;
+    box.g[kC] = (box.a0 - box.b0) * box.cos * box.sin;
+    return box;
+  }
+  template <typename V, typename S>
+  FASTLOSS_HD static void back(const Box<V>& box, const V (&row)[kFields], const V (&dg)[probiou::kFields],
+                               V (&out)[kFields]) {
+    const V cos2 = box.cos * box.cos, sin2 = box.sin * box.sin, cs = box.cos * box.sin, sixth(S(6)), two(S(2));
+    const V d_a0 = dg[kA] * cos2 + dg[kB] * sin2 + dg[kC] * cs, d_b0 = dg[kA] * sin2 + dg[kB] * cos2 - dg[kC] * cs;
+    out[0] = dg[kX], out[1] = dg[kY];
+    out[2] = d_a0 * row[2] / sixth, out[3] = d_b0 * row[3] / sixth;
+    out[4] = (box.a0 - box.b0) * (two * (dg[kB] - dg[kA]) * cs + dg[kC] * (cos2 - sin2));
+  }
+  template <typename V, typename S>
+  FASTLOSS_HD static V value(const V (&p)[kFields], const V (&q)[kFields], S eps, S floor) {
+    return evaluate(gaussian(p, floor).g, gaussian(q, floor).g, eps).iou;
+  }
+  template <typename V, typename S>
+  FASTLOSS_HD static void gradient(const V (&p)[kFields], const V (&q)[kFields], S eps, S floor, V g, V (&dp)[kFields],
+                                   V (&dq)[kFields]) {
+    const Box<V> bp = gaussian(p, floor), bq = gaussian(q, floor);
+    V gp[probiou::kFields], gq[probiou::kFields];
+    probiou::gradient(bp.g, bq.g, eps, g, gp, gq);
+    back<V, S>(bp, p, gp, dp);
+    back<V, S>(bq, q, gq, dq);
   }
 };
 

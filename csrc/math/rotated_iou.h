@@ -207,11 +207,11 @@ FASTLOSS_HD void gradient(const V (&a)[kFields], const V (&b)[kFields], S eps, V
 struct PairMath {
   static constexpr int kFields = rotated_iou::kFields;
   template <typename V, typename S>
-  FASTLOSS_HD static V value(const V (&p)[kFields], const V (&q)[kFields], S eps) {
+  FASTLOSS_HD static V value(const V (&p)[kFields], const V (&q)[kFields], S eps, S) {
     return evaluate(p, q, eps).iou;
   }
   template <typename V, typename S>
-  FASTLOSS_HD static void gradient(const V (&p)[kFields], const V (&q)[kFields], S eps, V g, V (&dp)[kFields],
+  FASTLOSS_HD static void gradient(const V (&p)[kFields], const V (&q)[kFields], S eps, S, V g, V (&dp)[kFields],
                                    V (&dq)[kFields]) {
     rotated_iou::gradient(p, q, eps, g, dp, dq);
   }

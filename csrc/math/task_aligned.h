@@ -14,7 +14,8 @@
 //   target score     metric(j, a) · max_a' overlap(j, a') / (max_a' metric(j, a') + eps) over GT j's
 //                    positives a', for positive anchor a of GT j (0 elsewhere)
 // Oriented boxes (ultralytics' RotatedTaskAlignedAssigner): the overlap is max(probIoU(gt, pred), 0)
-// (math/probiou.h, of the boxes' Gaussians) and the candidate test ultralytics' rotated one — the
+// (math/probiou.h, of the boxes' Gaussians: the GTs' given, the predictions' made here from their xywhr)
+// and the candidate test ultralytics' rotated one — the
 // anchor's projections on the edges AB and AD of the GT's rectangle (sides shorter than stride_val
 // raised to it, corners from its xywhr as ultralytics' xywhr2xyxyxyxy) within [0, |AB|²], [0, |AD|²].
 // Per-pair formulas here, host and device; the loops (and the top-k bookkeeping) in cpu/ and cuda/.
@@ -79,9 +80,10 @@ FASTLOSS_HD S ciou_overlap(const S (&g)[4], const S (&p)[4]) {
 }
 
 // The box geometry of an assignment: a GT's and a prediction's row lengths, the candidate test of an
-// anchor point and the overlap of a pair, over rows the op's caller prepared.
+// anchor point and the overlap of a pair, over rows the op's caller prepared; kPrepared values per
+// prediction that prepare() computes once (before any pair) and overlap() reads.
 struct AxisAligned {  // GT and prediction rows: xyxy
-  static constexpr int kGtFields = 4, kPdFields = 4, kBoxFields = 4;
+  static constexpr int kGtFields = 4, kPdFields = 4, kBoxFields = 4, kPrepared = 0;
   template <typename S>
   FASTLOSS_HD static bool candidate(const S* g, S x, S y, S stride_val) {
     const S box[4] = {g[0], g[1], g[2], g[3]};
@@ -90,14 +92,17 @@ struct AxisAligned {  // GT and prediction rows: xyxy
     return inside(cand, x, y, S(1e-9));
   }
   template <typename S>
-  FASTLOSS_HD static S overlap(const S* g, const S* p) {
+  FASTLOSS_HD static void prepare(const S*, S*) {}
+  template <typename S>
+  FASTLOSS_HD static S overlap(const S* g, const S* p, const S*) {
     const S box[4] = {g[0], g[1], g[2], g[3]}, pred[4] = {p[0], p[1], p[2], p[3]};
     return ciou_overlap(box, pred);
   }
 };
 
-struct Rotated {  // GT rows: its Gaussian (x, y, a, b, c), corner A, edges AB and AD; predictions: Gaussians
-  static constexpr int kGtFields = probiou::kFields + 6, kPdFields = probiou::kFields, kBoxFields = 5;
+struct Rotated {  // GT rows: its Gaussian (x, y, a, b, c), corner A, edges AB and AD; predictions: xywhr
+  // (prepared: the prediction's covariance a, b, c)
+  static constexpr int kGtFields = probiou::kFields + 6, kPdFields = 5, kBoxFields = 5, kPrepared = 3;
   template <typename S>
   FASTLOSS_HD static bool candidate(const S* g, S x, S y, S) {
     const S* e = g + probiou::kFields;  // ax, ay, abx, aby, adx, ady
@@ -107,10 +112,16 @@ struct Rotated {  // GT rows: its Gaussian (x, y, a, b, c), corner A, edges AB a
     return ap_ab >= S(0) && ap_ab <= norm_ab && ap_ad >= S(0) && ap_ad <= norm_ad;
   }
   template <typename S>
-  FASTLOSS_HD static S overlap(const S* g, const S* p) {
-    S gt[probiou::kFields], pred[probiou::kFields];
+  FASTLOSS_HD static void prepare(const S* p, S* out) {
+    const S row[5] = {p[0], p[1], p[2], p[3], p[4]};
+    const auto box = probiou::XywhrPairMath::gaussian(row, S(0));
+    out[0] = box.g[probiou::kA], out[1] = box.g[probiou::kB], out[2] = box.g[probiou::kC];
+  }
+  template <typename S>
+  FASTLOSS_HD static S overlap(const S* g, const S* p, const S* prepared) {
+    S gt[probiou::kFields];
     probiou::load_box(g, gt);
-    probiou::load_box(p, pred);
+    const S pred[probiou::kFields] = {p[0], p[1], prepared[0], prepared[1], prepared[2]};
     return clamp0(probiou::evaluate(gt, pred, S(1e-7)).iou);
   }
 };

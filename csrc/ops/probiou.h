@@ -11,4 +11,11 @@ struct Op {
   using Math = PairMath;
 };
 
+// fastloss::probiou_xywhr: xywhr boxes (N, 5) and (M, 5), each pair's Gaussians made in the kernel
+// (the aligned use: pairwise, each box's would be made M or N times), param the floor.
+struct XywhrOp {
+  static constexpr const char* kOp = "fastloss::probiou_xywhr";
+  using Math = XywhrPairMath;
+};
+
 }  // namespace fastloss::probiou

@@ -85,17 +85,25 @@ struct Args {
   // outputs
   int64_t* target_gt_idx;  // (B, A): also the owner while assigning
   bool* fg;                // (B, A)
-  S* norm;                 // (B, A): the target score of each anchor (its label's), in S
+  S* norm;                 // (B, A): the target score of each anchor (its label's), in S: in place of metrics
   // per anchor (B, A), zeroed: how many GTs claim it, M − (the lowest claiming GT), and the metric
   // and overlap with the GT it goes to
   int32_t* claims;
   int32_t* first_claim;
   S* metrics;
   S* overlaps;
+  S* prepared;  // (G::kPrepared, B, A): each prediction's values for the overlaps (prepare() fills them)
 
   // Whether anchor a lies in GT g's (flat index) box, by the geometry's test.
   FASTLOSS_HD bool candidate(int64_t g, int64_t a) const {
     return G::candidate(gt + g * G::kGtFields, anchors[a * 2], anchors[a * 2 + 1], stride_val);
+  }
+
+  // Prediction p's (flat index) prepared values, before any pair.
+  FASTLOSS_HD void prepare(int64_t p) const {
+    S values[G::kPrepared > 0 ? G::kPrepared : 1];
+    G::prepare(pd + p * G::kPdFields, values);
+    for (int k = 0; k < G::kPrepared; ++k) prepared[k * batch * anchors_n + p] = values[k];
   }
 
   // The candidate test, overlap and metric of pair (image b, GT j, anchor a); false: not a candidate.
@@ -103,7 +111,9 @@ struct Args {
     const int64_t g = b * gts + j;
     if (!mask[g] || !candidate(g, a)) return false;
     const int64_t p = b * anchors_n + a;
-    overlap = G::overlap(gt + g * G::kGtFields, pd + p * G::kPdFields);
+    S values[G::kPrepared > 0 ? G::kPrepared : 1];
+    for (int k = 0; k < G::kPrepared; ++k) values[k] = prepared[k * batch * anchors_n + p];
+    overlap = G::overlap(gt + g * G::kGtFields, pd + p * G::kPdFields, values);
     const int64_t label = labels[g];
     const S score = label >= 0 && label < classes ? static_cast<S>(scores[p * classes + label]) : S(0);
     metric = align_metric(score, overlap, alpha, beta);
@@ -119,8 +129,9 @@ struct Args {
 //     // fills target_gt_idx, fg and norm (and the lists and normalisers on the way)
 //     template <typename G, typename scalar_t, typename S>
 //     static void assign(const Tensor& on, const Args<G, scalar_t, S>&);
-//     // the labels, boxes and (dense or sparse) scores of every anchor from those
-//     static void finalize(const Tensors&, const Tensor& gt_idx, const Tensor& fg, const Tensor& norm,
+//     // the labels, boxes and (dense or sparse) scores of every anchor from those (norm: the math
+//     // type's (B, A), which may lie in bboxes' memory: the labels and scores are written first)
+//     static void finalize(const Tensors&, const Tensor& gt_idx, const Tensor& fg, const void* norm,
 //                          Tensor& labels, Tensor& bboxes, Tensor& scores);
 //   };
 template <typename Kernels, typename G>
@@ -139,7 +150,6 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> assign_boxes(const char* op, 
       zeros(sparse ? Shape{t.batch, t.anchors_n} : Shape{t.batch, t.anchors_n, num_classes}, opts.with(t.out));
   Tensor fg = zeros({t.batch, t.anchors_n}, opts.with(ScalarType::Bool));
   Tensor gt_idx = zeros({t.batch, t.anchors_n}, opts.with(kLong));
-  Tensor norm = zeros({t.batch, t.anchors_n}, opts.with(t.math));
   if (t.batch * t.anchors_n == 0 || t.gts == 0) {  // no GT: every anchor background, labelled num_classes
     torch::stable::fill_(target_labels, static_cast<double>(num_classes));
     torch::stable::zero_(target_bboxes);
@@ -147,15 +157,26 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> assign_boxes(const char* op, 
   }
   Tensor list = empty({t.batch, t.gts, topk}, opts.with(kLong));
   Tensor pos = zeros({2, t.batch, t.gts}, opts.with(t.math));
-  Tensor claims = zeros({2, t.batch, t.anchors_n}, opts.with(ScalarType::Int));
-  Tensor per_anchor = zeros({2, t.batch, t.anchors_n}, opts.with(t.math));
+  // Each anchor's bookkeeping lives in outputs that finalize writes last, so that the op needs no
+  // memory of its own per anchor: the claims (two int32) in target_labels' int64; the metrics,
+  // overlaps (the metric becomes the target score in place) and the prediction's prepared values in
+  // target_bboxes' memory where it holds them (GT boxes of the math type or wider; otherwise a
+  // tensor of their own).
+  torch::stable::zero_(target_labels);
+  const auto bytes = [](ScalarType type) -> int64_t { return type == kDouble ? 8 : type == kFloat ? 4 : 2; };
+  constexpr int planes = 2 + G::kPrepared;
+  const bool in_boxes = G::kBoxFields * bytes(boxes.scalar_type()) >= planes * bytes(t.math);
+  if (in_boxes) torch::stable::zero_(target_bboxes);
+  Tensor per_anchor = in_boxes ? target_bboxes : zeros({planes, t.batch, t.anchors_n}, opts.with(t.math));
+  const void* norm = nullptr;
   dispatch_floating(t.scores.scalar_type(), [&](auto s_type) {
     using scalar_t = typename decltype(s_type)::type;
     dispatch_math_from<scalar_t>(t.math, [&](auto m_type) {
       using S = typename decltype(m_type)::type;
       S* pos_data = pos.mutable_data_ptr<S>();
-      int32_t* claims_data = claims.mutable_data_ptr<int32_t>();
-      S* anchor_data = per_anchor.mutable_data_ptr<S>();
+      int32_t* claims_data = static_cast<int32_t*>(target_labels.mutable_data_ptr());
+      S* anchor_data = static_cast<S*>(per_anchor.mutable_data_ptr());
+      norm = anchor_data;
       const int64_t ba = t.batch * t.anchors_n;
       Kernels::assign(gt_idx, Args<G, scalar_t, S>{t.scores.const_data_ptr<scalar_t>(),
                                                    t.pd.const_data_ptr<S>(),
@@ -179,11 +200,12 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> assign_boxes(const char* op, 
                                                    pos_data + t.batch * t.gts,
                                                    gt_idx.mutable_data_ptr<int64_t>(),
                                                    fg.mutable_data_ptr<bool>(),
-                                                   norm.mutable_data_ptr<S>(),
+                                                   anchor_data,
                                                    claims_data,
                                                    claims_data + ba,
                                                    anchor_data,
-                                                   anchor_data + ba});
+                                                   anchor_data + ba,
+                                                   anchor_data + 2 * ba});
     });
   });
   Kernels::finalize(t, gt_idx, fg, norm, target_labels, target_bboxes, target_scores);

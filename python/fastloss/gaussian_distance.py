@@ -20,6 +20,7 @@ from ._common import check_bool, check_choice, check_number, check_reduction, ch
 from ._module import Loss
 from ._spec import OpSpec, Plan, declare
 from .reference import gaussian_distance as _reference
+from .reference.oriented import xywhr_rows
 
 _OP = "fastloss::gaussian_distance"
 _KIND = {name: code for code, name in enumerate(_reference.KINDS)}
@@ -111,7 +112,7 @@ def gaussian_distance_loss(
     if alpha == 0:
         raise ValueError("alpha must not be 0")
     flag = check_bool("normalize", normalize) if kind == _KIND["gwd"] else check_bool("sqrt", sqrt)
-    rows = _reference.xywhr_rows if rep == 0 else (lambda b: b)
+    rows = xywhr_rows if rep == 0 else (lambda b: b)
     return _run(
         lambda p, t: (rows(p), rows(t)), (pred, target), rep, kind, code, tau, alpha, 1.0, 1e-6, flag, weight, reduction
     )
@@ -145,8 +146,8 @@ def kfiou_loss(
 
     def rows(p, t, pd, td):  # the centres from pred/target, the covariances from the decoded boxes
         return (
-            torch.cat((p[..., :2], _reference.xywhr_rows(pd)[..., 2:]), -1),
-            torch.cat((t[..., :2], _reference.xywhr_rows(td)[..., 2:]), -1),
+            torch.cat((p[..., :2], xywhr_rows(pd)[..., 2:]), -1),
+            torch.cat((t[..., :2], xywhr_rows(td)[..., 2:]), -1),
         )
 
     return _run(rows, boxes, 0, _KIND["kfiou"], code, 0.0, 1.0, beta, eps, False, weight, reduction)
@@ -263,7 +264,7 @@ def _parity_call(case, g, on, seed):
     n, rep = case["n"], case["representation"]
     p, t = oriented_boxes(n, case["kind"], g), oriented_boxes(n, case["kind"], g)
     if rep == 0:
-        p, t = _reference.xywhr_rows(p), _reference.xywhr_rows(t)
+        p, t = xywhr_rows(p), xywhr_rows(t)
     else:  # (x, y, σx, σy, ρ): ρ from the angle, in (−1, 1)
         p[:, 4], t[:, 4] = p[:, 4].sin() * 0.9, t[:, 4].sin() * 0.9
     loss = case["loss"]

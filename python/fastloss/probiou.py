@@ -1,11 +1,14 @@
-"""probIoU of oriented boxes (xywhr, radians) on one fused op, fastloss::probiou (formulas in
-csrc/math/probiou.h): each box's Gaussian (covariance from w, h and the angle: O(boxes), in torch, as
-ultralytics computes it), then every pair's Bhattacharyya distance and probIoU in one pass, forward and
-backward, writing only the output (the gradients' sums in a fixed order) — where ultralytics'
-batch_probiou builds some twenty (N, M) tensors.
+"""probIoU of oriented boxes (xywhr, radians) on fused ops (formulas in csrc/math/probiou.h).
+batch_probiou: each box's Gaussian (covariance from w, h and the angle: O(boxes), in torch, as
+ultralytics computes it), then every pair's Bhattacharyya distance and probIoU in one pass of
+fastloss::probiou, forward and backward, writing only the output (the gradients' sums in a fixed order)
+— where ultralytics' batch_probiou builds some twenty (N, M) tensors. probiou (aligned pairs):
+fastloss::probiou_xywhr makes both boxes' Gaussians in the kernel too (sin and cos of fastloss's own,
+csrc/math/elementary.h) and takes the gradient back to x, y, w, h, r there.
 """
 
 import functools
+import itertools
 
 import numpy as np
 import torch
@@ -34,6 +37,13 @@ def _op(boxes1, boxes2, eps, aligned):
     return _reference.probiou_op(boxes1, boxes2, eps, aligned)
 
 
+def _xywhr_op(boxes1, boxes2, eps, floor):
+    """The raw op on aligned xywhr boxes, in a math dtype; the reference without the kernels."""
+    if _backend.use_kernels(boxes1.device):
+        return torch.ops.fastloss.probiou_xywhr(boxes1, boxes2, eps, True, floor)
+    return _reference.probiou_xywhr_op(boxes1, boxes2, eps, True, floor)
+
+
 def _checked(obb1, obb2, eps):
     """Both box sets as tensors, eps, the result's dtype and the math dtype (half → float32)."""
     obb1, obb2 = _boxes("obb1", obb1), _boxes("obb2", obb2)
@@ -56,7 +66,8 @@ def probiou(obb1, obb2, CIoU=False, eps=1e-7, floor=0.0):
     boxes are computed in float32 and returned in their dtype.
 
     Degenerate boxes (w or h = 0) give a finite value and gradient: the √(det Σ₁ · det Σ₂) term
-    passes no gradient where it is 0 (ultralytics' autograd gives NaN there)."""
+    passes no gradient where it is 0 (ultralytics' autograd gives NaN there). cos r and sin r are
+    fastloss's own (≤ 1 ULP), so a result can differ from ultralytics' in its last places."""
     obb1, obb2, eps, dtype, math = _checked(obb1, obb2, eps)
     floor = check_number("floor", floor)
     try:
@@ -66,9 +77,7 @@ def probiou(obb1, obb2, CIoU=False, eps=1e-7, floor=0.0):
             f"obb1 and obb2 must broadcast, got shapes {tuple(obb1.shape)} and {tuple(obb2.shape)}"
         ) from None
     b1, b2 = obb1.to(math), obb2.to(math)
-    g1 = _reference.gaussians(b1, floor).expand(*lead, 5).reshape(-1, 5)
-    g2 = _reference.gaussians(b2, floor).expand(*lead, 5).reshape(-1, 5)
-    iou = _op(g1, g2, eps, True).view(*lead, 1)
+    iou = _xywhr_op(b1.expand(*lead, 5).reshape(-1, 5), b2.expand(*lead, 5).reshape(-1, 5), eps, floor).view(*lead, 1)
     if CIoU:
         iou = _reference.ciou_penalty(b1, b2, iou, eps)
     return iou.to(dtype)
@@ -91,21 +100,23 @@ __all__ = ["probiou", "batch_probiou"]
 
 
 def register_pair_op(name, reference_op):
-    """Fake kernels and autograd of a pair op (ops/box_pairs.h's schema: boxes1, boxes2, eps, aligned)."""
+    """Fake kernels and autograd of a pair op (ops/box_pairs.h's schema: boxes1, boxes2, eps, aligned,
+    then the op's constants, if any)."""
 
     def backward(ctx, args, saved, grads, needs):
-        boxes1, boxes2, eps, aligned = args
+        boxes1, boxes2, *constants = args
         g1, g2 = getattr(torch.ops.fastloss, name + "_backward")(
-            grads[0].contiguous(), boxes1, boxes2, eps, aligned, needs[0], needs[1]
+            grads[0].contiguous(), boxes1, boxes2, *constants, needs[0], needs[1]
         )
-        return (g1 if needs[0] else None, g2 if needs[1] else None, None, None)
+        return (g1 if needs[0] else None, g2 if needs[1] else None, *(None for _ in constants))
 
     @torch.library.register_fake(f"fastloss::{name}")
-    def _(boxes1, boxes2, eps, aligned):
+    def _(boxes1, boxes2, eps, aligned, *constants):
         return boxes1.new_empty((boxes1.shape[0],) if aligned else (boxes1.shape[0], boxes2.shape[0]))
 
     @torch.library.register_fake(f"fastloss::{name}_backward")
-    def _(grad, boxes1, boxes2, eps, aligned, boxes1_grad, boxes2_grad):
+    def _(grad, boxes1, boxes2, eps, aligned, *rest):
+        boxes1_grad, boxes2_grad = rest[-2:]
         return (
             boxes1.new_empty(boxes1.shape if boxes1_grad else (0,)),
             boxes2.new_empty(boxes2.shape if boxes2_grad else (0,)),
@@ -114,12 +125,14 @@ def register_pair_op(name, reference_op):
     _autograd.register(_autograd.Spec(name, backward, reference_op))
 
 
-def pair_plan(call, kinds):
-    """The CUDA parity plan of a pair op: call(case, generator, on, seed) over boxes of `kinds`."""
+def pair_plan(call, kinds, **variants):
+    """The CUDA parity plan of a pair op: call(case, generator, on, seed) over boxes of `kinds` (and
+    the op's variants: name=values)."""
     return Plan(
         factors=dict(
             dtype=[torch.float32, torch.float64],
             kind=list(kinds),
+            **{name: list(values) for name, values in variants.items()},
             aligned=[False, True],
             n=[1, 7, 40, 300],
             m=[1, 5, 33, 257],
@@ -131,7 +144,12 @@ def pair_plan(call, kinds):
         mid=dict(n=300, m=257),
         large=dict(n=5000, m=4000),
         empty=(dict(n=0), dict(m=0, aligned=False)),
-        sweep=lambda small: [small(dtype=d, aligned=a) for d in (torch.float32, torch.float64) for a in (False, True)],
+        sweep=lambda small: [
+            small(dtype=d, aligned=a, **dict(zip(variants, values)))
+            for d in (torch.float32, torch.float64)
+            for a in (False, True)
+            for values in itertools.product(*variants.values())
+        ],
         exact_outputs=lambda case: 1,
     )
 
@@ -139,9 +157,9 @@ def pair_plan(call, kinds):
 # ------------------------------------------------------------------------------------ the record
 
 
-def gaussian_boxes(n, kind, generator, scale=10.0):
-    """n Gaussian boxes (x, y, a, b, c) of xywhr boxes: "random" sizes and angles, "degenerate"
-    (every third of zero width), "overlapping" (centres within one box size of each other)."""
+def xywhr_boxes(n, kind, generator, scale=10.0):
+    """n xywhr boxes: "random" sizes and angles, "degenerate" (every third of zero width),
+    "overlapping" (centres within one box size of each other)."""
     g = generator
     spread = 1.0 if kind == "overlapping" else scale
     xy = torch.rand(n, 2, generator=g, dtype=torch.float64) * spread
@@ -149,24 +167,38 @@ def gaussian_boxes(n, kind, generator, scale=10.0):
     if kind == "degenerate":
         wh[::3, 0] = 0
     r = (torch.rand(n, 1, generator=g, dtype=torch.float64) - 0.5) * 2 * np.pi
-    return _reference.gaussians(torch.cat([xy, wh, r], -1))
+    return torch.cat([xy, wh, r], -1)
+
+
+def gaussian_boxes(n, kind, generator, scale=10.0):
+    """xywhr_boxes' Gaussian boxes (x, y, a, b, c)."""
+    return _reference.gaussians(xywhr_boxes(n, kind, generator, scale))
 
 
 def _parity_call(case, g, on, seed):
     n = case["n"]
     m = n if case["aligned"] else case["m"]
-    a, b = gaussian_boxes(n, case["kind"], g), gaussian_boxes(m, case["kind"], g)
-    fn = functools.partial(torch.ops.fastloss.probiou, eps=1e-7, aligned=case["aligned"])
+    if case["rows"] == "xywhr":  # (floor: as the OBB criterion's)
+        a, b = xywhr_boxes(n, case["kind"], g), xywhr_boxes(m, case["kind"], g)
+        fn = functools.partial(torch.ops.fastloss.probiou_xywhr, eps=1e-7, aligned=case["aligned"], floor=0.01)
+    else:
+        a, b = gaussian_boxes(n, case["kind"], g), gaussian_boxes(m, case["kind"], g)
+        fn = functools.partial(torch.ops.fastloss.probiou, eps=1e-7, aligned=case["aligned"])
     return fn, [on(a, case["dtype"]).requires_grad_(), on(b, case["dtype"]).requires_grad_()], {}
+
+
+def _register():
+    register_pair_op("probiou", _reference.probiou_op)
+    register_pair_op("probiou_xywhr", _reference.probiou_xywhr_op)
 
 
 SPEC = declare(
     OpSpec(
         "probiou",
-        ops=("probiou", "probiou_backward"),
-        register=lambda: register_pair_op("probiou", _reference.probiou_op),
+        ops=("probiou", "probiou_backward", "probiou_xywhr", "probiou_xywhr_backward"),
+        register=_register,
         reference=_reference,
-        plan=pair_plan(_parity_call, ("random", "degenerate", "overlapping")),
+        plan=pair_plan(_parity_call, ("random", "degenerate", "overlapping"), rows=("gaussian", "xywhr")),
         bench="probiou",
     )
 )

@@ -15,7 +15,7 @@ from ._common import check_bool, check_number
 from ._spec import OpSpec, declare
 from .probiou import _boxes, pair_plan, register_pair_op
 from .reference import rotated_box_iou as _reference
-from .reference.gaussian_distance import xywhr_rows
+from .reference.oriented import xywhr_rows
 
 
 def rotated_box_iou(boxes1, boxes2, aligned=False, eps=1e-7):

@@ -1,8 +1,9 @@
 """Rotated task-aligned assignment (the assigner of YOLOv8–11 OBB) on one fused op,
 fastloss::rotated_task_aligned_assign (formulas and tie rules in csrc/math/task_aligned.h): what
 ultralytics' RotatedTaskAlignedAssigner returns, without materialising any (batch, GTs, anchors)
-tensor. Only per-box values are made in torch, as ultralytics makes them: each GT's Gaussian and the
-corner and edges of its (stride-raised) rectangle, each prediction's Gaussian.
+tensor. Only the GTs' values are made in torch, as ultralytics makes them: each GT's Gaussian and the
+corner and edges of its (stride-raised) rectangle. Each prediction's Gaussian is made in the kernel,
+from its xywhr box, where a pair needs it.
 """
 
 import itertools
@@ -13,7 +14,6 @@ import torch
 from . import _backend
 from ._inputs import assigner_inputs
 from ._spec import FLOATS, OpSpec, Plan, declare
-from .reference import probiou as _probiou
 from .reference import rotated_task_aligned as _reference
 from .task_aligned import Checked, anchor_count, checked_inputs, parity_call
 
@@ -52,8 +52,18 @@ def rotated_task_aligned_assign(
     math_dtype = torch.float64 if out == torch.float64 else torch.float32
     gt = gt_bboxes.detach()
     rows = _reference.gt_rows(gt.to(math_dtype), mask, stride_val)
-    gaussians = _probiou.gaussians(pd_bboxes.detach().to(math_dtype))
-    args = (pd_scores.detach(), gaussians, anc_points.detach(), labels, rows, gt, mask, topk, topk2, num_classes)
+    args = (
+        pd_scores.detach(),
+        pd_bboxes.detach(),
+        anc_points.detach(),
+        labels,
+        rows,
+        gt,
+        mask,
+        topk,
+        topk2,
+        num_classes,
+    )
     if not _backend.use_kernels(pd_scores.device):
         return _reference.rotated_task_aligned_assign(*args, alpha, beta, eps, sparse)
     return torch.ops.fastloss.rotated_task_aligned_assign(*args, alpha, beta, eps, sparse)
@@ -66,7 +76,7 @@ def _register():
     @torch.library.register_fake(_OP)
     def _(
         pd_scores,
-        pd_gaussians,
+        pd_bboxes,
         anc_points,
         gt_labels,
         gt_rows,
@@ -81,7 +91,7 @@ def _register():
         sparse,
     ):
         b, a = pd_scores.shape[:2]
-        out = torch.promote_types(torch.promote_types(pd_scores.dtype, pd_gaussians.dtype), gt_bboxes.dtype)
+        out = torch.promote_types(torch.promote_types(pd_scores.dtype, pd_bboxes.dtype), gt_bboxes.dtype)
         return (
             pd_scores.new_empty((b, a), dtype=torch.long),
             gt_bboxes.new_empty((b, a, 5)),

@@ -4,7 +4,7 @@
 // result, so that builds for different vector widths (and CPUs) can be compared bit for bit.
 //
 //   accuracy sample        a stratified sample (the test suite: tests/test_math_functions.py)
-//   accuracy exhaustive    every float32 input of exp, expm1, log, log1p; 10⁹ pairs of pow and
+//   accuracy exhaustive    every float32 input of exp, expm1, log, log1p, sin, cos; 10⁹ pairs of pow and
 //                          atan2 in float; 10⁸ double inputs per function (make math-exhaustive)
 //   accuracy digest        the sample's results only, no references: their digest, quickly (under
 //                          qemu: make aarch64-math compares an aarch64 build's with this machine's)
@@ -123,6 +123,8 @@ const Unary kFloatUnary[] = {
     {"expm1f", [](VF x) { return fm::expm1(x); }, [](double x) { return std::expm1(x); }},
     {"logf", [](VF x) { return fm::log(x); }, [](double x) { return std::log(x); }},
     {"log1pf", [](VF x) { return fm::log1p(x); }, [](double x) { return std::log1p(x); }},
+    {"sinf", [](VF x) { return fm::sin(x); }, [](double x) { return std::sin(x); }},
+    {"cosf", [](VF x) { return fm::cos(x); }, [](double x) { return std::cos(x); }},
 };
 
 // Every stride-th float bit pattern (stride 1: all 2³²).
@@ -321,6 +323,8 @@ int check_specials(const char* type) {
     expect("expm1", fm::expm1(lanes(a))[0], std::expm1(a), a, 0, false);
     expect("log", fm::log(lanes(a))[0], std::log(a), a, 0, false);
     expect("log1p", fm::log1p(lanes(a))[0], std::log1p(a), a, 0, false);
+    expect("sin", fm::sin(lanes(a))[0], std::sin(a), a, 0, false);
+    expect("cos", fm::cos(lanes(a))[0], std::cos(a), a, 0, false);
     for (T b : v) {
       expect("pow", fm::pow(lanes(a), lanes(b))[0], std::pow(a, b), a, b, true);
       expect("atan2", fm::atan2(lanes(a), lanes(b))[0], std::atan2(a, b), a, b, true);
@@ -328,7 +332,8 @@ int check_specials(const char* type) {
   }
   // scalars run the same lines
   for (T a : v)
-    if (!same(fm::exp(a), fm::exp(lanes(a))[0]) || !same(fm::log1p(a), fm::log1p(lanes(a))[0])) {
+    if (!same(fm::exp(a), fm::exp(lanes(a))[0]) || !same(fm::log1p(a), fm::log1p(lanes(a))[0]) ||
+        !same(fm::sin(a), fm::sin(lanes(a))[0]) || !same(fm::cos(a), fm::cos(lanes(a))[0])) {
       ++failures;
       std::printf("scalar and vector differ at %a\n", double(a));
     }
@@ -370,6 +375,8 @@ void speed(const char* type) {
   std::printf("speed %s log1p %.3f\n", type, throughput(pos, pos, [](V x, V) { return fm::log1p(x); }));
   std::printf("speed %s pow %.3f\n", type, throughput(pos, small, [](V x, V y) { return fm::pow(x, y); }));
   std::printf("speed %s atan2 %.3f\n", type, throughput(any, pos, [](V y, V x) { return fm::atan2(y, x); }));
+  std::printf("speed %s sin %.3f\n", type, throughput(any, any, [](V x, V) { return fm::sin(x); }));
+  std::printf("speed %s cos %.3f\n", type, throughput(any, any, [](V x, V) { return fm::cos(x); }));
 }
 
 int main(int argc, char** argv) {
@@ -413,7 +420,9 @@ int main(int argc, char** argv) {
   } double_unary[] = {{"exp", [](VD x) { return fm::exp(x); }, [](LD x) { return expl(x); }},
                       {"expm1", [](VD x) { return fm::expm1(x); }, [](LD x) { return expm1l(x); }},
                       {"log", [](VD x) { return fm::log(x); }, [](LD x) { return logl(x); }},
-                      {"log1p", [](VD x) { return fm::log1p(x); }, [](LD x) { return log1pl(x); }}};
+                      {"log1p", [](VD x) { return fm::log1p(x); }, [](LD x) { return log1pl(x); }},
+                      {"sin", [](VD x) { return fm::sin(x); }, [](LD x) { return sinl(x); }},
+                      {"cos", [](VD x) { return fm::cos(x); }, [](LD x) { return cosl(x); }}};
   int seed = 10;
   for (const auto& f : double_unary) {
     Worst w{f.name};

@@ -9,6 +9,7 @@ import torch
 
 from ..mmrotate import GDLoss, KFLoss
 from ..reference import gaussian_distance as reference
+from ..reference.oriented import xywhr_rows
 from . import Case, register
 
 PAIRS = 1_000_000
@@ -40,7 +41,7 @@ def pair_inputs(decoded=False):
 
 def _reference_loss(kind, fun, tau, flag):
     def loss(pred, target):
-        rows = reference.xywhr_rows
+        rows = xywhr_rows
         return reference.gaussian_distance_op(
             rows(pred),
             rows(target),
@@ -58,8 +59,8 @@ def _reference_loss(kind, fun, tau, flag):
 
 
 def _reference_kf(pred, target, pred_decode, targets_decode):
-    p = torch.cat((pred, reference.xywhr_rows(pred_decode)[:, 2:]), -1)
-    t = torch.cat((target, reference.xywhr_rows(targets_decode)[:, 2:]), -1)
+    p = torch.cat((pred, xywhr_rows(pred_decode)[:, 2:]), -1)
+    t = torch.cat((target, xywhr_rows(targets_decode)[:, 2:]), -1)
     return reference.gaussian_distance_op(p, t, 0, 5, 0, 0.0, 1.0, 1 / 9, 1e-6, False).mean()
 
 

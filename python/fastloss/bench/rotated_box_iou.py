@@ -6,7 +6,7 @@ oracle, runs a pair at a time in Python."""
 import torch
 
 from ..reference import rotated_box_iou as reference
-from ..reference.gaussian_distance import xywhr_rows
+from ..reference.oriented import xywhr_rows
 from ..rotated_box_iou import rotated_box_iou
 from . import Case, register
 from .probiou import obb_inputs

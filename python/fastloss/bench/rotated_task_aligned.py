@@ -8,7 +8,6 @@ import math
 import torch
 
 from .. import rotated_task_aligned as fused
-from ..reference import probiou
 from ..reference import rotated_task_aligned as reference
 from . import Case, register
 from .task_aligned import anchor_points, assigner_tensors
@@ -59,7 +58,7 @@ def _reference(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt):
     rows = reference.gt_rows(gt_bboxes, mask, 16.0)
     return reference.rotated_task_aligned_assign(
         pd_scores,
-        probiou.gaussians(pd_bboxes),
+        pd_bboxes,
         anc_points,
         gt_labels.squeeze(-1).long(),
         rows,

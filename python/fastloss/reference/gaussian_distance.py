@@ -12,12 +12,6 @@ FUNS = ("none", "log1p", "sqrt", "ln", "exp")
 REPRESENTATIONS = ("xy_wh_r", "xy_stddev_pearson")
 
 
-def xywhr_rows(boxes):
-    """xywhr boxes (..., 5) → the op's rows (..., 6): x, y, w, h, cos r, sin r."""
-    r = boxes[..., 4:5]
-    return torch.cat((boxes[..., :4], r.cos(), r.sin()), dim=-1)
-
-
 def _frames(rows):
     x, y, w, h, co, si = rows.unbind(-1)
     w, h = 0.5 * w.clamp(1e-7, 1e7), 0.5 * h.clamp(1e-7, 1e7)

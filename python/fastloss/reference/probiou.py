@@ -37,6 +37,11 @@ def probiou_op(boxes1, boxes2, eps, aligned):
     return 1 - (1.0 - (-bd).exp() + eps).sqrt()
 
 
+def probiou_xywhr_op(boxes1, boxes2, eps, aligned, floor):
+    """fastloss::probiou_xywhr: xywhr boxes (N, 5) and (M, 5), the floor added to w²/12 and h²/12."""
+    return probiou_op(gaussians(boxes1, floor), gaussians(boxes2, floor), eps, aligned)
+
+
 def ciou_penalty(obb1, obb2, iou, eps):
     """ultralytics' probiou(CIoU=True): iou − v·α, v the aspect-ratio term, α without a gradient."""
     w1, h1 = obb1[..., 2:4].split(1, dim=-1)

@@ -1,6 +1,6 @@
 """Rotated task-aligned assignment in plain torch (formulas and tie rules: csrc/math/task_aligned.h),
 with the raw op's arguments, as ultralytics' RotatedTaskAlignedAssigner computes it: the GTs' rows
-(Gaussian, corner, edges) and the predictions' Gaussians made per box, then the (B, M, A) tensors the
+(Gaussian, corner, edges) made per box, the predictions' Gaussians, then the (B, M, A) tensors the
 kernels avoid."""
 
 import torch
@@ -47,7 +47,7 @@ def _rotated(anc, rows, pd, mask_gt, stride_val):
 
 def rotated_task_aligned_assign(
     pd_scores,
-    pd_gaussians,
+    pd_bboxes,
     anc_points,
     gt_labels,
     rows,
@@ -62,10 +62,20 @@ def rotated_task_aligned_assign(
     sparse,
 ):
     """fastloss::rotated_task_aligned_assign."""
-    out_dtype = torch.promote_types(torch.promote_types(pd_scores.dtype, pd_gaussians.dtype), gt_bboxes.dtype)
+    out_dtype = torch.promote_types(torch.promote_types(pd_scores.dtype, pd_bboxes.dtype), gt_bboxes.dtype)
     math = torch.float64 if out_dtype == torch.float64 else torch.float32
     metrics = _task_aligned.pair_metrics(
-        pd_scores, pd_gaussians, anc_points, gt_labels, rows, mask_gt, alpha, beta, 0.0, math, _rotated
+        pd_scores,
+        _probiou.gaussians(pd_bboxes.to(math)),
+        anc_points,
+        gt_labels,
+        rows,
+        mask_gt,
+        alpha,
+        beta,
+        0.0,
+        math,
+        _rotated,
     )
     return _task_aligned.assign(*metrics, gt_labels, gt_bboxes, topk, topk2, num_classes, eps, sparse, out_dtype)
 
