@@ -189,6 +189,22 @@ def test_boxes_partly_outside_the_image(yaml):
     assert_like_ultralytics(face.init_criterion(m), lambda: stock(m), preds, batch)
 
 
+@pytest.mark.parametrize("yaml", ["yolov8n.yaml", "yolov8n-obb.yaml"])
+def test_targets_in_any_image_order(yaml):
+    """batch_idx need not be sorted: each image's targets are taken in their order (targets[batch_idx ==
+    j]), which is ultralytics' result on the targets grouped by image (its loader's order; unsorted, its
+    preprocess misplaces rows or raises)."""
+    m = model(yaml)
+    preds = random_heads(m, 3, seed=8)
+    batch = targets(3, (5, 8, 3), seed=9, oriented="obb" in yaml)
+    shuffled = {k: v[torch.randperm(16, generator=torch.Generator().manual_seed(2))] for k, v in batch.items()}
+    grouped = {k: v[torch.argsort(shuffled["batch_idx"], stable=True)] for k, v in shuffled.items()}
+    assert not torch.equal(shuffled["batch_idx"], grouped["batch_idx"])
+    ours = face.init_criterion(m)
+    assert_same(ours(preds, shuffled), ours(preds, grouped), preds, rtol=0, atol=0)
+    assert_like_ultralytics(ours, lambda: stock(m), preds, grouped)
+
+
 @pytest.mark.parametrize("topk, topk2", [(10, 3), (7, 1), (13, None)])
 def test_tal_topk_and_topk2(topk, topk2):
     m = model("yolov8n.yaml")

@@ -231,12 +231,13 @@ def _padded_targets(batch, batch_size, scale, device, oriented=False):
     n = idx.numel()
     if n == 0:
         return torch.zeros(batch_size, 0, 1 + boxes.shape[1], device=device)
-    image = idx.long()
+    # (grouped by image, each image's targets in their order: ultralytics' targets[batch_idx == j])
+    image, order = torch.sort(idx.long(), stable=True)
     counts = torch.zeros(batch_size, dtype=torch.long, device=device).scatter_add_(0, image, torch.ones_like(image))
     out = torch.zeros(batch_size, int(counts.max()), 1 + boxes.shape[1], device=device)
     offsets = torch.cat([counts.new_zeros(1), counts.cumsum(0)[:-1]])
     within = torch.arange(n, device=device) - offsets[image]
-    out[image, within] = torch.cat([cls, boxes], 1).to(out.dtype)
+    out[image, within] = torch.cat([cls, boxes], 1)[order].to(out.dtype)
     xywh = out[..., 1:5] * scale
     if oriented:
         out[..., 1:5] = xywh
