@@ -216,6 +216,16 @@ FASTLOSS_MATH_INLINE L exp2_int(int_t<L> n) {
   return from_bits<L>((n + C::kBias) << C::kMantissa);
 }
 
+// n = round(x·k) for |x·k| < 2²² (float) or 2⁵¹ (double), as a float and as an integer ni (n sits in
+// the low bits of x·k + kRound).
+template <typename L>
+FASTLOSS_MATH_INLINE L round_product(L x, scalar_t<L> k, int_t<L>& ni) {
+  using C = Constants<scalar_t<L>>;
+  const L t = fma(x, splat<L>(k), splat<L>(C::kRound));
+  ni = bits(t) - bits(splat<L>(C::kRound));
+  return t - splat<L>(C::kRound);
+}
+
 // n = round(x/ln 2), as a float and as an integer, and x − n·ln 2 as r + r_lo (n·ln2_hi and its
 // difference from x are exact; r_lo is the rounding error of adding −n·ln2_lo).
 template <typename L>
@@ -226,12 +236,12 @@ struct Reduced {
 template <typename L>
 FASTLOSS_MATH_INLINE Reduced<L> reduce_ln2(L x, L x_lo = L{}) {
   using C = Constants<scalar_t<L>>;
-  const L t = fma(x, splat<L>(C::kLog2e), splat<L>(C::kRound));
-  const L n = t - splat<L>(C::kRound);
+  int_t<L> ni;
+  const L n = round_product(x, C::kLog2e, ni);
   const L r_hi = fma(n, splat<L>(-C::kLn2Hi), x);
   const L c = fma(n, splat<L>(-C::kLn2Lo), x_lo);
   const L r = r_hi + c;
-  return {n, r, c - (r - r_hi), bits(t) - bits(splat<L>(C::kRound))};  // (n sits in the low bits of t)
+  return {n, r, c - (r - r_hi), ni};
 }
 
 // exp(r + r_lo) − 1 for |r| ≤ ½ln 2 as e + e_lo = r + r²/2 + r³·q(r) + r_lo, q the rest of the
@@ -687,11 +697,6 @@ FASTLOSS_MATH_INLINE int leading_zeros(uint64_t v) {
 #endif
 }
 
-// 2ᵏ for −1022 ≤ k ≤ 1023.
-FASTLOSS_MATH_INLINE double power_of_two(int k) {
-  return __builtin_bit_cast(double, static_cast<uint64_t>(k + 1023) << 52);
-}
-
 // x = r + r_lo + q·π/2 for finite |x| ≥ 2²⁰, by Payne and Hanek's reduction (1983): x = m·2ᵉ (m an
 // integer of 53 bits) times the 192 bits of 2/π from bit e − 2 on — the bits before contribute
 // multiples of 4 — as a 256-bit integer product, whose bits 189–190 are q mod 4 and the 128 below
@@ -727,8 +732,8 @@ FASTLOSS_MATH_INLINE void reduce_pi_over_2_large(double x, double& r, double& r_
   } else {
     top = f_lo << (z - 64), low = 0;
   }
-  const double f = static_cast<double>(top >> 11) * power_of_two(-53 - z);
-  const double f_low = static_cast<double>(((top & 0x7ff) << 42) | (low >> 22)) * power_of_two(-106 - z);
+  const double f = static_cast<double>(top >> 11) * exp2_int<double>(-53 - z);
+  const double f_low = static_cast<double>(((top & 0x7ff) << 42) | (low >> 22)) * exp2_int<double>(-106 - z);
   const double pio2 = 0x1.921fb54442d18p+0, pio2_lo = 0x1.1a62633145c07p-54;
   const double hi = f * pio2;
   const double lo = fma(f, pio2, -hi) + fma(f, pio2_lo, f_low * pio2);
@@ -752,9 +757,7 @@ FASTLOSS_MATH_INLINE void sincos_large(double x, double& s, double& c) {
 // n = round(x·2/π), as a double and as an integer q (n mod 4 is x's quadrant), for |x| < 2⁵¹.
 template <typename L>
 FASTLOSS_MATH_INLINE L nearest_quadrant(L x, int_t<L>& q) {
-  const L t = fma(x, splat<L>(0x1.45f306dc9c883p-1), splat<L>(0x1.8p52));
-  q = bits(t) - bits(splat<L>(0x1.8p52));
-  return t - splat<L>(0x1.8p52);
+  return round_product(x, 0x1.45f306dc9c883p-1, q);
 }
 
 // The lanes the reductions below 2²⁰ leave: sin x = x where it rounds to x (±0 keeps its sign), and
