@@ -208,6 +208,14 @@ def test_opcheck(aligned):
     torch.library.opcheck(torch.ops.fastloss.probiou.default, (a, b, 1e-7, aligned))
 
 
+@pytest.mark.parametrize("aligned", [False, True])
+def test_opcheck_of_the_xywhr_op(aligned):
+    a, b = obb(5, 22).requires_grad_(), obb(5 if aligned else 3, 23).requires_grad_()
+    torch.library.opcheck(torch.ops.fastloss.probiou_xywhr.default, (a, b, 1e-7, aligned, 0.01))
+    with pytest.raises(ValueError, match="probiou_xywhr: floor must be finite, got inf"):
+        torch.ops.fastloss.probiou_xywhr(a, b, 1e-7, aligned, math.inf)
+
+
 @pytest.mark.parametrize("dynamic", [False, True])
 def test_compile_fullgraph(dynamic):
     torch._dynamo.reset()

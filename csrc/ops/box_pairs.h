@@ -48,6 +48,15 @@ inline Args<kFields, S> make_args(const Tensor& a, const Tensor& b, double eps, 
                           static_cast<S>(eps),   static_cast<S>(param)};
 }
 
+// The schema's name of an op's constant (Op::kParam; the ops without one pass 0).
+template <typename Op>
+constexpr const char* param_name() {
+  if constexpr (requires { Op::kParam; })
+    return Op::kParam;
+  else
+    return "param";
+}
+
 // The entry points: Op gives kOp (the schema name) and Math; Kernels<Math> the backend's loops:
 //   template <typename S> static void forward(const Args<kFields, S>&, Tensor& out);
 //   // grad: (N, M) or (N,); g1 (N, kFields) / g2 (M, kFields), either null when not wanted
@@ -55,7 +64,7 @@ inline Args<kFields, S> make_args(const Tensor& a, const Tensor& b, double eps, 
 template <typename Op, template <typename> class Kernels>
 Tensor forward_with(const Tensor& boxes1, const Tensor& boxes2, double eps, bool aligned, double param) {
   using Math = typename Op::Math;
-  FASTLOSS_CHECK_VALUE(std::isfinite(param), Op::kOp, ": its constant must be finite, got ", param);
+  FASTLOSS_CHECK_VALUE(std::isfinite(param), Op::kOp, ": ", param_name<Op>(), " must be finite, got ", param);
   check(Op::kOp, Math::kFields, boxes1, boxes2, eps, aligned);
   const Tensor a = as_contiguous(boxes1), b = as_contiguous(boxes2);
   Tensor out = aligned ? empty({a.size(0)}, options(a)) : empty({a.size(0), b.size(0)}, options(a));
@@ -71,7 +80,7 @@ template <typename Op, template <typename> class Kernels>
 std::tuple<Tensor, Tensor> backward_with(const Tensor& grad, const Tensor& boxes1, const Tensor& boxes2, double eps,
                                          bool aligned, double param, bool boxes1_grad, bool boxes2_grad) {
   using Math = typename Op::Math;
-  FASTLOSS_CHECK_VALUE(std::isfinite(param), Op::kOp, ": its constant must be finite, got ", param);
+  FASTLOSS_CHECK_VALUE(std::isfinite(param), Op::kOp, ": ", param_name<Op>(), " must be finite, got ", param);
   check(Op::kOp, Math::kFields, boxes1, boxes2, eps, aligned);
   check_same_device(Op::kOp, boxes1, grad, "grad");
   const Shape want = aligned ? Shape{boxes1.size(0)} : Shape{boxes1.size(0), boxes2.size(0)};

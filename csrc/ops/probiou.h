@@ -15,6 +15,7 @@ struct Op {
 // (the aligned use: pairwise, each box's would be made M or N times), param the floor.
 struct XywhrOp {
   static constexpr const char* kOp = "fastloss::probiou_xywhr";
+  static constexpr const char* kParam = "floor";
   using Math = XywhrPairMath;
 };
 
