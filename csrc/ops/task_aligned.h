@@ -163,8 +163,9 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> assign_boxes(const char* op, 
   // target_bboxes' memory where it holds them (GT boxes of the math type or wider; otherwise a
   // tensor of their own).
   torch::stable::zero_(target_labels);
-  constexpr int planes = 2 + G::kPrepared;  // (pos is of the math type)
-  const bool in_boxes = G::kBoxFields * target_bboxes.element_size() >= planes * pos.element_size();
+  const auto bytes = [](ScalarType type) -> int64_t { return type == kDouble ? 8 : type == kFloat ? 4 : 2; };
+  constexpr int planes = 2 + G::kPrepared;
+  const bool in_boxes = G::kBoxFields * bytes(boxes.scalar_type()) >= planes * bytes(t.math);
   if (in_boxes) torch::stable::zero_(target_bboxes);
   Tensor per_anchor = in_boxes ? target_bboxes : zeros({planes, t.batch, t.anchors_n}, opts.with(t.math));
   const void* norm = nullptr;
